@@ -1,0 +1,55 @@
+# kumo: `make up` runs the all-in-one cloud, `make test` runs the whole suite.
+# Both install whatever is missing first (system packages with apt-get, Python with uv).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := .tools/bin/uv
+VENV := .venv
+KUMO := $(VENV)/bin/kumo
+STATE_DIR ?=
+SYSTEM_PACKAGES := python3 python3-venv qemu-system-x86 qemu-utils dnsmasq-base nftables \
+	iproute2 busybox-static linux-image-amd64 postgresql-client mariadb-client
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: up test lint compat bench system-deps python-deps clean
+
+# System packages: installed only when one is missing (dpkg knows).
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install -q uv
+
+# Python dependencies from the lock file (uv.lock), into .venv.
+python-deps: $(UV)
+	$(UV) sync --frozen --quiet
+
+up: system-deps python-deps
+	$(KUMO) $(if $(STATE_DIR),--state-dir $(STATE_DIR)) up
+
+test: system-deps python-deps
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: python-deps
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+compat: system-deps python-deps
+	compat/run
+
+bench: python-deps
+	$(VENV)/bin/python bench/tokens.py
+
+clean:
+	rm -rf .venv .venv-tempest .tools .pytest_cache .mypy_cache .ruff_cache

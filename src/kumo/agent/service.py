@@ -1,0 +1,92 @@
+"""The agent's main loop: register, then heartbeat; re-register if the control plane
+forgot the host (a restored database, say)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import kumo
+from kumo.agent.inventory import capabilities, inventory
+
+log = logging.getLogger(__name__)
+AGENT_API_VERSIONS = ["v1"]
+
+
+def host_id(state_dir: Path) -> str:
+    """The host's stable UUID, created once and kept in the agent's state directory."""
+    path = state_dir / "agent" / "host-id"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = str(uuid.uuid4())
+    path.write_text(value + "\n")
+    return value
+
+
+class Agent:
+    def __init__(
+        self, api_url: str, credential: str, state_dir: Path, name: str = "", interval: float = 10.0
+    ) -> None:
+        self.api = api_url.rstrip("/") + "/agent/v1"
+        self.credential = credential
+        self.state_dir = state_dir
+        self.name = name or socket.gethostname()
+        self.interval = interval
+        self.id = host_id(state_dir)
+        self.registered = False
+        self._client = httpx.Client(timeout=10.0, headers={"X-Kumo-Host-Credential": credential})
+
+    def registration(self) -> dict[str, Any]:
+        return {
+            "host": {
+                "id": self.id,
+                "name": self.name,
+                "agent_version": kumo.__version__,
+                "agent_api_versions": AGENT_API_VERSIONS,
+                "capabilities": capabilities(),
+                "inventory": inventory(self.state_dir),
+            }
+        }
+
+    def register(self) -> None:
+        response = self._client.post(f"{self.api}/hosts", json=self.registration())
+        response.raise_for_status()
+        self.registered = True
+        log.info("registered host %s (%s)", self.name, self.id)
+
+    def heartbeat(self) -> None:
+        response = self._client.post(f"{self.api}/hosts/{self.id}/heartbeat")
+        if response.status_code == 404:
+            self.registered = False
+            self.register()
+            return
+        response.raise_for_status()
+
+    def step(self) -> None:
+        """One iteration: register if needed, else heartbeat. Errors are logged, not fatal:
+        the control plane may be restarting."""
+        try:
+            if self.registered:
+                self.heartbeat()
+            else:
+                self.register()
+        except httpx.HTTPStatusError as exc:
+            log.warning(
+                "agent API answered %s: %s", exc.response.status_code, exc.response.text[:300]
+            )
+        except httpx.HTTPError as exc:
+            log.warning("agent API unreachable at %s: %s", self.api, exc)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.step()
+            # Until registered, retry quickly: the API may still be starting.
+            stop.wait(self.interval if self.registered else min(self.interval, 1.0))
+        self._client.close()

@@ -1,0 +1,1 @@
+"""HTTP only: one module per service; the domain lives in kumo.core."""

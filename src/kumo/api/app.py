@@ -1,0 +1,56 @@
+"""The kumo-api ASGI application: every public API under one address (DESIGN.md section 9)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+import kumo
+from kumo.api import admin, agent, errors
+from kumo.api.identity import (
+    appcreds,
+    domains_projects,
+    roles,
+    services,
+    tokens,
+    users_groups,
+    versions,
+)
+from kumo.api.state import AppState
+from kumo.config import Config
+from kumo.db.engine import Database
+
+IDENTITY_V3 = "/identity/v3"
+
+
+def create_app(config: Config, db: Database) -> FastAPI:
+    app = FastAPI(
+        title="kumo",
+        version=kumo.__version__,
+        docs_url="/kumo/docs",
+        openapi_url="/kumo/openapi.json",
+        redoc_url=None,
+    )
+    app.state.kumo = AppState(config=config, db=db)
+    errors.install(app)
+    app.include_router(versions.router)
+    for module in (tokens, domains_projects, users_groups, roles, appcreds, services):
+        app.include_router(module.router, prefix=IDENTITY_V3)
+    app.include_router(agent.router)
+    app.include_router(admin.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        return HTMLResponse(
+            f"<!doctype html><title>kumo</title><h1>kumo {kumo.__version__}"
+            "</h1><p>The dashboard arrives in a later release; the "
+            "OpenStack APIs are served under this address: see "
+            f"<code>{config.public_url}/identity</code>.</p>"
+        )
+
+    return app

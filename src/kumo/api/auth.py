@@ -1,0 +1,33 @@
+"""The caller: X-Auth-Token validated into a policy context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+
+from kumo.api.state import AppState, app_state
+from kumo.core.errors import NotFound, Unauthorized
+from kumo.core.identity.auth import ValidatedToken, validate
+from kumo.core.policy import Context
+
+
+@dataclass(frozen=True)
+class Caller:
+    token: ValidatedToken
+
+    @property
+    def ctx(self) -> Context:
+        return self.token.context()
+
+
+def caller(request: Request, state: AppState = Depends(app_state)) -> Caller:
+    token = request.headers.get("X-Auth-Token")
+    if not token:
+        raise Unauthorized("The request you have made requires authentication.")
+    try:
+        with state.db.session() as session:
+            validated = validate(session, state.codec, token)
+    except NotFound as exc:
+        raise Unauthorized("The request you have made requires authentication.") from exc
+    return Caller(validated)

@@ -1,0 +1,74 @@
+"""Error bodies in each OpenStack service's own shape, chosen by path prefix."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kumo.core.errors import KumoError
+
+log = logging.getLogger(__name__)
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+}
+
+
+def error_body(path: str, status: int, message: str) -> dict[str, Any]:
+    title = _TITLES.get(status, "Error")
+    if path.startswith("/identity"):
+        return {"error": {"code": status, "title": title, "message": message}}
+    return {"error": {"code": status, "title": title, "message": message}}
+
+
+def error_response(request: Request, status: int, message: str) -> JSONResponse:
+    headers = {}
+    if status == 401 and request.url.path.startswith("/identity"):
+        headers["WWW-Authenticate"] = f'Keystone uri="{request.base_url}identity"'
+    return JSONResponse(
+        error_body(request.url.path, status, message), status_code=status, headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(KumoError)
+    async def _kumo_error(request: Request, exc: KumoError) -> JSONResponse:
+        return error_response(request, exc.status, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_response(request, 400, f"Invalid input for {where}: {first.get('msg')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = (
+            exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+        )
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = f"The resource could not be found: {request.url.path}"
+        return error_response(request, exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(
+            request,
+            500,
+            "An unexpected error prevented the server from "
+            "fulfilling your request; the kumo-api log has the details.",
+        )

@@ -1,0 +1,1 @@
+"""Identity API (Keystone v3 shapes), served under /identity."""

@@ -1,0 +1,35 @@
+"""What every request handler needs: configuration, the database and the token codec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from kumo.config import Config
+from kumo.core.identity.auth import load_codec
+from kumo.core.identity.tokens import TokenCodec
+from kumo.db.engine import Database
+
+
+@dataclass
+class AppState:
+    config: Config
+    db: Database
+    _codec: TokenCodec | None = field(default=None, repr=False)
+
+    @property
+    def codec(self) -> TokenCodec:
+        if self._codec is None:
+            with self.db.session() as session:
+                self._codec = load_codec(session)
+        return self._codec
+
+    @property
+    def identity_url(self) -> str:
+        return self.config.public_url + "/identity/v3"
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.kumo
+    return state

@@ -1,0 +1,1 @@
+"""The `kumo` operator command."""

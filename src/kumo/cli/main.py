@@ -1,0 +1,374 @@
+"""`kumo`: run the cloud and operate it. Every command accepts --state-dir and --config."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+
+import kumo
+from kumo.cli.output import emit, err_console
+from kumo.config import Config, ConfigError, load_config
+from kumo.runtime import NotReady, Runtime
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="kumo: an IaaS private cloud with OpenStack APIs.",
+)
+db_app = typer.Typer(no_args_is_help=True, help="Database schema, backups and checks.")
+host_app = typer.Typer(no_args_is_help=True, help="Hypervisor hosts.")
+serve_app = typer.Typer(no_args_is_help=True, help="Run one kumo service (multi-process).")
+app.add_typer(db_app, name="db")
+app.add_typer(host_app, name="host")
+app.add_typer(serve_app, name="serve")
+
+FORMAT = typer.Option("table", "--format", "-f", help="table or json")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"kumo {kumo.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    state_dir: Path | None = typer.Option(
+        None,
+        "--state-dir",
+        envvar="KUMO_STATE_DIR",
+        help="state directory (database, logs, images)",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", envvar="KUMO_CONFIG", help="kumo.toml configuration file"
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log debug messages"),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    overrides: dict[str, Any] = {}
+    if state_dir is not None:
+        overrides["state_dir"] = str(state_dir.absolute())
+    ctx.obj = {"config_file": config, "overrides": overrides}
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "httpcore", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def load(ctx: typer.Context, extra: dict[str, Any] | None = None) -> Config:
+    overrides = dict(ctx.obj["overrides"])
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict):
+            overrides.setdefault(key, {}).update(value)
+        else:
+            overrides[key] = value
+    try:
+        return load_config(ctx.obj["config_file"], overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+        raise  # unreachable
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def open_runtime(ctx: typer.Context, extra: dict[str, Any] | None = None) -> Runtime:
+    return Runtime.open(load(ctx, extra))
+
+
+# --- up and serve -----------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    listen: str | None = typer.Option(
+        None, "--listen", help="HOST:PORT (default 127.0.0.1:5000 or the next free port)"
+    ),
+    no_agent: bool = typer.Option(False, "--no-agent", help="do not run a local agent"),
+) -> None:
+    """Run an all-in-one cloud: API, controller and a local agent in one process."""
+    from kumo.cli.up import run_up
+
+    run_up(load(ctx), listen, agent=not no_agent)
+
+
+@serve_app.command("api")
+def serve_api(ctx: typer.Context, listen: str | None = typer.Option(None, "--listen")) -> None:
+    """Serve every public API, the agent API and /metrics."""
+    from kumo.cli.up import serve_http
+
+    runtime = open_runtime(ctx, {"api": {"listen": listen}} if listen else None)
+    try:
+        runtime.require_current_schema()
+    except NotReady as exc:
+        fail(str(exc))
+    serve_http(runtime, runtime.config.api.listen)
+
+
+@serve_app.command("controller")
+def serve_controller(ctx: typer.Context) -> None:
+    """Run the control loops (one active at a time; others wait for the lease)."""
+    from kumo.controller.service import Controller
+
+    runtime = open_runtime(ctx)
+    try:
+        runtime.require_current_schema()
+    except NotReady as exc:
+        fail(str(exc))
+    _run_until_interrupted(Controller(runtime.db).run)
+
+
+@serve_app.command("agent")
+def serve_agent(
+    ctx: typer.Context,
+    api_url: str | None = typer.Option(None, "--api-url"),
+    name: str | None = typer.Option(None, "--name", help="host name to report"),
+    credential_file: Path | None = typer.Option(None, "--credential-file"),
+) -> None:
+    """Run the host agent: register this host and heartbeat."""
+    from kumo.agent.service import Agent
+    from kumo.runtime import prepare_state_dir
+
+    config = load(ctx)
+    prepare_state_dir(config.state_dir)
+    credential = config.agent.credential
+    if not credential:
+        path = credential_file or config.state_dir / "host-credential"
+        if not path.exists():
+            fail(
+                f"no host credential: set [agent] credential, or copy the controller's "
+                f"STATE_DIR/host-credential to {path}"
+            )
+        credential = path.read_text().strip()
+    agent = Agent(
+        api_url or config.agent.api_url or config.public_url,
+        credential,
+        config.state_dir,
+        name or config.agent.host_name,
+        config.agent.heartbeat_interval,
+    )
+    _run_until_interrupted(agent.run)
+
+
+def _run_until_interrupted(loop: Any) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=loop, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        thread.join(15)
+
+
+# --- db ---------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    ctx: typer.Context,
+    no_backup: bool = typer.Option(False, "--no-backup", help="skip the backup (not recommended)"),
+) -> None:
+    """Apply expand migrations (safe while old services run); backs up first."""
+    from kumo.db import migrate
+    from kumo.db.backup import BackupError, backup
+
+    runtime = open_runtime(ctx)
+    st = migrate.status(runtime.db)
+    expand = [r for r in st.pending if r not in st.pending_contract]
+    if not expand:
+        print(
+            f"database is at {st.current}: nothing to upgrade"
+            + (
+                f" ({len(st.pending_contract)} contract migrations wait for `kumo db contract`)"
+                if st.pending_contract
+                else ""
+            )
+        )
+        return
+    if st.current is not None and not no_backup:
+        try:
+            path = backup(runtime.db, runtime.config.backup_dir, f"before-{expand[-1]}")
+        except BackupError as exc:
+            fail(f"{exc}; nothing was changed.")
+        print(f"backup written to {path}")
+    migrate.upgrade(runtime.db, include_contract=False)
+    print(
+        f"database upgraded from {st.current or 'empty'} to {expand[-1]} ({len(expand)} migrations)"
+    )
+
+
+@db_app.command("contract")
+def db_contract(ctx: typer.Context) -> None:
+    """Apply contract migrations: only once no service of the previous release runs."""
+    from kumo.db import migrate
+    from kumo.db.backup import backup
+
+    runtime = open_runtime(ctx)
+    st = migrate.status(runtime.db)
+    if not st.pending_contract:
+        print("no contract migrations pending")
+        return
+    path = backup(runtime.db, runtime.config.backup_dir, "before-contract")
+    print(f"backup written to {path}")
+    migrate.upgrade(runtime.db)
+    print(f"database contracted to {st.head}")
+
+
+@db_app.command("version")
+def db_version(ctx: typer.Context, fmt: str = FORMAT) -> None:
+    """Show the schema revision and what is pending."""
+    from kumo.db import migrate
+
+    st = migrate.status(open_runtime(ctx).db)
+    emit(
+        [{"current": st.current, "head": st.head, "pending": ",".join(st.pending) or "-"}],
+        ["current", "head", "pending"],
+        fmt,
+    )
+
+
+@db_app.command("check")
+def db_check(
+    ctx: typer.Context, repair: bool = typer.Option(False, "--repair"), fmt: str = FORMAT
+) -> None:
+    """Check database invariants; exit code 1 when a problem is found."""
+    from kumo.db.checks import run_checks
+
+    runtime = open_runtime(ctx)
+    try:
+        runtime.require_current_schema()
+    except NotReady as exc:
+        fail(str(exc))
+    with runtime.db.session() as session:
+        problems = run_checks(session, repair=repair)
+    rows = [
+        {
+            "check": p.check,
+            "problem": p.detail,
+            "repair": ("repaired" if repair else "kumo db check --repair")
+            if p.repairable
+            else "needs an operator",
+        }
+        for p in problems
+    ]
+    if fmt == "json":
+        emit(rows, [], fmt)
+    elif not problems:
+        print("database is consistent: no problems found")
+    else:
+        emit(rows, ["check", "problem", "repair"], fmt, title=f"{len(problems)} problems")
+    unrepaired = [p for p in problems if not (repair and p.repairable)]
+    if unrepaired:
+        raise typer.Exit(1)
+
+
+@db_app.command("backup")
+def db_backup(
+    ctx: typer.Context, output_dir: Path | None = typer.Option(None, "--output-dir")
+) -> None:
+    """Write a consistent backup of the database and print its path."""
+    from kumo.db.backup import BackupError, backup
+
+    runtime = open_runtime(ctx)
+    try:
+        path = backup(runtime.db, output_dir or runtime.config.backup_dir)
+    except BackupError as exc:
+        fail(str(exc))
+    print(path)
+
+
+@db_app.command("restore")
+def db_restore(
+    ctx: typer.Context, source: Path, yes: bool = typer.Option(False, "--yes", help="do not ask")
+) -> None:
+    """Replace the database with a backup (stop kumo services first)."""
+    from kumo.db.backup import BackupError, restore
+
+    runtime = open_runtime(ctx)
+    if not yes and not typer.confirm(
+        f"Replace the database at {runtime.config.database_url} with {source}?"
+    ):
+        raise typer.Exit(1)
+    try:
+        restore(runtime.db, source)
+    except BackupError as exc:
+        fail(str(exc))
+    print(f"restored {source}")
+
+
+# --- hosts ------------------------------------------------------------------------------
+
+
+@host_app.command("list")
+def host_list(ctx: typer.Context, fmt: str = FORMAT) -> None:
+    """Hosts with their state (up/down from heartbeats), like `nova service-list`."""
+    from kumo.api.identity.views import timestamp
+    from kumo.core import hosts
+
+    runtime = open_runtime(ctx)
+    with runtime.db.session() as session:
+        rows = [
+            {
+                "id": s.host.id,
+                "name": s.host.name,
+                "state": s.state,
+                "status": "enabled" if s.host.enabled else "disabled",
+                "disabled_reason": s.host.disabled_reason,
+                "version": s.host.agent_version,
+                "last_heartbeat": timestamp(s.host.last_heartbeat_at),
+                "vcpus": s.host.inventory.get("vcpus"),
+                "memory_mb": s.host.inventory.get("memory_mb"),
+            }
+            for s in hosts.list_hosts(session, runtime.config.hosts.heartbeat_timeout)
+        ]
+    emit(rows, ["id", "name", "state", "status", "version", "last_heartbeat"], fmt)
+
+
+def _set_host(ctx: typer.Context, host: str, enabled: bool, reason: str | None) -> None:
+    from kumo.core import hosts
+    from kumo.core.errors import KumoError
+
+    runtime = open_runtime(ctx)
+    try:
+        with runtime.db.session() as session:
+            row = hosts.set_enabled(session, host, enabled, reason)
+            print(f"host {row.name} {'enabled' if enabled else 'disabled'}")
+    except KumoError as exc:
+        fail(exc.message)
+
+
+@host_app.command("enable")
+def host_enable(ctx: typer.Context, host: str) -> None:
+    """Let the scheduler place new work on a host again."""
+    _set_host(ctx, host, True, None)
+
+
+@host_app.command("disable")
+def host_disable(ctx: typer.Context, host: str, reason: str = typer.Option("", "--reason")) -> None:
+    """Stop placing new work on a host (running guests stay)."""
+    _set_host(ctx, host, False, reason or None)
+
+
+def main() -> None:
+    try:
+        app()
+    except NotReady as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)

@@ -1,0 +1,154 @@
+"""`kumo up`: the all-in-one cloud in one process, and the HTTP server it shares with
+`kumo serve api`."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from logging.handlers import RotatingFileHandler
+
+import typer
+import uvicorn
+
+from kumo.agent.service import Agent
+from kumo.api.app import create_app
+from kumo.cli.output import console, err_console
+from kumo.config import Config
+from kumo.controller.service import Controller
+from kumo.core import hosts
+from kumo.core.bootstrap import bootstrap
+from kumo.db.backup import BackupError
+from kumo.runtime import Runtime, read_or_create_secret, write_clouds_yaml, write_secret
+
+log = logging.getLogger("kumo.up")
+DEFAULT_LISTEN = "127.0.0.1:5000"
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise typer.BadParameter(f"--listen {listen!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def choose_listen(requested: str | None, configured: str) -> str:
+    """An explicit --listen must be free; the default moves to the next free port."""
+    if requested:
+        host, port = split_listen(requested)
+        if not port_free(host, port):
+            raise typer.BadParameter(f"{requested} is already in use; pick another --listen")
+        return requested
+    host, port = split_listen(configured)
+    for candidate in range(port, min(port + 100, 65536)):
+        if port_free(host, candidate):
+            return f"{host}:{candidate}"
+    raise typer.BadParameter(f"no free port from {configured} on; pass --listen")
+
+
+def _log_to_file(config: Config) -> None:
+    handler = RotatingFileHandler(
+        config.state_dir / "logs" / "kumo.log", maxBytes=10 << 20, backupCount=3
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    for h in root.handlers:
+        if h is not handler:
+            h.setLevel(logging.WARNING)
+
+
+def serve_http(runtime: Runtime, listen: str) -> None:
+    host, port = split_listen(listen)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(runtime.config, runtime.db),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    server.run()
+
+
+def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
+    chosen = choose_listen(listen, config.api.listen)
+    config = config.model_copy(update={"api": config.api.model_copy(update={"listen": chosen})})
+    runtime = Runtime.open(config)
+    _log_to_file(config)
+    try:
+        backup_path = runtime.upgrade_schema(log)
+    except BackupError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    password = read_or_create_secret(
+        config.state_dir / "admin-password", config.identity.admin_password
+    )
+    with runtime.db.session() as session:
+        result = bootstrap(
+            session,
+            config.identity.admin_user,
+            password,
+            config.identity.admin_project,
+            config.identity.demo_project,
+            config.public_url,
+            config.identity.region,
+        )
+        credential = hosts.ensure_host_credential(session)
+    write_secret(config.state_dir / "host-credential", credential)
+    clouds = write_clouds_yaml(config, password)
+
+    stop = threading.Event()
+    workers = [
+        threading.Thread(
+            target=Controller(runtime.db).run, args=(stop,), name="controller", daemon=True
+        )
+    ]
+    if agent:
+        local = Agent(
+            config.public_url,
+            credential,
+            config.state_dir,
+            config.agent.host_name,
+            config.agent.heartbeat_interval,
+        )
+        workers.append(threading.Thread(target=local.run, args=(stop,), name="agent", daemon=True))
+
+    console.print(f"[bold green]kumo is up[/bold green] at {config.public_url}")
+    console.print(f"  state directory  {config.state_dir}")
+    if backup_path:
+        console.print(f"  database backup  {backup_path} (taken before the upgrade)")
+    console.print(f"  identity         {config.public_url}/identity")
+    console.print(
+        f"  admin user       {config.identity.admin_user} / {password}"
+        + ("" if result.created_admin else " (as first created)")
+    )
+    console.print(f"  clouds.yaml      {clouds}")
+    console.print(
+        "  next, try:       "
+        f"export OS_CLIENT_CONFIG_FILE={clouds}; "
+        "openstack --os-cloud kumo token issue"
+    )
+    console.print("  stop with Ctrl-C", style="dim")
+
+    for worker in workers:
+        worker.start()
+    try:
+        serve_http(runtime, chosen)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(15)
+        runtime.db.dispose()
+        console.print("kumo stopped")

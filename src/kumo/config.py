@@ -1,0 +1,141 @@
+"""Configuration: one TOML file, overridable by KUMO_* environment variables and flags.
+
+Precedence (lowest to highest): built-in defaults, the TOML file, environment variables,
+command-line flags. Every key in a section maps to ``KUMO_<SECTION>_<KEY>`` (upper case), so
+``[api] listen`` is ``KUMO_API_LISTEN``. ``KUMO_STATE_DIR`` and ``KUMO_CONFIG`` name the state
+directory and the file itself.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiConfig(_Section):
+    listen: str = "127.0.0.1:5000"
+    # URL clients use to reach the API; empty means http://<listen>.
+    public_url: str = ""
+
+
+class DatabaseConfig(_Section):
+    # Empty means the embedded SQLite database at STATE_DIR/kumo.db.
+    url: str = ""
+    # Where `kumo db upgrade` and `kumo db backup` write backups; empty means STATE_DIR/backups.
+    backup_dir: str = ""
+
+
+class IdentityConfig(_Section):
+    token_expiration: int = Field(3600, ge=60, description="seconds a token lives")
+    region: str = "RegionOne"
+    # Admin credentials created by `kumo up` on first run; empty password means generate one.
+    admin_user: str = "admin"
+    admin_password: str = ""
+    admin_project: str = "admin"
+    demo_project: str = "demo"
+
+
+class HostsConfig(_Section):
+    # A host is reported down when its last heartbeat is older than this many seconds.
+    heartbeat_timeout: float = Field(30.0, gt=0)
+
+
+class AgentConfig(_Section):
+    # Agent API base URL the agent talks to; empty means the local API.
+    api_url: str = ""
+    # Host name reported at registration; empty means the machine's hostname.
+    host_name: str = ""
+    heartbeat_interval: float = Field(10.0, gt=0)
+    # Shared host credential; empty means the one stored at STATE_DIR/host-credential.
+    credential: str = ""
+
+
+class Config(_Section):
+    state_dir: Path = (
+        Path("/var/lib/kumo") if os.geteuid() == 0 else (Path.home() / ".local/share/kumo")
+    )
+    api: ApiConfig = ApiConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    identity: IdentityConfig = IdentityConfig()
+    hosts: HostsConfig = HostsConfig()
+    agent: AgentConfig = AgentConfig()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.state_dir / 'kumo.db'}"
+
+    @property
+    def backup_dir(self) -> Path:
+        return (
+            Path(self.database.backup_dir)
+            if self.database.backup_dir
+            else (self.state_dir / "backups")
+        )
+
+    @property
+    def public_url(self) -> str:
+        return (self.api.public_url or f"http://{self.api.listen}").rstrip("/")
+
+
+_SECTIONS = ("api", "database", "identity", "hosts", "agent")
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if environ.get("KUMO_STATE_DIR"):
+        data["state_dir"] = environ["KUMO_STATE_DIR"]
+    for section in _SECTIONS:
+        prefix = f"KUMO_{section.upper()}_"
+        for key, value in environ.items():
+            if key.startswith(prefix):
+                data.setdefault(section, {})[key[len(prefix) :].lower()] = value
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        elif value is not None:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Build the effective configuration from file, environment and flag overrides."""
+    env = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    path = config_file or (Path(env["KUMO_CONFIG"]) if env.get("KUMO_CONFIG") else None)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    data = _merge(data, _env_overrides(env))
+    data = _merge(data, overrides or {})
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc

@@ -1,0 +1,1 @@
+"""Control loops. One controller is active at a time, by lease (DESIGN.md section 2)."""

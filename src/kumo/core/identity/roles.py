@@ -1,0 +1,295 @@
+"""Roles, grants (role assignments) and the effective roles a token carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.core.errors import BadRequest, NotFound
+from kumo.core.identity.common import flush_unique, get_or_404, new_id, optional_str, require_str
+from kumo.core.policy import IMPLIED_ROLES, expand_implied
+from kumo.db import models as m
+
+
+def get_role(session: Session, role_id: str) -> m.Role:
+    return get_or_404(session, m.Role, role_id, "role")
+
+
+def list_roles(
+    session: Session, name: str | None = None, domain_id: str | None = None
+) -> list[m.Role]:
+    query = select(m.Role).where(m.Role.domain_id == (domain_id or "")).order_by(m.Role.name)
+    if name is not None:
+        query = query.where(m.Role.name == name)
+    return list(session.scalars(query))
+
+
+def create_role(session: Session, body: dict[str, Any], role_id: str | None = None) -> m.Role:
+    name = require_str(body, "name", "a role", 255)
+    domain_id = optional_str(body, "domain_id") or ""
+    if domain_id and session.get(m.Domain, domain_id) is None:
+        raise NotFound(f"Could not find domain: {domain_id}.")
+    role = m.Role(
+        id=role_id or new_id(),
+        name=name,
+        domain_id=domain_id,
+        description=optional_str(body, "description", "") or "",
+    )
+    session.add(role)
+    flush_unique(session, "role", name)
+    return role
+
+
+def update_role(session: Session, role_id: str, body: dict[str, Any]) -> m.Role:
+    role = get_role(session, role_id)
+    if "domain_id" in body and (body["domain_id"] or "") != role.domain_id:
+        raise BadRequest("Cannot change the role's domain.")
+    if "name" in body:
+        role.name = require_str(body, "name", "a role", 255)
+    if "description" in body:
+        role.description = optional_str(body, "description", "") or ""
+    flush_unique(session, "role", role.name)
+    return role
+
+
+def delete_role(session: Session, role_id: str) -> None:
+    role = get_role(session, role_id)
+    for ra in session.scalars(select(m.RoleAssignment).where(m.RoleAssignment.role_id == role_id)):
+        session.delete(ra)
+    session.delete(role)
+
+
+# Grants ---------------------------------------------------------------------------------
+
+
+def _check_grant_parts(
+    session: Session, actor_type: str, actor_id: str, target_type: str, target_id: str, role_id: str
+) -> None:
+    get_or_404(session, m.User if actor_type == "user" else m.Group, actor_id, actor_type)
+    get_or_404(session, m.Project if target_type == "project" else m.Domain, target_id, target_type)
+    get_role(session, role_id)
+
+
+def grant(
+    session: Session,
+    actor_type: str,
+    actor_id: str,
+    target_type: str,
+    target_id: str,
+    role_id: str,
+    inherited: bool = False,
+) -> None:
+    _check_grant_parts(session, actor_type, actor_id, target_type, target_id, role_id)
+    key = (actor_type, actor_id, target_type, target_id, role_id, inherited)
+    if session.get(m.RoleAssignment, key) is None:
+        session.add(
+            m.RoleAssignment(
+                actor_type=actor_type,
+                actor_id=actor_id,
+                target_type=target_type,
+                target_id=target_id,
+                role_id=role_id,
+                inherited=inherited,
+            )
+        )
+
+
+def check_grant(
+    session: Session,
+    actor_type: str,
+    actor_id: str,
+    target_type: str,
+    target_id: str,
+    role_id: str,
+    inherited: bool = False,
+) -> None:
+    _check_grant_parts(session, actor_type, actor_id, target_type, target_id, role_id)
+    key = (actor_type, actor_id, target_type, target_id, role_id, inherited)
+    if session.get(m.RoleAssignment, key) is None:
+        raise NotFound(
+            f"Could not find role assignment with role: {role_id}, "
+            f"{actor_type}: {actor_id}, {target_type}: {target_id}."
+        )
+
+
+def revoke_grant(
+    session: Session,
+    actor_type: str,
+    actor_id: str,
+    target_type: str,
+    target_id: str,
+    role_id: str,
+    inherited: bool = False,
+) -> None:
+    _check_grant_parts(session, actor_type, actor_id, target_type, target_id, role_id)
+    key = (actor_type, actor_id, target_type, target_id, role_id, inherited)
+    row = session.get(m.RoleAssignment, key)
+    if row is None:
+        raise NotFound(
+            f"Could not find role assignment with role: {role_id}, "
+            f"{actor_type}: {actor_id}, {target_type}: {target_id}."
+        )
+    session.delete(row)
+
+
+def list_grants(
+    session: Session,
+    actor_type: str,
+    actor_id: str,
+    target_type: str,
+    target_id: str,
+    inherited: bool = False,
+) -> list[m.Role]:
+    get_or_404(session, m.User if actor_type == "user" else m.Group, actor_id, actor_type)
+    get_or_404(session, m.Project if target_type == "project" else m.Domain, target_id, target_type)
+    return list(
+        session.scalars(
+            select(m.Role)
+            .join(m.RoleAssignment, m.RoleAssignment.role_id == m.Role.id)
+            .where(
+                m.RoleAssignment.actor_type == actor_type,
+                m.RoleAssignment.actor_id == actor_id,
+                m.RoleAssignment.target_type == target_type,
+                m.RoleAssignment.target_id == target_id,
+                m.RoleAssignment.inherited == inherited,
+            )
+            .order_by(m.Role.name)
+        )
+    )
+
+
+# Assignment listing ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One row of /v3/role_assignments, after optional effective expansion."""
+
+    role_id: str
+    actor_type: str
+    actor_id: str
+    target_type: str
+    target_id: str
+    inherited: bool = False
+    via_group: str | None = None
+
+
+def list_assignments(session: Session, filters: dict[str, Any]) -> list[Assignment]:
+    query = select(m.RoleAssignment)
+    effective = bool(filters.get("effective"))
+    if filters.get("role_id"):
+        query = query.where(m.RoleAssignment.role_id == filters["role_id"])
+    if filters.get("group_id"):
+        query = query.where(
+            m.RoleAssignment.actor_type == "group", m.RoleAssignment.actor_id == filters["group_id"]
+        )
+    if filters.get("inherited") is not None:
+        query = query.where(m.RoleAssignment.inherited == filters["inherited"])
+    rows = [
+        Assignment(r.role_id, r.actor_type, r.actor_id, r.target_type, r.target_id, r.inherited)
+        for r in session.scalars(query)
+    ]
+    if effective:
+        rows = _expand_effective(session, rows)
+    if filters.get("user_id"):
+        rows = [r for r in rows if r.actor_type == "user" and r.actor_id == filters["user_id"]]
+    if filters.get("project_id"):
+        rows = [
+            r for r in rows if r.target_type == "project" and r.target_id == filters["project_id"]
+        ]
+    if filters.get("domain_id"):
+        rows = [
+            r for r in rows if r.target_type == "domain" and r.target_id == filters["domain_id"]
+        ]
+    return sorted(set(rows), key=lambda a: (a.actor_id, a.target_id, a.role_id))
+
+
+def _expand_effective(session: Session, rows: list[Assignment]) -> list[Assignment]:
+    """Group grants become grants of each member; inherited domain grants reach projects."""
+    members: dict[str, list[str]] = {}
+    for gm in session.scalars(select(m.GroupMembership)):
+        members.setdefault(gm.group_id, []).append(gm.user_id)
+    result: list[Assignment] = []
+    for row in rows:
+        actors: list[tuple[str, str, str | None]]
+        if row.actor_type == "group":
+            actors = [("user", uid, row.actor_id) for uid in members.get(row.actor_id, [])]
+        else:
+            actors = [("user", row.actor_id, None)]
+        if row.inherited and row.target_type == "domain":
+            targets = [
+                ("project", pid)
+                for pid in session.scalars(
+                    select(m.Project.id).where(m.Project.domain_id == row.target_id)
+                )
+            ]
+        elif row.inherited:
+            targets = [
+                ("project", pid)
+                for pid in session.scalars(
+                    select(m.Project.id).where(m.Project.parent_id == row.target_id)
+                )
+            ]
+        else:
+            targets = [(row.target_type, row.target_id)]
+        for actor_type, actor_id, via in actors:
+            for target_type, target_id in targets:
+                result.append(
+                    Assignment(
+                        row.role_id, actor_type, actor_id, target_type, target_id, False, via
+                    )
+                )
+    return result
+
+
+def effective_roles(
+    session: Session, user_id: str, project: m.Project | None = None, domain_id: str | None = None
+) -> list[m.Role]:
+    """Roles the user holds on a project or domain (direct, via groups, inherited), with the
+    roles they imply. Empty means the user may not scope there."""
+    group_ids = list(
+        session.scalars(
+            select(m.GroupMembership.group_id).where(m.GroupMembership.user_id == user_id)
+        )
+    )
+    actor_clause = (m.RoleAssignment.actor_type == "user") & (m.RoleAssignment.actor_id == user_id)
+    if group_ids:
+        actor_clause = actor_clause | (
+            (m.RoleAssignment.actor_type == "group") & m.RoleAssignment.actor_id.in_(group_ids)
+        )
+    if project is not None:
+        target_clause = (
+            (m.RoleAssignment.target_id == project.id) & (m.RoleAssignment.inherited.is_(False))
+        ) | (
+            m.RoleAssignment.target_id.in_([project.domain_id, project.parent_id or ""])
+            & m.RoleAssignment.inherited.is_(True)
+        )
+    elif domain_id is not None:
+        target_clause = (
+            (m.RoleAssignment.target_type == "domain")
+            & (m.RoleAssignment.target_id == domain_id)
+            & m.RoleAssignment.inherited.is_(False)
+        )
+    else:
+        return []
+    roles = list(
+        session.scalars(
+            select(m.Role)
+            .join(m.RoleAssignment, m.RoleAssignment.role_id == m.Role.id)
+            .where(actor_clause, target_clause)
+            .distinct()
+        )
+    )
+    names = {r.name for r in roles}
+    implied = expand_implied(names) - names
+    if implied:
+        roles += list(
+            session.scalars(select(m.Role).where(m.Role.name.in_(implied), m.Role.domain_id == ""))
+        )
+    return sorted(roles, key=lambda r: r.name)
+
+
+__all__ = ["IMPLIED_ROLES", "Assignment", "effective_roles"]

@@ -1,0 +1,151 @@
+"""Who may do what: the caller's context and the rules, in one table.
+
+Roles are ``admin``, ``member`` and ``reader`` (admin implies member implies reader). As in
+OpenStack's default (non-scope-enforcing) policy, the admin role in any scope makes the caller
+a cloud administrator; everyone else is confined to their own project and their own user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kumo.core.errors import Forbidden
+
+IMPLIED_ROLES: dict[str, tuple[str, ...]] = {"admin": ("member",), "member": ("reader",)}
+
+
+def expand_implied(role_names: set[str]) -> set[str]:
+    """Add roles implied by the given ones (admin -> member -> reader)."""
+    result = set(role_names)
+    pending = list(role_names)
+    while pending:
+        for implied in IMPLIED_ROLES.get(pending.pop(), ()):
+            if implied not in result:
+                result.add(implied)
+                pending.append(implied)
+    return result
+
+
+@dataclass(frozen=True)
+class Context:
+    """The authenticated caller, as established from a validated token."""
+
+    user_id: str
+    user_domain_id: str
+    roles: frozenset[str]
+    project_id: str | None = None
+    project_domain_id: str | None = None
+    domain_id: str | None = None
+    app_cred_id: str | None = None
+    app_cred_restricted: bool = False
+    audit_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    @property
+    def is_reader(self) -> bool:
+        return bool(self.roles & {"admin", "member", "reader"})
+
+
+Rule = Callable[[Context, dict[str, Any]], bool]
+
+
+def _admin(ctx: Context, _t: dict[str, Any]) -> bool:
+    return ctx.is_admin
+
+
+def _admin_or_self(ctx: Context, t: dict[str, Any]) -> bool:
+    return ctx.is_admin or ctx.user_id == t.get("user_id")
+
+
+def _admin_or_own_unrestricted(ctx: Context, t: dict[str, Any]) -> bool:
+    # A restricted application credential must not mint more credentials (Keystone rule).
+    if ctx.app_cred_id and ctx.app_cred_restricted:
+        return False
+    return _admin_or_self(ctx, t)
+
+
+def _admin_or_project_reader(ctx: Context, t: dict[str, Any]) -> bool:
+    return ctx.is_admin or (
+        ctx.is_reader and ctx.project_id is not None and ctx.project_id == t.get("project_id")
+    )
+
+
+def _admin_or_in_domain(ctx: Context, t: dict[str, Any]) -> bool:
+    domain = t.get("domain_id")
+    return ctx.is_admin or domain in (ctx.domain_id, ctx.project_domain_id)
+
+
+def _any_reader(ctx: Context, _t: dict[str, Any]) -> bool:
+    return ctx.is_reader
+
+
+RULES: dict[str, Rule] = {
+    "identity:get_domain": _admin_or_in_domain,
+    "identity:list_domains": _admin,
+    "identity:create_domain": _admin,
+    "identity:update_domain": _admin,
+    "identity:delete_domain": _admin,
+    "identity:get_project": _admin_or_project_reader,
+    "identity:list_projects": _admin,
+    "identity:list_user_projects": _admin_or_self,
+    "identity:create_project": _admin,
+    "identity:update_project": _admin,
+    "identity:delete_project": _admin,
+    "identity:get_user": _admin_or_self,
+    "identity:list_users": _admin,
+    "identity:create_user": _admin,
+    "identity:update_user": _admin,
+    "identity:delete_user": _admin,
+    "identity:change_password": _admin_or_self,
+    "identity:get_group": _admin,
+    "identity:list_groups": _admin,
+    "identity:list_groups_for_user": _admin_or_self,
+    "identity:create_group": _admin,
+    "identity:update_group": _admin,
+    "identity:delete_group": _admin,
+    "identity:list_users_in_group": _admin,
+    "identity:add_user_to_group": _admin,
+    "identity:remove_user_from_group": _admin,
+    "identity:check_user_in_group": _admin,
+    "identity:get_role": _any_reader,
+    "identity:list_roles": _any_reader,
+    "identity:create_role": _admin,
+    "identity:update_role": _admin,
+    "identity:delete_role": _admin,
+    "identity:list_role_assignments": _admin,
+    "identity:list_role_assignments_for_project": _admin_or_project_reader,
+    "identity:grant": _admin,
+    "identity:revoke_grant": _admin,
+    "identity:check_grant": _admin,
+    "identity:list_grants": _admin,
+    "identity:get_application_credential": _admin_or_self,
+    "identity:list_application_credentials": _admin_or_self,
+    "identity:create_application_credential": _admin_or_own_unrestricted,
+    "identity:delete_application_credential": _admin_or_own_unrestricted,
+    "identity:list_services": _any_reader,
+    "identity:list_endpoints": _any_reader,
+    "identity:list_regions": _any_reader,
+    "identity:manage_catalog": _admin,
+    "identity:validate_token": lambda ctx, t: True,
+    "kumo:list_hosts": _admin,
+    "kumo:update_host": _admin,
+}
+
+
+def enforce(ctx: Context, action: str, target: dict[str, Any] | None = None) -> None:
+    """Raise Forbidden unless the rule for ``action`` allows ``ctx`` on ``target``."""
+    rule = RULES.get(action)
+    if rule is None:
+        raise KeyError(f"no policy rule for {action}")
+    if not rule(ctx, target or {}):
+        raise Forbidden(f"You are not authorized to perform the requested action: {action}.")
+
+
+def allowed(ctx: Context, action: str, target: dict[str, Any] | None = None) -> bool:
+    rule = RULES[action]
+    return rule(ctx, target or {})

@@ -1,0 +1,256 @@
+"""SQLAlchemy models: the database is the only source of truth (DESIGN.md section 3).
+
+Migrations under ``migrations/versions`` create these tables; a test compares the two so a
+model change without a migration fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from kumo.db.types import UTCDateTime, utcnow
+
+ID = String(64)
+NAME = String(255)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Setting(Base):
+    """Cluster-wide secrets and settings every API copy must share (token keys, ...)."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Domain(Base):
+    __tablename__ = "domains"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME, unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("domain_id", "name", name="uq_projects_domain_name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    domain_id: Mapped[str] = mapped_column(ID, ForeignKey("domains.id"))
+    parent_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("domain_id", "name", name="uq_users_domain_name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    domain_id: Mapped[str] = mapped_column(ID, ForeignKey("domains.id"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    password_created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    default_project_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    email: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("domain_id", "name", name="uq_groups_domain_name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    domain_id: Mapped[str] = mapped_column(ID, ForeignKey("domains.id"))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GroupMembership(Base):
+    __tablename__ = "group_memberships"
+    user_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Role(Base):
+    __tablename__ = "roles"
+    # domain_id "" marks a global role: NULL would not take part in the unique constraint.
+    __table_args__ = (UniqueConstraint("domain_id", "name", name="uq_roles_domain_name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    domain_id: Mapped[str] = mapped_column(ID, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RoleAssignment(Base):
+    """One grant: actor (user or group) has role on target (project or domain)."""
+
+    __tablename__ = "role_assignments"
+    __table_args__ = (
+        Index("ix_role_assignments_target", "target_id"),
+        Index("ix_role_assignments_role", "role_id"),
+    )
+    actor_type: Mapped[str] = mapped_column(String(16), primary_key=True)  # user | group
+    actor_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    target_type: Mapped[str] = mapped_column(String(16), primary_key=True)  # project | domain
+    target_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    role_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    )
+    inherited: Mapped[bool] = mapped_column(Boolean, primary_key=True, default=False)
+
+
+class ApplicationCredential(Base):
+    __tablename__ = "application_credentials"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_app_creds_user_name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(ID)
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    unrestricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    role_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    access_rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RevocationEvent(Base):
+    """Tokens matching every non-null field and issued at or before issued_before are revoked."""
+
+    __tablename__ = "revocation_events"
+    __table_args__ = (
+        Index("ix_revocation_events_audit_id", "audit_id"),
+        Index("ix_revocation_events_user_id", "user_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    audit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    project_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    app_cred_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    issued_before: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Tokens expire, so an event older than the longest token lifetime can be purged.
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Host(Base):
+    """A hypervisor host, keyed by a stable UUID so renaming never rewrites other rows."""
+
+    __tablename__ = "hosts"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME, unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    agent_version: Mapped[str] = mapped_column(String(64), default="")
+    agent_api_versions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    capabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    inventory: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Lease(Base):
+    """Leadership lease: the controller holding an unexpired lease is the active one."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Region(Base):
+    __tablename__ = "regions"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    parent_region_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class Service(Base):
+    __tablename__ = "services"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    type: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Endpoint(Base):
+    __tablename__ = "endpoints"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    service_id: Mapped[str] = mapped_column(ID, ForeignKey("services.id", ondelete="CASCADE"))
+    interface: Mapped[str] = mapped_column(String(16))
+    region_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    url: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Credential(Base):
+    """Keystone's /v3/credentials: opaque blobs (EC2 keys, TOTP secrets) stored per user."""
+
+    __tablename__ = "credentials"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    type: Mapped[str] = mapped_column(String(255))
+    blob: Mapped[str] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Policy(Base):
+    """Keystone's /v3/policies: opaque policy blobs kept for clients that store them."""
+
+    __tablename__ = "policies"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    type: Mapped[str] = mapped_column(String(255))
+    blob: Mapped[str] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Trust(Base):
+    """OS-TRUST delegation: the trustee may act with some of the trustor's project roles."""
+
+    __tablename__ = "trusts"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    trustor_user_id: Mapped[str] = mapped_column(ID, index=True)
+    trustee_user_id: Mapped[str] = mapped_column(ID, index=True)
+    project_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    impersonation: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    remaining_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    role_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

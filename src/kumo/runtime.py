@@ -1,0 +1,111 @@
+"""Opening a cloud's pieces from its configuration: state directory, database, files."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from kumo.config import Config
+from kumo.db import migrate
+from kumo.db.backup import backup
+from kumo.db.engine import Database
+
+
+class NotReady(Exception):
+    """The cloud cannot start as configured; the message says what to run."""
+
+
+@dataclass
+class Runtime:
+    config: Config
+    db: Database
+
+    @classmethod
+    def open(cls, config: Config) -> Runtime:
+        prepare_state_dir(config.state_dir)
+        return cls(config, Database(config.database_url))
+
+    def require_current_schema(self) -> None:
+        st = migrate.status(self.db)
+        if st.current is None:
+            raise NotReady(
+                "The database has no kumo schema yet: run `kumo db upgrade` "
+                "(or `kumo up` for an all-in-one cloud)."
+            )
+        if st.pending and set(st.pending) - set(st.pending_contract):
+            raise NotReady(
+                f"The database schema is at {st.current}, this kumo needs {st.head}: "
+                "run `kumo db upgrade` first (it takes a backup)."
+            )
+
+    def upgrade_schema(self, log: logging.Logger) -> Path | None:
+        """Expand the schema to this release, backing up first when there is data to keep."""
+        st = migrate.status(self.db)
+        pending_expand = [r for r in st.pending if r not in st.pending_contract]
+        if not pending_expand:
+            return None
+        path = None
+        if st.current is not None:
+            path = backup(self.db, self.config.backup_dir, f"before-{st.head}")
+            log.info("database backed up to %s", path)
+        migrate.upgrade(self.db, include_contract=False)
+        return path
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    for sub in ("", "logs", "backups", "agent"):
+        (state_dir / sub).mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write a file only its owner can read (passwords, credentials)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+
+
+def read_or_create_secret(path: Path, preset: str = "") -> str:
+    if preset:
+        if not path.exists():
+            write_secret(path, preset)
+        return preset
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(18)
+    write_secret(path, value)
+    return value
+
+
+def write_clouds_yaml(config: Config, admin_password: str) -> Path:
+    def cloud(project: str) -> dict[str, object]:
+        return {
+            "auth": {
+                "auth_url": config.public_url + "/identity",
+                "username": config.identity.admin_user,
+                "password": admin_password,
+                "project_name": project,
+                "user_domain_id": "default",
+                "project_domain_id": "default",
+            },
+            "region_name": config.identity.region,
+            "interface": "public",
+            "identity_api_version": 3,
+        }
+
+    path = config.state_dir / "clouds.yaml"
+    doc = {
+        "clouds": {
+            "kumo": cloud(config.identity.admin_project),
+            "kumo-demo": cloud(config.identity.demo_project),
+        }
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(doc, handle, sort_keys=False)
+    return path
