@@ -10,10 +10,12 @@ import kumo
 from kumo.api import admin, agent, errors
 from kumo.api.identity import (
     appcreds,
+    credentials,
     domains_projects,
     roles,
     services,
     tokens,
+    trusts,
     users_groups,
     versions,
 )
@@ -35,7 +37,16 @@ def create_app(config: Config, db: Database) -> FastAPI:
     app.state.kumo = AppState(config=config, db=db)
     errors.install(app)
     app.include_router(versions.router)
-    for module in (tokens, domains_projects, users_groups, roles, appcreds, services):
+    for module in (
+        tokens,
+        domains_projects,
+        users_groups,
+        roles,
+        appcreds,
+        services,
+        credentials,
+        trusts,
+    ):
         app.include_router(module.router, prefix=IDENTITY_V3)
     app.include_router(agent.router)
     app.include_router(admin.router)

@@ -38,6 +38,7 @@ class Context:
     project_id: str | None = None
     project_domain_id: str | None = None
     domain_id: str | None = None
+    system: bool = False
     app_cred_id: str | None = None
     app_cred_restricted: bool = False
     audit_ids: tuple[str, ...] = field(default_factory=tuple)
@@ -131,6 +132,11 @@ RULES: dict[str, Rule] = {
     "identity:list_endpoints": _any_reader,
     "identity:list_regions": _any_reader,
     "identity:manage_catalog": _admin,
+    "identity:manage_policies": _admin,
+    "identity:get_credential": _admin_or_self,
+    "identity:create_credential": _admin_or_self,
+    "identity:update_credential": _admin_or_self,
+    "identity:delete_credential": _admin_or_self,
     "identity:validate_token": lambda ctx, t: True,
     "kumo:list_hosts": _admin,
     "kumo:update_host": _admin,

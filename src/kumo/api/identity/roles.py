@@ -212,6 +212,7 @@ def role_assignments(
         "role_id": q.get("role.id"),
         "project_id": q.get("scope.project.id"),
         "domain_id": q.get("scope.domain.id"),
+        "system": q.get("scope.system"),
         "effective": "effective" in q and parse_bool_filter(q.get("effective") or "true"),
     }
     if "scope.OS-INHERIT:inherited_to" in q:
@@ -238,3 +239,66 @@ def role_assignments(
     return views.collection(
         "role_assignments", [views.assignment(a, base, names) for a in rows], str(request.url)
     )
+
+
+@router.get("/system/{actors}/{actor_id}/roles")
+def list_system_grants(
+    actors: str,
+    actor_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> dict[str, Any]:
+    _, actor_type = _kinds("projects", actors)
+    enforce(who.ctx, "identity:list_grants")
+    with state.db.session() as session:
+        rows = roles.list_grants(session, actor_type, actor_id, "system", roles.SYSTEM_ID)
+    base = state.identity_url
+    return views.collection(
+        "roles", [views.role(r, base) for r in rows], f"{base}/system/{actors}/{actor_id}/roles"
+    )
+
+
+@router.put("/system/{actors}/{actor_id}/roles/{role_id}", status_code=204)
+def grant_system(
+    actors: str,
+    actor_id: str,
+    role_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> Response:
+    _, actor_type = _kinds("projects", actors)
+    enforce(who.ctx, "identity:grant")
+    with state.db.session() as session:
+        roles.grant(session, actor_type, actor_id, "system", roles.SYSTEM_ID, role_id)
+    return Response(status_code=204)
+
+
+@router.head("/system/{actors}/{actor_id}/roles/{role_id}", status_code=204)
+@router.get("/system/{actors}/{actor_id}/roles/{role_id}", status_code=204)
+def check_system_grant(
+    actors: str,
+    actor_id: str,
+    role_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> Response:
+    _, actor_type = _kinds("projects", actors)
+    enforce(who.ctx, "identity:check_grant")
+    with state.db.session() as session:
+        roles.check_grant(session, actor_type, actor_id, "system", roles.SYSTEM_ID, role_id)
+    return Response(status_code=204)
+
+
+@router.delete("/system/{actors}/{actor_id}/roles/{role_id}", status_code=204)
+def revoke_system_grant(
+    actors: str,
+    actor_id: str,
+    role_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> Response:
+    _, actor_type = _kinds("projects", actors)
+    enforce(who.ctx, "identity:revoke_grant")
+    with state.db.session() as session:
+        roles.revoke_grant(session, actor_type, actor_id, "system", roles.SYSTEM_ID, role_id)
+    return Response(status_code=204)

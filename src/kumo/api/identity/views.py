@@ -134,6 +134,9 @@ def assignment(
         actor_ref["name"] = names.get(a.actor_id)
         target_ref["name"] = names.get(a.target_id)
     scope: dict[str, Any] = {a.target_type: target_ref}
+    if a.target_type == "system":
+        scope = {"system": {"all": True}}
+        link = f"{base}/system/{actor_path}/{a.actor_id}/roles/{a.role_id}"
     if a.inherited:
         scope["OS-INHERIT:inherited_to"] = "projects"
     body: dict[str, Any] = {
@@ -170,6 +173,8 @@ def token(t: ValidatedToken, catalog: list[dict[str, Any]] | None) -> dict[str, 
         body["is_domain"] = False
     elif t.domain is not None:
         body["domain"] = {"id": t.domain.id, "name": t.domain.name}
+    elif t.system:
+        body["system"] = {"all": True}
     if t.scoped:
         body["roles"] = [{"id": r.id, "name": r.name} for r in t.roles]
         if catalog is not None:

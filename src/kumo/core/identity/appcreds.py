@@ -19,7 +19,7 @@ from kumo.db import models as m
 from kumo.db.types import utcnow
 
 
-def _parse_expiry(value: Any) -> dt.datetime | None:
+def parse_expiry(value: Any) -> dt.datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -86,7 +86,7 @@ def create(
         project_id=project_id,
         secret_hash=hash_secret(secret),
         description=optional_str(body, "description", "") or "",
-        expires_at=_parse_expiry(body.get("expires_at")),
+        expires_at=parse_expiry(body.get("expires_at")),
         unrestricted=optional_bool(body, "unrestricted", False),
         role_ids=list(dict.fromkeys(role_ids)),
         access_rules=access_rules,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -46,11 +46,12 @@ class ValidatedToken:
     project: m.Project | None = None
     project_domain: m.Domain | None = None
     domain: m.Domain | None = None
+    system: bool = False
     app_cred: m.ApplicationCredential | None = None
 
     @property
     def scoped(self) -> bool:
-        return self.project is not None or self.domain is not None
+        return self.project is not None or self.domain is not None or self.system
 
     def context(self) -> Context:
         return Context(
@@ -60,6 +61,7 @@ class ValidatedToken:
             project_id=self.project.id if self.project else None,
             project_domain_id=self.project.domain_id if self.project else None,
             domain_id=self.domain.id if self.domain else None,
+            system=self.system,
             app_cred_id=self.app_cred.id if self.app_cred else None,
             app_cred_restricted=bool(self.app_cred and not self.app_cred.unrestricted),
             audit_ids=tuple(self.payload.audit_ids),
@@ -73,11 +75,13 @@ def _enabled_user(session: Session, user: m.User) -> m.Domain:
     return domain
 
 
-def _resolve_scope(
-    session: Session,
-    user: m.User,
-    scope: Any,
-) -> tuple[m.Project | None, m.Domain | None]:
+class Scope(NamedTuple):
+    project: m.Project | None = None
+    domain: m.Domain | None = None
+    system: bool = False
+
+
+def _resolve_scope(session: Session, user: m.User, scope: Any) -> Scope:
     if scope is None:
         if user.default_project_id:
             project = session.get(m.Project, user.default_project_id)
@@ -86,27 +90,33 @@ def _resolve_scope(
                 and project.enabled
                 and effective_roles(session, user.id, project=project)
             ):
-                return project, None
-        return None, None
+                return Scope(project)
+        return Scope()
     if scope == "unscoped":
-        return None, None
+        return Scope()
     if not isinstance(scope, dict):
         raise BadRequest("Invalid scope: expected 'project', 'domain' or 'unscoped'.")
     try:
         if "project" in scope:
-            return find_project(session, scope["project"]), None
+            return Scope(project=find_project(session, scope["project"]))
         if "domain" in scope:
-            return None, find_domain(session, scope["domain"])
+            return Scope(domain=find_domain(session, scope["domain"]))
     except NotFound as exc:
         raise Unauthorized(exc.message) from exc
     if "system" in scope:
-        raise Unauthorized("System scope is not supported by kumo; scope to a project.")
+        if scope["system"] != {"all": True}:
+            raise BadRequest('Invalid system scope: only {"all": true} exists.')
+        return Scope(system=True)
     raise BadRequest("Invalid scope: expected 'project', 'domain' or 'unscoped'.")
 
 
-def _scope_roles(
-    session: Session, user: m.User, project: m.Project | None, domain: m.Domain | None
-) -> list[m.Role]:
+def _scope_roles(session: Session, user: m.User, scope: Scope) -> list[m.Role]:
+    project, domain = scope.project, scope.domain
+    if scope.system:
+        roles = effective_roles(session, user.id, system=True)
+        if not roles:
+            raise Unauthorized(f"User {user.id} has no role on the system.")
+        return roles
     if project is None and domain is None:
         return []
     if project is not None:
@@ -154,7 +164,7 @@ def authenticate(session: Session, codec: TokenCodec, body: Any, lifetime: int) 
         if not isinstance(password, str) or not verify_secret(user.password_hash, password):
             raise Unauthorized(_AUTH_FAILED)
         _enabled_user(session, user)
-        project, domain = _resolve_scope(session, user, scope)
+        target = _resolve_scope(session, user, scope)
     elif method == "token":
         if not isinstance(data.get("id"), str):
             raise BadRequest("Expecting to find id in token.")
@@ -167,7 +177,7 @@ def authenticate(session: Session, codec: TokenCodec, body: Any, lifetime: int) 
         user = parent.user
         expires = parent.payload.expires_at
         audit_ids.append(parent.payload.audit_ids[-1])
-        project, domain = _resolve_scope(session, user, scope or "unscoped")
+        target = _resolve_scope(session, user, scope or "unscoped")
     else:
         app_cred, user = _find_app_cred(session, data)
         if not verify_secret(app_cred.secret_hash, str(data.get("secret", ""))):
@@ -175,11 +185,11 @@ def authenticate(session: Session, codec: TokenCodec, body: Any, lifetime: int) 
         _enabled_user(session, user)
         if scope is not None:
             raise Unauthorized("Application credentials cannot request a scope.")
-        project, domain = find_project(session, {"id": app_cred.project_id}), None
+        target = Scope(project=find_project(session, {"id": app_cred.project_id}))
         if app_cred.expires_at is not None:
             expires = min(expires, app_cred.expires_at)
 
-    roles = _scope_roles(session, user, project, domain)
+    roles = _scope_roles(session, user, target)
     if app_cred is not None:
         allowed = set(app_cred.role_ids)
         if not any(r.id in allowed for r in roles):
@@ -190,8 +200,9 @@ def authenticate(session: Session, codec: TokenCodec, body: Any, lifetime: int) 
         issued_at=now,
         expires_at=expires,
         audit_ids=audit_ids,
-        project_id=project.id if project else None,
-        domain_id=domain.id if domain else None,
+        project_id=target.project.id if target.project else None,
+        domain_id=target.domain.id if target.domain else None,
+        system=target.system,
         app_cred_id=app_cred.id if app_cred else None,
     )
     return codec.encode(payload)
@@ -251,7 +262,10 @@ def validate(session: Session, codec: TokenCodec, token: str) -> ValidatedToken:
             result.domain = session.get(m.Domain, payload.domain_id)
             if result.domain is None:
                 raise NotFound("Failed to validate token")
-        result.roles = _scope_roles(session, user, result.project, result.domain)
+        result.system = payload.system
+        result.roles = _scope_roles(
+            session, user, Scope(result.project, result.domain, result.system)
+        )
     except Unauthorized as exc:
         raise NotFound("Failed to validate token") from exc
     if payload.app_cred_id:

@@ -65,11 +65,20 @@ def delete_role(session: Session, role_id: str) -> None:
 # Grants ---------------------------------------------------------------------------------
 
 
+SYSTEM_ID = "system"
+
+
 def _check_grant_parts(
     session: Session, actor_type: str, actor_id: str, target_type: str, target_id: str, role_id: str
 ) -> None:
     get_or_404(session, m.User if actor_type == "user" else m.Group, actor_id, actor_type)
-    get_or_404(session, m.Project if target_type == "project" else m.Domain, target_id, target_type)
+    if target_type == "system":
+        if target_id != SYSTEM_ID:
+            raise NotFound(f"Could not find system: {target_id}.")
+    else:
+        get_or_404(
+            session, m.Project if target_type == "project" else m.Domain, target_id, target_type
+        )
     get_role(session, role_id)
 
 
@@ -144,7 +153,10 @@ def list_grants(
     inherited: bool = False,
 ) -> list[m.Role]:
     get_or_404(session, m.User if actor_type == "user" else m.Group, actor_id, actor_type)
-    get_or_404(session, m.Project if target_type == "project" else m.Domain, target_id, target_type)
+    if target_type != "system":
+        get_or_404(
+            session, m.Project if target_type == "project" else m.Domain, target_id, target_type
+        )
     return list(
         session.scalars(
             select(m.Role)
@@ -200,6 +212,8 @@ def list_assignments(session: Session, filters: dict[str, Any]) -> list[Assignme
         rows = [
             r for r in rows if r.target_type == "project" and r.target_id == filters["project_id"]
         ]
+    if filters.get("system"):
+        rows = [r for r in rows if r.target_type == "system"]
     if filters.get("domain_id"):
         rows = [
             r for r in rows if r.target_type == "domain" and r.target_id == filters["domain_id"]
@@ -246,7 +260,11 @@ def _expand_effective(session: Session, rows: list[Assignment]) -> list[Assignme
 
 
 def effective_roles(
-    session: Session, user_id: str, project: m.Project | None = None, domain_id: str | None = None
+    session: Session,
+    user_id: str,
+    project: m.Project | None = None,
+    domain_id: str | None = None,
+    system: bool = False,
 ) -> list[m.Role]:
     """Roles the user holds on a project or domain (direct, via groups, inherited), with the
     roles they imply. Empty means the user may not scope there."""
@@ -272,6 +290,10 @@ def effective_roles(
             (m.RoleAssignment.target_type == "domain")
             & (m.RoleAssignment.target_id == domain_id)
             & m.RoleAssignment.inherited.is_(False)
+        )
+    elif system:
+        target_clause = (m.RoleAssignment.target_type == "system") & (
+            m.RoleAssignment.target_id == SYSTEM_ID
         )
     else:
         return []

@@ -31,6 +31,7 @@ class TokenPayload:
     audit_ids: list[str]
     project_id: str | None = None
     domain_id: str | None = None
+    system: bool = False
     app_cred_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -69,6 +70,8 @@ class TokenCodec:
             body["p"] = payload.project_id
         if payload.domain_id:
             body["d"] = payload.domain_id
+        if payload.system:
+            body["s"] = 1
         if payload.app_cred_id:
             body["c"] = payload.app_cred_id
         raw = json.dumps(body, separators=(",", ":")).encode()
@@ -88,5 +91,6 @@ class TokenCodec:
             audit_ids=list(body["a"]),
             project_id=body.get("p"),
             domain_id=body.get("d"),
+            system=bool(body.get("s")),
             app_cred_id=body.get("c"),
         )
