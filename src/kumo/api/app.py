@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import HTMLResponse
 
 import kumo
-from kumo.api import admin, agent, errors
+from kumo.api import admin, agent, errors, metrics
 from kumo.api.identity import (
     appcreds,
     credentials,
@@ -36,6 +35,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
     )
     app.state.kumo = AppState(config=config, db=db)
     errors.install(app)
+    metrics.install(app)
     app.include_router(versions.router)
     for module in (
         tokens,
@@ -50,10 +50,6 @@ def create_app(config: Config, db: Database) -> FastAPI:
         app.include_router(module.router, prefix=IDENTITY_V3)
     app.include_router(agent.router)
     app.include_router(admin.router)
-
-    @app.get("/metrics", include_in_schema=False)
-    def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> HTMLResponse:
