@@ -22,10 +22,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database schema, backups and checks.")
 host_app = typer.Typer(no_args_is_help=True, help="Hypervisor hosts.")
+upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades.")
 serve_app = typer.Typer(no_args_is_help=True, help="Run one kumo service (multi-process).")
 app.add_typer(db_app, name="db")
 app.add_typer(host_app, name="host")
 app.add_typer(serve_app, name="serve")
+app.add_typer(upgrade_app, name="upgrade")
 
 FORMAT = typer.Option("table", "--format", "-f", help="table or json")
 
@@ -311,6 +313,24 @@ def db_restore(
     except BackupError as exc:
         fail(str(exc))
     print(f"restored {source}")
+
+
+@upgrade_app.command("check")
+def upgrade_check(ctx: typer.Context, fmt: str = FORMAT) -> None:
+    """Go or no-go for an upgrade: schema, backup space, agent version skew (exit 1: no-go)."""
+    from kumo.core import upgrade_check as check
+
+    runtime = open_runtime(ctx)
+    findings = check.run(
+        runtime.db, runtime.config.backup_dir, runtime.config.hosts.heartbeat_timeout
+    )
+    rows = [
+        {"check": f.check, "result": "ok" if f.ok else "NO-GO", "detail": f.detail}
+        for f in findings
+    ]
+    emit(rows, ["check", "result", "detail"], fmt)
+    if not all(f.ok for f in findings):
+        raise typer.Exit(1)
 
 
 # --- hosts ------------------------------------------------------------------------------
