@@ -22,8 +22,8 @@ def database_bytes(db: Database) -> int:
         return int(
             conn.execute(
                 text(
-                    "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables"
-                    " WHERE table_schema = DATABASE()"
+                    "SELECT COALESCE(SUM(data_length + index_length), 0)"
+                    " FROM information_schema.tables WHERE table_schema = DATABASE()"
                 )
             ).scalar_one()
         )
