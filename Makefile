@@ -46,7 +46,7 @@ lint: python-deps
 	$(VENV)/bin/mypy
 
 compat: system-deps python-deps
-	compat/run
+	compat/run $(COMPAT_ARGS)
 
 bench: python-deps
 	$(VENV)/bin/python bench/tokens.py

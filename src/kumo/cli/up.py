@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -79,7 +80,10 @@ def serve_http(runtime: Runtime, listen: str) -> None:
             access_log=False,
         )
     )
-    server.run()
+    # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal; the stop was
+    # clean, so exit 0 instead of typer's 130.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
 
 
 def run_up(config: Config, listen: str | None, agent: bool = True) -> None:

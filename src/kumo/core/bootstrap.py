@@ -53,11 +53,19 @@ def bootstrap(
             domain_id=DEFAULT_DOMAIN_ID,
         )
     role_ids = {}
+    created_roles = set()
     for name in ROLE_NAMES:
         existing = roles.list_roles(session, name=name)
-        role_ids[name] = (
-            existing[0].id if existing else roles.create_role(session, {"name": name}).id
-        )
+        if existing:
+            role_ids[name] = existing[0].id
+        else:
+            role_ids[name] = roles.create_role(session, {"name": name}).id
+            created_roles.add(name)
+    # Default inference rules come with new roles only: an operator who removed one keeps
+    # it removed across restarts.
+    for prior, implied in (("admin", "member"), ("member", "reader")):
+        if {prior, implied} & created_roles:
+            roles.add_inference(session, role_ids[prior], role_ids[implied])
     admin_proj = _ensure_project(session, admin_project, "Cloud administration")
     demo_proj = _ensure_project(session, demo_project, "A project to try kumo in")
     user = session.scalars(

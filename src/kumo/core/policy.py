@@ -1,6 +1,7 @@
 """Who may do what: the caller's context and the rules, in one table.
 
-Roles are ``admin``, ``member`` and ``reader`` (admin implies member implies reader). As in
+Roles are ``admin``, ``member`` and ``reader`` (by default admin implies member implies reader;
+the rules are data, see kumo.core.identity.roles). As in
 OpenStack's default (non-scope-enforcing) policy, the admin role in any scope makes the caller
 a cloud administrator; everyone else is confined to their own project and their own user.
 """
@@ -12,20 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kumo.core.errors import Forbidden
-
-IMPLIED_ROLES: dict[str, tuple[str, ...]] = {"admin": ("member",), "member": ("reader",)}
-
-
-def expand_implied(role_names: set[str]) -> set[str]:
-    """Add roles implied by the given ones (admin -> member -> reader)."""
-    result = set(role_names)
-    pending = list(role_names)
-    while pending:
-        for implied in IMPLIED_ROLES.get(pending.pop(), ()):
-            if implied not in result:
-                result.add(implied)
-                pending.append(implied)
-    return result
 
 
 @dataclass(frozen=True)

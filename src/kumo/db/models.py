@@ -254,3 +254,15 @@ class Trust(Base):
     remaining_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)
     role_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImpliedRole(Base):
+    """Role inference rule: holding the prior role also grants the implied one."""
+
+    __tablename__ = "implied_roles"
+    prior_role_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    )
+    implied_role_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    )

@@ -143,3 +143,75 @@ def delete_project(
     with state.db.session() as session:
         resources.delete_project(session, project_id)
     return Response(status_code=204)
+
+
+@router.get("/projects/{project_id}/tags")
+def list_project_tags(
+    project_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> dict[str, Any]:
+    enforce(who.ctx, "identity:get_project", {"project_id": project_id})
+    with state.db.session() as session:
+        return {"tags": resources.project_tags(session, project_id)}
+
+
+@router.put("/projects/{project_id}/tags")
+def replace_project_tags(
+    project_id: str,
+    body: Any = Depends(json_body),
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> dict[str, Any]:
+    enforce(who.ctx, "identity:update_project", {"project_id": project_id})
+    tags = body.get("tags") if isinstance(body, dict) else None
+    with state.db.session() as session:
+        return {"tags": resources.replace_project_tags(session, project_id, tags)}
+
+
+@router.delete("/projects/{project_id}/tags", status_code=204)
+def delete_project_tags(
+    project_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> Response:
+    enforce(who.ctx, "identity:update_project", {"project_id": project_id})
+    with state.db.session() as session:
+        resources.replace_project_tags(session, project_id, [])
+    return Response(status_code=204)
+
+
+@router.put("/projects/{project_id}/tags/{tag}", status_code=201)
+def add_project_tag(
+    project_id: str,
+    tag: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> Response:
+    enforce(who.ctx, "identity:update_project", {"project_id": project_id})
+    with state.db.session() as session:
+        resources.add_project_tag(session, project_id, tag)
+    return Response(status_code=201)
+
+
+@router.head("/projects/{project_id}/tags/{tag}", status_code=204)
+@router.get("/projects/{project_id}/tags/{tag}", status_code=204)
+def check_project_tag(
+    project_id: str,
+    tag: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> Response:
+    enforce(who.ctx, "identity:get_project", {"project_id": project_id})
+    with state.db.session() as session:
+        resources.check_project_tag(session, project_id, tag)
+    return Response(status_code=204)
+
+
+@router.delete("/projects/{project_id}/tags/{tag}", status_code=204)
+def remove_project_tag(
+    project_id: str,
+    tag: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> Response:
+    enforce(who.ctx, "identity:update_project", {"project_id": project_id})
+    with state.db.session() as session:
+        resources.remove_project_tag(session, project_id, tag)
+    return Response(status_code=204)

@@ -231,13 +231,24 @@ def role_assignments(
     with state.db.session() as session:
         rows = roles.list_assignments(session, filters)
         names = None
+        owners: dict[str, dict[str, Any]] = {}
         if "include_names" in q and parse_bool_filter(q.get("include_names") or "true"):
             names = {}
             for model in (m.Role, m.User, m.Group, m.Project, m.Domain):
                 names.update({i: n for i, n in session.execute(select(model.id, model.name))})
+            # Keystone names the owning domain too: the CLI shows "user@Default".
+            for owned in (m.User, m.Group, m.Project):
+                owners.update(
+                    {
+                        i: {"id": d, "name": names.get(d)}
+                        for i, d in session.execute(select(owned.id, owned.domain_id))
+                    }
+                )
     base = state.identity_url
     return views.collection(
-        "role_assignments", [views.assignment(a, base, names) for a in rows], str(request.url)
+        "role_assignments",
+        [views.assignment(a, base, names, owners) for a in rows],
+        str(request.url),
     )
 
 
@@ -302,3 +313,92 @@ def revoke_system_grant(
     with state.db.session() as session:
         roles.revoke_grant(session, actor_type, actor_id, "system", roles.SYSTEM_ID, role_id)
     return Response(status_code=204)
+
+
+def _inference(prior: m.Role, implied: list[m.Role], base: str, key: str) -> dict[str, Any]:
+    def ref(r: m.Role) -> dict[str, Any]:
+        return {"id": r.id, "name": r.name, "links": {"self": f"{base}/roles/{r.id}"}}
+
+    value: Any = ref(implied[0]) if key == "implies_one" else [ref(r) for r in implied]
+    return {"prior_role": ref(prior), "implies": value}
+
+
+@router.put("/roles/{prior_id}/implies/{implied_id}", status_code=201)
+def create_inference(
+    prior_id: str,
+    implied_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> dict[str, Any]:
+    enforce(who.ctx, "identity:create_role")
+    with state.db.session() as session:
+        prior, implied = roles.add_inference(session, prior_id, implied_id)
+    return {"role_inference": _inference(prior, [implied], state.identity_url, "implies_one")}
+
+
+@router.get("/roles/{prior_id}/implies/{implied_id}")
+def get_inference(
+    prior_id: str,
+    implied_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> dict[str, Any]:
+    enforce(who.ctx, "identity:get_role")
+    with state.db.session() as session:
+        prior, implied = roles.get_inference(session, prior_id, implied_id)
+    return {"role_inference": _inference(prior, [implied], state.identity_url, "implies_one")}
+
+
+@router.head("/roles/{prior_id}/implies/{implied_id}", status_code=204)
+def check_inference(
+    prior_id: str,
+    implied_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> Response:
+    enforce(who.ctx, "identity:get_role")
+    with state.db.session() as session:
+        roles.get_inference(session, prior_id, implied_id)
+    return Response(status_code=204)
+
+
+@router.delete("/roles/{prior_id}/implies/{implied_id}", status_code=204)
+def delete_inference(
+    prior_id: str,
+    implied_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> Response:
+    enforce(who.ctx, "identity:delete_role")
+    with state.db.session() as session:
+        roles.delete_inference(session, prior_id, implied_id)
+    return Response(status_code=204)
+
+
+@router.get("/roles/{prior_id}/implies")
+def list_implied(
+    prior_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> dict[str, Any]:
+    enforce(who.ctx, "identity:get_role")
+    with state.db.session() as session:
+        prior = roles.get_role(session, prior_id)
+        implied = roles.implied_by(session, prior_id)
+    base = state.identity_url
+    return {
+        "role_inference": _inference(prior, implied, base, "implies"),
+        "links": {"self": f"{base}/roles/{prior_id}/implies"},
+    }
+
+
+@router.get("/role_inferences")
+def list_inferences(
+    who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> dict[str, Any]:
+    enforce(who.ctx, "identity:list_roles")
+    with state.db.session() as session:
+        rules = roles.all_inferences(session)
+    base = state.identity_url
+    return {
+        "role_inferences": [_inference(p, i, base, "implies") for p, i in rules],
+        "links": {"self": f"{base}/role_inferences"},
+    }

@@ -10,6 +10,7 @@ from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body, member
 from kumo.api.identity import views
 from kumo.api.state import AppState, app_state
+from kumo.core.errors import NotFound
 from kumo.core.identity import trusts
 from kumo.db import models as m
 
@@ -104,3 +105,20 @@ def delete_trust(
     with state.db.session() as session:
         trusts.delete(session, trust_id, ctx.user_id, ctx.is_admin)
     return Response(status_code=204)
+
+
+@router.head("/trusts/{trust_id}/roles/{role_id}", status_code=200)
+@router.get("/trusts/{trust_id}/roles/{role_id}")
+def trust_role(
+    trust_id: str,
+    role_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> dict[str, Any]:
+    ctx = who.ctx
+    with state.db.session() as session:
+        trust = trusts.get(session, trust_id, ctx.user_id, ctx.is_admin)
+        for role in trusts.roles_of(session, trust):
+            if role.id == role_id:
+                return {"role": views.role(role, state.identity_url)}
+    raise NotFound(f"Role {role_id} is not delegated by trust {trust_id}.")

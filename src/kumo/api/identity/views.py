@@ -98,7 +98,8 @@ def app_cred(
         "description": c.description or None,
         "user_id": c.user_id,
         "project_id": c.project_id,
-        "expires_at": timestamp(c.expires_at),
+        # Keystone echoes an application credential's expiry as given: naive ISO 8601.
+        "expires_at": c.expires_at.isoformat() if c.expires_at else None,
         "unrestricted": c.unrestricted,
         "access_rules": list(c.access_rules or []),
         "system": None,
@@ -114,6 +115,7 @@ def assignment(
     a: Assignment,
     base: str,
     names: dict[str, str] | None = None,
+    owners: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     target_path = "projects" if a.target_type == "project" else "domains"
     actor_path = "users" if a.actor_type == "user" else "groups"
@@ -133,6 +135,11 @@ def assignment(
         role_ref["name"] = names.get(a.role_id)
         actor_ref["name"] = names.get(a.actor_id)
         target_ref["name"] = names.get(a.target_id)
+    if owners:
+        if a.actor_id in owners:
+            actor_ref["domain"] = owners[a.actor_id]
+        if a.target_type == "project" and a.target_id in owners:
+            target_ref["domain"] = owners[a.target_id]
     scope: dict[str, Any] = {a.target_type: target_ref}
     if a.target_type == "system":
         scope = {"system": {"all": True}}
@@ -145,6 +152,8 @@ def assignment(
         "scope": scope,
         "links": {"assignment": link},
     }
+    if a.prior_role:
+        body["links"]["prior_role"] = f"{base}/roles/{a.prior_role}"
     if a.via_group:
         body["links"]["membership"] = f"{base}/groups/{a.via_group}/users/{a.actor_id}"
     return body

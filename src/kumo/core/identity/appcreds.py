@@ -55,7 +55,7 @@ def create(
     available = {r.id: r for r in token_roles}
     by_name = {r.name: r for r in token_roles}
     requested = body.get("roles")
-    if requested is None:
+    if not requested:  # like Keystone: none or [] means every role of the token
         role_ids = list(available)
     else:
         if not isinstance(requested, list):

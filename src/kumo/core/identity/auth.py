@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 from kumo.core.errors import BadRequest, NotFound, Unauthorized
 from kumo.core.identity import appcreds, revocation
 from kumo.core.identity.resources import find_domain, find_project
-from kumo.core.identity.roles import effective_roles
+from kumo.core.identity.roles import effective_roles, implied_closure
 from kumo.core.identity.tokens import TokenCodec, TokenPayload, new_audit_id
 from kumo.core.identity.users import find_user
 from kumo.core.passwords import verify_secret
-from kumo.core.policy import Context, expand_implied
+from kumo.core.policy import Context
 from kumo.db import models as m
 from kumo.db.types import utcnow
 
@@ -175,6 +175,7 @@ def authenticate(session: Session, codec: TokenCodec, body: Any, lifetime: int) 
         if parent.app_cred is not None:
             raise Unauthorized("A token created from an application credential cannot be rescoped.")
         user = parent.user
+        methods = list(dict.fromkeys([*parent.payload.methods, "token"]))
         expires = parent.payload.expires_at
         audit_ids.append(parent.payload.audit_ids[-1])
         target = _resolve_scope(session, user, scope or "unscoped")
@@ -196,7 +197,7 @@ def authenticate(session: Session, codec: TokenCodec, body: Any, lifetime: int) 
             raise Unauthorized("The application credential's roles are no longer held.")
     payload = TokenPayload(
         user_id=user.id,
-        methods=[method],
+        methods=methods if method == "token" else [method],
         issued_at=now,
         expires_at=expires,
         audit_ids=audit_ids,
@@ -273,8 +274,8 @@ def validate(session: Session, codec: TokenCodec, token: str) -> ValidatedToken:
         if cred is None:
             raise NotFound("Failed to validate token")
         result.app_cred = cred
-        delegated = expand_implied({r.name for r in result.roles if r.id in cred.role_ids})
-        result.roles = [r for r in result.roles if r.name in delegated]
+        delegated = implied_closure(session, {r.id for r in result.roles} & set(cred.role_ids))
+        result.roles = [r for r in result.roles if r.id in delegated]
         if not result.roles:
             raise NotFound("Failed to validate token")
     return result

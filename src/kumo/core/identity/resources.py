@@ -238,3 +238,29 @@ def delete_project(session: Session, project_id: str) -> None:
         raise Forbidden("Cannot delete a project that has child projects.")
     _drop_assignments_for(session, project_id)
     session.delete(project)
+
+
+def project_tags(session: Session, project_id: str) -> list[str]:
+    return list(get_project(session, project_id).tags or [])
+
+
+def replace_project_tags(session: Session, project_id: str, tags: Any) -> list[str]:
+    project = get_project(session, project_id)
+    project.tags = _tags({"tags": tags})
+    return list(project.tags)
+
+
+def add_project_tag(session: Session, project_id: str, tag: str) -> None:
+    project = get_project(session, project_id)
+    project.tags = _tags({"tags": [*(project.tags or []), tag]})
+
+
+def check_project_tag(session: Session, project_id: str, tag: str) -> None:
+    if tag not in project_tags(session, project_id):
+        raise NotFound(f"Project {project_id} has no tag {tag!r}.")
+
+
+def remove_project_tag(session: Session, project_id: str, tag: str) -> None:
+    check_project_tag(session, project_id, tag)
+    project = get_project(session, project_id)
+    project.tags = [t for t in project.tags if t != tag]

@@ -8,9 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.errors import BadRequest, NotFound
+from kumo.core.errors import BadRequest, Forbidden, NotFound
 from kumo.core.identity.common import flush_unique, get_or_404, new_id, optional_str, require_str
-from kumo.core.policy import IMPLIED_ROLES, expand_implied
 from kumo.db import models as m
 
 
@@ -187,6 +186,7 @@ class Assignment:
     target_id: str
     inherited: bool = False
     via_group: str | None = None
+    prior_role: str | None = None
 
 
 def list_assignments(session: Session, filters: dict[str, Any]) -> list[Assignment]:
@@ -249,6 +249,7 @@ def _expand_effective(session: Session, rows: list[Assignment]) -> list[Assignme
             ]
         else:
             targets = [(row.target_type, row.target_id)]
+        implied = implied_closure(session, {row.role_id}) - {row.role_id}
         for actor_type, actor_id, via in actors:
             for target_type, target_id in targets:
                 result.append(
@@ -256,7 +257,22 @@ def _expand_effective(session: Session, rows: list[Assignment]) -> list[Assignme
                         row.role_id, actor_type, actor_id, target_type, target_id, False, via
                     )
                 )
-    return result
+                result += [
+                    Assignment(
+                        role_id,
+                        actor_type,
+                        actor_id,
+                        target_type,
+                        target_id,
+                        False,
+                        via,
+                        row.role_id,
+                    )
+                    for role_id in implied
+                ]
+    # Domain-specific roles only imply others; they never show as effective grants.
+    domain_roles = set(session.scalars(select(m.Role.id).where(m.Role.domain_id != "")))
+    return [a for a in result if a.role_id not in domain_roles]
 
 
 def effective_roles(
@@ -305,13 +321,90 @@ def effective_roles(
             .distinct()
         )
     )
-    names = {r.name for r in roles}
-    implied = expand_implied(names) - names
-    if implied:
-        roles += list(
-            session.scalars(select(m.Role).where(m.Role.name.in_(implied), m.Role.domain_id == ""))
+    return token_roles(session, roles)
+
+
+def token_roles(session: Session, held: list[m.Role]) -> list[m.Role]:
+    """The roles a token carries: the held ones plus everything they imply, without
+    domain-specific roles (those only exist to imply global ones, as in Keystone)."""
+    closure = implied_closure(session, {r.id for r in held})
+    roles = list(session.scalars(select(m.Role).where(m.Role.id.in_(closure))))
+    return sorted((r for r in roles if not r.domain_id), key=lambda r: r.name)
+
+
+def _inference_map(session: Session) -> dict[str, set[str]]:
+    rules: dict[str, set[str]] = {}
+    for rule in session.scalars(select(m.ImpliedRole)):
+        rules.setdefault(rule.prior_role_id, set()).add(rule.implied_role_id)
+    return rules
+
+
+def implied_closure(session: Session, role_ids: set[str]) -> set[str]:
+    """The given role ids and every role they imply, transitively."""
+    if not role_ids:
+        return set()
+    rules = _inference_map(session)
+    result = set(role_ids)
+    pending = list(role_ids)
+    while pending:
+        for implied in rules.get(pending.pop(), ()):
+            if implied not in result:
+                result.add(implied)
+                pending.append(implied)
+    return result
+
+
+# Role inference rules ------------------------------------------------------------------
+
+# Keystone's default: nothing may imply admin, or every grant would be a path to it.
+PROHIBITED_IMPLIED = ("admin",)
+
+
+def add_inference(session: Session, prior_id: str, implied_id: str) -> tuple[m.Role, m.Role]:
+    prior = get_role(session, prior_id)
+    implied = get_role(session, implied_id)
+    if implied.name in PROHIBITED_IMPLIED:
+        raise Forbidden(f"{implied.name} is not permitted to be an implied role.")
+    if implied.domain_id and not prior.domain_id:
+        raise Forbidden("A global role cannot imply a domain-specific role.")
+    if prior_id == implied_id or prior_id in implied_closure(session, {implied_id}):
+        raise BadRequest(
+            f"Role {implied.name} already implies {prior.name}: the rule would make a cycle."
         )
-    return sorted(roles, key=lambda r: r.name)
+    if session.get(m.ImpliedRole, (prior_id, implied_id)) is None:
+        session.add(m.ImpliedRole(prior_role_id=prior_id, implied_role_id=implied_id))
+    return prior, implied
 
 
-__all__ = ["IMPLIED_ROLES", "Assignment", "effective_roles"]
+def get_inference(session: Session, prior_id: str, implied_id: str) -> tuple[m.Role, m.Role]:
+    prior = get_role(session, prior_id)
+    implied = get_role(session, implied_id)
+    if session.get(m.ImpliedRole, (prior_id, implied_id)) is None:
+        raise NotFound(f"{prior.name} does not imply {implied.name}.")
+    return prior, implied
+
+
+def delete_inference(session: Session, prior_id: str, implied_id: str) -> None:
+    get_inference(session, prior_id, implied_id)
+    row = session.get(m.ImpliedRole, (prior_id, implied_id))
+    session.delete(row)
+
+
+def implied_by(session: Session, prior_id: str) -> list[m.Role]:
+    get_role(session, prior_id)
+    return list(
+        session.scalars(
+            select(m.Role)
+            .join(m.ImpliedRole, m.ImpliedRole.implied_role_id == m.Role.id)
+            .where(m.ImpliedRole.prior_role_id == prior_id)
+            .order_by(m.Role.name)
+        )
+    )
+
+
+def all_inferences(session: Session) -> list[tuple[m.Role, list[m.Role]]]:
+    roles = {r.id: r for r in session.scalars(select(m.Role))}
+    return [
+        (roles[prior], sorted((roles[i] for i in implied), key=lambda r: r.name))
+        for prior, implied in sorted(_inference_map(session).items())
+    ]

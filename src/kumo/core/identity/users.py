@@ -91,7 +91,8 @@ def create_user(session: Session, body: dict[str, Any], default_domain_id: str) 
     if session.get(m.Domain, domain_id) is None:
         raise NotFound(f"Could not find domain: {domain_id}.")
     password = _password(body)
-    options = body.get("options") or {}
+    options = body.get("options")
+    options = {} if options is None else options
     if not isinstance(options, dict):
         raise BadRequest("Invalid input for field 'options': expected an object.")
     user = m.User(

@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+"""Tempest compatibility harness: run the unmodified OpenStack Tempest suite against a fresh kumo.
+
+    compat/run                 # compat/tempest-first-target.regex + every test in passing.txt
+    compat/run --regex 'tempest\\.api\\.identity'   # a quick subset
+    compat/run --update        # also add newly passing tests to compat/passing.txt
+    compat/run --keep          # leave the cloud running and the workspace in place
+
+Steps: make sure .venv-tempest exists; start `kumo --state-dir <tmp> up` on a free port in its
+own process group; render compat/tempest.conf.template into a tempest workspace
+(compat/workspace/, gitignored); `tempest run`; read per-test results from the workspace's
+stestr repository; print `N skipped` then `N passed, N failed`; exit 1 if any test listed in
+compat/passing.txt did not pass. The cloud is always stopped at the end (SIGINT, then SIGKILL to
+its process group), also on failure and Ctrl-C, unless --keep.
+
+Only the Python standard library is used here, so any python3 can run this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+# Services kumo provides so far. Flip one to True when the service lands: tempest then runs
+# (instead of skipping) the tests that need it. Never narrow the test selection instead.
+SERVICES = {
+    "nova": False,
+    "glance": False,
+    "neutron": False,
+    "cinder": False,
+}
+
+# Feature switches rendered into tempest.conf; turn on as features land.
+FEATURES = {
+    "identity_trust": True,  # /v3/OS-TRUST/trusts ([identity-feature-enabled] trust)
+}
+
+# Placeholders for resources that do not exist while the services above are off. Once a service
+# is on, run.py must create real ones (see create_resources) and these are overwritten.
+DUMMY_IMAGE = "00000000-0000-4000-8000-000000000001"
+DUMMY_IMAGE_ALT = "00000000-0000-4000-8000-000000000002"
+DUMMY_FLAVOR = "00000000-0000-4000-8000-000000000003"
+DUMMY_FLAVOR_ALT = "00000000-0000-4000-8000-000000000004"
+DUMMY_NETWORK = "00000000-0000-4000-8000-000000000005"
+
+EXCLUDE_REGEX = r"(IpV6|Ipv6|V6Test|object_storage|dashboard|multinode|test_network_basic_ops)"
+
+COMPAT = Path(__file__).resolve().parent
+ROOT = COMPAT.parent
+TEMPEST_VENV = ROOT / ".venv-tempest"
+UV = ROOT / ".tools" / "bin" / "uv"
+KUMO = ROOT / ".venv" / "bin" / "kumo"
+REQUIREMENTS = COMPAT / "requirements.txt"
+TEMPLATE = COMPAT / "tempest.conf.template"
+REGEX_FILE = COMPAT / "tempest-first-target.regex"
+PASSING = COMPAT / "passing.txt"
+WORKSPACE = COMPAT / "workspace"
+
+START_TIMEOUT = 120.0  # seconds for kumo to answer GET /identity with 300
+STOP_TIMEOUT = 20.0  # seconds after SIGINT before the process group is killed
+
+PASSING_HEADER = """\
+# Tempest tests kumo must pass: compat/run exits 1 (and CI fails) if any test listed here
+# does not pass. The list only grows: `compat/run --update` appends newly passing tests
+# (sorted, deduplicated); never remove a line to make CI green, fix kumo instead.
+# One tempest test id per line; the [id-...,smoke] suffix is optional; '#' starts a comment.
+"""
+
+
+def log(msg: str) -> None:
+    print(f"compat: {msg}", flush=True)
+
+
+# --- tempest venv -------------------------------------------------------------------------------
+
+
+def ensure_tempest_venv() -> Path:
+    """The venv with compat/requirements.txt; (re)installed when the requirements changed."""
+    python = TEMPEST_VENV / "bin" / "python"
+    stamp = TEMPEST_VENV / ".compat-requirements"
+    wanted = REQUIREMENTS.read_text()
+    installed = python.exists() and (TEMPEST_VENV / "bin" / "tempest").exists()
+    if installed and (not stamp.exists() or stamp.read_text() == wanted):
+        stamp.write_text(wanted)
+        return TEMPEST_VENV / "bin"
+    if not UV.exists():
+        sys.exit(f"compat: {UV} missing; run `make python-deps` first")
+    log(f"installing tempest into {TEMPEST_VENV}")
+    if not python.exists():
+        subprocess.run(
+            [str(UV), "venv", "--quiet", "--python", "3.11", str(TEMPEST_VENV)], check=True
+        )
+    subprocess.run(
+        [
+            str(UV),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            "-r",
+            str(REQUIREMENTS),
+        ],
+        check=True,
+    )
+    stamp.write_text(wanted)
+    return TEMPEST_VENV / "bin"
+
+
+# --- the cloud ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Cloud:
+    """A fresh `kumo up` in its own process group, stopped by stop()."""
+
+    def __init__(self, state_dir: Path, log_path: Path) -> None:
+        self.state_dir = state_dir
+        self.log_path = log_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if not KUMO.exists():
+            sys.exit(f"compat: {KUMO} missing; run `make python-deps` first")
+        env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
+        env.pop("KUMO_CONFIG", None)
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    str(KUMO),
+                    "--state-dir",
+                    str(self.state_dir),
+                    "up",
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # own process group: Ctrl-C goes to us only
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kumo up exited with {self.proc.returncode}")
+            try:
+                urllib.request.urlopen(f"{self.url}/identity", timeout=2)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 300:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"kumo did not answer GET /identity with 300 in {START_TIMEOUT:.0f}s")
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            log(f"kumo did not stop within {STOP_TIMEOUT:.0f}s of SIGINT; killing it")
+        except ProcessLookupError:
+            pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # also whatever it left in its group
+        proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+# --- tempest workspace --------------------------------------------------------------------------
+
+
+def write_workspace(bin_dir: Path, ws: Path, cloud: Cloud) -> Path:
+    if ws.exists():
+        shutil.rmtree(ws)
+    ws.parent.mkdir(parents=True, exist_ok=True)
+    # --workspace-path keeps the registry inside the workspace instead of ~/.tempest.
+    subprocess.run(
+        [
+            str(bin_dir / "tempest"),
+            "init",
+            "--workspace-path",
+            str(ws / "workspace.yaml"),
+            "--name",
+            f"kumo-compat-{os.getpid()}",
+            str(ws),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    password = (cloud.state_dir / "admin-password").read_text().strip()
+    values = {
+        "auth_url": f"{cloud.url}/identity/v3",
+        "admin_username": "admin",
+        "admin_password": password,
+        "admin_project_name": "admin",
+        "image_ref": DUMMY_IMAGE,
+        "image_ref_alt": DUMMY_IMAGE_ALT,
+        "flavor_ref": DUMMY_FLAVOR,
+        "flavor_ref_alt": DUMMY_FLAVOR_ALT,
+        "public_network_id": DUMMY_NETWORK,
+        "floating_network_name": "public",
+        "compute_min_microversion": "2.1",
+        "compute_max_microversion": "2.96",
+        "volume_min_microversion": "3.0",
+        "volume_max_microversion": "3.71",
+        "network_api_extensions": "all",
+        "log_dir": str(ws / "logs"),
+        "lock_path": str(ws / "tempest_lock"),
+    }
+    values.update({name: str(on).lower() for name, on in FEATURES.items()})
+    values.update({f"{name}_available": str(on).lower() for name, on in SERVICES.items()})
+    conf = ws / "etc" / "tempest.conf"
+    conf.write_text(TEMPLATE.read_text().format(**values))
+    return conf
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def strip_attrs(test_id: str) -> str:
+    """tempest.x.Y.test_z[id-...,smoke] -> tempest.x.Y.test_z"""
+    return re.sub(r"\[.*\]$", "", test_id.strip())
+
+
+def read_results(bin_dir: Path, ws: Path) -> dict[str, str]:
+    """{test id: status} from the workspace's last stestr run (success, fail, skip, ...)."""
+    subunit = subprocess.run(
+        [str(bin_dir / "stestr"), "last", "--subunit"], cwd=ws, capture_output=True, check=False
+    ).stdout
+    (ws / "last.subunit").write_bytes(subunit)
+    rows = subprocess.run(
+        [str(bin_dir / "subunit2csv")], input=subunit, capture_output=True, check=False
+    ).stdout.decode(errors="replace")
+    results: dict[str, str] = {}
+    order = {"fail": 4, "uxsuccess": 3, "success": 2, "xfail": 2, "skip": 1}
+    for row in csv.DictReader(io.StringIO(rows)):
+        test, status = row.get("test") or "", row.get("status") or ""
+        if not test.startswith("tempest.") and "setUpClass" not in test:
+            continue
+        # A test reported twice (e.g. a class fixture) keeps its worst outcome.
+        if order.get(status, 4) >= order.get(results.get(test, ""), 0):
+            results[test] = status
+    return results
+
+
+def read_passing() -> list[str]:
+    if not PASSING.exists():
+        return []
+    ids = []
+    for line in PASSING.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            ids.append(line)
+    return ids
+
+
+def default_regex() -> str:
+    """The first-target selection plus every test in passing.txt (the list may outgrow it)."""
+    regex = f"(?:{REGEX_FILE.read_text().strip()})"
+    names = sorted({strip_attrs(t) for t in read_passing()})
+    if names:
+        regex += "|(?:^(?:" + "|".join(re.escape(n) for n in names) + r")(?:\[|$))"
+    return regex
+
+
+def update_passing(passed: list[str]) -> int:
+    existing = read_passing()
+    known = {strip_attrs(t) for t in existing}
+    new = sorted({t for t in passed if strip_attrs(t) not in known})
+    if new:
+        body = sorted(set(existing) | set(new))
+        PASSING.write_text(PASSING_HEADER + "".join(f"{t}\n" for t in body))
+    return len(new)
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_group(cmd: list[str], cwd: Path, env: dict[str, str]) -> int:
+    """Run cmd in its own process group; on Ctrl-C/SIGTERM stop the whole group (stestr workers)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        for sig, wait in ((signal.SIGINT, 10.0), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+            except ProcessLookupError:
+                break
+        raise
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--regex", help="tempest --regex (default: the first target + compat/passing.txt)"
+    )
+    parser.add_argument(
+        "--update", action="store_true", help="append newly passing tests to compat/passing.txt"
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave kumo running and the workspace in place for debugging",
+    )
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=WORKSPACE,
+        help="tempest workspace directory (recreated; default compat/workspace)",
+    )
+    args = parser.parse_args()
+
+    # SIGTERM (e.g. CI timeout) takes the same clean-up path as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    started = time.monotonic()
+    bin_dir = ensure_tempest_venv()
+    regex = args.regex or default_regex()
+    ws = args.workspace.resolve()
+    state_dir = Path(tempfile.mkdtemp(prefix="kumo-compat-"))
+    ws.mkdir(parents=True, exist_ok=True)
+    cloud = Cloud(state_dir, state_dir / "kumo-up.log")
+    try:
+        try:
+            cloud.start()
+        except RuntimeError as exc:
+            log(f"error: {exc}\n--- {cloud.log_path} ---\n{cloud.log_tail()}")
+            return 2
+        up_secs = time.monotonic() - started
+        log(
+            f"kumo up at {cloud.url} after {up_secs:.0f}s (state {state_dir}, log {cloud.log_path})"
+        )
+        conf = write_workspace(bin_dir, ws, cloud)
+        (ws / "kumo-state-dir").write_text(f"{state_dir}\n")
+        env = dict(os.environ)
+        env.pop("OS_CLOUD", None)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        cmd = [
+            str(bin_dir / "tempest"),
+            "run",
+            "--config-file",
+            str(conf),
+            "--concurrency",
+            str(args.concurrency),
+            "--regex",
+            regex,
+            "--exclude-regex",
+            EXCLUDE_REGEX,
+        ]
+        log("running tempest: " + " ".join(cmd[1:4]) + " ...")
+        t0 = time.monotonic()
+        run_group(cmd, ws, env)
+        tempest_secs = time.monotonic() - t0
+        results = read_results(bin_dir, ws)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        if args.keep:
+            pid = cloud.proc.pid if cloud.proc else 0
+            log(
+                f"--keep: kumo still running at {cloud.url} (stop it: kill -INT -- -{pid}); "
+                f"state {state_dir}; workspace {ws}"
+            )
+        else:
+            cloud.stop()
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+    passed = sorted(t for t, s in results.items() if s in ("success", "xfail"))
+    failed = sorted(t for t, s in results.items() if s not in ("success", "xfail", "skip"))
+    skipped = sorted(t for t, s in results.items() if s == "skip")
+    last = ws / "last-passed.txt"
+    last.write_text("".join(f"{t}\n" for t in passed))
+    (ws / "last-failed.txt").write_text("".join(f"{t}\n" for t in failed))
+    (ws / "last-results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
+
+    if failed:
+        print("\nfailed:")
+        for t in failed:
+            print(f"  {t}")
+    print(f"\npassing test ids: {last}")
+    print(f"tempest took {tempest_secs:.0f}s, {time.monotonic() - started:.0f}s in all")
+
+    status = 0
+    if not results:
+        log("error: tempest reported no results")
+        status = 1
+    passed_names = {strip_attrs(t) for t in passed}
+    required = read_passing()
+    regressed = [t for t in required if strip_attrs(t) not in passed_names]
+    if args.regex:
+        # A narrowed run only checks the listed tests that it selected.
+        selected = {strip_attrs(t) for t in results}
+        regressed = [t for t in regressed if strip_attrs(t) in selected or re.search(regex, t)]
+    if regressed:
+        print(f"\n{len(regressed)} test(s) listed in compat/passing.txt did not pass:")
+        by_name = {strip_attrs(r): s for r, s in results.items()}
+        for t in regressed:
+            print(f"  {t}: {by_name.get(strip_attrs(t), 'not run')}")
+        status = 1
+    if args.update:
+        added = update_passing(passed)
+        log(f"--update: {added} test(s) added to {PASSING.relative_to(ROOT)}")
+
+    print(f"{len(skipped)} skipped")
+    print(f"{len(passed)} passed, {len(failed)} failed")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
