@@ -27,7 +27,7 @@ def caller(request: Request, state: AppState = Depends(app_state)) -> Caller:
         raise Unauthorized("The request you have made requires authentication.")
     try:
         with state.db.session() as session:
-            validated = validate(session, state.codec, token)
+            validated = validate(session, state.codec, token, state.token_cache)
     except NotFound as exc:
         raise Unauthorized("The request you have made requires authentication.") from exc
     return Caller(validated)

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from kumo.config import Config
 from kumo.core.identity.auth import load_codec
+from kumo.core.identity.cache import TokenCache
 from kumo.core.identity.tokens import TokenCodec
 from kumo.db.engine import Database
 
@@ -17,6 +18,7 @@ class AppState:
     config: Config
     db: Database
     _codec: TokenCodec | None = field(default=None, repr=False)
+    token_cache: TokenCache = field(default_factory=TokenCache, repr=False)
 
     @property
     def codec(self) -> TokenCodec:

@@ -54,7 +54,7 @@ def _subject(request: Request, state: AppState) -> tuple[str, auth.ValidatedToke
         raise NotFound("Could not find token: the X-Subject-Token header is missing.")
     try:
         with state.db.session() as session:
-            return subject, auth.validate(session, state.codec, subject)
+            return subject, auth.validate(session, state.codec, subject, state.token_cache)
     except NotFound as exc:
         raise NotFound(f"Could not find token: {exc.message}") from exc
 

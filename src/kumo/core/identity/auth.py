@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from kumo.core.errors import BadRequest, NotFound, Unauthorized
 from kumo.core.identity import appcreds, revocation
+from kumo.core.identity.cache import TokenCache
 from kumo.core.identity.resources import find_domain, find_project
 from kumo.core.identity.roles import effective_roles, implied_closure
 from kumo.core.identity.tokens import TokenCodec, TokenPayload, new_audit_id
@@ -19,6 +20,7 @@ from kumo.core.identity.users import find_user
 from kumo.core.passwords import verify_secret
 from kumo.core.policy import Context
 from kumo.db import models as m
+from kumo.db import revision
 from kumo.db.types import utcnow
 
 TOKEN_KEYS_SETTING = "token_keys"
@@ -237,9 +239,27 @@ def _find_app_cred(
     return cred, user
 
 
-def validate(session: Session, codec: TokenCodec, token: str) -> ValidatedToken:
+def validate(
+    session: Session, codec: TokenCodec, token: str, cache: TokenCache | None = None
+) -> ValidatedToken:
     """Validate a token; an invalid, expired or revoked token is NotFound (the API turns
-    that into 401 for the caller's own token and 404 for a subject token)."""
+    that into 401 for the caller's own token and 404 for a subject token).
+
+    With a cache, a token validated before at the current identity revision is answered
+    from memory (its expiry still checked); the revision is read before validating, so a
+    change made meanwhile can only make the entry stale, never wrong."""
+    if cache is None:
+        return _validate(session, codec, token)
+    rev = revision.current(session)
+    hit = cache.get(token, rev)
+    if hit is not None and hit.payload.expires_at > utcnow():
+        return hit
+    result = _validate(session, codec, token)
+    cache.put(token, rev, result)
+    return result
+
+
+def _validate(session: Session, codec: TokenCodec, token: str) -> ValidatedToken:
     try:
         payload = codec.decode(token)
     except Unauthorized as exc:
