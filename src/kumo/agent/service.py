@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ class Agent:
         self.interval = interval
         self.id = host_id(state_dir)
         self.registered = False
+        self._unreachable_since = 0.0
         self._client = httpx.Client(timeout=10.0, headers={"X-Kumo-Host-Credential": credential})
 
     def registration(self) -> dict[str, Any]:
@@ -82,7 +84,13 @@ class Agent:
                 "agent API answered %s: %s", exc.response.status_code, exc.response.text[:300]
             )
         except httpx.HTTPError as exc:
-            log.warning("agent API unreachable at %s: %s", self.api, exc)
+            # At start the API may still be coming up: only a lasting outage is a warning.
+            now = time.monotonic()
+            self._unreachable_since = self._unreachable_since or now
+            level = logging.WARNING if now - self._unreachable_since > 10 else logging.DEBUG
+            log.log(level, "agent API unreachable at %s: %s", self.api, exc)
+            return
+        self._unreachable_since = 0.0
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -156,13 +156,20 @@ def serve_agent(
             )
         credential = path.read_text().strip()
     agent = Agent(
-        api_url or config.agent.api_url or config.public_url,
+        api_url or config.agent.api_url or _recorded_api_url(config) or config.public_url,
         credential,
         config.state_dir,
         name or config.agent.host_name,
         config.agent.heartbeat_interval,
     )
     _run_until_interrupted(agent.run)
+
+
+def _recorded_api_url(config: Config) -> str:
+    """The URL `kumo up` last served at, kept in the state directory: its port may have
+    moved past the configured one."""
+    path = config.state_dir / "api-url"
+    return path.read_text().strip() if path.exists() else ""
 
 
 def _run_until_interrupted(loop: Any) -> None:
@@ -275,7 +282,12 @@ def db_check(
     elif not problems:
         print("database is consistent: no problems found")
     else:
-        emit(rows, ["check", "problem", "repair"], fmt, title=f"{len(problems)} problems")
+        emit(
+            rows,
+            ["check", "problem", "repair"],
+            fmt,
+            title=f"{len(problems)} problem{'s' if len(problems) != 1 else ''}",
+        )
     unrepaired = [p for p in problems if not (repair and p.repairable)]
     if unrepaired:
         raise typer.Exit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import socket
 import threading
 from logging.handlers import RotatingFileHandler
@@ -80,10 +81,19 @@ def serve_http(runtime: Runtime, listen: str) -> None:
             access_log=False,
         )
     )
-    # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal; the stop was
-    # clean, so exit 0 instead of typer's 130.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal with the
+    # handler that was there before it. Make that handler raise KeyboardInterrupt for both,
+    # so a stop by either signal runs the caller's clean-up and exits 0, not 130 or -15.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
@@ -112,6 +122,7 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
         credential = hosts.ensure_host_credential(session)
     write_secret(config.state_dir / "host-credential", credential)
     clouds = write_clouds_yaml(config, password)
+    (config.state_dir / "api-url").write_text(config.public_url + "\n")
 
     stop = threading.Event()
     workers = [

@@ -17,6 +17,7 @@ from kumo.core.identity.common import (
     optional_str,
     require_str,
 )
+from kumo.core.identity.roles import drop_assignments
 from kumo.db import models as m
 
 _EXTRA_SKIP = {
@@ -115,12 +116,9 @@ def delete_domain(session: Session, domain_id: str) -> None:
 
 
 def _drop_assignments_for(session: Session, ident: str) -> None:
-    for ra in session.scalars(
-        select(m.RoleAssignment).where(
-            (m.RoleAssignment.actor_id == ident) | (m.RoleAssignment.target_id == ident)
-        )
-    ):
-        session.delete(ra)
+    drop_assignments(
+        session, (m.RoleAssignment.actor_id == ident) | (m.RoleAssignment.target_id == ident)
+    )
 
 
 def get_project(session: Session, project_id: str) -> m.Project:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from kumo.core.errors import BadRequest, Forbidden, NotFound
@@ -54,10 +54,20 @@ def update_role(session: Session, role_id: str, body: dict[str, Any]) -> m.Role:
     return role
 
 
+def drop_assignments(session: Session, *clauses: Any) -> None:
+    """Delete the grants matching every clause, in one statement, before their owner goes:
+    the database would cascade some of them, and the ORM must not delete a row twice."""
+    session.execute(delete(m.RoleAssignment).where(*clauses))
+
+
 def delete_role(session: Session, role_id: str) -> None:
     role = get_role(session, role_id)
-    for ra in session.scalars(select(m.RoleAssignment).where(m.RoleAssignment.role_id == role_id)):
-        session.delete(ra)
+    drop_assignments(session, m.RoleAssignment.role_id == role_id)
+    session.execute(
+        delete(m.ImpliedRole).where(
+            (m.ImpliedRole.prior_role_id == role_id) | (m.ImpliedRole.implied_role_id == role_id)
+        )
+    )
     session.delete(role)
 
 

@@ -19,6 +19,7 @@ from kumo.core.identity.common import (
     require_str,
 )
 from kumo.core.identity.resources import find_domain
+from kumo.core.identity.roles import drop_assignments
 from kumo.core.passwords import hash_secret, verify_secret
 from kumo.db import models as m
 from kumo.db.types import utcnow
@@ -163,12 +164,9 @@ def change_password(session: Session, user_id: str, body: dict[str, Any]) -> Non
 
 def delete_user(session: Session, user_id: str) -> None:
     user = get_user(session, user_id)
-    for ra in session.scalars(
-        select(m.RoleAssignment).where(
-            m.RoleAssignment.actor_type == "user", m.RoleAssignment.actor_id == user_id
-        )
-    ):
-        session.delete(ra)
+    drop_assignments(
+        session, m.RoleAssignment.actor_type == "user", m.RoleAssignment.actor_id == user_id
+    )
     revocation.revoke_user(session, user_id)
     session.delete(user)
 
@@ -222,12 +220,9 @@ def update_group(session: Session, group_id: str, body: dict[str, Any]) -> m.Gro
 
 def delete_group(session: Session, group_id: str) -> None:
     group = get_group(session, group_id)
-    for ra in session.scalars(
-        select(m.RoleAssignment).where(
-            m.RoleAssignment.actor_type == "group", m.RoleAssignment.actor_id == group_id
-        )
-    ):
-        session.delete(ra)
+    drop_assignments(
+        session, m.RoleAssignment.actor_type == "group", m.RoleAssignment.actor_id == group_id
+    )
     session.delete(group)
 
 

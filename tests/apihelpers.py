@@ -1,0 +1,48 @@
+"""Helpers for the in-process API tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from kumo.api.app import create_app
+from kumo.config import Config
+from kumo.db.engine import Database
+
+PUBLIC_URL = "http://kumo.test"
+ADMIN_PASSWORD = "adminpw"
+
+
+def auth_body(
+    user: str | dict[str, Any],
+    password: str,
+    scope: Any = None,
+    domain: str = "default",
+) -> dict[str, Any]:
+    """A password auth request: ``user`` is a name (in ``domain``) or a full reference."""
+    ref: dict[str, Any] = (
+        dict(user) if isinstance(user, dict) else {"name": user, "domain": {"id": domain}}
+    )
+    ref["password"] = password
+    body: dict[str, Any] = {
+        "auth": {"identity": {"methods": ["password"], "password": {"user": ref}}}
+    }
+    if scope is not None:
+        body["auth"]["scope"] = scope
+    return body
+
+
+def assert_error(resp: Any, status: int) -> dict[str, Any]:
+    """The response has ``status`` and a Keystone-shaped error body."""
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    body = resp.json()
+    err = body["error"]
+    assert err["code"] == status
+    assert isinstance(err["title"], str) and err["title"]
+    assert isinstance(err["message"], str) and err["message"]
+    return err
+
+
+def make_client(config: Config, db: Database) -> TestClient:
+    return TestClient(create_app(config, db), raise_server_exceptions=False)

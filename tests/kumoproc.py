@@ -1,0 +1,193 @@
+"""Helpers to run the real `kumo` and OpenStack clients as subprocesses (tests/e2e, tests/cli).
+
+Self-contained: nothing here uses tests/conftest.py. Every process started here runs in its own
+process group and is stopped (SIGINT, then SIGKILL of that group only) even when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+BIN = Path(sys.executable).parent
+KUMO = str(BIN / "kumo")
+OPENSTACK = str(BIN / "openstack")
+START_DEADLINE = 60.0
+STOP_TIMEOUT = 20.0
+
+# Fast heartbeats so host up/down tests finish in seconds.
+FAST_ENV = {"KUMO_AGENT_HEARTBEAT_INTERVAL": "1", "KUMO_HOSTS_HEARTBEAT_TIMEOUT": "3"}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test runner's environment without anything that could point at another cloud."""
+    env = {
+        k: v for k, v in os.environ.items() if not (k.startswith("KUMO_") or k.startswith("OS_"))
+    }
+    env.update(FAST_ENV)
+    env["COLUMNS"] = "200"  # rich wraps messages and tables at the terminal width
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Cloud:
+    """A running `kumo up`."""
+
+    url: str
+    state_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.state_dir / "clouds.yaml"
+
+    @property
+    def identity_url(self) -> str:
+        return self.url + "/identity"
+
+    @property
+    def admin_password(self) -> str:
+        return (self.state_dir / "admin-password").read_text().strip()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return clean_env(OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml), **extra)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGINT (like Ctrl-C), wait; SIGKILL the process group if it does not exit.
+        Returns the exit code of a clean stop, None when it had to be killed."""
+        return stop_process(self.process, timeout)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> int | None:
+    if process.poll() is not None:
+        return process.returncode
+    try:
+        os.kill(process.pid, signal.SIGINT)
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(process)
+        return None
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group this test started (its pgid is its own pid)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def start_cloud(
+    state_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None
+) -> Cloud:
+    """Start `kumo up` and wait (with a deadline) until its identity API answers."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = state_dir.parent / f"{state_dir.name}-up-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [KUMO, "--state-dir", str(state_dir), "up", "--listen", f"127.0.0.1:{port}", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env or clean_env(),
+            start_new_session=True,
+        )
+    cloud = Cloud(url, state_dir, process, log_path)
+    deadline = time.monotonic() + START_DEADLINE
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"kumo up exited with {process.returncode} before serving:\n{cloud.output()}"
+                )
+            try:
+                if httpx.get(cloud.identity_url, timeout=2).status_code == 300:
+                    return cloud
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"kumo up did not answer within {START_DEADLINE}s:\n{cloud.output()}"
+                )
+            time.sleep(0.1)
+    except BaseException:
+        kill_group(process)
+        raise
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def err(self) -> str:
+        """stderr with whitespace collapsed, for matching messages rich may have wrapped."""
+        return " ".join(self.stderr.split())
+
+    def json(self) -> object:
+        return json.loads(self.stdout)
+
+
+def run(cmd: list[str], env: dict[str, str], timeout: float = 120) -> Result:
+    """Run a command to completion in its own process group (killed on timeout)."""
+    process = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(process)
+        out, err = process.communicate()
+        raise AssertionError(f"{cmd} timed out after {timeout}s: {out!r} {err!r}") from None
+    return Result(process.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+def kumo(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+    """Run the real `kumo` command."""
+    return run([KUMO, *args], env or clean_env(), timeout)
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Call ``probe`` until it returns something truthy, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
