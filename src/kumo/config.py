@@ -62,6 +62,13 @@ class AgentConfig(_Section):
     credential: str = ""
 
 
+class ImagesConfig(_Section):
+    # Largest image upload accepted; a bigger one is refused with 413 and nothing is kept.
+    max_size_bytes: int = Field(10 * 1024**3, gt=0)
+    # Where image data is kept; empty means STATE_DIR/images.
+    store_dir: str = ""
+
+
 class Config(_Section):
     state_dir: Path = (
         Path("/var/lib/kumo") if os.geteuid() == 0 else (Path.home() / ".local/share/kumo")
@@ -71,6 +78,7 @@ class Config(_Section):
     identity: IdentityConfig = IdentityConfig()
     hosts: HostsConfig = HostsConfig()
     agent: AgentConfig = AgentConfig()
+    images: ImagesConfig = ImagesConfig()
 
     @property
     def database_url(self) -> str:
@@ -85,11 +93,15 @@ class Config(_Section):
         )
 
     @property
+    def images_dir(self) -> Path:
+        return Path(self.images.store_dir) if self.images.store_dir else (self.state_dir / "images")
+
+    @property
     def public_url(self) -> str:
         return (self.api.public_url or f"http://{self.api.listen}").rstrip("/")
 
 
-_SECTIONS = ("api", "database", "identity", "hosts", "agent")
+_SECTIONS = ("api", "database", "identity", "hosts", "agent", "images")
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

@@ -7,6 +7,9 @@ from fastapi.responses import HTMLResponse
 
 import kumo
 from kumo.api import admin, agent, errors, metrics
+from kumo.api.compute import flavors, keypairs
+from kumo.api.compute import microversion as compute_microversion
+from kumo.api.compute import versions as compute_versions
 from kumo.api.identity import (
     appcreds,
     credentials,
@@ -18,6 +21,9 @@ from kumo.api.identity import (
     users_groups,
     versions,
 )
+from kumo.api.image import data as image_data
+from kumo.api.image import images as image_images
+from kumo.api.image import versions as image_versions
 from kumo.api.state import AppState
 from kumo.config import Config
 from kumo.db.engine import Database
@@ -36,6 +42,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
     app.state.kumo = AppState(config=config, db=db)
     errors.install(app)
     metrics.install(app)
+    compute_microversion.install(app)
     app.include_router(versions.router)
     for module in (
         tokens,
@@ -48,6 +55,12 @@ def create_app(config: Config, db: Database) -> FastAPI:
         trusts,
     ):
         app.include_router(module.router, prefix=IDENTITY_V3)
+    app.include_router(compute_versions.router)
+    app.include_router(flavors.router)
+    app.include_router(keypairs.router)
+    app.include_router(image_versions.router)
+    app.include_router(image_images.router)
+    app.include_router(image_data.router)
     app.include_router(agent.router)
     app.include_router(admin.router)
 

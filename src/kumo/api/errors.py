@@ -20,6 +20,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    406: "Not Acceptable",
     409: "Conflict",
     413: "Request Entity Too Large",
     415: "Unsupported Media Type",
@@ -27,10 +28,27 @@ _TITLES = {
 }
 
 
+# Nova names each error body after the webob fault class it came from.
+_NOVA_KEYS = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    406: "notAcceptable",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+}
+
+
 def error_body(path: str, status: int, message: str) -> dict[str, Any]:
     title = _TITLES.get(status, "Error")
-    if path.startswith("/identity"):
-        return {"error": {"code": status, "title": title, "message": message}}
+    if path.startswith("/image"):
+        # Glance's errors are webob's: JSON for a JSON client, with the status line as code.
+        return {"code": f"{status} {title}", "title": title, "message": message}
+    if path.startswith("/compute"):
+        return {_NOVA_KEYS.get(status, "computeFault"): {"code": status, "message": message}}
     return {"error": {"code": status, "title": title, "message": message}}
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kumo.core.compute import flavors
 from kumo.core.identity import resources, roles, users
 from kumo.core.identity.auth import load_codec
 from kumo.core.identity.catalog import ensure_kumo_services
@@ -82,5 +83,6 @@ def bootstrap(
         roles.grant(session, "user", user.id, "project", project.id, role_ids["admin"])
     roles.grant(session, "user", user.id, "domain", DEFAULT_DOMAIN_ID, role_ids["admin"])
     ensure_kumo_services(session, public_url, region)
+    flavors.ensure_defaults(session)
     load_codec(session)
     return BootstrapResult(user.id, admin_proj.id, demo_proj.id, created)

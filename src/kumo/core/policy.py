@@ -72,6 +72,15 @@ def _any_reader(ctx: Context, _t: dict[str, Any]) -> bool:
     return ctx.is_reader
 
 
+def _image_admin_or_owner_member(ctx: Context, t: dict[str, Any]) -> bool:
+    # Glance's project_member_or_admin: readers may look but not change an image or members.
+    return ctx.is_admin or (
+        bool(ctx.roles & {"admin", "member"})
+        and ctx.project_id is not None
+        and ctx.project_id == t.get("project_id")
+    )
+
+
 RULES: dict[str, Rule] = {
     "identity:get_domain": _admin_or_in_domain,
     "identity:list_domains": _admin,
@@ -125,6 +134,26 @@ RULES: dict[str, Rule] = {
     "identity:update_credential": _admin_or_self,
     "identity:delete_credential": _admin_or_self,
     "identity:validate_token": lambda ctx, t: True,
+    # Image (Glance v2). Which images a caller can see is decided in kumo.core.images;
+    # these rules say who may act on an image that is visible. target project_id: the owner
+    # (for member status changes: the member project).
+    "image:get_image": _any_reader,
+    "image:get_images": _any_reader,
+    "image:add_image": _image_admin_or_owner_member,
+    "image:modify_image": _image_admin_or_owner_member,
+    "image:delete_image": _image_admin_or_owner_member,
+    "image:upload_image": _image_admin_or_owner_member,
+    "image:download_image": _any_reader,
+    "image:deactivate": _image_admin_or_owner_member,
+    "image:reactivate": _image_admin_or_owner_member,
+    "image:publicize_image": _admin,
+    "image:set_owner": _admin,
+    "image:add_member": _image_admin_or_owner_member,
+    "image:delete_member": _image_admin_or_owner_member,
+    "image:get_members": _any_reader,
+    "image:modify_member": _image_admin_or_owner_member,
+    "compute:manage_flavors": _admin,
+    "compute:keypairs_of_others": _admin,
     "kumo:list_hosts": _admin,
     "kumo:update_host": _admin,
 }

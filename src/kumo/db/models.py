@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -19,7 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from kumo.db.types import UTCDateTime, utcnow
 
@@ -266,3 +268,115 @@ class ImpliedRole(Base):
     implied_role_id: Mapped[str] = mapped_column(
         ID, ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
     )
+
+
+class Flavor(Base):
+    """A server size. ``id`` is Nova's flavorid: any string, often a number or a UUID."""
+
+    __tablename__ = "flavors"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(NAME, unique=True)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    root_gb: Mapped[int] = mapped_column(Integer, default=0)
+    ephemeral_gb: Mapped[int] = mapped_column(Integer, default=0)
+    swap_mb: Mapped[int] = mapped_column(Integer, default=0)
+    rxtx_factor: Mapped[float] = mapped_column(Float, default=1.0)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    extra_specs: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FlavorAccess(Base):
+    """Projects allowed to use a private flavor."""
+
+    __tablename__ = "flavor_access"
+    flavor_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("flavors.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+
+class KeyPair(Base):
+    """An SSH (or x509) public key, owned by one user; names are unique per user."""
+
+    __tablename__ = "keypairs"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_keypairs_user_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(NAME)
+    user_id: Mapped[str] = mapped_column(ID, index=True)
+    project_id: Mapped[str] = mapped_column(ID, default="")
+    type: Mapped[str] = mapped_column(String(16), default="ssh")
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Image(Base):
+    """A Glance v2 image: metadata here, data in the image store (STATE_DIR/images/<id>).
+
+    Deleting marks the row (status ``deleted``, ``deleted_at``) so usage and audit survive.
+    """
+
+    __tablename__ = "images"
+    __table_args__ = (
+        Index("ix_images_owner", "owner"),
+        Index("ix_images_visibility", "visibility"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(NAME, nullable=True)
+    owner: Mapped[str | None] = mapped_column(ID, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    visibility: Mapped[str] = mapped_column(String(16), default="shared")
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    os_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    disk_format: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    container_format: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    virtual_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    checksum: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    os_hash_algo: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    os_hash_value: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    min_disk: Mapped[int] = mapped_column(Integer, default=0)
+    min_ram: Mapped[int] = mapped_column(Integer, default=0)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    locations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}
+    # Loaded with the image (one extra SELECT per query, not per row): every view shows tags.
+    tag_rows: Mapped[list[ImageTag]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ImageTag.tag"
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        return [row.tag for row in self.tag_rows]
+
+
+class ImageTag(Base):
+    """One tag on an image (a table, not a JSON list, so ``?tag=`` filters in SQL)."""
+
+    __tablename__ = "image_tags"
+    image_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(NAME, primary_key=True)
+
+
+class ImageMember(Base):
+    """A project a shared image is offered to; the member accepts or rejects it."""
+
+    __tablename__ = "image_members"
+    __table_args__ = (Index("ix_image_members_member", "member"),)
+    image_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    member: Mapped[str] = mapped_column(ID, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

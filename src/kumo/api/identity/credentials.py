@@ -95,8 +95,13 @@ def update_credential(
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
     _owned(state, who, cred_id, "identity:update_credential")
+    data = member(body, "credential")
+    if "user_id" in data:
+        # The new owner must pass the rule too, or a user could hand a credential to anyone
+        # (Keystone's CVE-2020-12691).
+        enforce(who.ctx, "identity:update_credential", {"user_id": data["user_id"]})
     with state.db.session() as session:
-        cred = credentials.update_credential(session, cred_id, member(body, "credential"))
+        cred = credentials.update_credential(session, cred_id, data)
     return {"credential": _credential(cred, state.identity_url)}
 
 

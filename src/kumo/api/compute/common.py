@@ -1,0 +1,58 @@
+"""Helpers shared by the compute API modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import QueryParams
+
+from kumo.api.state import AppState
+from kumo.core.errors import BadRequest
+
+
+def links(state: AppState, collection: str, ident: str) -> list[dict[str, str]]:
+    base = state.config.public_url + "/compute"
+    return [
+        {"rel": "self", "href": f"{base}/v2.1/{collection}/{ident}"},
+        {"rel": "bookmark", "href": f"{base}/{collection}/{ident}"},
+    ]
+
+
+def int_param(q: QueryParams, key: str, minimum: int = 0) -> int | None:
+    raw = q.get(key)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(
+            f"Invalid input for query parameters {key}. Value: {raw}. '{raw}' is not an integer"
+        ) from None
+    if value < minimum:
+        raise BadRequest(
+            f"Invalid input for query parameters {key}. Value: {raw}. "
+            f"{raw} is less than the minimum of {minimum}"
+        )
+    return value
+
+
+def bool_param(q: QueryParams, key: str) -> bool | None:
+    """Nova's lenient booleans; 'None' (sent by openstackclient) means no filter."""
+    raw = q.get(key)
+    if raw is None or raw.lower() in ("none", ""):
+        return None
+    if raw.lower() in ("true", "1", "yes", "t", "on"):
+        return True
+    if raw.lower() in ("false", "0", "no", "f", "off"):
+        return False
+    raise BadRequest(f"Invalid input for query parameters {key}. Value: {raw}.")
+
+
+def body_member(body: Any, key: str) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
+        raise BadRequest(
+            f"Invalid input for field/attribute {key}. Value: {body}. "
+            f"'{key}' is a required property"
+        )
+    value: dict[str, Any] = body[key]
+    return value

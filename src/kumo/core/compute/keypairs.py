@@ -1,0 +1,129 @@
+"""Key pairs: imported or generated public keys, owned by a user."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.core.errors import BadRequest, Conflict, NotFound
+from kumo.db import models as m
+
+_NAME = re.compile(r"^[a-zA-Z0-9 _\-.@]{1,255}$")
+_SSH_TYPES = (
+    "ssh-rsa",
+    "ssh-ed25519",
+    "ssh-dss",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+)
+
+
+def fingerprint(public_key: str) -> str:
+    """Nova's fingerprint: MD5 of the key blob, colon-separated hex."""
+    parts = public_key.strip().split()
+    if len(parts) < 2 or parts[0] not in _SSH_TYPES:
+        raise BadRequest(
+            "Keypair data is invalid: failed to parse the public key; expected "
+            "an OpenSSH public key such as 'ssh-ed25519 AAAA... comment'."
+        )
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        raise BadRequest("Keypair data is invalid: the key body is not base64.") from None
+    digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def generate() -> tuple[str, str]:
+    """A new RSA key pair: (OpenSSH public key, PEM private key)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    return public + " Generated-by-Nova", private
+
+
+def create(
+    session: Session, user_id: str, project_id: str, body: dict[str, Any], allow_type: bool
+) -> tuple[m.KeyPair, str | None]:
+    name = body.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise BadRequest(
+            "Keypair data is invalid: Keypair name contains unsafe characters "
+            "or is not 1 to 255 characters long."
+        )
+    key_type = body.get("type", "ssh") if allow_type else "ssh"
+    if key_type not in ("ssh", "x509"):
+        raise BadRequest(f"Invalid input for field/attribute type. Value: {key_type}.")
+    if session.scalars(
+        select(m.KeyPair.id).where(m.KeyPair.user_id == user_id, m.KeyPair.name == name)
+    ).first():
+        raise Conflict(f"Key pair '{name}' already exists.")
+    public = body.get("public_key")
+    private = None
+    if public is None:
+        if key_type != "ssh":
+            raise BadRequest("Generating x509 key pairs is not supported; import one.")
+        public, private = generate()
+    elif not isinstance(public, str) or not public.strip():
+        raise BadRequest("Keypair data is invalid: public_key must be a non-empty string.")
+    key_fingerprint = (
+        fingerprint(public)
+        if key_type == "ssh"
+        else hashlib.sha1(public.encode(), usedforsecurity=False).hexdigest()
+    )
+    pair = m.KeyPair(
+        name=name,
+        user_id=user_id,
+        project_id=project_id,
+        type=key_type,
+        public_key=public.strip(),
+        fingerprint=key_fingerprint,
+    )
+    session.add(pair)
+    session.flush()
+    return pair, private
+
+
+def get(session: Session, user_id: str, name: str) -> m.KeyPair:
+    pair = session.scalars(
+        select(m.KeyPair).where(m.KeyPair.user_id == user_id, m.KeyPair.name == name)
+    ).first()
+    if pair is None:
+        raise NotFound(f"Keypair {name} not found for user {user_id}")
+    return pair
+
+
+def list_for_user(
+    session: Session, user_id: str, limit: int | None = None, marker: str | None = None
+) -> list[m.KeyPair]:
+    rows = list(
+        session.scalars(
+            select(m.KeyPair).where(m.KeyPair.user_id == user_id).order_by(m.KeyPair.name)
+        )
+    )
+    if marker is not None:
+        names = [p.name for p in rows]
+        if marker not in names:
+            raise BadRequest(f"marker [{marker}] not found")
+        rows = rows[names.index(marker) + 1 :]
+    return rows[:limit] if limit is not None else rows
+
+
+def delete(session: Session, user_id: str, name: str) -> None:
+    session.delete(get(session, user_id, name))
