@@ -40,7 +40,7 @@ from pathlib import Path
 # (instead of skipping) the tests that need it. Never narrow the test selection instead.
 SERVICES = {
     "nova": False,
-    "glance": False,
+    "glance": True,
     "neutron": False,
     "cinder": False,
 }
@@ -198,6 +198,48 @@ class Cloud:
             return ""
 
 
+# --- resources tempest needs -------------------------------------------------------------------
+
+
+def _api(cloud: Cloud, method: str, path: str, token: str | None = None, body: object = None,
+         data: bytes | None = None, content_type: str = "application/json") -> tuple[dict, object]:
+    headers = {"Content-Type": content_type}
+    if token:
+        headers["X-Auth-Token"] = token
+    raw = json.dumps(body).encode() if body is not None else data
+    req = urllib.request.Request(cloud.url + path, data=raw, method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        text = resp.read()
+        return (json.loads(text) if text else {}), resp.headers
+
+
+def admin_token(cloud: Cloud) -> str:
+    password = (cloud.state_dir / "admin-password").read_text().strip()
+    auth = {"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": password}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+    }}
+    _, headers = _api(cloud, "POST", "/identity/v3/auth/tokens", body=auth)
+    return headers["X-Subject-Token"]
+
+
+def create_images(cloud: Cloud) -> tuple[str, str]:
+    """image_ref and image_ref_alt: kumo-tiny when `kumo up` registered it, else small public
+    raw images made here (real data, so tempest can download and boot-check them)."""
+    token = admin_token(cloud)
+    found, _ = _api(cloud, "GET", "/image/v2/images?name=kumo-tiny", token)
+    ids = [i["id"] for i in found.get("images", []) if i.get("status") == "active"]
+    while len(ids) < 2:
+        image, _ = _api(cloud, "POST", "/image/v2/images", token, body={
+            "name": f"compat-image-{len(ids)}", "disk_format": "raw",
+            "container_format": "bare", "visibility": "public"})
+        _api(cloud, "PUT", f"/image/v2/images/{image['id']}/file", token,
+             data=b"\0" * (1 << 20), content_type="application/octet-stream")
+        ids.append(image["id"])
+    return ids[0], ids[1]
+
+
 # --- tempest workspace --------------------------------------------------------------------------
 
 
@@ -227,6 +269,11 @@ def write_workspace(bin_dir: Path, ws: Path, cloud: Cloud) -> Path:
         "admin_project_name": "admin",
         "image_ref": DUMMY_IMAGE,
         "image_ref_alt": DUMMY_IMAGE_ALT,
+        **(
+            dict(zip(("image_ref", "image_ref_alt"), create_images(cloud), strict=True))
+            if SERVICES["glance"]
+            else {}
+        ),
         "flavor_ref": DUMMY_FLAVOR,
         "flavor_ref_alt": DUMMY_FLAVOR_ALT,
         "public_network_id": DUMMY_NETWORK,

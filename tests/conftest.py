@@ -21,7 +21,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from apihelpers import ADMIN_PASSWORD, PUBLIC_URL, auth_body, make_client
 from kumo.config import Config, load_config
 from kumo.core import passwords
 from kumo.core.bootstrap import BootstrapResult, bootstrap
@@ -29,6 +28,8 @@ from kumo.core.identity.roles import list_roles
 from kumo.db import migrate
 from kumo.db.engine import Database, normalize_url
 from kumo.db.models import Base
+
+from apihelpers import ADMIN_PASSWORD, PUBLIC_URL, auth_body, make_client
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -69,6 +69,23 @@ class ImagesConfig(_Section):
     store_dir: str = ""
 
 
+class SchedulerConfig(_Section):
+    # Overcommit: schedulable = (inventory - reserved) x ratio, as Nova's placement does.
+    cpu_allocation_ratio: float = Field(16.0, gt=0)
+    ram_allocation_ratio: float = Field(1.5, gt=0)
+    disk_allocation_ratio: float = Field(1.0, gt=0)
+    reserved_host_memory_mb: int = Field(512, ge=0)
+    reserved_host_disk_gb: int = Field(0, ge=0)
+    # "spread" puts each server on the host with the most free RAM, "pack" on the least.
+    weigher: Literal["spread", "pack"] = "spread"
+
+
+class ComputeConfig(_Section):
+    # Hypervisor driver of this host's agent: "qemu", "fake" (in memory, for scale tests),
+    # or "auto" (qemu when qemu-system-x86_64 is installed, else fake).
+    hypervisor: Literal["auto", "qemu", "fake"] = "auto"
+
+
 class Config(_Section):
     state_dir: Path = (
         Path("/var/lib/kumo") if os.geteuid() == 0 else (Path.home() / ".local/share/kumo")
@@ -78,6 +95,8 @@ class Config(_Section):
     identity: IdentityConfig = IdentityConfig()
     hosts: HostsConfig = HostsConfig()
     agent: AgentConfig = AgentConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    compute: ComputeConfig = ComputeConfig()
     images: ImagesConfig = ImagesConfig()
 
     @property
@@ -101,7 +120,7 @@ class Config(_Section):
         return (self.api.public_url or f"http://{self.api.listen}").rstrip("/")
 
 
-_SECTIONS = ("api", "database", "identity", "hosts", "agent", "images")
+_SECTIONS = ("api", "database", "identity", "hosts", "agent", "scheduler", "compute", "images")
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

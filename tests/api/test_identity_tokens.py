@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from apihelpers import ADMIN_PASSWORD, PUBLIC_URL, assert_error, auth_body
 from kumo.core.identity.tokens import TokenPayload, new_audit_id
 from kumo.db.types import utcnow
+
+from apihelpers import ADMIN_PASSWORD, PUBLIC_URL, assert_error, auth_body
 
 V3 = "/identity/v3"
 

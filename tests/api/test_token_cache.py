@@ -9,12 +9,13 @@ from collections import Counter
 
 import pytest
 
-from apihelpers import assert_error, make_client
 from kumo.core.identity import auth
 from kumo.core.identity.cache import TokenCache
 from kumo.core.identity.tokens import TokenPayload, new_audit_id
 from kumo.db import revision
 from kumo.db.types import utcnow
+
+from apihelpers import assert_error, make_client
 
 V3 = "/identity/v3"
 

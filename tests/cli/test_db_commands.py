@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from kumoproc import Result, kumo, start_cloud, stop_process
 
 from kumo.db import migrate
 from kumo.db.engine import Database
+
+from kumoproc import Result, kumo, start_cloud, stop_process
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"

@@ -9,6 +9,7 @@ from kumo.db import migrate
 from kumo.db import models as m
 from kumo.db.engine import Database
 from kumo.db.types import utcnow
+
 from kumoproc import Result, kumo
 
 OLD_HOST = "ancient-host"

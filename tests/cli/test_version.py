@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kumoproc import kumo as run_kumo
-
 import kumo
+
+from kumoproc import kumo as run_kumo
 
 
 def test_version_flag() -> None:

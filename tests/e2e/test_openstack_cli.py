@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from kumoproc import OPENSTACK, Cloud, Result, run
 
 pytestmark = pytest.mark.clients

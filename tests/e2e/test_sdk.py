@@ -7,6 +7,7 @@ import uuid
 
 import openstack
 import pytest
+
 from kumoproc import Cloud
 
 pytestmark = pytest.mark.clients

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import yaml
+
 from kumoproc import Cloud, start_cloud
 
 

@@ -7,12 +7,13 @@ import uuid
 
 import pytest
 
-from apihelpers import assert_error, make_client
 from kumo.core import hosts
 from kumo.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from kumo.db import checks
 from kumo.db import models as m
 from kumo.db.types import utcnow
+
+from apihelpers import assert_error, make_client
 
 
 def _body(name: str = "node1", host_id: str | None = None, **extra):

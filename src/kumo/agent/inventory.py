@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from kumo.drivers.hypervisor import registry as hypervisor_registry
+
 
 def _meminfo_mb() -> int:
     try:
@@ -32,6 +34,6 @@ def capabilities() -> dict[str, Any]:
     return {
         "arch": platform.machine(),
         "kernel": platform.release(),
-        "hypervisor_drivers": [],
+        "hypervisor_drivers": hypervisor_registry.available(),
         "network_types": [],
     }

@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 
 import kumo
+from kumo.agent.compute import ComputeLoop, minimal_spec
 from kumo.agent.inventory import capabilities, inventory
+from kumo.drivers.hypervisor.base import GuestSpec, HypervisorDriver
 
 log = logging.getLogger(__name__)
 AGENT_API_VERSIONS = ["v1"]
@@ -33,7 +35,13 @@ def host_id(state_dir: Path) -> str:
 
 class Agent:
     def __init__(
-        self, api_url: str, credential: str, state_dir: Path, name: str = "", interval: float = 10.0
+        self,
+        api_url: str,
+        credential: str,
+        state_dir: Path,
+        name: str = "",
+        interval: float = 10.0,
+        driver: HypervisorDriver | None = None,
     ) -> None:
         self.api = api_url.rstrip("/") + "/agent/v1"
         self.credential = credential
@@ -44,6 +52,8 @@ class Agent:
         self.registered = False
         self._unreachable_since = 0.0
         self._client = httpx.Client(timeout=10.0, headers={"X-Kumo-Host-Credential": credential})
+        self.driver = driver
+        self._compute_thread: threading.Thread | None = None
 
     def registration(self) -> dict[str, Any]:
         return {
@@ -52,7 +62,14 @@ class Agent:
                 "name": self.name,
                 "agent_version": kumo.__version__,
                 "agent_api_versions": AGENT_API_VERSIONS,
-                "capabilities": capabilities(),
+                "capabilities": {
+                    **capabilities(),
+                    **(
+                        {"hypervisor": {"driver": self.driver.name, **self.driver.capabilities()}}
+                        if self.driver is not None
+                        else {}
+                    ),
+                },
                 "inventory": inventory(self.state_dir),
             }
         }
@@ -92,9 +109,25 @@ class Agent:
             return
         self._unreachable_since = 0.0
 
+    def _start_compute(self, stop: threading.Event) -> None:
+        """Once registered, reconcile this host's servers in a loop of their own."""
+        if self.driver is None or self._compute_thread is not None or not self.registered:
+            return
+        loop = ComputeLoop(self._client, self.api, self.id, self.driver, build_spec=self.build_spec)
+        self._compute_thread = threading.Thread(
+            target=loop.run, args=(stop,), name="compute", daemon=True
+        )
+        self._compute_thread.start()
+
+    def build_spec(self, item: dict[str, Any]) -> GuestSpec:
+        return minimal_spec(item)
+
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.step()
+            self._start_compute(stop)
             # Until registered, retry quickly: the API may still be starting.
             stop.wait(self.interval if self.registered else min(self.interval, 1.0))
+        if self._compute_thread is not None:
+            self._compute_thread.join(30)
         self._client.close()

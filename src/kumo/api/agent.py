@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from kumo.api.body import json_body
 from kumo.api.state import AppState, app_state
-from kumo.core import hosts
-from kumo.core.errors import BadRequest
+from kumo.core import hosts, wakeup
+from kumo.core.compute import reports
+from kumo.core.errors import BadRequest, NotFound
+from kumo.db import models as m
 
 router = APIRouter(prefix="/agent/v1")
 
@@ -59,3 +61,39 @@ def heartbeat(
     with state.db.session() as session:
         host = hosts.heartbeat(session, host_id)
         return {"host": _host_view(host)}
+
+
+@router.get("/hosts/{host_id}/instances")
+def host_instances(
+    host_id: str,
+    request: Request,
+    wait: float = 0.0,
+    since: int = -1,
+    state: AppState = Depends(app_state),
+) -> dict[str, Any]:
+    """The servers of this host with their desired state. With ``wait`` and the ``mark`` of
+    the previous answer as ``since``, the call returns early when something changed."""
+    _authorize(request, state)
+    topic = wakeup.host_topic(host_id)
+    if wait > 0 and since >= 0:
+        wakeup.wait(topic, since, min(wait, 30.0))
+    mark = wakeup.mark(topic)
+    with state.db.session() as session:
+        if session.get(m.Host, host_id) is None:
+            raise NotFound(f"Host {host_id} is not registered; the agent must register again.")
+        return {"mark": mark, "instances": reports.work_for_host(session, host_id)}
+
+
+@router.post("/hosts/{host_id}/instances/{instance_id}/observation", status_code=204)
+def observation(
+    host_id: str,
+    instance_id: str,
+    request: Request,
+    body: Any = Depends(json_body),
+    state: AppState = Depends(app_state),
+) -> Response:
+    _authorize(request, state)
+    obs = reports.Observation.parse(body)
+    with state.db.session() as session:
+        reports.record(session, host_id, instance_id, obs)
+    return Response(status_code=204)

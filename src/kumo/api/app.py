@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 import kumo
 from kumo.api import admin, agent, errors, metrics
-from kumo.api.compute import flavors, keypairs
+from kumo.api.compute import flavors, keypairs, servers
 from kumo.api.compute import microversion as compute_microversion
 from kumo.api.compute import versions as compute_versions
 from kumo.api.identity import (
@@ -58,6 +58,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
     app.include_router(compute_versions.router)
     app.include_router(flavors.router)
     app.include_router(keypairs.router)
+    app.include_router(servers.router)
     app.include_router(image_versions.router)
     app.include_router(image_images.router)
     app.include_router(image_data.router)

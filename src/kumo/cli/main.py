@@ -130,7 +130,7 @@ def serve_controller(ctx: typer.Context) -> None:
         runtime.require_current_schema()
     except NotReady as exc:
         fail(str(exc))
-    _run_until_interrupted(Controller(runtime.db).run)
+    _run_until_interrupted(Controller(runtime.db, runtime.config).run)
 
 
 @serve_app.command("agent")
@@ -141,6 +141,7 @@ def serve_agent(
     credential_file: Path | None = typer.Option(None, "--credential-file"),
 ) -> None:
     """Run the host agent: register this host and heartbeat."""
+    from kumo.agent.drivers import make_driver
     from kumo.agent.service import Agent
     from kumo.runtime import prepare_state_dir
 
@@ -161,6 +162,7 @@ def serve_agent(
         config.state_dir,
         name or config.agent.host_name,
         config.agent.heartbeat_interval,
+        driver=make_driver(config),
     )
     _run_until_interrupted(agent.run)
 

@@ -13,6 +13,7 @@ from logging.handlers import RotatingFileHandler
 import typer
 import uvicorn
 
+from kumo.agent.drivers import make_driver
 from kumo.agent.service import Agent
 from kumo.api.app import create_app
 from kumo.cli.output import console, err_console
@@ -127,7 +128,7 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
     stop = threading.Event()
     workers = [
         threading.Thread(
-            target=Controller(runtime.db).run, args=(stop,), name="controller", daemon=True
+            target=Controller(runtime.db, config).run, args=(stop,), name="controller", daemon=True
         )
     ]
     if agent:
@@ -137,6 +138,7 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
             config.state_dir,
             config.agent.host_name,
             config.agent.heartbeat_interval,
+            driver=make_driver(config),
         )
         workers.append(threading.Thread(target=local.run, args=(stop,), name="agent", daemon=True))
 

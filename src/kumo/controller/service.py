@@ -1,4 +1,5 @@
-"""The controller loop: hold the lease, then run each periodic task when it is due."""
+"""The controller loop: hold the lease; while active, place new servers as soon as they are
+asked for, and run the periodic tasks when due."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import logging
 import os
 import socket
 import threading
+import time
 
+from kumo.config import Config
 from kumo.controller.lease import release, try_acquire
+from kumo.controller.scheduler import schedule_pending
+from kumo.controller.stuck import resolve_stuck
+from kumo.core import wakeup
 from kumo.core.identity.revocation import purge_expired
 from kumo.db.engine import Database
 
@@ -15,31 +21,51 @@ log = logging.getLogger(__name__)
 
 
 class Controller:
-    def __init__(self, db: Database, interval: float = 5.0, lease_ttl: float = 20.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        lease_interval: float = 5.0,
+        lease_ttl: float = 20.0,
+        poll: float = 1.0,
+    ) -> None:
         self.db = db
-        self.interval = interval
+        self.config = config
+        self.lease_interval = lease_interval
         self.lease_ttl = lease_ttl
+        self.poll = poll
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.active = False
+        self._next_lease = 0.0
 
-    def tick(self) -> None:
+    def renew(self) -> None:
         active = try_acquire(self.db, self.holder, self.lease_ttl)
         if active != self.active:
             log.info("controller %s is now %s", self.holder, "active" if active else "standby")
         self.active = active
-        if not active:
-            return
-        with self.db.session() as session:
-            purged = purge_expired(session)
-        if purged:
-            log.info("purged %d expired token revocation events", purged)
+        if active:
+            resolve_stuck(self.db)
+            with self.db.session() as session:
+                purged = purge_expired(session)
+            if purged:
+                log.info("purged %d expired token revocation events", purged)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_lease:
+            self.renew()
+            self._next_lease = now + self.lease_interval
+        if self.active:
+            schedule_pending(self.db, self.config.scheduler, self.config.hosts.heartbeat_timeout)
 
     def run(self, stop: threading.Event) -> None:
+        mark = wakeup.mark(wakeup.SCHEDULER)
         while not stop.is_set():
             try:
                 self.tick()
             except Exception:  # a loop that dies silently is worse than a logged error
                 log.exception("controller tick failed; retrying")
-            stop.wait(self.interval)
+                stop.wait(self.poll)
+            mark = wakeup.wait(wakeup.SCHEDULER, mark, self.poll)
         if self.active:
             release(self.db, self.holder)

@@ -51,7 +51,11 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # READ COMMITTED everywhere: MariaDB's default REPEATABLE READ would let a transaction
+    # that waited for a claims lock (kumo.db.locking) go on reading its older snapshot, and
+    # two claims could both see room that only one of them may take.
+    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         isolation_level="READ COMMITTED")
 
 
 class Database:

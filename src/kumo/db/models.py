@@ -380,3 +380,94 @@ class ImageMember(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Instance(Base):
+    """A server. Desired state (``desired_state``, ``reboot_kind``, ``generation``) is written
+    by the API; observed state (``power_state``, ``vm_state``, ``observed_generation``) is
+    reported by the agent of ``host_id``. Rows are soft-deleted so usage survives."""
+
+    __tablename__ = "instances"
+    __table_args__ = (
+        Index("ix_instances_project", "project_id", "deleted"),
+        Index("ix_instances_host", "host_id", "deleted"),
+        Index("ix_instances_pending", "vm_state", "task_state"),
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    project_id: Mapped[str] = mapped_column(ID)
+    user_id: Mapped[str] = mapped_column(ID)
+    host_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    flavor_id: Mapped[str] = mapped_column(String(255))
+    flavor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    image_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    key_name: Mapped[str | None] = mapped_column(NAME, nullable=True)
+    key_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    meta: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    config_drive: Mapped[bool] = mapped_column(Boolean, default=False)
+    availability_zone: Mapped[str] = mapped_column(String(255), default="nova")
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hostname: Mapped[str] = mapped_column(String(255), default="")
+    access_ipv4: Mapped[str] = mapped_column(String(64), default="")
+    access_ipv6: Mapped[str] = mapped_column(String(64), default="")
+    reservation_id: Mapped[str] = mapped_column(String(64), default="")
+    launch_index: Mapped[int] = mapped_column(Integer, default=0)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    locked_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    vm_state: Mapped[str] = mapped_column(String(32), default="building")
+    task_state: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    power_state: Mapped[int] = mapped_column(Integer, default=0)
+    desired_state: Mapped[str] = mapped_column(String(32), default="active")
+    reboot_kind: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    observed_generation: Mapped[int] = mapped_column(Integer, default=0)
+    task_deadline: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    fault: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    launched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    terminated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Allocation(Base):
+    """Resources an instance holds on its host; written with the host assignment, in one
+    transaction, so capacity can never be overcommitted (DESIGN.md section 3.4)."""
+
+    __tablename__ = "allocations"
+    instance_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    host_id: Mapped[str] = mapped_column(ID, index=True)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InstanceAction(Base):
+    """What was asked of a server, by whom, and how it ended (os-instance-actions)."""
+
+    __tablename__ = "instance_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ID, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(ID)
+    project_id: Mapped[str] = mapped_column(ID)
+    start_time: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finish_time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class QuotaLimit(Base):
+    """A project's limit for one resource; absent means the configured default."""
+
+    __tablename__ = "quota_limits"
+    project_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,178 @@
+"""The agent's compute loop: make the guests of this host match what the API asks.
+
+Level-triggered (DESIGN.md section 3.2): the agent long-polls the whole list of its servers,
+acts on every server whose ``generation`` is ahead of what it last observed (a new request:
+create, stop, reboot, delete...), and reports power state with the generation it acted on.
+Servers with no pending request are only observed, as Nova's power-state sync does: a guest
+that powered itself off is reported SHUTOFF, not restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from kumo.drivers.hypervisor.base import (
+    GuestSpec,
+    GuestState,
+    HypervisorDriver,
+    HypervisorError,
+    PowerState,
+)
+
+log = logging.getLogger(__name__)
+
+SpecBuilder = Callable[[dict[str, Any]], GuestSpec]
+
+
+def minimal_spec(item: dict[str, Any]) -> GuestSpec:
+    """A guest spec without disks: enough for the fake driver."""
+    flavor = item["flavor"]
+    return GuestSpec(
+        uuid=item["id"], name=item["name"], vcpus=int(flavor["vcpus"]), memory_mb=int(flavor["ram"])
+    )
+
+
+class ComputeLoop:
+    def __init__(
+        self,
+        client: httpx.Client,
+        api: str,
+        host_id: str,
+        driver: HypervisorDriver,
+        build_spec: SpecBuilder = minimal_spec,
+        workers: int = 8,
+        poll_wait: float = 20.0,
+    ) -> None:
+        self.client = client
+        self.base = f"{api}/hosts/{host_id}"
+        self.driver = driver
+        self.build_spec = build_spec
+        self.poll_wait = poll_wait
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="compute")
+        self._lock = threading.Lock()
+        self._inflight: dict[str, dict[str, Any] | None] = {}
+        self._reported: dict[str, tuple[int, str]] = {}
+
+    # --- the loop ---------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        mark = -1
+        while not stop.is_set():
+            try:
+                params: dict[str, Any] = {"since": mark, "wait": self.poll_wait if mark >= 0 else 0}
+                response = self.client.get(
+                    f"{self.base}/instances", params=params, timeout=self.poll_wait + 10
+                )
+                response.raise_for_status()
+                data = response.json()
+            except httpx.HTTPError as exc:
+                log.debug("could not fetch work: %s", exc)
+                stop.wait(1.0)
+                continue
+            mark = int(data["mark"])
+            for item in data["instances"]:
+                self.submit(item)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def sync_once(self) -> int:
+        """Fetch the host's servers and reconcile each, in this thread (tests, one-shot
+        `kumo host sync`-style runs). Returns how many servers were looked at."""
+        response = self.client.get(f"{self.base}/instances")
+        response.raise_for_status()
+        items = response.json()["instances"]
+        for item in items:
+            self.reconcile(item)
+        return len(items)
+
+    def submit(self, item: dict[str, Any]) -> None:
+        """Work on one server, never twice at once; a newer item waits for the running one."""
+        with self._lock:
+            if item["id"] in self._inflight:
+                self._inflight[item["id"]] = item
+                return
+            self._inflight[item["id"]] = None
+        self._pool.submit(self._work, item)
+
+    def _work(self, item: dict[str, Any]) -> None:
+        try:
+            self.reconcile(item)
+        except Exception:
+            log.exception("server %s: reconcile failed", item["id"])
+        with self._lock:
+            newer = self._inflight.pop(item["id"], None)
+        if newer is not None:
+            self.submit(newer)
+
+    # --- one server -------------------------------------------------------------------
+    def reconcile(self, item: dict[str, Any]) -> None:
+        uuid, generation = item["id"], int(item["generation"])
+        pending = generation > int(item["observed_generation"])
+        try:
+            if item["desired_state"] == "deleted":
+                self.driver.destroy(uuid)
+                self.report(uuid, generation, PowerState.NOSTATE, gone=True)
+                return
+            state = self.converge(item) if pending else self.driver.get_state(uuid)
+        except HypervisorError as exc:
+            log.warning("server %s: %s", uuid, exc)
+            self.report(
+                uuid,
+                generation,
+                self.driver.get_state(uuid).power_state,
+                fault=str(exc) or exc.__class__.__name__,
+            )
+            return
+        if pending or self._reported.get(uuid) != (generation, state.power_state):
+            self.report(uuid, generation, state.power_state)
+
+    def converge(self, item: dict[str, Any]) -> GuestState:
+        uuid, desired = item["id"], item["desired_state"]
+        d = self.driver
+        state = d.get_state(uuid)
+        if state.power_state == PowerState.NOSTATE:
+            state = d.spawn(self.build_spec(item))
+        elif item.get("reboot_kind") and state.power_state == PowerState.RUNNING:
+            state = d.reboot(uuid, "hard" if item["reboot_kind"] == "hard" else "soft")
+        power = state.power_state
+        if desired == "active":
+            if power == PowerState.PAUSED:
+                state = d.unpause(uuid)
+            elif power == PowerState.SUSPENDED:
+                state = d.resume(uuid)
+            elif power in (PowerState.SHUTDOWN, PowerState.CRASHED):
+                state = d.power_on(uuid)
+        elif desired == "stopped":
+            if power == PowerState.SUSPENDED:
+                state = d.resume(uuid)
+            if state.power_state in (PowerState.RUNNING, PowerState.PAUSED):
+                state = d.power_off(uuid)
+        elif desired == "paused" and power == PowerState.RUNNING:
+            state = d.pause(uuid)
+        elif desired == "suspended":
+            if power == PowerState.PAUSED:
+                state = d.unpause(uuid)
+            if state.power_state == PowerState.RUNNING:
+                state = d.suspend(uuid)
+        return state
+
+    def report(
+        self,
+        uuid: str,
+        generation: int,
+        power: PowerState,
+        fault: str | None = None,
+        gone: bool = False,
+    ) -> None:
+        body = {"power_state": str(power), "generation": generation, "fault": fault, "gone": gone}
+        response = self.client.post(f"{self.base}/instances/{uuid}/observation", json=body)
+        if response.status_code == 404:
+            return  # deleted meanwhile
+        response.raise_for_status()
+        self._reported[uuid] = (generation, str(power))
+        if gone:
+            self._reported.pop(uuid, None)

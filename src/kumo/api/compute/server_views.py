@@ -1,0 +1,101 @@
+"""Nova's server JSON, per microversion (2.1 to the advertised maximum)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from kumo.api.compute.common import links
+from kumo.api.state import AppState
+from kumo.core.compute import states
+from kumo.core.microversion import APIVersion
+from kumo.core.policy import Context
+from kumo.db import models as m
+
+_POWER_NAMES = {0: 0, 1: 1, 3: 3, 4: 4, 6: 6, 7: 7}
+
+
+def _time(value: Any) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _usage_time(value: Any) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def host_id_hash(project_id: str, host: str | None) -> str:
+    """Nova's hostId: stable per (project, host), revealing neither."""
+    if not host:
+        return ""
+    return hashlib.sha224((project_id + host).encode()).hexdigest()
+
+
+def brief(state: AppState, i: m.Instance) -> dict[str, Any]:
+    return {"id": i.id, "name": i.name, "links": links(state, "servers", i.id)}
+
+
+def detail(
+    state: AppState, ctx: Context, version: APIVersion, i: m.Instance, host_name: str | None
+) -> dict[str, Any]:
+    status = states.status(i.vm_state, i.task_state)
+    body: dict[str, Any] = {
+        **brief(state, i),
+        "status": status,
+        "tenant_id": i.project_id,
+        "user_id": i.user_id,
+        "metadata": dict(i.meta or {}),
+        "hostId": host_id_hash(i.project_id, host_name),
+        "image": {"id": i.image_id, "links": links(state, "images", i.image_id)}
+        if i.image_id
+        else "",
+        "flavor": {"id": i.flavor_id, "links": links(state, "flavors", i.flavor_id)},
+        "created": _time(i.created_at),
+        "updated": _time(i.updated_at),
+        "addresses": {},
+        "accessIPv4": i.access_ipv4,
+        "accessIPv6": i.access_ipv6,
+        "key_name": i.key_name,
+        "progress": 100 if status == "ACTIVE" else 0,
+        "config_drive": "True" if i.config_drive else "",
+        "OS-DCF:diskConfig": "MANUAL",
+        "OS-EXT-AZ:availability_zone": i.availability_zone,
+        "OS-EXT-STS:vm_state": i.vm_state,
+        "OS-EXT-STS:task_state": i.task_state,
+        "OS-EXT-STS:power_state": _POWER_NAMES.get(i.power_state, 0),
+        "OS-SRV-USG:launched_at": _usage_time(i.launched_at),
+        "OS-SRV-USG:terminated_at": _usage_time(i.terminated_at),
+        "os-extended-volumes:volumes_attached": [],
+        "security_groups": [],
+    }
+    if ctx.is_admin:
+        body["OS-EXT-SRV-ATTR:host"] = host_name
+        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = host_name
+        body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{i.id[:8]}"
+        if version.at_least("2.3"):
+            body.update(
+                {
+                    "OS-EXT-SRV-ATTR:reservation_id": i.reservation_id,
+                    "OS-EXT-SRV-ATTR:launch_index": i.launch_index,
+                    "OS-EXT-SRV-ATTR:hostname": i.hostname,
+                    "OS-EXT-SRV-ATTR:kernel_id": "",
+                    "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                    "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
+                    "OS-EXT-SRV-ATTR:user_data": i.user_data,
+                }
+            )
+        if version.at_least("2.16"):
+            body["host_status"] = "UP" if host_name else ""
+    if version.at_least("2.9"):
+        body["locked"] = i.locked
+    if version.at_least("2.19"):
+        body["description"] = i.description
+    if i.vm_state == "error" and i.fault:
+        fault = {
+            "code": i.fault.get("code", 500),
+            "message": i.fault.get("message", ""),
+            "created": i.fault.get("created"),
+        }
+        if ctx.is_admin or i.fault.get("code", 500) != 500:
+            fault["details"] = i.fault.get("details", "")
+        body["fault"] = fault
+    return body

@@ -1,0 +1,270 @@
+"""/compute/v2.1/servers: create, list, show, update, delete and actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from kumo.api.auth import Caller, caller
+from kumo.api.body import json_body
+from kumo.api.compute import server_views as views
+from kumo.api.compute.common import body_member, bool_param, int_param, links
+from kumo.api.compute.microversion import api_version
+from kumo.api.state import AppState, app_state
+from kumo.core import wakeup
+from kumo.core.compute import servers
+from kumo.core.errors import BadRequest, NotFound
+from kumo.core.microversion import APIVersion
+from kumo.db import models as m
+
+router = APIRouter(prefix="/compute/v2.1")
+
+
+def _host_names(state: AppState, instances: list[m.Instance]) -> dict[str, str]:
+    ids = {i.host_id for i in instances if i.host_id}
+    if not ids:
+        return {}
+    with state.db.session() as session:
+        rows = session.execute(select(m.Host.id, m.Host.name).where(m.Host.id.in_(ids)))
+        return {host_id: name for host_id, name in rows}
+
+
+def _details(
+    state: AppState, who: Caller, version: APIVersion, instances: list[m.Instance]
+) -> list[dict[str, Any]]:
+    names = _host_names(state, instances)
+    ctx = who.ctx
+    return [views.detail(state, ctx, version, i, names.get(i.host_id or "")) for i in instances]
+
+
+def _filters(request: Request, who: Caller) -> servers.ListFilters:
+    q = request.query_params
+    ctx = who.ctx
+    all_projects = bool(
+        bool_param(q, "all_tenants") or ("all_tenants" in q and q.get("all_tenants") == "")
+    )
+    changes = q.get("changes-since")
+    since = None
+    if changes:
+        try:
+            since = dt.datetime.fromisoformat(changes.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest(
+                f"Invalid input for query parameters changes-since. Value: {changes}."
+            ) from None
+        if since.tzinfo is not None:
+            since = since.astimezone(dt.UTC).replace(tzinfo=None)
+    tags = q.get("tags")
+    return servers.ListFilters(
+        all_projects=all_projects and ctx.is_admin,
+        project_id=(q.get("project_id") or q.get("tenant_id")) if ctx.is_admin else None,
+        name=q.get("name"),
+        status=q.get("status"),
+        host=q.get("host"),
+        image=q.get("image"),
+        flavor=q.get("flavor"),
+        changes_since=since,
+        deleted=bool(bool_param(q, "deleted")) if ctx.is_admin else False,
+        tags=tags.split(",") if tags else None,
+        limit=int_param(q, "limit"),
+        marker=q.get("marker"),
+        sort_key=q.get("sort_key") or "created_at",
+        sort_dir=q.get("sort_dir") or "desc",
+    )
+
+
+def _page_links(
+    state: AppState, request: Request, rows: list[m.Instance], limit: int | None
+) -> dict[str, Any]:
+    if limit is None or len(rows) < limit or not rows:
+        return {}
+    params = dict(request.query_params)
+    params["marker"] = rows[-1].id
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return {
+        "servers_links": [
+            {"rel": "next", "href": f"{state.config.public_url}{request.url.path}?{query}"}
+        ]
+    }
+
+
+@router.get("/servers")
+def list_servers(
+    request: Request, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> dict[str, Any]:
+    f = _filters(request, who)
+    with state.db.session() as session:
+        rows = servers.list_servers(session, who.ctx, f)
+    return {
+        "servers": [views.brief(state, i) for i in rows],
+        **_page_links(state, request, rows, f.limit),
+    }
+
+
+@router.get("/servers/detail")
+def list_servers_detail(
+    request: Request,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
+) -> dict[str, Any]:
+    f = _filters(request, who)
+    with state.db.session() as session:
+        rows = servers.list_servers(session, who.ctx, f)
+    return {
+        "servers": _details(state, who, version, rows),
+        **_page_links(state, request, rows, f.limit),
+    }
+
+
+@router.post("/servers", status_code=202)
+def create_server(
+    body: Any = Depends(json_body),
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
+) -> JSONResponse:
+    data = body_member(body, "server")
+    with state.db.session() as session:
+        created = servers.create(session, who.ctx, data, version)
+    wakeup.notify(wakeup.SCHEDULER)
+    if (body.get("return_reservation_id") if isinstance(body, dict) else False) or data.get(
+        "return_reservation_id"
+    ):
+        return JSONResponse({"reservation_id": created.reservation_id}, status_code=202)
+    first = created.instances[0]
+    server = {
+        "id": first.id,
+        "links": links(state, "servers", first.id),
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": [],
+        "adminPass": created.admin_pass,
+    }
+    return JSONResponse(
+        {"server": server},
+        status_code=202,
+        headers={"Location": links(state, "servers", first.id)[0]["href"]},
+    )
+
+
+@router.get("/servers/{server_id}")
+def show_server(
+    server_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
+) -> dict[str, Any]:
+    with state.db.session() as session:
+        instance = servers.get(session, who.ctx, server_id)
+    return {"server": _details(state, who, version, [instance])[0]}
+
+
+@router.put("/servers/{server_id}")
+def update_server(
+    server_id: str,
+    body: Any = Depends(json_body),
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
+) -> dict[str, Any]:
+    data = body_member(body, "server")
+    with state.db.session() as session:
+        instance = servers.update(session, who.ctx, server_id, data, version)
+    return {"server": _details(state, who, version, [instance])[0]}
+
+
+@router.delete("/servers/{server_id}", status_code=204)
+def delete_server(
+    server_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> Response:
+    with state.db.session() as session:
+        instance = servers.delete(session, who.ctx, server_id)
+        host_id = instance.host_id
+    if host_id:
+        wakeup.notify(wakeup.host_topic(host_id))
+    return Response(status_code=204)
+
+
+@router.post("/servers/{server_id}/action")
+def server_action(
+    server_id: str,
+    body: Any = Depends(json_body),
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
+) -> Response:
+    if not isinstance(body, dict) or len(body) != 1:
+        raise BadRequest("Invalid action: the body must name exactly one action.")
+    action, args = next(iter(body.items()))
+    ctx = who.ctx
+    with state.db.session() as session:
+        if action in servers.ACTIONS:
+            instance = servers.act(session, ctx, server_id, action)
+        elif action == "reboot":
+            kind = args.get("type") if isinstance(args, dict) else None
+            instance = servers.reboot(session, ctx, server_id, kind)
+        elif action == "lock":
+            reason = args.get("locked_reason") if isinstance(args, dict) else None
+            instance = servers.set_lock(session, ctx, server_id, True, reason)
+        elif action == "unlock":
+            instance = servers.set_lock(session, ctx, server_id, False)
+        elif action == "forceDelete":
+            instance = servers.delete(session, ctx, server_id, force=True)
+        else:
+            servers.get(session, ctx, server_id)
+            raise BadRequest(f"There is no such action: {action}")
+        host_id = instance.host_id
+    if host_id:
+        wakeup.notify(wakeup.host_topic(host_id))
+    return Response(status_code=202)
+
+
+@router.get("/servers/{server_id}/os-instance-actions")
+def instance_actions(
+    server_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> dict[str, Any]:
+    with state.db.session() as session:
+        servers.get(session, who.ctx, server_id, include_deleted=True)
+        rows = list(
+            session.scalars(
+                select(m.InstanceAction)
+                .where(m.InstanceAction.instance_id == server_id)
+                .order_by(m.InstanceAction.start_time.desc(), m.InstanceAction.id.desc())
+            )
+        )
+    return {"instanceActions": [_action_view(a) for a in rows]}
+
+
+def _action_view(a: m.InstanceAction) -> dict[str, Any]:
+    return {
+        "action": a.action,
+        "instance_uuid": a.instance_id,
+        "request_id": a.request_id,
+        "user_id": a.user_id,
+        "project_id": a.project_id,
+        "start_time": a.start_time.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        "message": a.message,
+    }
+
+
+@router.get("/servers/{server_id}/os-instance-actions/{request_id}")
+def instance_action(
+    server_id: str,
+    request_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> dict[str, Any]:
+    with state.db.session() as session:
+        servers.get(session, who.ctx, server_id, include_deleted=True)
+        row = session.scalars(
+            select(m.InstanceAction).where(
+                m.InstanceAction.instance_id == server_id, m.InstanceAction.request_id == request_id
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"Action for request_id {request_id} on instance {server_id} not found")
+    return {"instanceAction": {**_action_view(row), "events": []}}

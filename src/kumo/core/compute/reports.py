@@ -1,0 +1,115 @@
+"""What a host agent sees and says: the servers assigned to it, and what it observed.
+
+The agent is level-triggered: it gets every server of its host with the desired state and
+generation, makes the guests match, and reports power state plus the generation it acted
+on. Reports for an older generation are still recorded as observations but never finish a
+newer task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.core.compute import servers, states
+from kumo.core.errors import BadRequest, NotFound
+from kumo.db import models as m
+from kumo.db.types import utcnow
+
+
+def work_for_host(session: Session, host_id: str) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(m.Instance).where(m.Instance.host_id == host_id, m.Instance.deleted.is_(False))
+    )
+    return [
+        {
+            "id": i.id,
+            "name": i.name,
+            "hostname": i.hostname,
+            "project_id": i.project_id,
+            "flavor": i.flavor,
+            "image_id": i.image_id,
+            "key_name": i.key_name,
+            "key_data": i.key_data,
+            "user_data": i.user_data,
+            "metadata": i.meta,
+            "config_drive": i.config_drive,
+            "availability_zone": i.availability_zone,
+            "desired_state": i.desired_state,
+            "reboot_kind": i.reboot_kind,
+            "generation": i.generation,
+            "observed_generation": i.observed_generation,
+            "vm_state": i.vm_state,
+            "task_state": i.task_state,
+            "launch_index": i.launch_index,
+        }
+        for i in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Observation:
+    power_state: str
+    generation: int
+    fault: str | None = None
+    gone: bool = False
+
+    @classmethod
+    def parse(cls, body: Any) -> Observation:
+        if not isinstance(body, dict):
+            raise BadRequest("Expecting an observation object.")
+        power = body.get("power_state")
+        generation = body.get("generation")
+        if power not in states.POWER_BY_NAME or not isinstance(generation, int):
+            raise BadRequest(
+                "An observation needs power_state (one of "
+                f"{sorted(states.POWER_BY_NAME)}) and an integer generation."
+            )
+        fault = body.get("fault")
+        return cls(power, generation, str(fault)[:4000] if fault else None, bool(body.get("gone")))
+
+
+def record(session: Session, host_id: str, instance_id: str, obs: Observation) -> None:
+    instance = session.get(m.Instance, instance_id)
+    if instance is None or instance.deleted or instance.host_id != host_id:
+        raise NotFound(f"Instance {instance_id} is not on host {host_id}.")
+    instance.power_state = states.POWER_BY_NAME[obs.power_state]
+    if obs.generation != instance.generation:
+        return  # about an older request: keep waiting for the current one
+    if (
+        instance.task_state is None
+        and instance.vm_state == "active"
+        and instance.power_state in (states.SHUTDOWN, states.CRASHED)
+    ):
+        # The guest powered itself off: show it as Nova does, SHUTOFF, and do not restart it.
+        instance.vm_state = "stopped"
+        instance.desired_state = "stopped"
+        return
+    if obs.gone and instance.desired_state == "deleted":
+        servers.finish_delete(session, instance)
+        return
+    instance.observed_generation = obs.generation
+    if obs.fault:
+        instance.vm_state = "error"
+        instance.task_state = None
+        instance.task_deadline = None
+        instance.fault = {
+            "code": 500,
+            "message": obs.fault[:255],
+            "details": obs.fault,
+            "created": utcnow().isoformat() + "Z",
+        }
+        return
+    wanted = states.POWER_FOR_DESIRED.get(instance.desired_state)
+    if wanted is None or instance.power_state != wanted:
+        return
+    if instance.vm_state == "building":
+        instance.launched_at = utcnow()
+    instance.vm_state = states.VM_STATE_FOR_DESIRED[instance.desired_state]
+    instance.task_state = None
+    instance.reboot_kind = None
+    instance.task_deadline = None
+    instance.fault = None

@@ -1,0 +1,539 @@
+"""Servers: create, read, update and delete; what each action asks of the agent.
+
+Every mutation follows one lifecycle (Ganeti's): check arguments, lock the row (optimistic
+``version``), check the state allows it, write the desired state with a new ``generation``
+and a task, record the action. The agent does the work and reports back
+(kumo.core.compute.reports); the scheduler places new servers (kumo.controller.scheduler).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.core.compute import flavors, keypairs, quotas, states
+from kumo.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from kumo.core.microversion import APIVersion
+from kumo.core.policy import Context
+from kumo.db import models as m
+from kumo.db.locking import lock_for_claims
+from kumo.db.types import utcnow
+
+MAX_USER_DATA = 65535
+# How long a task may stay in flight before the controller calls it stuck.
+TASK_DEADLINE = dt.timedelta(minutes=10)
+
+
+def _ref_id(ref: Any, what: str) -> str:
+    """flavorRef/imageRef may be an id or a URL ending in one."""
+    if not isinstance(ref, str | int) or isinstance(ref, bool) or not str(ref).strip():
+        raise BadRequest(f"Invalid {what}Ref provided.")
+    return str(ref).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _name(body: dict[str, Any], required: bool = True) -> str | None:
+    name = body.get("name")
+    if name is None and not required:
+        return None
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise BadRequest(
+            "Invalid input for field/attribute name. A name of 1 to 255 "
+            "characters without leading or trailing spaces is required."
+        )
+    if name != name.strip():
+        raise BadRequest(
+            "Invalid input for field/attribute name: leading or trailing whitespace is not allowed."
+        )
+    return name
+
+
+def _metadata(value: Any, limit: int) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid input for field/attribute metadata: an object expected.")
+    if len(value) > limit:
+        raise Forbidden(
+            f"Quota exceeded for metadata_items: Requested {len(value)}, but the limit is {limit}"
+        )
+    for key, item in value.items():
+        if not isinstance(key, str) or not 0 < len(key) <= 255:
+            raise BadRequest("Invalid metadata key: 1 to 255 characters expected.")
+        if not isinstance(item, str) or len(item) > 255:
+            raise BadRequest(
+                f"Invalid metadata value for {key}: a string of at most 255 characters expected."
+            )
+    return dict(value)
+
+
+def _user_data(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_USER_DATA:
+        raise BadRequest(
+            "Invalid input for field/attribute user_data: base64 text of at "
+            f"most {MAX_USER_DATA} characters expected."
+        )
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("User data needs to be valid base 64.") from None
+    return value
+
+
+def _networks(value: Any, version: APIVersion) -> list[dict[str, Any]]:
+    """Requested networks. Networking arrives with the network service; until then only
+    'none' and 'auto' (no NIC) are possible and named networks do not exist."""
+    if value is None:
+        if version.at_least("2.37"):
+            raise BadRequest(
+                "Invalid input for field/attribute networks: 'networks' is a "
+                "required property from microversion 2.37."
+            )
+        return []
+    if value in ("none", "auto"):
+        if not version.at_least("2.37"):
+            raise BadRequest(
+                f"Invalid input for field/attribute networks: '{value}' needs microversion 2.37."
+            )
+        return []
+    if not isinstance(value, list):
+        raise BadRequest("Invalid input for field/attribute networks.")
+    for item in value:
+        if not isinstance(item, dict):
+            raise BadRequest("Invalid input for field/attribute networks.")
+        if item.get("port"):
+            raise NotFound(f"Port {item['port']} could not be found.")
+        if item.get("uuid"):
+            raise BadRequest(f"Network {item['uuid']} could not be found.")
+        raise BadRequest("Bad networks format: each network needs a uuid or a port.")
+    return []
+
+
+def _count(body: dict[str, Any], key: str, default: int) -> int:
+    value = body.get(key, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"Invalid input for field/attribute {key}.") from None
+    if isinstance(value, bool) or number < 1:
+        raise BadRequest(f"Invalid input for field/attribute {key}: must be >= 1.")
+    return number
+
+
+def _image(session: Session, ctx: Context, ref: Any) -> tuple[str | None, int]:
+    """The image id and its min_disk; '' means boot from volume (not yet supported)."""
+    if ref in (None, ""):
+        raise BadRequest(
+            "Missing imageRef attribute: booting from volume arrives with the "
+            "block storage service."
+        )
+    image_id = _ref_id(ref, "image")
+    from kumo.core.images.images import get_image  # images are optional for compute tests
+
+    try:
+        image = get_image(session, ctx, image_id)
+    except NotFound:
+        raise BadRequest(f"Image {image_id} could not be found.") from None
+    if image.status != "active":
+        raise BadRequest(f"Image {image_id} is not active.")
+    return image.id, int(image.min_disk or 0)
+
+
+def flavor_snapshot(flavor: m.Flavor) -> dict[str, Any]:
+    """What the server keeps of its flavor: later edits to the flavor do not change it."""
+    return {
+        "id": flavor.id,
+        "name": flavor.name,
+        "vcpus": flavor.vcpus,
+        "ram": flavor.memory_mb,
+        "disk": flavor.root_gb,
+        "ephemeral": flavor.ephemeral_gb,
+        "swap": flavor.swap_mb,
+        "extra_specs": dict(flavor.extra_specs or {}),
+    }
+
+
+@dataclass(frozen=True)
+class Created:
+    instances: list[m.Instance]
+    admin_pass: str
+    reservation_id: str
+
+
+def create(session: Session, ctx: Context, body: dict[str, Any], version: APIVersion) -> Created:
+    name = _name(body)
+    assert name is not None
+    if ctx.project_id is None:
+        raise Forbidden("Servers are created with a project-scoped token.")
+    flavor_id = _ref_id(body.get("flavorRef"), "flavor")
+    try:
+        flavor = flavors.get(session, flavor_id, ctx.project_id, ctx.is_admin)
+    except NotFound:
+        raise BadRequest(f"Flavor {flavor_id} could not be found.") from None
+    if flavor.disabled:
+        raise BadRequest(f"Flavor {flavor_id} is disabled.")
+    image_id, min_disk = _image(session, ctx, body.get("imageRef"))
+    if flavor.root_gb and min_disk > flavor.root_gb:
+        raise BadRequest(
+            f"Flavor's disk is too small for requested image. Flavor disk is "
+            f"{flavor.root_gb} GiB, image needs {min_disk} GiB."
+        )
+    _networks(body.get("networks"), version)
+    limits = quotas.limits(session, ctx.project_id)
+    meta = _metadata(body.get("metadata"), limits["metadata_items"])
+    user_data = _user_data(body.get("user_data"))
+    key_name = body.get("key_name")
+    key_data = None
+    if key_name is not None:
+        try:
+            key_data = keypairs.get(session, ctx.user_id, str(key_name)).public_key
+        except NotFound:
+            raise BadRequest("Invalid key_name provided.") from None
+    config_drive = body.get("config_drive", False)
+    if config_drive in ("True", "true", True, "1", 1):
+        config_drive = True
+    elif config_drive in ("", "False", "false", False, None, "0", 0):
+        config_drive = False
+    else:
+        raise BadRequest("Invalid input for field/attribute config_drive.")
+    zone = body.get("availability_zone") or "nova"
+    if not isinstance(zone, str) or zone.split(":")[0] != "nova":
+        raise BadRequest(f"The requested availability zone {zone} is not available.")
+    description = body.get("description")
+    if description is not None:
+        if not version.at_least("2.19"):
+            raise BadRequest("Invalid input: 'description' needs microversion 2.19.")
+        if not isinstance(description, str) or len(description) > 255:
+            raise BadRequest("Invalid input for field/attribute description.")
+    min_count = _count(body, "min_count", 1)
+    max_count = _count(body, "max_count", min_count)
+    if min_count > max_count:
+        raise BadRequest("min_count must be <= max_count.")
+    admin_pass = body.get("adminPass") or secrets.token_urlsafe(9)
+
+    # Claims: quota is checked under the lock, then the rows are written, in one transaction.
+    lock_for_claims(session, project_id=ctx.project_id)
+    count = max_count
+    try:
+        quotas.check_instances(session, ctx.project_id, count, flavor.vcpus, flavor.memory_mb)
+    except Forbidden:
+        if min_count == max_count:
+            raise
+        count = min_count
+        quotas.check_instances(session, ctx.project_id, count, flavor.vcpus, flavor.memory_mb)
+    reservation = "r-" + secrets.token_hex(4)
+    snapshot = flavor_snapshot(flavor)
+    created = []
+    for index in range(count):
+        server_name = name if count == 1 else f"{name}-{index + 1}"
+        instance = m.Instance(
+            id=str(uuid.uuid4()),
+            name=server_name,
+            project_id=ctx.project_id,
+            user_id=ctx.user_id,
+            flavor_id=flavor.id,
+            flavor=snapshot,
+            image_id=image_id,
+            key_name=key_name,
+            key_data=key_data,
+            user_data=user_data,
+            meta=meta,
+            config_drive=config_drive,
+            availability_zone="nova",
+            description=description,
+            hostname=_hostname(server_name),
+            access_ipv4=str(body.get("accessIPv4") or ""),
+            access_ipv6=str(body.get("accessIPv6") or ""),
+            reservation_id=reservation,
+            launch_index=index,
+            vm_state="building",
+            task_state="scheduling",
+            desired_state="active",
+            task_deadline=utcnow() + TASK_DEADLINE,
+            tags=[],
+        )
+        session.add(instance)
+        record_action(session, ctx, instance.id, "create")
+        created.append(instance)
+    session.flush()
+    return Created(created, admin_pass, reservation)
+
+
+def _hostname(name: str) -> str:
+    """A DNS label from the server name, as Nova derives it."""
+    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-.")[:63]
+    return label or "server"
+
+
+def record_action(session: Session, ctx: Context, instance_id: str, action: str) -> None:
+    session.add(
+        m.InstanceAction(
+            instance_id=instance_id,
+            action=action,
+            request_id="req-" + str(uuid.uuid4()),
+            user_id=ctx.user_id,
+            project_id=ctx.project_id or "",
+        )
+    )
+
+
+def get(
+    session: Session,
+    ctx: Context,
+    server_id: str,
+    include_deleted: bool = False,
+) -> m.Instance:
+    """A server the caller may see (own project, or any for an admin); 404 otherwise."""
+    instance = session.get(m.Instance, server_id)
+    if (
+        instance is None
+        or (instance.deleted and not include_deleted)
+        or not (ctx.is_admin or instance.project_id == ctx.project_id)
+    ):
+        raise NotFound(f"Instance {server_id} could not be found.")
+    return instance
+
+
+@dataclass
+class ListFilters:
+    all_projects: bool = False
+    project_id: str | None = None
+    name: str | None = None
+    status: str | None = None
+    host: str | None = None
+    image: str | None = None
+    flavor: str | None = None
+    changes_since: dt.datetime | None = None
+    deleted: bool = False
+    ip: str | None = None
+    tags: list[str] | None = None
+    limit: int | None = None
+    marker: str | None = None
+    sort_key: str = "created_at"
+    sort_dir: str = "desc"
+
+
+_SORT_KEYS = {
+    "created_at",
+    "updated_at",
+    "display_name",
+    "name",
+    "uuid",
+    "id",
+    "vm_state",
+    "task_state",
+    "power_state",
+    "launched_at",
+    "terminated_at",
+    "host",
+    "availability_zone",
+    "key_name",
+    "launch_index",
+    "hostname",
+    "project_id",
+    "user_id",
+}
+
+
+def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Instance]:
+    query = select(m.Instance)
+    if not (ctx.is_admin and f.all_projects):
+        query = query.where(m.Instance.project_id == ctx.project_id)
+    elif f.project_id:
+        query = query.where(m.Instance.project_id == f.project_id)
+    if f.changes_since is not None:
+        query = query.where(m.Instance.updated_at >= f.changes_since)
+    elif not (ctx.is_admin and f.deleted):
+        query = query.where(m.Instance.deleted.is_(False))
+    if f.status is not None:
+        wanted = f.status.upper()
+        if wanted not in states.ALL_STATUSES:
+            raise BadRequest(f"Invalid status value: {f.status}")
+        vm = states.vm_states_for_status(wanted)
+        if vm:
+            query = query.where(m.Instance.vm_state.in_(vm))
+    if f.image:
+        query = query.where(m.Instance.image_id == f.image.rstrip("/").rsplit("/", 1)[-1])
+    if f.flavor:
+        query = query.where(m.Instance.flavor_id == f.flavor.rstrip("/").rsplit("/", 1)[-1])
+    if f.host and ctx.is_admin:
+        hosts = select(m.Host.id).where(m.Host.name == f.host)
+        query = query.where(m.Instance.host_id.in_(hosts))
+    key = {"display_name": "name", "uuid": "id", "host": "host_id"}.get(f.sort_key, f.sort_key)
+    if f.sort_key not in _SORT_KEYS:
+        raise BadRequest(f"Invalid sort_key: {f.sort_key}")
+    if f.sort_dir not in ("asc", "desc"):
+        raise BadRequest(f"Invalid sort_dir: {f.sort_dir}")
+    column = getattr(m.Instance, key)
+    order = column.desc() if f.sort_dir == "desc" else column.asc()
+    tiebreak = m.Instance.id.desc() if f.sort_dir == "desc" else m.Instance.id.asc()
+    rows = list(session.scalars(query.order_by(order, tiebreak)))
+    if f.name:
+        try:
+            pattern = re.compile(f.name)
+        except re.error:
+            raise BadRequest(f"Invalid name filter: {f.name}") from None
+        rows = [r for r in rows if pattern.search(r.name)]
+    if f.status is not None:
+        # The SQL filter narrowed by vm_state; tasks (REBOOT, RESIZE...) refine the status.
+        rows = [r for r in rows if states.status(r.vm_state, r.task_state) == f.status.upper()]
+    if f.tags:
+        wanted_tags = set(f.tags)
+        rows = [r for r in rows if wanted_tags <= set(r.tags or [])]
+    if f.marker is not None:
+        ids = [r.id for r in rows]
+        if f.marker not in ids:
+            raise BadRequest(f"marker [{f.marker}] not found")
+        rows = rows[ids.index(f.marker) + 1 :]
+    return rows[: f.limit] if f.limit is not None else rows
+
+
+def update(
+    session: Session, ctx: Context, server_id: str, body: dict[str, Any], version: APIVersion
+) -> m.Instance:
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    allowed = {"name", "accessIPv4", "accessIPv6"} | (
+        {"description"} if version.at_least("2.19") else set()
+    )
+    unknown = set(body) - allowed
+    if unknown:
+        raise BadRequest(
+            f"Invalid input: additional properties are not allowed "
+            f"({', '.join(sorted(unknown))} unexpected)."
+        )
+    if "name" in body:
+        instance.name = _name(body) or instance.name
+    if "description" in body:
+        description = body["description"]
+        if description is not None and (not isinstance(description, str) or len(description) > 255):
+            raise BadRequest("Invalid input for field/attribute description.")
+        instance.description = description
+    for field_name, column in (("accessIPv4", "access_ipv4"), ("accessIPv6", "access_ipv6")):
+        if field_name in body:
+            setattr(instance, column, str(body[field_name] or ""))
+    return instance
+
+
+def _check_not_locked(ctx: Context, instance: m.Instance) -> None:
+    if instance.locked and not ctx.is_admin:
+        raise Conflict(f"Instance {instance.id} is locked")
+
+
+def delete(session: Session, ctx: Context, server_id: str, force: bool = False) -> m.Instance:
+    """Ask for deletion. A server no host owns is deleted at once; otherwise its agent
+    destroys the guest and reports, and the row is soft-deleted then."""
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    record_action(session, ctx, instance.id, "delete")
+    if instance.host_id is None:
+        finish_delete(session, instance)
+        return instance
+    instance.desired_state = "deleted"
+    instance.task_state = "deleting"
+    instance.generation += 1
+    instance.task_deadline = utcnow() + TASK_DEADLINE
+    return instance
+
+
+def finish_delete(session: Session, instance: m.Instance) -> None:
+    """The guest is gone: release the allocation and soft-delete the row (kept for usage)."""
+    allocation = session.get(m.Allocation, instance.id)
+    if allocation is not None:
+        session.delete(allocation)
+    now = utcnow()
+    instance.vm_state = "deleted"
+    instance.task_state = None
+    instance.power_state = states.NOSTATE
+    instance.deleted = True
+    instance.deleted_at = now
+    instance.terminated_at = now
+    instance.task_deadline = None
+
+
+# Actions: which states allow them and what they ask for ---------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    allowed_vm_states: tuple[str, ...]
+    desired: str | None
+    task: str
+
+
+ACTIONS: dict[str, Action] = {
+    "os-start": Action("start", ("stopped",), "active", "powering-on"),
+    "os-stop": Action("stop", ("active", "error"), "stopped", "powering-off"),
+    "pause": Action("pause", ("active",), "paused", "pausing"),
+    "unpause": Action("unpause", ("paused",), "active", "unpausing"),
+    "suspend": Action("suspend", ("active",), "suspended", "suspending"),
+    "resume": Action("resume", ("suspended",), "active", "resuming"),
+}
+
+
+def act(session: Session, ctx: Context, server_id: str, action_key: str) -> m.Instance:
+    action = ACTIONS[action_key]
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    if instance.vm_state not in action.allowed_vm_states or instance.task_state is not None:
+        raise Conflict(
+            f"Cannot '{action_key}' instance {server_id} while it is in "
+            f"vm_state {instance.vm_state}"
+            + (f" (task_state {instance.task_state})" if instance.task_state else "")
+        )
+    _ask(instance, action.desired, action.task)
+    record_action(session, ctx, instance.id, action.name)
+    return instance
+
+
+def reboot(session: Session, ctx: Context, server_id: str, kind: Any) -> m.Instance:
+    if kind not in ("SOFT", "HARD"):
+        raise BadRequest("Invalid input for field/attribute type: SOFT or HARD expected.")
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    allowed = (
+        ("active", "stopped", "paused", "suspended", "error") if kind == "HARD" else ("active",)
+    )
+    busy = instance.task_state is not None and not (
+        kind == "HARD" and instance.task_state in ("rebooting", "reboot_pending")
+    )
+    if instance.vm_state not in allowed or busy:
+        raise Conflict(
+            f"Cannot 'reboot' instance {server_id} while it is in vm_state {instance.vm_state}"
+        )
+    instance.reboot_kind = kind.lower()
+    _ask(instance, "active", "rebooting_hard" if kind == "HARD" else "rebooting")
+    record_action(session, ctx, instance.id, "reboot")
+    return instance
+
+
+def _ask(instance: m.Instance, desired: str | None, task: str) -> None:
+    if desired is not None:
+        instance.desired_state = desired
+    instance.task_state = task
+    instance.generation += 1
+    instance.task_deadline = utcnow() + TASK_DEADLINE
+
+
+def set_lock(
+    session: Session, ctx: Context, server_id: str, locked: bool, reason: str | None = None
+) -> m.Instance:
+    instance = get(session, ctx, server_id)
+    if not locked and instance.locked and instance.locked_by == "admin" and not ctx.is_admin:
+        raise Conflict(f"Instance {server_id} was locked by an administrator.")
+    instance.locked = locked
+    instance.locked_reason = reason if locked else None
+    instance.locked_by = ("admin" if ctx.is_admin else "owner") if locked else None
+    record_action(session, ctx, instance.id, "lock" if locked else "unlock")
+    return instance

@@ -1,0 +1,65 @@
+"""Disk files through qemu-img: copy-on-write overlays on a cached base image, and `info`.
+
+The base never changes (LAB.md); each guest writes only to its own overlay, so one cached
+image serves every guest on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class DiskError(RuntimeError):
+    """qemu-img refused; the message carries its stderr."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    virtual_size: int
+    actual_size: int
+    backing_file: str | None
+    raw: dict[str, Any]
+
+
+def _qemu_img(*args: str) -> str:
+    result = subprocess.run(["qemu-img", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DiskError(f"qemu-img {args[0]} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def info(path: Path, force_share: bool = True) -> ImageInfo:
+    """`qemu-img info` as data. `-U` lets it read an image a running guest holds open."""
+    args = ["info", "--output=json"] + (["-U"] if force_share else []) + [str(path)]
+    raw = json.loads(_qemu_img(*args))
+    return ImageInfo(
+        format=raw["format"],
+        virtual_size=int(raw["virtual-size"]),
+        actual_size=int(raw.get("actual-size", 0)),
+        backing_file=raw.get("backing-filename"),
+        raw=raw,
+    )
+
+
+def create_overlay(base: Path, overlay: Path, size: int | None = None) -> Path:
+    """A qcow2 overlay backed by `base` (absolute path, explicit format: no probing).
+
+    `size` in bytes grows the disk beyond the base (a flavor's root disk); never shrinks."""
+    base = base.resolve()
+    base_info = info(base)
+    size = max(size or 0, base_info.virtual_size)
+    overlay.parent.mkdir(parents=True, exist_ok=True)
+    _qemu_img("create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_info.format,
+              str(overlay), str(size))
+    return overlay
+
+
+def create_blank(path: Path, size: int, fmt: str = "qcow2") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _qemu_img("create", "-q", "-f", fmt, str(path), str(size))
+    return path

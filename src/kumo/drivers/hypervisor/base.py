@@ -1,0 +1,167 @@
+"""The one interface every hypervisor driver implements, and the plain data it speaks.
+
+The agent reconciles desired against observed state, so every operation here is idempotent
+and every answer is an observation (`GuestState`), never a promise. Specs are plain, JSON-able
+dataclasses so a driver can persist them next to the guest and find them again after the
+agent restarts (guests outlive agents: DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid as _uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+class HypervisorError(RuntimeError):
+    """A driver could not do what was asked; the message says why, for the instance fault."""
+
+
+class GuestNotFound(HypervisorError):
+    """The driver knows no guest with this UUID on this host."""
+
+
+class PowerState(enum.StrEnum):
+    """Nova's power_state vocabulary (what the process is doing, not what the user asked)."""
+
+    NOSTATE = "nostate"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SHUTDOWN = "shutdown"
+    CRASHED = "crashed"
+    SUSPENDED = "suspended"
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """An extra disk: a file (or host block device) handed to the guest as virtio-blk."""
+
+    path: str
+    format: str = "qcow2"
+    readonly: bool = False
+    serial: str = ""
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    """A NIC. `tap` names an existing tap device; empty means user-mode NAT (tests only)."""
+
+    mac: str
+    tap: str = ""
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    """Everything a driver needs to (re)create a guest; persisted by the driver as JSON."""
+
+    uuid: str
+    name: str
+    vcpus: int
+    memory_mb: int
+    root_disk: str | None = None
+    root_disk_format: str = "qcow2"
+    kernel: str | None = None
+    ramdisk: str | None = None
+    cmdline: str | None = None
+    config_drive: str | None = None
+    extra_disks: tuple[DiskSpec, ...] = ()
+    nics: tuple[NicSpec, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GuestSpec:
+        data = dict(data)
+        data["extra_disks"] = tuple(DiskSpec(**d) for d in data.get("extra_disks", ()))
+        data["nics"] = tuple(NicSpec(**n) for n in data.get("nics", ()))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class GuestState:
+    """One observation of a guest. `pid` is None when no process runs it."""
+
+    uuid: str
+    power_state: PowerState
+    pid: int | None = None
+    name: str = ""
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+RebootKind = Literal["soft", "hard"]
+
+
+@runtime_checkable
+class HypervisorDriver(Protocol):
+    """What the agent may ask of a hypervisor on its host.
+
+    Every mutating call is idempotent: asking for the state a guest is already in is a
+    no-op that returns the current observation. Calls on an unknown UUID raise
+    `GuestNotFound`, except `destroy` (already gone is success) and `get_state`
+    (answers NOSTATE).
+    """
+
+    name: str
+
+    def capabilities(self) -> dict[str, Any]:
+        """What this driver can do here (accelerator, features), for host registration."""
+        ...
+
+    def spawn(self, spec: GuestSpec) -> GuestState:
+        """Create the guest and start it; a guest already running is left untouched."""
+        ...
+
+    def destroy(self, uuid: str) -> None:
+        """Stop the guest hard and remove its runtime directory; already gone is success."""
+        ...
+
+    def power_on(self, uuid: str) -> GuestState:
+        """Start a shut-down (or crashed) guest from its persisted spec."""
+        ...
+
+    def power_off(self, uuid: str, timeout: float = 30.0) -> GuestState:
+        """Ask the guest to power down (ACPI); force it off once `timeout` has passed."""
+        ...
+
+    def reboot(self, uuid: str, kind: RebootKind = "soft", timeout: float = 30.0) -> GuestState:
+        """Soft: a clean power-off (forced after `timeout`) then power-on. Hard: reset."""
+        ...
+
+    def pause(self, uuid: str) -> GuestState: ...
+
+    def unpause(self, uuid: str) -> GuestState: ...
+
+    def suspend(self, uuid: str) -> GuestState:
+        """Save the guest's memory and device state to a file; its process exits."""
+        ...
+
+    def resume(self, uuid: str) -> GuestState:
+        """Restore a suspended guest from its saved state; it continues where it stopped."""
+        ...
+
+    def get_state(self, uuid: str) -> GuestState: ...
+
+    def console_log(self, uuid: str, tail_bytes: int = 65536) -> bytes:
+        """The last `tail_bytes` of the serial console, across power cycles."""
+        ...
+
+    def list_guests(self) -> list[GuestState]:
+        """Every guest this driver finds on the host, running or not (for adoption)."""
+        ...
+
+
+def instance_dir(state_dir: Path, uuid: str) -> Path:
+    """Where a guest's runtime files live; one directory per guest, removed by destroy.
+
+    The UUID is validated because it becomes a path that destroy deletes recursively.
+    """
+    try:
+        canonical = str(_uuid.UUID(uuid))
+    except ValueError:
+        raise HypervisorError(f"not a UUID: {uuid!r}") from None
+    return state_dir / "instances" / canonical

@@ -1,0 +1,210 @@
+"""The fake driver: the same contract as QEMU, in memory and instant.
+
+For scale tests (thousands of guests on one machine) and hosts with no QEMU. Guests belong
+to a simulated host keyed by the state directory, not to the driver object, so a new
+driver on the same directory (an agent restart) adopts them just as the QEMU driver does.
+Its console replays what the kumo-tiny guest would print, reading the real config drive.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kumo.drivers.hypervisor.base import (
+    GuestNotFound,
+    GuestSpec,
+    GuestState,
+    HypervisorError,
+    PowerState,
+    RebootKind,
+    instance_dir,
+)
+
+_pids = itertools.count(1_000_000)
+
+
+@dataclass
+class _Guest:
+    spec: GuestSpec
+    power: PowerState = PowerState.SHUTDOWN
+    pid: int | None = None
+    console: list[str] = field(default_factory=list)
+    alive: int = 0
+
+
+@dataclass
+class _Host:
+    guests: dict[str, _Guest] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+_HOSTS: dict[str, _Host] = {}
+_HOSTS_LOCK = threading.Lock()
+
+
+def _host(state_dir: Path) -> _Host:
+    with _HOSTS_LOCK:
+        return _HOSTS.setdefault(str(Path(state_dir).resolve()), _Host())
+
+
+def _boot_lines(spec: GuestSpec) -> list[str]:
+    """What kumo-tiny prints at boot, from the same config drive it would read."""
+    lines = ["kumo-guest: start 0.00"]
+    meta: dict[str, Any] = {}
+    user_data = b""
+    if spec.config_drive and Path(spec.config_drive).exists():
+        import json
+
+        from kumo.drivers.configdrive import read_config_drive
+
+        files = read_config_drive(Path(spec.config_drive))
+        meta = json.loads(files.get("openstack/latest/meta_data.json", b"{}"))
+        user_data = files.get("openstack/latest/user_data", b"")
+    lines.append(f"kumo-guest: hostname {meta.get('hostname') or 'kumo-tiny'}")
+    lines += [f"kumo-guest: key {key}" for key in meta.get("public_keys", {}).values()]
+    if user_data:
+        first = user_data.decode(errors="replace").splitlines()[0] if user_data.strip() else ""
+        lines.append(f"kumo-guest: user-data {first}")
+    names = iter("abcdefghijklmnopqrstuvwxyz")
+    disks = [spec.root_disk, spec.config_drive, *(d.path for d in spec.extra_disks)]
+    lines += [f"kumo-guest: disk vd{next(names)}" for d in disks if d]
+    lines += [f"kumo-guest: ip eth{i} 10.0.2.{15 + i}" for i, _ in enumerate(spec.nics)]
+    return lines
+
+
+class FakeDriver:
+    """HypervisorDriver with no processes: PIDs are made up, state changes are instant."""
+
+    name = "fake"
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self._host = _host(self.state_dir)
+
+    def _get(self, uuid: str) -> _Guest:
+        instance_dir(self.state_dir, uuid)  # same UUID validation as the real driver
+        try:
+            return self._host.guests[uuid]
+        except KeyError:
+            raise GuestNotFound(f"no guest {uuid} on this host") from None
+
+    def _state(self, guest: _Guest) -> GuestState:
+        return GuestState(guest.spec.uuid, guest.power, guest.pid, guest.spec.name)
+
+    def _boot(self, guest: _Guest) -> None:
+        guest.power, guest.pid = PowerState.RUNNING, next(_pids)
+        guest.console += _boot_lines(guest.spec)
+
+    def is_process(self, pid: int) -> bool:
+        """Whether a made-up PID belongs to a running fake guest (for contract tests)."""
+        with self._host.lock:
+            return any(g.pid == pid for g in self._host.guests.values())
+
+    def capabilities(self) -> dict[str, Any]:
+        return {"driver": self.name, "accelerator": "fake", "vhost_net": False,
+                "suspend": True, "direct_kernel_boot": True}
+
+    def spawn(self, spec: GuestSpec) -> GuestState:
+        instance_dir(self.state_dir, spec.uuid)
+        with self._host.lock:
+            guest = self._host.guests.get(spec.uuid)
+            if guest is None:
+                guest = self._host.guests[spec.uuid] = _Guest(spec)
+            elif guest.pid is not None:
+                return self._state(guest)
+            guest.spec = spec
+            if guest.power == PowerState.SUSPENDED:
+                return self.resume(spec.uuid)
+            self._boot(guest)
+            return self._state(guest)
+
+    def destroy(self, uuid: str) -> None:
+        instance_dir(self.state_dir, uuid)
+        with self._host.lock:
+            self._host.guests.pop(uuid, None)
+
+    def power_on(self, uuid: str) -> GuestState:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.power == PowerState.SUSPENDED:
+                return self.resume(uuid)
+            if guest.pid is None:
+                self._boot(guest)
+            return self._state(guest)
+
+    def power_off(self, uuid: str, timeout: float = 30.0) -> GuestState:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.pid is not None:
+                if guest.power == PowerState.RUNNING:
+                    guest.console.append("kumo-guest: power button")
+                guest.power, guest.pid = PowerState.SHUTDOWN, None
+            elif guest.power == PowerState.CRASHED:
+                guest.power = PowerState.SHUTDOWN
+            return self._state(guest)
+
+    def reboot(self, uuid: str, kind: RebootKind = "soft", timeout: float = 30.0) -> GuestState:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if kind == "hard" and guest.pid is not None:
+                guest.power = PowerState.RUNNING
+                guest.console += _boot_lines(guest.spec)
+                return self._state(guest)
+            self.power_off(uuid, timeout)
+            return self.power_on(uuid)
+
+    def pause(self, uuid: str) -> GuestState:
+        return self._set_running(uuid, PowerState.PAUSED)
+
+    def unpause(self, uuid: str) -> GuestState:
+        return self._set_running(uuid, PowerState.RUNNING)
+
+    def _set_running(self, uuid: str, power: PowerState) -> GuestState:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.pid is None:
+                raise HypervisorError(f"guest {uuid} has no running process")
+            guest.power = power
+            return self._state(guest)
+
+    def suspend(self, uuid: str) -> GuestState:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.power == PowerState.SUSPENDED:
+                return self._state(guest)
+            if guest.pid is None:
+                raise HypervisorError(f"guest {uuid} has no running process to suspend")
+            guest.power, guest.pid = PowerState.SUSPENDED, None
+            return self._state(guest)
+
+    def resume(self, uuid: str) -> GuestState:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.pid is not None:
+                return self._state(guest)
+            if guest.power != PowerState.SUSPENDED:
+                raise HypervisorError(f"guest {uuid} is not suspended")
+            guest.power, guest.pid = PowerState.RUNNING, next(_pids)
+            return self._state(guest)
+
+    def get_state(self, uuid: str) -> GuestState:
+        with self._host.lock:
+            guest = self._host.guests.get(uuid)
+            return self._state(guest) if guest else GuestState(uuid, PowerState.NOSTATE)
+
+    def console_log(self, uuid: str, tail_bytes: int = 65536) -> bytes:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.power == PowerState.RUNNING:  # time passes for a running guest
+                guest.console.append(f"kumo-guest: alive {guest.alive}")
+                guest.alive += 1
+            text = "".join(line + "\n" for line in guest.console).encode()
+            return text[-tail_bytes:]
+
+    def list_guests(self) -> list[GuestState]:
+        with self._host.lock:
+            return [self._state(g) for _, g in sorted(self._host.guests.items())]

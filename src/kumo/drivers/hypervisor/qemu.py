@@ -1,0 +1,413 @@
+"""The QEMU driver: one daemonized qemu-system-x86_64 per guest, controlled over QMP.
+
+Everything about a guest lives in its instance directory, so a restarted agent (a new
+driver instance) finds every guest again without touching it:
+
+    <state>/instances/<uuid>/spec.json      the GuestSpec (to power on / resume again)
+                             qemu.pid       pidfile; QEMU removes it on a clean exit
+                             qmp            QMP socket
+                             console.log    serial console, appended across power cycles
+                             qemu.argv      the last command line (for humans)
+                             suspended.state  saved memory + device state while suspended
+
+Power states are derived, never stored: a live process (verified by its command line
+naming the UUID) is asked over QMP; no process and a saved state file means SUSPENDED; a
+pidfile left behind by a process that died means CRASHED; otherwise SHUTDOWN.
+
+No `-no-shutdown`: when the guest powers itself off, QEMU exits, so the agent sees SHUTOFF
+without having to poll QMP for a `shutdown` run state. Never `vhost=on` (LAB.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp import QMPClient
+
+from kumo.drivers.hypervisor import accel, qmp
+from kumo.drivers.hypervisor.base import (
+    GuestNotFound,
+    GuestSpec,
+    GuestState,
+    HypervisorError,
+    PowerState,
+    RebootKind,
+    instance_dir,
+)
+
+SOCKET_PATH_MAX = 107
+_RUNSTATE = {
+    "running": PowerState.RUNNING,
+    "guest-panicked": PowerState.CRASHED,
+    "internal-error": PowerState.CRASHED,
+    "io-error": PowerState.CRASHED,
+    "watchdog": PowerState.CRASHED,
+    "shutdown": PowerState.SHUTDOWN,
+}  # every other run state (paused, inmigrate, save-vm, ...) is PAUSED
+
+
+def _opt(value: str) -> str:
+    """Escape a value for a QEMU option list, where a comma is written twice."""
+    return value.replace(",", ",,")
+
+
+def _process_alive(pid: int) -> bool:
+    """True for a live (not zombie) process. Daemonized QEMU is reaped by init, but a
+    container's init may be slow to reap, and a zombie is as dead as a guest gets."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class QemuDriver:
+    """HypervisorDriver for QEMU (KVM when the timed probe says so, else TCG)."""
+
+    name = "qemu"
+
+    def __init__(self, state_dir: Path, binary: str = "qemu-system-x86_64",
+                 accelerator: str | None = None, start_timeout: float = 30.0) -> None:
+        self.state_dir = Path(state_dir)
+        self.binary = binary
+        self._accelerator = accelerator
+        self.start_timeout = start_timeout
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _lock(self, uuid: str) -> threading.RLock:
+        with self._locks_guard:
+            return self._locks.setdefault(uuid, threading.RLock())
+
+    def _dir(self, uuid: str) -> Path:
+        return instance_dir(self.state_dir, uuid)
+
+    def _spec(self, uuid: str) -> GuestSpec:
+        path = self._dir(uuid) / "spec.json"
+        try:
+            return GuestSpec.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise GuestNotFound(f"no guest {uuid} on this host") from None
+
+    def accelerator(self) -> str:
+        if self._accelerator is None:
+            self._accelerator = accel.decide().accel
+        return self._accelerator
+
+    def _pid(self, uuid: str) -> int | None:
+        """The PID of this guest's live QEMU, verified by its command line (PIDs recycle)."""
+        try:
+            pid = int((self._dir(uuid) / "qemu.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if not _process_alive(pid):
+            return None
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        return pid if uuid.encode() in argv else None
+
+    def _qmp(self, uuid: str, command: str, arguments: dict[str, Any] | None = None,
+             timeout: float = 5.0) -> Any:
+        return qmp.execute(self._dir(uuid) / "qmp", command, arguments, timeout)
+
+    def _argv(self, spec: GuestSpec, incoming: Path | None) -> list[str]:
+        directory = self._dir(spec.uuid)
+        accelerator = self.accelerator()
+        argv = [
+            self.binary,
+            "-name", f"guest={_opt(spec.name)},process=kumo-{spec.uuid[:8]}",
+            "-uuid", spec.uuid,
+            "-machine", "pc", "-accel", accelerator,
+            "-cpu", "host" if accelerator == "kvm" else "qemu64",
+            "-m", str(spec.memory_mb), "-smp", str(spec.vcpus),
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-daemonize", "-pidfile", str(directory / "qemu.pid"),
+            "-qmp", f"unix:{_opt(str(directory / 'qmp'))},server=on,wait=off",
+            "-chardev",
+            f"file,id=serial0,path={_opt(str(directory / 'console.log'))},append=on",
+            "-serial", "chardev:serial0",
+        ]
+        if spec.kernel:
+            argv += ["-kernel", spec.kernel]
+            if spec.ramdisk:
+                argv += ["-initrd", spec.ramdisk]
+            if spec.cmdline:
+                argv += ["-append", spec.cmdline]
+        disks: list[tuple[str, str, str, bool, str]] = []
+        if spec.root_disk:
+            disks.append(("root", spec.root_disk, spec.root_disk_format, False, "root"))
+        if spec.config_drive:
+            disks.append(("config", spec.config_drive, "raw", True, "config-2"))
+        for i, disk in enumerate(spec.extra_disks):
+            disks.append((f"disk{i}", disk.path, disk.format, disk.readonly, disk.serial))
+        for ident, path, fmt, readonly, serial in disks:
+            drive = f"file={_opt(path)},format={fmt},if=none,id=drive-{ident}"
+            argv += ["-drive", drive + (",readonly=on" if readonly else "")]
+            device = f"virtio-blk-pci,drive=drive-{ident},id={ident}"
+            argv += ["-device", device + (f",serial={_opt(serial[:20])}" if serial else "")]
+        for i, nic in enumerate(spec.nics):
+            if nic.tap:
+                netdev = f"tap,id=net{i},ifname={_opt(nic.tap)},script=no,downscript=no"
+            else:
+                netdev = f"user,id=net{i}"
+            argv += ["-netdev", netdev,
+                     "-device", f"virtio-net-pci,netdev=net{i},mac={nic.mac},id=nic{i}"]
+        if incoming:
+            argv += ["-incoming", f"exec:cat {shlex.quote(str(incoming))}"]
+        return argv
+
+    def _start(self, spec: GuestSpec, incoming: Path | None = None) -> None:
+        directory = self._dir(spec.uuid)
+        if len(str(directory / "qmp")) > SOCKET_PATH_MAX:
+            raise HypervisorError(f"state directory too deep for a UNIX socket: {directory}")
+        for stale in ("qemu.pid", "qmp"):
+            with contextlib.suppress(FileNotFoundError):
+                (directory / stale).unlink()
+        argv = self._argv(spec, incoming)
+        (directory / "qemu.argv").write_text(shlex.join(argv) + "\n")
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True,
+                                    timeout=self.start_timeout, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise HypervisorError(f"{self.binary} not found") from None
+        except subprocess.TimeoutExpired:
+            raise HypervisorError(f"{self.binary} did not daemonize in time") from None
+        if result.returncode != 0:
+            raise HypervisorError(f"qemu failed to start: {result.stderr.strip()[-2000:]}")
+
+    def _wait_gone(self, uuid: str, pid: int, deadline: float) -> bool:
+        while time.monotonic() < deadline:
+            if not _process_alive(pid):
+                return True
+            time.sleep(0.02)
+        return not _process_alive(pid)
+
+    def _kill(self, uuid: str, pid: int) -> None:
+        """Stop the process now: QMP `quit` (clean, removes the pidfile), else SIGKILL."""
+        with contextlib.suppress(qmp.QMPUnavailable, Exception):
+            self._qmp(uuid, "quit", timeout=2.0)
+        if not self._wait_gone(uuid, pid, time.monotonic() + 3.0):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self._wait_gone(uuid, pid, time.monotonic() + 5.0)
+        with contextlib.suppress(FileNotFoundError):
+            (self._dir(uuid) / "qemu.pid").unlink()
+
+    def _require_running(self, uuid: str) -> int:
+        self._spec(uuid)
+        pid = self._pid(uuid)
+        if pid is None:
+            raise HypervisorError(f"guest {uuid} has no running process")
+        return pid
+
+    # -- the interface ---------------------------------------------------------------------
+
+    def capabilities(self) -> dict[str, Any]:
+        decision = accel.decide() if self._accelerator is None else None
+        version = ""
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            version = subprocess.run([self.binary, "--version"], capture_output=True,
+                                     text=True, timeout=10).stdout.splitlines()[0]
+        return {
+            "driver": self.name,
+            "accelerator": self.accelerator(),
+            "accelerator_reason": decision.reason if decision else "configured",
+            "qemu_version": version,
+            "vhost_net": False,
+            "suspend": True,
+            "direct_kernel_boot": True,
+        }
+
+    def get_state(self, uuid: str) -> GuestState:
+        with self._lock(uuid):
+            try:
+                spec = self._spec(uuid)
+            except GuestNotFound:
+                return GuestState(uuid, PowerState.NOSTATE)
+            directory = self._dir(uuid)
+            pid = self._pid(uuid)
+            if pid is None:
+                if (directory / "suspended.state").exists():
+                    return GuestState(uuid, PowerState.SUSPENDED, None, spec.name)
+                if (directory / "qemu.pid").exists():
+                    return GuestState(uuid, PowerState.CRASHED, None, spec.name,
+                                      "qemu exited without cleaning up (killed?)")
+                return GuestState(uuid, PowerState.SHUTDOWN, None, spec.name)
+            try:
+                status = self._qmp(uuid, "query-status", timeout=3.0)["status"]
+            except Exception as exc:  # alive but QMP busy or wedged: still running
+                return GuestState(uuid, PowerState.RUNNING, pid, spec.name,
+                                  f"QMP unavailable: {exc}")
+            power = _RUNSTATE.get(status, PowerState.PAUSED)
+            return GuestState(uuid, power, pid, spec.name, status)
+
+    def list_guests(self) -> list[GuestState]:
+        root = self.state_dir / "instances"
+        if not root.is_dir():
+            return []
+        return [self.get_state(d.name) for d in sorted(root.iterdir())
+                if (d / "spec.json").exists()]
+
+    def spawn(self, spec: GuestSpec) -> GuestState:
+        with self._lock(spec.uuid):
+            directory = self._dir(spec.uuid)
+            if self._pid(spec.uuid) is not None:
+                return self.get_state(spec.uuid)
+            directory.mkdir(parents=True, exist_ok=True)
+            tmp = directory / "spec.json.tmp"
+            tmp.write_text(json.dumps(spec.to_dict(), indent=1))
+            tmp.replace(directory / "spec.json")
+            if (directory / "suspended.state").exists():
+                return self.resume(spec.uuid)
+            self._start(spec)
+            return self.get_state(spec.uuid)
+
+    def power_on(self, uuid: str) -> GuestState:
+        with self._lock(uuid):
+            spec = self._spec(uuid)
+            state = self.get_state(uuid)
+            if state.power_state == PowerState.SUSPENDED:
+                return self.resume(uuid)
+            if state.pid is None:
+                self._start(spec)
+            return self.get_state(uuid)
+
+    def power_off(self, uuid: str, timeout: float = 30.0) -> GuestState:
+        with self._lock(uuid):
+            self._spec(uuid)
+            pid = self._pid(uuid)
+            if pid is not None:
+                deadline = time.monotonic() + timeout
+                state = self.get_state(uuid)
+                if state.power_state == PowerState.RUNNING:
+                    with contextlib.suppress(Exception):
+                        self._qmp(uuid, "system_powerdown")
+                    self._wait_gone(uuid, pid, deadline)
+                if _process_alive(pid):
+                    self._kill(uuid, pid)
+            with contextlib.suppress(FileNotFoundError):
+                (self._dir(uuid) / "qemu.pid").unlink()  # a crashed guest is now just off
+            return self.get_state(uuid)
+
+    def reboot(self, uuid: str, kind: RebootKind = "soft", timeout: float = 30.0) -> GuestState:
+        with self._lock(uuid):
+            if kind == "hard":
+                if self._pid(uuid) is None:
+                    return self.power_on(uuid)
+                self._qmp(uuid, "system_reset")
+                state = self.get_state(uuid)
+                if state.power_state == PowerState.PAUSED:
+                    self._qmp(uuid, "cont")
+                return self.get_state(uuid)
+            self.power_off(uuid, timeout)
+            return self.power_on(uuid)
+
+    def pause(self, uuid: str) -> GuestState:
+        with self._lock(uuid):
+            self._require_running(uuid)
+            self._qmp(uuid, "stop")
+            return self.get_state(uuid)
+
+    def unpause(self, uuid: str) -> GuestState:
+        with self._lock(uuid):
+            self._require_running(uuid)
+            self._qmp(uuid, "cont")
+            return self.get_state(uuid)
+
+    def suspend(self, uuid: str) -> GuestState:
+        """Stop the vCPUs, stream the state to a file via `migrate exec:`, then quit.
+
+        The file is written under a temporary name and renamed only once the migration
+        completed, so a SUSPENDED guest always has a whole state file."""
+        with self._lock(uuid):
+            self._spec(uuid)
+            directory = self._dir(uuid)
+            pid = self._pid(uuid)
+            if pid is None:
+                if (directory / "suspended.state").exists():
+                    return self.get_state(uuid)
+                raise HypervisorError(f"guest {uuid} has no running process to suspend")
+            partial = directory / "suspended.state.partial"
+
+            async def save(client: QMPClient) -> None:
+                await client.execute("stop")
+                await client.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(partial))}"})
+                while True:
+                    info = await client.execute("query-migrate")
+                    status = info.get("status") if isinstance(info, dict) else None
+                    if status == "completed":
+                        break
+                    if status in ("failed", "cancelled"):
+                        await client.execute("cont")
+                        raise HypervisorError(f"saving guest state {status}: {info}")
+                    await asyncio.sleep(0.05)
+
+            qmp.session(directory / "qmp", save, timeout=300.0)
+            partial.replace(directory / "suspended.state")
+            self._kill(uuid, pid)
+            return self.get_state(uuid)
+
+    def resume(self, uuid: str) -> GuestState:
+        with self._lock(uuid):
+            spec = self._spec(uuid)
+            directory = self._dir(uuid)
+            saved = directory / "suspended.state"
+            if self._pid(uuid) is not None:
+                return self.get_state(uuid)
+            if not saved.exists():
+                raise HypervisorError(f"guest {uuid} is not suspended")
+            self._start(spec, incoming=saved)
+
+            async def restore(client: QMPClient) -> None:
+                while True:
+                    status = await client.execute("query-status")
+                    if not isinstance(status, dict) or status.get("status") != "inmigrate":
+                        break
+                    await asyncio.sleep(0.05)
+                await client.execute("cont")
+
+            try:
+                qmp.session(directory / "qmp", restore, timeout=300.0)
+            except BaseException:
+                pid = self._pid(uuid)
+                if pid is not None:
+                    self._kill(uuid, pid)
+                raise
+            saved.unlink()
+            return self.get_state(uuid)
+
+    def destroy(self, uuid: str) -> None:
+        with self._lock(uuid):
+            directory = self._dir(uuid)
+            pid = self._pid(uuid)
+            if pid is not None:
+                self._kill(uuid, pid)
+            shutil.rmtree(directory, ignore_errors=True)
+        with self._locks_guard:
+            self._locks.pop(uuid, None)
+
+    def console_log(self, uuid: str, tail_bytes: int = 65536) -> bytes:
+        self._spec(uuid)
+        path = self._dir(uuid) / "console.log"
+        try:
+            with path.open("rb") as log:
+                size = log.seek(0, os.SEEK_END)
+                log.seek(max(0, size - tail_bytes))
+                return log.read()
+        except FileNotFoundError:
+            return b""

@@ -1,0 +1,1 @@
+"""Storage drivers: the image file store and qemu-img inspection (volumes come later)."""

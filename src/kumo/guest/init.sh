@@ -1,0 +1,68 @@
+#!/bin/busybox sh
+# kumo-tiny /init: report what the guest sees on the serial console, stay up, and honour
+# ACPI power-down. Every line meant for the host starts with "kumo-guest:".
+/bin/busybox mkdir -p /proc /sys /dev /tmp /var/log /mnt/config /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+say() { echo "kumo-guest: $*"; }
+say "start $(cut -d' ' -f1 /proc/uptime)"
+
+while read -r module; do
+    insmod "/lib/modules/$module" 2>/dev/null
+done </etc/modules.order
+
+# busybox acpid silently exits without /var/log; the handler is /etc/acpi/PWRF/00000080.
+acpid -c /etc/acpi -l /var/log/acpid.log
+
+ip link set lo up
+hostname kumo-tiny
+config=""
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    config=$(findfs LABEL=config-2 2>/dev/null) && break
+    sleep 0.2
+done
+if [ -n "$config" ] && mount -t iso9660 -o ro "$config" /mnt/config 2>/dev/null \
+    || { [ -n "$config" ] && mount -o ro "$config" /mnt/config 2>/dev/null; }; then
+    md=/mnt/config/openstack/latest/meta_data.json
+    flat=$(tr -d '\n' <"$md")
+    name=$(echo "$flat" | sed -n 's/.*"hostname": *"\([^"]*\)".*/\1/p')
+    [ -n "$name" ] && hostname "$name"
+    say "hostname $(hostname)"
+    echo "$flat" | grep -o '"public_keys": *{[^}]*}' \
+        | sed 's/^"public_keys": *{//; s/}$//; s/", *"/"\n"/g' \
+        | sed -n 's/^ *"[^"]*": *"\(.*\)" *$/\1/p' \
+        | while read -r key; do say "key $key"; done
+    if [ -f /mnt/config/openstack/latest/user_data ]; then
+        say "user-data $(head -n 1 /mnt/config/openstack/latest/user_data)"
+    fi
+else
+    say "hostname $(hostname)"
+    say "no config drive"
+fi
+
+for path in /sys/class/net/*; do
+    nic=${path##*/}
+    [ "$nic" = lo ] && continue
+    ip link set "$nic" up
+    (udhcpc -i "$nic" -s /etc/udhcpc.sh -q -n -t 10 -T 1 >/dev/null 2>&1 \
+        || say "dhcp-failed $nic") &
+done
+
+known=" "
+n=0
+while :; do
+    for path in /sys/block/*; do
+        disk=${path##*/}
+        case "$disk" in loop*|ram*) continue ;; esac
+        case "$known" in *" $disk "*) continue ;; esac
+        known="$known$disk "
+        say "disk $disk"
+    done
+    [ $((n % 2)) -eq 0 ] && say "alive $((n / 2))"
+    n=$((n + 1))
+    sleep 1
+done

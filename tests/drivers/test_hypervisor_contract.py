@@ -1,0 +1,144 @@
+"""The hypervisor driver contract: every driver (fake and qemu) must pass all of it.
+
+The qemu runs boot the real kumo-tiny guest under whatever accelerator the host really
+offers (TCG here) and judge by what the guest itself prints on its serial console.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from hvharness import TEST_KEY, Harness
+
+from kumo.drivers.hypervisor import HypervisorDriver, HypervisorError, PowerState
+from kumo.drivers.hypervisor.base import GuestNotFound
+
+pytestmark = pytest.mark.timeout(600)
+
+BOOT = "kumo-guest: start"
+
+
+def _alive_numbers(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"kumo-guest: alive (\d+)", text)]
+
+
+def test_implements_the_interface(harness: Harness) -> None:
+    assert isinstance(harness.driver, HypervisorDriver)
+    capabilities = harness.driver.capabilities()
+    assert capabilities["driver"] == harness.kind
+    assert capabilities["vhost_net"] is False
+    assert capabilities["accelerator"] in ("kvm", "tcg", "fake")
+
+
+def test_unknown_guests(harness: Harness) -> None:
+    ghost = str(uuid.uuid4())
+    assert harness.driver.get_state(ghost).power_state == PowerState.NOSTATE
+    harness.driver.destroy(ghost)  # already gone is success
+    with pytest.raises(GuestNotFound):
+        harness.driver.power_on(ghost)
+    with pytest.raises(HypervisorError):
+        harness.driver.spawn(harness.spec().__class__(
+            uuid="../../etc", name="x", vcpus=1, memory_mb=128))
+    assert harness.driver.list_guests() == []
+
+
+def test_spawn_reads_config_drive_pause_and_readopt(harness: Harness) -> None:
+    spec = harness.spec(name="vm1")
+    driver = harness.driver
+    state = driver.spawn(spec)
+    assert state.power_state == PowerState.RUNNING
+    assert state.pid is not None and harness.pid_alive(state.pid)
+    assert harness.runstate(spec.uuid) == "running"
+
+    text = harness.wait_line(spec.uuid, "kumo-guest: user-data kumo says hello")  # printed last
+    assert "kumo-guest: hostname vm1" in text
+    assert f"kumo-guest: key {TEST_KEY}" in text
+
+    again = driver.spawn(spec)  # idempotent: the same process, not a second guest
+    assert again.pid == state.pid
+
+    paused = driver.pause(spec.uuid)
+    assert paused.power_state == PowerState.PAUSED
+    assert harness.runstate(spec.uuid) == "paused"
+    assert driver.unpause(spec.uuid).power_state == PowerState.RUNNING
+    assert harness.runstate(spec.uuid) == "running"
+
+    # The agent restarts: a new driver finds the guest, same process, untouched.
+    adopted = harness.new_driver()
+    listed = {g.uuid: g for g in adopted.list_guests()}
+    assert listed[spec.uuid].pid == state.pid
+    assert listed[spec.uuid].power_state == PowerState.RUNNING
+    assert adopted.spawn(spec).pid == state.pid
+    assert adopted.console_log(spec.uuid).decode().count(BOOT) == 1
+    assert harness.pid_alive(state.pid)
+
+
+def test_power_off_then_on(harness: Harness) -> None:
+    spec = harness.spec()
+    driver = harness.driver
+    first = driver.spawn(spec)
+    harness.wait_line(spec.uuid, "kumo-guest: hostname")
+    assert first.pid is not None
+
+    off = driver.power_off(spec.uuid, timeout=60)
+    assert off.power_state == PowerState.SHUTDOWN
+    assert off.pid is None
+    assert not harness.pid_alive(first.pid)
+    assert "kumo-guest: power button" in harness.console(spec.uuid)  # clean ACPI shutdown
+    assert driver.power_off(spec.uuid).power_state == PowerState.SHUTDOWN  # idempotent
+
+    on = driver.power_on(spec.uuid)
+    assert on.power_state == PowerState.RUNNING and on.pid is not None
+    harness.wait_line(spec.uuid, "kumo-guest: hostname", count=2)  # console kept across boots
+
+
+def test_reboot_hard_boots_again(harness: Harness) -> None:
+    spec = harness.spec()
+    driver = harness.driver
+    first = driver.spawn(spec)
+    harness.wait_line(spec.uuid, "kumo-guest: user-data")  # the first boot is complete
+    state = driver.reboot(spec.uuid, "hard")
+    assert state.power_state == PowerState.RUNNING
+    assert state.pid == first.pid  # a reset, not a new process
+    text = harness.wait_line(spec.uuid, "kumo-guest: user-data", count=2)
+    assert text.count(BOOT) == 2
+    assert text.count(f"kumo-guest: key {TEST_KEY}") == 2
+
+
+def test_suspend_resume_continues(harness: Harness) -> None:
+    spec = harness.spec()
+    driver = harness.driver
+    first = driver.spawn(spec)
+    harness.wait_line(spec.uuid, "kumo-guest: alive 1")
+
+    suspended = driver.suspend(spec.uuid)
+    assert suspended.power_state == PowerState.SUSPENDED and suspended.pid is None
+    assert first.pid is not None and not harness.pid_alive(first.pid)
+    assert harness.new_driver().get_state(spec.uuid).power_state == PowerState.SUSPENDED
+    assert driver.suspend(spec.uuid).power_state == PowerState.SUSPENDED  # idempotent
+    last = max(_alive_numbers(harness.console(spec.uuid)))
+
+    resumed = driver.resume(spec.uuid)
+    assert resumed.power_state == PowerState.RUNNING
+    assert harness.runstate(spec.uuid) == "running"
+    text = harness.wait_console(
+        spec.uuid, lambda t: max(_alive_numbers(t)) > last, f"an alive counter above {last}"
+    )
+    assert text.count(BOOT) == 1  # it continued; it did not boot again
+    numbers = _alive_numbers(text)
+    assert numbers == sorted(numbers)
+
+
+def test_destroy_removes_process_and_files(harness: Harness) -> None:
+    spec = harness.spec()
+    driver = harness.driver
+    state = driver.spawn(spec)
+    assert state.pid is not None
+    driver.destroy(spec.uuid)
+    assert not harness.pid_alive(state.pid)
+    assert not (harness.state_dir / "instances" / spec.uuid).exists()
+    assert driver.get_state(spec.uuid).power_state == PowerState.NOSTATE
+    assert spec.uuid not in {g.uuid for g in driver.list_guests()}
+    driver.destroy(spec.uuid)  # idempotent
