@@ -54,8 +54,9 @@ def make_engine(url: str) -> Engine:
     # READ COMMITTED everywhere: MariaDB's default REPEATABLE READ would let a transaction
     # that waited for a claims lock (kumo.db.locking) go on reading its older snapshot, and
     # two claims could both see room that only one of them may take.
-    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                         isolation_level="READ COMMITTED")
+    return create_engine(
+        parsed, pool_pre_ping=True, pool_size=10, max_overflow=20, isolation_level="READ COMMITTED"
+    )
 
 
 class Database:

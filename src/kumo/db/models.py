@@ -471,3 +471,33 @@ class QuotaLimit(Base):
     project_id: Mapped[str] = mapped_column(ID, primary_key=True)
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)
     hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class ConsoleLog(Base):
+    """The tail of a server's serial console, as its agent last reported it."""
+
+    __tablename__ = "console_logs"
+    instance_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    content: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ServerGroup(Base):
+    """A placement policy for a set of servers (affinity, anti-affinity, soft variants)."""
+
+    __tablename__ = "server_groups"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    project_id: Mapped[str] = mapped_column(ID, index=True)
+    user_id: Mapped[str] = mapped_column(ID)
+    policy: Mapped[str] = mapped_column(String(32))
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ServerGroupMember(Base):
+    __tablename__ = "server_group_members"
+    group_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("server_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    instance_id: Mapped[str] = mapped_column(ID, primary_key=True)
