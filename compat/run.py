@@ -274,12 +274,13 @@ def write_workspace(bin_dir: Path, ws: Path, cloud: Cloud) -> Path:
             if SERVICES["glance"]
             else {}
         ),
-        "flavor_ref": DUMMY_FLAVOR,
-        "flavor_ref_alt": DUMMY_FLAVOR_ALT,
+        # kumo up creates m1.tiny (id 1) and m1.small (id 2) on first run.
+        "flavor_ref": "1" if SERVICES["nova"] else DUMMY_FLAVOR,
+        "flavor_ref_alt": "2" if SERVICES["nova"] else DUMMY_FLAVOR_ALT,
         "public_network_id": DUMMY_NETWORK,
         "floating_network_name": "public",
         "compute_min_microversion": "2.1",
-        "compute_max_microversion": "2.96",
+        "compute_max_microversion": compute_max_microversion(cloud.url),
         "volume_min_microversion": "3.0",
         "volume_max_microversion": "3.71",
         "network_api_extensions": "all",
@@ -291,6 +292,16 @@ def write_workspace(bin_dir: Path, ws: Path, cloud: Cloud) -> Path:
     conf = ws / "etc" / "tempest.conf"
     conf.write_text(TEMPLATE.read_text().format(**values))
     return conf
+
+
+def compute_max_microversion(url: str) -> str:
+    """What the cloud advertises: tempest then runs exactly the microversion tests it can."""
+    try:
+        with urllib.request.urlopen(f"{url}/compute/", timeout=10) as resp:
+            versions = json.load(resp)["versions"]
+        return next(v["version"] for v in versions if v["id"] == "v2.1")
+    except (OSError, ValueError, KeyError, StopIteration):
+        return "2.1"
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -392,12 +403,21 @@ def main() -> int:
     )
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument(
+        "--enable",
+        action="append",
+        default=[],
+        choices=sorted(SERVICES),
+        help="treat a service as available for this run (to try it before flipping SERVICES)",
+    )
+    parser.add_argument(
         "--workspace",
         type=Path,
         default=WORKSPACE,
         help="tempest workspace directory (recreated; default compat/workspace)",
     )
     args = parser.parse_args()
+    for service in args.enable:
+        SERVICES[service] = True
 
     # SIGTERM (e.g. CI timeout) takes the same clean-up path as Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
