@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
 
 from kumo.api.body import json_body
+from kumo.api.image.store import image_store
 from kumo.api.state import AppState, app_state
 from kumo.core import hosts, wakeup
 from kumo.core.compute import reports
@@ -97,3 +99,45 @@ def observation(
     with state.db.session() as session:
         reports.record(session, host_id, instance_id, obs)
     return Response(status_code=204)
+
+
+@router.post("/hosts/{host_id}/instances/{instance_id}/console", status_code=204)
+def console(
+    host_id: str,
+    instance_id: str,
+    request: Request,
+    body: Any = Depends(json_body),
+    state: AppState = Depends(app_state),
+) -> Response:
+    """The tail of a guest's serial console, as the agent read it (for os-getConsoleOutput)."""
+    _authorize(request, state)
+    if not isinstance(body, dict):
+        raise BadRequest("Expecting an object with content.")
+    with state.db.session() as session:
+        reports.record_console(session, host_id, instance_id, body.get("content"))
+    return Response(status_code=204)
+
+
+@router.get("/images/{image_id}")
+def image(image_id: str, request: Request, state: AppState = Depends(app_state)) -> dict[str, Any]:
+    """What an agent needs to cache and boot an image (any visibility: hosts are trusted)."""
+    _authorize(request, state)
+    with state.db.session() as session:
+        return {"image": reports.image_view(reports.image_for_host(session, image_id))}
+
+
+@router.get("/images/{image_id}/file", response_model=None)
+def image_file(image_id: str, request: Request, state: AppState = Depends(app_state)) -> Any:
+    """The image's data, streamed from the image store."""
+    _authorize(request, state)
+    with state.db.session() as session:
+        found = reports.image_for_host(session, image_id)
+        size = found.size
+    store = image_store(state)
+    if not store.path(image_id).is_file():
+        raise NotFound(f"Image data for {image_id} is missing from the image store.")
+    return StreamingResponse(
+        store.read(image_id),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(size)},
+    )

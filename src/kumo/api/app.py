@@ -6,9 +6,20 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 import kumo
-from kumo.api import admin, agent, errors, metrics
-from kumo.api.compute import flavors, keypairs, servers
+from kumo.api import admin, agent, errors, metrics, request_id
+from kumo.api.compute import (
+    availability_zones,
+    flavors,
+    hypervisors,
+    keypairs,
+    quota_sets,
+    server_groups,
+    server_metadata,
+    servers,
+    usage,
+)
 from kumo.api.compute import microversion as compute_microversion
+from kumo.api.compute import services as compute_services
 from kumo.api.compute import versions as compute_versions
 from kumo.api.identity import (
     appcreds,
@@ -43,6 +54,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
     errors.install(app)
     metrics.install(app)
     compute_microversion.install(app)
+    request_id.install(app)
     app.include_router(versions.router)
     for module in (
         tokens,
@@ -59,6 +71,16 @@ def create_app(config: Config, db: Database) -> FastAPI:
     app.include_router(flavors.router)
     app.include_router(keypairs.router)
     app.include_router(servers.router)
+    for compute_module in (
+        server_metadata,
+        server_groups,
+        hypervisors,
+        compute_services,
+        availability_zones,
+        quota_sets,
+        usage,
+    ):
+        app.include_router(compute_module.router)
     app.include_router(image_versions.router)
     app.include_router(image_images.router)
     app.include_router(image_data.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -56,3 +57,8 @@ def body_member(body: Any, key: str) -> dict[str, Any]:
         )
     value: dict[str, Any] = body[key]
     return value
+
+
+def nova_time(value: dt.datetime | None) -> str | None:
+    """Nova's timestamps on services, zones and usage: ISO 8601 with microseconds, no zone."""
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%f")

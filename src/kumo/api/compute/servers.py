@@ -16,7 +16,7 @@ from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
-from kumo.core.compute import servers
+from kumo.core.compute import reports, server_groups, servers
 from kumo.core.errors import BadRequest, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.db import models as m
@@ -129,8 +129,9 @@ def create_server(
     version: APIVersion = Depends(api_version),
 ) -> JSONResponse:
     data = body_member(body, "server")
+    group_id = server_groups.group_hint(body)
     with state.db.session() as session:
-        created = servers.create(session, who.ctx, data, version)
+        created = servers.create(session, who.ctx, data, version, group_id)
     wakeup.notify(wakeup.SCHEDULER)
     if (body.get("return_reservation_id") if isinstance(body, dict) else False) or data.get(
         "return_reservation_id"
@@ -201,6 +202,12 @@ def server_action(
         raise BadRequest("Invalid action: the body must name exactly one action.")
     action, args = next(iter(body.items()))
     ctx = who.ctx
+    if action == "os-getConsoleOutput":
+        with state.db.session() as session:
+            instance = servers.get(session, ctx, server_id)
+            length = reports.parse_console_length(args)
+            output = reports.console_output(session, instance, length)
+        return JSONResponse({"output": output})
     with state.db.session() as session:
         if action in servers.ACTIONS:
             instance = servers.act(session, ctx, server_id, action)
