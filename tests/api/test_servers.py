@@ -286,3 +286,31 @@ def test_list_filters_and_locking(compute: Compute) -> None:
     assert compute.action(server_id, cloud.h(token), {"unlock": None}).status_code == 409
     assert compute.action(server_id, cloud.admin, {"unlock": None}).status_code == 202
     assert compute.action(server_id, cloud.h(token), {"os-stop": None}).status_code == 202
+
+
+def test_rebuild_keeps_identity_and_power_state(compute: Compute) -> None:
+    admin = compute.cloud.admin
+    server_id = compute.create(admin).json()["server"]["id"]
+    compute.converge()
+    assert compute.action(server_id, admin, {"os-stop": None}).status_code == 202
+    compute.converge()
+    resp = compute.action(server_id, admin, {"rebuild": {"imageRef": compute.image_id,
+                                                         "name": "rebuilt"}})
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["server"]["status"] == "REBUILD"
+    assert resp.json()["server"]["adminPass"]
+    compute.converge()
+    shown = compute.show(server_id, admin)
+    assert (shown["name"], shown["status"]) == ("rebuilt", "SHUTOFF")
+    resp = compute.action(server_id, admin, {"rebuild": {"imageRef": str(uuid.uuid4())}})
+    assert resp.status_code == 400
+
+
+def test_access_ips_are_validated_and_canonical(compute: Compute) -> None:
+    admin = compute.cloud.admin
+    resp = compute.create(admin, accessIPv4="1.1.1.1", accessIPv6="::babe:220.12.22.2")
+    server_id = resp.json()["server"]["id"]
+    shown = compute.show(server_id, admin)
+    assert (shown["accessIPv4"], shown["accessIPv6"]) == ("1.1.1.1", "::babe:dc0c:1602")
+    resp = compute.create(admin, accessIPv4="::1")
+    assert resp.status_code == 400

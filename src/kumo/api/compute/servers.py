@@ -219,6 +219,8 @@ def server_action(
             instance = servers.set_lock(session, ctx, server_id, True, reason)
         elif action == "unlock":
             instance = servers.set_lock(session, ctx, server_id, False)
+        elif action == "rebuild":
+            instance, admin_pass = servers.rebuild(session, ctx, server_id, args, version)
         elif action == "forceDelete":
             instance = servers.delete(session, ctx, server_id, force=True)
         else:
@@ -227,6 +229,10 @@ def server_action(
         host_id = instance.host_id
     if host_id:
         wakeup.notify(wakeup.host_topic(host_id))
+    if action == "rebuild":
+        view = _details(state, who, version, [instance])[0]
+        view["adminPass"] = admin_pass
+        return JSONResponse({"server": view}, status_code=202)
     return Response(status_code=202)
 
 

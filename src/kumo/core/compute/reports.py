@@ -8,6 +8,7 @@ newer task.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.core.compute import servers, states
-from kumo.core.errors import BadRequest, NotFound
+from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.db import models as m
 from kumo.db.types import utcnow
 
@@ -106,10 +107,97 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
     wanted = states.POWER_FOR_DESIRED.get(instance.desired_state)
     if wanted is None or instance.power_state != wanted:
         return
-    if instance.vm_state == "building":
+    if instance.vm_state == "building" or instance.task_state == "rebuilding":
         instance.launched_at = utcnow()
     instance.vm_state = states.VM_STATE_FOR_DESIRED[instance.desired_state]
     instance.task_state = None
     instance.reboot_kind = None
     instance.task_deadline = None
     instance.fault = None
+
+
+# --- images the agent fetches ------------------------------------------------------------
+def image_for_host(session: Session, image_id: str) -> m.Image:
+    """An image whose data an agent may fetch: any visibility (the host runs servers of every
+    project), but only active or deactivated images with data."""
+    image = session.get(m.Image, image_id)
+    if image is None or image.status not in ("active", "deactivated") or image.size is None:
+        raise NotFound(f"Image {image_id} has no data to fetch.")
+    return image
+
+
+def image_view(image: m.Image) -> dict[str, Any]:
+    """What an agent needs to cache and boot an image."""
+    return {
+        "id": image.id,
+        "name": image.name,
+        "status": image.status,
+        "disk_format": image.disk_format,
+        "container_format": image.container_format,
+        "size": image.size,
+        "virtual_size": image.virtual_size,
+        "checksum": image.checksum,
+        "os_hash_algo": image.os_hash_algo,
+        "os_hash_value": image.os_hash_value,
+        "min_disk": image.min_disk,
+        "min_ram": image.min_ram,
+        "properties": dict(image.properties or {}),
+    }
+
+
+# --- console logs ------------------------------------------------------------------------
+CONSOLE_MAX_BYTES = 64 * 1024
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")
+
+
+def record_console(session: Session, host_id: str, instance_id: str, content: Any) -> None:
+    """Keep the tail of a server's serial console as its agent last saw it."""
+    if not isinstance(content, str):
+        raise BadRequest("Expecting content: the console tail as a string.")
+    instance = session.get(m.Instance, instance_id)
+    if instance is None or instance.deleted or instance.host_id != host_id:
+        raise NotFound(f"Instance {instance_id} is not on host {host_id}.")
+    content = content[-CONSOLE_MAX_BYTES:]
+    row = session.get(m.ConsoleLog, instance_id)
+    if row is None:
+        session.add(m.ConsoleLog(instance_id=instance_id, content=content, updated_at=utcnow()))
+    else:
+        row.content = content
+        row.updated_at = utcnow()
+
+
+def parse_console_length(args: Any) -> int | None:
+    """The ``length`` of os-getConsoleOutput as Nova's schema takes it: an integer (or a
+    string of one) >= -1, or null; -1 and null mean the whole log."""
+    if not isinstance(args, dict) or set(args) - {"length"}:
+        raise BadRequest(
+            "Invalid input for field/attribute os-getConsoleOutput. Only 'length' is allowed."
+        )
+    value = args.get("length")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not (
+        isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value))
+    ):
+        raise BadRequest(f"Invalid input for field/attribute length. Value: {value}.")
+    length = int(value)
+    if length < -1:
+        raise BadRequest(
+            f"Invalid input for field/attribute length. Value: {value}. "
+            f"{value} is less than the minimum of -1"
+        )
+    return None if length == -1 else length
+
+
+def console_output(session: Session, instance: m.Instance, length: int | None) -> str:
+    """The last ``length`` lines of the console the agent reported (all when None).
+
+    Like Nova: a server not yet on a host is not ready (409); control characters other than
+    tab and newline are removed."""
+    if instance.host_id is None:
+        raise Conflict(f"Instance {instance.id} is not ready")
+    row = session.get(m.ConsoleLog, instance.id)
+    output = row.content if row is not None else ""
+    if length is not None:
+        output = "" if length == 0 else "\n".join(output.split("\n")[-length:])
+    return _CONTROL.sub("", output)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import ipaddress
 import re
 import secrets
 import uuid
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import flavors, keypairs, quotas, states
+from kumo.core.compute import flavors, keypairs, quotas, server_groups, states
 from kumo.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.core.policy import Context
@@ -170,7 +171,14 @@ class Created:
     reservation_id: str
 
 
-def create(session: Session, ctx: Context, body: dict[str, Any], version: APIVersion) -> Created:
+def create(
+    session: Session,
+    ctx: Context,
+    body: dict[str, Any],
+    version: APIVersion,
+    group_id: str | None = None,
+) -> Created:
+    """``group_id``: the server group named by the ``group`` scheduler hint, if any."""
     name = _name(body)
     assert name is not None
     if ctx.project_id is None:
@@ -215,6 +223,8 @@ def create(session: Session, ctx: Context, body: dict[str, Any], version: APIVer
             raise BadRequest("Invalid input: 'description' needs microversion 2.19.")
         if not isinstance(description, str) or len(description) > 255:
             raise BadRequest("Invalid input for field/attribute description.")
+    ipv4 = access_ip(body.get("accessIPv4"), 4)
+    ipv6 = access_ip(body.get("accessIPv6"), 6)
     min_count = _count(body, "min_count", 1)
     max_count = _count(body, "max_count", min_count)
     if min_count > max_count:
@@ -252,8 +262,8 @@ def create(session: Session, ctx: Context, body: dict[str, Any], version: APIVer
             availability_zone="nova",
             description=description,
             hostname=_hostname(server_name),
-            access_ipv4=str(body.get("accessIPv4") or ""),
-            access_ipv6=str(body.get("accessIPv6") or ""),
+            access_ipv4=ipv4,
+            access_ipv6=ipv6,
             reservation_id=reservation,
             launch_index=index,
             vm_state="building",
@@ -265,8 +275,29 @@ def create(session: Session, ctx: Context, body: dict[str, Any], version: APIVer
         session.add(instance)
         record_action(session, ctx, instance.id, "create")
         created.append(instance)
+    if group_id is not None:
+        server_groups.join(session, ctx, group_id, created)
     session.flush()
     return Created(created, admin_pass, reservation)
+
+
+def access_ip(value: Any, version: int) -> str:
+    """accessIPv4/accessIPv6 validated and in canonical form, as Nova stores them."""
+    if value in (None, ""):
+        return ""
+    try:
+        address = ipaddress.ip_address(str(value))
+    except ValueError:
+        raise BadRequest(
+            f"Invalid input for field/attribute accessIPv{version}. Value: "
+            f"{value}. '{value}' is not a 'ipv{version}'"
+        ) from None
+    if address.version != version:
+        raise BadRequest(
+            f"Invalid input for field/attribute accessIPv{version}. Value: "
+            f"{value}. '{value}' is not a 'ipv{version}'"
+        )
+    return str(address)
 
 
 def _hostname(name: str) -> str:
@@ -419,9 +450,10 @@ def update(
         if description is not None and (not isinstance(description, str) or len(description) > 255):
             raise BadRequest("Invalid input for field/attribute description.")
         instance.description = description
-    for field_name, column in (("accessIPv4", "access_ipv4"), ("accessIPv6", "access_ipv6")):
-        if field_name in body:
-            setattr(instance, column, str(body[field_name] or ""))
+    if "accessIPv4" in body:
+        instance.access_ipv4 = access_ip(body["accessIPv4"], 4)
+    if "accessIPv6" in body:
+        instance.access_ipv6 = access_ip(body["accessIPv6"], 6)
     return instance
 
 
@@ -537,3 +569,42 @@ def set_lock(
     instance.locked_by = ("admin" if ctx.is_admin else "owner") if locked else None
     record_action(session, ctx, instance.id, "lock" if locked else "unlock")
     return instance
+
+
+def rebuild(
+    session: Session, ctx: Context, server_id: str, body: Any, version: APIVersion
+) -> tuple[m.Instance, str]:
+    """Re-create the server's disk from an image, keeping its id, name and host. A stopped
+    server stays stopped; the agent destroys and re-spawns the guest."""
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid input for field/attribute rebuild: an object expected.")
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    if instance.vm_state not in ("active", "stopped", "error") or instance.task_state:
+        raise Conflict(
+            f"Cannot 'rebuild' instance {server_id} while it is in vm_state {instance.vm_state}"
+        )
+    image_id, min_disk = _image(session, ctx, body.get("imageRef"))
+    if instance.flavor.get("disk") and min_disk > instance.flavor["disk"]:
+        raise BadRequest("Flavor's disk is too small for requested image.")
+    if "name" in body:
+        instance.name = _name(body) or instance.name
+    if "metadata" in body:
+        instance.meta = _metadata(
+            body["metadata"], quotas.limits(session, instance.project_id)["metadata_items"]
+        )
+    if "accessIPv4" in body:
+        instance.access_ipv4 = access_ip(body["accessIPv4"], 4)
+    if "accessIPv6" in body:
+        instance.access_ipv6 = access_ip(body["accessIPv6"], 6)
+    if "description" in body:
+        if not version.at_least("2.19"):
+            raise BadRequest("Invalid input: 'description' needs microversion 2.19.")
+        instance.description = body["description"]
+    admin_pass = body.get("adminPass") or secrets.token_urlsafe(9)
+    instance.image_id = image_id
+    if instance.vm_state == "error":
+        instance.desired_state = "active"
+    _ask(instance, None, "rebuilding")
+    record_action(session, ctx, instance.id, "rebuild")
+    return instance, admin_pass
