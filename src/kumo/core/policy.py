@@ -154,6 +154,19 @@ RULES: dict[str, Rule] = {
     "image:modify_member": _image_admin_or_owner_member,
     "compute:manage_flavors": _admin,
     "compute:keypairs_of_others": _admin,
+    # Operator views of the cloud and quota changes are admin-only, as in Nova's defaults;
+    # a project's own quotas, limits and usage are readable by its members.
+    "compute:hypervisors:list": _admin,
+    "compute:hypervisors:show": _admin,
+    "compute:hypervisors:statistics": _admin,
+    "compute:services:list": _admin,
+    "compute:services:update": _admin,
+    "compute:availability_zone:detail": _admin,
+    "compute:limits:other_project": _admin,
+    "compute:quota_sets:show": _admin_or_project_reader,
+    "compute:quota_sets:update": _admin,
+    "compute:usage:list": _admin,
+    "compute:usage:show": _admin_or_project_reader,
     "kumo:list_hosts": _admin,
     "kumo:update_host": _admin,
 }

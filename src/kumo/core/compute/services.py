@@ -1,0 +1,124 @@
+"""Compute services as Nova lists them (os-services), derived from kumo's own records.
+
+Each host is a ``nova-compute`` service: its liveness is the agent's heartbeat, its status
+the host's ``enabled`` flag (the same one the scheduler filters on, so disabling a service
+really stops new placements). The active controller (the lease holder) is shown as
+``nova-scheduler`` and ``nova-conductor`` in the ``internal`` zone, because clients and
+operators look for them there; they cannot be disabled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.core import hosts
+from kumo.core.compute.hypervisors import numeric_id
+from kumo.core.errors import BadRequest, NotFound
+from kumo.db import models as m
+from kumo.db.types import utcnow
+
+COMPUTE = "nova-compute"
+CONTROLLER_BINARIES = ("nova-scheduler", "nova-conductor")
+ZONE = "nova"
+INTERNAL_ZONE = "internal"
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    id: int
+    binary: str
+    host: str
+    zone: str
+    enabled: bool
+    up: bool
+    updated_at: dt.datetime | None
+    disabled_reason: str | None
+    forced_down: bool = False
+
+    @property
+    def status(self) -> str:
+        return "enabled" if self.enabled else "disabled"
+
+    @property
+    def state(self) -> str:
+        return "up" if self.up else "down"
+
+
+def _compute(status: hosts.HostStatus) -> ServiceRecord:
+    host = status.host
+    return ServiceRecord(
+        id=numeric_id(host.id),
+        binary=COMPUTE,
+        host=host.name,
+        zone=ZONE,
+        enabled=host.enabled,
+        up=status.up,
+        updated_at=host.last_heartbeat_at,
+        disabled_reason=host.disabled_reason,
+    )
+
+
+def _controllers(session: Session, now: dt.datetime) -> list[ServiceRecord]:
+    records = []
+    for lease in session.scalars(select(m.Lease).order_by(m.Lease.name)):
+        host = lease.holder.rsplit(":", 1)[0] or lease.holder
+        for binary in CONTROLLER_BINARIES:
+            records.append(
+                ServiceRecord(
+                    id=zlib.crc32(f"{binary}@{host}".encode()) & 0x0FFFFFFF,
+                    binary=binary,
+                    host=host,
+                    zone=INTERNAL_ZONE,
+                    enabled=True,
+                    up=lease.expires_at >= now,
+                    updated_at=None,
+                    disabled_reason=None,
+                )
+            )
+    return records
+
+
+def list_services(
+    session: Session, timeout: float, host: str | None = None, binary: str | None = None
+) -> list[ServiceRecord]:
+    now = utcnow()
+    records = _controllers(session, now) + [
+        _compute(s) for s in hosts.list_hosts(session, timeout)
+    ]
+    return [
+        r
+        for r in records
+        if (host is None or r.host == host) and (binary is None or r.binary == binary)
+    ]
+
+
+def set_status(
+    session: Session,
+    timeout: float,
+    host: object,
+    binary: object,
+    enabled: bool,
+    reason: object = None,
+) -> ServiceRecord:
+    """Enable or disable the nova-compute service of a host (pre-2.53 body: host, binary)."""
+    if not isinstance(host, str) or not host or not isinstance(binary, str) or not binary:
+        raise BadRequest(
+            "Invalid input for field/attribute host and binary: both are required strings."
+        )
+    if reason is not None and (not isinstance(reason, str) or not 0 < len(reason) <= 255):
+        raise BadRequest(
+            "Invalid input for field/attribute disabled_reason: a string of 1 to 255 "
+            "characters is required."
+        )
+    row = session.scalars(select(m.Host).where(m.Host.name == host)).first()
+    if row is None or binary != COMPUTE:
+        raise NotFound("Unknown service")
+    row.enabled = enabled
+    row.disabled_reason = None if enabled else (str(reason) if reason is not None else None)
+    session.flush()
+    return _compute(hosts.status_of(row, timeout))
