@@ -1,7 +1,8 @@
 """The scheduler: place each new server on a host, claiming its resources atomically.
 
 Filters (enabled, alive, hypervisor present, availability zone, capacity after allocation
-ratios) and a weigher (spread or pack). The allocation row and the host assignment are
+ratios, hard server-group policies) and weighers (soft server-group policies, then spread or
+pack). The allocation row and the host assignment are
 written in one transaction under the claims lock, so racing placements never overcommit
 (DESIGN.md section 3.4). No host fits: the server goes to ERROR with a fault that says why.
 """
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import hosts, wakeup
+from kumo.core.compute import server_groups
 from kumo.core.compute.servers import TASK_DEADLINE
 from kumo.db import models as m
 from kumo.db.engine import Database
@@ -115,6 +117,15 @@ def place(
                 reasons.append(f"{cap.host.name}: not enough {', '.join(short)}")
             else:
                 fitting.append(cap)
+        group = server_groups.placement_for(session, instance.id)
+        if group is not None and group.hard:
+            kept = [c for c in fitting if server_groups.allows(group, c.host.id)]
+            if fitting and not kept:
+                reasons.append(
+                    f"server group {group.group_id} policy {group.policy}: no host with "
+                    "room satisfies it"
+                )
+            fitting = kept
         if not fitting:
             detail = "; ".join(reasons) or "no hosts are registered"
             instance.vm_state = "error"
@@ -129,6 +140,9 @@ def place(
             log.info("server %s: no valid host (%s)", instance_id, detail)
             return None
         fitting.sort(key=lambda c: c.memory_mb, reverse=cfg.weigher == "spread")
+        if group is not None and not group.hard:
+            # Stable sort: the soft group policy first, spread/pack among equals.
+            fitting.sort(key=lambda c: server_groups.weight(group, c.host.id), reverse=True)
         chosen = fitting[0].host
         session.add(
             m.Allocation(
