@@ -84,6 +84,9 @@ class ComputeConfig(_Section):
     # Hypervisor driver of this host's agent: "qemu", "fake" (in memory, for scale tests),
     # or "auto" (qemu when qemu-system-x86_64 is installed, else fake).
     hypervisor: Literal["auto", "qemu", "fake"] = "auto"
+    # Give every guest a config drive (Nova's force_config_drive), not only those created with
+    # config_drive=true: guests without a metadata service (and kumo-tiny) need one.
+    force_config_drive: bool = True
 
 
 class Config(_Section):

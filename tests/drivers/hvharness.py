@@ -19,6 +19,7 @@ from kumo.drivers.configdrive import ConfigDriveData, build_config_drive
 from kumo.drivers.hypervisor import GuestSpec, HypervisorDriver, NicSpec, create
 from kumo.drivers.hypervisor import qmp as qmp_client
 from kumo.drivers.hypervisor.fake import FakeDriver
+from kumo.drivers.hypervisor.qemu import qmp_socket
 from kumo.guest import TinyGuest
 
 TEST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKumoTestKeyOnly kumo@contract"
@@ -86,7 +87,7 @@ class Harness:
         """The hypervisor's own word on the guest: QMP query-status for QEMU."""
         if isinstance(self.driver, FakeDriver):
             return self.driver.get_state(guest_uuid).power_state.value
-        socket = self.state_dir / "instances" / guest_uuid / "qmp"
+        socket = qmp_socket(self.state_dir / "instances" / guest_uuid)
         return str(qmp_client.execute(socket, "query-status")["status"])
 
     def console(self, guest_uuid: str) -> str:

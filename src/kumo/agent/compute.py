@@ -9,6 +9,7 @@ that powered itself off is reported SHUTOFF, not restarted.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from kumo.drivers.hypervisor.base import (
 log = logging.getLogger(__name__)
 
 SpecBuilder = Callable[[dict[str, Any]], GuestSpec]
+CONSOLE_TAIL = 64 * 1024
 
 
 def minimal_spec(item: dict[str, Any]) -> GuestSpec:
@@ -48,6 +50,7 @@ class ComputeLoop:
         build_spec: SpecBuilder = minimal_spec,
         workers: int = 8,
         poll_wait: float = 20.0,
+        console_interval: float = 2.0,
     ) -> None:
         self.client = client
         self.base = f"{api}/hosts/{host_id}"
@@ -58,9 +61,15 @@ class ComputeLoop:
         self._lock = threading.Lock()
         self._inflight: dict[str, dict[str, Any] | None] = {}
         self._reported: dict[str, tuple[int, str]] = {}
+        self.console_interval = console_interval
+        self._console_sent: dict[str, bytes] = {}  # uuid -> digest of the tail last posted
 
     # --- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
+        consoles = threading.Thread(
+            target=self.run_consoles, args=(stop,), name="consoles", daemon=True
+        )
+        consoles.start()
         mark = -1
         while not stop.is_set():
             try:
@@ -78,6 +87,44 @@ class ComputeLoop:
             for item in data["instances"]:
                 self.submit(item)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        consoles.join(10)
+
+    def run_consoles(self, stop: threading.Event) -> None:
+        while not stop.wait(self.console_interval):
+            try:
+                self.post_consoles()
+            except Exception:
+                log.exception("posting console logs failed")
+
+    def post_consoles(self) -> int:
+        """Post the console tail of every guest this agent reported on, when it changed
+        since the last post (one file read and a hash per guest: cheap). Returns how many
+        were posted."""
+        posted = 0
+        for uuid in list(self._reported):
+            try:
+                tail = self.driver.console_log(uuid, CONSOLE_TAIL)
+            except HypervisorError:
+                continue
+            digest = hashlib.blake2b(tail, digest_size=16).digest()
+            if self._console_sent.get(uuid) == digest:
+                continue
+            try:
+                response = self.client.post(
+                    f"{self.base}/instances/{uuid}/console",
+                    json={"content": tail.decode(errors="replace")},
+                )
+            except httpx.HTTPError as exc:
+                log.debug("could not post console of %s: %s", uuid, exc)
+                continue
+            if response.status_code == 404:
+                continue  # deleted meanwhile
+            if response.is_success:
+                self._console_sent[uuid] = digest
+                posted += 1
+        for uuid in set(self._console_sent) - set(self._reported):
+            self._console_sent.pop(uuid, None)
+        return posted
 
     def sync_once(self) -> int:
         """Fetch the host's servers and reconcile each, in this thread (tests, one-shot
@@ -101,6 +148,9 @@ class ComputeLoop:
     def _work(self, item: dict[str, Any]) -> None:
         try:
             self.reconcile(item)
+        except httpx.HTTPError as exc:
+            # The API is restarting or gone: the next poll (a full list) retries.
+            log.warning("server %s: could not report to the agent API: %s", item["id"], exc)
         except Exception:
             log.exception("server %s: reconcile failed", item["id"])
         with self._lock:
@@ -134,6 +184,9 @@ class ComputeLoop:
         uuid, desired = item["id"], item["desired_state"]
         d = self.driver
         state = d.get_state(uuid)
+        if item.get("task_state") == "rebuilding" and state.power_state != PowerState.NOSTATE:
+            d.destroy(uuid)  # a rebuild starts over from the (new) image
+            state = d.get_state(uuid)
         if state.power_state == PowerState.NOSTATE:
             state = d.spawn(self.build_spec(item))
         elif item.get("reboot_kind") and state.power_state == PowerState.RUNNING:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from kumo.config import Config
@@ -12,11 +13,14 @@ from kumo.drivers.hypervisor.base import HypervisorDriver
 log = logging.getLogger(__name__)
 
 
+QEMU_BINARIES = ("qemu-system-x86_64", "qemu-img")
+
+
 def resolve_name(config: Config) -> str:
-    """"auto" means fake until the agent prepares root disks and config drives for qemu
-    (the image download and disk preparation of issue 3 are the next step); ask for
-    "qemu" explicitly to run the real driver with what it is given."""
-    return "fake" if config.compute.hypervisor == "auto" else config.compute.hypervisor
+    """"auto" means qemu when qemu-system-x86_64 and qemu-img are installed, else fake."""
+    if config.compute.hypervisor != "auto":
+        return config.compute.hypervisor
+    return "qemu" if all(shutil.which(b) for b in QEMU_BINARIES) else "fake"
 
 
 def make_driver(config: Config, state_dir: Path | None = None) -> HypervisorDriver:

@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 
 import kumo
-from kumo.agent.compute import ComputeLoop, minimal_spec
+from kumo.agent.compute import ComputeLoop, SpecBuilder, minimal_spec
+from kumo.agent.images import ImageCache
 from kumo.agent.inventory import capabilities, inventory
+from kumo.agent.spec import QemuSpecBuilder
 from kumo.drivers.hypervisor.base import GuestSpec, HypervisorDriver
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class Agent:
         name: str = "",
         interval: float = 10.0,
         driver: HypervisorDriver | None = None,
+        force_config_drive: bool = True,
     ) -> None:
         self.api = api_url.rstrip("/") + "/agent/v1"
         self.credential = credential
@@ -54,6 +57,13 @@ class Agent:
         self._client = httpx.Client(timeout=10.0, headers={"X-Kumo-Host-Credential": credential})
         self.driver = driver
         self._compute_thread: threading.Thread | None = None
+        self.images = ImageCache(self._client, self.api, state_dir / "agent" / "images")
+        self._builder: SpecBuilder = minimal_spec
+        if driver is not None and driver.name == "qemu":
+            self._builder = QemuSpecBuilder(
+                self.images, Path(getattr(driver, "state_dir", state_dir / "agent")),
+                force_config_drive,
+            )
 
     def registration(self) -> dict[str, Any]:
         return {
@@ -120,7 +130,8 @@ class Agent:
         self._compute_thread.start()
 
     def build_spec(self, item: dict[str, Any]) -> GuestSpec:
-        return minimal_spec(item)
+        """Root disk, kernel and config drive for the qemu driver; the fake needs none."""
+        return self._builder(item)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

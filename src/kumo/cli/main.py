@@ -163,6 +163,7 @@ def serve_agent(
         name or config.agent.host_name,
         config.agent.heartbeat_interval,
         driver=make_driver(config),
+        force_config_drive=config.compute.force_config_drive,
     )
     _run_until_interrupted(agent.run)
 

@@ -17,6 +17,8 @@ from kumo.agent.drivers import make_driver
 from kumo.agent.service import Agent
 from kumo.api.app import create_app
 from kumo.cli.output import console, err_console
+from kumo.cli.tinyimage import NAME as TINY_IMAGE
+from kumo.cli.tinyimage import ensure_tiny_image
 from kumo.config import Config
 from kumo.controller.service import Controller
 from kumo.core import hosts
@@ -122,6 +124,7 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
         )
         credential = hosts.ensure_host_credential(session)
     write_secret(config.state_dir / "host-credential", credential)
+    tiny_image = ensure_tiny_image(runtime.db, config, result.admin_project_id)
     clouds = write_clouds_yaml(config, password)
     (config.state_dir / "api-url").write_text(config.public_url + "\n")
 
@@ -139,6 +142,7 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
             config.agent.host_name,
             config.agent.heartbeat_interval,
             driver=make_driver(config),
+            force_config_drive=config.compute.force_config_drive,
         )
         workers.append(threading.Thread(target=local.run, args=(stop,), name="agent", daemon=True))
 
@@ -152,6 +156,8 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
         + ("" if result.created_admin else " (as first created)")
     )
     console.print(f"  clouds.yaml      {clouds}")
+    if tiny_image:
+        console.print(f"  test image       {TINY_IMAGE} ({tiny_image})")
     console.print(
         "  next, try:       "
         f"export OS_CLIENT_CONFIG_FILE={clouds}; "

@@ -5,7 +5,8 @@ driver instance) finds every guest again without touching it:
 
     <state>/instances/<uuid>/spec.json      the GuestSpec (to power on / resume again)
                              qemu.pid       pidfile; QEMU removes it on a clean exit
-                             qmp            QMP socket
+                             qmp            QMP socket (or <runtime>/<hash>.qmp when this
+                                            path is too long for a UNIX socket: qmp_socket)
                              console.log    serial console, appended across power cycles
                              qemu.argv      the last command line (for humans)
                              suspended.state  saved memory + device state while suspended
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -46,7 +48,29 @@ from kumo.drivers.hypervisor.base import (
     instance_dir,
 )
 
-SOCKET_PATH_MAX = 107
+SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its terminating NUL
+
+
+def runtime_root() -> Path:
+    """Where QMP sockets go when the instance directory is too deep for one: /run/kumo for
+    root, else $XDG_RUNTIME_DIR/kumo or /tmp/kumo-<uid>."""
+    if os.geteuid() == 0:
+        return Path("/run/kumo")
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(xdg) / "kumo" if xdg else Path(f"/tmp/kumo-{os.geteuid()}")
+
+
+def qmp_socket(directory: Path) -> Path:
+    """The QMP socket of the guest whose instance directory is `directory`.
+
+    UNIX socket paths are limited to 107 bytes. When `directory/qmp` fits, that is the socket;
+    otherwise it lives in the runtime root under a name derived from the instance directory
+    (so a restarted agent finds it again without any record): `<runtime>/<sha256[:24]>.qmp`."""
+    inside = directory / "qmp"
+    if len(str(inside)) <= SOCKET_PATH_MAX:
+        return inside
+    digest = hashlib.sha256(str(directory.absolute()).encode()).hexdigest()[:24]
+    return runtime_root() / f"{digest}.qmp"
 _RUNSTATE = {
     "running": PowerState.RUNNING,
     "guest-panicked": PowerState.CRASHED,
@@ -123,7 +147,7 @@ class QemuDriver:
 
     def _qmp(self, uuid: str, command: str, arguments: dict[str, Any] | None = None,
              timeout: float = 5.0) -> Any:
-        return qmp.execute(self._dir(uuid) / "qmp", command, arguments, timeout)
+        return qmp.execute(qmp_socket(self._dir(uuid)), command, arguments, timeout)
 
     def _argv(self, spec: GuestSpec, incoming: Path | None) -> list[str]:
         directory = self._dir(spec.uuid)
@@ -137,7 +161,7 @@ class QemuDriver:
             "-m", str(spec.memory_mb), "-smp", str(spec.vcpus),
             "-nodefaults", "-no-user-config", "-display", "none",
             "-daemonize", "-pidfile", str(directory / "qemu.pid"),
-            "-qmp", f"unix:{_opt(str(directory / 'qmp'))},server=on,wait=off",
+            "-qmp", f"unix:{_opt(str(qmp_socket(directory)))},server=on,wait=off",
             "-chardev",
             f"file,id=serial0,path={_opt(str(directory / 'console.log'))},append=on",
             "-serial", "chardev:serial0",
@@ -173,11 +197,13 @@ class QemuDriver:
 
     def _start(self, spec: GuestSpec, incoming: Path | None = None) -> None:
         directory = self._dir(spec.uuid)
-        if len(str(directory / "qmp")) > SOCKET_PATH_MAX:
-            raise HypervisorError(f"state directory too deep for a UNIX socket: {directory}")
-        for stale in ("qemu.pid", "qmp"):
+        socket = qmp_socket(directory)
+        if len(str(socket)) > SOCKET_PATH_MAX:
+            raise HypervisorError(f"no short enough path for a QMP socket: {socket}")
+        socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in (directory / "qemu.pid", socket):
             with contextlib.suppress(FileNotFoundError):
-                (directory / stale).unlink()
+                stale.unlink()
         argv = self._argv(spec, incoming)
         (directory / "qemu.argv").write_text(shlex.join(argv) + "\n")
         try:
@@ -357,7 +383,7 @@ class QemuDriver:
                         raise HypervisorError(f"saving guest state {status}: {info}")
                     await asyncio.sleep(0.05)
 
-            qmp.session(directory / "qmp", save, timeout=300.0)
+            qmp.session(qmp_socket(directory), save, timeout=300.0)
             partial.replace(directory / "suspended.state")
             self._kill(uuid, pid)
             return self.get_state(uuid)
@@ -382,7 +408,7 @@ class QemuDriver:
                 await client.execute("cont")
 
             try:
-                qmp.session(directory / "qmp", restore, timeout=300.0)
+                qmp.session(qmp_socket(directory), restore, timeout=300.0)
             except BaseException:
                 pid = self._pid(uuid)
                 if pid is not None:
@@ -397,6 +423,10 @@ class QemuDriver:
             pid = self._pid(uuid)
             if pid is not None:
                 self._kill(uuid, pid)
+            socket = qmp_socket(directory)
+            if socket.parent != directory:
+                with contextlib.suppress(FileNotFoundError):
+                    socket.unlink()
             shutil.rmtree(directory, ignore_errors=True)
         with self._locks_guard:
             self._locks.pop(uuid, None)

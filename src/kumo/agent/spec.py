@@ -1,0 +1,121 @@
+"""From a work item (what the API says a server is) to a GuestSpec the qemu driver boots.
+
+Everything a guest owns on the host is made inside its instance directory, so the driver's
+destroy removes it all:
+
+    <state>/agent/instances/<uuid>/disk          qcow2 overlay on the cached image
+                                   disk.config   the config drive (ISO 9660, config-2)
+
+Images: raw and qcow2 disks boot through the BIOS from the overlay; an image with
+``kernel_id`` (and ``ramdisk_id``) properties naming aki/ari images boots by direct kernel
+boot with ``os_command_line`` (default ``console=ttyS0``), the EC2/UEC way. The kernel and
+ramdisk are read from the image cache as they are (QEMU only reads them).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Any
+
+from kumo.agent.images import CachedImage, ImageCache, ImageFetchError
+from kumo.drivers import disks
+from kumo.drivers.configdrive import ConfigDriveData, build_config_drive
+from kumo.drivers.hypervisor.base import GuestSpec, HypervisorError, instance_dir
+
+DEFAULT_CMDLINE = "console=ttyS0"
+DISK_FORMATS = ("raw", "qcow2")
+GIB = 1024**3
+
+
+def config_drive_data(item: dict[str, Any]) -> ConfigDriveData:
+    keys = {item["key_name"]: item["key_data"]} if item.get("key_name") and item.get(
+        "key_data") else {}
+    user_data = None
+    if item.get("user_data"):
+        try:
+            user_data = base64.b64decode(item["user_data"])
+        except (binascii.Error, ValueError):
+            user_data = None
+    return ConfigDriveData(
+        uuid=item["id"],
+        name=item["name"],
+        hostname=item.get("hostname") or "",
+        public_keys=keys,
+        user_data=user_data,
+        launch_index=int(item.get("launch_index") or 0),
+        availability_zone=item.get("availability_zone") or "nova",
+        meta={str(k): str(v) for k, v in (item.get("metadata") or {}).items()},
+        project_id=item.get("project_id") or "",
+    )
+
+
+class QemuSpecBuilder:
+    """Prepares root disk and config drive for one server and returns its GuestSpec."""
+
+    def __init__(self, images: ImageCache, driver_state_dir: Path,
+                 force_config_drive: bool = True) -> None:
+        self.images = images
+        self.driver_state_dir = driver_state_dir
+        self.force_config_drive = force_config_drive
+
+    def __call__(self, item: dict[str, Any]) -> GuestSpec:
+        try:
+            return self.build(item)
+        except (ImageFetchError, disks.DiskError, OSError) as exc:
+            raise HypervisorError(f"preparing the guest failed: {exc}") from exc
+
+    def _kernel_image(self, image_id: Any, wanted: str, what: str) -> CachedImage:
+        cached = self.images.get(str(image_id))
+        if cached.disk_format != wanted:
+            raise HypervisorError(
+                f"{what} image {image_id} has disk_format {cached.disk_format}, not {wanted}"
+            )
+        return cached
+
+    def build(self, item: dict[str, Any]) -> GuestSpec:
+        flavor = item["flavor"]
+        directory = instance_dir(self.driver_state_dir, item["id"])
+        directory.mkdir(parents=True, exist_ok=True)
+        image = self.images.get(str(item["image_id"]))
+        props = image.properties
+        kernel = ramdisk = cmdline = None
+        if props.get("kernel_id"):
+            kernel = str(self._kernel_image(props["kernel_id"], "aki", "kernel").path)
+            if props.get("ramdisk_id"):
+                ramdisk = str(self._kernel_image(props["ramdisk_id"], "ari", "ramdisk").path)
+            cmdline = str(props.get("os_command_line") or DEFAULT_CMDLINE)
+        root_disk = None
+        if image.disk_format in DISK_FORMATS or image.disk_format == "ami":
+            root = directory / "disk"
+            if not root.exists():  # an existing overlay holds the guest's data: keep it
+                size = int(flavor.get("disk") or 0) * GIB
+                tmp = directory / "disk.tmp"
+                disks.create_overlay(image.path, tmp, size or None)
+                tmp.replace(root)
+            root_disk = str(root)
+        elif image.disk_format in ("aki", "ari"):
+            raise HypervisorError(f"image {image.id} is a {image.disk_format}: not bootable alone")
+        else:
+            raise HypervisorError(
+                f"booting {image.disk_format} images is not supported yet (raw, qcow2, "
+                "or a kernel_id/ramdisk_id image)"
+            )
+        config_drive = None
+        if self.force_config_drive or item.get("config_drive"):
+            config_drive = str(
+                build_config_drive(directory / "disk.config", config_drive_data(item))
+            )
+        return GuestSpec(
+            uuid=item["id"],
+            name=item["name"],
+            vcpus=int(flavor["vcpus"]),
+            memory_mb=int(flavor["ram"]),
+            root_disk=root_disk,
+            root_disk_format="qcow2",
+            kernel=kernel,
+            ramdisk=ramdisk,
+            cmdline=cmdline,
+            config_drive=config_drive,
+        )
