@@ -39,7 +39,7 @@ from pathlib import Path
 # Services kumo provides so far. Flip one to True when the service lands: tempest then runs
 # (instead of skipping) the tests that need it. Never narrow the test selection instead.
 SERVICES = {
-    "nova": False,
+    "nova": True,
     "glance": True,
     "neutron": False,
     "cinder": False,
