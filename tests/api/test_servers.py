@@ -314,3 +314,43 @@ def test_access_ips_are_validated_and_canonical(compute: Compute) -> None:
     assert (shown["accessIPv4"], shown["accessIPv6"]) == ("1.1.1.1", "::babe:dc0c:1602")
     resp = compute.create(admin, accessIPv4="::1")
     assert resp.status_code == 400
+
+
+def test_resize_confirm_and_revert(compute: Compute) -> None:
+    admin = compute.cloud.admin
+    server_id = compute.create(admin).json()["server"]["id"]
+    compute.converge()
+    assert compute.action(server_id, admin, {"resize": {"flavorRef": "1"}}).status_code == 400
+    assert compute.action(server_id, admin, {"resize": {"flavorRef": "2"}}).status_code == 202
+    assert compute.show(server_id, admin)["status"] == "RESIZE"
+    with compute.db.session() as session:
+        held = session.get(m.Allocation, server_id)
+        assert (held.vcpus, held.memory_mb) == (1, 2048)  # both sizes held until confirmed
+    compute.converge()
+    shown = compute.show(server_id, admin)
+    assert (shown["status"], shown["flavor"]["id"]) == ("VERIFY_RESIZE", "2")
+    assert compute.loop.driver.get_state(server_id).power_state == "running"
+    assert compute.action(server_id, admin, {"revertResize": None}).status_code == 202
+    compute.converge()
+    shown = compute.show(server_id, admin)
+    assert (shown["status"], shown["flavor"]["id"]) == ("ACTIVE", "1")
+    with compute.db.session() as session:
+        assert session.get(m.Allocation, server_id).memory_mb == 128
+    assert compute.action(server_id, admin, {"resize": {"flavorRef": "2"}}).status_code == 202
+    compute.converge()
+    assert compute.action(server_id, admin, {"confirmResize": None}).status_code == 202
+    shown = compute.show(server_id, admin)
+    assert (shown["status"], shown["flavor"]["id"]) == ("ACTIVE", "2")
+    with compute.db.session() as session:
+        assert session.get(m.Allocation, server_id).memory_mb == 2048
+    assert compute.action(server_id, admin, {"confirmResize": None}).status_code == 409
+
+
+def test_resize_without_room_is_refused(cloud: Any, tmp_path: Path) -> None:
+    compute = Compute(cloud, tmp_path, vcpus=1, memory_mb=768)  # 384 MiB schedulable
+    server_id = compute.create(cloud.admin).json()["server"]["id"]
+    compute.converge()
+    resp = compute.action(server_id, cloud.admin, {"resize": {"flavorRef": "2"}})
+    assert resp.status_code == 400
+    assert "No valid host" in resp.json()["badRequest"]["message"]
+    assert compute.show(server_id, cloud.admin)["status"] == "ACTIVE"

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,6 +90,11 @@ class Harness:
             return self.driver.get_state(guest_uuid).power_state.value
         socket = qmp_socket(self.state_dir / "instances" / guest_uuid)
         return str(qmp_client.execute(socket, "query-status")["status"])
+
+    def qmp(self, guest_uuid: str, command: str) -> Any:
+        """A QMP query straight to the guest's QEMU (qemu runs only)."""
+        socket = qmp_socket(self.state_dir / "instances" / guest_uuid)
+        return qmp_client.execute(socket, command)
 
     def console(self, guest_uuid: str) -> str:
         return self.driver.console_log(guest_uuid).decode(errors="replace")

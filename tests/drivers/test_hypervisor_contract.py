@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 from hvharness import TEST_KEY, Harness
 
+from kumo.drivers.disks import info as disks_info
 from kumo.drivers.hypervisor import HypervisorDriver, HypervisorError, PowerState
 from kumo.drivers.hypervisor.base import GuestNotFound
 
@@ -142,3 +144,22 @@ def test_destroy_removes_process_and_files(harness: Harness) -> None:
     assert driver.get_state(spec.uuid).power_state == PowerState.NOSTATE
     assert spec.uuid not in {g.uuid for g in driver.list_guests()}
     driver.destroy(spec.uuid)  # idempotent
+
+
+def test_resize_takes_effect_at_next_power_on(harness: Harness) -> None:
+    spec = harness.spec(name="vm-resize")
+    driver = harness.driver
+    driver.spawn(spec)
+    with pytest.raises(HypervisorError):
+        driver.resize(spec.uuid, 2, 192, 2)  # only a shut-down guest can be resized
+    harness.wait_line(spec.uuid, "kumo-guest: hostname vm-resize")
+    driver.power_off(spec.uuid, timeout=10)
+    state = driver.resize(spec.uuid, 2, 192, 2)
+    assert state.power_state == PowerState.SHUTDOWN
+    assert driver.power_on(spec.uuid).power_state == PowerState.RUNNING
+    if harness.kind == "qemu":
+        cpus = harness.qmp(spec.uuid, "query-cpus-fast")
+        assert len(cpus) == 2
+        assert spec.root_disk is not None
+        assert disks_info(Path(spec.root_disk)).virtual_size >= 2 << 30
+    driver.destroy(spec.uuid)

@@ -184,6 +184,18 @@ class ComputeLoop:
         uuid, desired = item["id"], item["desired_state"]
         d = self.driver
         state = d.get_state(uuid)
+        if (
+            item.get("task_state") in ("resize_migrating", "resize_reverting")
+            and state.power_state != PowerState.NOSTATE
+        ):
+            # Resize in place: shut down, take the flavor's size, then converge as usual.
+            if state.power_state == PowerState.SUSPENDED:
+                d.resume(uuid)
+            d.power_off(uuid)
+            flavor = item["flavor"]
+            state = d.resize(
+                uuid, int(flavor["vcpus"]), int(flavor["ram"]), int(flavor.get("disk", 0))
+            )
         if item.get("task_state") == "rebuilding" and state.power_state != PowerState.NOSTATE:
             d.destroy(uuid)  # a rebuild starts over from the (new) image
             state = d.get_state(uuid)

@@ -10,14 +10,13 @@ written in one transaction under the claims lock, so racing placements never ove
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from kumo.config import SchedulerConfig
-from kumo.core import hosts, wakeup
+from kumo.core import wakeup
 from kumo.core.compute import server_groups
+from kumo.core.compute.capacity import capacities
 from kumo.core.compute.servers import TASK_DEADLINE
 from kumo.db import models as m
 from kumo.db.engine import Database
@@ -25,58 +24,6 @@ from kumo.db.locking import lock_for_claims
 from kumo.db.types import utcnow
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Capacity:
-    host: m.Host
-    vcpus: float
-    memory_mb: float
-    disk_gb: float
-
-
-def capacities(
-    session: Session,
-    cfg: SchedulerConfig,
-    heartbeat_timeout: float,
-) -> tuple[list[Capacity], list[str]]:
-    """Free resources of every host that may take work, and why the others may not."""
-    used = {
-        row.host_id: row
-        for row in session.execute(
-            select(
-                m.Allocation.host_id,
-                func.sum(m.Allocation.vcpus).label("vcpus"),
-                func.sum(m.Allocation.memory_mb).label("memory_mb"),
-                func.sum(m.Allocation.disk_gb).label("disk_gb"),
-            ).group_by(m.Allocation.host_id)
-        )
-    }
-    result, reasons = [], []
-    now = utcnow()
-    for host in session.scalars(select(m.Host).order_by(m.Host.name)):
-        if not host.enabled:
-            reasons.append(f"{host.name}: disabled")
-            continue
-        if not hosts.status_of(host, heartbeat_timeout, now).up:
-            reasons.append(f"{host.name}: down")
-            continue
-        if not (host.capabilities or {}).get("hypervisor"):
-            reasons.append(f"{host.name}: no hypervisor driver")
-            continue
-        inv = host.inventory or {}
-        u = used.get(host.id)
-        result.append(
-            Capacity(
-                host,
-                inv.get("vcpus", 0) * cfg.cpu_allocation_ratio - float(u.vcpus if u else 0),
-                (inv.get("memory_mb", 0) - cfg.reserved_host_memory_mb) * cfg.ram_allocation_ratio
-                - float(u.memory_mb if u else 0),
-                (inv.get("disk_gb", 0) - cfg.reserved_host_disk_gb) * cfg.disk_allocation_ratio
-                - float(u.disk_gb if u else 0),
-            )
-        )
-    return result, reasons
 
 
 def place(

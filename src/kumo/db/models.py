@@ -400,6 +400,8 @@ class Instance(Base):
     host_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     flavor_id: Mapped[str] = mapped_column(String(255))
     flavor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The flavor before a resize, until it is confirmed or reverted.
+    old_flavor: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     image_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     key_name: Mapped[str | None] = mapped_column(NAME, nullable=True)
     key_data: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -63,3 +63,13 @@ def create_blank(path: Path, size: int, fmt: str = "qcow2") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     _qemu_img("create", "-q", "-f", fmt, str(path), str(size))
     return path
+
+
+def grow_to(path: Path, size: int) -> bool:
+    """Grow a disk image to `size` bytes; a disk already that big or bigger is left alone
+    (shrinking would destroy data). True when it grew."""
+    current = info(path, force_share=False)
+    if current.virtual_size >= size:
+        return False
+    _qemu_img("resize", "-q", "-f", current.format, str(path), str(size))
+    return True

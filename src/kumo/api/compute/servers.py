@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
@@ -17,9 +18,11 @@ from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
 from kumo.core.compute import reports, server_groups, servers
+from kumo.core.compute.capacity import capacities
 from kumo.core.errors import BadRequest, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.db import models as m
+from kumo.db.locking import lock_for_claims
 
 router = APIRouter(prefix="/compute/v2.1")
 
@@ -190,6 +193,21 @@ def delete_server(
     return Response(status_code=204)
 
 
+def _free_on_host(
+    session: Session, state: AppState, server_id: str
+) -> tuple[float, float, float] | None:
+    """The free capacity of the server's host, under the claims lock (resize in place)."""
+    instance = session.get(m.Instance, server_id)
+    if instance is None or instance.host_id is None:
+        return None
+    lock_for_claims(session, host_ids=[instance.host_id])
+    caps, _ = capacities(session, state.config.scheduler, state.config.hosts.heartbeat_timeout)
+    for cap in caps:
+        if cap.host.id == instance.host_id:
+            return cap.vcpus, cap.memory_mb, cap.disk_gb
+    return (0.0, 0.0, 0.0)
+
+
 @router.post("/servers/{server_id}/action")
 def server_action(
     server_id: str,
@@ -221,6 +239,14 @@ def server_action(
             instance = servers.set_lock(session, ctx, server_id, False)
         elif action == "rebuild":
             instance, admin_pass = servers.rebuild(session, ctx, server_id, args, version)
+        elif action == "resize":
+            instance = servers.resize(
+                session, ctx, server_id, args, _free_on_host(session, state, server_id)
+            )
+        elif action == "confirmResize":
+            instance = servers.confirm_resize(session, ctx, server_id)
+        elif action == "revertResize":
+            instance = servers.revert_resize(session, ctx, server_id)
         elif action == "forceDelete":
             instance = servers.delete(session, ctx, server_id, force=True)
         else:

@@ -57,3 +57,16 @@ def check_instances(session: Session, project_id: str, count: int, vcpus: int, r
                 f"Quota exceeded for {resource}: Requested {requested}, but "
                 f"already used {used[resource]} of {hard} {resource}"
             )
+
+
+def check_growth(session: Session, project_id: str, cores: int, ram: int) -> None:
+    """Refuse a resize whose extra cores or RAM would exceed the project's limits."""
+    limit = limits(session, project_id)
+    used = usage(session, project_id)
+    for resource, requested in (("cores", cores), ("ram", ram)):
+        hard = limit[resource]
+        if requested > 0 and hard != UNLIMITED and used[resource] + requested > hard:
+            raise Forbidden(
+                f"Quota exceeded for {resource}: Requested {requested}, but "
+                f"already used {used[resource]} of {hard} {resource}"
+            )

@@ -109,7 +109,12 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
         return
     if instance.vm_state == "building" or instance.task_state == "rebuilding":
         instance.launched_at = utcnow()
-    instance.vm_state = states.VM_STATE_FOR_DESIRED[instance.desired_state]
+    # A finished resize waits for the user's confirm or revert (VERIFY_RESIZE).
+    instance.vm_state = (
+        "resized"
+        if instance.task_state == "resize_migrating"
+        else states.VM_STATE_FOR_DESIRED[instance.desired_state]
+    )
     instance.task_state = None
     instance.reboot_kind = None
     instance.task_deadline = None

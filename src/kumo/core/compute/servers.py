@@ -608,3 +608,93 @@ def rebuild(
     _ask(instance, None, "rebuilding")
     record_action(session, ctx, instance.id, "rebuild")
     return instance, admin_pass
+
+
+def _need(flavor: dict[str, Any]) -> tuple[int, int, int]:
+    """What a flavor claims on a host: vCPUs, MiB of RAM, GiB of disk (swap rounded up)."""
+    disk = (
+        int(flavor.get("disk", 0))
+        + int(flavor.get("ephemeral", 0))
+        + (int(flavor.get("swap", 0)) + 1023) // 1024
+    )
+    return int(flavor["vcpus"]), int(flavor["ram"]), disk
+
+
+def resize(
+    session: Session,
+    ctx: Context,
+    server_id: str,
+    body: Any,
+    free_on_host: tuple[float, float, float] | None,
+) -> m.Instance:
+    """Resize in place on the server's host: the allocation grows to hold both sizes until
+    the user confirms (keep the new) or reverts (back to the old).
+
+    ``free_on_host`` is the host's free capacity (from the scheduler's view), computed by the
+    caller under the claims lock."""
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid input for field/attribute resize: an object expected.")
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    if instance.vm_state not in ("active", "stopped") or instance.task_state:
+        raise Conflict(
+            f"Cannot 'resize' instance {server_id} while it is in vm_state {instance.vm_state}"
+        )
+    flavor_id = _ref_id(body.get("flavorRef"), "flavor")
+    try:
+        flavor = flavors.get(session, flavor_id, ctx.project_id, ctx.is_admin)
+    except NotFound:
+        raise BadRequest(f"Flavor {flavor_id} could not be found.") from None
+    if flavor.id == instance.flavor_id:
+        raise BadRequest("When resizing, instances must change flavor!")
+    if flavor.root_gb and flavor.root_gb < int(instance.flavor.get("disk", 0)):
+        raise BadRequest("Resize to a flavor with a smaller root disk is not possible.")
+    new = flavor_snapshot(flavor)
+    old_need, new_need = _need(instance.flavor), _need(new)
+    grow = [max(0, n - o) for n, o in zip(new_need, old_need, strict=True)]
+    if free_on_host is not None and any(g > f for g, f in zip(grow, free_on_host, strict=True)):
+        raise BadRequest(
+            "No valid host was found. The server's host has no room for the new flavor."
+        )
+    quotas.check_growth(
+        session, instance.project_id, cores=new_need[0] - old_need[0], ram=new_need[1] - old_need[1]
+    )
+    allocation = session.get(m.Allocation, instance.id)
+    if allocation is not None:
+        allocation.vcpus, allocation.memory_mb, allocation.disk_gb = (
+            max(n, o) for n, o in zip(new_need, old_need, strict=True)
+        )
+    instance.old_flavor = instance.flavor
+    instance.flavor = new
+    instance.flavor_id = flavor.id
+    _ask(instance, None, "resize_migrating")
+    record_action(session, ctx, instance.id, "resize")
+    return instance
+
+
+def confirm_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
+    instance = get(session, ctx, server_id)
+    if instance.vm_state != "resized" or instance.task_state:
+        raise Conflict(f"Instance {server_id} is not resized and waiting for confirmation.")
+    allocation = session.get(m.Allocation, instance.id)
+    if allocation is not None:
+        allocation.vcpus, allocation.memory_mb, allocation.disk_gb = _need(instance.flavor)
+    instance.old_flavor = None
+    instance.vm_state = states.VM_STATE_FOR_DESIRED[instance.desired_state]
+    record_action(session, ctx, instance.id, "confirmResize")
+    return instance
+
+
+def revert_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
+    instance = get(session, ctx, server_id)
+    if instance.vm_state != "resized" or instance.task_state or not instance.old_flavor:
+        raise Conflict(f"Instance {server_id} is not resized and waiting for confirmation.")
+    instance.flavor = instance.old_flavor
+    instance.flavor_id = str(instance.old_flavor["id"])
+    instance.old_flavor = None
+    allocation = session.get(m.Allocation, instance.id)
+    if allocation is not None:
+        allocation.vcpus, allocation.memory_mb, allocation.disk_gb = _need(instance.flavor)
+    _ask(instance, None, "resize_reverting")
+    record_action(session, ctx, instance.id, "revertResize")
+    return instance

@@ -146,6 +146,11 @@ class HypervisorDriver(Protocol):
 
     def get_state(self, uuid: str) -> GuestState: ...
 
+    def resize(self, uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -> GuestState:
+        """Give a shut-down guest new CPUs and memory (its persisted spec) and grow its root
+        disk to `disk_gb` (never shrinks it); it starts with them at the next power-on."""
+        ...
+
     def console_log(self, uuid: str, tail_bytes: int = 65536) -> bytes:
         """The last `tail_bytes` of the serial console, across power cycles."""
         ...

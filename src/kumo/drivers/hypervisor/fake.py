@@ -8,6 +8,7 @@ Its console replays what the kumo-tiny guest would print, reading the real confi
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from dataclasses import dataclass, field
@@ -189,6 +190,14 @@ class FakeDriver:
             if guest.power != PowerState.SUSPENDED:
                 raise HypervisorError(f"guest {uuid} is not suspended")
             guest.power, guest.pid = PowerState.RUNNING, next(_pids)
+            return self._state(guest)
+
+    def resize(self, uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -> GuestState:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.pid is not None:
+                raise HypervisorError(f"guest {uuid} must be shut down to resize")
+            guest.spec = dataclasses.replace(guest.spec, vcpus=vcpus, memory_mb=memory_mb)
             return self._state(guest)
 
     def get_state(self, uuid: str) -> GuestState:

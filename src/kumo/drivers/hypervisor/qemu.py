@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ from typing import Any
 
 from qemu.qmp import QMPClient
 
+from kumo.drivers.disks import grow_to
 from kumo.drivers.hypervisor import accel, qmp
 from kumo.drivers.hypervisor.base import (
     GuestNotFound,
@@ -302,6 +304,20 @@ class QemuDriver:
                 return self.resume(spec.uuid)
             self._start(spec)
             return self.get_state(spec.uuid)
+
+    def resize(self, uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -> GuestState:
+        with self._lock(uuid):
+            spec = self._spec(uuid)
+            if self._pid(uuid) is not None:
+                raise HypervisorError(f"guest {uuid} must be shut down to resize")
+            if spec.root_disk and disk_gb > 0:
+                grow_to(Path(spec.root_disk), disk_gb << 30)
+            resized = dataclasses.replace(spec, vcpus=vcpus, memory_mb=memory_mb)
+            directory = self._dir(uuid)
+            tmp = directory / "spec.json.tmp"
+            tmp.write_text(json.dumps(resized.to_dict(), indent=1))
+            tmp.replace(directory / "spec.json")
+            return self.get_state(uuid)
 
     def power_on(self, uuid: str) -> GuestState:
         with self._lock(uuid):
