@@ -150,8 +150,16 @@ def search(all_usages: list[HostUsage], pattern: str) -> list[HostUsage]:
 
 
 def statistics(all_usages: list[HostUsage]) -> dict[str, int]:
-    keys = ("vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "local_gb", "local_gb_used",
-            "running_vms", "current_workload")
+    keys = (
+        "vcpus",
+        "vcpus_used",
+        "memory_mb",
+        "memory_mb_used",
+        "local_gb",
+        "local_gb_used",
+        "running_vms",
+        "current_workload",
+    )
     stats = {k: sum(int(getattr(u, k)) for u in all_usages) for k in keys}
     stats["count"] = len(all_usages)
     stats["free_ram_mb"] = stats["memory_mb"] - stats["memory_mb_used"]

@@ -55,8 +55,9 @@ def _changeable(session: Session, ctx: Context, server_id: str, verb: str) -> m.
 def _check_quota(session: Session, instance: m.Instance, wanted: dict[str, str]) -> None:
     limit = quotas.limits(session, instance.project_id)["metadata_items"]
     if limit != quotas.UNLIMITED and len(wanted) > limit:
-        raise Forbidden(f"Quota exceeded for metadata_items: Requested {len(wanted)}, but "
-                        f"the limit is {limit}")
+        raise Forbidden(
+            f"Quota exceeded for metadata_items: Requested {len(wanted)}, but the limit is {limit}"
+        )
 
 
 def show(session: Session, ctx: Context, server_id: str) -> dict[str, str]:

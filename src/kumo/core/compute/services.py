@@ -87,9 +87,7 @@ def list_services(
     session: Session, timeout: float, host: str | None = None, binary: str | None = None
 ) -> list[ServiceRecord]:
     now = utcnow()
-    records = _controllers(session, now) + [
-        _compute(s) for s in hosts.list_hosts(session, timeout)
-    ]
+    records = _controllers(session, now) + [_compute(s) for s in hosts.list_hosts(session, timeout)]
     return [
         r
         for r in records
