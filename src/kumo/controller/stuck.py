@@ -1,46 +1,11 @@
-"""Transitional states always have a deadline (DESIGN.md section 3.3): a task that outlives
-it is resolved here, never left for a human to clean up in SQL."""
+"""The controller's side of stuck tasks: one transaction per pass."""
 
 from __future__ import annotations
 
-import logging
-
-from sqlalchemy import select
-
-from kumo.core.compute.servers import finish_delete
-from kumo.db import models as m
+from kumo.core.compute.stuck import resolve_in_session
 from kumo.db.engine import Database
-from kumo.db.types import utcnow
-
-log = logging.getLogger(__name__)
 
 
 def resolve_stuck(db: Database) -> int:
-    resolved = 0
     with db.session() as session:
-        now = utcnow()
-        for instance in session.scalars(
-            select(m.Instance).where(
-                m.Instance.deleted.is_(False),
-                m.Instance.task_deadline.is_not(None),
-                m.Instance.task_deadline < now,
-            )
-        ):
-            task = instance.task_state
-            if instance.desired_state == "deleted" and instance.host_id is None:
-                finish_delete(session, instance)
-            else:
-                instance.vm_state = "error"
-                instance.task_state = None
-                instance.task_deadline = None
-                instance.fault = {
-                    "code": 500,
-                    "created": now.isoformat() + "Z",
-                    "message": f"Task {task} did not finish in time",
-                    "details": "The host agent did not report the result before the task's "
-                    "deadline; check `kumo host list` and the agent's log, then "
-                    "retry the action or delete the server.",
-                }
-            log.warning("server %s: task %s passed its deadline", instance.id, task)
-            resolved += 1
-    return resolved
+        return resolve_in_session(session)

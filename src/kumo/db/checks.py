@@ -138,6 +138,102 @@ def _repair_orphan_projects(session: Session) -> None:
         session.execute(update(m.Project).where(m.Project.id.in_(orphans)).values(parent_id=None))
 
 
+def _live_instances(session: Session) -> dict[str, m.Instance]:
+    return {
+        i.id: i for i in session.scalars(select(m.Instance).where(m.Instance.deleted.is_(False)))
+    }
+
+
+def _leaked_allocations(session: Session) -> list[m.Allocation]:
+    live = _live_instances(session)
+    return [a for a in session.scalars(select(m.Allocation)) if a.instance_id not in live]
+
+
+def _find_leaked_allocations(session: Session) -> list[str]:
+    return [
+        f"allocation of {a.vcpus} vCPU / {a.memory_mb} MiB on host {a.host_id} belongs "
+        f"to server {a.instance_id}, which is deleted or gone"
+        for a in _leaked_allocations(session)
+    ]
+
+
+def _repair_leaked_allocations(session: Session) -> None:
+    for allocation in _leaked_allocations(session):
+        session.delete(allocation)
+
+
+def _flavor_need(flavor: dict[str, object]) -> tuple[int, int, int]:
+    def num(key: str) -> int:
+        value = flavor.get(key, 0)
+        return int(value) if isinstance(value, int | float | str) else 0
+
+    return num("vcpus"), num("ram"), num("disk") + num("ephemeral") + (num("swap") + 1023) // 1024
+
+
+def _unclaimed(session: Session) -> list[m.Instance]:
+    claimed = {a.instance_id: a for a in session.scalars(select(m.Allocation))}
+    return [
+        i
+        for i in _live_instances(session).values()
+        if i.host_id is not None and (i.id not in claimed or claimed[i.id].host_id != i.host_id)
+    ]
+
+
+def _find_unclaimed(session: Session) -> list[str]:
+    return [
+        f"server {i.name} ({i.id}) runs on host {i.host_id} without a matching allocation"
+        for i in _unclaimed(session)
+    ]
+
+
+def _repair_unclaimed(session: Session) -> None:
+    for instance in _unclaimed(session):
+        sizes = [_flavor_need(instance.flavor)]
+        if instance.old_flavor:
+            sizes.append(_flavor_need(instance.old_flavor))
+        vcpus, ram, disk = (max(values) for values in zip(*sizes, strict=True))
+        allocation = session.get(m.Allocation, instance.id)
+        if allocation is None:
+            session.add(
+                m.Allocation(
+                    instance_id=instance.id,
+                    host_id=instance.host_id,
+                    vcpus=vcpus,
+                    memory_mb=ram,
+                    disk_gb=disk,
+                )
+            )
+        else:
+            allocation.host_id = instance.host_id or allocation.host_id
+            allocation.vcpus, allocation.memory_mb, allocation.disk_gb = vcpus, ram, disk
+
+
+def _find_orphan_servers(session: Session) -> list[str]:
+    hosts = _ids(session, m.Host)
+    return [
+        f"server {i.name} ({i.id}) is assigned to host {i.host_id}, which is not "
+        "registered; evacuate or delete it"
+        for i in _live_instances(session).values()
+        if i.host_id is not None and i.host_id not in hosts
+    ]
+
+
+def _find_stuck_tasks(session: Session) -> list[str]:
+    now = utcnow()
+    return [
+        f"server {i.name} ({i.id}) has been in task {i.task_state} past its deadline"
+        for i in _live_instances(session).values()
+        if i.task_deadline is not None and i.task_deadline < now
+    ]
+
+
+def _repair_stuck_tasks(session: Session) -> None:
+    # The repair is the domain's own rule for stuck tasks, shared with the controller.
+    from kumo.core.compute.stuck import resolve_in_session
+
+    resolve_in_session(session)
+
+
 CHECKS: tuple[Check, ...] = (
     Check("orphaned role assignments", _find_orphan_assignments, _repair_orphan_assignments),
     Check(
@@ -151,6 +247,10 @@ CHECKS: tuple[Check, ...] = (
         _repair_orphan_app_creds,
     ),
     Check("projects with a missing parent", _find_orphan_projects, _repair_orphan_projects),
+    Check("allocations of deleted servers", _find_leaked_allocations, _repair_leaked_allocations),
+    Check("servers without their allocation", _find_unclaimed, _repair_unclaimed),
+    Check("servers on unregistered hosts", _find_orphan_servers, None),
+    Check("tasks past their deadline", _find_stuck_tasks, _repair_stuck_tasks),
     Check(
         "expired token revocation events", _find_expired_revocations, _repair_expired_revocations
     ),
