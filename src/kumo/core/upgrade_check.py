@@ -7,12 +7,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from kumo.core import hosts
 from kumo.db import migrate
+from kumo.db import models as m
 from kumo.db.engine import Database
 from kumo.db.size import database_bytes
+from kumo.db.types import utcnow
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,30 @@ def run(db: Database, backup_dir: Path, heartbeat_timeout: float) -> list[Findin
             + ("" if free >= needed else "; free space or set [database] backup_dir"),
         )
     )
+    if inspect(db.engine).has_table("instances"):
+        with db.session() as session:
+            # Only columns every schema with this table has: this runs before upgrading.
+            busy = session.execute(
+                select(m.Instance.id, m.Instance.task_deadline).where(
+                    m.Instance.deleted.is_(False), m.Instance.task_state.is_not(None)
+                )
+            ).all()
+            now = utcnow()
+            stuck = [r for r in busy if r.task_deadline is not None and r.task_deadline < now]
+        findings.append(
+            Finding(
+                "transitional states",
+                not stuck,
+                f"{len(busy)} servers have a task in flight"
+                + (
+                    f", {len(stuck)} past their deadline: run `kumo db check --repair`"
+                    if stuck
+                    else " (they finish or time out on their own)"
+                    if busy
+                    else ""
+                ),
+            )
+        )
     if inspect(db.engine).has_table("hosts"):
         with db.session() as session:
             for status in hosts.list_hosts(session, heartbeat_timeout):
