@@ -50,6 +50,7 @@ compat: system-deps python-deps
 
 bench: python-deps
 	$(VENV)/bin/python bench/tokens.py
+	$(VENV)/bin/python bench/servers.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-tempest .tools .pytest_cache .mypy_cache .ruff_cache
