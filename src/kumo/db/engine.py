@@ -48,7 +48,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+        # The API serves up to 40 requests at once from its thread pool: keep that many
+        # connections instead of reopening them (and re-running the PRAGMAs) under load.
+        engine = create_engine(
+            parsed,
+            pool_size=20,
+            max_overflow=30,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # READ COMMITTED everywhere: MariaDB's default REPEATABLE READ would let a transaction
