@@ -60,6 +60,11 @@ class AgentConfig(_Section):
     heartbeat_interval: float = Field(10.0, gt=0)
     # Shared host credential; empty means the one stored at STATE_DIR/host-credential.
     credential: str = ""
+    # Inventory this host reports instead of what it detects (0 = detect): to offer only part
+    # of a machine to guests, or to model small hosts in tests.
+    inventory_vcpus: int = Field(0, ge=0)
+    inventory_memory_mb: int = Field(0, ge=0)
+    inventory_disk_gb: int = Field(0, ge=0)
 
 
 class ImagesConfig(_Section):

@@ -197,9 +197,9 @@ def test_console_output_from_the_agent(cloud: Any, tmp_path: Path) -> None:
     host.converge()
     assert host.output(server_id, {}).json() == {"output": ""}
     assert host.loop.post_consoles() == 1
-    tail = host.loop.driver.console_log(server_id)
+    tail = host.loop.driver.console_log(server_id) + b"kumo-guest: one more line\n"
     host.loop.driver.console_log = lambda uuid, tail_bytes=65536: tail  # type: ignore[method-assign]
-    assert host.loop.post_consoles() == 1
+    assert host.loop.post_consoles() == 1  # changed: posted
     assert host.loop.post_consoles() == 0  # unchanged: nothing posted
     full = host.output(server_id, {"length": None})
     assert full.status_code == 200, full.text

@@ -6,6 +6,7 @@ offers (TCG here) and judge by what the guest itself prints on its serial consol
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 from hvharness import TEST_KEY, Harness
 
+from kumo.drivers.disks import create_overlay
 from kumo.drivers.disks import info as disks_info
 from kumo.drivers.hypervisor import HypervisorDriver, HypervisorError, PowerState
-from kumo.drivers.hypervisor.base import GuestNotFound
+from kumo.drivers.hypervisor.base import GuestNotFound, GuestSpec
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -163,3 +165,57 @@ def test_resize_takes_effect_at_next_power_on(harness: Harness) -> None:
         assert spec.root_disk is not None
         assert disks_info(Path(spec.root_disk)).virtual_size >= 2 << 30
     driver.destroy(spec.uuid)
+
+
+def _own_disks(harness: Harness, spec: GuestSpec) -> GuestSpec:
+    """The spec with a root disk of its own (an overlay on the guest image, as the agent
+    makes one), so a rescue boot can open the image as its backing file beside it."""
+    if spec.root_disk is None:
+        return spec
+    overlay = create_overlay(Path(spec.root_disk), harness.state_dir / f"{spec.uuid}.qcow2")
+    return dataclasses.replace(spec, root_disk=str(overlay))
+
+
+def test_snapshot_is_standalone_and_guest_keeps_running(harness: Harness) -> None:
+    spec = _own_disks(harness, harness.spec(name="vm-snap"))
+    driver = harness.driver
+    driver.spawn(spec)
+    harness.wait_line(spec.uuid, "kumo-guest: hostname vm-snap")
+    target = harness.state_dir / "snap.qcow2"
+    driver.snapshot(spec.uuid, target)
+    info = disks_info(target, force_share=False)
+    assert (info.format, info.backing_file) == ("qcow2", None)
+    assert driver.get_state(spec.uuid).power_state == PowerState.RUNNING
+    assert harness.runstate(spec.uuid) == "running"  # paused for the copy only
+    # A shut-down guest is copied as it is.
+    driver.power_off(spec.uuid, timeout=10)
+    driver.snapshot(spec.uuid, target)
+    assert driver.get_state(spec.uuid).power_state == PowerState.SHUTDOWN
+    with pytest.raises(GuestNotFound):
+        driver.snapshot(str(uuid.uuid4()), target)
+    driver.destroy(spec.uuid)
+
+
+def test_rescue_boots_the_rescue_disk_then_unrescue(harness: Harness) -> None:
+    spec = _own_disks(harness, harness.spec(name="vm-rescue"))
+    driver = harness.driver
+    driver.spawn(spec)
+    harness.wait_line(spec.uuid, "kumo-guest: hostname vm-rescue")
+    assert "kumo-guest: disk vdc" not in harness.console(spec.uuid)
+    boot = _own_disks(harness, harness.spec(name="rescue-boot"))
+    boot = dataclasses.replace(boot, uuid=spec.uuid, config_drive=None)
+    state = driver.rescue(spec.uuid, boot)
+    assert state.power_state == PowerState.RUNNING and driver.is_rescued(spec.uuid)
+    text = harness.wait_line(spec.uuid, BOOT, count=2)
+    if harness.kind == "qemu":
+        # The rescue boot sees its own disk, the config drive and the guest's disk as vdc.
+        text = harness.wait_line(spec.uuid, "kumo-guest: disk vdc")
+    assert text.count(BOOT) == 2
+    assert driver.rescue(spec.uuid, boot).pid == state.pid  # idempotent
+    adopted = harness.new_driver()  # an agent restart keeps the rescue
+    assert adopted.is_rescued(spec.uuid)
+    state = adopted.unrescue(spec.uuid)
+    assert state.power_state == PowerState.RUNNING and not adopted.is_rescued(spec.uuid)
+    harness.wait_line(spec.uuid, BOOT, count=3)
+    assert adopted.unrescue(spec.uuid).pid == state.pid  # not rescued: nothing happens
+    adopted.destroy(spec.uuid)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +32,18 @@ log = logging.getLogger(__name__)
 
 SpecBuilder = Callable[[dict[str, Any]], GuestSpec]
 CONSOLE_TAIL = 64 * 1024
+SNAPSHOT_TASKS = ("image_snapshot", "image_pending_upload", "image_uploading")
+UPLOAD_CHUNK = 1 << 20
+
+
+class SnapshotFailed(RuntimeError):
+    """A snapshot could not be taken or uploaded; the message goes to the instance action."""
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := source.read(UPLOAD_CHUNK):
+            yield chunk
 
 
 def minimal_spec(item: dict[str, Any]) -> GuestSpec:
@@ -50,12 +64,17 @@ class ComputeLoop:
         build_spec: SpecBuilder = minimal_spec,
         workers: int = 8,
         poll_wait: float = 20.0,
-        console_interval: float = 2.0,
+        console_interval: float = 5.0,
+        build_rescue: SpecBuilder = minimal_spec,
+        scratch_dir: Path | None = None,
     ) -> None:
         self.client = client
+        self.api = api
         self.base = f"{api}/hosts/{host_id}"
         self.driver = driver
         self.build_spec = build_spec
+        self.build_rescue = build_rescue
+        self.scratch_dir = scratch_dir  # where snapshots wait for upload (default: tmp)
         self.poll_wait = poll_wait
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="compute")
         self._lock = threading.Lock()
@@ -167,6 +186,9 @@ class ComputeLoop:
                 self.driver.destroy(uuid)
                 self.report(uuid, generation, PowerState.NOSTATE, gone=True)
                 return
+            if pending and item.get("task_state") in SNAPSHOT_TASKS:
+                self.take_snapshot(item)
+                return
             state = self.converge(item) if pending else self.driver.get_state(uuid)
         except HypervisorError as exc:
             log.warning("server %s: %s", uuid, exc)
@@ -180,10 +202,67 @@ class ComputeLoop:
         if pending or self._reported.get(uuid) != (generation, state.power_state):
             self.report(uuid, generation, state.power_state)
 
+    def take_snapshot(self, item: dict[str, Any]) -> None:
+        """createImage: copy the root disk, upload it into the waiting image, report. A
+        failure leaves the guest as it was and is reported as the request's error (the API
+        deletes the image); an unreachable API is retried with the next poll."""
+        uuid, generation = item["id"], int(item["generation"])
+        image_id = item.get("snapshot_image_id")
+        error = None
+        try:
+            if not image_id:
+                raise SnapshotFailed("no image is waiting for this snapshot")
+            scratch = self.scratch_dir or Path(tempfile.gettempdir())
+            scratch.mkdir(parents=True, exist_ok=True)
+            target = scratch / f"snapshot-{uuid}-{image_id}.qcow2"
+            try:
+                self.driver.snapshot(uuid, target)
+                self.step(uuid, generation, "image_pending_upload")
+                self.upload(image_id, target)
+            finally:
+                target.unlink(missing_ok=True)
+        except (HypervisorError, SnapshotFailed, OSError) as exc:
+            log.warning("server %s: snapshot failed: %s", uuid, exc)
+            error = str(exc) or exc.__class__.__name__
+        self.report(uuid, generation, self.driver.get_state(uuid).power_state, task_error=error)
+
+    def step(self, uuid: str, generation: int, task_state: str) -> None:
+        """Tell the API a request moved on (best effort: the result is what counts)."""
+        response = self.client.post(
+            f"{self.base}/instances/{uuid}/task",
+            json={"generation": generation, "task_state": task_state},
+        )
+        if response.status_code not in (204, 404, 409):
+            response.raise_for_status()
+
+    def upload(self, image_id: str, path: Path) -> None:
+        response = self.client.put(
+            f"{self.api}/images/{image_id}/file",
+            content=_chunks(path),
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(path.stat().st_size),
+            },
+            timeout=3600,
+        )
+        if response.status_code >= 500:
+            response.raise_for_status()  # the API is in trouble: retry with the next poll
+        if response.status_code != 204:
+            raise SnapshotFailed(
+                f"the image service refused the snapshot ({response.status_code}): "
+                f"{response.text[:500]}"
+            )
+
     def converge(self, item: dict[str, Any]) -> GuestState:
         uuid, desired = item["id"], item["desired_state"]
         d = self.driver
         state = d.get_state(uuid)
+        if desired == "rescued":
+            if state.power_state == PowerState.NOSTATE:
+                d.spawn(self.build_spec(item))  # an ERROR server whose guest never was
+            return d.rescue(uuid, self.build_rescue(item))
+        if state.power_state != PowerState.NOSTATE and d.is_rescued(uuid):
+            state = d.unrescue(uuid)  # unrescue, or any other request ends the rescue
         if (
             item.get("task_state") in ("resize_migrating", "resize_reverting")
             and state.power_state != PowerState.NOSTATE
@@ -232,8 +311,11 @@ class ComputeLoop:
         power: PowerState,
         fault: str | None = None,
         gone: bool = False,
+        task_error: str | None = None,
     ) -> None:
         body = {"power_state": str(power), "generation": generation, "fault": fault, "gone": gone}
+        if task_error:
+            body["task_error"] = task_error
         response = self.client.post(f"{self.base}/instances/{uuid}/observation", json=body)
         if response.status_code == 404:
             return  # deleted meanwhile

@@ -21,12 +21,24 @@ def _meminfo_mb() -> int:
     return 0
 
 
-def inventory(state_dir: Path) -> dict[str, Any]:
+def inventory(state_dir: Path, override: dict[str, int] | None = None) -> dict[str, Any]:
+    """What the host has; a positive value in ``override`` (the [agent] inventory_* settings)
+    replaces the detected one."""
     disk = shutil.disk_usage(state_dir)
-    return {
+    detected = {
         "vcpus": os.cpu_count() or 1,
         "memory_mb": _meminfo_mb(),
         "disk_gb": disk.total // (1 << 30),
+    }
+    return {key: (override or {}).get(key) or value for key, value in detected.items()}
+
+
+def override_from(agent: Any) -> dict[str, int]:
+    """The inventory override of an ``[agent]`` configuration section (0 = detect)."""
+    return {
+        "vcpus": agent.inventory_vcpus,
+        "memory_mb": agent.inventory_memory_mb,
+        "disk_gb": agent.inventory_disk_gb,
     }
 
 

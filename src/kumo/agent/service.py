@@ -45,6 +45,7 @@ class Agent:
         interval: float = 10.0,
         driver: HypervisorDriver | None = None,
         force_config_drive: bool = True,
+        inventory_override: dict[str, int] | None = None,
     ) -> None:
         self.api = api_url.rstrip("/") + "/agent/v1"
         self.credential = credential
@@ -56,14 +57,17 @@ class Agent:
         self._unreachable_since = 0.0
         self._client = httpx.Client(timeout=10.0, headers={"X-Kumo-Host-Credential": credential})
         self.driver = driver
+        self.inventory_override = inventory_override
         self._compute_thread: threading.Thread | None = None
         self.images = ImageCache(self._client, self.api, state_dir / "agent" / "images")
         self._builder: SpecBuilder = minimal_spec
+        self._rescue_builder: SpecBuilder = minimal_spec
         if driver is not None and driver.name == "qemu":
-            self._builder = QemuSpecBuilder(
+            builder = QemuSpecBuilder(
                 self.images, Path(getattr(driver, "state_dir", state_dir / "agent")),
                 force_config_drive,
             )
+            self._builder, self._rescue_builder = builder, builder.rescue
 
     def registration(self) -> dict[str, Any]:
         return {
@@ -80,7 +84,7 @@ class Agent:
                         else {}
                     ),
                 },
-                "inventory": inventory(self.state_dir),
+                "inventory": inventory(self.state_dir, self.inventory_override),
             }
         }
 
@@ -123,7 +127,10 @@ class Agent:
         """Once registered, reconcile this host's servers in a loop of their own."""
         if self.driver is None or self._compute_thread is not None or not self.registered:
             return
-        loop = ComputeLoop(self._client, self.api, self.id, self.driver, build_spec=self.build_spec)
+        loop = ComputeLoop(
+            self._client, self.api, self.id, self.driver, build_spec=self.build_spec,
+            build_rescue=self._rescue_builder, scratch_dir=self.state_dir / "agent" / "snapshots",
+        )
         self._compute_thread = threading.Thread(
             target=loop.run, args=(stop,), name="compute", daemon=True
         )

@@ -74,11 +74,15 @@ class QemuSpecBuilder:
             )
         return cached
 
-    def build(self, item: dict[str, Any]) -> GuestSpec:
-        flavor = item["flavor"]
-        directory = instance_dir(self.driver_state_dir, item["id"])
-        directory.mkdir(parents=True, exist_ok=True)
-        image = self.images.get(str(item["image_id"]))
+    def rescue(self, item: dict[str, Any]) -> GuestSpec:
+        """The boot half of a rescue: a fresh overlay of the rescue image (``disk.rescue``
+        in the instance directory) and its kernel; the driver adds the guest's own disks."""
+        try:
+            return self._rescue(item)
+        except (ImageFetchError, disks.DiskError, OSError) as exc:
+            raise HypervisorError(f"preparing the rescue boot failed: {exc}") from exc
+
+    def _boot_files(self, image: CachedImage) -> tuple[str | None, str | None, str | None]:
         props = image.properties
         kernel = ramdisk = cmdline = None
         if props.get("kernel_id"):
@@ -86,6 +90,43 @@ class QemuSpecBuilder:
             if props.get("ramdisk_id"):
                 ramdisk = str(self._kernel_image(props["ramdisk_id"], "ari", "ramdisk").path)
             cmdline = str(props.get("os_command_line") or DEFAULT_CMDLINE)
+        return kernel, ramdisk, cmdline
+
+    def _rescue(self, item: dict[str, Any]) -> GuestSpec:
+        image_id = item.get("rescue_image_id") or item["image_id"]
+        directory = instance_dir(self.driver_state_dir, item["id"])
+        directory.mkdir(parents=True, exist_ok=True)
+        image = self.images.get(str(image_id))
+        if image.disk_format not in (*DISK_FORMATS, "ami"):
+            raise HypervisorError(
+                f"rescue image {image.id} is a {image.disk_format} image; raw, qcow2 or ami "
+                "is needed"
+            )
+        kernel, ramdisk, cmdline = self._boot_files(image)
+        root = directory / "disk.rescue"
+        if not root.exists():
+            tmp = directory / "disk.rescue.tmp"
+            disks.create_overlay(image.path, tmp)
+            tmp.replace(root)
+        flavor = item["flavor"]
+        return GuestSpec(
+            uuid=item["id"],
+            name=item["name"],
+            vcpus=int(flavor["vcpus"]),
+            memory_mb=int(flavor["ram"]),
+            root_disk=str(root),
+            root_disk_format="qcow2",
+            kernel=kernel,
+            ramdisk=ramdisk,
+            cmdline=cmdline,
+        )
+
+    def build(self, item: dict[str, Any]) -> GuestSpec:
+        flavor = item["flavor"]
+        directory = instance_dir(self.driver_state_dir, item["id"])
+        directory.mkdir(parents=True, exist_ok=True)
+        image = self.images.get(str(item["image_id"]))
+        kernel, ramdisk, cmdline = self._boot_files(image)
         root_disk = None
         if image.disk_format in DISK_FORMATS or image.disk_format == "ami":
             root = directory / "disk"

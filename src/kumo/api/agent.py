@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -12,8 +13,11 @@ from kumo.api.image.store import image_store
 from kumo.api.state import AppState, app_state
 from kumo.core import hosts, wakeup
 from kumo.core.compute import reports
-from kumo.core.errors import BadRequest, NotFound
+from kumo.core.errors import BadRequest, NotFound, TooLarge
+from kumo.core.images import data, formats
 from kumo.db import models as m
+from kumo.drivers.storage import qemu_img
+from kumo.drivers.storage.imagestore import TooBig
 
 router = APIRouter(prefix="/agent/v1")
 
@@ -115,6 +119,87 @@ def console(
         raise BadRequest("Expecting an object with content.")
     with state.db.session() as session:
         reports.record_console(session, host_id, instance_id, body.get("content"))
+    return Response(status_code=204)
+
+
+@router.post("/hosts/{host_id}/instances/{instance_id}/task", status_code=204)
+def task_step(
+    host_id: str,
+    instance_id: str,
+    request: Request,
+    body: Any = Depends(json_body),
+    state: AppState = Depends(app_state),
+) -> Response:
+    """A request moved one step on while the agent works (image_pending_upload, ...)."""
+    _authorize(request, state)
+    if not isinstance(body, dict):
+        raise BadRequest("Expecting an object with generation and task_state.")
+    with state.db.session() as session:
+        reports.set_task(
+            session, host_id, instance_id, body.get("generation"), body.get("task_state")
+        )
+    return Response(status_code=204)
+
+
+@router.put("/images/{image_id}/file", status_code=204)
+async def snapshot_file(
+    image_id: str, request: Request, state: AppState = Depends(app_state)
+) -> Response:
+    """A server's snapshot, streamed into the image store and checked like a user upload
+    (size limit, checksums, ``qemu-img info``: qcow2 with no backing file). Only an image
+    that a createImage request is waiting for accepts data."""
+    db = state.db
+
+    def begin() -> str:
+        with db.session() as session:
+            hosts.check_host_credential(session, request.headers.get("X-Kumo-Host-Credential"))
+            image = reports.begin_snapshot_upload(session, image_id)
+            return image.id
+
+    ident = await anyio.to_thread.run_sync(begin)
+
+    def abort() -> None:
+        with db.session() as session:
+            reports.abort_snapshot_upload(session, ident)
+
+    store = image_store(state)
+    limit = state.config.images.max_size_bytes
+    try:
+        try:
+            written = await store.write(ident, request.stream(), limit)
+        except TooBig as exc:
+            raise TooLarge(f"Image data exceeds the maximum size of {limit} bytes.") from exc
+        try:
+            try:
+                info = await anyio.to_thread.run_sync(qemu_img.info, written.path)
+            except qemu_img.InspectionFailed as exc:
+                raise BadRequest(f"Snapshot data could not be inspected: {exc}") from exc
+            inspection = formats.inspect("qcow2", info)
+        except BaseException:
+            await anyio.to_thread.run_sync(store.discard, written)
+            raise
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(abort)
+        raise
+    stored = data.StoredData(
+        size=written.size,
+        checksum=written.md5,
+        os_hash_value=written.sha512,
+        virtual_size=inspection.virtual_size,
+    )
+
+    def finish() -> None:
+        store.commit(ident, written)
+        try:
+            with db.session() as session:
+                reports.finish_snapshot_upload(session, ident, stored)
+        except BaseException:
+            store.delete(ident)
+            abort()
+            raise
+
+    await anyio.to_thread.run_sync(finish)
     return Response(status_code=204)
 
 

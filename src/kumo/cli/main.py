@@ -142,6 +142,7 @@ def serve_agent(
 ) -> None:
     """Run the host agent: register this host and heartbeat."""
     from kumo.agent.drivers import make_driver
+    from kumo.agent.inventory import override_from
     from kumo.agent.service import Agent
     from kumo.runtime import prepare_state_dir
 
@@ -164,6 +165,7 @@ def serve_agent(
         config.agent.heartbeat_interval,
         driver=make_driver(config),
         force_config_drive=config.compute.force_config_drive,
+        inventory_override=override_from(config.agent),
     )
     _run_until_interrupted(agent.run)
 

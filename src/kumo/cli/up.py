@@ -9,11 +9,13 @@ import signal
 import socket
 import threading
 from logging.handlers import RotatingFileHandler
+from types import FrameType
 
 import typer
 import uvicorn
 
 from kumo.agent.drivers import make_driver
+from kumo.agent.inventory import override_from
 from kumo.agent.service import Agent
 from kumo.api.app import create_app
 from kumo.cli.output import console, err_console
@@ -21,7 +23,7 @@ from kumo.cli.tinyimage import NAME as TINY_IMAGE
 from kumo.cli.tinyimage import ensure_tiny_image
 from kumo.config import Config
 from kumo.controller.service import Controller
-from kumo.core import hosts
+from kumo.core import hosts, wakeup
 from kumo.core.bootstrap import bootstrap
 from kumo.db.backup import BackupError
 from kumo.runtime import Runtime, read_or_create_secret, write_clouds_yaml, write_secret
@@ -73,15 +75,26 @@ def _log_to_file(config: Config) -> None:
             h.setLevel(logging.WARNING)
 
 
+class _Server(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Long polls (agents waiting for work) would hold the graceful shutdown for up to
+        # their whole wait: wake them. From a thread: this runs in a signal handler, which
+        # must not take a lock the interrupted main thread may hold.
+        threading.Thread(target=wakeup.interrupt, name="wake-long-polls", daemon=True).start()
+        super().handle_exit(sig, frame)
+
+
 def serve_http(runtime: Runtime, listen: str) -> None:
     host, port = split_listen(listen)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             create_app(runtime.config, runtime.db),
             host=host,
             port=port,
             log_level="warning",
             access_log=False,
+            # Agents long-poll for up to 20 s; a stop must not wait for those to run out.
+            timeout_graceful_shutdown=3,
         )
     )
     # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal with the
@@ -143,6 +156,7 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
             config.agent.heartbeat_interval,
             driver=make_driver(config),
             force_config_drive=config.compute.force_config_drive,
+            inventory_override=override_from(config.agent),
         )
         workers.append(threading.Thread(target=local.run, args=(stop,), name="agent", daemon=True))
 

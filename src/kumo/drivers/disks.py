@@ -73,3 +73,19 @@ def grow_to(path: Path, size: int) -> bool:
         return False
     _qemu_img("resize", "-q", "-f", current.format, str(path), str(size))
     return True
+
+
+def convert_to_qcow2(source: Path, target: Path, force_share: bool = True) -> Path:
+    """A standalone qcow2 copy of `source`: its backing chain is flattened into the copy, so
+    the result names no backing file. `force_share` (-U) reads a disk a guest holds open;
+    the caller makes sure it is not being written meanwhile (a paused or stopped guest).
+    Written under a temporary name and renamed, so `target` is whole or absent."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    args = ["convert", "-q", "-O", "qcow2"] + (["-U"] if force_share else [])
+    try:
+        _qemu_img(*args, str(source), str(partial))
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target

@@ -249,6 +249,13 @@ def server_action(
             instance = servers.revert_resize(session, ctx, server_id)
         elif action == "forceDelete":
             instance = servers.delete(session, ctx, server_id, force=True)
+        elif action == "createImage":
+            instance, snapshot = servers.create_image(session, ctx, server_id, args)
+            image_id = snapshot.id
+        elif action == "rescue":
+            instance, admin_pass = servers.rescue(session, ctx, server_id, args)
+        elif action == "unrescue":
+            instance = servers.unrescue(session, ctx, server_id)
         else:
             servers.get(session, ctx, server_id)
             raise BadRequest(f"There is no such action: {action}")
@@ -259,6 +266,12 @@ def server_action(
         view = _details(state, who, version, [instance])[0]
         view["adminPass"] = admin_pass
         return JSONResponse({"server": view}, status_code=202)
+    if action == "createImage":
+        # Before 2.45 the image is named only by the Location header (an image URL).
+        location = f"{state.config.public_url}/image/v2/images/{image_id}"
+        return Response(status_code=202, headers={"Location": location})
+    if action == "rescue":
+        return JSONResponse({"adminPass": admin_pass})
     return Response(status_code=202)
 
 

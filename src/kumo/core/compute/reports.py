@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from kumo.core.compute import servers, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
+from kumo.core.images import data
 from kumo.db import models as m
 from kumo.db.types import utcnow
 
@@ -25,8 +26,20 @@ def work_for_host(session: Session, host_id: str) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(m.Instance).where(m.Instance.host_id == host_id, m.Instance.deleted.is_(False))
     )
-    return [
-        {
+    return [_work_item(session, i) for i in rows]
+
+
+def _work_item(session: Session, i: m.Instance) -> dict[str, Any]:
+    """One server as its agent sees it. Two requests carry an argument that lives in another
+    row: createImage (the snapshot image to fill, found by its ``instance_uuid``) and rescue
+    (the rescue image, recorded with the rescue instance action)."""
+    extra: dict[str, Any] = {}
+    if i.task_state in states.SNAPSHOT_TASKS:
+        snapshot = servers.pending_snapshot(session, i)
+        extra["snapshot_image_id"] = snapshot.id if snapshot is not None else None
+    if i.desired_state == "rescued":
+        extra["rescue_image_id"] = servers.rescue_image_id(session, i)
+    return {
             "id": i.id,
             "name": i.name,
             "hostname": i.hostname,
@@ -46,9 +59,8 @@ def work_for_host(session: Session, host_id: str) -> list[dict[str, Any]]:
             "vm_state": i.vm_state,
             "task_state": i.task_state,
             "launch_index": i.launch_index,
+            **extra,
         }
-        for i in rows
-    ]
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,9 @@ class Observation:
     generation: int
     fault: str | None = None
     gone: bool = False
+    # A request that failed without harming the guest (a snapshot): the server keeps its
+    # state, the task ends, the instance action says why.
+    task_error: str | None = None
 
     @classmethod
     def parse(cls, body: Any) -> Observation:
@@ -70,7 +85,14 @@ class Observation:
                 f"{sorted(states.POWER_BY_NAME)}) and an integer generation."
             )
         fault = body.get("fault")
-        return cls(power, generation, str(fault)[:4000] if fault else None, bool(body.get("gone")))
+        task_error = body.get("task_error")
+        return cls(
+            power,
+            generation,
+            str(fault)[:4000] if fault else None,
+            bool(body.get("gone")),
+            str(task_error)[:4000] if task_error else None,
+        )
 
 
 def record(session: Session, host_id: str, instance_id: str, obs: Observation) -> None:
@@ -93,6 +115,18 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
         servers.finish_delete(session, instance)
         return
     instance.observed_generation = obs.generation
+    if instance.task_state in states.SNAPSHOT_TASKS:
+        snapshot = servers.pending_snapshot(session, instance)
+        error = obs.task_error or obs.fault
+        if snapshot is not None:  # the agent is done, yet the image has no data
+            error = error or "the host finished without uploading the snapshot"
+            servers.drop_snapshot(session, snapshot)
+        end_action(session, instance.id, "createImage", f"Error: {error}" if error else None)
+        if not obs.fault:
+            instance.task_state = None
+            instance.task_deadline = None
+            if error is not None:
+                return
     if obs.fault:
         instance.vm_state = "error"
         instance.task_state = None
@@ -119,6 +153,91 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
     instance.reboot_kind = None
     instance.task_deadline = None
     instance.fault = None
+
+
+def end_action(session: Session, instance_id: str, action: str, message: str | None) -> None:
+    row = session.scalars(
+        select(m.InstanceAction)
+        .where(m.InstanceAction.instance_id == instance_id, m.InstanceAction.action == action)
+        .order_by(m.InstanceAction.id.desc())
+        .limit(1)
+    ).first()
+    if row is not None and row.finish_time is None:
+        row.finish_time = utcnow()
+        if message:
+            row.message = message[:4000]
+
+
+# Task steps an agent may report while it works (Nova's createImage progression).
+TASK_STEPS = {"image_snapshot": "image_pending_upload", "image_pending_upload": "image_uploading"}
+
+
+def set_task(
+    session: Session, host_id: str, instance_id: str, generation: Any, task_state: Any
+) -> None:
+    """The agent moved a request one step on (e.g. the snapshot is taken, now uploading)."""
+    if not isinstance(generation, int) or not isinstance(task_state, str):
+        raise BadRequest("Expecting an integer generation and a task_state.")
+    instance = session.get(m.Instance, instance_id)
+    if instance is None or instance.deleted or instance.host_id != host_id:
+        raise NotFound(f"Instance {instance_id} is not on host {host_id}.")
+    if generation != instance.generation or instance.task_state == task_state:
+        return
+    if TASK_STEPS.get(instance.task_state or "") != task_state:
+        raise Conflict(
+            f"Instance {instance_id} is in task {instance.task_state}, not one that "
+            f"moves on to {task_state}."
+        )
+    instance.task_state = task_state
+
+
+# --- snapshot data an agent uploads ------------------------------------------------------
+def begin_snapshot_upload(session: Session, image_id: str) -> m.Image:
+    """An agent may upload only into a snapshot its server is still waiting for."""
+    image = session.get(m.Image, image_id)
+    props = (image.properties or {}) if image is not None else {}
+    instance = session.get(m.Instance, str(props.get("instance_uuid") or ""))
+    if (
+        image is None
+        or props.get("image_type") != "snapshot"
+        or instance is None
+        or instance.deleted
+        or instance.desired_state == "deleted"
+        or instance.task_state not in states.SNAPSHOT_TASKS
+    ):
+        raise NotFound(f"Image {image_id} is not a snapshot in progress.")
+    if image.status != "queued":
+        raise Conflict(f"Image status transition from {image.status} to saving is not allowed")
+    image.status = "saving"
+    image.updated_at = utcnow()
+    instance.task_state = "image_uploading"
+    return image
+
+
+def _snapshot_server_gone(session: Session, image: m.Image) -> bool:
+    instance = session.get(m.Instance, str((image.properties or {}).get("instance_uuid") or ""))
+    return instance is None or instance.deleted or instance.desired_state == "deleted"
+
+
+def finish_snapshot_upload(session: Session, image_id: str, stored: data.StoredData) -> m.Image:
+    """Active with its data, unless the server was deleted meanwhile (data.Gone: the caller
+    discards the data and calls abort_snapshot_upload)."""
+    image = session.get(m.Image, image_id)
+    if image is not None and _snapshot_server_gone(session, image):
+        raise data.Gone("The server was deleted during its snapshot; the data was discarded.")
+    return data.finish_upload(session, image_id, stored)
+
+
+def abort_snapshot_upload(session: Session, image_id: str) -> None:
+    """After a failed upload: a snapshot whose server is gone is deleted; otherwise it waits
+    queued until the agent reports how the request ended (record drops it then)."""
+    image = session.get(m.Image, image_id)
+    if image is None or image.status not in ("queued", "saving"):
+        return
+    if _snapshot_server_gone(session, image):
+        servers.drop_snapshot(session, image)
+    else:
+        data.abort_upload(session, image_id)
 
 
 # --- images the agent fetches ------------------------------------------------------------

@@ -468,6 +468,10 @@ def delete(session: Session, ctx: Context, server_id: str, force: bool = False) 
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
     record_action(session, ctx, instance.id, "delete")
+    if instance.task_state in states.SNAPSHOT_TASKS:
+        snapshot = pending_snapshot(session, instance)
+        if snapshot is not None:  # never a half-taken snapshot left behind
+            drop_snapshot(session, snapshot)
     if instance.host_id is None:
         finish_delete(session, instance)
         return instance
@@ -697,4 +701,195 @@ def revert_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
         allocation.vcpus, allocation.memory_mb, allocation.disk_gb = _need(instance.flavor)
     _ask(instance, None, "resize_reverting")
     record_action(session, ctx, instance.id, "revertResize")
+    return instance
+
+
+# Snapshots (createImage) ----------------------------------------------------------------
+
+SNAPSHOT_VM_STATES = ("active", "stopped", "paused", "suspended")
+# What a snapshot keeps of its base image so that it boots the same way (a kernel/ramdisk
+# image boots by direct kernel boot: without these the snapshot of kumo-tiny would not).
+INHERITED_IMAGE_PROPERTIES = (
+    "kernel_id",
+    "ramdisk_id",
+    "os_command_line",
+    "os_distro",
+    "os_version",
+    "os_type",
+    "architecture",
+    "hw_disk_bus",
+    "hw_vif_model",
+)
+
+
+def pending_snapshot(session: Session, instance: m.Instance) -> m.Image | None:
+    """The image a running createImage fills: the server's own snapshot image that has no
+    data yet (queued or saving). The image row is the record of the request (Nova links a
+    snapshot to its server the same way, by the ``instance_uuid`` property)."""
+    candidates = session.scalars(
+        select(m.Image)
+        .where(m.Image.owner == instance.project_id, m.Image.status.in_(("queued", "saving")))
+        .order_by(m.Image.created_at.desc())
+    )
+    for image in candidates:
+        props = image.properties or {}
+        if props.get("instance_uuid") == instance.id and props.get("image_type") == "snapshot":
+            return image
+    return None
+
+
+def drop_snapshot(session: Session, image: m.Image) -> None:
+    """A snapshot that will never get its data: deleted, as Nova deletes a failed one."""
+    image.status = "deleted"
+    image.deleted_at = image.updated_at = utcnow()
+
+
+def create_image(
+    session: Session, ctx: Context, server_id: str, body: Any
+) -> tuple[m.Instance, m.Image]:
+    """Snapshot the server's root disk to a new image, owned by the server's project.
+
+    The image exists at once (queued, then saving while the agent uploads); the server's
+    task goes image_snapshot -> image_pending_upload -> image_uploading -> None."""
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid input for field/attribute createImage: an object expected.")
+    unknown = set(body) - {"name", "metadata"}
+    if unknown:
+        raise BadRequest(
+            "Invalid input for field/attribute createImage. Additional properties are not "
+            f"allowed ({', '.join(sorted(unknown))} unexpected)"
+        )
+    name = _name(body)
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    limit = quotas.limits(session, instance.project_id)["metadata_items"]
+    meta = _metadata(body.get("metadata"), limit)
+    if instance.vm_state not in SNAPSHOT_VM_STATES or instance.task_state is not None:
+        raise Conflict(
+            f"Cannot 'createImage' instance {server_id} while it is in "
+            f"vm_state {instance.vm_state}"
+            + (f" (task_state {instance.task_state})" if instance.task_state else "")
+        )
+    if instance.host_id is None:
+        raise Conflict(f"Instance {server_id} is not ready")
+    base = session.get(m.Image, instance.image_id) if instance.image_id else None
+    properties: dict[str, Any] = {}
+    if base is not None:
+        base_props = base.properties or {}
+        properties.update(
+            {k: base_props[k] for k in INHERITED_IMAGE_PROPERTIES if base_props.get(k)}
+        )
+    from kumo.core.images import fields  # images are optional for compute tests
+
+    for key in meta:
+        if key in fields.BASE or key in fields.RESERVED or key in fields.READ_ONLY:
+            raise BadRequest(f"Invalid metadata key {key}: an image attribute of that name exists.")
+    properties.update(meta)
+    properties.update(
+        {
+            "instance_uuid": instance.id,
+            "image_type": "snapshot",
+            "base_image_ref": instance.image_id or "",
+            "user_id": ctx.user_id,
+        }
+    )
+    now = utcnow()
+    image = m.Image(
+        id=str(uuid.uuid4()),
+        name=name,
+        owner=instance.project_id,
+        status="queued",
+        visibility="private",
+        protected=False,
+        os_hidden=False,
+        disk_format="qcow2",
+        container_format="bare",
+        min_disk=max(int(instance.flavor.get("disk") or 0), int(base.min_disk or 0) if base else 0),
+        min_ram=int(base.min_ram or 0) if base is not None else 0,
+        properties=properties,
+        locations=[],
+        created_at=now,
+        updated_at=now,
+    )
+    image.tag_rows = []
+    session.add(image)
+    _ask(instance, None, "image_snapshot")
+    record_action(session, ctx, instance.id, "createImage")
+    session.flush()
+    return instance, image
+
+
+# Rescue ---------------------------------------------------------------------------------
+
+RESCUE_VM_STATES = ("active", "stopped", "error")
+RESCUE_IMAGE_PREFIX = "Rescue image "
+
+
+def rescue(session: Session, ctx: Context, server_id: str, body: Any) -> tuple[m.Instance, str]:
+    """Boot the server from a rescue image (default: its own image) with its root disk
+    attached as a second disk. Where the rescue image is recorded: the ``rescue`` instance
+    action's message, which the agent's work item reads back (rescue_image_id)."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid input for field/attribute rescue: an object expected.")
+    unknown = set(body) - {"adminPass", "rescue_image_ref"}
+    if unknown:
+        raise BadRequest(
+            "Invalid input for field/attribute rescue. Additional properties are not "
+            f"allowed ({', '.join(sorted(unknown))} unexpected)"
+        )
+    password = body.get("adminPass")
+    if password is not None and (not isinstance(password, str) or not password):
+        raise BadRequest("Invalid input for field/attribute adminPass.")
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    if instance.vm_state not in RESCUE_VM_STATES or instance.task_state is not None:
+        raise Conflict(
+            f"Cannot 'rescue' instance {server_id} while it is in vm_state {instance.vm_state}"
+            + (f" (task_state {instance.task_state})" if instance.task_state else "")
+        )
+    if instance.host_id is None:
+        raise Conflict(f"Instance {server_id} is not ready")
+    ref = body.get("rescue_image_ref")
+    image_id = _image(session, ctx, ref)[0] if ref not in (None, "") else instance.image_id
+    if image_id is None:
+        raise BadRequest("Cannot rescue a server booted from a volume without rescue_image_ref.")
+    _ask(instance, "rescued", "rescuing")
+    session.add(
+        m.InstanceAction(
+            instance_id=instance.id,
+            action="rescue",
+            request_id="req-" + str(uuid.uuid4()),
+            user_id=ctx.user_id,
+            project_id=ctx.project_id or "",
+            message=RESCUE_IMAGE_PREFIX + image_id,
+        )
+    )
+    return instance, password or secrets.token_urlsafe(9)
+
+
+def rescue_image_id(session: Session, instance: m.Instance) -> str | None:
+    """The rescue image of the server's latest rescue request."""
+    row = session.scalars(
+        select(m.InstanceAction)
+        .where(m.InstanceAction.instance_id == instance.id, m.InstanceAction.action == "rescue")
+        .order_by(m.InstanceAction.id.desc())
+        .limit(1)
+    ).first()
+    if row is not None and row.message and row.message.startswith(RESCUE_IMAGE_PREFIX):
+        return row.message[len(RESCUE_IMAGE_PREFIX) :]
+    return instance.image_id
+
+
+def unrescue(session: Session, ctx: Context, server_id: str) -> m.Instance:
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    if instance.vm_state != "rescued" or instance.task_state is not None:
+        raise Conflict(
+            f"Cannot 'unrescue' instance {server_id} while it is in "
+            f"vm_state {instance.vm_state}"
+        )
+    _ask(instance, "active", "unrescuing")
+    record_action(session, ctx, instance.id, "unrescue")
     return instance

@@ -23,12 +23,14 @@ VM_STATE_FOR_DESIRED = {
     "stopped": "stopped",
     "paused": "paused",
     "suspended": "suspended",
+    "rescued": "rescued",
 }
 POWER_FOR_DESIRED = {
     "active": RUNNING,
     "stopped": SHUTDOWN,
     "paused": PAUSED,
     "suspended": SUSPENDED,
+    "rescued": RUNNING,
 }
 
 STATUS_BY_VM_STATE = {
@@ -60,6 +62,8 @@ STATUS_BY_TASK = {
     "resize_reverting": "REVERT_RESIZE",
     "migrating": "MIGRATING",
 }
+# createImage: the snapshot is taken, then waits for upload, then uploads (Nova's names).
+SNAPSHOT_TASKS = ("image_snapshot", "image_pending_upload", "image_uploading")
 ALL_STATUSES = (
     set(STATUS_BY_VM_STATE.values())
     | set(STATUS_BY_TASK.values())

@@ -9,7 +9,9 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute.servers import finish_delete
+from kumo.core.compute.reports import end_action
+from kumo.core.compute.servers import drop_snapshot, finish_delete, pending_snapshot
+from kumo.core.compute.states import SNAPSHOT_TASKS
 from kumo.db import models as m
 from kumo.db.types import utcnow
 
@@ -29,6 +31,15 @@ def resolve_in_session(session: Session) -> int:
         task = instance.task_state
         if instance.desired_state == "deleted" and instance.host_id is None:
             finish_delete(session, instance)
+        elif task in SNAPSHOT_TASKS:
+            # A snapshot that never finished harms nobody but its image: the server keeps
+            # its state (as Nova does), the image is deleted, the action says why.
+            snapshot = pending_snapshot(session, instance)
+            if snapshot is not None:
+                drop_snapshot(session, snapshot)
+            instance.task_state = None
+            instance.task_deadline = None
+            end_action(session, instance.id, "createImage", f"Error: task {task} timed out")
         else:
             instance.vm_state = "error"
             instance.task_state = None

@@ -155,9 +155,52 @@ class HypervisorDriver(Protocol):
         """The last `tail_bytes` of the serial console, across power cycles."""
         ...
 
+    def snapshot(self, uuid: str, target: Path) -> None:
+        """Write a consistent copy of the guest's root disk to `target` as one standalone
+        qcow2 (no backing file), in any power state; the guest ends in the state it was in
+        (a running guest is paused for the copy). Raises HypervisorError when it has no
+        root disk to copy."""
+        ...
+
+    def rescue(self, uuid: str, boot: GuestSpec) -> GuestState:
+        """Power the guest off and boot it from `boot`'s root disk, kernel, ramdisk and
+        command line, with the guest's own root disk attached as an extra disk (serial
+        ``rescued-root``; see `rescue_spec`). The guest's own spec is kept, so `unrescue`
+        (and an agent restart) find it again. Already rescued: just running."""
+        ...
+
+    def unrescue(self, uuid: str) -> GuestState:
+        """Stop the rescue boot and start the guest from its own disk again; the rescue
+        disk is removed. A guest that is not rescued is left as it is."""
+        ...
+
+    def is_rescued(self, uuid: str) -> bool: ...
+
     def list_guests(self) -> list[GuestState]:
         """Every guest this driver finds on the host, running or not (for adoption)."""
         ...
+
+
+def rescue_spec(own: GuestSpec, boot: GuestSpec) -> GuestSpec:
+    """The spec a rescued guest runs: `boot`'s disk and kernel, the guest's own root disk
+    next (its data, to repair), then its config drive, disks and NICs, its size."""
+    extra = list(own.extra_disks)
+    if own.root_disk:
+        extra.insert(0, DiskSpec(own.root_disk, own.root_disk_format, serial="rescued-root"))
+    return GuestSpec(
+        uuid=own.uuid,
+        name=own.name,
+        vcpus=own.vcpus,
+        memory_mb=own.memory_mb,
+        root_disk=boot.root_disk,
+        root_disk_format=boot.root_disk_format,
+        kernel=boot.kernel,
+        ramdisk=boot.ramdisk,
+        cmdline=boot.cmdline,
+        config_drive=own.config_drive,
+        extra_disks=tuple(extra),
+        nics=own.nics,
+    )
 
 
 def instance_dir(state_dir: Path, uuid: str) -> Path:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kumo.drivers import disks
 from kumo.drivers.hypervisor.base import (
     GuestNotFound,
     GuestSpec,
@@ -23,6 +25,7 @@ from kumo.drivers.hypervisor.base import (
     PowerState,
     RebootKind,
     instance_dir,
+    rescue_spec,
 )
 
 _pids = itertools.count(1_000_000)
@@ -35,6 +38,8 @@ class _Guest:
     pid: int | None = None
     console: list[str] = field(default_factory=list)
     alive: int = 0
+    last_alive: float = 0.0
+    own: GuestSpec | None = None  # the guest's own spec while it runs a rescue boot
 
 
 @dataclass
@@ -200,6 +205,47 @@ class FakeDriver:
             guest.spec = dataclasses.replace(guest.spec, vcpus=vcpus, memory_mb=memory_mb)
             return self._state(guest)
 
+    def snapshot(self, uuid: str, target: Path) -> None:
+        """A small blank qcow2 stands for the root disk (fake guests have no data)."""
+        with self._host.lock:
+            guest = self._get(uuid)
+            spec = guest.own or guest.spec
+            if spec.root_disk and Path(spec.root_disk).is_file():
+                try:
+                    disks.convert_to_qcow2(Path(spec.root_disk), target)
+                except disks.DiskError as exc:
+                    raise HypervisorError(f"snapshot of {uuid} failed: {exc}") from exc
+                return
+        try:
+            disks.create_blank(target, 1 << 20)
+        except (disks.DiskError, OSError) as exc:
+            raise HypervisorError(f"snapshot of {uuid} failed: {exc}") from exc
+
+    def rescue(self, uuid: str, boot: GuestSpec) -> GuestState:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.own is None:
+                if guest.power == PowerState.SUSPENDED:
+                    self.resume(uuid)
+                self.power_off(uuid)
+                guest.own = guest.spec
+                guest.spec = rescue_spec(guest.own, boot)
+            return self.power_on(uuid)
+
+    def unrescue(self, uuid: str) -> GuestState:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.own is None:
+                return self._state(guest)
+            guest.power, guest.pid = PowerState.SHUTDOWN, None
+            guest.spec, guest.own = guest.own, None
+            return self.power_on(uuid)
+
+    def is_rescued(self, uuid: str) -> bool:
+        with self._host.lock:
+            guest = self._host.guests.get(uuid)
+            return guest is not None and guest.own is not None
+
     def get_state(self, uuid: str) -> GuestState:
         with self._host.lock:
             guest = self._host.guests.get(uuid)
@@ -208,9 +254,13 @@ class FakeDriver:
     def console_log(self, uuid: str, tail_bytes: int = 65536) -> bytes:
         with self._host.lock:
             guest = self._get(uuid)
-            if guest.power == PowerState.RUNNING:  # time passes for a running guest
+            now = time.monotonic()
+            # Time passes for a running guest, as on a real one: at most a line a second, so
+            # a console that nobody watches does not look changed at every read.
+            if guest.power == PowerState.RUNNING and now - guest.last_alive >= 1.0:
                 guest.console.append(f"kumo-guest: alive {guest.alive}")
                 guest.alive += 1
+                guest.last_alive = now
             text = "".join(line + "\n" for line in guest.console).encode()
             return text[-tail_bytes:]
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from qemu.qmp import QMPClient
 
-from kumo.drivers.disks import grow_to
+from kumo.drivers.disks import DiskError, convert_to_qcow2, grow_to
 from kumo.drivers.hypervisor import accel, qmp
 from kumo.drivers.hypervisor.base import (
     GuestNotFound,
@@ -48,6 +48,7 @@ from kumo.drivers.hypervisor.base import (
     PowerState,
     RebootKind,
     instance_dir,
+    rescue_spec,
 )
 
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its terminating NUL
@@ -122,11 +123,24 @@ class QemuDriver:
         return instance_dir(self.state_dir, uuid)
 
     def _spec(self, uuid: str) -> GuestSpec:
+        """The spec the guest boots with: its rescue spec while rescued, else its own."""
+        own = self._own_spec(uuid)
+        try:
+            return GuestSpec.from_dict(json.loads((self._dir(uuid) / "rescue.json").read_text()))
+        except FileNotFoundError:
+            return own
+
+    def _own_spec(self, uuid: str) -> GuestSpec:
         path = self._dir(uuid) / "spec.json"
         try:
             return GuestSpec.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
             raise GuestNotFound(f"no guest {uuid} on this host") from None
+
+    def _write_json(self, path: Path, spec: GuestSpec) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(spec.to_dict(), indent=1))
+        tmp.replace(path)
 
     def accelerator(self) -> str:
         if self._accelerator is None:
@@ -307,7 +321,7 @@ class QemuDriver:
 
     def resize(self, uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -> GuestState:
         with self._lock(uuid):
-            spec = self._spec(uuid)
+            spec = self._own_spec(uuid)
             if self._pid(uuid) is not None:
                 raise HypervisorError(f"guest {uuid} must be shut down to resize")
             if spec.root_disk and disk_gb > 0:
@@ -431,6 +445,64 @@ class QemuDriver:
                     self._kill(uuid, pid)
                 raise
             saved.unlink()
+            return self.get_state(uuid)
+
+    def snapshot(self, uuid: str, target: Path) -> None:
+        """Copy the root disk (the overlay and its cached base, flattened by `qemu-img
+        convert`) to a standalone qcow2. A running guest is paused for the copy (QMP `stop`
+        drains and flushes its I/O, so the disk is consistent) and continued after."""
+        with self._lock(uuid):
+            spec = self._own_spec(uuid)
+            if not spec.root_disk:
+                raise HypervisorError(f"guest {uuid} has no root disk to snapshot")
+            paused_here = False
+            if self._pid(uuid) is not None:
+                status = self._qmp(uuid, "query-status", timeout=5.0)["status"]
+                if status == "running":
+                    self._qmp(uuid, "stop", timeout=30.0)
+                    paused_here = True
+            try:
+                convert_to_qcow2(Path(spec.root_disk), target)
+            except DiskError as exc:
+                raise HypervisorError(f"snapshot of {uuid} failed: {exc}") from exc
+            finally:
+                if paused_here:
+                    self._qmp(uuid, "cont")
+
+    def is_rescued(self, uuid: str) -> bool:
+        return (self._dir(uuid) / "rescue.json").exists()
+
+    def rescue(self, uuid: str, boot: GuestSpec) -> GuestState:
+        """Power off, then boot the rescue spec (kept as rescue.json next to spec.json, which
+        is left untouched): every later power-on boots the rescue until `unrescue`."""
+        with self._lock(uuid):
+            own = self._own_spec(uuid)
+            directory = self._dir(uuid)
+            if not self.is_rescued(uuid):
+                if self.get_state(uuid).power_state == PowerState.SUSPENDED:
+                    self.resume(uuid)
+                self.power_off(uuid, timeout=15.0)
+                self._write_json(directory / "rescue.json", rescue_spec(own, boot))
+            if self._pid(uuid) is None:
+                self._start(self._spec(uuid))
+            return self.get_state(uuid)
+
+    def unrescue(self, uuid: str) -> GuestState:
+        """Stop the rescue boot (hard, as Nova does), forget the rescue spec and its disk,
+        and start the guest from its own disk."""
+        with self._lock(uuid):
+            own = self._own_spec(uuid)
+            directory = self._dir(uuid)
+            if not self.is_rescued(uuid):
+                return self.get_state(uuid)
+            rescued = self._spec(uuid)
+            pid = self._pid(uuid)
+            if pid is not None:
+                self._kill(uuid, pid)
+            (directory / "rescue.json").unlink()
+            if rescued.root_disk and Path(rescued.root_disk).parent == directory:
+                Path(rescued.root_disk).unlink(missing_ok=True)
+            self._start(own)
             return self.get_state(uuid)
 
     def destroy(self, uuid: str) -> None:
