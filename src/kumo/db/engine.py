@@ -50,11 +50,16 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         # The API serves up to 40 requests at once from its thread pool: keep that many
         # connections instead of reopening them (and re-running the PRAGMAs) under load.
+        # An in-memory database has a single-connection pool that takes no sizes.
+        pool = (
+            {"pool_size": 20, "max_overflow": 30}
+            if parsed.database not in (None, "", ":memory:")
+            else {}
+        )
         engine = create_engine(
             parsed,
-            pool_size=20,
-            max_overflow=30,
             connect_args={"check_same_thread": False, "timeout": 30},
+            **pool,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
