@@ -94,7 +94,12 @@ def probe(device: str = "/dev/kvm", deadline: float = 0.5) -> AccelDecision:
             break
         if elapsed > deadline:
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            # On software-emulated KVM the child can sit in KVM_RUN long after SIGKILL: reap
+            # it in the background instead of stalling the agent (and everything waiting on
+            # this decision) until the kernel lets it go.
+            threading.Thread(
+                target=os.waitpid, args=(pid, 0), name="kvm-probe-reaper", daemon=True
+            ).start()
             return AccelDecision(
                 "tcg",
                 f"KVM too slow: {LOOPS} loop iterations not done in {deadline:.1f} s "
