@@ -92,7 +92,11 @@ class ComputeLoop:
         mark = -1
         while not stop.is_set():
             try:
-                params: dict[str, Any] = {"since": mark, "wait": self.poll_wait if mark >= 0 else 0}
+                params: dict[str, Any] = {
+                    "since": mark,
+                    "wait": self.poll_wait if mark >= 0 else 0,
+                    "pending_only": True,
+                }
                 response = self.client.get(
                     f"{self.base}/instances", params=params, timeout=self.poll_wait + 10
                 )

@@ -75,19 +75,30 @@ def host_instances(
     request: Request,
     wait: float = 0.0,
     since: int = -1,
+    pending_only: bool = False,
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
     """The servers of this host with their desired state. With ``wait`` and the ``mark`` of
-    the previous answer as ``since``, the call returns early when something changed."""
+    the previous answer as ``since``, the call returns early when something changed; with
+    ``pending_only`` too, such an early answer carries only the servers with a request
+    outstanding (a burst of creates then costs O(n), not O(n^2), rows), while an answer
+    after the full wait is the whole list, the agent's periodic resync. ``complete`` says
+    which one it is."""
     _authorize(request, state)
     topic = wakeup.host_topic(host_id)
+    woken = False
     if wait > 0 and since >= 0:
-        wakeup.wait(topic, since, min(wait, 30.0))
+        woken = wakeup.wait(topic, since, min(wait, 30.0)) != since
     mark = wakeup.mark(topic)
+    partial = pending_only and woken
     with state.db.session() as session:
         if session.get(m.Host, host_id) is None:
             raise NotFound(f"Host {host_id} is not registered; the agent must register again.")
-        return {"mark": mark, "instances": reports.work_for_host(session, host_id)}
+        return {
+            "mark": mark,
+            "complete": not partial,
+            "instances": reports.work_for_host(session, host_id, pending_only=partial),
+        }
 
 
 @router.post("/hosts/{host_id}/instances/{instance_id}/observation", status_code=204)

@@ -6,6 +6,8 @@ driver kumo ships with (psycopg 3, PyMySQL) is filled in.
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kumo.db.revision import track_identity_writes
@@ -45,6 +48,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+GATE_TIMEOUT = 30.0  # as long as SQLite's own busy_timeout
+
+
+class WriteGate:
+    """One SQLite writer at a time within this process, handed over at once.
+
+    SQLite itself admits one writer; the others retry from its busy handler, which sleeps
+    1, 2, 5 ... 100 ms between attempts, so under load a waiting writer starts up to 100 ms
+    after the lock was free and throughput collapses. Here a transaction takes this lock
+    before its first write statement and gives it back when its connection returns to the
+    pool (after COMMIT or ROLLBACK) or is closed, so the next writer of this process goes
+    the moment the lock is free. Writers in other processes still meet SQLite's busy
+    handler."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: dict[Any, Any] | None = None  # the holding connection's info dict
+        self._owner: int | None = None  # and its thread
+
+    def before_execute(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        info = conn.info  # per pooled DBAPI connection
+        if self._holder is info or not _WRITE.match(statement):
+            return
+        if self._owner == threading.get_ident():
+            # This thread already writes on another connection: waiting for the gate would
+            # wait for itself. Leave it to SQLite, as without the gate.
+            return
+        if not self._lock.acquire(timeout=GATE_TIMEOUT):
+            raise OperationalError(statement, None, Exception("database is locked"))
+        self._holder, self._owner = info, threading.get_ident()
+
+    def release(self, _dbapi_connection: Any, record: Any) -> None:
+        if record is not None and self._holder is not None and record.info is self._holder:
+            self._holder = self._owner = None
+            self._lock.release()
+
+
 def make_engine(url: str) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -62,6 +103,11 @@ def make_engine(url: str) -> Engine:
             **pool,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        if pool:  # several connections: several writers of this process may queue
+            gate = WriteGate()
+            event.listen(engine, "before_cursor_execute", gate.before_execute)
+            event.listen(engine, "checkin", gate.release)
+            event.listen(engine, "close", gate.release)
         return engine
     # READ COMMITTED everywhere: MariaDB's default REPEATABLE READ would let a transaction
     # that waited for a claims lock (kumo.db.locking) go on reading its older snapshot, and

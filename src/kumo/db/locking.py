@@ -1,31 +1,52 @@
 """Serialising the writers that must see each other: quota checks and host claims.
 
-PostgreSQL and MariaDB lock the rows (``SELECT ... FOR UPDATE``). SQLite has one writer
-at a time; a transaction takes the write lock with its first write, and must do so before
-it reads anything, or it would decide on a snapshot another writer has since changed. So on
-SQLite the lock is a no-op write issued as the transaction's first statement.
+PostgreSQL and MariaDB lock a row (``SELECT ... FOR UPDATE``): the project's row for a
+quota check, one ``claims_lock`` settings row for host claims. One row, not every host
+row: the agents' heartbeats update the host rows many times a second, and a claim that
+locked them all would queue behind each heartbeat (and they behind it).
+
+SQLite has one writer at a time; a transaction takes the write lock with its first write,
+and must do so before it reads anything, or it would decide on a snapshot another writer
+has since changed. So on SQLite the lock is a no-op write issued as the transaction's first
+statement.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from kumo.db import models as m
 
+CLAIMS_KEY = "claims_lock"
 
-def lock_for_claims(
-    session: Session, host_ids: list[str] | None = None, project_id: str | None = None
-) -> None:
-    """Call first in a transaction that checks capacity or quota, then writes a claim."""
-    if session.get_bind().dialect.name == "sqlite":
-        upsert = sqlite_insert(m.Setting).values(key="claims_lock", value="x")
+
+def lock_for_claims(session: Session, project_id: str | None = None) -> None:
+    """Call first in a transaction that checks capacity or quota, then writes a claim.
+
+    With ``project_id``: a quota check of that project (creates in other projects go on).
+    Without: a host claim (placement, resize in place), serialised cloud-wide."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        upsert = sqlite_insert(m.Setting).values(key=CLAIMS_KEY, value="x")
         session.execute(
             upsert.on_conflict_do_update(index_elements=[m.Setting.key], set_={"value": "x"})
         )
         return
     if project_id is not None:
         session.execute(select(m.Project.id).where(m.Project.id == project_id).with_for_update())
-    if host_ids:
-        session.execute(select(m.Host.id).where(m.Host.id.in_(sorted(host_ids))).with_for_update())
+        return
+    claims_row = select(m.Setting.key).where(m.Setting.key == CLAIMS_KEY).with_for_update()
+    if session.execute(claims_row).first() is not None:
+        return
+    # First claim ever: create the row, then lock it. (Never insert first: on MariaDB an
+    # INSERT IGNORE that meets the row takes a shared lock, and two of them upgrading to
+    # FOR UPDATE deadlock.)
+    row = {"key": CLAIMS_KEY, "value": "x"}
+    if dialect == "postgresql":
+        session.execute(pg_insert(m.Setting).values(row).on_conflict_do_nothing())
+    else:
+        session.execute(insert(m.Setting).values(row).prefix_with("IGNORE"))
+    session.execute(claims_row)

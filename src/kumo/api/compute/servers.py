@@ -200,7 +200,7 @@ def _free_on_host(
     instance = session.get(m.Instance, server_id)
     if instance is None or instance.host_id is None:
         return None
-    lock_for_claims(session, host_ids=[instance.host_id])
+    lock_for_claims(session)
     caps, _ = capacities(session, state.config.scheduler, state.config.hosts.heartbeat_timeout)
     for cap in caps:
         if cap.host.id == instance.host_id:

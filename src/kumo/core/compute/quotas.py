@@ -32,19 +32,33 @@ def limits(session: Session, project_id: str) -> dict[str, int]:
 
 
 def usage(session: Session, project_id: str) -> dict[str, int]:
+    """Servers, cores and RAM of the project's live servers, summed by the database from
+    each server's flavor snapshot (one row back however many servers there are)."""
     live = (m.Instance.project_id == project_id) & m.Instance.deleted.is_(False)
-    count = session.execute(select(func.count(m.Instance.id)).where(live)).scalar_one()
-    cores = ram = 0
-    for flavor in session.scalars(select(m.Instance.flavor).where(live)):
-        cores += int(flavor.get("vcpus", 0))
-        ram += int(flavor.get("ram", 0))
-    return {"instances": int(count), "cores": cores, "ram": ram}
+    row = session.execute(
+        select(
+            func.count(m.Instance.id),
+            func.coalesce(func.sum(m.Instance.flavor["vcpus"].as_integer()), 0),
+            func.coalesce(func.sum(m.Instance.flavor["ram"].as_integer()), 0),
+        ).where(live)
+    ).one()
+    return {"instances": int(row[0]), "cores": int(row[1]), "ram": int(row[2])}
 
 
-def check_instances(session: Session, project_id: str, count: int, vcpus: int, ram_mb: int) -> None:
+def check_instances(
+    session: Session,
+    project_id: str,
+    count: int,
+    vcpus: int,
+    ram_mb: int,
+    limit: dict[str, int] | None = None,
+) -> None:
     """Refuse (403, Nova's message) if ``count`` more servers of this size exceed a limit.
-    The caller holds the claims lock (kumo.db.locking), so racing creates see each other."""
-    limit = limits(session, project_id)
+    The caller holds the claims lock (kumo.db.locking), so racing creates see each other.
+    ``limit``: the project's limits when the caller has already read them."""
+    limit = limit if limit is not None else limits(session, project_id)
+    if all(limit[r] == UNLIMITED for r in ("instances", "cores", "ram")):
+        return
     used = usage(session, project_id)
     for resource, requested in (
         ("instances", count),

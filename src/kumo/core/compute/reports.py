@@ -22,11 +22,17 @@ from kumo.db import models as m
 from kumo.db.types import utcnow
 
 
-def work_for_host(session: Session, host_id: str) -> list[dict[str, Any]]:
-    rows = session.scalars(
-        select(m.Instance).where(m.Instance.host_id == host_id, m.Instance.deleted.is_(False))
-    )
-    return [_work_item(session, i) for i in rows]
+def work_for_host(
+    session: Session, host_id: str, pending_only: bool = False
+) -> list[dict[str, Any]]:
+    """The host's servers as its agent must see them. ``pending_only``: just those with a
+    request the agent has not yet reported on (``generation`` ahead of
+    ``observed_generation``), the answer to a wake-up; the full list, which also lets the
+    agent notice guests that changed by themselves, is the periodic resync."""
+    query = select(m.Instance).where(m.Instance.host_id == host_id, m.Instance.deleted.is_(False))
+    if pending_only:
+        query = query.where(m.Instance.generation > m.Instance.observed_generation)
+    return [_work_item(session, i) for i in session.scalars(query)]
 
 
 def _work_item(session: Session, i: m.Instance) -> dict[str, Any]:
@@ -40,27 +46,27 @@ def _work_item(session: Session, i: m.Instance) -> dict[str, Any]:
     if i.desired_state == "rescued":
         extra["rescue_image_id"] = servers.rescue_image_id(session, i)
     return {
-            "id": i.id,
-            "name": i.name,
-            "hostname": i.hostname,
-            "project_id": i.project_id,
-            "flavor": i.flavor,
-            "image_id": i.image_id,
-            "key_name": i.key_name,
-            "key_data": i.key_data,
-            "user_data": i.user_data,
-            "metadata": i.meta,
-            "config_drive": i.config_drive,
-            "availability_zone": i.availability_zone,
-            "desired_state": i.desired_state,
-            "reboot_kind": i.reboot_kind,
-            "generation": i.generation,
-            "observed_generation": i.observed_generation,
-            "vm_state": i.vm_state,
-            "task_state": i.task_state,
-            "launch_index": i.launch_index,
-            **extra,
-        }
+        "id": i.id,
+        "name": i.name,
+        "hostname": i.hostname,
+        "project_id": i.project_id,
+        "flavor": i.flavor,
+        "image_id": i.image_id,
+        "key_name": i.key_name,
+        "key_data": i.key_data,
+        "user_data": i.user_data,
+        "metadata": i.meta,
+        "config_drive": i.config_drive,
+        "availability_zone": i.availability_zone,
+        "desired_state": i.desired_state,
+        "reboot_kind": i.reboot_kind,
+        "generation": i.generation,
+        "observed_generation": i.observed_generation,
+        "vm_state": i.vm_state,
+        "task_state": i.task_state,
+        "launch_index": i.launch_index,
+        **extra,
+    }
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from kumo.core.compute import flavors, keypairs, quotas, server_groups, states
@@ -235,12 +235,16 @@ def create(
     lock_for_claims(session, project_id=ctx.project_id)
     count = max_count
     try:
-        quotas.check_instances(session, ctx.project_id, count, flavor.vcpus, flavor.memory_mb)
+        quotas.check_instances(
+            session, ctx.project_id, count, flavor.vcpus, flavor.memory_mb, limits
+        )
     except Forbidden:
         if min_count == max_count:
             raise
         count = min_count
-        quotas.check_instances(session, ctx.project_id, count, flavor.vcpus, flavor.memory_mb)
+        quotas.check_instances(
+            session, ctx.project_id, count, flavor.vcpus, flavor.memory_mb, limits
+        )
     reservation = "r-" + secrets.token_hex(4)
     snapshot = flavor_snapshot(flavor)
     created = []
@@ -376,6 +380,10 @@ _SORT_KEYS = {
 }
 
 
+# Sort keys whose column is never NULL: a keyset page after the marker is plain comparisons.
+_NOT_NULL_SORT_KEYS = {"created_at", "name", "id", "project_id", "user_id", "vm_state"}
+
+
 def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Instance]:
     query = select(m.Instance)
     if not (ctx.is_admin and f.all_projects):
@@ -406,9 +414,26 @@ def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Insta
     if f.sort_dir not in ("asc", "desc"):
         raise BadRequest(f"Invalid sort_dir: {f.sort_dir}")
     column = getattr(m.Instance, key)
-    order = column.desc() if f.sort_dir == "desc" else column.asc()
-    tiebreak = m.Instance.id.desc() if f.sort_dir == "desc" else m.Instance.id.asc()
-    rows = list(session.scalars(query.order_by(order, tiebreak)))
+    desc = f.sort_dir == "desc"
+    order = column.desc() if desc else column.asc()
+    tiebreak = m.Instance.id.desc() if desc else m.Instance.id.asc()
+    query = query.order_by(order, tiebreak)
+    if not (f.name or f.status is not None or f.tags) and key in _NOT_NULL_SORT_KEYS:
+        # Every filter is in SQL: so is the page (keyset after the marker, then LIMIT),
+        # and a page of 10 costs 10 rows, not the whole list.
+        if f.marker is not None:
+            after = session.execute(
+                query.with_only_columns(column, m.Instance.id).where(m.Instance.id == f.marker)
+            ).first()
+            if after is None:
+                raise BadRequest(f"marker [{f.marker}] not found")
+            beyond = (column < after[0]) if desc else (column > after[0])
+            past_id = (m.Instance.id < after[1]) if desc else (m.Instance.id > after[1])
+            query = query.where(or_(beyond, and_(column == after[0], past_id)))
+        if f.limit is not None:
+            query = query.limit(f.limit)
+        return list(session.scalars(query))
+    rows = list(session.scalars(query))
     if f.name:
         try:
             pattern = re.compile(f.name)
@@ -887,8 +912,7 @@ def unrescue(session: Session, ctx: Context, server_id: str) -> m.Instance:
     _check_not_locked(ctx, instance)
     if instance.vm_state != "rescued" or instance.task_state is not None:
         raise Conflict(
-            f"Cannot 'unrescue' instance {server_id} while it is in "
-            f"vm_state {instance.vm_state}"
+            f"Cannot 'unrescue' instance {server_id} while it is in vm_state {instance.vm_state}"
         )
     _ask(instance, "active", "unrescuing")
     record_action(session, ctx, instance.id, "unrescue")
