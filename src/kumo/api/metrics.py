@@ -4,11 +4,11 @@ ids never explode the number of series)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
     "kumo_api_requests_total", "API requests answered", ["method", "route", "status"]
@@ -21,26 +21,44 @@ LATENCY = Histogram(
 )
 
 
-def _template(request: Request) -> str:
+def _template(scope: Scope) -> str:
     """The request path with each path parameter put back as {name}."""
-    if request.scope.get("route") is None:
+    if scope.get("route") is None:
         return "unmatched"
-    parts = request.url.path.split("/")
-    values = {str(v): k for k, v in request.path_params.items()}
+    parts = scope["path"].split("/")
+    values = {str(v): k for k, v in scope.get("path_params", {}).items()}
     return "/".join("{" + values[p] + "}" if p in values else p for p in parts)
 
 
-def install(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class MetricsMiddleware:
+    """Counts and times every request (plain ASGI: see kumo.api.request_id for why)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
-        response = await call_next(request)
-        route = _template(request)
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - start)
-        return response
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = _template(scope)
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(MetricsMiddleware)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> PlainTextResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import total_ordering
+from functools import lru_cache, total_ordering
 
 _PATTERN = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
 
@@ -44,7 +44,15 @@ class APIVersion:
         return f"{self.major}.{self.minor}"
 
     def at_least(self, text: str) -> bool:
-        return self >= APIVersion.parse(text)
+        """``version.at_least("2.19")``: called per field per server in big listings, so
+        the literal is parsed once and compared as a tuple."""
+        return (self.major, self.minor) >= _literal(text)
+
+
+@lru_cache(maxsize=256)
+def _literal(text: str) -> tuple[int, int]:
+    version = APIVersion.parse(text)
+    return version.major, version.minor
 
 
 def negotiate(requested: str | None, minimum: APIVersion, maximum: APIVersion) -> APIVersion:

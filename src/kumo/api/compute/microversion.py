@@ -6,9 +6,9 @@ Requests under /compute/v2.1 carry ``OpenStack-API-Version: compute X.Y`` or the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kumo.api.errors import error_response
 from kumo.core.microversion import APIVersion, VersionError, from_headers, negotiate
@@ -20,27 +20,44 @@ LEGACY_HEADER = "X-OpenStack-Nova-API-Version"
 PREFIX = "/compute/v2.1"
 
 
-def _stamp(response: Response, version: APIVersion) -> Response:
-    response.headers["OpenStack-API-Version"] = f"compute {version}"
-    response.headers[LEGACY_HEADER] = str(version)
-    response.headers["Vary"] = f"OpenStack-API-Version, {LEGACY_HEADER}"
-    return response
+def _stamp(headers: MutableHeaders, version: APIVersion) -> None:
+    headers["OpenStack-API-Version"] = f"compute {version}"
+    headers[LEGACY_HEADER] = str(version)
+    headers["Vary"] = f"OpenStack-API-Version, {LEGACY_HEADER}"
 
 
-def install(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _negotiate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if not request.url.path.startswith(PREFIX):
-            return await call_next(request)
+class MicroversionMiddleware:
+    """Negotiates the version of every /compute/v2.1 request and echoes it on the answer
+    (plain ASGI: see kumo.api.request_id for why)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
         requested = from_headers(dict(request.headers), "compute", LEGACY_HEADER)
         try:
             version = negotiate(requested, MIN_VERSION, MAX_VERSION)
         except VersionError as exc:
-            return _stamp(error_response(request, exc.status, exc.message), MIN_VERSION)
-        request.state.api_version = version
-        return _stamp(await call_next(request), version)
+            response = error_response(request, exc.status, exc.message)
+            _stamp(response.headers, MIN_VERSION)
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["api_version"] = version
+
+        async def send_stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                _stamp(MutableHeaders(scope=message), version)
+            await send(message)
+
+        await self.app(scope, receive, send_stamped)
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(MicroversionMiddleware)
 
 
 def api_version(request: Request) -> APIVersion:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Any
 
 from kumo.api.compute.common import links
@@ -23,8 +24,10 @@ def _usage_time(value: Any) -> str | None:
     return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
+@lru_cache(maxsize=4096)
 def host_id_hash(project_id: str, host: str | None) -> str:
-    """Nova's hostId: stable per (project, host), revealing neither."""
+    """Nova's hostId: stable per (project, host), revealing neither. Cached: a listing
+    repeats the same few pairs for every server."""
     if not host:
         return ""
     return hashlib.sha224((project_id + host).encode()).hexdigest()

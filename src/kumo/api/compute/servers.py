@@ -116,6 +116,7 @@ def list_servers_detail(
     version: APIVersion = Depends(api_version),
 ) -> dict[str, Any]:
     f = _filters(request, who)
+    f.lean = True
     with state.db.session() as session:
         rows = servers.list_servers(session, who.ctx, f)
     return {
