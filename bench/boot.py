@@ -299,7 +299,8 @@ class Run:
     first_line: str = ""
     guest_uptime_s: float | None = None
     qemu_cpu_ms: float | None = None  # qemu's CPU time when its first line appeared
-    up_cpu_ms: float | None = None  # kumo up's CPU time from POST to the hostname line
+    up_cpu_first_ms: float | None = None  # kumo up's CPU time from POST to the first line
+    up_cpu_ms: float | None = None  # the same to the hostname line (with the API polls)
     loadavg: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -409,6 +410,7 @@ class Bench:
             self.guests[pid] = server_id.encode()
             _ours[pid] = server_id.encode()
             run.qemu_cpu_ms = _qemu_cpu_ms(pid)
+            run.up_cpu_first_ms = round((cpu_seconds(self.up.pid) - up_cpu) * 1000, 0)
             # Only now, with the line in the file, ask the API (no load on the boot before).
             api_seen = self._api_console(server_id, timeline.first_line, t0)
             hostname = timeline.wait("hostname", self.opts.timeout)
@@ -943,6 +945,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--src", type=Path, default=None, metavar="DIR", help="run kumo up from this src tree"
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="print the tables of a --json file",
+    )
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     args = p.parse_args(argv)
     if args.runs < 1:
@@ -961,6 +970,10 @@ def main(argv: list[str] | None = None) -> int:
         keep=args.keep,
         src=args.src,
     )
+    if args.render:
+        doc = json.loads(args.render.read_text())
+        report(doc, [Run(**r) for r in doc["runs"]], args.markdown)
+        return 0
     before = machine()
     try:
         runs, info = run_all(opts)
@@ -969,29 +982,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {type(exc).__name__}: {exc}")
         return 1
     after = machine()
-    rows = summary(runs)
-    steps = breakdown(runs)
+    doc = {
+        "machine": {**after, "loadavg_before": before["loadavg"]},
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "info": info,
+        "summary": summary(runs),
+        "breakdown": breakdown(runs),
+        "runs": [asdict(r) for r in runs],
+    }
     if args.json:
-        doc = {
-            "machine": {**after, "loadavg_before": before["loadavg"]},
-            "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
-            "info": info,
-            "summary": rows,
-            "breakdown": steps,
-            "runs": [asdict(r) for r in runs],
-        }
         json.dump(doc, sys.stdout, indent=2)
         print()
-        return 0
+    else:
+        report(doc, runs, args.markdown)
+    return 0
+
+
+def report(doc: dict[str, Any], runs: list[Run], as_markdown: bool) -> None:
+    info, after = doc["info"], doc["machine"]
     loads = [r.loadavg for r in runs]
     print(
         f"kumo boot bench - {after['date']} - Python {after['python']} - {after['cpus']} CPUs - "
         f"load average (1 min) {min(loads):.1f}-{max(loads):.1f} during the runs - "
-        f"accelerator {info.get('accelerator')} - {opts.runs} runs"
+        f"accelerator {info.get('accelerator')} - {doc['options']['runs']} runs"
     )
+    rows = summary(runs)
     cells = table(rows)
-    steps_cells = breakdown_table(steps)
-    if args.markdown:
+    steps_cells = breakdown_table(breakdown(runs))
+    if as_markdown:
         print(markdown(cells, 1, [f"`{REPRODUCE[r['kind']]}`" for r in rows]))
         print()
         print(markdown(steps_cells, 2))
@@ -999,20 +1017,27 @@ def main(argv: list[str] | None = None) -> int:
         print_table(cells, left=1)
         print()
         print_table(steps_cells, left=2)
-    firsts = {r.first_line for r in runs}
-    print(f"\nfirst console lines seen: {sorted(firsts)}")
+    print("\nfirst console line of each boot:")
+    for r in runs:
+        print(f"  {r.kind:9} {r.index}  {r.ms.get('first_line', 0):7.0f} ms  {r.first_line[:70]}")
     uptimes = [r.guest_uptime_s for r in runs if r.guest_uptime_s is not None]
     if uptimes:
         print(f"guest uptime at its start line: {min(uptimes):.2f}-{max(uptimes):.2f} s")
     for kind in ("kumo", "bare", "minimal"):
         cpu = [r.qemu_cpu_ms for r in runs if r.kind == kind and r.qemu_cpu_ms]
         if cpu:
-            med = statistics.median(cpu)
-            print(f"qemu CPU ms until the last line watched, {kind}: median {med:.0f}")
-    up_cpu = [r.up_cpu_ms for r in runs if r.kind == "kumo" and r.up_cpu_ms is not None]
-    if up_cpu:
-        print(f"kumo up CPU ms from POST to hostname line: median {statistics.median(up_cpu):.0f}")
-    return 0
+            print(
+                f"qemu CPU ms at the first console line, {kind}: median "
+                f"{statistics.median(cpu):.0f}, range {min(cpu):.0f}-{max(cpu):.0f}"
+            )
+    kumo = [r for r in runs if r.kind == "kumo"]
+    for attr, what in (
+        ("up_cpu_first_ms", "POST to the first line"),
+        ("up_cpu_ms", "POST to the hostname line (with the os-getConsoleOutput polls)"),
+    ):
+        vals = [getattr(r, attr) for r in kumo if getattr(r, attr) is not None]
+        if vals:
+            print(f"kumo up CPU ms, {what}: median {statistics.median(vals):.0f}")
 
 
 if __name__ == "__main__":
