@@ -31,7 +31,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import secrets
 import signal
 import statistics
@@ -56,15 +55,29 @@ from kumo.core import hosts as core_hosts
 from kumo.db import models as m
 from kumo.db.engine import Database
 
-BIN = Path(sys.executable).parent
-KUMO = str(BIN / "kumo")
+from _common import (
+    BIN,
+    KUMO,
+    START_DEADLINE,
+    BenchError,
+    Proc,
+    admin_token,
+    clean_env,
+    cpu_seconds,
+    log,
+    machine,
+    percentile,
+    print_table,
+    spawn,
+    start_up,
+)
+
 PY_SPY = BIN / "py-spy"
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 MICROVERSION = "2.10"
 COMPUTE = "/compute/v2.1"
 FLAVOR = "1"  # m1.tiny: 1 vCPU, 128 MiB, 1 GiB
 HEARTBEAT_TIMEOUT = 30.0
-START_DEADLINE = 60.0
 # 10 hosts of this machine's 2 vCPUs hold 320 m1.tiny at the default ratio of 16; the
 # 1,000-server listing needs more room (Nova's fake driver reports 1,000 vCPUs a host).
 CPU_ALLOCATION_RATIO = 64.0
@@ -97,97 +110,11 @@ TARGETS = {
 # --- small helpers ----------------------------------------------------------------------
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, round(pct / 100 * len(ordered) + 0.5))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-def log(message: str) -> None:
-    print(f"# {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without anything that could point at another cloud."""
-    env = {
-        k: v for k, v in os.environ.items() if not (k.startswith("KUMO_") or k.startswith("OS_"))
-    }
-    env.update(extra)
-    return env
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (Linux /proc), 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(Exception):
-    pass
-
-
 class BackendUnavailable(Exception):
     pass
 
 
 # --- processes --------------------------------------------------------------------------
-
-
-@dataclass
-class Proc:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGINT by PID (a clean stop); SIGKILL of its own process group if it hangs."""
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGINT)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)  # its pgid is its pid: start_new_session
-            self.process.wait(10)
-
-
-def spawn(name: str, cmd: list[str], env: dict[str, str], log_path: Path) -> Proc:
-    with log_path.open("wb") as out:
-        process = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    return Proc(name, process, log_path)
 
 
 # --- backends ---------------------------------------------------------------------------
@@ -262,46 +189,15 @@ class Cloud:
 
 def start_cloud(root: Path, db_url: str, hosts: int, src: Path | None = None) -> Cloud:
     state = root / "state"
-    state.mkdir(parents=True)
-    config = root / "kumo.toml"
     lines = [f"[scheduler]\ncpu_allocation_ratio = {CPU_ALLOCATION_RATIO}\n"]
     if not db_url.startswith("sqlite"):
         lines.append(f'[database]\nurl = "{db_url}"\n')
-    config.write_text("\n".join(lines))
     env = clean_env(KUMO_COMPUTE_HYPERVISOR="fake", KUMO_AGENT_HEARTBEAT_INTERVAL="1")
     if src is not None:  # run another source tree (an A/B comparison), ahead of the venv's
         env["PYTHONPATH"] = str(src.resolve())
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    up = spawn(
-        "kumo up",
-        [
-            KUMO,
-            "--state-dir",
-            str(state),
-            "--config",
-            str(config),
-            "up",
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        env,
-        root / "up.log",
-    )
+    up, url = start_up(root, env, "\n".join(lines))
     cloud = Cloud(url, db_url, root, up)
     try:
-        deadline = time.monotonic() + START_DEADLINE
-        while True:
-            if up.process.poll() is not None:
-                raise BenchError(f"kumo up exited with {up.process.returncode}:\n{up.tail()}")
-            try:
-                if httpx.get(f"{url}/identity", timeout=2).status_code == 300:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError(f"kumo up did not answer in {START_DEADLINE}s:\n{up.tail()}")
-            time.sleep(0.1)
         credential = state / "host-credential"
         for n in range(2, hosts + 1):
             agent_state = root / f"agent-{n}"
@@ -419,25 +315,6 @@ class Client:
         resp = self.http.get(f"{COMPUTE}/servers/detail")
         took = time.perf_counter() - start
         return len(self.check(resp, 200).json()["servers"]), took
-
-
-def admin_token(url: str, state: Path) -> tuple[str, str]:
-    password = (state / "admin-password").read_text().strip()
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": "admin", "domain": {"id": "default"}, "password": password}
-                },
-            },
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
-        }
-    }
-    resp = httpx.post(f"{url}/identity/v3/auth/tokens", json=body, timeout=30)
-    if resp.status_code != 201:
-        raise BenchError(f"POST /auth/tokens: {resp.status_code} {resp.text[:300]}")
-    return resp.headers["X-Subject-Token"], str(resp.json()["token"]["project"]["id"])
 
 
 def lift_quotas(db_url: str, project_id: str) -> None:
@@ -1118,20 +995,6 @@ def table(rows: list[Row], command_of: Callable[[Row], str] | None = None) -> li
     return out
 
 
-def print_table(cells: list[list[str]], file: Any = sys.stdout) -> None:
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    for k, row in enumerate(cells):
-        print(
-            "  ".join(
-                c.ljust(w) if i < 3 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            ),
-            file=file,
-        )
-        if k == 0:
-            print("  ".join("-" * w for w in widths), file=file)
-
-
 # The flags that reproduce one row alone (one server alone runs first in every run).
 ROW_FLAGS = {
     "single_ms": "--sequential 0 --concurrent 0 --large 0",
@@ -1170,16 +1033,6 @@ def print_costs(rows: list[Row], file: Any = sys.stdout) -> None:
         parts = [f"{k} {v:.1f}" for k, v in r.cpu.items()]
         parts += [f"pg {k} {v:.1f}" for k, v in r.pg.items() if v]
         print(f"  {r.backend:10} {r.key:16} " + ", ".join(parts), file=file)
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,0 +1,202 @@
+"""Helpers shared by the benchmarks that run a real ``kumo up`` (servers.py, boot.py).
+
+Processes are started in their own session (so a hung one can be killed with its group)
+and stopped by PID; nothing here looks processes up by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BIN = Path(sys.executable).parent
+KUMO = str(BIN / "kumo")
+START_DEADLINE = 60.0
+
+
+class BenchError(Exception):
+    pass
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, round(pct / 100 * len(ordered) + 0.5))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def log(message: str) -> None:
+    print(f"# {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without anything that could point at another cloud."""
+    env = {
+        k: v for k, v in os.environ.items() if not (k.startswith("KUMO_") or k.startswith("OS_"))
+    }
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (Linux /proc), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_1m": round(load[0], 2),
+        "loadavg": [round(v, 2) for v in load],
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGINT by PID (a clean stop); SIGKILL of its own process group if it hangs."""
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)  # its pgid is its pid: start_new_session
+            self.process.wait(10)
+
+
+def spawn(name: str, cmd: list[str], env: dict[str, str], log_path: Path) -> Proc:
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    return Proc(name, process, log_path)
+
+
+def start_up(
+    root: Path, env: dict[str, str], config_text: str = "", deadline: float = START_DEADLINE
+) -> tuple[Proc, str]:
+    """``kumo up`` with ``--state-dir root/state`` (and ``--config root/kumo.toml`` when
+    ``config_text``) on a free loopback port; returns it and its URL once the API answers.
+    The caller stops it (``Proc.stop``), also when this raises."""
+    state = root / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    cmd = [KUMO, "--state-dir", str(state)]
+    if config_text:
+        config = root / "kumo.toml"
+        config.write_text(config_text)
+        cmd += ["--config", str(config)]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    up = spawn("kumo up", [*cmd, "up", "--listen", f"127.0.0.1:{port}"], env, root / "up.log")
+    try:
+        wait_answering(up, url, deadline)
+    except BaseException:
+        up.stop()
+        raise
+    return up, url
+
+
+def wait_answering(up: Proc, url: str, deadline: float = START_DEADLINE) -> None:
+    end = time.monotonic() + deadline
+    while True:
+        if up.process.poll() is not None:
+            raise BenchError(f"kumo up exited with {up.process.returncode}:\n{up.tail()}")
+        try:
+            if httpx.get(f"{url}/identity", timeout=2).status_code == 300:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > end:
+            raise BenchError(f"kumo up did not answer in {deadline}s:\n{up.tail()}")
+        time.sleep(0.1)
+
+
+def admin_token(url: str, state: Path) -> tuple[str, str]:
+    """A token scoped to project admin (password from STATE/admin-password); (token, project)."""
+    password = (state / "admin-password").read_text().strip()
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": "admin", "domain": {"id": "default"}, "password": password}
+                },
+            },
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+        }
+    }
+    resp = httpx.post(f"{url}/identity/v3/auth/tokens", json=body, timeout=30)
+    if resp.status_code != 201:
+        raise BenchError(f"POST /auth/tokens: {resp.status_code} {resp.text[:300]}")
+    return resp.headers["X-Subject-Token"], str(resp.json()["token"]["project"]["id"])
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+def print_table(cells: list[list[str]], file: Any = sys.stdout, left: int = 3) -> None:
+    """Aligned columns: the first ``left`` to the left, the rest (numbers) to the right."""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    for k, row in enumerate(cells):
+        print(
+            "  ".join(
+                c.ljust(w) if i < left else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ),
+            file=file,
+        )
+        if k == 0:
+            print("  ".join("-" * w for w in widths), file=file)
