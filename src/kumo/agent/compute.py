@@ -13,6 +13,7 @@ import hashlib
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SpecBuilder = Callable[[dict[str, Any]], GuestSpec]
 CONSOLE_TAIL = 64 * 1024
+BOOT_WINDOW = 60.0  # seconds after its first report during which a guest is young
 SNAPSHOT_TASKS = ("image_snapshot", "image_pending_upload", "image_uploading")
 UPLOAD_CHUNK = 1 << 20
 
@@ -65,6 +67,7 @@ class ComputeLoop:
         workers: int = 8,
         poll_wait: float = 20.0,
         console_interval: float = 5.0,
+        console_boot_interval: float = 0.5,
         build_rescue: SpecBuilder = minimal_spec,
         scratch_dir: Path | None = None,
     ) -> None:
@@ -81,7 +84,10 @@ class ComputeLoop:
         self._inflight: dict[str, dict[str, Any] | None] = {}
         self._reported: dict[str, tuple[int, str]] = {}
         self.console_interval = console_interval
+        self.console_boot_interval = min(console_boot_interval, console_interval)
         self._console_sent: dict[str, bytes] = {}  # uuid -> digest of the tail last posted
+        self._console_checked: dict[str, float] = {}  # uuid -> when its tail was last read
+        self._first_seen: dict[str, float] = {}  # uuid -> when this agent first reported it
 
     # --- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -113,18 +119,30 @@ class ComputeLoop:
         consoles.join(10)
 
     def run_consoles(self, stop: threading.Event) -> None:
-        while not stop.wait(self.console_interval):
+        while not stop.wait(self.console_boot_interval):
             try:
-                self.post_consoles()
+                self.post_consoles(time.monotonic())
             except Exception:
                 log.exception("posting console logs failed")
 
-    def post_consoles(self) -> int:
+    def _console_due(self, uuid: str, now: float) -> bool:
+        """A guest in its first minute is read every boot interval (its boot is what a user
+        watches for), older ones every console interval, so the steady load does not grow."""
+        young = now - self._first_seen.get(uuid, now) < BOOT_WINDOW
+        interval = self.console_boot_interval if young else self.console_interval
+        return now - self._console_checked.get(uuid, -interval) >= interval
+
+    def post_consoles(self, now: float | None = None) -> int:
         """Post the console tail of every guest this agent reported on, when it changed
-        since the last post (one file read and a hash per guest: cheap). Returns how many
+        since the last post (one file read and a hash per guest: cheap). ``now``: post only
+        the guests whose interval is due (the loop); None: all of them. Returns how many
         were posted."""
         posted = 0
         for uuid in list(self._reported):
+            if now is not None:
+                if not self._console_due(uuid, now):
+                    continue
+                self._console_checked[uuid] = now
             try:
                 tail = self.driver.console_log(uuid, CONSOLE_TAIL)
             except HypervisorError:
@@ -147,6 +165,8 @@ class ComputeLoop:
                 posted += 1
         for uuid in set(self._console_sent) - set(self._reported):
             self._console_sent.pop(uuid, None)
+        for uuid in set(self._console_checked) - set(self._reported):
+            self._console_checked.pop(uuid, None)
         return posted
 
     def sync_once(self) -> int:
@@ -325,5 +345,7 @@ class ComputeLoop:
             return  # deleted meanwhile
         response.raise_for_status()
         self._reported[uuid] = (generation, str(power))
+        self._first_seen.setdefault(uuid, time.monotonic())
         if gone:
             self._reported.pop(uuid, None)
+            self._first_seen.pop(uuid, None)

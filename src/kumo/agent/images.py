@@ -28,6 +28,8 @@ from typing import Any
 
 import httpx
 
+from kumo.drivers.disks import ImageInfo
+
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 
@@ -49,6 +51,21 @@ class CachedImage:
     @property
     def properties(self) -> dict[str, Any]:
         return dict(self.meta.get("properties") or {})
+
+    def measured(self) -> ImageInfo | None:
+        """Format and virtual size as the image service measured them with qemu-img at
+        upload (this file's checksum was verified against the same metadata), or None
+        when the metadata lacks them and the file must be inspected."""
+        size, fmt = self.meta.get("virtual_size"), self.disk_format
+        if not isinstance(size, int) or size <= 0 or fmt not in ("qcow2", "raw", "ami"):
+            return None
+        return ImageInfo(
+            format="qcow2" if fmt == "qcow2" else "raw",
+            virtual_size=size,
+            actual_size=int(self.meta.get("size") or 0),
+            backing_file=None,
+            raw={},
+        )
 
 
 def _hasher(meta: dict[str, Any]) -> tuple[Any, str] | None:

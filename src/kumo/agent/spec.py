@@ -106,7 +106,7 @@ class QemuSpecBuilder:
         root = directory / "disk.rescue"
         if not root.exists():
             tmp = directory / "disk.rescue.tmp"
-            disks.create_overlay(image.path, tmp)
+            disks.create_overlay(image.path, tmp, known=image.measured())
             tmp.replace(root)
         flavor = item["flavor"]
         return GuestSpec(
@@ -133,7 +133,7 @@ class QemuSpecBuilder:
             if not root.exists():  # an existing overlay holds the guest's data: keep it
                 size = int(flavor.get("disk") or 0) * GIB
                 tmp = directory / "disk.tmp"
-                disks.create_overlay(image.path, tmp, size or None)
+                disks.create_overlay(image.path, tmp, size or None, image.measured())
                 tmp.replace(root)
             root_disk = str(root)
         elif image.disk_format in ("aki", "ari"):

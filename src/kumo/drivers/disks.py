@@ -46,12 +46,16 @@ def info(path: Path, force_share: bool = True) -> ImageInfo:
     )
 
 
-def create_overlay(base: Path, overlay: Path, size: int | None = None) -> Path:
+def create_overlay(
+    base: Path, overlay: Path, size: int | None = None, known: ImageInfo | None = None
+) -> Path:
     """A qcow2 overlay backed by `base` (absolute path, explicit format: no probing).
 
-    `size` in bytes grows the disk beyond the base (a flavor's root disk); never shrinks."""
+    `size` in bytes grows the disk beyond the base (a flavor's root disk); never shrinks.
+    `known`: the base's format and virtual size when the caller has them already (the
+    image service measured them at upload): saves a `qemu-img info` on a server's boot."""
     base = base.resolve()
-    base_info = info(base)
+    base_info = known if known is not None else info(base)
     size = max(size or 0, base_info.virtual_size)
     overlay.parent.mkdir(parents=True, exist_ok=True)
     _qemu_img("create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_info.format,
