@@ -18,30 +18,46 @@ from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
 from kumo.core.compute import reports, server_groups, servers
+from kumo.core.compute import services as compute_services
 from kumo.core.compute.capacity import capacities
 from kumo.core.errors import BadRequest, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
+from kumo.db.types import utcnow
 
 router = APIRouter(prefix="/compute/v2.1")
 
 
-def _host_names(state: AppState, instances: list[m.Instance]) -> dict[str, str]:
+def _hosts(state: AppState, instances: list[m.Instance]) -> dict[str, tuple[str, str]]:
+    """Name and host_status (2.16) of each host the servers run on, by host id."""
     ids = {i.host_id for i in instances if i.host_id}
     if not ids:
         return {}
+    timeout = state.config.hosts.heartbeat_timeout
+    now = utcnow()
     with state.db.session() as session:
-        rows = session.execute(select(m.Host.id, m.Host.name).where(m.Host.id.in_(ids)))
-        return {host_id: name for host_id, name in rows}
+        rows = session.scalars(select(m.Host).where(m.Host.id.in_(ids)))
+        return {h.id: (h.name, compute_services.host_status(h, timeout, now)) for h in rows}
 
 
 def _details(
     state: AppState, who: Caller, version: APIVersion, instances: list[m.Instance]
 ) -> list[dict[str, Any]]:
-    names = _host_names(state, instances)
-    ctx = who.ctx
-    return [views.detail(state, ctx, version, i, names.get(i.host_id or "")) for i in instances]
+    found = _hosts(state, instances)
+    result = []
+    for i in instances:
+        name, status = found.get(i.host_id or "", (None, ""))
+        result.append(views.detail(state, who.ctx, version, i, name, status))
+    return result
+
+
+def _core(
+    state: AppState, who: Caller, version: APIVersion, instance: m.Instance
+) -> dict[str, Any]:
+    """The update/rebuild answer: Nova's core view of one server."""
+    name = _hosts(state, [instance]).get(instance.host_id or "", (None, ""))[0]
+    return views.core(state, who.ctx, version, instance, name)
 
 
 def _filters(request: Request, who: Caller) -> servers.ListFilters:
@@ -178,7 +194,7 @@ def update_server(
     data = body_member(body, "server")
     with state.db.session() as session:
         instance = servers.update(session, who.ctx, server_id, data, version)
-    return {"server": _details(state, who, version, [instance])[0]}
+    return {"server": _core(state, who, version, instance)}
 
 
 @router.delete("/servers/{server_id}", status_code=204)
@@ -263,7 +279,7 @@ def server_action(
     if host_id:
         wakeup.notify(wakeup.host_topic(host_id))
     if action == "rebuild":
-        view = _details(state, who, version, [instance])[0]
+        view = _core(state, who, version, instance)
         view["adminPass"] = admin_pass
         return JSONResponse({"server": view}, status_code=202)
     if action == "createImage":

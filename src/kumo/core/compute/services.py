@@ -140,3 +140,16 @@ def set_forced_down(
     row.forced_down = forced_down
     session.flush()
     return _compute(hosts.status_of(row, timeout))
+
+
+def host_status(host: m.Host | None, timeout: float, now: dt.datetime | None = None) -> str:
+    """A server's ``host_status`` (2.16), from its host's nova-compute service as Nova
+    derives it: forced down is DOWN, disabled is MAINTENANCE, a fresh heartbeat is UP, a
+    stale one UNKNOWN (the host may still run the server); no host yet is ""."""
+    if host is None:
+        return ""
+    if host.forced_down:
+        return "DOWN"
+    if not host.enabled:
+        return "MAINTENANCE"
+    return "UP" if hosts.status_of(host, timeout, now).up else "UNKNOWN"
