@@ -272,6 +272,8 @@ def server_action(
             instance, admin_pass = servers.rescue(session, ctx, server_id, args)
         elif action == "unrescue":
             instance = servers.unrescue(session, ctx, server_id)
+        elif action == "trigger_crash_dump" and version.at_least("2.17"):
+            instance = servers.trigger_crash_dump(session, ctx, server_id, args)
         else:
             servers.get(session, ctx, server_id)
             raise BadRequest(f"There is no such action: {action}")

@@ -893,3 +893,46 @@ def unrescue(session: Session, ctx: Context, server_id: str) -> m.Instance:
     _ask(instance, "active", "unrescuing")
     record_action(session, ctx, instance.id, "unrescue")
     return instance
+
+
+# Crash dump (2.17) ----------------------------------------------------------------------
+
+CRASH_DUMP = "trigger_crash_dump"
+CRASH_DUMP_VM_STATES = ("active", "paused", "rescued", "resized", "error")
+
+
+def trigger_crash_dump(session: Session, ctx: Context, server_id: str, body: Any) -> m.Instance:
+    """Ask the server's agent to send its guest an NMI. As in Nova there is no task state:
+    the request is the unfinished ``trigger_crash_dump`` instance action, carried to the
+    agent with a new generation and finished when the agent reports on it."""
+    if body is not None:
+        raise BadRequest(
+            f"Invalid input for field/attribute trigger_crash_dump. Value: {body}. "
+            f"{body!r} is not of type 'null'"
+        )
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    if instance.vm_state not in CRASH_DUMP_VM_STATES or instance.task_state is not None:
+        raise Conflict(
+            f"Cannot '{CRASH_DUMP}' instance {server_id} while it is in vm_state "
+            f"{instance.vm_state}"
+            + (f" (task_state {instance.task_state})" if instance.task_state else "")
+        )
+    if instance.host_id is None:
+        raise Conflict(f"Instance {server_id} is not ready")
+    instance.generation += 1
+    record_action(session, ctx, instance.id, CRASH_DUMP)
+    return instance
+
+
+def pending_crash_dumps(session: Session, instance: m.Instance) -> list[m.InstanceAction]:
+    """The server's crash dump requests its agent has not reported on yet."""
+    return list(
+        session.scalars(
+            select(m.InstanceAction).where(
+                m.InstanceAction.instance_id == instance.id,
+                m.InstanceAction.action == CRASH_DUMP,
+                m.InstanceAction.finish_time.is_(None),
+            )
+        )
+    )
