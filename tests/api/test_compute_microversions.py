@@ -85,3 +85,49 @@ def test_soft_policies_from_2_15(compute: Compute, policy: str) -> None:
     server_id = compute.client.post(SERVERS, json=boot, headers=admin).json()["server"]["id"]
     compute.converge()
     assert compute.show(server_id, admin)["status"] == "ACTIVE"
+
+
+def test_project_id_in_urls_is_optional(compute: Compute) -> None:
+    """2.18's routes, at every version: /compute/v2.1/{project_id}/... is the same API."""
+    cloud = compute.cloud
+    admin_project = cloud.boot.admin_project_id
+    with_project = f"/compute/v2.1/{admin_project}"
+    for version in ("2.1", "2.18"):
+        h = _at(cloud.admin, version)
+        resp = compute.client.post(
+            f"{with_project}/servers",
+            json={"server": {"name": "p", "imageRef": compute.image_id, "flavorRef": "1"}},
+            headers=h,
+        )
+        assert resp.status_code == 202, resp.text
+        server_id = resp.json()["server"]["id"]
+        shown = compute.client.get(f"{with_project}/servers/{server_id}", headers=h)
+        assert shown.status_code == 200 and shown.json()["server"]["id"] == server_id
+        assert shown.headers["X-OpenStack-Nova-API-Version"] == version
+        listed = compute.client.get(f"{with_project}/servers/detail", headers=h).json()
+        assert server_id in {s["id"] for s in listed["servers"]}
+        for path in (
+            "/flavors",
+            "/os-services",
+            "/os-server-groups",
+            "/limits",
+            f"/os-quota-sets/{admin_project}",
+            "/os-hypervisors",
+        ):
+            plain = compute.client.get(f"/compute/v2.1{path}", headers=h)
+            projected = compute.client.get(f"{with_project}{path}", headers=h)
+            assert (plain.status_code, projected.status_code) == (200, 200), path
+            assert projected.json().keys() == plain.json().keys(), path
+    assert (
+        compute.client.get(f"{with_project}/", headers=cloud.admin).json()["version"]["id"]
+        == "v2.1"
+    )
+    # Another project's id in the URL: Nova's 400, for admins too.
+    other = cloud.project("url-other")["id"]
+    resp = compute.client.get(f"/compute/v2.1/{other}/servers", headers=cloud.admin)
+    assert resp.status_code == 400, resp.text
+    assert "doesn't match Context's project_id" in resp.json()["badRequest"]["message"]
+    # A first segment that is no project id is still an unknown resource.
+    assert (
+        compute.client.get("/compute/v2.1/nosuch/servers", headers=cloud.admin).status_code == 404
+    )
