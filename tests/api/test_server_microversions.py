@@ -88,7 +88,7 @@ def test_host_status_is_hidden_from_members(compute: Compute) -> None:
     assert "host_status" not in detail[0]
 
 
-@pytest.mark.parametrize(("version", "extra"), [("2.16", set())])
+@pytest.mark.parametrize(("version", "extra"), [("2.16", set()), ("2.19", {"description"})])
 def test_update_and_rebuild_answer_the_core_view(
     compute: Compute, version: str, extra: set[str]
 ) -> None:
@@ -110,3 +110,85 @@ def test_update_and_rebuild_answer_the_core_view(
     assert {"key_name", "OS-EXT-STS:vm_state", "host_status"} <= set(
         _show(compute, server_id, _at(admin, version))
     )
+
+
+def _create(compute: Compute, version: str, **extra: Any) -> Any:
+    body = {"server": {"name": "vm", "imageRef": compute.image_id, "flavorRef": "1", **extra}}
+    return compute.client.post(SERVERS, json=body, headers=_at(compute.cloud.admin, version))
+
+
+def test_description_on_create_from_2_19(compute: Compute) -> None:
+    admin = compute.cloud.admin
+    for value in ("web tier", None):
+        resp = _create(compute, "2.18", description=value)
+        assert resp.status_code == 400, resp.text
+        assert "description" in resp.json()["badRequest"]["message"]
+    assert compute.client.get(SERVERS, headers=admin).json()["servers"] == []
+    described = _create(compute, "2.19", description="web tier").json()["server"]["id"]
+    assert _show(compute, described, _at(admin, "2.19"))["description"] == "web tier"
+    assert "description" not in _show(compute, described, _at(admin, "2.18"))
+    plain = _create(compute, "2.19").json()["server"]["id"]
+    assert _show(compute, plain, _at(admin, "2.19"))["description"] is None
+    legacy = _create(compute, "2.1").json()["server"]["id"]  # Nova: the name, before 2.19
+    assert _show(compute, legacy, _at(admin, "2.19"))["description"] == "vm"
+    detail = compute.client.get(f"{SERVERS}/detail", headers=_at(admin, "2.19")).json()
+    assert {s["id"]: s["description"] for s in detail["servers"]} == {
+        described: "web tier",
+        plain: None,
+        legacy: "vm",
+    }
+
+
+@pytest.mark.parametrize("bad", ["x" * 256, "two\nlines", "bell\x07", 42, ["a"], {"a": 1}])
+def test_bad_descriptions_are_400_and_change_nothing(compute: Compute, bad: Any) -> None:
+    admin = compute.cloud.admin
+    resp = _create(compute, "2.19", description=bad)
+    assert resp.status_code == 400, resp.text
+    assert "description" in resp.json()["badRequest"]["message"]
+    server_id = _create(compute, "2.19", description="kept").json()["server"]["id"]
+    compute.converge()
+    h = _at(admin, "2.19")
+    resp = compute.client.put(
+        f"{SERVERS}/{server_id}", json={"server": {"name": "new", "description": bad}}, headers=h
+    )
+    assert resp.status_code == 400, resp.text
+    resp = compute.action(
+        server_id, h, {"rebuild": {"imageRef": compute.image_id, "name": "new", "description": bad}}
+    )
+    assert resp.status_code == 400, resp.text
+    shown = _show(compute, server_id, h)
+    assert (shown["name"], shown["description"], shown["status"]) == ("vm", "kept", "ACTIVE")
+    assert len(compute.client.get(SERVERS, headers=admin).json()["servers"]) == 1
+
+
+def test_description_on_update_and_rebuild(compute: Compute) -> None:
+    admin = compute.cloud.admin
+    server_id = _create(compute, "2.19").json()["server"]["id"]
+    compute.converge()
+    url = f"{SERVERS}/{server_id}"
+    resp = compute.client.put(
+        url, json={"server": {"description": "x" * 255}}, headers=_at(admin, "2.19")
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["server"]["description"] == "x" * 255
+    resp = compute.client.put(
+        url, json={"server": {"description": "é ünïcode ✓"}}, headers=_at(admin, "2.19")
+    )
+    assert resp.json()["server"]["description"] == "é ünïcode ✓"
+    resp = compute.client.put(
+        url, json={"server": {"description": None}}, headers=_at(admin, "2.19")
+    )
+    assert resp.json()["server"]["description"] is None
+    resp = compute.client.put(
+        url, json={"server": {"description": "old"}}, headers=_at(admin, "2.18")
+    )
+    assert resp.status_code == 400, resp.text
+    rebuild = {"rebuild": {"imageRef": compute.image_id, "description": "rebuilt"}}
+    resp = compute.action(server_id, _at(admin, "2.18"), rebuild)
+    assert resp.status_code == 400, resp.text
+    assert compute.show(server_id, admin)["status"] == "ACTIVE"  # no rebuild started
+    resp = compute.action(server_id, _at(admin, "2.19"), rebuild)
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["server"]["description"] == "rebuilt"
+    compute.converge()
+    assert _show(compute, server_id, _at(admin, "2.19"))["description"] == "rebuilt"

@@ -14,6 +14,7 @@ import datetime as dt
 import ipaddress
 import re
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,46 @@ def _networks(value: Any, version: APIVersion) -> list[dict[str, Any]]:
     return []
 
 
+def _printable(char: str) -> bool:
+    """Nova's description characters: no control/format/unassigned characters (category
+    C*) and no line or paragraph separators; letters, marks, digits, punctuation, symbols
+    and spaces are fine."""
+    category = unicodedata.category(char)
+    return not category.startswith("C") and (not category.startswith("Z") or category == "Zs")
+
+
+def _description(body: dict[str, Any]) -> str | None:
+    """The server description of a 2.19+ request body: a string of at most 255 printable
+    characters, or null (no description)."""
+    value = body.get("description")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(
+            f"Invalid input for field/attribute description. Value: {value}. "
+            f"{value!r} is not of type 'string', 'null'"
+        )
+    if len(value) > 255:
+        raise BadRequest(
+            f"Invalid input for field/attribute description. Value: {value}. "
+            f"{value!r} is too long"
+        )
+    if not all(_printable(c) for c in value):
+        raise BadRequest(
+            f"Invalid input for field/attribute description. Value: {value!r}. "
+            "Only printable characters are allowed"
+        )
+    return value
+
+
+def _no_description_before_2_19(body: dict[str, Any], version: APIVersion) -> None:
+    if "description" in body and not version.at_least("2.19"):
+        raise BadRequest(
+            "Invalid input for field/attribute server. Additional properties are not "
+            "allowed ('description' was unexpected); it needs microversion 2.19"
+        )
+
+
 def _count(body: dict[str, Any], key: str, default: int) -> int:
     value = body.get(key, default)
     try:
@@ -217,12 +258,9 @@ def create(
     zone = body.get("availability_zone") or "nova"
     if not isinstance(zone, str) or zone.split(":")[0] != "nova":
         raise BadRequest(f"The requested availability zone {zone} is not available.")
-    description = body.get("description")
-    if description is not None:
-        if not version.at_least("2.19"):
-            raise BadRequest("Invalid input: 'description' needs microversion 2.19.")
-        if not isinstance(description, str) or len(description) > 255:
-            raise BadRequest("Invalid input for field/attribute description.")
+    # Before 2.19 Nova stores the name as the description (and shows it from 2.19 on).
+    description = _description(body) if version.at_least("2.19") else name
+    _no_description_before_2_19(body, version)
     ipv4 = access_ip(body.get("accessIPv4"), 4)
     ipv6 = access_ip(body.get("accessIPv6"), 6)
     min_count = _count(body, "min_count", 1)
@@ -446,10 +484,7 @@ def update(
     if "name" in body:
         instance.name = _name(body) or instance.name
     if "description" in body:
-        description = body["description"]
-        if description is not None and (not isinstance(description, str) or len(description) > 255):
-            raise BadRequest("Invalid input for field/attribute description.")
-        instance.description = description
+        instance.description = _description(body)
     if "accessIPv4" in body:
         instance.access_ipv4 = access_ip(body["accessIPv4"], 4)
     if "accessIPv6" in body:
@@ -582,6 +617,7 @@ def rebuild(
     server stays stopped; the agent destroys and re-spawns the guest."""
     if not isinstance(body, dict):
         raise BadRequest("Invalid input for field/attribute rebuild: an object expected.")
+    _no_description_before_2_19(body, version)
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
     if instance.vm_state not in ("active", "stopped", "error") or instance.task_state:
@@ -602,9 +638,7 @@ def rebuild(
     if "accessIPv6" in body:
         instance.access_ipv6 = access_ip(body["accessIPv6"], 6)
     if "description" in body:
-        if not version.at_least("2.19"):
-            raise BadRequest("Invalid input: 'description' needs microversion 2.19.")
-        instance.description = body["description"]
+        instance.description = _description(body)
     admin_pass = body.get("adminPass") or secrets.token_urlsafe(9)
     instance.image_id = image_id
     if instance.vm_state == "error":
