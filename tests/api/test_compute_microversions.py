@@ -131,3 +131,34 @@ def test_project_id_in_urls_is_optional(compute: Compute) -> None:
     assert (
         compute.client.get("/compute/v2.1/nosuch/servers", headers=cloud.admin).status_code == 404
     )
+
+
+def test_instance_actions_of_deleted_servers_from_2_21(compute: Compute) -> None:
+    cloud = compute.cloud
+    project = cloud.project("ia-p")
+    _, token = cloud.member("ia-u", project["id"])
+    owner = cloud.h(token)
+    server_id = compute.create(owner).json()["server"]["id"]
+    compute.converge()
+    actions = f"{SERVERS}/{server_id}/os-instance-actions"
+    live = compute.client.get(actions, headers=_at(owner, "2.20"))
+    assert live.status_code == 200, live.text
+    request_id = live.json()["instanceActions"][0]["request_id"]
+    assert compute.client.delete(f"{SERVERS}/{server_id}", headers=owner).status_code == 204
+    compute.converge()
+    for version in ("2.1", "2.20"):
+        resp = compute.client.get(actions, headers=_at(owner, version))
+        assert resp.status_code == 404, resp.text
+        assert "itemNotFound" in resp.json()
+        resp = compute.client.get(f"{actions}/{request_id}", headers=_at(owner, version))
+        assert resp.status_code == 404, resp.text
+    resp = compute.client.get(actions, headers=_at(owner, "2.21"))
+    assert resp.status_code == 200, resp.text
+    assert [a["action"] for a in resp.json()["instanceActions"]] == ["delete", "create"]
+    resp = compute.client.get(f"{actions}/{request_id}", headers=_at(owner, "2.21"))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["instanceAction"]["action"] == "create"
+    assert compute.client.get(actions, headers=_at(cloud.admin, "2.21")).status_code == 200
+    # Still only for those who could see the server.
+    _, other = cloud.member("ia-x", cloud.project("ia-q")["id"])
+    assert compute.client.get(actions, headers=_at(cloud.h(other), "2.21")).status_code == 404

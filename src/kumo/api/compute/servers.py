@@ -307,10 +307,14 @@ def virtual_interfaces(
 
 @router.get("/servers/{server_id}/os-instance-actions")
 def instance_actions(
-    server_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+    server_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
 ) -> dict[str, Any]:
+    """From 2.21 the actions of a deleted server are still listed (404 before)."""
     with state.db.session() as session:
-        servers.get(session, who.ctx, server_id, include_deleted=True)
+        servers.get(session, who.ctx, server_id, include_deleted=version.at_least("2.21"))
         rows = list(
             session.scalars(
                 select(m.InstanceAction)
@@ -339,9 +343,10 @@ def instance_action(
     request_id: str,
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
 ) -> dict[str, Any]:
     with state.db.session() as session:
-        servers.get(session, who.ctx, server_id, include_deleted=True)
+        servers.get(session, who.ctx, server_id, include_deleted=version.at_least("2.21"))
         row = session.scalars(
             select(m.InstanceAction).where(
                 m.InstanceAction.instance_id == server_id, m.InstanceAction.request_id == request_id
