@@ -142,3 +142,19 @@ def test_crash_dump_of_an_error_server_without_a_guest(compute: Compute) -> None
     assert compute.show(server_id, admin)["status"] == "ERROR"
     (action,) = _crash_actions(compute, server_id)
     assert action["message"].startswith("Error: ")
+
+
+def test_crash_dump_needs_a_host_that_can_send_an_nmi(compute: Compute) -> None:
+    """A host whose agent does not report the nmi capability (an older agent, or a driver
+    without it) would never act: Nova's 400 for a driver that cannot, and nothing recorded."""
+    admin = compute.cloud.admin
+    server_id = _active(compute, admin)
+    with compute.db.session() as session:
+        host = session.get(m.Host, compute.host_id)
+        host.capabilities = {"hypervisor": {"driver": "fake"}}
+    resp = compute.action(server_id, _at(admin), CRASH)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["badRequest"]["message"] == "Triggering crash dump is not supported"
+    assert _crash_actions(compute, server_id) == []
+    compute.converge()
+    assert _nmis(compute, server_id) == 0

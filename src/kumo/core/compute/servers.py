@@ -954,6 +954,10 @@ def trigger_crash_dump(session: Session, ctx: Context, server_id: str, body: Any
         )
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
+    host = session.get(m.Host, instance.host_id)
+    if host is None or not ((host.capabilities or {}).get("hypervisor") or {}).get("nmi"):
+        # An agent from before inject_nmi (or a driver without it) would never send one.
+        raise BadRequest("Triggering crash dump is not supported")
     instance.generation += 1
     record_action(session, ctx, instance.id, CRASH_DUMP)
     return instance

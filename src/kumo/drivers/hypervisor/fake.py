@@ -113,7 +113,7 @@ class FakeDriver:
 
     def capabilities(self) -> dict[str, Any]:
         return {"driver": self.name, "accelerator": "fake", "vhost_net": False,
-                "suspend": True, "direct_kernel_boot": True}
+                "suspend": True, "direct_kernel_boot": True, "nmi": True}
 
     def spawn(self, spec: GuestSpec) -> GuestState:
         instance_dir(self.state_dir, spec.uuid)

@@ -273,6 +273,7 @@ class QemuDriver:
             "vhost_net": False,
             "suspend": True,
             "direct_kernel_boot": True,
+            "nmi": True,
         }
 
     def get_state(self, uuid: str) -> GuestState:
