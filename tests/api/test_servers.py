@@ -47,7 +47,7 @@ class Compute:
 
     def register(self, host_id: str, name: str, vcpus: int, memory_mb: int) -> None:
         body = {"host": {"id": host_id, "name": name, "agent_api_versions": ["v1"],
-                         "capabilities": {"hypervisor": {"driver": "fake"}},
+                         "capabilities": {"hypervisor": {"driver": "fake", "nmi": True}},
                          "inventory": {"vcpus": vcpus, "memory_mb": memory_mb,
                                        "disk_gb": 100}}}
         resp = self.agent_client.post("/agent/v1/hosts", json=body)

@@ -98,6 +98,24 @@ def test_power_off_then_on(harness: Harness) -> None:
     harness.wait_line(spec.uuid, "kumo-guest: hostname", count=2)  # console kept across boots
 
 
+def test_inject_nmi_reaches_the_guest_kernel(harness: Harness) -> None:
+    """trigger_crash_dump: the NMI reaches the running guest, whose kernel (with no crash
+    kernel loaded) logs it and carries on; a guest with no process cannot take one."""
+    driver = harness.driver
+    with pytest.raises(GuestNotFound):
+        driver.inject_nmi(str(uuid.uuid4()))
+    spec = harness.spec(name="nmi")
+    driver.spawn(spec)
+    harness.wait_line(spec.uuid, "kumo-guest: user-data kumo says hello")
+    assert "NMI received" not in harness.console(spec.uuid)
+    driver.inject_nmi(spec.uuid)
+    harness.wait_line(spec.uuid, "NMI received", timeout=30)
+    assert driver.get_state(spec.uuid).power_state == PowerState.RUNNING
+    driver.power_off(spec.uuid, timeout=10)
+    with pytest.raises(HypervisorError):
+        driver.inject_nmi(spec.uuid)
+
+
 def test_reboot_hard_boots_again(harness: Harness) -> None:
     spec = harness.spec()
     driver = harness.driver

@@ -149,3 +149,27 @@ def test_models_match_migrations(db_factory):
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, Base.metadata)
     assert diff == [], f"models and migrations differ on {db.backend}: {diff}"
+
+
+def test_0010_hosts_registered_before_are_not_forced_down(db_factory):
+    """0010 adds hosts.forced_down: hosts already registered keep working, not forced down."""
+    db = db_factory.create()
+    migrate.upgrade(db, "0009")
+    now = dt.datetime(2024, 5, 1, 12, 0, 0)
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO hosts (id, name, enabled, disabled_reason, agent_version, "
+                "agent_api_versions, capabilities, inventory, registered_at, "
+                "last_heartbeat_at, version) VALUES (:id, :name, :enabled, NULL, '1', "
+                "'[\"v1\"]', '{}', '{}', :now, :now, 1)"
+            ),
+            {"id": "h-1", "name": "hv-1", "enabled": True, "now": now},
+        )
+    migrate.upgrade(db, "0010")
+    with db.session() as s:
+        host = s.get(m.Host, "h-1")
+        assert host is not None and host.name == "hv-1" and host.forced_down is False
+        host.forced_down = True
+    with db.session() as s:
+        assert s.get(m.Host, "h-1").forced_down is True

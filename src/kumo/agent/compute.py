@@ -213,6 +213,9 @@ class ComputeLoop:
             if pending and item.get("task_state") in SNAPSHOT_TASKS:
                 self.take_snapshot(item)
                 return
+            if pending and item.get("crash_dump"):
+                self.crash_dump(item)
+                return
             state = self.converge(item) if pending else self.driver.get_state(uuid)
         except HypervisorError as exc:
             log.warning("server %s: %s", uuid, exc)
@@ -247,6 +250,19 @@ class ComputeLoop:
                 target.unlink(missing_ok=True)
         except (HypervisorError, SnapshotFailed, OSError) as exc:
             log.warning("server %s: snapshot failed: %s", uuid, exc)
+            error = str(exc) or exc.__class__.__name__
+        self.report(uuid, generation, self.driver.get_state(uuid).power_state, task_error=error)
+
+    def crash_dump(self, item: dict[str, Any]) -> None:
+        """trigger_crash_dump: one NMI to the guest, nothing else converged (an ERROR server
+        is not restarted by it). A guest that cannot take it is the request's error, not
+        the server's: reported as ``task_error``."""
+        uuid, generation = item["id"], int(item["generation"])
+        error = None
+        try:
+            self.driver.inject_nmi(uuid)
+        except HypervisorError as exc:
+            log.warning("server %s: crash dump failed: %s", uuid, exc)
             error = str(exc) or exc.__class__.__name__
         self.report(uuid, generation, self.driver.get_state(uuid).power_state, task_error=error)
 

@@ -21,6 +21,7 @@ from kumo.api.compute import (
 from kumo.api.compute import microversion as compute_microversion
 from kumo.api.compute import services as compute_services
 from kumo.api.compute import versions as compute_versions
+from kumo.api.compute.project_urls import ProjectIdInURL
 from kumo.api.identity import (
     appcreds,
     credentials,
@@ -55,6 +56,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
     metrics.install(app)
     compute_microversion.install(app)
     request_id.install(app)
+    app.add_middleware(ProjectIdInURL)
     app.include_router(versions.router)
     for module in (
         tokens,

@@ -104,11 +104,13 @@ class HostStatus:
 
 
 def status_of(host: m.Host, timeout: float, now: dt.datetime | None = None) -> HostStatus:
+    """Up means a fresh heartbeat and not forced down: an operator who forced a host down
+    (it is fenced, or about to be evacuated) is believed over the heartbeat, as in Nova."""
     now = now or utcnow()
     if host.last_heartbeat_at is None:
         return HostStatus(host, False, None)
     age = (now - host.last_heartbeat_at).total_seconds()
-    return HostStatus(host, age <= timeout, age)
+    return HostStatus(host, age <= timeout and not host.forced_down, age)
 
 
 def list_hosts(session: Session, timeout: float) -> list[HostStatus]:

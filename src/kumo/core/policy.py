@@ -160,6 +160,8 @@ RULES: dict[str, Rule] = {
     "compute:hypervisors:show": _admin,
     "compute:hypervisors:statistics": _admin,
     "compute:services:list": _admin,
+    # os_compute_api:servers:show:host_status (2.16): the state of a server's host.
+    "compute:servers:show:host_status": _admin,
     "compute:services:update": _admin,
     "compute:availability_zone:detail": _admin,
     "compute:limits:other_project": _admin,

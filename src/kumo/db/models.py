@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -174,6 +175,8 @@ class Host(Base):
     name: Mapped[str] = mapped_column(NAME, unique=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Set by an operator (os-services force-down): down whatever the heartbeat says.
+    forced_down: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     agent_version: Mapped[str] = mapped_column(String(64), default="")
     agent_api_versions: Mapped[list[str]] = mapped_column(JSON, default=list)
     capabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -18,30 +18,46 @@ from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
 from kumo.core.compute import reports, server_groups, servers
+from kumo.core.compute import services as compute_services
 from kumo.core.compute.capacity import capacities
 from kumo.core.errors import BadRequest, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
+from kumo.db.types import utcnow
 
 router = APIRouter(prefix="/compute/v2.1")
 
 
-def _host_names(state: AppState, instances: list[m.Instance]) -> dict[str, str]:
+def _hosts(state: AppState, instances: list[m.Instance]) -> dict[str, tuple[str, str]]:
+    """Name and host_status (2.16) of each host the servers run on, by host id."""
     ids = {i.host_id for i in instances if i.host_id}
     if not ids:
         return {}
+    timeout = state.config.hosts.heartbeat_timeout
+    now = utcnow()
     with state.db.session() as session:
-        rows = session.execute(select(m.Host.id, m.Host.name).where(m.Host.id.in_(ids)))
-        return {host_id: name for host_id, name in rows}
+        rows = session.scalars(select(m.Host).where(m.Host.id.in_(ids)))
+        return {h.id: (h.name, compute_services.host_status(h, timeout, now)) for h in rows}
 
 
 def _details(
     state: AppState, who: Caller, version: APIVersion, instances: list[m.Instance]
 ) -> list[dict[str, Any]]:
-    names = _host_names(state, instances)
-    ctx = who.ctx
-    return [views.detail(state, ctx, version, i, names.get(i.host_id or "")) for i in instances]
+    found = _hosts(state, instances)
+    result = []
+    for i in instances:
+        name, status = found.get(i.host_id or "", (None, ""))
+        result.append(views.detail(state, who.ctx, version, i, name, status))
+    return result
+
+
+def _core(
+    state: AppState, who: Caller, version: APIVersion, instance: m.Instance
+) -> dict[str, Any]:
+    """The update/rebuild answer: Nova's core view of one server."""
+    name = _hosts(state, [instance]).get(instance.host_id or "", (None, ""))[0]
+    return views.core(state, who.ctx, version, instance, name)
 
 
 def _filters(request: Request, who: Caller) -> servers.ListFilters:
@@ -179,7 +195,7 @@ def update_server(
     data = body_member(body, "server")
     with state.db.session() as session:
         instance = servers.update(session, who.ctx, server_id, data, version)
-    return {"server": _details(state, who, version, [instance])[0]}
+    return {"server": _core(state, who, version, instance)}
 
 
 @router.delete("/servers/{server_id}", status_code=204)
@@ -257,6 +273,8 @@ def server_action(
             instance, admin_pass = servers.rescue(session, ctx, server_id, args)
         elif action == "unrescue":
             instance = servers.unrescue(session, ctx, server_id)
+        elif action == "trigger_crash_dump" and version.at_least("2.17"):
+            instance = servers.trigger_crash_dump(session, ctx, server_id, args)
         else:
             servers.get(session, ctx, server_id)
             raise BadRequest(f"There is no such action: {action}")
@@ -264,7 +282,7 @@ def server_action(
     if host_id:
         wakeup.notify(wakeup.host_topic(host_id))
     if action == "rebuild":
-        view = _details(state, who, version, [instance])[0]
+        view = _core(state, who, version, instance)
         view["adminPass"] = admin_pass
         return JSONResponse({"server": view}, status_code=202)
     if action == "createImage":
@@ -276,12 +294,28 @@ def server_action(
     return Response(status_code=202)
 
 
-@router.get("/servers/{server_id}/os-instance-actions")
-def instance_actions(
+@router.get("/servers/{server_id}/os-virtual-interfaces")
+def virtual_interfaces(
     server_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
+    """A nova-network API (2.12 added net ids; 2.44 removed it). A Neutron-style cloud has no
+    virtual interface records, and Nova then answers 400 for a server the caller can see;
+    ports are listed by the network API instead."""
     with state.db.session() as session:
-        servers.get(session, who.ctx, server_id, include_deleted=True)
+        servers.get(session, who.ctx, server_id)
+    raise BadRequest("Listing virtual interfaces is not supported by this cloud.")
+
+
+@router.get("/servers/{server_id}/os-instance-actions")
+def instance_actions(
+    server_id: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
+) -> dict[str, Any]:
+    """From 2.21 the actions of a deleted server are still listed (404 before)."""
+    with state.db.session() as session:
+        servers.get(session, who.ctx, server_id, include_deleted=version.at_least("2.21"))
         rows = list(
             session.scalars(
                 select(m.InstanceAction)
@@ -310,9 +344,10 @@ def instance_action(
     request_id: str,
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
 ) -> dict[str, Any]:
     with state.db.session() as session:
-        servers.get(session, who.ctx, server_id, include_deleted=True)
+        servers.get(session, who.ctx, server_id, include_deleted=version.at_least("2.21"))
         row = session.scalars(
             select(m.InstanceAction).where(
                 m.InstanceAction.instance_id == server_id, m.InstanceAction.request_id == request_id

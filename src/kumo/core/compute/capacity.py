@@ -47,6 +47,9 @@ def capacities(
         if not host.enabled:
             reasons.append(f"{host.name}: disabled")
             continue
+        if host.forced_down:
+            reasons.append(f"{host.name}: forced down")
+            continue
         if not hosts.status_of(host, heartbeat_timeout, now).up:
             reasons.append(f"{host.name}: down")
             continue

@@ -36,15 +36,22 @@ def work_for_host(
 
 
 def _work_item(session: Session, i: m.Instance) -> dict[str, Any]:
-    """One server as its agent sees it. Two requests carry an argument that lives in another
-    row: createImage (the snapshot image to fill, found by its ``instance_uuid``) and rescue
-    (the rescue image, recorded with the rescue instance action)."""
+    """One server as its agent sees it. Some requests live in another row: createImage (the
+    snapshot image to fill, found by its ``instance_uuid``), rescue (the rescue image,
+    recorded with the rescue instance action) and trigger_crash_dump (its unfinished
+    instance action, which has no task state: ``crash_dump``)."""
     extra: dict[str, Any] = {}
     if i.task_state in states.SNAPSHOT_TASKS:
         snapshot = servers.pending_snapshot(session, i)
         extra["snapshot_image_id"] = snapshot.id if snapshot is not None else None
     if i.desired_state == "rescued":
         extra["rescue_image_id"] = servers.rescue_image_id(session, i)
+    if (
+        i.generation > i.observed_generation
+        and i.task_state is None
+        and servers.pending_crash_dumps(session, i)
+    ):
+        extra["crash_dump"] = True
     return {
         "id": i.id,
         "name": i.name,
@@ -108,6 +115,15 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
     instance.power_state = states.POWER_BY_NAME[obs.power_state]
     if obs.generation != instance.generation:
         return  # about an older request: keep waiting for the current one
+    crash_dumps = servers.pending_crash_dumps(session, instance) if not instance.task_state else []
+    if crash_dumps:
+        # The agent sent the NMI (or says why not); the server's state is not the request's.
+        error = obs.task_error or obs.fault
+        for row in crash_dumps:
+            row.finish_time = utcnow()
+            if error:
+                row.message = f"Error: {error}"[:4000]
+        instance.observed_generation = obs.generation
     if (
         instance.task_state is None
         and instance.vm_state == "active"
@@ -116,6 +132,8 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
         # The guest powered itself off: show it as Nova does, SHUTOFF, and do not restart it.
         instance.vm_state = "stopped"
         instance.desired_state = "stopped"
+        return
+    if crash_dumps:
         return
     if obs.gone and instance.desired_state == "deleted":
         servers.finish_delete(session, instance)

@@ -14,6 +14,7 @@ import datetime as dt
 import ipaddress
 import re
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,46 @@ def _networks(value: Any, version: APIVersion) -> list[dict[str, Any]]:
     return []
 
 
+def _printable(char: str) -> bool:
+    """Nova's description characters: no control/format/unassigned characters (category
+    C*) and no line or paragraph separators; letters, marks, digits, punctuation, symbols
+    and spaces are fine."""
+    category = unicodedata.category(char)
+    return not category.startswith("C") and (not category.startswith("Z") or category == "Zs")
+
+
+def _description(body: dict[str, Any]) -> str | None:
+    """The server description of a 2.19+ request body: a string of at most 255 printable
+    characters, or null (no description)."""
+    value = body.get("description")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(
+            f"Invalid input for field/attribute description. Value: {value}. "
+            f"{value!r} is not of type 'string', 'null'"
+        )
+    if len(value) > 255:
+        raise BadRequest(
+            f"Invalid input for field/attribute description. Value: {value}. "
+            f"{value!r} is too long"
+        )
+    if not all(_printable(c) for c in value):
+        raise BadRequest(
+            f"Invalid input for field/attribute description. Value: {value!r}. "
+            "Only printable characters are allowed"
+        )
+    return value
+
+
+def _no_description_before_2_19(body: dict[str, Any], version: APIVersion) -> None:
+    if "description" in body and not version.at_least("2.19"):
+        raise BadRequest(
+            "Invalid input for field/attribute server. Additional properties are not "
+            "allowed ('description' was unexpected); it needs microversion 2.19"
+        )
+
+
 def _count(body: dict[str, Any], key: str, default: int) -> int:
     value = body.get(key, default)
     try:
@@ -217,12 +258,9 @@ def create(
     zone = body.get("availability_zone") or "nova"
     if not isinstance(zone, str) or zone.split(":")[0] != "nova":
         raise BadRequest(f"The requested availability zone {zone} is not available.")
-    description = body.get("description")
-    if description is not None:
-        if not version.at_least("2.19"):
-            raise BadRequest("Invalid input: 'description' needs microversion 2.19.")
-        if not isinstance(description, str) or len(description) > 255:
-            raise BadRequest("Invalid input for field/attribute description.")
+    # Before 2.19 Nova stores the name as the description (and shows it from 2.19 on).
+    description = _description(body) if version.at_least("2.19") else name
+    _no_description_before_2_19(body, version)
     ipv4 = access_ip(body.get("accessIPv4"), 4)
     ipv6 = access_ip(body.get("accessIPv6"), 6)
     min_count = _count(body, "min_count", 1)
@@ -478,10 +516,7 @@ def update(
     if "name" in body:
         instance.name = _name(body) or instance.name
     if "description" in body:
-        description = body["description"]
-        if description is not None and (not isinstance(description, str) or len(description) > 255):
-            raise BadRequest("Invalid input for field/attribute description.")
-        instance.description = description
+        instance.description = _description(body)
     if "accessIPv4" in body:
         instance.access_ipv4 = access_ip(body["accessIPv4"], 4)
     if "accessIPv6" in body:
@@ -614,6 +649,7 @@ def rebuild(
     server stays stopped; the agent destroys and re-spawns the guest."""
     if not isinstance(body, dict):
         raise BadRequest("Invalid input for field/attribute rebuild: an object expected.")
+    _no_description_before_2_19(body, version)
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
     if instance.vm_state not in ("active", "stopped", "error") or instance.task_state:
@@ -634,9 +670,7 @@ def rebuild(
     if "accessIPv6" in body:
         instance.access_ipv6 = access_ip(body["accessIPv6"], 6)
     if "description" in body:
-        if not version.at_least("2.19"):
-            raise BadRequest("Invalid input: 'description' needs microversion 2.19.")
-        instance.description = body["description"]
+        instance.description = _description(body)
     admin_pass = body.get("adminPass") or secrets.token_urlsafe(9)
     instance.image_id = image_id
     if instance.vm_state == "error":
@@ -924,3 +958,50 @@ def unrescue(session: Session, ctx: Context, server_id: str) -> m.Instance:
     _ask(instance, "active", "unrescuing")
     record_action(session, ctx, instance.id, "unrescue")
     return instance
+
+
+# Crash dump (2.17) ----------------------------------------------------------------------
+
+CRASH_DUMP = "trigger_crash_dump"
+CRASH_DUMP_VM_STATES = ("active", "paused", "rescued", "resized", "error")
+
+
+def trigger_crash_dump(session: Session, ctx: Context, server_id: str, body: Any) -> m.Instance:
+    """Ask the server's agent to send its guest an NMI. As in Nova there is no task state:
+    the request is the unfinished ``trigger_crash_dump`` instance action, carried to the
+    agent with a new generation and finished when the agent reports on it."""
+    if body is not None:
+        raise BadRequest(
+            f"Invalid input for field/attribute trigger_crash_dump. Value: {body}. "
+            f"{body!r} is not of type 'null'"
+        )
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    if instance.vm_state not in CRASH_DUMP_VM_STATES or instance.task_state is not None:
+        raise Conflict(
+            f"Cannot '{CRASH_DUMP}' instance {server_id} while it is in vm_state "
+            f"{instance.vm_state}"
+            + (f" (task_state {instance.task_state})" if instance.task_state else "")
+        )
+    if instance.host_id is None:
+        raise Conflict(f"Instance {server_id} is not ready")
+    host = session.get(m.Host, instance.host_id)
+    if host is None or not ((host.capabilities or {}).get("hypervisor") or {}).get("nmi"):
+        # An agent from before inject_nmi (or a driver without it) would never send one.
+        raise BadRequest("Triggering crash dump is not supported")
+    instance.generation += 1
+    record_action(session, ctx, instance.id, CRASH_DUMP)
+    return instance
+
+
+def pending_crash_dumps(session: Session, instance: m.Instance) -> list[m.InstanceAction]:
+    """The server's crash dump requests its agent has not reported on yet."""
+    return list(
+        session.scalars(
+            select(m.InstanceAction).where(
+                m.InstanceAction.instance_id == instance.id,
+                m.InstanceAction.action == CRASH_DUMP,
+                m.InstanceAction.finish_time.is_(None),
+            )
+        )
+    )

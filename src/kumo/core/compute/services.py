@@ -60,6 +60,7 @@ def _compute(status: hosts.HostStatus) -> ServiceRecord:
         up=status.up,
         updated_at=host.last_heartbeat_at,
         disabled_reason=host.disabled_reason,
+        forced_down=host.forced_down,
     )
 
 
@@ -95,6 +96,18 @@ def list_services(
     ]
 
 
+def _compute_host(session: Session, host: object, binary: object) -> m.Host:
+    """The host whose nova-compute service the pre-2.53 body names (host and binary)."""
+    if not isinstance(host, str) or not host or not isinstance(binary, str) or not binary:
+        raise BadRequest(
+            "Invalid input for field/attribute host and binary: both are required strings."
+        )
+    row = session.scalars(select(m.Host).where(m.Host.name == host)).first()
+    if row is None or binary != COMPUTE:
+        raise NotFound(f"Could not find binary {binary} on host {host}.")
+    return row
+
+
 def set_status(
     session: Session,
     timeout: float,
@@ -104,19 +117,39 @@ def set_status(
     reason: object = None,
 ) -> ServiceRecord:
     """Enable or disable the nova-compute service of a host (pre-2.53 body: host, binary)."""
-    if not isinstance(host, str) or not host or not isinstance(binary, str) or not binary:
-        raise BadRequest(
-            "Invalid input for field/attribute host and binary: both are required strings."
-        )
     if reason is not None and (not isinstance(reason, str) or not 0 < len(reason) <= 255):
         raise BadRequest(
             "Invalid input for field/attribute disabled_reason: a string of 1 to 255 "
             "characters is required."
         )
-    row = session.scalars(select(m.Host).where(m.Host.name == host)).first()
-    if row is None or binary != COMPUTE:
-        raise NotFound("Unknown service")
+    row = _compute_host(session, host, binary)
     row.enabled = enabled
     row.disabled_reason = None if enabled else (str(reason) if reason is not None else None)
     session.flush()
     return _compute(hosts.status_of(row, timeout))
+
+
+def set_forced_down(
+    session: Session, timeout: float, host: object, binary: object, forced_down: bool
+) -> ServiceRecord:
+    """Force a host's nova-compute service down, or clear that (microversion 2.11).
+
+    A forced-down host is down for the scheduler and in every listing until the flag is
+    cleared, whatever its agent's heartbeat says: the operator knows it is fenced."""
+    row = _compute_host(session, host, binary)
+    row.forced_down = forced_down
+    session.flush()
+    return _compute(hosts.status_of(row, timeout))
+
+
+def host_status(host: m.Host | None, timeout: float, now: dt.datetime | None = None) -> str:
+    """A server's ``host_status`` (2.16), from its host's nova-compute service as Nova
+    derives it: forced down is DOWN, disabled is MAINTENANCE, a fresh heartbeat is UP, a
+    stale one UNKNOWN (the host may still run the server); no host yet is ""."""
+    if host is None:
+        return ""
+    if host.forced_down:
+        return "DOWN"
+    if not host.enabled:
+        return "MAINTENANCE"
+    return "UP" if hosts.status_of(host, timeout, now).up else "UNKNOWN"

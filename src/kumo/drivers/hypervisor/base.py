@@ -146,6 +146,13 @@ class HypervisorDriver(Protocol):
 
     def get_state(self, uuid: str) -> GuestState: ...
 
+    def inject_nmi(self, uuid: str) -> None:
+        """Send a non-maskable interrupt to the guest's vCPUs (Nova's trigger_crash_dump):
+        a guest kernel set up for it (kdump, ``unknown_nmi_panic``) dumps its memory, any
+        other at least logs it. Not idempotent by nature: each call is one NMI. Raises
+        HypervisorError when the guest has no running process (shut down or suspended)."""
+        ...
+
     def resize(self, uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -> GuestState:
         """Give a shut-down guest new CPUs and memory (its persisted spec) and grow its root
         disk to `disk_gb` (never shrinks it); it starts with them at the next power-on."""

@@ -40,6 +40,7 @@ class _Guest:
     alive: int = 0
     last_alive: float = 0.0
     own: GuestSpec | None = None  # the guest's own spec while it runs a rescue boot
+    nmis: int = 0  # NMIs injected (trigger_crash_dump), for tests to check
 
 
 @dataclass
@@ -112,7 +113,7 @@ class FakeDriver:
 
     def capabilities(self) -> dict[str, Any]:
         return {"driver": self.name, "accelerator": "fake", "vhost_net": False,
-                "suspend": True, "direct_kernel_boot": True}
+                "suspend": True, "direct_kernel_boot": True, "nmi": True}
 
     def spawn(self, spec: GuestSpec) -> GuestState:
         instance_dir(self.state_dir, spec.uuid)
@@ -245,6 +246,22 @@ class FakeDriver:
         with self._host.lock:
             guest = self._host.guests.get(uuid)
             return guest is not None and guest.own is not None
+
+    def inject_nmi(self, uuid: str) -> None:
+        """Counted, and logged on the console as the kumo-tiny kernel logs an NMI it has no
+        handler for."""
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.pid is None:
+                raise HypervisorError(f"guest {uuid} has no running process to send an NMI to")
+            guest.nmis += 1
+            guest.console.append("Uhhuh. NMI received for unknown reason 30 on CPU 0.")
+
+    def nmi_count(self, uuid: str) -> int:
+        """How many NMIs the guest received (0 for an unknown guest): for tests."""
+        with self._host.lock:
+            guest = self._host.guests.get(uuid)
+            return guest.nmis if guest is not None else 0
 
     def get_state(self, uuid: str) -> GuestState:
         with self._host.lock:

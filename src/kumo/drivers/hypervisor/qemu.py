@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import QMPClient
+from qemu.qmp import QMPClient, QMPError
 
 from kumo.drivers.disks import DiskError, convert_to_qcow2, grow_to
 from kumo.drivers.hypervisor import accel, qmp
@@ -273,6 +273,7 @@ class QemuDriver:
             "vhost_net": False,
             "suspend": True,
             "direct_kernel_boot": True,
+            "nmi": True,
         }
 
     def get_state(self, uuid: str) -> GuestState:
@@ -384,6 +385,16 @@ class QemuDriver:
             self._require_running(uuid)
             self._qmp(uuid, "cont")
             return self.get_state(uuid)
+
+    def inject_nmi(self, uuid: str) -> None:
+        """QMP ``inject-nmi``: QEMU raises an NMI on every vCPU (a paused guest takes it
+        when it continues)."""
+        with self._lock(uuid):
+            self._require_running(uuid)
+            try:
+                self._qmp(uuid, "inject-nmi")
+            except (qmp.QMPUnavailable, QMPError) as exc:
+                raise HypervisorError(f"guest {uuid}: inject-nmi failed: {exc}") from exc
 
     def suspend(self, uuid: str) -> GuestState:
         """Stop the vCPUs, stream the state to a file via `migrate exec:`, then quit.
