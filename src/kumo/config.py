@@ -65,10 +65,9 @@ class AgentConfig(_Section):
     inventory_vcpus: int = Field(0, ge=0)
     inventory_memory_mb: int = Field(0, ge=0)
     inventory_disk_gb: int = Field(0, ge=0)
-    # Seconds between posts of a guest's console log when it changed; during a guest's
-    # first minute (its boot, when someone is likely watching) the shorter interval.
+    # Seconds between posts of a guest's console log when it changed (a reader of the
+    # console gets a fresh copy at once: the API asks the agent for it).
     console_interval: float = Field(5.0, gt=0)
-    console_boot_interval: float = Field(0.5, gt=0)
 
 
 class ImagesConfig(_Section):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,30 @@ def test_console_output_from_the_agent(cloud: Any, tmp_path: Path) -> None:
     member = cloud.client.post(f"{SERVERS}/{uuid.uuid4()}/action",
                                json={"os-getConsoleOutput": {}}, headers=cloud.admin)
     assert member.status_code == 404
+
+
+def test_console_reader_gets_a_fresh_copy_from_a_listening_agent(
+    cloud: Any, tmp_path: Path
+) -> None:
+    # Periodic posting is off (an hour): what the reader sees can only come from the agent
+    # answering the ask carried by its long-poll.
+    host = Host(cloud, tmp_path)
+    host.loop.console_interval = 3600.0
+    host.loop.poll_wait = 5.0
+    stop = threading.Event()
+    runner = threading.Thread(target=host.loop.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        server_id = host.create()
+        scheduler.schedule_pending(cloud.db, SchedulerConfig(), 60.0)
+        deadline = time.monotonic() + 30
+        output = ""
+        while time.monotonic() < deadline and "kumo-guest: hostname" not in output:
+            resp = host.output(server_id, {})
+            if resp.status_code == 200:
+                output = resp.json()["output"]
+        assert "kumo-guest: hostname" in output
+    finally:
+        stop.set()
+        runner.join(30)
+    assert not runner.is_alive()

@@ -13,7 +13,6 @@ import hashlib
 import logging
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,7 +32,6 @@ log = logging.getLogger(__name__)
 
 SpecBuilder = Callable[[dict[str, Any]], GuestSpec]
 CONSOLE_TAIL = 64 * 1024
-BOOT_WINDOW = 60.0  # seconds after its first report during which a guest is young
 SNAPSHOT_TASKS = ("image_snapshot", "image_pending_upload", "image_uploading")
 UPLOAD_CHUNK = 1 << 20
 
@@ -67,7 +65,6 @@ class ComputeLoop:
         workers: int = 8,
         poll_wait: float = 20.0,
         console_interval: float = 5.0,
-        console_boot_interval: float = 0.5,
         build_rescue: SpecBuilder = minimal_spec,
         scratch_dir: Path | None = None,
     ) -> None:
@@ -84,10 +81,7 @@ class ComputeLoop:
         self._inflight: dict[str, dict[str, Any] | None] = {}
         self._reported: dict[str, tuple[int, str]] = {}
         self.console_interval = console_interval
-        self.console_boot_interval = min(console_boot_interval, console_interval)
         self._console_sent: dict[str, bytes] = {}  # uuid -> digest of the tail last posted
-        self._console_checked: dict[str, float] = {}  # uuid -> when its tail was last read
-        self._first_seen: dict[str, float] = {}  # uuid -> when this agent first reported it
 
     # --- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -113,61 +107,52 @@ class ComputeLoop:
                 stop.wait(1.0)
                 continue
             mark = int(data["mark"])
+            for uuid in data.get("consoles", []):
+                self._pool.submit(self.post_console, str(uuid), True)
             for item in data["instances"]:
                 self.submit(item)
         self._pool.shutdown(wait=True, cancel_futures=True)
         consoles.join(10)
 
     def run_consoles(self, stop: threading.Event) -> None:
-        while not stop.wait(self.console_boot_interval):
+        while not stop.wait(self.console_interval):
             try:
-                self.post_consoles(time.monotonic())
+                self.post_consoles()
             except Exception:
                 log.exception("posting console logs failed")
 
-    def _console_due(self, uuid: str, now: float) -> bool:
-        """A guest in its first minute is read every boot interval (its boot is what a user
-        watches for), older ones every console interval, so the steady load does not grow."""
-        young = now - self._first_seen.get(uuid, now) < BOOT_WINDOW
-        interval = self.console_boot_interval if young else self.console_interval
-        return now - self._console_checked.get(uuid, -interval) >= interval
-
-    def post_consoles(self, now: float | None = None) -> int:
+    def post_consoles(self) -> int:
         """Post the console tail of every guest this agent reported on, when it changed
-        since the last post (one file read and a hash per guest: cheap). ``now``: post only
-        the guests whose interval is due (the loop); None: all of them. Returns how many
-        were posted."""
-        posted = 0
-        for uuid in list(self._reported):
-            if now is not None:
-                if not self._console_due(uuid, now):
-                    continue
-                self._console_checked[uuid] = now
-            try:
-                tail = self.driver.console_log(uuid, CONSOLE_TAIL)
-            except HypervisorError:
-                continue
-            digest = hashlib.blake2b(tail, digest_size=16).digest()
-            if self._console_sent.get(uuid) == digest:
-                continue
-            try:
-                response = self.client.post(
-                    f"{self.base}/instances/{uuid}/console",
-                    json={"content": tail.decode(errors="replace")},
-                )
-            except httpx.HTTPError as exc:
-                log.debug("could not post console of %s: %s", uuid, exc)
-                continue
-            if response.status_code == 404:
-                continue  # deleted meanwhile
-            if response.is_success:
-                self._console_sent[uuid] = digest
-                posted += 1
+        since the last post (one file read and a hash per guest: cheap). Returns how many
+        were posted. Someone reading a console meanwhile asks for it at once (the long-poll
+        answer's ``consoles``): this periodic post keeps the stored copy from aging."""
+        posted = sum(1 for uuid in list(self._reported) if self.post_console(uuid))
         for uuid in set(self._console_sent) - set(self._reported):
             self._console_sent.pop(uuid, None)
-        for uuid in set(self._console_checked) - set(self._reported):
-            self._console_checked.pop(uuid, None)
         return posted
+
+    def post_console(self, uuid: str, force: bool = False) -> bool:
+        """Post one guest's console tail if it changed since the last post (or ``force``:
+        a reader is waiting for it). True when posted."""
+        try:
+            tail = self.driver.console_log(uuid, CONSOLE_TAIL)
+        except HypervisorError:
+            return False
+        digest = hashlib.blake2b(tail, digest_size=16).digest()
+        if not force and self._console_sent.get(uuid) == digest:
+            return False
+        try:
+            response = self.client.post(
+                f"{self.base}/instances/{uuid}/console",
+                json={"content": tail.decode(errors="replace")},
+            )
+        except httpx.HTTPError as exc:
+            log.debug("could not post console of %s: %s", uuid, exc)
+            return False
+        if response.is_success:
+            self._console_sent[uuid] = digest
+            return True
+        return False  # 404: deleted meanwhile
 
     def sync_once(self) -> int:
         """Fetch the host's servers and reconcile each, in this thread (tests, one-shot
@@ -361,7 +346,5 @@ class ComputeLoop:
             return  # deleted meanwhile
         response.raise_for_status()
         self._reported[uuid] = (generation, str(power))
-        self._first_seen.setdefault(uuid, time.monotonic())
         if gone:
             self._reported.pop(uuid, None)
-            self._first_seen.pop(uuid, None)

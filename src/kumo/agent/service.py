@@ -46,7 +46,7 @@ class Agent:
         driver: HypervisorDriver | None = None,
         force_config_drive: bool = True,
         inventory_override: dict[str, int] | None = None,
-        console_intervals: tuple[float, float] = (5.0, 0.5),
+        console_interval: float = 5.0,
     ) -> None:
         self.api = api_url.rstrip("/") + "/agent/v1"
         self.credential = credential
@@ -59,7 +59,7 @@ class Agent:
         self._client = httpx.Client(timeout=10.0, headers={"X-Kumo-Host-Credential": credential})
         self.driver = driver
         self.inventory_override = inventory_override
-        self.console_intervals = console_intervals
+        self.console_interval = console_interval
         self._compute_thread: threading.Thread | None = None
         self.images = ImageCache(self._client, self.api, state_dir / "agent" / "images")
         self._builder: SpecBuilder = minimal_spec
@@ -132,8 +132,7 @@ class Agent:
         loop = ComputeLoop(
             self._client, self.api, self.id, self.driver, build_spec=self.build_spec,
             build_rescue=self._rescue_builder, scratch_dir=self.state_dir / "agent" / "snapshots",
-            console_interval=self.console_intervals[0],
-            console_boot_interval=self.console_intervals[1],
+            console_interval=self.console_interval,
         )
         self._compute_thread = threading.Thread(
             target=loop.run, args=(stop,), name="compute", daemon=True

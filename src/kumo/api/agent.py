@@ -87,6 +87,8 @@ def host_instances(
     _authorize(request, state)
     topic = wakeup.host_topic(host_id)
     woken = False
+    if wait > 0:
+        wakeup.agent_polled(host_id)
     if wait > 0 and since >= 0:
         woken = wakeup.wait(topic, since, min(wait, 30.0)) != since
     mark = wakeup.mark(topic)
@@ -98,6 +100,7 @@ def host_instances(
             "mark": mark,
             "complete": not partial,
             "instances": reports.work_for_host(session, host_id, pending_only=partial),
+            "consoles": wakeup.consoles_wanted(host_id),
         }
 
 
@@ -130,6 +133,7 @@ def console(
         raise BadRequest("Expecting an object with content.")
     with state.db.session() as session:
         reports.record_console(session, host_id, instance_id, body.get("content"))
+    wakeup.notify(wakeup.console_topic(instance_id))  # a reader may be waiting for it
     return Response(status_code=204)
 
 

@@ -166,7 +166,7 @@ def serve_agent(
         driver=make_driver(config),
         force_config_drive=config.compute.force_config_drive,
         inventory_override=override_from(config.agent),
-        console_intervals=(config.agent.console_interval, config.agent.console_boot_interval),
+        console_interval=config.agent.console_interval,
     )
     _run_until_interrupted(agent.run)
 

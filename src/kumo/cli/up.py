@@ -157,7 +157,7 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
             driver=make_driver(config),
             force_config_drive=config.compute.force_config_drive,
             inventory_override=override_from(config.agent),
-            console_intervals=(config.agent.console_interval, config.agent.console_boot_interval),
+            console_interval=config.agent.console_interval,
         )
         workers.append(threading.Thread(target=local.run, args=(stop,), name="agent", daemon=True))
 

@@ -7,6 +7,7 @@ between processes costs latency, never correctness.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 
 _lock = threading.Lock()
@@ -51,3 +52,39 @@ def interrupt() -> None:
 
 def host_topic(host_id: str) -> str:
     return f"host:{host_id}"
+
+
+def console_topic(instance_id: str) -> str:
+    return f"console:{instance_id}"
+
+
+# Consoles a reader is waiting for, per host: handed to the host's agent with its next
+# long-poll answer (served by this process; another API copy's agents post periodically).
+_consoles_wanted: dict[str, set[str]] = defaultdict(set)
+_polled_at: dict[str, float] = {}  # host id -> when its agent last long-polled this process
+POLL_FRESH = 60.0  # an agent that long-polled within this many seconds is listening here
+
+
+def agent_polled(host_id: str) -> None:
+    with _lock:
+        _polled_at[host_id] = time.monotonic()
+
+
+def want_console(host_id: str, instance_id: str) -> int | None:
+    """Ask the host's agent for this server's console now; returns the mark to wait on
+    (``wait(console_topic(instance_id), mark, ...)``) until it has been posted, or None
+    when no agent of that host long-polls this process (nobody would hear the ask)."""
+    with _cond:
+        if time.monotonic() - _polled_at.get(host_id, -POLL_FRESH) >= POLL_FRESH:
+            return None
+        _consoles_wanted[host_id].add(instance_id)
+        mark = _counters[console_topic(instance_id)]
+        _counters[host_topic(host_id)] += 1
+        _cond.notify_all()
+        return mark
+
+
+def consoles_wanted(host_id: str) -> list[str]:
+    """The consoles asked of this host since its agent's last answer (and forget them)."""
+    with _lock:
+        return sorted(_consoles_wanted.pop(host_id, set()))

@@ -225,6 +225,9 @@ def _free_on_host(
     return (0.0, 0.0, 0.0)
 
 
+CONSOLE_WAIT = 1.0  # seconds a console reader waits for the agent's fresh copy
+
+
 @router.post("/servers/{server_id}/action")
 def server_action(
     server_id: str,
@@ -241,6 +244,17 @@ def server_action(
         with state.db.session() as session:
             instance = servers.get(session, ctx, server_id)
             length = reports.parse_console_length(args)
+            reports.console_output(session, instance, length)  # 409 when not on a host
+            host_id = instance.host_id
+        if host_id is not None:
+            # Fresh from the guest, as Nova reads it from the hypervisor: ask the agent and
+            # wait briefly for its post; an agent that does not answer in time leaves the
+            # copy it posted last.
+            mark = wakeup.want_console(host_id, server_id)
+            if mark is not None:
+                wakeup.wait(wakeup.console_topic(server_id), mark, CONSOLE_WAIT)
+        with state.db.session() as session:
+            instance = servers.get(session, ctx, server_id)
             output = reports.console_output(session, instance, length)
         return JSONResponse({"output": output})
     with state.db.session() as session:
