@@ -551,6 +551,8 @@ class Migration(Base):
     # What the guest-side measurements said when the move ended (milliseconds).
     total_time_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     downtime_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # When the destination took the server over (the switch), for the downtime it saw.
+    switched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     project_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

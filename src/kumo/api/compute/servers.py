@@ -17,7 +17,7 @@ from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
-from kumo.core.compute import reports, server_groups, servers
+from kumo.core.compute import migrations, reports, server_groups, servers
 from kumo.core.compute.capacity import capacities
 from kumo.core.errors import BadRequest, NotFound
 from kumo.core.microversion import APIVersion
@@ -220,6 +220,7 @@ def server_action(
         raise BadRequest("Invalid action: the body must name exactly one action.")
     action, args = next(iter(body.items()))
     ctx = who.ctx
+    moving_to: str | None = None
     if action == "os-getConsoleOutput":
         with state.db.session() as session:
             instance = servers.get(session, ctx, server_id)
@@ -256,12 +257,21 @@ def server_action(
             instance, admin_pass = servers.rescue(session, ctx, server_id, args)
         elif action == "unrescue":
             instance = servers.unrescue(session, ctx, server_id)
+        elif action == "os-migrateLive":
+            request = migrations.parse_live(args, version)
+            instance, migration = migrations.live_migrate(
+                session, ctx, server_id, request, state.config.scheduler,
+                state.config.hosts.heartbeat_timeout,
+            )
+            moving_to = migration.dest_host_id
         else:
             servers.get(session, ctx, server_id)
             raise BadRequest(f"There is no such action: {action}")
         host_id = instance.host_id
     if host_id:
         wakeup.notify(wakeup.host_topic(host_id))
+    if action == "os-migrateLive" and moving_to:
+        wakeup.notify(wakeup.host_topic(moving_to))
     if action == "rebuild":
         view = _details(state, who, version, [instance])[0]
         view["adminPass"] = admin_pass

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("disk_remaining_bytes", sa.BigInteger(), nullable=True),
         sa.Column("total_time_ms", sa.Integer(), nullable=True),
         sa.Column("downtime_ms", sa.Integer(), nullable=True),
+        sa.Column("switched_at", UTCDateTime(), nullable=True),
         sa.Column("user_id", sa.String(length=64), nullable=True),
         sa.Column("project_id", sa.String(length=64), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
