@@ -267,6 +267,7 @@ def test_version_boundaries(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None
     assert resp.status_code == 400
     pair.get(f"/servers/{server_id}/migrations/{mid + 100}", "2.23", 404)
     pair.get(f"/servers/{server_id}/migrations/nope", "2.23", 404)
+    pair.get(f"/servers/{server_id}/migrations/{10**20}", "2.23", 404)  # not a 500
     pair.converge()  # destination ready, source copying (it never converges by itself)
     pair.converge()
     shown = pair.get(f"/servers/{server_id}/migrations/{mid}", "2.23")["migration"]

@@ -175,6 +175,8 @@ def live_migrate(
     allocation ratios, hard server-group policy, storage that fits ``block_migration``),
     never the source. No destination: 400, as Nova answers before 2.34."""
     policy.enforce(ctx, "compute:migrate_live")
+    # First, before any read: on SQLite the claims lock must open the transaction.
+    lock_for_claims(session, host_ids=list(session.scalars(select(m.Host.id))))
     instance = servers.get(session, ctx, server_id)
     servers.check_not_locked(ctx, instance)
     if instance.vm_state not in LIVE_VM_STATES or instance.task_state is not None:
@@ -185,7 +187,6 @@ def live_migrate(
         )
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
-    lock_for_claims(session, host_ids=list(session.scalars(select(m.Host.id))))
     source = session.get(m.Host, instance.host_id)
     if source is None:
         raise Conflict(f"Instance {server_id} is on a host that is no longer registered")
@@ -306,7 +307,7 @@ def _server_migration(
 ) -> tuple[m.Instance, m.Migration]:
     instance = servers.get(session, ctx, server_id)
     migration = None
-    if migration_id.isdigit():
+    if migration_id.isdigit() and len(migration_id) <= 9:  # an INTEGER column's range
         migration = session.get(m.Migration, int(migration_id))
     if migration is None or migration.instance_uuid != instance.id or migration.deleted:
         raise NotFound(f"Migration {migration_id} could not be found for instance {server_id}.")
