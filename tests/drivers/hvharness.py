@@ -91,10 +91,10 @@ class Harness:
         socket = qmp_socket(self.state_dir / "instances" / guest_uuid)
         return str(qmp_client.execute(socket, "query-status")["status"])
 
-    def qmp(self, guest_uuid: str, command: str) -> Any:
-        """A QMP query straight to the guest's QEMU (qemu runs only)."""
+    def qmp(self, guest_uuid: str, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        """A QMP command straight to the guest's QEMU (qemu runs only)."""
         socket = qmp_socket(self.state_dir / "instances" / guest_uuid)
-        return qmp_client.execute(socket, command)
+        return qmp_client.execute(socket, command, arguments)
 
     def console(self, guest_uuid: str) -> str:
         return self.driver.console_log(guest_uuid).decode(errors="replace")

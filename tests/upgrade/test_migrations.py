@@ -173,3 +173,45 @@ def test_0010_hosts_registered_before_are_not_forced_down(db_factory):
         host.forced_down = True
     with db.session() as s:
         assert s.get(m.Host, "h-1").forced_down is True
+
+
+def test_upgrade_to_migrations_table_keeps_servers(db_factory):
+    """0009 -> 0010 -> 0011: servers and their allocations survive; the new migrations table takes
+    rows through the ORM, with integer ids as Nova shows them."""
+    db = db_factory.create()
+    migrate.upgrade(db, "0009")
+    now = dt.datetime(2025, 3, 1, 8, 0, 0, 250000)
+    with db.engine.begin() as conn:
+        assert "migrations" not in sa.inspect(conn).get_table_names()
+        conn.execute(
+            sa.text(
+                "INSERT INTO hosts (id, name, enabled, agent_version, agent_api_versions, "
+                "capabilities, inventory, registered_at, version) VALUES "
+                "('h1', 'node-a', :t, '', '[]', '{}', '{}', :now, 1)"
+            ),
+            {"t": True, "now": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO allocations (instance_id, host_id, vcpus, memory_mb, disk_gb, "
+                "created_at) VALUES ('i1', 'h1', 1, 128, 1, :now)"
+            ),
+            {"now": now},
+        )
+    migrate.upgrade(db)
+    assert migrate.status(db).up_to_date
+    with db.session() as s:
+        allocation = s.get(m.Allocation, "i1")
+        assert allocation is not None and allocation.host_id == "h1"
+        first = m.Migration(uuid="00000000-0000-0000-0000-000000000001", instance_uuid="i1",
+                            source_host_id="h1", source_compute="node-a", dest_host_id="h2",
+                            memory_total_bytes=1 << 33)
+        second = m.Migration(uuid="00000000-0000-0000-0000-000000000002", instance_uuid="i1")
+        s.add_all([first, second])
+        s.flush()
+        assert isinstance(first.id, int) and second.id > first.id
+    with db.session() as s:
+        row = s.scalars(sa.select(m.Migration).order_by(m.Migration.id)).first()
+        assert (row.status, row.migration_type, row.memory_total_bytes) == (
+            "queued", "live-migration", 1 << 33)
+        assert row.source_done is False and row.deleted is False

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 SpecBuilder = Callable[[dict[str, Any]], GuestSpec]
 CONSOLE_TAIL = 64 * 1024
 SNAPSHOT_TASKS = ("image_snapshot", "image_pending_upload", "image_uploading")
+MIGRATION_ENDED_BADLY = ("failed", "error", "cancelled")
+# How long the destination waits for the last of the guest's state after the switch.
+FINISH_WAIT = 30.0
+PROGRESS_INTERVAL = 1.0
 UPLOAD_CHUNK = 1 << 20
 
 
@@ -67,6 +72,7 @@ class ComputeLoop:
         console_interval: float = 5.0,
         build_rescue: SpecBuilder = minimal_spec,
         scratch_dir: Path | None = None,
+        migration_slice: float | None = None,
     ) -> None:
         self.client = client
         self.api = api
@@ -75,6 +81,9 @@ class ComputeLoop:
         self.build_spec = build_spec
         self.build_rescue = build_rescue
         self.scratch_dir = scratch_dir  # where snapshots wait for upload (default: tmp)
+        # How long one pass watches an outgoing migration (None: until it ends). Tests use
+        # a short slice to act between passes; the migration goes on meanwhile.
+        self.migration_slice = migration_slice
         self.poll_wait = poll_wait
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="compute")
         self._lock = threading.Lock()
@@ -190,6 +199,18 @@ class ComputeLoop:
     def reconcile(self, item: dict[str, Any]) -> None:
         uuid, generation = item["id"], int(item["generation"])
         pending = generation > int(item["observed_generation"])
+        migration = item.get("migration")
+        on_host = item.get("on_host", True)
+        if migration is not None and not migration.get("done"):
+            try:
+                handled = self.migrate(item, migration)
+            except HypervisorError as exc:
+                log.warning("server %s: migration %s: %s", uuid, migration["uuid"], exc)
+                handled = True  # the next pass tries again
+            if handled or not on_host:
+                return
+        elif not on_host:
+            return
         try:
             if item["desired_state"] == "deleted":
                 self.driver.destroy(uuid)
@@ -328,6 +349,133 @@ class ComputeLoop:
             if state.power_state == PowerState.RUNNING:
                 state = d.suspend(uuid)
         return state
+
+    # --- live migration ---------------------------------------------------------------
+    #
+    # Each side does its part and reports it (kumo.core.compute.migrations has the state
+    # machine); what to do is decided from the migration's status every pass, so a pass
+    # repeated after a crash or a lost answer does no harm.
+
+    def migrate(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
+        """This host's part in a migration. True: the server needs nothing else this pass."""
+        if migration["role"] == "dest":
+            return self._migrate_dest(item, migration)
+        return self._migrate_source(item, migration)
+
+    def _event(self, migration: dict[str, Any], **body: Any) -> dict[str, Any] | None:
+        """Report on the migration; None when the API refused it as stale (it moved on)."""
+        response = self.client.post(f"{self.base}/migrations/{migration['uuid']}", json=body)
+        if response.status_code in (404, 409):
+            log.info("migration %s: %s refused: %s", migration["uuid"], body.get("event"),
+                     response.text[:300])
+            return None
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()["migration"]
+        return answer
+
+    def _forget(self, uuid: str) -> None:
+        self._reported.pop(uuid, None)
+        self._console_sent.pop(uuid, None)
+
+    def _migrate_dest(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
+        uuid, status, on_host = item["id"], migration["status"], item.get("on_host", True)
+        d = self.driver
+        if on_host:  # after the switch: continue the guest here
+            deadline = time.monotonic() + FINISH_WAIT
+            while True:
+                try:
+                    d.finish_incoming(uuid, run=item["desired_state"] == "active")
+                    break
+                except HypervisorError:
+                    if time.monotonic() > deadline or d.get_state(uuid).pid is None:
+                        raise
+                    time.sleep(0.05)
+            self._event(migration, event="finished")
+            self._forget(uuid)
+            return False  # now an ordinary server of this host: observe and report it
+        if status in ("queued", "preparing"):
+            try:
+                endpoint = d.prepare_incoming(self.build_spec(item),
+                                              bool(migration["block_migration"]))
+            except HypervisorError as exc:
+                d.destroy(uuid)
+                self._event(migration, event="failed", cleaned=True,
+                            message=f"the destination could not prepare: {exc}")
+                return True
+            self._event(migration, event="ready", endpoint=endpoint)
+        elif status in MIGRATION_ENDED_BADLY:
+            d.destroy(uuid)  # the guest stayed on the source: drop the copy waiting here
+            self._forget(uuid)
+            self._event(migration, event="cleaned")
+        return True
+
+    def _migrate_source(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
+        uuid, status, on_host = item["id"], migration["status"], item.get("on_host", True)
+        d = self.driver
+        if status == "running" and on_host:
+            return self._copy(item, migration)
+        if status in ("post-migrating", "completed") and not on_host:
+            d.destroy(uuid)  # the destination owns the guest now
+            self._forget(uuid)
+            self._event(migration, event="cleaned")
+            return True
+        if status in MIGRATION_ENDED_BADLY:
+            if d.get_state(uuid).pid is not None:
+                d.abort_migration(uuid)  # no copy may go on after the control plane gave up
+            self._event(migration, event="cleaned")
+            return False  # the server is this host's again: converge it as usual
+        return status != "queued" and status != "preparing"
+
+    def _copy(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
+        """Copy the guest to the destination, watching and reporting progress until it
+        ends (or the slice is over); abort and force-complete requests arrive with the
+        answers to progress reports."""
+        uuid, d = item["id"], self.driver
+        if migration.get("abort"):
+            return self._cancel(uuid, migration)
+        d.migrate_to(uuid, migration["endpoint"], bool(migration["block_migration"]))
+        flags: dict[str, Any] = migration
+        forced = False
+        started = time.monotonic()
+        reported = 0.0
+        while True:
+            if flags.get("force_complete") and not forced:
+                d.force_complete_migration(uuid)
+                forced = True
+            progress = d.migration_progress(uuid)
+            if progress.status == "completed":
+                return self._completed(uuid, migration, progress.report())
+            if progress.status in ("failed", "cancelled"):
+                event = "cancelled" if flags.get("abort") else "failed"
+                self._event(migration, event=event, cleaned=True, message=progress.message)
+                return True
+            now = time.monotonic()
+            if now - reported >= PROGRESS_INTERVAL:
+                reported = now
+                answer = self._event(migration, event="progress", **progress.report())
+                if answer is None or answer["status"] != "running":
+                    return True  # the control plane ended it: the next pass tidies up
+                flags = answer
+                if answer.get("abort"):
+                    return self._cancel(uuid, migration)
+            if self.migration_slice is not None and now - started > self.migration_slice:
+                return True
+            time.sleep(0.05)
+
+    def _completed(self, uuid: str, migration: dict[str, Any], numbers: dict[str, Any]) -> bool:
+        answer = self._event(migration, event="completed", **numbers)
+        if answer is not None and answer["status"] in ("post-migrating", "completed"):
+            self.driver.destroy(uuid)  # the switch is committed: this copy is stale
+            self._forget(uuid)
+            self._event(migration, event="cleaned")
+        return True
+
+    def _cancel(self, uuid: str, migration: dict[str, Any]) -> bool:
+        progress = self.driver.abort_migration(uuid)
+        if progress.status == "completed":  # too late to cancel: it moved
+            return self._completed(uuid, migration, progress.report())
+        self._event(migration, event="cancelled", cleaned=True, message="cancelled on request")
+        return True
 
     def report(
         self,

@@ -7,11 +7,13 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy import select
 
 from kumo.api.body import json_body
 from kumo.api.image.store import image_store
 from kumo.api.state import AppState, app_state
 from kumo.core import hosts, wakeup
+from kumo.core.compute import migrations as reports_migrations
 from kumo.core.compute import reports
 from kumo.core.errors import BadRequest, NotFound, TooLarge
 from kumo.core.images import data, formats
@@ -154,6 +156,29 @@ def task_step(
             session, host_id, instance_id, body.get("generation"), body.get("task_state")
         )
     return Response(status_code=204)
+
+
+@router.post("/hosts/{host_id}/migrations/{migration_uuid}")
+def migration_event(
+    host_id: str,
+    migration_uuid: str,
+    request: Request,
+    body: Any = Depends(json_body),
+    state: AppState = Depends(app_state),
+) -> dict[str, Any]:
+    """An agent's report on its part of a migration (ready, progress, completed, failed,
+    cancelled, finished, cleaned). The answer says whether an abort or force-complete was
+    asked for since, so a source busy copying learns of it at its next progress report."""
+    _authorize(request, state)
+    with state.db.session() as session:
+        answer = reports_migrations.record_event(session, host_id, migration_uuid, body)
+        row = session.scalars(
+            select(m.Migration).where(m.Migration.uuid == migration_uuid)
+        ).one()
+        others = {row.source_host_id, row.dest_host_id} - {host_id, None}
+    # The other host acts next (the destination continues the guest after the switch...).
+    wakeup.notify(*(wakeup.host_topic(h) for h in others if h))
+    return {"migration": answer}
 
 
 @router.put("/images/{image_id}/file", status_code=204)

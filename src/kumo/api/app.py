@@ -12,9 +12,11 @@ from kumo.api.compute import (
     flavors,
     hypervisors,
     keypairs,
+    migrations,
     quota_sets,
     server_groups,
     server_metadata,
+    server_migrations,
     servers,
     usage,
 )
@@ -81,6 +83,8 @@ def create_app(config: Config, db: Database) -> FastAPI:
         availability_zones,
         quota_sets,
         usage,
+        migrations,
+        server_migrations,
     ):
         app.include_router(compute_module.router)
     app.include_router(image_versions.router)

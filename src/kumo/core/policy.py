@@ -169,6 +169,13 @@ RULES: dict[str, Rule] = {
     "compute:quota_sets:update": _admin,
     "compute:usage:list": _admin,
     "compute:usage:show": _admin_or_project_reader,
+    # Moving servers between hosts, and looking at the moves, is for operators (Nova).
+    "compute:migrate_live": _admin,
+    "compute:migrations:index": _admin,
+    "compute:server_migrations:index": _admin,
+    "compute:server_migrations:show": _admin,
+    "compute:server_migrations:force_complete": _admin,
+    "compute:server_migrations:delete": _admin,
     "kumo:list_hosts": _admin,
     "kumo:update_host": _admin,
 }

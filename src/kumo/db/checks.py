@@ -145,7 +145,16 @@ def _live_instances(session: Session) -> dict[str, m.Instance]:
 
 
 def _leaked_allocations(session: Session) -> list[m.Allocation]:
-    live = _live_instances(session)
+    live = set(_live_instances(session))
+    # A migration in progress holds its destination's claim under its own UUID.
+    live |= set(
+        session.scalars(
+            select(m.Migration.uuid).where(
+                m.Migration.status.in_(("queued", "preparing", "running")),
+                m.Migration.instance_uuid.in_(live),
+            )
+        )
+    )
     return [a for a in session.scalars(select(m.Allocation)) if a.instance_id not in live]
 
 

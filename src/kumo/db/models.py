@@ -506,3 +506,60 @@ class ServerGroupMember(Base):
         ID, ForeignKey("server_groups.id", ondelete="CASCADE"), primary_key=True
     )
     instance_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+
+class Migration(Base):
+    """A move of a server between hosts (Nova's migrations table): live migration now;
+    cold migration, resize to another host and evacuation share the row later.
+
+    Hosts are named by UUID (``source_host_id``/``dest_host_id``, DESIGN.md rule 6); the
+    names (``source_compute``/``source_node``...) are kept as they were when the move started,
+    as Nova shows them. The integer ``id`` is what Nova's API exposes; ``uuid`` is the stable
+    identity agents report against. ``dest_endpoint`` is where the destination waits for the
+    guest's state (written by its agent); ``source_done``/``dest_done`` record that each agent
+    finished its part (cleaned up or resumed), so a restart of either knows what is left."""
+
+    __tablename__ = "migrations"
+    __table_args__ = (
+        Index("ix_migrations_instance", "instance_uuid", "deleted"),
+        Index("ix_migrations_status", "status"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    instance_uuid: Mapped[str] = mapped_column(ID)
+    migration_type: Mapped[str] = mapped_column(String(32), default="live-migration")
+    status: Mapped[str] = mapped_column(String(32), default="queued")
+    source_host_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    dest_host_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    source_compute: Mapped[str | None] = mapped_column(NAME, nullable=True)
+    source_node: Mapped[str | None] = mapped_column(NAME, nullable=True)
+    dest_compute: Mapped[str | None] = mapped_column(NAME, nullable=True)
+    dest_node: Mapped[str | None] = mapped_column(NAME, nullable=True)
+    dest_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    old_flavor_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    new_flavor_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    block_migration: Mapped[bool] = mapped_column(Boolean, default=False)
+    dest_endpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    force_complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    abort_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    dest_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    memory_processed_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    memory_remaining_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    disk_total_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    disk_processed_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    disk_remaining_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # What the guest-side measurements said when the move ended (milliseconds).
+    total_time_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    downtime_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # When the destination took the server over (the switch), for the downtime it saw.
+    switched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    project_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime, nullable=True, default=utcnow, onupdate=utcnow
+    )
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)

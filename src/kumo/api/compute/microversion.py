@@ -15,7 +15,7 @@ from kumo.core.microversion import APIVersion, VersionError, from_headers, negot
 
 MIN_VERSION = APIVersion(2, 1)
 # Raised as features land; every change up to it must be implemented.
-MAX_VERSION = APIVersion(2, 21)
+MAX_VERSION = APIVersion(2, 25)
 LEGACY_HEADER = "X-OpenStack-Nova-API-Version"
 PREFIX = "/compute/v2.1"
 

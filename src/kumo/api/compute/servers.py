@@ -17,7 +17,7 @@ from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
-from kumo.core.compute import reports, server_groups, servers
+from kumo.core.compute import migrations, reports, server_groups, servers
 from kumo.core.compute import services as compute_services
 from kumo.core.compute.capacity import capacities
 from kumo.core.errors import BadRequest, NotFound
@@ -214,10 +214,10 @@ def _free_on_host(
     session: Session, state: AppState, server_id: str
 ) -> tuple[float, float, float] | None:
     """The free capacity of the server's host, under the claims lock (resize in place)."""
+    lock_for_claims(session)  # first: on SQLite it must open the transaction
     instance = session.get(m.Instance, server_id)
     if instance is None or instance.host_id is None:
         return None
-    lock_for_claims(session)
     caps, _ = capacities(session, state.config.scheduler, state.config.hosts.heartbeat_timeout)
     for cap in caps:
         if cap.host.id == instance.host_id:
@@ -240,6 +240,7 @@ def server_action(
         raise BadRequest("Invalid action: the body must name exactly one action.")
     action, args = next(iter(body.items()))
     ctx = who.ctx
+    moving_to: str | None = None
     if action == "os-getConsoleOutput":
         with state.db.session() as session:
             instance = servers.get(session, ctx, server_id)
@@ -289,12 +290,21 @@ def server_action(
             instance = servers.unrescue(session, ctx, server_id)
         elif action == "trigger_crash_dump" and version.at_least("2.17"):
             instance = servers.trigger_crash_dump(session, ctx, server_id, args)
+        elif action == "os-migrateLive":
+            request = migrations.parse_live(args, version)
+            instance, migration = migrations.live_migrate(
+                session, ctx, server_id, request, state.config.scheduler,
+                state.config.hosts.heartbeat_timeout,
+            )
+            moving_to = migration.dest_host_id
         else:
             servers.get(session, ctx, server_id)
             raise BadRequest(f"There is no such action: {action}")
         host_id = instance.host_id
     if host_id:
         wakeup.notify(wakeup.host_topic(host_id))
+    if action == "os-migrateLive" and moving_to:
+        wakeup.notify(wakeup.host_topic(moving_to))
     if action == "rebuild":
         view = _core(state, who, version, instance)
         view["adminPass"] = admin_pass

@@ -25,14 +25,39 @@ from kumo.db.types import utcnow
 def work_for_host(
     session: Session, host_id: str, pending_only: bool = False
 ) -> list[dict[str, Any]]:
-    """The host's servers as its agent must see them. ``pending_only``: just those with a
-    request the agent has not yet reported on (``generation`` ahead of
-    ``observed_generation``), the answer to a wake-up; the full list, which also lets the
-    agent notice guests that changed by themselves, is the periodic resync."""
+    """The servers of this host, each with its migration if one involves this host, plus
+    the servers that are moving to it (before the switch) or away from it (the source
+    still cleans up after the switch): ``on_host`` says which is which.
+
+    ``pending_only``: of the host's own servers, just those with a request the agent has
+    not yet reported on (``generation`` ahead of ``observed_generation``) or a migration
+    under way: the answer to a wake-up. The full list, which also lets the agent notice
+    guests that changed by themselves, is the periodic resync."""
+    from kumo.core.compute import migrations  # imports this module
+
+    moving: dict[str, m.Migration] = {}
+    for row in migrations.pending_for_host(session, host_id):
+        known = moving.get(row.instance_uuid)
+        if known is None or row.id > known.id:  # the latest one counts
+            moving[row.instance_uuid] = row
     query = select(m.Instance).where(m.Instance.host_id == host_id, m.Instance.deleted.is_(False))
     if pending_only:
-        query = query.where(m.Instance.generation > m.Instance.observed_generation)
-    return [_work_item(session, i) for i in session.scalars(query)]
+        wanted = m.Instance.generation > m.Instance.observed_generation
+        if moving:
+            wanted = wanted | m.Instance.id.in_(list(moving))
+        query = query.where(wanted)
+    items = []
+    for i in session.scalars(query):
+        mine = moving.pop(i.id, None)
+        view = migrations.agent_view(mine, host_id) if mine is not None else None
+        items.append({**_work_item(session, i), "on_host": True, "migration": view})
+    for instance_id, row in sorted(moving.items()):
+        instance = session.get(m.Instance, instance_id)
+        if instance is None:
+            continue
+        view = migrations.agent_view(row, host_id)
+        items.append({**_work_item(session, instance), "on_host": False, "migration": view})
+    return items
 
 
 def _work_item(session: Session, i: m.Instance) -> dict[str, Any]:
@@ -115,6 +140,8 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
     instance.power_state = states.POWER_BY_NAME[obs.power_state]
     if obs.generation != instance.generation:
         return  # about an older request: keep waiting for the current one
+    if instance.task_state == "migrating" and not obs.gone:
+        return  # the migration's own reports end that task (kumo.core.compute.migrations)
     crash_dumps = servers.pending_crash_dumps(session, instance) if not instance.task_state else []
     if crash_dumps:
         # The agent sent the NMI (or says why not); the server's state is not the request's.
@@ -136,6 +163,9 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
     if crash_dumps:
         return
     if obs.gone and instance.desired_state == "deleted":
+        from kumo.core.compute import migrations
+
+        migrations.on_server_gone(session, instance, host_id)
         servers.finish_delete(session, instance)
         return
     instance.observed_generation = obs.generation

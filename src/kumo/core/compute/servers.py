@@ -529,6 +529,9 @@ def _check_not_locked(ctx: Context, instance: m.Instance) -> None:
         raise Conflict(f"Instance {instance.id} is locked")
 
 
+check_not_locked = _check_not_locked
+
+
 def delete(session: Session, ctx: Context, server_id: str, force: bool = False) -> m.Instance:
     """Ask for deletion. A server no host owns is deleted at once; otherwise its agent
     destroys the guest and reports, and the row is soft-deleted then."""
@@ -539,6 +542,9 @@ def delete(session: Session, ctx: Context, server_id: str, force: bool = False) 
         snapshot = pending_snapshot(session, instance)
         if snapshot is not None:  # never a half-taken snapshot left behind
             drop_snapshot(session, snapshot)
+    from kumo.core.compute import migrations  # imports this module
+
+    migrations.on_server_delete(session, instance)
     if instance.host_id is None:
         finish_delete(session, instance)
         return instance
@@ -688,6 +694,9 @@ def _need(flavor: dict[str, Any]) -> tuple[int, int, int]:
         + (int(flavor.get("swap", 0)) + 1023) // 1024
     )
     return int(flavor["vcpus"]), int(flavor["ram"]), disk
+
+
+flavor_need = _need
 
 
 def resize(

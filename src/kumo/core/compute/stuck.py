@@ -9,6 +9,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kumo.core.compute import migrations
 from kumo.core.compute.reports import end_action
 from kumo.core.compute.servers import drop_snapshot, finish_delete, pending_snapshot
 from kumo.core.compute.states import SNAPSHOT_TASKS
@@ -31,6 +32,9 @@ def resolve_in_session(session: Session) -> int:
         task = instance.task_state
         if instance.desired_state == "deleted" and instance.host_id is None:
             finish_delete(session, instance)
+        elif task == migrations.MIGRATING:
+            # The guest keeps running where it is; the migration ends in error.
+            migrations.stuck(session, instance)
         elif task in SNAPSHOT_TASKS:
             # A snapshot that never finished harms nobody but its image: the server keeps
             # its state (as Nova does), the image is deleted, the action says why.

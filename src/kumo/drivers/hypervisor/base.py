@@ -96,6 +96,31 @@ class GuestState:
 RebootKind = Literal["soft", "hard"]
 
 
+@dataclass(frozen=True)
+class MigrationProgress:
+    """One look at an outgoing live migration, as the source's hypervisor sees it.
+
+    ``status``: ``none`` (nothing started), ``active`` (copying disks or memory),
+    ``completed`` (the destination has everything; the source guest is stopped for good),
+    ``failed`` or ``cancelled`` (the source guest carries on as it was). Byte counts are
+    None when the hypervisor does not know them (yet)."""
+
+    status: str
+    memory_total_bytes: int | None = None
+    memory_processed_bytes: int | None = None
+    memory_remaining_bytes: int | None = None
+    disk_total_bytes: int | None = None
+    disk_processed_bytes: int | None = None
+    disk_remaining_bytes: int | None = None
+    total_time_ms: int | None = None
+    downtime_ms: int | None = None
+    message: str = ""
+
+    def report(self) -> dict[str, Any]:
+        """The fields a migration row keeps (for the agent API)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("status", "message")}
+
+
 @runtime_checkable
 class HypervisorDriver(Protocol):
     """What the agent may ask of a hypervisor on its host.
@@ -187,6 +212,42 @@ class HypervisorDriver(Protocol):
         """Every guest this driver finds on the host, running or not (for adoption)."""
         ...
 
+    # Live migration: the destination prepares, the source copies, the destination
+    # continues. Every step is idempotent and derived from what the hypervisor itself says,
+    # so an agent restarted mid-migration picks up where it was.
+
+    def prepare_incoming(self, spec: GuestSpec, block: bool) -> dict[str, Any]:
+        """Destination: start the guest from `spec`, stopped, waiting for its state; with
+        `block`, its (fresh) writable disks also wait to be filled over the network. Returns
+        the endpoint (JSON-able) the source's `migrate_to` needs; asked again, the same."""
+        ...
+
+    def migrate_to(self, uuid: str, endpoint: dict[str, Any], block: bool) -> None:
+        """Source: start copying the guest (its disks first with `block`) to `endpoint`;
+        already under way there: nothing. Progress is read with `migration_progress`."""
+        ...
+
+    def migration_progress(self, uuid: str) -> MigrationProgress:
+        """Source: how the outgoing migration stands; also moves it on (starts the memory
+        copy once the disks are in step, tidies up the disk copies once it completed)."""
+        ...
+
+    def force_complete_migration(self, uuid: str) -> None:
+        """Source: make a migration that does not converge finish, by pausing the guest
+        (nothing dirties memory any more). A failure later leaves it paused."""
+        ...
+
+    def abort_migration(self, uuid: str) -> MigrationProgress:
+        """Source: cancel the outgoing migration; the guest carries on here. One that had
+        completed already cannot be taken back: the answer says `completed` then."""
+        ...
+
+    def finish_incoming(self, uuid: str, run: bool) -> GuestState:
+        """Destination, after the switch: stop serving the disks, and continue the guest
+        (`run`) or leave it paused. Raises HypervisorError while the state has not fully
+        arrived (try again later) or when the incoming guest is gone."""
+        ...
+
 
 def rescue_spec(own: GuestSpec, boot: GuestSpec) -> GuestSpec:
     """The spec a rescued guest runs: `boot`'s disk and kernel, the guest's own root disk
@@ -220,3 +281,28 @@ def instance_dir(state_dir: Path, uuid: str) -> Path:
     except ValueError:
         raise HypervisorError(f"not a UUID: {uuid!r}") from None
     return state_dir / "instances" / canonical
+
+
+def storage_id(state_dir: Path) -> str:
+    """The identity of the storage holding this driver's instance directories: hosts that
+    share it (a shared file system) read the same id, so the control plane can tell shared
+    storage (memory-only live migration) from local disks (disks copied too)."""
+    root = state_dir / "instances"
+    path = root / ".storage-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".storage-id.{_uuid.uuid4().hex}"
+    tmp.write_text(str(_uuid.uuid4()) + "\n")
+    try:
+        # Whoever links first wins; a host sharing the directory reads the winner's id.
+        import os
+
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()

@@ -22,10 +22,12 @@ from kumo.drivers.hypervisor.base import (
     GuestSpec,
     GuestState,
     HypervisorError,
+    MigrationProgress,
     PowerState,
     RebootKind,
     instance_dir,
     rescue_spec,
+    storage_id,
 )
 
 _pids = itertools.count(1_000_000)
@@ -41,6 +43,20 @@ class _Guest:
     last_alive: float = 0.0
     own: GuestSpec | None = None  # the guest's own spec while it runs a rescue boot
     nmis: int = 0  # NMIs injected (trigger_crash_dump), for tests to check
+    incoming: dict[str, Any] | None = None  # destination: the endpoint it waits on
+    received: bool = False  # destination: the whole state arrived
+    outgoing: _Outgoing | None = None  # source: the migration under way
+
+
+@dataclass
+class _Outgoing:
+    """A fake migration: it takes `steps` progress reads to converge (None: never, like a
+    busy guest under TCG, until force-completed)."""
+
+    endpoint: dict[str, Any]
+    steps: int | None
+    status: str = "active"
+    force: bool = False
 
 
 @dataclass
@@ -51,6 +67,11 @@ class _Host:
 
 _HOSTS: dict[str, _Host] = {}
 _HOSTS_LOCK = threading.Lock()
+# Endpoints of guests waiting for their state, across every fake host in this process.
+_INCOMING: dict[str, tuple[_Host, str]] = {}
+_ports = itertools.count(49152)
+# Progress reads a fake migration takes to converge; None: it never does by itself.
+MIGRATION_STEPS: int | None = 2
 
 
 def _host(state_dir: Path) -> _Host:
@@ -113,7 +134,8 @@ class FakeDriver:
 
     def capabilities(self) -> dict[str, Any]:
         return {"driver": self.name, "accelerator": "fake", "vhost_net": False,
-                "suspend": True, "direct_kernel_boot": True, "nmi": True}
+                "suspend": True, "direct_kernel_boot": True, "nmi": True,
+                "live_migration": True, "storage_id": storage_id(self.state_dir)}
 
     def spawn(self, spec: GuestSpec) -> GuestState:
         instance_dir(self.state_dir, spec.uuid)
@@ -132,7 +154,10 @@ class FakeDriver:
     def destroy(self, uuid: str) -> None:
         instance_dir(self.state_dir, uuid)
         with self._host.lock:
-            self._host.guests.pop(uuid, None)
+            guest = self._host.guests.pop(uuid, None)
+            if guest is not None and guest.incoming is not None:
+                with _HOSTS_LOCK:
+                    _INCOMING.pop(str(guest.incoming.get("token")), None)
 
     def power_on(self, uuid: str) -> GuestState:
         with self._host.lock:
@@ -284,3 +309,98 @@ class FakeDriver:
     def list_guests(self) -> list[GuestState]:
         with self._host.lock:
             return [self._state(g) for _, g in sorted(self._host.guests.items())]
+
+    # -- live migration -------------------------------------------------------------------
+
+    def prepare_incoming(self, spec: GuestSpec, block: bool) -> dict[str, Any]:
+        instance_dir(self.state_dir, spec.uuid)
+        with self._host.lock:
+            guest = self._host.guests.get(spec.uuid)
+            if guest is not None and guest.incoming is not None:
+                return dict(guest.incoming)
+            if guest is not None and guest.pid is not None:
+                raise HypervisorError(f"guest {spec.uuid} already runs on this host")
+            token = f"{spec.uuid}:{next(_ports)}"
+            endpoint = {"host": "fake", "port": int(token.rsplit(":", 1)[1]), "token": token,
+                        "block": block}
+            guest = _Guest(spec, PowerState.PAUSED, next(_pids), incoming=endpoint)
+            self._host.guests[spec.uuid] = guest
+            with _HOSTS_LOCK:
+                _INCOMING[token] = (self._host, spec.uuid)
+            return dict(endpoint)
+
+    def _target(self, outgoing: _Outgoing) -> _Guest | None:
+        with _HOSTS_LOCK:
+            found = _INCOMING.get(str(outgoing.endpoint.get("token")))
+        if found is None:
+            return None
+        host, uuid = found
+        guest = host.guests.get(uuid)
+        return guest if guest is not None and guest.incoming is not None else None
+
+    def migrate_to(self, uuid: str, endpoint: dict[str, Any], block: bool) -> None:
+        with self._host.lock:
+            guest = self._get(uuid)
+            out = guest.outgoing
+            if out is not None and out.endpoint == endpoint and out.status in ("active",
+                                                                                "completed"):
+                return
+            if guest.pid is None:
+                raise HypervisorError(f"guest {uuid} has no running process to migrate")
+            guest.outgoing = _Outgoing(dict(endpoint), MIGRATION_STEPS)
+            if self._target(guest.outgoing) is None:
+                guest.outgoing.status = "failed"
+
+    def migration_progress(self, uuid: str) -> MigrationProgress:
+        with self._host.lock:
+            guest = self._get(uuid)
+            out = guest.outgoing
+            total = guest.spec.memory_mb << 20
+            if out is None:
+                return MigrationProgress("none")
+            if out.status == "active":
+                target = self._target(out)
+                if target is None:
+                    out.status = "failed"
+                elif out.force or guest.power == PowerState.PAUSED or out.steps == 0:
+                    # Everything is copied: the destination holds the guest's state now.
+                    target.console = list(guest.console)
+                    target.alive, target.last_alive = guest.alive, guest.last_alive
+                    target.received = True
+                    guest.power = PowerState.PAUSED
+                    out.status = "completed"
+                elif out.steps is not None:
+                    out.steps -= 1
+            if out.status == "completed":
+                return MigrationProgress("completed", total, total, 0, total_time_ms=1,
+                                         downtime_ms=1)
+            if out.status == "active":
+                left = total // 2
+                return MigrationProgress("active", total, total - left, left)
+            return MigrationProgress(out.status, message=f"migration {out.status}")
+
+    def force_complete_migration(self, uuid: str) -> None:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.outgoing is not None and guest.outgoing.status == "active":
+                guest.outgoing.force = True
+                guest.power = PowerState.PAUSED
+
+    def abort_migration(self, uuid: str) -> MigrationProgress:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.outgoing is not None and guest.outgoing.status == "active":
+                guest.outgoing.status = "cancelled"
+            return self.migration_progress(uuid)
+
+    def finish_incoming(self, uuid: str, run: bool) -> GuestState:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.incoming is not None:
+                if not guest.received:
+                    raise HypervisorError(f"guest {uuid}: its state has not fully arrived")
+                with _HOSTS_LOCK:
+                    _INCOMING.pop(str(guest.incoming.get("token")), None)
+                guest.incoming = None
+                guest.power = PowerState.RUNNING if run else PowerState.PAUSED
+            return self._state(guest)

@@ -30,6 +30,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -45,10 +46,12 @@ from kumo.drivers.hypervisor.base import (
     GuestSpec,
     GuestState,
     HypervisorError,
+    MigrationProgress,
     PowerState,
     RebootKind,
     instance_dir,
     rescue_spec,
+    storage_id,
 )
 
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its terminating NUL
@@ -89,6 +92,12 @@ def _opt(value: str) -> str:
     return value.replace(",", ",,")
 
 
+def _free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
+        return int(sock.getsockname()[1])
+
+
 def _process_alive(pid: int) -> bool:
     """True for a live (not zombie) process. Daemonized QEMU is reaped by init, but a
     container's init may be slow to reap, and a zombie is as dead as a guest gets."""
@@ -105,8 +114,12 @@ class QemuDriver:
     name = "qemu"
 
     def __init__(self, state_dir: Path, binary: str = "qemu-system-x86_64",
-                 accelerator: str | None = None, start_timeout: float = 30.0) -> None:
+                 accelerator: str | None = None, start_timeout: float = 30.0,
+                 migration_address: str = "127.0.0.1") -> None:
         self.state_dir = Path(state_dir)
+        # Where a destination listens for a guest's state and disks (the host's address on
+        # the migration network; loopback when all hosts are one machine).
+        self.migration_address = migration_address
         self.binary = binary
         self._accelerator = accelerator
         self.start_timeout = start_timeout
@@ -165,7 +178,7 @@ class QemuDriver:
              timeout: float = 5.0) -> Any:
         return qmp.execute(qmp_socket(self._dir(uuid)), command, arguments, timeout)
 
-    def _argv(self, spec: GuestSpec, incoming: Path | None) -> list[str]:
+    def _argv(self, spec: GuestSpec, incoming: Path | str | None) -> list[str]:
         directory = self._dir(spec.uuid)
         accelerator = self.accelerator()
         argv = [
@@ -207,11 +220,15 @@ class QemuDriver:
                 netdev = f"user,id=net{i}"
             argv += ["-netdev", netdev,
                      "-device", f"virtio-net-pci,netdev=net{i},mac={nic.mac},id=nic{i}"]
-        if incoming:
+        if isinstance(incoming, str):
+            # A live migration's destination: stopped (-S) until the switch is committed,
+            # listening once told where (migrate-incoming).
+            argv += ["-S", "-incoming", incoming]
+        elif incoming:
             argv += ["-incoming", f"exec:cat {shlex.quote(str(incoming))}"]
         return argv
 
-    def _start(self, spec: GuestSpec, incoming: Path | None = None) -> None:
+    def _start(self, spec: GuestSpec, incoming: Path | str | None = None) -> None:
         directory = self._dir(spec.uuid)
         socket = qmp_socket(directory)
         if len(str(socket)) > SOCKET_PATH_MAX:
@@ -274,6 +291,8 @@ class QemuDriver:
             "suspend": True,
             "direct_kernel_boot": True,
             "nmi": True,
+            "live_migration": True,
+            "storage_id": storage_id(self.state_dir),
         }
 
     def get_state(self, uuid: str) -> GuestState:
@@ -540,3 +559,255 @@ class QemuDriver:
                 return log.read()
         except FileNotFoundError:
             return b""
+
+    # -- live migration ----------------------------------------------------------------------
+    #
+    # Files in the instance directory say what this host is doing in a migration; QEMU says
+    # how far it got (query-migrate, query-block-jobs), so every step can be repeated:
+    #     incoming.json   destination: the endpoint it waits on
+    #     outgoing.json   source: the endpoint, block or not, and whether `migrate` was issued
+
+    def _writable_drives(self, spec: GuestSpec) -> list[str]:
+        """The block backends whose contents move with a block migration: the root disk and
+        writable extra disks (the config drive is read-only and rebuilt by the destination)."""
+        drives = ["drive-root"] if spec.root_disk else []
+        drives += [f"drive-disk{i}" for i, d in enumerate(spec.extra_disks) if not d.readonly]
+        return drives
+
+    def prepare_incoming(self, spec: GuestSpec, block: bool) -> dict[str, Any]:
+        with self._lock(spec.uuid):
+            directory = self._dir(spec.uuid)
+            record = directory / "incoming.json"
+            pid = self._pid(spec.uuid)
+            if pid is not None:
+                if record.exists():
+                    endpoint: dict[str, Any] = json.loads(record.read_text())
+                    return endpoint
+                raise HypervisorError(f"guest {spec.uuid} already runs on this host")
+            directory.mkdir(parents=True, exist_ok=True)
+            self._write_json(directory / "spec.json", spec)
+            record.unlink(missing_ok=True)
+            self._start(spec, incoming="defer")
+            address = self.migration_address
+            try:
+                self._qmp(spec.uuid, "migrate-incoming", {"uri": f"tcp:{address}:0"})
+                info = self._qmp(spec.uuid, "query-migrate")
+                port = int(info["socket-address"][0]["port"])
+                endpoint = {"host": address, "port": port, "block": block, "nbd_port": None,
+                            "drives": []}
+                if block:
+                    endpoint["nbd_port"] = self._serve_disks(spec)
+                    endpoint["drives"] = self._writable_drives(spec)
+            except BaseException:
+                pid = self._pid(spec.uuid)
+                if pid is not None:
+                    self._kill(spec.uuid, pid)
+                raise
+            tmp = directory / "incoming.json.tmp"
+            tmp.write_text(json.dumps(endpoint))
+            tmp.replace(record)
+            return endpoint
+
+    def _serve_disks(self, spec: GuestSpec) -> int:
+        """Export the destination's writable disks over NBD for the source's mirror jobs.
+        QEMU cannot tell which port it bound for NBD, so a free one is picked here; one
+        taken meanwhile by someone else is retried."""
+        last: Exception | None = None
+        for _ in range(5):
+            port = _free_port(self.migration_address)
+            try:
+                self._qmp(spec.uuid, "nbd-server-start", {"addr": {
+                    "type": "inet", "data": {"host": self.migration_address, "port": str(port)}}})
+            except Exception as exc:  # the port went to someone else: another one
+                last = exc
+                continue
+            nodes = {b["device"]: b["inserted"]["node-name"]
+                     for b in self._qmp(spec.uuid, "query-block") if b.get("inserted")}
+            for drive in self._writable_drives(spec):
+                self._qmp(spec.uuid, "block-export-add", {
+                    "type": "nbd", "id": f"mig-{drive}", "node-name": nodes[drive],
+                    "name": drive, "writable": True})
+            return port
+        raise HypervisorError(f"could not serve the disks of {spec.uuid} over NBD: {last}")
+
+    def migrate_to(self, uuid: str, endpoint: dict[str, Any], block: bool) -> None:
+        with self._lock(uuid):
+            self._require_running(uuid)
+            record = self._dir(uuid) / "outgoing.json"
+            if record.exists():
+                known = json.loads(record.read_text())
+                status = self._qmp(uuid, "query-migrate").get("status", "none")
+                if known.get("endpoint") == endpoint and (
+                    not known.get("started") or status not in ("failed", "cancelled", "none")
+                ):
+                    return  # under way (or done) to this very endpoint
+            self._write_outgoing(uuid, {"endpoint": endpoint, "block": block, "started": False})
+            if block:
+                self._start_mirrors(uuid, endpoint)
+
+    def _write_outgoing(self, uuid: str, data: dict[str, Any]) -> None:
+        directory = self._dir(uuid)
+        tmp = directory / "outgoing.json.tmp"
+        tmp.write_text(json.dumps(data))
+        tmp.replace(directory / "outgoing.json")
+
+    def _start_mirrors(self, uuid: str, endpoint: dict[str, Any]) -> None:
+        jobs = {j["device"] for j in self._qmp(uuid, "query-block-jobs")}
+        nodes = {n.get("node-name") for n in self._qmp(uuid, "query-named-block-nodes",
+                                                       {"flat": True})}
+        for drive in endpoint.get("drives") or []:
+            node = f"mig-{drive}"
+            if node not in nodes:
+                self._qmp(uuid, "blockdev-add", {
+                    "driver": "nbd", "node-name": node, "export": drive,
+                    "server": {"type": "inet", "host": str(endpoint["host"]),
+                               "port": str(endpoint["nbd_port"])}}, timeout=30.0)
+            if node not in jobs:
+                self._qmp(uuid, "blockdev-mirror", {
+                    "job-id": node, "device": drive, "target": node, "sync": "full"})
+
+    def _stop_mirrors(self, uuid: str) -> None:
+        """Drop the disk copies to the destination (after the memory copy completed, or
+        when it failed): cancel the jobs, wait for them to go, remove the NBD nodes."""
+        try:
+            jobs = [j["device"] for j in self._qmp(uuid, "query-block-jobs")
+                    if str(j["device"]).startswith("mig-")]
+            for job in jobs:
+                with contextlib.suppress(Exception):
+                    self._qmp(uuid, "block-job-cancel", {"device": job, "force": True})
+            deadline = time.monotonic() + 30
+            while jobs and time.monotonic() < deadline:
+                running = {j["device"] for j in self._qmp(uuid, "query-block-jobs")}
+                jobs = [j for j in jobs if j in running]
+                if jobs:
+                    time.sleep(0.05)
+            for node in self._qmp(uuid, "query-named-block-nodes", {"flat": True}):
+                name = str(node.get("node-name") or "")
+                if name.startswith("mig-"):
+                    with contextlib.suppress(Exception):
+                        self._qmp(uuid, "blockdev-del", {"node-name": name})
+        except qmp.QMPUnavailable:
+            pass
+
+    def migration_progress(self, uuid: str) -> MigrationProgress:
+        with self._lock(uuid):
+            self._spec(uuid)
+            record = self._dir(uuid) / "outgoing.json"
+            if self._pid(uuid) is None:
+                return MigrationProgress("failed", message="the source guest is not running")
+            if not record.exists():
+                return MigrationProgress("none")
+            known = json.loads(record.read_text())
+            info = self._qmp(uuid, "query-migrate")
+            status = str(info.get("status", "none"))
+            disk = self._disk_progress(uuid)
+            if known.get("started") and status == "completed":
+                if "total-time" not in info or "downtime" not in info:
+                    time.sleep(0.05)  # LAB.md: completed may come before the times
+                    info = self._qmp(uuid, "query-migrate")
+                self._stop_mirrors(uuid)
+                return self._progress("completed", info, disk)
+            if known.get("started") and status in ("failed", "cancelled"):
+                self._stop_mirrors(uuid)
+                return MigrationProgress(
+                    status, message=str(info.get("error-desc") or f"migration {status}"))
+            if known.get("started") or status not in ("none", "failed", "cancelled",
+                                                      "completed"):
+                return self._progress("active", info, disk)
+            # Not started yet: the memory copy begins once every disk copy is in step.
+            if known.get("block"):
+                jobs = [j for j in self._qmp(uuid, "query-block-jobs")
+                        if str(j["device"]).startswith("mig-")]
+                if any(j.get("status") in ("aborting", "concluded", "null") for j in jobs) or (
+                    len(jobs) < len(known["endpoint"].get("drives") or [])
+                ):
+                    self._stop_mirrors(uuid)
+                    return MigrationProgress("failed", message="copying the disks failed")
+                if not all(j.get("ready") for j in jobs):
+                    return self._progress("active", {}, disk)
+            endpoint = known["endpoint"]
+            self._qmp(uuid, "migrate", {"uri": f"tcp:{endpoint['host']}:{endpoint['port']}"})
+            self._write_outgoing(uuid, {**known, "started": True})
+            return self._progress("active", self._qmp(uuid, "query-migrate"), disk)
+
+    def _disk_progress(self, uuid: str) -> tuple[int, int] | None:
+        jobs = [j for j in self._qmp(uuid, "query-block-jobs")
+                if str(j["device"]).startswith("mig-")]
+        if not jobs:
+            return None
+        return sum(int(j.get("len", 0)) for j in jobs), sum(int(j.get("offset", 0)) for j in jobs)
+
+    @staticmethod
+    def _progress(status: str, info: dict[str, Any],
+                  disk: tuple[int, int] | None) -> MigrationProgress:
+        ram = info.get("ram") or {}
+        total = ram.get("total")
+        done = ram.get("transferred")
+        left = ram.get("remaining")
+        if status == "completed" and total is not None:
+            done, left = total, 0
+        return MigrationProgress(
+            status,
+            memory_total_bytes=total,
+            memory_processed_bytes=done,
+            memory_remaining_bytes=left,
+            disk_total_bytes=disk[0] if disk else None,
+            disk_processed_bytes=disk[1] if disk else None,
+            disk_remaining_bytes=max(0, disk[0] - disk[1]) if disk else None,
+            total_time_ms=info.get("total-time"),
+            downtime_ms=info.get("downtime"),
+        )
+
+    def force_complete_migration(self, uuid: str) -> None:
+        with self._lock(uuid):
+            self._require_running(uuid)
+            status = self._qmp(uuid, "query-status")["status"]
+            if status == "running":
+                self._qmp(uuid, "stop")
+
+    def abort_migration(self, uuid: str) -> MigrationProgress:
+        with self._lock(uuid):
+            self._spec(uuid)
+            if self._pid(uuid) is None:
+                return MigrationProgress("failed", message="the source guest is not running")
+            record = self._dir(uuid) / "outgoing.json"
+            status = str(self._qmp(uuid, "query-migrate").get("status", "none"))
+            started = record.exists() and json.loads(record.read_text()).get("started")
+            if started and status == "completed":
+                return self.migration_progress(uuid)
+            if started and status not in ("failed", "cancelled", "none"):
+                self._qmp(uuid, "migrate_cancel")
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    status = str(self._qmp(uuid, "query-migrate").get("status", "none"))
+                    if status in ("cancelled", "failed", "completed"):
+                        break
+                    time.sleep(0.05)
+                if status == "completed":
+                    return self.migration_progress(uuid)
+            self._stop_mirrors(uuid)
+            record.unlink(missing_ok=True)
+            return MigrationProgress("cancelled", message="cancelled on request")
+
+    def finish_incoming(self, uuid: str, run: bool) -> GuestState:
+        with self._lock(uuid):
+            self._spec(uuid)
+            record = self._dir(uuid) / "incoming.json"
+            if self._pid(uuid) is None:
+                record.unlink(missing_ok=True)
+                raise HypervisorError(f"the incoming guest {uuid} is gone")
+            if record.exists():
+                status = self._qmp(uuid, "query-status")["status"]
+                if status == "inmigrate":
+                    raise HypervisorError(f"guest {uuid}: its state has not fully arrived")
+                endpoint = json.loads(record.read_text())
+                for drive in endpoint.get("drives") or []:
+                    with contextlib.suppress(Exception):
+                        self._qmp(uuid, "block-export-del", {"id": f"mig-{drive}"})
+                if endpoint.get("nbd_port"):
+                    with contextlib.suppress(Exception):
+                        self._qmp(uuid, "nbd-server-stop")
+                record.unlink()
+                if run and self._qmp(uuid, "query-status")["status"] != "running":
+                    self._qmp(uuid, "cont")
+            return self.get_state(uuid)
