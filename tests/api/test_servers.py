@@ -389,3 +389,22 @@ def test_pages_follow_markers_through_the_whole_list(compute: Compute, order: st
                              headers=compute.cloud.admin)
     assert bad.status_code == 400
     assert "marker" in bad.json()["badRequest"]["message"]
+
+
+def test_guest_that_vanished_shows_shutoff_and_is_not_restarted(compute: Compute) -> None:
+    # As after a host reboot: the agent finds no guest for an ACTIVE server. Nova shows
+    # such a server SHUTOFF; it is started again only when asked.
+    admin = compute.cloud.admin
+    server_id = compute.create(admin).json()["server"]["id"]
+    compute.converge()
+    assert compute.show(server_id, admin)["status"] == "ACTIVE"
+    compute.loop.driver.destroy(server_id)
+    compute.converge()
+    shown = compute.show(server_id, admin)
+    assert (shown["status"], shown["OS-EXT-STS:power_state"]) == ("SHUTOFF", 0)
+    compute.converge()
+    assert compute.loop.driver.get_state(server_id).power_state == "nostate"
+    assert compute.action(server_id, admin, {"os-start": None}).status_code == 202
+    compute.converge()
+    assert compute.show(server_id, admin)["status"] == "ACTIVE"
+    assert compute.loop.driver.get_state(server_id).power_state == "running"

@@ -154,9 +154,10 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
     if (
         instance.task_state is None
         and instance.vm_state == "active"
-        and instance.power_state in (states.SHUTDOWN, states.CRASHED)
+        and instance.power_state in (states.SHUTDOWN, states.CRASHED, states.NOSTATE)
     ):
-        # The guest powered itself off: show it as Nova does, SHUTOFF, and do not restart it.
+        # The guest powered itself off (or vanished, as after a host reboot): show it as
+        # Nova does, SHUTOFF, and do not restart it.
         instance.vm_state = "stopped"
         instance.desired_state = "stopped"
         return
