@@ -9,11 +9,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kumo.core.errors import BadRequest, Conflict, NotFound
+from kumo.core.compute import quotas
+from kumo.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.db import models as m
+from kumo.db.locking import lock_for_claims
 
 _NAME = re.compile(r"^[a-zA-Z0-9 _\-.@]{1,255}$")
 _SSH_TYPES = (
@@ -70,10 +72,20 @@ def create(
     key_type = body.get("type", "ssh") if allow_type else "ssh"
     if key_type not in ("ssh", "x509"):
         raise BadRequest(f"Invalid input for field/attribute type. Value: {key_type}.")
+    # Key pairs count against the project's key_pairs limit per user, as in Nova; under the
+    # claims lock so two racing imports cannot both take the last one.
+    lock_for_claims(session, project_id=project_id)
     if session.scalars(
         select(m.KeyPair.id).where(m.KeyPair.user_id == user_id, m.KeyPair.name == name)
     ).first():
         raise Conflict(f"Key pair '{name}' already exists.")
+    limit = quotas.limits(session, project_id)["key_pairs"]
+    if limit != quotas.UNLIMITED:
+        owned = session.scalar(
+            select(func.count(m.KeyPair.id)).where(m.KeyPair.user_id == user_id)
+        )
+        if int(owned or 0) + 1 > limit:
+            raise Forbidden("Quota exceeded, too many key pairs.")
     public = body.get("public_key")
     private = None
     if public is None:
