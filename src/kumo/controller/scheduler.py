@@ -10,7 +10,6 @@ written in one transaction under the claims lock, so racing placements never ove
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +18,7 @@ from kumo.config import SchedulerConfig
 from kumo.core import wakeup
 from kumo.core.compute import server_groups
 from kumo.core.compute.capacity import Capacity, capacities
-from kumo.core.compute.servers import TASK_DEADLINE
+from kumo.core.compute.servers import TASK_DEADLINE, flavor_need
 from kumo.db import models as m
 from kumo.db.engine import Database
 from kumo.db.locking import lock_for_claims
@@ -29,14 +28,6 @@ log = logging.getLogger(__name__)
 
 
 BATCH = 50  # servers placed per transaction: one lock, one capacity read for all of them
-
-
-def _need(flavor: dict[str, Any]) -> tuple[int, int, int]:
-    return (
-        flavor["vcpus"],
-        flavor["ram"],
-        flavor.get("disk", 0) + flavor.get("ephemeral", 0) + (flavor.get("swap", 0) + 1023) // 1024,
-    )
 
 
 def place(
@@ -68,7 +59,7 @@ def place_many(
             ):
                 placed[instance_id] = None
                 continue
-            need = _need(instance.flavor)
+            need = flavor_need(instance.flavor)
             chosen = _choose(session, instance, need, candidates, free, list(reasons), cfg)
             if chosen is None:
                 placed[instance_id] = None
