@@ -358,6 +358,8 @@ class ComputeLoop:
 
     def migrate(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
         """This host's part in a migration. True: the server needs nothing else this pass."""
+        if migration.get("type") == "evacuation":
+            return self._evacuation(item, migration)
         if migration["role"] == "dest":
             return self._migrate_dest(item, migration)
         return self._migrate_source(item, migration)
@@ -376,6 +378,20 @@ class ComputeLoop:
     def _forget(self, uuid: str) -> None:
         self._reported.pop(uuid, None)
         self._console_sent.pop(uuid, None)
+
+    def _evacuation(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
+        """The destination rebuilds the server like any rebuild (False: converge it). The
+        evacuated host, back from the dead, must not restart the guest it still has: the
+        server is another host's now, so it destroys the guest and its files."""
+        if migration["role"] == "dest":
+            return False
+        if item.get("on_host"):  # evacuated back here since: the server is ours again
+            self._event(migration, event="cleaned")
+            return False
+        self.driver.destroy(item["id"])
+        self._forget(item["id"])
+        self._event(migration, event="cleaned")
+        return True
 
     def _migrate_dest(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
         uuid, status, on_host = item["id"], migration["status"], item.get("on_host", True)

@@ -17,7 +17,7 @@ from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
-from kumo.core.compute import migrations, reports, server_groups, servers
+from kumo.core.compute import migrations, moves, reports, server_groups, servers
 from kumo.core.compute import services as compute_services
 from kumo.core.compute.capacity import capacities
 from kumo.core.errors import BadRequest, NotFound
@@ -297,6 +297,13 @@ def server_action(
                 state.config.hosts.heartbeat_timeout,
             )
             moving_to = migration.dest_host_id
+        elif action == "evacuate":
+            evacuation = moves.parse_evacuate(args, version)
+            instance, migration = moves.evacuate(
+                session, ctx, server_id, evacuation, state.config.scheduler,
+                state.config.hosts.heartbeat_timeout,
+            )
+            evacuated_pass = evacuation.admin_pass
         else:
             servers.get(session, ctx, server_id)
             raise BadRequest(f"There is no such action: {action}")
@@ -315,6 +322,11 @@ def server_action(
         return Response(status_code=202, headers={"Location": location})
     if action == "rescue":
         return JSONResponse({"adminPass": admin_pass})
+    if action == "evacuate":
+        # 200, not 202 (Nova keeps it for compatibility); the password only before 2.14.
+        if version.at_least("2.14"):
+            return Response(status_code=200)
+        return JSONResponse({"adminPass": evacuated_pass})
     return Response(status_code=202)
 
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import policy
-from kumo.core.compute import server_groups, servers
+from kumo.core.compute import moves, server_groups, servers
 from kumo.core.compute.capacity import Capacity, capacities
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
@@ -531,6 +531,7 @@ def agent_view(migration: m.Migration, host_id: str) -> dict[str, Any]:
     role = "source" if migration.source_host_id == host_id else "dest"
     return {
         "uuid": migration.uuid,
+        "type": migration.migration_type,
         "role": role,
         "status": migration.status,
         "block_migration": migration.block_migration,
@@ -646,6 +647,10 @@ def record_event(session: Session, host_id: str, migration_uuid: str, body: Any)
             instance.task_state = None
             instance.task_deadline = None
         migration.dest_done = True
+    elif event == "cleaned" and migration.migration_type == moves.EVACUATION:
+        if role != "source":
+            raise BadRequest("Only the evacuated host cleans up after an evacuation.")
+        moves.evacuation_cleaned(migration)
     elif event == "cleaned":
         done_ok = status in ENDED_BADLY or (
             role == "source" and status in ("post-migrating", "completed")

@@ -135,7 +135,7 @@ class FakeDriver:
     def capabilities(self) -> dict[str, Any]:
         return {"driver": self.name, "accelerator": "fake", "vhost_net": False,
                 "suspend": True, "direct_kernel_boot": True, "nmi": True,
-                "live_migration": True, "storage_id": storage_id(self.state_dir)}
+                "live_migration": True, "evacuate": True, "storage_id": storage_id(self.state_dir)}
 
     def spawn(self, spec: GuestSpec) -> GuestState:
         instance_dir(self.state_dir, spec.uuid)

@@ -292,6 +292,7 @@ class QemuDriver:
             "direct_kernel_boot": True,
             "nmi": True,
             "live_migration": True,
+            "evacuate": True,
             "storage_id": storage_id(self.state_dir),
         }
 
