@@ -250,3 +250,139 @@ def test_delete_after_evacuation_is_cleaned_on_both_hosts(evac: Evac) -> None:
     assert evac.loops[source].driver.get_state(server_id).power_state == "nostate"
     assert evac.allocations() == {}
     evac.check_clean()
+
+
+# --- cold migration ------------------------------------------------------------------------
+
+
+def _migrate(evac: Evac, server_id: str, body: Any = None,
+             headers: dict[str, str] | None = None) -> Any:
+    return evac.client.post(f"{SERVERS}/{server_id}/action", json={"migrate": body},
+                            headers={**(headers or evac.cloud.admin), **v("2.25")})
+
+
+def _settle(evac: Evac, server_id: str) -> dict[str, Any]:
+    """Both agents' passes until the server's status is no longer in flight."""
+    for _ in range(8):
+        evac.converge()
+        shown = evac.show(server_id, evac.cloud.admin)
+        if shown["OS-EXT-STS:task_state"] is None:
+            return shown
+    raise AssertionError(f"still moving: {shown}")
+
+
+def test_cold_migrate_then_confirm(evac: Evac) -> None:
+    server_id, source, dest = evac.server()
+    src_driver, dst_driver = evac.loops[source].driver, evac.loops[dest].driver
+    console_before = src_driver.console_log(server_id).decode()
+    resp = _migrate(evac, server_id)
+    assert resp.status_code == 202, resp.text
+    assert resp.content == b""
+    shown = evac.show(server_id, evac.cloud.admin)
+    assert (shown["status"], shown["OS-EXT-STS:task_state"]) == ("RESIZE", "resize_prep")
+    row = evac.migration(server_id)
+    assert (row.migration_type, row.status) == ("migration", "pre-migrating")
+    assert evac.allocations() == {server_id: source, row.uuid: dest}
+    evac.check_clean()
+
+    shown = _settle(evac, server_id)
+    assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("VERIFY_RESIZE", evac.name(dest))
+    assert dst_driver.get_state(server_id).power_state == "running"
+    assert src_driver.get_state(server_id).power_state == "shutdown"  # kept until confirm
+    assert dst_driver.console_log(server_id).decode().startswith(console_before.rstrip("\n"))
+    assert evac.migration(server_id).status == "finished"
+    assert evac.allocations() == {server_id: dest, row.uuid: source}
+    evac.check_clean()
+
+    resp = evac.action(server_id, evac.cloud.admin, {"confirmResize": None})
+    assert resp.status_code in (202, 204), resp.text
+    assert evac.allocations() == {server_id: dest}
+    shown = _settle(evac, server_id)
+    assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", evac.name(dest))
+    assert src_driver.get_state(server_id).power_state == "nostate"
+    row = evac.migration(server_id)
+    assert (row.status, row.source_done, row.dest_done) == ("confirmed", True, True)
+    (listed,) = evac.get("/os-migrations?migration_type=migration", "2.23")["migrations"]
+    assert listed["status"] == "confirmed"
+    evac.check_clean()
+
+
+def test_cold_migrate_stopped_server_then_revert(evac: Evac) -> None:
+    server_id, source, dest = evac.server()
+    src_driver, dst_driver = evac.loops[source].driver, evac.loops[dest].driver
+    assert evac.action(server_id, evac.cloud.admin, {"os-stop": None}).status_code == 202
+    evac.converge()
+    assert _migrate(evac, server_id, {}).status_code == 202
+    shown = _settle(evac, server_id)
+    assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("VERIFY_RESIZE", evac.name(dest))
+    assert dst_driver.get_state(server_id).power_state == "shutdown"
+    resp = evac.action(server_id, evac.cloud.admin, {"revertResize": None})
+    assert resp.status_code == 202, resp.text
+    assert evac.show(server_id, evac.cloud.admin)["status"] == "REVERT_RESIZE"
+    shown = _settle(evac, server_id)
+    assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("SHUTOFF", evac.name(source))
+    assert dst_driver.get_state(server_id).power_state == "nostate"
+    assert src_driver.get_state(server_id).power_state == "shutdown"
+    row = evac.migration(server_id)
+    assert (row.status, row.source_done, row.dest_done) == ("reverted", True, True)
+    assert evac.allocations() == {server_id: source}
+    evac.check_clean()
+    # Reverted: it can move again, and start.
+    assert evac.action(server_id, evac.cloud.admin, {"os-start": None}).status_code == 202
+    assert _settle(evac, server_id)["status"] == "ACTIVE"
+
+
+def test_cold_migrate_refusals(evac: Evac) -> None:
+    cloud = evac.cloud
+    project = cloud.project("cm-p")
+    _, token = cloud.member("cm-u", project["id"])
+    server_id = evac.create(cloud.h(token)).json()["server"]["id"]
+    evac.converge()
+    with evac.db.session() as session:
+        source = session.get(m.Instance, server_id).host_id
+    dest = evac.host2 if source == evac.host_id else evac.host_id
+    assert _migrate(evac, server_id, headers=cloud.h(token)).status_code == 403
+    for body, needle in (({"host": evac.name(dest)}, "host"), ("x", "migrate")):
+        resp = _migrate(evac, server_id, body)
+        assert resp.status_code == 400, resp.text
+        assert needle in resp.json()["badRequest"]["message"]
+    assert _migrate(evac, "6a1c8b4e-0000-4000-8000-000000000000").status_code == 404
+    evac.force_down(dest)
+    resp = _migrate(evac, server_id)
+    assert resp.status_code == 400 and "No valid host" in resp.json()["badRequest"]["message"]
+    _nothing_changed(evac, server_id, source)
+    evac.force_down(dest, False)
+    assert evac.action(server_id, cloud.admin, {"pause": None}).status_code == 202
+    evac.converge()
+    resp = _migrate(evac, server_id)
+    assert resp.status_code == 409 and "conflictingRequest" in resp.json()
+    _nothing_changed(evac, server_id, source)
+    assert evac.action(server_id, cloud.admin, {"unpause": None}).status_code == 202
+    evac.converge()
+    assert _migrate(evac, server_id).status_code == 202
+    assert _migrate(evac, server_id).status_code == 409  # already moving
+    resp = evac.action(server_id, cloud.admin, {"confirmResize": None})
+    assert resp.status_code == 409  # not VERIFY_RESIZE yet
+
+
+def test_cold_migrate_stuck_before_the_switch_leaves_the_server_on_its_host(
+    evac: Evac,
+) -> None:
+    server_id, source, dest = evac.server()
+    assert _migrate(evac, server_id).status_code == 202
+    evac.loops[source].sync_once()  # the source serves the disk; the destination is dead
+    assert evac.migration(server_id).status == "migrating"
+    with evac.db.session() as session:
+        instance = session.get(m.Instance, server_id)
+        instance.task_deadline = instance.task_deadline.replace(year=2000)
+    with evac.db.session() as session:
+        assert resolve_in_session(session) == 1
+    row = evac.migration(server_id)
+    assert row.status == "error"
+    assert evac.allocations() == {server_id: source}
+    shown = _settle(evac, server_id)
+    assert shown["OS-EXT-SRV-ATTR:host"] == evac.name(source)
+    assert evac.loops[dest].driver.get_state(server_id).power_state == "nostate"
+    row = evac.migration(server_id)
+    assert (row.source_done, row.dest_done) == (True, True)
+    evac.check_clean()

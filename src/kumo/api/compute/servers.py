@@ -276,8 +276,12 @@ def server_action(
                 session, ctx, server_id, args, _free_on_host(session, state, server_id)
             )
         elif action == "confirmResize":
+            cold = moves.waiting_cold(session, servers.get(session, ctx, server_id))
+            moving_to = cold.source_host_id if cold is not None else None
             instance = servers.confirm_resize(session, ctx, server_id)
         elif action == "revertResize":
+            cold = moves.waiting_cold(session, servers.get(session, ctx, server_id))
+            moving_to = cold.source_host_id if cold is not None else None
             instance = servers.revert_resize(session, ctx, server_id)
         elif action == "forceDelete":
             instance = servers.delete(session, ctx, server_id, force=True)
@@ -297,6 +301,13 @@ def server_action(
                 state.config.hosts.heartbeat_timeout,
             )
             moving_to = migration.dest_host_id
+        elif action == "migrate":
+            moves.parse_migrate(args, version)
+            instance, migration = moves.cold_migrate(
+                session, ctx, server_id, state.config.scheduler,
+                state.config.hosts.heartbeat_timeout,
+            )
+            moving_to = migration.dest_host_id
         elif action == "evacuate":
             evacuation = moves.parse_evacuate(args, version)
             instance, migration = moves.evacuate(
@@ -310,7 +321,7 @@ def server_action(
         host_id = instance.host_id
     if host_id:
         wakeup.notify(wakeup.host_topic(host_id))
-    if action == "os-migrateLive" and moving_to:
+    if moving_to:  # the other host of a move has its part to do too
         wakeup.notify(wakeup.host_topic(moving_to))
     if action == "rebuild":
         view = _core(state, who, version, instance)

@@ -580,15 +580,20 @@ def record_event(session: Session, host_id: str, migration_uuid: str, body: Any)
     """One agent's report on its part of a migration; idempotent, so a report repeated after
     a lost answer changes nothing. Returns what the agent must know next (abort and
     force-complete requests reach a source that is busy copying this way)."""
-    if not isinstance(body, dict) or body.get("event") not in EVENTS:
+    if not isinstance(body, dict):
         raise BadRequest(f"Expecting an object with event, one of {', '.join(EVENTS)}.")
-    event = body["event"]
     migration = session.scalars(
         select(m.Migration).where(m.Migration.uuid == migration_uuid)
     ).first()
     if migration is None or host_id not in (migration.source_host_id, migration.dest_host_id):
         raise NotFound(f"Migration {migration_uuid} has no part on host {host_id}.")
     role = "source" if migration.source_host_id == host_id else "dest"
+    if migration.migration_type == moves.COLD:
+        moves.cold_event(session, migration, role, body)
+        return {"status": migration.status, "abort": False, "force_complete": False}
+    if body.get("event") not in EVENTS:
+        raise BadRequest(f"Expecting an object with event, one of {', '.join(EVENTS)}.")
+    event = body["event"]
     status = migration.status
     if event == "ready":
         endpoint = body.get("endpoint")

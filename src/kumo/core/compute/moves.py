@@ -15,6 +15,18 @@ like any rebuild; when it reports, the migration is ``done``. The dead host's ag
 comes back, finds the migration among its work, with the server no longer its own: it
 destroys the guest it still has and its files instead of restarting it, reports
 ``cleaned``, and the migration is ``completed``.
+
+Cold migration (Nova's statuses), the server shut off while its disk moves:
+
+    pre-migrating ──(source: guest shut off, root disk served: exported)──> migrating
+    migrating ──(dest: disk copied: imported; the switch)──> finished     (VERIFY_RESIZE)
+    finished ──confirmResize──> confirming ──(source: its copy destroyed)──> confirmed
+    finished ──revertResize──> reverting ──(dest: its copy destroyed; switch back)──> reverted
+    pre-migrating/migrating ──(failure, deadline)──> failed / error (the server stays)
+
+The destination's claim is held under the migration's UUID until the switch; then the
+claims swap (the server's allocation is the destination's, the migration holds the source's
+until confirm releases it or revert takes it back), as Nova's placement does.
 """
 
 from __future__ import annotations
@@ -44,6 +56,11 @@ COLD = "migration"
 EVACUATE_VM_STATES = ("active", "stopped", "error")
 # An evacuation the destination has not finished rebuilding yet.
 EVACUATION_OPEN = ("accepted", "pre-migrating")
+# A cold migration before the switch, and the statuses in which the migration's UUID holds
+# an allocation (the destination's before the switch, the source's after it).
+COLD_BEFORE_SWITCH = ("pre-migrating", "migrating")
+COLD_HOLDS_CLAIM = ("pre-migrating", "migrating", "finished", "reverting")
+COLD_EVENTS = ("exported", "imported", "failed", "reverted", "cleaned")
 # Nova's parameter_types.boolean: the strings it accepts as booleans.
 _TRUE = {"true", "1", "on", "yes", "y", "t"}
 _FALSE = {"false", "0", "off", "no", "n", "f"}
@@ -341,3 +358,253 @@ def servers_of_host(session: Session, ctx: Context, host_ref: str) -> tuple[m.Ho
         )
     )
     return host, ids
+
+
+# --- cold migrate -------------------------------------------------------------------------
+
+
+def parse_migrate(args: Any, version: APIVersion) -> None:
+    """``{"migrate": null}``; a ``host`` is served from 2.56 only (beyond this cloud's
+    maximum), so a body naming one is a 400 rather than a request silently not honoured."""
+    if args is None or args == {}:
+        return
+    if isinstance(args, dict):
+        raise _unexpected("migrate", set(args))
+    raise BadRequest(
+        f"Invalid input for field/attribute migrate. Value: {args}. {args!r} is not of type "
+        "'null'"
+    )
+
+
+def cold_migrate(
+    session: Session,
+    ctx: Context,
+    server_id: str,
+    cfg: SchedulerConfig,
+    heartbeat_timeout: float,
+) -> tuple[m.Instance, m.Migration]:
+    """Record a cold migration and claim the destination, in one transaction; the source's
+    agent starts it. Nova's checks: not locked (409 for non-admins), ACTIVE or STOPPED with
+    no task (409), a destination of the same hypervisor driver with room (400)."""
+    policy.enforce(ctx, "compute:migrate")
+    lock_for_claims(session)  # first: on SQLite it must open the transaction
+    instance = servers.get(session, ctx, server_id)
+    servers.check_not_locked(ctx, instance)
+    if instance.vm_state not in ("active", "stopped") or instance.task_state is not None:
+        raise Conflict(
+            f"Cannot 'migrate' instance {server_id} while it is in vm_state "
+            f"{instance.vm_state}"
+            + (f" (task_state {instance.task_state})" if instance.task_state else "")
+        )
+    source = session.get(m.Host, instance.host_id) if instance.host_id else None
+    if source is None:
+        raise Conflict(f"Instance {server_id} is not ready")
+    if not _can(source, "cold_migration"):
+        raise BadRequest(f"Cold migration is not supported by the hypervisor of {source.name}.")
+    driver = ((source.capabilities or {}).get("hypervisor") or {}).get("driver")
+
+    def fits(host: m.Host) -> str | None:
+        hv = (host.capabilities or {}).get("hypervisor") or {}
+        if not hv.get("cold_migration") or hv.get("driver") != driver:
+            return f"cannot take a cold migration from {source.name}"
+        return None
+
+    dest = choose_destination(session, cfg, heartbeat_timeout, instance, source.id, None, fits)
+    migration = _new_migration(instance, ctx, COLD, "pre-migrating", source, dest)
+    session.add(migration)
+    need = servers.flavor_need(instance.flavor)
+    session.add(
+        m.Allocation(
+            instance_id=migration.uuid,
+            host_id=dest.id,
+            vcpus=need[0],
+            memory_mb=need[1],
+            disk_gb=need[2],
+        )
+    )
+    instance.old_flavor = instance.flavor  # as Nova: the same flavor on both sides
+    instance.task_state = "resize_prep"
+    instance.generation += 1
+    instance.task_deadline = utcnow() + servers.TASK_DEADLINE
+    servers.record_action(session, ctx, instance.id, "migrate")
+    session.flush()
+    return instance, migration
+
+
+def waiting_cold(session: Session, instance: m.Instance) -> m.Migration | None:
+    """The server's cold migration waiting for confirm or revert (VERIFY_RESIZE)."""
+    return session.scalars(
+        select(m.Migration)
+        .where(
+            m.Migration.instance_uuid == instance.id,
+            m.Migration.migration_type == COLD,
+            m.Migration.status == "finished",
+        )
+        .order_by(m.Migration.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _swap_claims(session: Session, instance: m.Instance, migration: m.Migration) -> None:
+    """The server's allocation and the migration's trade places (the switch, or its
+    reverse): the host the server now runs on is charged to the server."""
+    mine = session.get(m.Allocation, instance.id)
+    theirs = session.get(m.Allocation, migration.uuid)
+    rows = [(a.host_id, a.vcpus, a.memory_mb, a.disk_gb) if a else None for a in (mine, theirs)]
+    for row in (mine, theirs):
+        if row is not None:
+            session.delete(row)
+    session.flush()
+    for consumer, values in ((instance.id, rows[1]), (migration.uuid, rows[0])):
+        if values is not None:
+            host_id, vcpus, memory_mb, disk_gb = values
+            session.add(
+                m.Allocation(
+                    instance_id=consumer,
+                    host_id=host_id,
+                    vcpus=vcpus,
+                    memory_mb=memory_mb,
+                    disk_gb=disk_gb,
+                )
+            )
+
+
+def _drop_claim(session: Session, migration: m.Migration) -> None:
+    claim = session.get(m.Allocation, migration.uuid)
+    if claim is not None:
+        session.delete(claim)
+
+
+def confirm(session: Session, instance: m.Instance, migration: m.Migration) -> None:
+    """Keep the server where it moved: the source's resources are released now, its copy
+    is destroyed by its agent (``confirming`` until it says so)."""
+    _drop_claim(session, migration)
+    migration.status = "confirming"
+    migration.dest_done = True
+
+
+def revert(session: Session, instance: m.Instance, migration: m.Migration) -> None:
+    """Back to the source: the destination destroys its copy first, then the server
+    switches back and the source starts the guest it kept (task resize_reverting)."""
+    migration.status = "reverting"
+    instance.task_state = "resize_reverting"
+    instance.generation += 1
+    instance.task_deadline = utcnow() + servers.TASK_DEADLINE
+
+
+def _end_cold_badly(
+    session: Session, instance: m.Instance | None, migration: m.Migration, status: str,
+    message: str,
+) -> None:
+    """Before the switch: the server stays on the source, whose agent starts the guest
+    again (a new generation); the destination's claim is released."""
+    migration.status = status
+    migration.message = message[:4000]
+    _drop_claim(session, migration)
+    if instance is not None and instance.task_state in ("resize_prep", "resize_migrating"):
+        instance.task_state = None
+        instance.task_deadline = None
+        instance.old_flavor = None
+        instance.generation += 1
+    from kumo.core.compute.reports import end_action
+
+    if instance is not None:
+        end_action(session, instance.id, "migrate", f"Error: {message}")
+
+
+def cold_event(
+    session: Session, migration: m.Migration, role: str, body: dict[str, Any]
+) -> None:
+    """One agent's report on its part of a cold migration; idempotent."""
+    event, status = body.get("event"), migration.status
+    if event not in COLD_EVENTS:
+        raise BadRequest(f"Expecting an event, one of {', '.join(COLD_EVENTS)}.")
+    instance = session.get(m.Instance, migration.instance_uuid)
+    if event == "exported":
+        endpoint = body.get("endpoint")
+        if role != "source" or not isinstance(endpoint, dict):
+            raise BadRequest("Only the source reports its disk exported, with an endpoint.")
+        if status == "pre-migrating":
+            migration.dest_endpoint = endpoint
+            migration.status = "migrating"
+            if instance is not None and instance.task_state == "resize_prep":
+                instance.task_state = "resize_migrating"
+        elif status != "migrating":
+            raise Conflict(f"Migration {migration.uuid} is {status}: too late to export.")
+    elif event == "imported":
+        if role != "dest":
+            raise BadRequest("Only the destination reports the disk imported.")
+        if status == "migrating" and instance is not None:
+            _swap_claims(session, instance, migration)
+            instance.host_id = migration.dest_host_id
+            instance.task_state = "resize_finish"
+            instance.generation += 1
+            instance.task_deadline = utcnow() + servers.TASK_DEADLINE
+            migration.status = "finished"
+            migration.switched_at = utcnow()
+        elif status != "finished":
+            raise Conflict(f"Migration {migration.uuid} is {status}: the server stays.")
+    elif event == "failed":
+        if status in COLD_BEFORE_SWITCH:
+            _end_cold_badly(session, instance, migration, "failed",
+                            str(body.get("message") or "the move failed"))
+        elif status not in ("failed", "error"):
+            raise Conflict(f"Migration {migration.uuid} is {status}: it cannot fail now.")
+        if body.get("cleaned"):
+            _mark_done(migration, role)
+    elif event == "reverted":
+        if role != "dest":
+            raise BadRequest("Only the destination reports its copy gone on revert.")
+        if status == "reverting" and instance is not None:
+            _swap_claims(session, instance, migration)
+            _drop_claim(session, migration)  # the destination's share
+            instance.host_id = migration.source_host_id
+            instance.old_flavor = None
+            instance.generation += 1  # the source starts the guest it kept
+            migration.status = "reverted"
+            migration.dest_done = True
+        elif status != "reverted":
+            raise Conflict(f"Migration {migration.uuid} is {status}: nothing to revert.")
+    elif event == "cleaned":
+        if status == "confirming" and role == "source":
+            migration.status = "confirmed"
+            from kumo.core.compute.reports import end_action
+
+            if instance is not None:
+                end_action(session, instance.id, "confirmResize", None)
+        elif status not in ("confirmed", "reverted", "failed", "error"):
+            raise Conflict(f"Migration {migration.uuid} is {status}: nothing to clean up yet.")
+        _mark_done(migration, role)
+
+
+def _mark_done(migration: m.Migration, role: str) -> None:
+    if role == "source":
+        migration.source_done = True
+    else:
+        migration.dest_done = True
+
+
+def cold_stuck(session: Session, instance: m.Instance) -> None:
+    """A cold migration step passed its deadline. Before the switch the server stays on
+    the source (ERROR, its guest kept); after it (the destination never started the guest),
+    the server is ERROR where it is and the source's copy and claim go."""
+    migration = session.scalars(
+        select(m.Migration)
+        .where(
+            m.Migration.instance_uuid == instance.id,
+            m.Migration.migration_type == COLD,
+            m.Migration.status.in_(COLD_HOLDS_CLAIM),
+        )
+        .order_by(m.Migration.id.desc())
+        .limit(1)
+    ).first()
+    if migration is None:
+        return
+    if migration.status in COLD_BEFORE_SWITCH:
+        _end_cold_badly(session, instance, migration, "error", "the move did not finish in time")
+        return
+    _drop_claim(session, migration)
+    migration.status = "error"
+    migration.message = "the move did not finish in time"
+    migration.dest_done = True
+    instance.old_flavor = None

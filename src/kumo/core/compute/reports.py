@@ -204,7 +204,7 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
     # A finished resize waits for the user's confirm or revert (VERIFY_RESIZE).
     instance.vm_state = (
         "resized"
-        if instance.task_state == "resize_migrating"
+        if instance.task_state in ("resize_migrating", "resize_finish")
         else states.VM_STATE_FOR_DESIRED[instance.desired_state]
     )
     instance.task_state = None

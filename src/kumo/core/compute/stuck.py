@@ -47,6 +47,8 @@ def resolve_in_session(session: Session) -> int:
         else:
             if task == "rebuilding":
                 moves.evacuation_stuck(session, instance)
+            elif task in ("resize_prep", "resize_migrating", "resize_finish", "resize_reverting"):
+                moves.cold_stuck(session, instance)
             instance.vm_state = "error"
             instance.task_state = None
             instance.task_deadline = None
