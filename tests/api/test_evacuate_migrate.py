@@ -386,3 +386,52 @@ def test_cold_migrate_stuck_before_the_switch_leaves_the_server_on_its_host(
     row = evac.migration(server_id)
     assert (row.source_done, row.dest_done) == (True, True)
     evac.check_clean()
+
+
+# --- kumo host evacuate ---------------------------------------------------------------------
+
+
+def test_cli_host_evacuate_moves_every_server_of_the_host(
+    evac: Evac, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import threading
+
+    from typer.testing import CliRunner
+
+    from kumo.cli.main import app
+
+    first, source, dest = evac.server()
+    # A second server there, paused: refused (409), reported, and the exit code says so.
+    evac.force_down(dest)
+    second = evac.create(evac.cloud.admin).json()["server"]["id"]
+    evac.converge()
+    evac.force_down(dest, False)
+    with evac.db.session() as session:
+        assert session.get(m.Instance, second).host_id == source
+    assert evac.action(second, evac.cloud.admin, {"pause": None}).status_code == 202
+    evac.converge()
+    evac.force_down(source)
+    monkeypatch.setenv("KUMO_DATABASE_URL", evac.db.url)
+    monkeypatch.setenv("KUMO_STATE_DIR", str(tmp_path / "cli"))
+    stop = threading.Event()
+
+    def dest_agent() -> None:  # the destination's agent works while the CLI waits
+        while not stop.wait(0.2):
+            evac.loops[dest].sync_once()
+
+    worker = threading.Thread(target=dest_agent)
+    worker.start()
+    try:
+        result = CliRunner().invoke(
+            app, ["host", "evacuate", evac.name(source), "--format", "json", "--timeout", "60"]
+        )
+    finally:
+        stop.set()
+        worker.join()
+    assert result.exit_code == 1, result.output
+    rows = {r["server"]: r for r in json.loads(result.stdout)}
+    assert rows[first]["result"] == "rebuilt" and rows[first]["destination"] == evac.name(dest)
+    assert rows[second]["result"] == "refused" and "paused" in rows[second]["detail"]
+    shown = evac.show(first, evac.cloud.admin)
+    assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", evac.name(dest))
