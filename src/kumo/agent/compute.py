@@ -358,6 +358,12 @@ class ComputeLoop:
 
     def migrate(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
         """This host's part in a migration. True: the server needs nothing else this pass."""
+        if migration.get("type") == "evacuation":
+            return self._evacuation(item, migration)
+        if migration.get("type") == "migration":
+            if migration["role"] == "dest":
+                return self._cold_dest(item, migration)
+            return self._cold_source(item, migration)
         if migration["role"] == "dest":
             return self._migrate_dest(item, migration)
         return self._migrate_source(item, migration)
@@ -376,6 +382,82 @@ class ComputeLoop:
     def _forget(self, uuid: str) -> None:
         self._reported.pop(uuid, None)
         self._console_sent.pop(uuid, None)
+
+    def _evacuation(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
+        """The destination rebuilds the server like any rebuild (False: converge it). The
+        evacuated host, back from the dead, must not restart the guest it still has: the
+        server is another host's now, so it destroys the guest and its files."""
+        if migration["role"] == "dest":
+            return False
+        if item.get("on_host"):  # evacuated back here since: the server is ours again
+            self._event(migration, event="cleaned")
+            return False
+        self.driver.destroy(item["id"])
+        self._forget(item["id"])
+        self._event(migration, event="cleaned")
+        return True
+
+    def _cold_source(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
+        """Cold migration, source: shut the guest off and serve its disk; once the
+        destination has it, stop serving; destroy the copy on confirm; after a revert or a
+        failure, the server is this host's again (converge it: it starts the guest)."""
+        uuid, status, on_host = item["id"], migration["status"], item.get("on_host", True)
+        d = self.driver
+        if status == "pre-migrating" and on_host:
+            state = d.get_state(uuid)
+            if state.power_state == PowerState.SUSPENDED:
+                d.resume(uuid)
+            if d.get_state(uuid).pid is not None:
+                d.power_off(uuid)
+            try:
+                endpoint = d.export_disk(uuid)
+            except HypervisorError as exc:
+                self._event(migration, event="failed", cleaned=True,
+                            message=f"the source could not serve the disk: {exc}")
+                return False
+            self._event(migration, event="exported", endpoint=endpoint)
+            return True
+        if status in ("migrating", "finished", "reverting"):
+            if status != "migrating":
+                d.end_export(uuid)  # the destination has its copy
+            return True
+        if status in ("confirming", "confirmed") or (
+            status in MIGRATION_ENDED_BADLY and not on_host
+        ):
+            d.destroy(uuid)  # the server lives on the destination: this copy is stale
+            self._forget(uuid)
+            self._event(migration, event="cleaned")
+            return True
+        d.end_export(uuid)  # reverted, or failed before the switch: ours again
+        self._event(migration, event="cleaned")
+        return not on_host
+
+    def _cold_dest(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
+        """Cold migration, destination: copy the served disk into place (the switch follows
+        the report); the guest is then spawned from it like any server of this host."""
+        uuid, status, on_host = item["id"], migration["status"], item.get("on_host", True)
+        d = self.driver
+        if status == "migrating" and not on_host:
+            try:
+                d.import_disk(uuid, migration["endpoint"] or {})
+            except HypervisorError as exc:
+                d.destroy(uuid)
+                self._event(migration, event="failed", cleaned=True,
+                            message=f"the destination could not copy the disk: {exc}")
+                return True
+            self._event(migration, event="imported")
+            return True
+        if status == "reverting" and on_host:
+            d.destroy(uuid)  # the source takes the server back with the disk it kept
+            self._forget(uuid)
+            self._event(migration, event="reverted")
+            return True
+        if status in MIGRATION_ENDED_BADLY and not on_host:
+            d.destroy(uuid)
+            self._forget(uuid)
+            self._event(migration, event="cleaned")
+            return True
+        return not on_host  # finished: converge the guest here (VERIFY_RESIZE)
 
     def _migrate_dest(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
         uuid, status, on_host = item["id"], migration["status"], item.get("on_host", True)

@@ -404,6 +404,80 @@ def host_disable(ctx: typer.Context, host: str, reason: str = typer.Option("", "
     _set_host(ctx, host, False, reason or None)
 
 
+@host_app.command("evacuate")
+def host_evacuate(
+    ctx: typer.Context,
+    host: str,
+    target: str | None = typer.Option(None, "--target", help="destination host (default: "
+                                      "the scheduler chooses for each server)"),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="wait for the rebuilds"),
+    timeout: float = typer.Option(900.0, "--timeout", help="seconds to wait at most"),
+    fmt: str = FORMAT,
+) -> None:
+    """Rebuild every server of a down (or forced-down) host on other hosts, one evacuate
+    request per server as the compute API makes it; the host's agent, if it comes back,
+    destroys its leftover guests. Exit code 1 when a server could not be evacuated."""
+    import time
+
+    from rich.progress import Progress
+
+    from kumo.core.compute import moves
+    from kumo.core.errors import KumoError
+    from kumo.core.policy import Context
+    from kumo.db import models as m
+
+    runtime = open_runtime(ctx)
+    operator = Context(user_id="kumo-cli", user_domain_id="default",
+                       roles=frozenset({"admin"}), system=True)
+    request = moves.EvacuateRequest(target, None, False)
+    scheduler_cfg, heartbeat = runtime.config.scheduler, runtime.config.hosts.heartbeat_timeout
+    try:
+        with runtime.db.session() as session:
+            row, server_ids = moves.servers_of_host(session, operator, host)
+            host_name = row.name
+    except KumoError as exc:
+        fail(exc.message)
+    results: dict[str, dict[str, Any]] = {}
+    for server_id in server_ids:
+        try:
+            with runtime.db.session() as session:
+                instance, migration = moves.evacuate(
+                    session, operator, server_id, request, scheduler_cfg, heartbeat
+                )
+                results[server_id] = {"server": server_id, "name": instance.name,
+                                      "destination": migration.dest_compute,
+                                      "result": "accepted", "detail": ""}
+        except KumoError as exc:
+            results[server_id] = {"server": server_id, "name": "", "destination": "",
+                                  "result": "refused", "detail": exc.message}
+    accepted = [sid for sid, r in results.items() if r["result"] == "accepted"]
+    if wait and accepted:
+        deadline = time.monotonic() + timeout
+        pending = set(accepted)
+        with Progress(console=err_console, transient=True) as progress:
+            bar = progress.add_task(f"evacuating {host_name}", total=len(accepted))
+            while pending and time.monotonic() < deadline:
+                with runtime.db.session() as session:
+                    for server_id in list(pending):
+                        row_now = session.get(m.Instance, server_id)
+                        if row_now is None or row_now.task_state != "rebuilding":
+                            pending.discard(server_id)
+                            status = "deleted" if row_now is None else row_now.vm_state
+                            results[server_id]["result"] = (
+                                "rebuilt" if status in ("active", "stopped") else status
+                            )
+                            progress.advance(bar)
+                if pending:
+                    time.sleep(0.5)
+        for server_id in pending:
+            results[server_id]["result"] = "still rebuilding"
+            results[server_id]["detail"] = f"not done after {timeout:.0f}s"
+    emit(list(results.values()), ["server", "name", "destination", "result", "detail"], fmt,
+         title=f"evacuate {host_name}")
+    if any(r["result"] in ("refused", "error", "still rebuilding") for r in results.values()):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()

@@ -171,6 +171,8 @@ RULES: dict[str, Rule] = {
     "compute:usage:show": _admin_or_project_reader,
     # Moving servers between hosts, and looking at the moves, is for operators (Nova).
     "compute:migrate_live": _admin,
+    "compute:migrate": _admin,  # os_compute_api:os-migrate-server:migrate (cold)
+    "compute:evacuate": _admin,  # os_compute_api:os-evacuate
     "compute:migrations:index": _admin,
     "compute:server_migrations:index": _admin,
     "compute:server_migrations:show": _admin,

@@ -17,7 +17,7 @@ from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
-from kumo.core.compute import migrations, reports, server_groups, servers
+from kumo.core.compute import migrations, moves, reports, server_groups, servers
 from kumo.core.compute import services as compute_services
 from kumo.core.compute.capacity import capacities
 from kumo.core.errors import BadRequest, NotFound
@@ -276,8 +276,12 @@ def server_action(
                 session, ctx, server_id, args, _free_on_host(session, state, server_id)
             )
         elif action == "confirmResize":
+            cold = moves.waiting_cold(session, servers.get(session, ctx, server_id))
+            moving_to = cold.source_host_id if cold is not None else None
             instance = servers.confirm_resize(session, ctx, server_id)
         elif action == "revertResize":
+            cold = moves.waiting_cold(session, servers.get(session, ctx, server_id))
+            moving_to = cold.source_host_id if cold is not None else None
             instance = servers.revert_resize(session, ctx, server_id)
         elif action == "forceDelete":
             instance = servers.delete(session, ctx, server_id, force=True)
@@ -297,13 +301,27 @@ def server_action(
                 state.config.hosts.heartbeat_timeout,
             )
             moving_to = migration.dest_host_id
+        elif action == "migrate":
+            moves.parse_migrate(args, version)
+            instance, migration = moves.cold_migrate(
+                session, ctx, server_id, state.config.scheduler,
+                state.config.hosts.heartbeat_timeout,
+            )
+            moving_to = migration.dest_host_id
+        elif action == "evacuate":
+            evacuation = moves.parse_evacuate(args, version)
+            instance, migration = moves.evacuate(
+                session, ctx, server_id, evacuation, state.config.scheduler,
+                state.config.hosts.heartbeat_timeout,
+            )
+            evacuated_pass = evacuation.admin_pass
         else:
             servers.get(session, ctx, server_id)
             raise BadRequest(f"There is no such action: {action}")
         host_id = instance.host_id
     if host_id:
         wakeup.notify(wakeup.host_topic(host_id))
-    if action == "os-migrateLive" and moving_to:
+    if moving_to:  # the other host of a move has its part to do too
         wakeup.notify(wakeup.host_topic(moving_to))
     if action == "rebuild":
         view = _core(state, who, version, instance)
@@ -315,6 +333,11 @@ def server_action(
         return Response(status_code=202, headers={"Location": location})
     if action == "rescue":
         return JSONResponse({"adminPass": admin_pass})
+    if action == "evacuate":
+        # 200, not 202 (Nova keeps it for compatibility); the password only before 2.14.
+        if version.at_least("2.14"):
+            return Response(status_code=200)
+        return JSONResponse({"adminPass": evacuated_pass})
     return Response(status_code=202)
 
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import policy
-from kumo.core.compute import server_groups, servers
+from kumo.core.compute import moves, server_groups, servers
 from kumo.core.compute.capacity import Capacity, capacities
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
@@ -531,6 +531,7 @@ def agent_view(migration: m.Migration, host_id: str) -> dict[str, Any]:
     role = "source" if migration.source_host_id == host_id else "dest"
     return {
         "uuid": migration.uuid,
+        "type": migration.migration_type,
         "role": role,
         "status": migration.status,
         "block_migration": migration.block_migration,
@@ -579,15 +580,20 @@ def record_event(session: Session, host_id: str, migration_uuid: str, body: Any)
     """One agent's report on its part of a migration; idempotent, so a report repeated after
     a lost answer changes nothing. Returns what the agent must know next (abort and
     force-complete requests reach a source that is busy copying this way)."""
-    if not isinstance(body, dict) or body.get("event") not in EVENTS:
+    if not isinstance(body, dict):
         raise BadRequest(f"Expecting an object with event, one of {', '.join(EVENTS)}.")
-    event = body["event"]
     migration = session.scalars(
         select(m.Migration).where(m.Migration.uuid == migration_uuid)
     ).first()
     if migration is None or host_id not in (migration.source_host_id, migration.dest_host_id):
         raise NotFound(f"Migration {migration_uuid} has no part on host {host_id}.")
     role = "source" if migration.source_host_id == host_id else "dest"
+    if migration.migration_type == moves.COLD:
+        moves.cold_event(session, migration, role, body)
+        return {"status": migration.status, "abort": False, "force_complete": False}
+    if body.get("event") not in EVENTS:
+        raise BadRequest(f"Expecting an object with event, one of {', '.join(EVENTS)}.")
+    event = body["event"]
     status = migration.status
     if event == "ready":
         endpoint = body.get("endpoint")
@@ -646,6 +652,10 @@ def record_event(session: Session, host_id: str, migration_uuid: str, body: Any)
             instance.task_state = None
             instance.task_deadline = None
         migration.dest_done = True
+    elif event == "cleaned" and migration.migration_type == moves.EVACUATION:
+        if role != "source":
+            raise BadRequest("Only the evacuated host cleans up after an evacuation.")
+        moves.evacuation_cleaned(migration)
     elif event == "cleaned":
         done_ok = status in ENDED_BADLY or (
             role == "source" and status in ("post-migrating", "completed")

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import servers, states
+from kumo.core.compute import moves, servers, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.images import data
 from kumo.db import models as m
@@ -183,6 +183,8 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
             if error is not None:
                 return
     if obs.fault:
+        if instance.task_state == "rebuilding":
+            moves.evacuation_rebuilt(session, instance, host_id, obs.fault)
         instance.vm_state = "error"
         instance.task_state = None
         instance.task_deadline = None
@@ -198,10 +200,12 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
         return
     if instance.vm_state == "building" or instance.task_state == "rebuilding":
         instance.launched_at = utcnow()
+    if instance.task_state == "rebuilding":
+        moves.evacuation_rebuilt(session, instance, host_id, None)
     # A finished resize waits for the user's confirm or revert (VERIFY_RESIZE).
     instance.vm_state = (
         "resized"
-        if instance.task_state == "resize_migrating"
+        if instance.task_state in ("resize_migrating", "resize_finish")
         else states.VM_STATE_FOR_DESIRED[instance.desired_state]
     )
     instance.task_state = None

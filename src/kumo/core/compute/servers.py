@@ -755,6 +755,11 @@ def confirm_resize(session: Session, ctx: Context, server_id: str) -> m.Instance
     instance = get(session, ctx, server_id)
     if instance.vm_state != "resized" or instance.task_state:
         raise Conflict(f"Instance {server_id} is not resized and waiting for confirmation.")
+    from kumo.core.compute import moves  # imports this module
+
+    cold = moves.waiting_cold(session, instance)
+    if cold is not None:  # moved to another host: the source's share goes
+        moves.confirm(session, instance, cold)
     allocation = session.get(m.Allocation, instance.id)
     if allocation is not None:
         allocation.vcpus, allocation.memory_mb, allocation.disk_gb = _need(instance.flavor)
@@ -768,6 +773,13 @@ def revert_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
     if instance.vm_state != "resized" or instance.task_state or not instance.old_flavor:
         raise Conflict(f"Instance {server_id} is not resized and waiting for confirmation.")
+    from kumo.core.compute import moves  # imports this module
+
+    cold = moves.waiting_cold(session, instance)
+    if cold is not None:  # back to the source host, where the guest was kept
+        moves.revert(session, instance, cold)
+        record_action(session, ctx, instance.id, "revertResize")
+        return instance
     instance.flavor = instance.old_flavor
     instance.flavor_id = str(instance.old_flavor["id"])
     instance.old_flavor = None

@@ -74,6 +74,8 @@ ALL_STATUSES = (
 def status(vm_state: str, task_state: str | None) -> str:
     if task_state == "migrating" and vm_state in ("active", "paused"):
         return "MIGRATING"  # a paused server moves too, and shows it (as in Nova)
+    if vm_state == "resized" and task_state == "resize_reverting":
+        return "REVERT_RESIZE"  # Nova's map: a resized server going back
     if vm_state in ("active", "stopped") and task_state in STATUS_BY_TASK:
         return STATUS_BY_TASK[task_state]
     return STATUS_BY_VM_STATE.get(vm_state, "UNKNOWN")

@@ -9,7 +9,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import migrations
+from kumo.core.compute import migrations, moves
 from kumo.core.compute.reports import end_action
 from kumo.core.compute.servers import drop_snapshot, finish_delete, pending_snapshot
 from kumo.core.compute.states import SNAPSHOT_TASKS
@@ -45,6 +45,10 @@ def resolve_in_session(session: Session) -> int:
             instance.task_deadline = None
             end_action(session, instance.id, "createImage", f"Error: task {task} timed out")
         else:
+            if task == "rebuilding":
+                moves.evacuation_stuck(session, instance)
+            elif task in ("resize_prep", "resize_migrating", "resize_finish", "resize_reverting"):
+                moves.cold_stuck(session, instance)
             instance.vm_state = "error"
             instance.task_state = None
             instance.task_deadline = None

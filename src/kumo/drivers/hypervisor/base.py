@@ -248,6 +248,24 @@ class HypervisorDriver(Protocol):
         arrived (try again later) or when the incoming guest is gone."""
         ...
 
+    # Cold migration: the source serves the root disk of its shut-off guest, the
+    # destination copies it into place (the guest is then spawned there as usual, from the
+    # copied disk); capability ``cold_migration``.
+
+    def export_disk(self, uuid: str) -> dict[str, Any]:
+        """Source: serve the shut-off guest's root disk, read-only, for `import_disk`.
+        Returns the endpoint (JSON-able); asked again, the same one."""
+        ...
+
+    def end_export(self, uuid: str) -> None:
+        """Source: stop serving the disk (nothing when it is not served)."""
+        ...
+
+    def import_disk(self, uuid: str, endpoint: dict[str, Any]) -> None:
+        """Destination: copy the disk served at `endpoint` to where this host keeps the
+        guest's root disk, as one whole file (a partial copy is never left in place)."""
+        ...
+
 
 def rescue_spec(own: GuestSpec, boot: GuestSpec) -> GuestSpec:
     """The spec a rescued guest runs: `boot`'s disk and kernel, the guest's own root disk

@@ -46,6 +46,7 @@ class _Guest:
     incoming: dict[str, Any] | None = None  # destination: the endpoint it waits on
     received: bool = False  # destination: the whole state arrived
     outgoing: _Outgoing | None = None  # source: the migration under way
+    exported: dict[str, Any] | None = None  # source of a cold migration: the disk served
 
 
 @dataclass
@@ -69,6 +70,8 @@ _HOSTS: dict[str, _Host] = {}
 _HOSTS_LOCK = threading.Lock()
 # Endpoints of guests waiting for their state, across every fake host in this process.
 _INCOMING: dict[str, tuple[_Host, str]] = {}
+# Disks served for cold migrations, by token.
+_EXPORTS: dict[str, tuple[_Host, str]] = {}
 _ports = itertools.count(49152)
 # Progress reads a fake migration takes to converge; None: it never does by itself.
 MIGRATION_STEPS: int | None = 2
@@ -135,7 +138,8 @@ class FakeDriver:
     def capabilities(self) -> dict[str, Any]:
         return {"driver": self.name, "accelerator": "fake", "vhost_net": False,
                 "suspend": True, "direct_kernel_boot": True, "nmi": True,
-                "live_migration": True, "storage_id": storage_id(self.state_dir)}
+                "live_migration": True, "evacuate": True, "cold_migration": True,
+                "storage_id": storage_id(self.state_dir)}
 
     def spawn(self, spec: GuestSpec) -> GuestState:
         instance_dir(self.state_dir, spec.uuid)
@@ -158,6 +162,9 @@ class FakeDriver:
             if guest is not None and guest.incoming is not None:
                 with _HOSTS_LOCK:
                     _INCOMING.pop(str(guest.incoming.get("token")), None)
+            if guest is not None and guest.exported is not None:
+                with _HOSTS_LOCK:
+                    _EXPORTS.pop(str(guest.exported.get("token")), None)
 
     def power_on(self, uuid: str) -> GuestState:
         with self._host.lock:
@@ -404,3 +411,47 @@ class FakeDriver:
                 guest.incoming = None
                 guest.power = PowerState.RUNNING if run else PowerState.PAUSED
             return self._state(guest)
+
+    # -- cold migration -------------------------------------------------------------------
+
+    def export_disk(self, uuid: str) -> dict[str, Any]:
+        with self._host.lock:
+            guest = self._get(uuid)
+            if guest.exported is not None:
+                return dict(guest.exported)
+            if guest.pid is not None:
+                raise HypervisorError(f"guest {uuid} is running: shut it off first")
+            token = f"disk:{uuid}:{next(_ports)}"
+            guest.exported = {"host": "fake", "port": int(token.rsplit(":", 1)[1]),
+                              "token": token}
+            with _HOSTS_LOCK:
+                _EXPORTS[token] = (self._host, uuid)
+            return dict(guest.exported)
+
+    def end_export(self, uuid: str) -> None:
+        instance_dir(self.state_dir, uuid)
+        with self._host.lock:
+            guest = self._host.guests.get(uuid)
+            if guest is not None and guest.exported is not None:
+                with _HOSTS_LOCK:
+                    _EXPORTS.pop(str(guest.exported.get("token")), None)
+                guest.exported = None
+
+    def import_disk(self, uuid: str, endpoint: dict[str, Any]) -> None:
+        """The "disk" of a fake guest is its spec and console: the copy is a shut-off
+        guest here whose console goes on from the source's."""
+        instance_dir(self.state_dir, uuid)
+        with _HOSTS_LOCK:
+            found = _EXPORTS.get(str(endpoint.get("token")))
+        if found is None:
+            raise HypervisorError(f"no disk of guest {uuid} is served at {endpoint}")
+        host, source_uuid = found
+        with host.lock:
+            source = host.guests.get(source_uuid)
+            if source is None or source.exported is None:
+                raise HypervisorError(f"the disk of guest {uuid} is no longer served")
+            spec, console = source.spec, list(source.console)
+        with self._host.lock:
+            guest = self._host.guests.get(uuid)
+            if guest is None or guest.pid is None:
+                self._host.guests[uuid] = _Guest(spec, console=console)

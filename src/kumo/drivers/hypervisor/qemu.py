@@ -292,6 +292,8 @@ class QemuDriver:
             "direct_kernel_boot": True,
             "nmi": True,
             "live_migration": True,
+            "evacuate": True,
+            "cold_migration": True,
             "storage_id": storage_id(self.state_dir),
         }
 
@@ -538,6 +540,7 @@ class QemuDriver:
     def destroy(self, uuid: str) -> None:
         with self._lock(uuid):
             directory = self._dir(uuid)
+            self.end_export(uuid)
             pid = self._pid(uuid)
             if pid is not None:
                 self._kill(uuid, pid)
@@ -559,6 +562,93 @@ class QemuDriver:
                 return log.read()
         except FileNotFoundError:
             return b""
+
+    # -- cold migration ----------------------------------------------------------------------
+    #
+    # The source serves the shut-off guest's root disk read-only with qemu-nbd (the qcow2
+    # chain as the guest sees it: the destination needs no base image); the destination
+    # copies it with `qemu-img convert` into a standalone qcow2 where its spec builder keeps
+    # an existing root disk. export.json and nbd.pid in the instance directory make both
+    # steps repeatable.
+
+    def _nbd_pid(self, uuid: str) -> int | None:
+        try:
+            pid = int((self._dir(uuid) / "nbd.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return pid if _process_alive(pid) and b"qemu-nbd" in argv else None
+
+    def export_disk(self, uuid: str) -> dict[str, Any]:
+        with self._lock(uuid):
+            spec = self._own_spec(uuid)
+            directory = self._dir(uuid)
+            record = directory / "export.json"
+            if record.exists() and self._nbd_pid(uuid) is not None:
+                endpoint: dict[str, Any] = json.loads(record.read_text())
+                return endpoint
+            if self._pid(uuid) is not None:
+                raise HypervisorError(f"guest {uuid} is running: shut it off first")
+            if not spec.root_disk:
+                raise HypervisorError(f"guest {uuid} has no root disk to serve")
+            address = self.migration_address
+            port = _free_port(address)
+            argv = ["qemu-nbd", "--read-only", "--persistent", "--shared=4", "--fork",
+                    f"--pid-file={directory / 'nbd.pid'}", "-f", spec.root_disk_format,
+                    "-b", address, "-p", str(port), "-x", "disk", spec.root_disk]
+            try:
+                result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise HypervisorError(f"qemu-nbd could not start: {exc}") from exc
+            if result.returncode != 0:
+                raise HypervisorError(f"qemu-nbd failed: {result.stderr.strip()[:500]}")
+            endpoint = {"host": address, "port": port, "export": "disk"}
+            tmp = record.with_name("export.json.tmp")
+            tmp.write_text(json.dumps(endpoint))
+            tmp.replace(record)
+            return endpoint
+
+    def end_export(self, uuid: str) -> None:
+        with self._lock(uuid):
+            pid = self._nbd_pid(uuid)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 5.0
+                while _process_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if _process_alive(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            directory = self._dir(uuid)
+            for name in ("nbd.pid", "export.json"):
+                with contextlib.suppress(FileNotFoundError):
+                    (directory / name).unlink()
+
+    def import_disk(self, uuid: str, endpoint: dict[str, Any]) -> None:
+        with self._lock(uuid):
+            if self._pid(uuid) is not None:
+                raise HypervisorError(f"guest {uuid} already runs on this host")
+            directory = self._dir(uuid)
+            directory.mkdir(parents=True, exist_ok=True)
+            url = (f"nbd://{endpoint.get('host')}:{int(endpoint.get('port') or 0)}/"
+                   f"{endpoint.get('export') or 'disk'}")
+            tmp = directory / "disk.import"
+            argv = ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", url, str(tmp)]
+            try:
+                result = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+            except (OSError, subprocess.SubprocessError) as exc:
+                tmp.unlink(missing_ok=True)
+                raise HypervisorError(f"copying the disk from {url} failed: {exc}") from exc
+            if result.returncode != 0:
+                tmp.unlink(missing_ok=True)
+                raise HypervisorError(
+                    f"copying the disk from {url} failed: {result.stderr.strip()[:500]}"
+                )
+            tmp.replace(directory / "disk")
 
     # -- live migration ----------------------------------------------------------------------
     #
