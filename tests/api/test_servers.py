@@ -338,7 +338,7 @@ def test_resize_confirm_and_revert(compute: Compute) -> None:
         assert session.get(m.Allocation, server_id).memory_mb == 128
     assert compute.action(server_id, admin, {"resize": {"flavorRef": "2"}}).status_code == 202
     compute.converge()
-    assert compute.action(server_id, admin, {"confirmResize": None}).status_code == 202
+    assert compute.action(server_id, admin, {"confirmResize": None}).status_code == 204
     shown = compute.show(server_id, admin)
     assert (shown["status"], shown["flavor"]["id"]) == ("ACTIVE", "2")
     with compute.db.session() as session:

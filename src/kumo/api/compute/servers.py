@@ -333,6 +333,8 @@ def server_action(
         return Response(status_code=202, headers={"Location": location})
     if action == "rescue":
         return JSONResponse({"adminPass": admin_pass})
+    if action == "confirmResize":
+        return Response(status_code=204)  # as Nova answers it (the other actions: 202)
     if action == "evacuate":
         # 200, not 202 (Nova keeps it for compatibility); the password only before 2.14.
         if version.at_least("2.14"):
