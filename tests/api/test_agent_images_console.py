@@ -36,25 +36,43 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKumoUnitTestKey unit@kumo"
 def _agent_client(cloud: Any) -> TestClient:
     with cloud.db.session() as session:
         credential = hosts.ensure_host_credential(session)
-    return TestClient(cloud.client.app, raise_server_exceptions=False,
-                      headers={"X-Kumo-Host-Credential": credential})
+    return TestClient(
+        cloud.client.app,
+        raise_server_exceptions=False,
+        headers={"X-Kumo-Host-Credential": credential},
+    )
 
 
-def _add_image(cloud: Any, data: bytes, disk_format: str = "raw",
-               properties: dict[str, Any] | None = None, visibility: str = "private") -> str:
+def _add_image(
+    cloud: Any,
+    data: bytes,
+    disk_format: str = "raw",
+    properties: dict[str, Any] | None = None,
+    visibility: str = "private",
+) -> str:
     image_id = str(uuid.uuid4())
     store = cloud.config.images_dir
     store.mkdir(parents=True, exist_ok=True)
     (store / image_id).write_bytes(data)
     with cloud.db.session() as session:
-        session.add(m.Image(
-            id=image_id, name=f"img-{image_id[:8]}", owner=cloud.boot.admin_project_id,
-            status="active", visibility=visibility, disk_format=disk_format,
-            container_format="bare", size=len(data), virtual_size=len(data),
-            checksum=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-            os_hash_algo="sha512", os_hash_value=hashlib.sha512(data).hexdigest(),
-            properties=properties or {}, locations=[],
-        ))
+        session.add(
+            m.Image(
+                id=image_id,
+                name=f"img-{image_id[:8]}",
+                owner=cloud.boot.admin_project_id,
+                status="active",
+                visibility=visibility,
+                disk_format=disk_format,
+                container_format="bare",
+                size=len(data),
+                virtual_size=len(data),
+                checksum=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                os_hash_algo="sha512",
+                os_hash_value=hashlib.sha512(data).hexdigest(),
+                properties=properties or {},
+                locations=[],
+            )
+        )
     return image_id
 
 
@@ -78,8 +96,9 @@ def test_image_cache_downloads_once_and_verifies(cloud: Any, tmp_path: Path) -> 
     image_id = _add_image(cloud, payload)
     cache = ImageCache(_agent_client(cloud), AGENT, tmp_path / "cache")
     results: list[Path] = []
-    threads = [threading.Thread(target=lambda: results.append(cache.get(image_id).path))
-               for _ in range(6)]
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get(image_id).path)) for _ in range(6)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -87,8 +106,7 @@ def test_image_cache_downloads_once_and_verifies(cloud: Any, tmp_path: Path) -> 
     assert len(results) == 6 and len(set(results)) == 1
     assert cache.downloads == 1
     assert results[0].read_bytes() == payload
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [image_id,
-                                                                       image_id + ".json"]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [image_id, image_id + ".json"]
     # A fresh cache (an agent restart) finds the image without downloading it again.
     again = ImageCache(_agent_client(cloud), AGENT, tmp_path / "cache")
     assert again.get(image_id).meta["size"] == len(payload) and again.downloads == 0
@@ -106,23 +124,39 @@ def test_image_cache_downloads_once_and_verifies(cloud: Any, tmp_path: Path) -> 
 
 def _item(image_id: str, **extra: Any) -> dict[str, Any]:
     return {
-        "id": str(uuid.uuid4()), "name": "vm one", "hostname": "vm-one", "project_id": "p",
-        "flavor": {"vcpus": 1, "ram": 128, "disk": 1}, "image_id": image_id,
-        "key_name": "k", "key_data": KEY, "user_data": "aGVsbG8K", "metadata": {"a": "b"},
-        "config_drive": False, "availability_zone": "nova", "launch_index": 0, **extra,
+        "id": str(uuid.uuid4()),
+        "name": "vm one",
+        "hostname": "vm-one",
+        "project_id": "p",
+        "flavor": {"vcpus": 1, "ram": 128, "disk": 1},
+        "image_id": image_id,
+        "key_name": "k",
+        "key_data": KEY,
+        "user_data": "aGVsbG8K",
+        "metadata": {"a": "b"},
+        "config_drive": False,
+        "availability_zone": "nova",
+        "launch_index": 0,
+        **extra,
     }
 
 
-def test_spec_for_a_kernel_image_with_overlay_and_config_drive(cloud: Any,
-                                                               tmp_path: Path) -> None:
+def test_spec_for_a_kernel_image_with_overlay_and_config_drive(cloud: Any, tmp_path: Path) -> None:
     if not shutil.which("qemu-img"):
         pytest.skip("qemu-img not installed (apt install qemu-utils)")
     base = disks.create_blank(tmp_path / "base.qcow2", 32 << 20)
     kernel = _add_image(cloud, b"K" * 100, "aki")
     ramdisk = _add_image(cloud, b"R" * 100, "ari")
-    disk = _add_image(cloud, base.read_bytes(), "qcow2", {
-        "kernel_id": kernel, "ramdisk_id": ramdisk, "os_command_line": "console=ttyS0 quiet",
-    })
+    disk = _add_image(
+        cloud,
+        base.read_bytes(),
+        "qcow2",
+        {
+            "kernel_id": kernel,
+            "ramdisk_id": ramdisk,
+            "os_command_line": "console=ttyS0 quiet",
+        },
+    )
     cache = ImageCache(_agent_client(cloud), AGENT, tmp_path / "agent" / "images")
     build = QemuSpecBuilder(cache, tmp_path / "agent", force_config_drive=True)
     item = _item(disk)
@@ -155,8 +189,9 @@ def test_spec_for_a_kernel_image_with_overlay_and_config_drive(cloud: Any,
 
 
 def test_fake_driver_agent_builds_specs_without_disks(tmp_path: Path) -> None:
-    agent = Agent("http://127.0.0.1:9", "cred", tmp_path, "h",
-                  driver=FakeDriver(tmp_path / "agent"))
+    agent = Agent(
+        "http://127.0.0.1:9", "cred", tmp_path, "h", driver=FakeDriver(tmp_path / "agent")
+    )
     item = _item(str(uuid.uuid4()))
     assert agent.build_spec(item) == minimal_spec(item)
 
@@ -167,9 +202,15 @@ class Host:
         self.cloud = cloud
         self.agent = _agent_client(cloud)
         self.host_id = str(uuid.uuid4())
-        body = {"host": {"id": self.host_id, "name": "fake-c", "agent_api_versions": ["v1"],
-                         "capabilities": {"hypervisor": {"driver": "fake"}},
-                         "inventory": {"vcpus": 8, "memory_mb": 8704, "disk_gb": 100}}}
+        body = {
+            "host": {
+                "id": self.host_id,
+                "name": "fake-c",
+                "agent_api_versions": ["v1"],
+                "capabilities": {"hypervisor": {"driver": "fake"}},
+                "inventory": {"vcpus": 8, "memory_mb": 8704, "disk_gb": 100},
+            }
+        }
         assert self.agent.post(f"{AGENT}/hosts", json=body).status_code == 200
         self.loop = ComputeLoop(self.agent, AGENT, self.host_id, FakeDriver(tmp_path / "fake"))
         self.image_id = _add_image(cloud, b"x", "qcow2", visibility="public")
@@ -185,9 +226,11 @@ class Host:
         self.loop.sync_once()
 
     def output(self, server_id: str, args: Any) -> Any:
-        return self.cloud.client.post(f"{SERVERS}/{server_id}/action",
-                                      json={"os-getConsoleOutput": args},
-                                      headers=self.cloud.admin)
+        return self.cloud.client.post(
+            f"{SERVERS}/{server_id}/action",
+            json={"os-getConsoleOutput": args},
+            headers=self.cloud.admin,
+        )
 
 
 def test_console_output_from_the_agent(cloud: Any, tmp_path: Path) -> None:
@@ -210,24 +253,35 @@ def test_console_output_from_the_agent(cloud: Any, tmp_path: Path) -> None:
     one = host.output(server_id, {"length": "1"}).json()["output"].strip("\n")
     assert one == lines[-1] or one == ""
     assert host.output(server_id, {"length": 0}).json() == {"output": ""}
-    for bad in ({"length": "x"}, {"length": -2}, {"length": 1.5}, {"length": True},
-                {"lines": 3}, None, "all"):
+    for bad in (
+        {"length": "x"},
+        {"length": -2},
+        {"length": 1.5},
+        {"length": True},
+        {"lines": 3},
+        None,
+        "all",
+    ):
         resp = host.output(server_id, bad)
         assert resp.status_code == 400, (bad, resp.text)
-    other = host.agent.post(f"{AGENT}/hosts/{uuid.uuid4()}/instances/{server_id}/console",
-                            json={"content": "x"})
+    other = host.agent.post(
+        f"{AGENT}/hosts/{uuid.uuid4()}/instances/{server_id}/console", json={"content": "x"}
+    )
     assert other.status_code == 404
-    no_content = host.agent.post(f"{AGENT}/hosts/{host.host_id}/instances/{server_id}/console",
-                                 json={"content": 3})
+    no_content = host.agent.post(
+        f"{AGENT}/hosts/{host.host_id}/instances/{server_id}/console", json={"content": 3}
+    )
     assert no_content.status_code == 400
     big = "a\x01b\n" * 30000
-    posted = host.agent.post(f"{AGENT}/hosts/{host.host_id}/instances/{server_id}/console",
-                             json={"content": big})
+    posted = host.agent.post(
+        f"{AGENT}/hosts/{host.host_id}/instances/{server_id}/console", json={"content": big}
+    )
     assert posted.status_code == 204
     output = host.output(server_id, {}).json()["output"]
     assert "\x01" not in output and len(output) <= 64 * 1024
-    member = cloud.client.post(f"{SERVERS}/{uuid.uuid4()}/action",
-                               json={"os-getConsoleOutput": {}}, headers=cloud.admin)
+    member = cloud.client.post(
+        f"{SERVERS}/{uuid.uuid4()}/action", json={"os-getConsoleOutput": {}}, headers=cloud.admin
+    )
     assert member.status_code == 404
 
 

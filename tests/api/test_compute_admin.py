@@ -32,8 +32,12 @@ def test_hypervisors_show_usage_from_allocations(compute: Compute) -> None:
     server_id = compute.create(admin).json()["server"]["id"]  # flavor 1 (m1.tiny)
     compute.converge()
     (brief,) = _get(compute, "/os-hypervisors", admin)["hypervisors"]
-    assert brief == {"id": brief["id"], "hypervisor_hostname": "fake-1", "state": "up",
-                     "status": "enabled"}
+    assert brief == {
+        "id": brief["id"],
+        "hypervisor_hostname": "fake-1",
+        "state": "up",
+        "status": "enabled",
+    }
     assert isinstance(brief["id"], int)
     (hv,) = _get(compute, "/os-hypervisors/detail", admin)["hypervisors"]
     flavor = compute.show(server_id, admin)
@@ -43,7 +47,10 @@ def test_hypervisors_show_usage_from_allocations(compute: Compute) -> None:
         need = (alloc.vcpus, alloc.memory_mb, alloc.disk_gb)
     assert (hv["vcpus"], hv["memory_mb"], hv["local_gb"]) == (8, 8704, 100)
     assert (hv["vcpus_used"], hv["memory_mb_used"], hv["local_gb_used"]) == (
-        need[0], need[1] + 512, need[2])  # reserved host memory counts as used
+        need[0],
+        need[1] + 512,
+        need[2],
+    )  # reserved host memory counts as used
     assert hv["free_ram_mb"] == 8704 - need[1] - 512
     assert (hv["running_vms"], hv["current_workload"]) == (1, 0)
     assert hv["hypervisor_type"] == "fake" and isinstance(hv["hypervisor_version"], int)
@@ -64,8 +71,12 @@ def test_services_disable_stops_placement(compute: Compute) -> None:
     admin = compute.cloud.admin
     (svc,) = _get(compute, "/os-services", admin)["services"]
     assert {k: svc[k] for k in ("binary", "host", "zone", "status", "state")} == {
-        "binary": "nova-compute", "host": "fake-1", "zone": "nova", "status": "enabled",
-        "state": "up"}
+        "binary": "nova-compute",
+        "host": "fake-1",
+        "zone": "nova",
+        "status": "enabled",
+        "state": "up",
+    }
     assert "forced_down" not in svc  # from 2.11
     assert _get(compute, "/os-services?binary=nova-scheduler", admin)["services"] == []
     body = {"host": "fake-1", "binary": "nova-compute", "disabled_reason": "maintenance"}
@@ -79,10 +90,16 @@ def test_services_disable_stops_placement(compute: Compute) -> None:
     server_id = compute.create(admin).json()["server"]["id"]
     compute.converge()
     assert compute.show(server_id, admin)["status"] == "ERROR"
-    resp = compute.client.put(f"{V21}/os-services/enable",
-                              json={"host": "fake-1", "binary": "nova-compute"}, headers=admin)
-    assert resp.json()["service"] == {"host": "fake-1", "binary": "nova-compute",
-                                      "status": "enabled"}
+    resp = compute.client.put(
+        f"{V21}/os-services/enable",
+        json={"host": "fake-1", "binary": "nova-compute"},
+        headers=admin,
+    )
+    assert resp.json()["service"] == {
+        "host": "fake-1",
+        "binary": "nova-compute",
+        "status": "enabled",
+    }
     for path, payload, status in (
         ("disable", {"host": "nope", "binary": "nova-compute"}, 404),
         ("disable", {"host": "fake-1", "binary": "nova-api"}, 404),
@@ -97,14 +114,19 @@ def test_services_disable_stops_placement(compute: Compute) -> None:
 def test_controller_lease_shows_as_internal_services(compute: Compute) -> None:
     admin = compute.cloud.admin
     with compute.db.session() as session:
-        session.add(m.Lease(name="controller", holder="ctl-1:42",
-                            expires_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)
-                            + dt.timedelta(minutes=1)))
+        session.add(
+            m.Lease(
+                name="controller",
+                holder="ctl-1:42",
+                expires_at=dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=1),
+            )
+        )
     rows = _get(compute, "/os-services", admin)["services"]
     assert {(s["binary"], s["host"], s["zone"], s["state"]) for s in rows} == {
         ("nova-scheduler", "ctl-1", "internal", "up"),
         ("nova-conductor", "ctl-1", "internal", "up"),
-        ("nova-compute", "fake-1", "nova", "up")}
+        ("nova-compute", "fake-1", "nova", "up"),
+    }
     assert len({s["id"] for s in rows}) == 3
     zones = _get(compute, "/os-availability-zone/detail", admin)["availabilityZoneInfo"]
     by_name = {z["zoneName"]: z for z in zones}
@@ -117,11 +139,18 @@ def test_member_is_refused_operator_apis(compute: Compute) -> None:
     project = cloud.project("op-p")
     _, token = cloud.member("op-u", project["id"])
     h = cloud.h(token)
-    for path in ("/os-hypervisors", "/os-hypervisors/detail", "/os-hypervisors/statistics",
-                 "/os-services", "/os-availability-zone/detail", "/os-simple-tenant-usage"):
+    for path in (
+        "/os-hypervisors",
+        "/os-hypervisors/detail",
+        "/os-hypervisors/statistics",
+        "/os-services",
+        "/os-availability-zone/detail",
+        "/os-simple-tenant-usage",
+    ):
         assert "forbidden" in _get(compute, path, h, 403), path
-    resp = compute.client.put(f"{V21}/os-services/disable",
-                              json={"host": "fake-1", "binary": "nova-compute"}, headers=h)
+    resp = compute.client.put(
+        f"{V21}/os-services/disable", json={"host": "fake-1", "binary": "nova-compute"}, headers=h
+    )
     assert resp.status_code == 403
     zones = _get(compute, "/os-availability-zone", h)["availabilityZoneInfo"]
     assert zones == [{"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}]
@@ -132,8 +161,11 @@ def test_limits_follow_quota_and_usage(compute: Compute) -> None:
     project = cloud.project("lim-p")
     _, token = cloud.member("lim-u", project["id"])
     compute.create(cloud.h(token))
-    compute.client.post(f"{V21}/os-server-groups", headers=cloud.h(token),
-                        json={"server_group": {"name": "g", "policies": ["affinity"]}})
+    compute.client.post(
+        f"{V21}/os-server-groups",
+        headers=cloud.h(token),
+        json={"server_group": {"name": "g", "policies": ["affinity"]}},
+    )
     limits = _get(compute, "/limits", cloud.h(token))["limits"]
     assert limits["rate"] == []
     absolute = limits["absolute"]
@@ -141,10 +173,19 @@ def test_limits_follow_quota_and_usage(compute: Compute) -> None:
     assert (absolute["maxTotalCores"], absolute["totalCoresUsed"]) == (20, 1)
     assert absolute["totalRAMUsed"] == 128 and absolute["maxTotalRAMSize"] == 51200
     assert (absolute["maxServerGroups"], absolute["totalServerGroupsUsed"]) == (10, 1)
-    for key in ("maxServerMeta", "maxImageMeta", "maxPersonality", "maxPersonalitySize",
-                "maxSecurityGroups", "maxSecurityGroupRules", "maxTotalFloatingIps",
-                "totalFloatingIpsUsed", "totalSecurityGroupsUsed", "maxTotalKeypairs",
-                "maxServerGroupMembers"):
+    for key in (
+        "maxServerMeta",
+        "maxImageMeta",
+        "maxPersonality",
+        "maxPersonalitySize",
+        "maxSecurityGroups",
+        "maxSecurityGroupRules",
+        "maxTotalFloatingIps",
+        "totalFloatingIpsUsed",
+        "totalSecurityGroupsUsed",
+        "maxTotalKeypairs",
+        "maxServerGroupMembers",
+    ):
         assert isinstance(absolute[key], int), key
     other = _get(compute, f"/limits?tenant_id={project['id']}", cloud.admin)["limits"]
     assert other["absolute"]["totalInstancesUsed"] == 1
@@ -162,8 +203,7 @@ def test_quota_sets_show_update_detail_and_reset(compute: Compute) -> None:
     compute.create(cloud.h(token_a))
     compute.create(cloud.h(token_a))
     # Members cannot change quotas, nor read another project's.
-    resp = compute.client.put(url, json={"quota_set": {"instances": 50}},
-                              headers=cloud.h(token_a))
+    resp = compute.client.put(url, json={"quota_set": {"instances": 50}}, headers=cloud.h(token_a))
     assert resp.status_code == 403
     _get(compute, f"/os-quota-sets/{a['id']}", cloud.h(token_b), 403)
     _get(compute, f"/os-quota-sets/{a['id']}/detail", cloud.h(token_b), 403)
@@ -172,24 +212,25 @@ def test_quota_sets_show_update_detail_and_reset(compute: Compute) -> None:
     resp = compute.client.put(url, json={"quota_set": {"instances": 1}}, headers=cloud.admin)
     assert resp.status_code == 400
     assert "already used and reserved 2" in resp.json()["badRequest"]["message"]
-    resp = compute.client.put(url, json={"quota_set": {"instances": "3", "cores": -1}},
-                              headers=cloud.admin)
+    resp = compute.client.put(
+        url, json={"quota_set": {"instances": "3", "cores": -1}}, headers=cloud.admin
+    )
     assert resp.status_code == 200, resp.text
     updated = resp.json()["quota_set"]
     assert "id" not in updated and (updated["instances"], updated["cores"]) == (3, -1)
     detail = _get(compute, f"/os-quota-sets/{a['id']}/detail", cloud.h(token_a))["quota_set"]
     assert detail["instances"] == {"limit": 3, "in_use": 2, "reserved": 0}
     assert detail["cores"]["limit"] == -1
-    resp = compute.client.put(url, json={"quota_set": {"instances": 1, "force": True}},
-                              headers=cloud.admin)
+    resp = compute.client.put(
+        url, json={"quota_set": {"instances": 1, "force": True}}, headers=cloud.admin
+    )
     assert resp.json()["quota_set"]["instances"] == 1
     assert compute.create(cloud.h(token_a)).status_code == 403
     defaults = _get(compute, f"/os-quota-sets/{a['id']}/defaults", cloud.h(token_a))
     assert defaults["quota_set"]["instances"] == 10
     assert compute.client.delete(url, headers=cloud.h(token_a)).status_code == 403
     assert compute.client.delete(url, headers=cloud.admin).status_code == 202
-    assert _get(compute, f"/os-quota-sets/{a['id']}", cloud.admin)["quota_set"]["instances"] \
-        == 10
+    assert _get(compute, f"/os-quota-sets/{a['id']}", cloud.admin)["quota_set"]["instances"] == 10
 
 
 @pytest.mark.parametrize(
@@ -205,15 +246,19 @@ def test_quota_sets_show_update_detail_and_reset(compute: Compute) -> None:
 )
 def test_bad_quota_updates_are_400(compute: Compute, body: dict[str, Any]) -> None:
     project = compute.cloud.project("qs-bad")
-    resp = compute.client.put(f"{V21}/os-quota-sets/{project['id']}", json=body,
-                              headers=compute.cloud.admin)
+    resp = compute.client.put(
+        f"{V21}/os-quota-sets/{project['id']}", json=body, headers=compute.cloud.admin
+    )
     assert resp.status_code == 400, resp.text
     assert resp.json()["badRequest"]["code"] == 400
 
 
 def test_unknown_project_quota_is_400(compute: Compute) -> None:
-    resp = compute.client.put(f"{V21}/os-quota-sets/{uuid.uuid4().hex}",
-                              json={"quota_set": {"instances": 1}}, headers=compute.cloud.admin)
+    resp = compute.client.put(
+        f"{V21}/os-quota-sets/{uuid.uuid4().hex}",
+        json={"quota_set": {"instances": 1}},
+        headers=compute.cloud.admin,
+    )
     assert resp.status_code == 400
     assert "is not a valid project" in resp.json()["badRequest"]["message"]
 
@@ -235,8 +280,9 @@ def test_simple_tenant_usage_counts_hours_of_live_and_deleted(compute: Compute) 
         row.terminated_at = now - dt.timedelta(hours=2)
     start = (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
     end = (now + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    usage = _get(compute, f"/os-simple-tenant-usage/{project['id']}?start={start}&end={end}",
-                 cloud.h(token))["tenant_usage"]
+    usage = _get(
+        compute, f"/os-simple-tenant-usage/{project['id']}?start={start}&end={end}", cloud.h(token)
+    )["tenant_usage"]
     assert usage["tenant_id"] == project["id"]
     assert usage["total_hours"] == pytest.approx(3.0, abs=0.05)
     assert usage["total_vcpus_usage"] == pytest.approx(3.0, abs=0.05)
@@ -247,11 +293,15 @@ def test_simple_tenant_usage_counts_hours_of_live_and_deleted(compute: Compute) 
     assert by_id[live]["flavor"] and by_id[live]["uptime"] >= 7190
     # A period before anything ran: Nova answers an empty object.
     early = (now - dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
-    empty = _get(compute, f"/os-simple-tenant-usage/{project['id']}?start={early}&end={start}",
-                 cloud.h(token))
+    empty = _get(
+        compute,
+        f"/os-simple-tenant-usage/{project['id']}?start={early}&end={start}",
+        cloud.h(token),
+    )
     assert empty == {"tenant_usage": {}}
-    listed = _get(compute, f"/os-simple-tenant-usage?start={start}&end={end}&detailed=1",
-                  cloud.admin)["tenant_usages"]
+    listed = _get(
+        compute, f"/os-simple-tenant-usage?start={start}&end={end}&detailed=1", cloud.admin
+    )["tenant_usages"]
     mine = [u for u in listed if u["tenant_id"] == project["id"]]
     assert len(mine) == 1 and len(mine[0]["server_usages"]) == 2
     brief = _get(compute, f"/os-simple-tenant-usage?start={start}&end={end}", cloud.admin)

@@ -28,10 +28,18 @@ class Evac(Pair):
         resp = self.client.put(FORCE_DOWN, json=body, headers={**self.cloud.admin, **v("2.11")})
         assert resp.status_code == 200, resp.text
 
-    def evacuate(self, server_id: str, body: Any, version: str = "2.14",
-                 headers: dict[str, str] | None = None) -> Any:
-        return self.client.post(f"{SERVERS}/{server_id}/action", json={"evacuate": body},
-                                headers={**(headers or self.cloud.admin), **v(version)})
+    def evacuate(
+        self,
+        server_id: str,
+        body: Any,
+        version: str = "2.14",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        return self.client.post(
+            f"{SERVERS}/{server_id}/action",
+            json={"evacuate": body},
+            headers={**(headers or self.cloud.admin), **v(version)},
+        )
 
     def only(self, host_id: str, rounds: int = 3) -> None:
         """Scheduler passes and agent passes of one host only (the other is dead)."""
@@ -74,8 +82,9 @@ def test_evacuate_rebuilds_on_another_host_and_the_revived_host_cleans_up(evac: 
     (listed,) = evac.get("/os-migrations?migration_type=evacuation", "2.23")["migrations"]
     assert (listed["status"], listed["instance_uuid"]) == ("done", server_id)
     evac.check_clean()
-    actions = evac.client.get(f"{SERVERS}/{server_id}/os-instance-actions",
-                              headers=evac.cloud.admin).json()["instanceActions"]
+    actions = evac.client.get(
+        f"{SERVERS}/{server_id}/os-instance-actions", headers=evac.cloud.admin
+    ).json()["instanceActions"]
     assert "evacuate" in [a["action"] for a in actions]
 
     # The dead host comes back with the old guest still running: it destroys it, never
@@ -241,8 +250,7 @@ def test_delete_after_evacuation_is_cleaned_on_both_hosts(evac: Evac) -> None:
     evac.force_down(source)
     assert evac.evacuate(server_id, {}).status_code == 200
     evac.only(dest)
-    assert evac.client.delete(f"{SERVERS}/{server_id}",
-                              headers=evac.cloud.admin).status_code == 204
+    assert evac.client.delete(f"{SERVERS}/{server_id}", headers=evac.cloud.admin).status_code == 204
     evac.only(dest)
     assert evac.loops[dest].driver.get_state(server_id).power_state == "nostate"
     evac.force_down(source, False)
@@ -255,10 +263,14 @@ def test_delete_after_evacuation_is_cleaned_on_both_hosts(evac: Evac) -> None:
 # --- cold migration ------------------------------------------------------------------------
 
 
-def _migrate(evac: Evac, server_id: str, body: Any = None,
-             headers: dict[str, str] | None = None) -> Any:
-    return evac.client.post(f"{SERVERS}/{server_id}/action", json={"migrate": body},
-                            headers={**(headers or evac.cloud.admin), **v("2.25")})
+def _migrate(
+    evac: Evac, server_id: str, body: Any = None, headers: dict[str, str] | None = None
+) -> Any:
+    return evac.client.post(
+        f"{SERVERS}/{server_id}/action",
+        json={"migrate": body},
+        headers={**(headers or evac.cloud.admin), **v("2.25")},
+    )
 
 
 def _settle(evac: Evac, server_id: str) -> dict[str, Any]:

@@ -51,16 +51,24 @@ def test_generate_import_show_list_delete(cloud: Any) -> None:
 
 def test_bad_input_and_duplicates(cloud: Any) -> None:
     h = cloud.admin
-    first = cloud.client.post(KEYPAIRS, json={"keypair": {"name": "dup", "public_key": PUBLIC}},
-                              headers=h)
+    first = cloud.client.post(
+        KEYPAIRS, json={"keypair": {"name": "dup", "public_key": PUBLIC}}, headers=h
+    )
     assert first.status_code == 200, first.text
-    again = cloud.client.post(KEYPAIRS, json={"keypair": {"name": "dup", "public_key": PUBLIC}},
-                              headers=h)
+    again = cloud.client.post(
+        KEYPAIRS, json={"keypair": {"name": "dup", "public_key": PUBLIC}}, headers=h
+    )
     assert again.status_code == 409
     assert again.json()["conflictingRequest"]["message"] == "Key pair 'dup' already exists."
-    for body in ({"keypair": {"name": ""}}, {"keypair": {"name": "x" * 256}},
-                 {"keypair": {"name": "bad/name"}}, {"keypair": {"name": "k", "public_key": ""}},
-                 {"keypair": {"name": "k", "public_key": 5}}, {"keypair": None}, {}):
+    for body in (
+        {"keypair": {"name": ""}},
+        {"keypair": {"name": "x" * 256}},
+        {"keypair": {"name": "bad/name"}},
+        {"keypair": {"name": "k", "public_key": ""}},
+        {"keypair": {"name": "k", "public_key": 5}},
+        {"keypair": None},
+        {},
+    ):
         resp = cloud.client.post(KEYPAIRS, json=body, headers=h)
         assert resp.status_code == 400, (body, resp.text)
         assert resp.json()["badRequest"]["code"] == 400
@@ -70,16 +78,18 @@ def test_users_see_only_their_own_key_pairs(cloud: Any) -> None:
     a, b = cloud.project("kp-a"), cloud.project("kp-b")
     _, token_a = cloud.member("kp-ua", a["id"])
     _, token_b = cloud.member("kp-ub", b["id"])
-    made = cloud.client.post(KEYPAIRS, json={"keypair": {"name": "mine", "public_key": PUBLIC}},
-                             headers=cloud.h(token_a))
+    made = cloud.client.post(
+        KEYPAIRS, json={"keypair": {"name": "mine", "public_key": PUBLIC}}, headers=cloud.h(token_a)
+    )
     assert made.status_code == 200, made.text
     other = cloud.h(token_b)
     assert cloud.client.get(f"{KEYPAIRS}/mine", headers=other).status_code == 404
     assert cloud.client.delete(f"{KEYPAIRS}/mine", headers=other).status_code == 404
     assert cloud.client.get(KEYPAIRS, headers=other).json()["keypairs"] == []
     # The same name is free for another user.
-    theirs = cloud.client.post(KEYPAIRS, json={"keypair": {"name": "mine", "public_key": PUBLIC}},
-                               headers=other)
+    theirs = cloud.client.post(
+        KEYPAIRS, json={"keypair": {"name": "mine", "public_key": PUBLIC}}, headers=other
+    )
     assert theirs.status_code == 200, theirs.text
     assert cloud.client.get(f"{KEYPAIRS}/mine", headers=cloud.h(token_a)).status_code == 200
 
@@ -91,15 +101,20 @@ def test_key_pair_quota_is_per_user(cloud: Any) -> None:
     with cloud.db.session() as session:
         session.add(m.QuotaLimit(project_id=project["id"], resource="key_pairs", hard_limit=2))
     for name in ("k1", "k2"):
-        resp = cloud.client.post(KEYPAIRS, json={"keypair": {"name": name, "public_key": PUBLIC}},
-                                 headers=cloud.h(token_1))
+        resp = cloud.client.post(
+            KEYPAIRS,
+            json={"keypair": {"name": name, "public_key": PUBLIC}},
+            headers=cloud.h(token_1),
+        )
         assert resp.status_code == 200, resp.text
-    over = cloud.client.post(KEYPAIRS, json={"keypair": {"name": "k3", "public_key": PUBLIC}},
-                             headers=cloud.h(token_1))
+    over = cloud.client.post(
+        KEYPAIRS, json={"keypair": {"name": "k3", "public_key": PUBLIC}}, headers=cloud.h(token_1)
+    )
     assert over.status_code == 403
     assert over.json()["forbidden"]["message"] == "Quota exceeded, too many key pairs."
     assert cloud.client.get(f"{KEYPAIRS}/k3", headers=cloud.h(token_1)).status_code == 404
     # Another user of the same project has a quota of their own.
-    resp = cloud.client.post(KEYPAIRS, json={"keypair": {"name": "k1", "public_key": PUBLIC}},
-                             headers=cloud.h(token_2))
+    resp = cloud.client.post(
+        KEYPAIRS, json={"keypair": {"name": "k1", "public_key": PUBLIC}}, headers=cloud.h(token_2)
+    )
     assert resp.status_code == 200, resp.text

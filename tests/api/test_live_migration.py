@@ -47,14 +47,21 @@ class Pair(Compute):
         self.host2 = str(uuid.uuid4())
         self.register_driver(self.host_id, "fake-1", self.loop.driver)
         self.register_driver(self.host2, "fake-2", driver2)
-        self.loop2 = ComputeLoop(self.agent_client, "/agent/v1", self.host2, driver2,
-                                 migration_slice=0.05)
+        self.loop2 = ComputeLoop(
+            self.agent_client, "/agent/v1", self.host2, driver2, migration_slice=0.05
+        )
         self.loops = {self.host_id: self.loop, self.host2: self.loop2}
 
     def register_driver(self, host_id: str, name: str, driver: FakeDriver) -> None:
-        body = {"host": {"id": host_id, "name": name, "agent_api_versions": ["v1"],
-                         "capabilities": {"hypervisor": driver.capabilities()},
-                         "inventory": {"vcpus": 8, "memory_mb": 8704, "disk_gb": 100}}}
+        body = {
+            "host": {
+                "id": host_id,
+                "name": name,
+                "agent_api_versions": ["v1"],
+                "capabilities": {"hypervisor": driver.capabilities()},
+                "inventory": {"vcpus": 8, "memory_mb": 8704, "disk_gb": 100},
+            }
+        }
         resp = self.agent_client.post("/agent/v1/hosts", json=body)
         assert resp.status_code == 200, resp.text
 
@@ -70,9 +77,13 @@ class Pair(Compute):
             self.converge()
             shown = self.show(server_id, self.cloud.admin)
             with self.db.session() as session:
-                open_parts = session.query(m.Migration).filter(
-                    (m.Migration.source_done.is_(False)) | (m.Migration.dest_done.is_(False))
-                ).count()
+                open_parts = (
+                    session.query(m.Migration)
+                    .filter(
+                        (m.Migration.source_done.is_(False)) | (m.Migration.dest_done.is_(False))
+                    )
+                    .count()
+                )
             if shown["status"] != "MIGRATING" and not open_parts:
                 return shown
         raise AssertionError(f"still moving after {ROUNDS} rounds: {shown}")
@@ -86,10 +97,18 @@ class Pair(Compute):
         other = self.host2 if source == self.host_id else self.host_id
         return server_id, source, other
 
-    def live(self, server_id: str, body: dict[str, Any], version: str = "2.25",
-             headers: dict[str, str] | None = None) -> Any:
-        return self.client.post(f"{SERVERS}/{server_id}/action", json={"os-migrateLive": body},
-                                headers={**(headers or self.cloud.admin), **v(version)})
+    def live(
+        self,
+        server_id: str,
+        body: dict[str, Any],
+        version: str = "2.25",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        return self.client.post(
+            f"{SERVERS}/{server_id}/action",
+            json={"os-migrateLive": body},
+            headers={**(headers or self.cloud.admin), **v(version)},
+        )
 
     def get(self, path: str, version: str, status: int = 200) -> Any:
         resp = self.client.get(f"{V21}{path}", headers={**self.cloud.admin, **v(version)})
@@ -98,8 +117,12 @@ class Pair(Compute):
 
     def migration(self, server_id: str) -> m.Migration:
         with self.db.session() as session:
-            row = session.query(m.Migration).filter_by(instance_uuid=server_id).order_by(
-                m.Migration.id.desc()).first()
+            row = (
+                session.query(m.Migration)
+                .filter_by(instance_uuid=server_id)
+                .order_by(m.Migration.id.desc())
+                .first()
+            )
             assert row is not None
             session.expunge(row)
             return row
@@ -132,7 +155,9 @@ def test_live_migration_moves_server_guest_and_allocation(pair: Pair) -> None:
     (listed,) = pair.get(f"/servers/{server_id}/migrations", "2.23")["migrations"]
     assert (listed["status"], listed["server_uuid"]) == ("queued", server_id)
     assert (listed["source_compute"], listed["dest_compute"]) == (
-        pair.name(source), pair.name(dest))
+        pair.name(source),
+        pair.name(dest),
+    )
     assert isinstance(listed["id"], int)
     one = pair.get(f"/servers/{server_id}/migrations/{listed['id']}", "2.23")["migration"]
     assert one == listed
@@ -159,8 +184,9 @@ def test_live_migration_moves_server_guest_and_allocation(pair: Pair) -> None:
     assert done["status"] == "completed" and "links" not in done
     old = pair.get("/os-migrations", "2.1")["migrations"][0]
     assert "migration_type" not in old and "links" not in old
-    actions = pair.client.get(f"{SERVERS}/{server_id}/os-instance-actions",
-                              headers=pair.cloud.admin).json()["instanceActions"]
+    actions = pair.client.get(
+        f"{SERVERS}/{server_id}/os-instance-actions", headers=pair.cloud.admin
+    ).json()["instanceActions"]
     assert "live-migration" in [a["action"] for a in actions]
     with pair.db.session() as session:
         assert run_checks(session) == []
@@ -174,16 +200,25 @@ def test_live_migration_moves_server_guest_and_allocation(pair: Pair) -> None:
 @pytest.mark.parametrize(
     ("version", "body", "needle"),
     [
-        ("2.25", {"host": None, "block_migration": "auto", "disk_over_commit": False},
-         "disk_over_commit"),
+        (
+            "2.25",
+            {"host": None, "block_migration": "auto", "disk_over_commit": False},
+            "disk_over_commit",
+        ),
         ("2.25", {"host": None}, "block_migration"),
         ("2.25", {"block_migration": True}, "host"),
         ("2.25", {"host": None, "block_migration": "sometimes"}, "block_migration"),
-        ("2.24", {"host": None, "block_migration": "auto", "disk_over_commit": False},
-         "block_migration"),
+        (
+            "2.24",
+            {"host": None, "block_migration": "auto", "disk_over_commit": False},
+            "block_migration",
+        ),
         ("2.24", {"host": None, "block_migration": True}, "disk_over_commit"),
-        ("2.1", {"host": None, "block_migration": True, "disk_over_commit": "maybe"},
-         "disk_over_commit"),
+        (
+            "2.1",
+            {"host": None, "block_migration": True, "disk_over_commit": "maybe"},
+            "disk_over_commit",
+        ),
         ("2.25", {"host": "no-such-host", "block_migration": "auto"}, "could not be found"),
         ("2.25", {"host": "SOURCE", "block_migration": "auto"}, "current host"),
         ("2.25", {"host": "DEST", "block_migration": False}, "not on shared storage"),
@@ -217,8 +252,9 @@ def test_policy_and_state_conflicts(pair: Pair) -> None:
     assert resp.status_code == 403, resp.text
     resp = pair.client.get(f"{V21}/os-migrations", headers={**cloud.h(token), **v("2.23")})
     assert resp.status_code == 403
-    resp = pair.client.get(f"{SERVERS}/{server_id}/migrations",
-                           headers={**cloud.h(token), **v("2.23")})
+    resp = pair.client.get(
+        f"{SERVERS}/{server_id}/migrations", headers={**cloud.h(token), **v("2.23")}
+    )
     assert resp.status_code == 403
     assert pair.live(str(uuid.uuid4()), AUTO).status_code == 404
     assert pair.action(server_id, cloud.admin, {"os-stop": None}).status_code == 202
@@ -254,16 +290,21 @@ def test_version_boundaries(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None
     pair.get(f"/servers/{server_id}/migrations", "2.22", 404)
     pair.get(f"/servers/{server_id}/migrations/{mid}", "2.22", 404)
     force = {"force_complete": None}
-    assert pair.client.post(f"{base}/{mid}/action", json=force,
-                            headers={**admin, **v("2.21")}).status_code == 404
+    assert (
+        pair.client.post(
+            f"{base}/{mid}/action", json=force, headers={**admin, **v("2.21")}
+        ).status_code
+        == 404
+    )
     assert pair.client.delete(f"{base}/{mid}", headers={**admin, **v("2.23")}).status_code == 404
     # Queued (the destination is not ready yet): neither can be done.
     resp = pair.client.post(f"{base}/{mid}/action", json=force, headers={**admin, **v("2.22")})
     assert resp.status_code == 400 and "queued" in resp.json()["badRequest"]["message"]
     resp = pair.client.delete(f"{base}/{mid}", headers={**admin, **v("2.24")})
     assert resp.status_code == 400
-    resp = pair.client.post(f"{base}/{mid}/action", json={"force_complete": 1},
-                            headers={**admin, **v("2.22")})
+    resp = pair.client.post(
+        f"{base}/{mid}/action", json={"force_complete": 1}, headers={**admin, **v("2.22")}
+    )
     assert resp.status_code == 400
     pair.get(f"/servers/{server_id}/migrations/{mid + 100}", "2.23", 404)
     pair.get(f"/servers/{server_id}/migrations/nope", "2.23", 404)
@@ -288,8 +329,9 @@ def test_abort_keeps_the_server_on_its_host(pair: Pair, monkeypatch: pytest.Monk
     assert pair.live(server_id, AUTO).status_code == 202
     pair.converge()
     mid = pair.migration(server_id).id
-    resp = pair.client.delete(f"{SERVERS}/{server_id}/migrations/{mid}",
-                              headers={**pair.cloud.admin, **v("2.24")})
+    resp = pair.client.delete(
+        f"{SERVERS}/{server_id}/migrations/{mid}", headers={**pair.cloud.admin, **v("2.24")}
+    )
     assert resp.status_code == 202, resp.text
     shown = pair.settle(server_id)
     assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", pair.name(source))
@@ -298,8 +340,9 @@ def test_abort_keeps_the_server_on_its_host(pair: Pair, monkeypatch: pytest.Monk
     assert pair.loops[source].driver.get_state(server_id).power_state == "running"
     assert pair.loops[dest].driver.get_state(server_id).power_state == "nostate"
     assert pair.allocations() == {server_id: source}
-    (listed,) = pair.get(f"/os-migrations?status=cancelled&instance_uuid={server_id}",
-                         "2.23")["migrations"]
+    (listed,) = pair.get(f"/os-migrations?status=cancelled&instance_uuid={server_id}", "2.23")[
+        "migrations"
+    ]
     assert listed["id"] == mid
     assert pair.get("/os-migrations?migration_type=resize", "2.23")["migrations"] == []
     assert pair.get(f"/os-migrations?host={pair.name(dest)}", "2.23")["migrations"]
@@ -337,8 +380,13 @@ def test_agent_restart_mid_copy_and_delete_mid_move(
     assert pair.migration(server_id).status == "running"
     # The source's agent restarts: a new loop and driver over the same host state.
     old = pair.loops[source]
-    pair.loops[source] = ComputeLoop(pair.agent_client, "/agent/v1", source,
-                                     FakeDriver(old.driver.state_dir), migration_slice=0.05)
+    pair.loops[source] = ComputeLoop(
+        pair.agent_client,
+        "/agent/v1",
+        source,
+        FakeDriver(old.driver.state_dir),
+        migration_slice=0.05,
+    )
     if source == pair.host_id:
         pair.loop = pair.loops[source]
     else:
@@ -347,8 +395,7 @@ def test_agent_restart_mid_copy_and_delete_mid_move(
     # Deleted while it moves back: both halves go, nothing is left claimed.
     assert pair.live(server_id, AUTO).status_code == 202
     pair.converge()
-    assert pair.client.delete(f"{SERVERS}/{server_id}", headers=pair.cloud.admin).status_code \
-        == 204
+    assert pair.client.delete(f"{SERVERS}/{server_id}", headers=pair.cloud.admin).status_code == 204
     for _ in range(ROUNDS):
         pair.converge()
     assert pair.client.get(f"{SERVERS}/{server_id}", headers=pair.cloud.admin).status_code == 404

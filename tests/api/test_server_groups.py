@@ -31,8 +31,10 @@ def _group(compute: Compute, headers: dict[str, str], policy: str, name: str = "
 
 
 def _boot(compute: Compute, headers: dict[str, str], group_id: str) -> str:
-    body = {"server": {"name": "vm", "imageRef": compute.image_id, "flavorRef": "1"},
-            "os:scheduler_hints": {"group": group_id}}
+    body = {
+        "server": {"name": "vm", "imageRef": compute.image_id, "flavorRef": "1"},
+        "os:scheduler_hints": {"group": group_id},
+    }
     resp = compute.client.post(SERVERS, json=body, headers=headers)
     assert resp.status_code == 202, resp.text
     server_id: str = resp.json()["server"]["id"]
@@ -92,23 +94,25 @@ def test_quota_and_isolation(compute: Compute) -> None:
     _, token_b = cloud.member("sg-ub", b["id"])
     with compute.db.session() as session:
         session.add(m.QuotaLimit(project_id=a["id"], resource="server_groups", hard_limit=1))
-        session.add(m.QuotaLimit(project_id=a["id"], resource="server_group_members",
-                                 hard_limit=1))
+        session.add(m.QuotaLimit(project_id=a["id"], resource="server_group_members", hard_limit=1))
     group_id = _group(compute, cloud.h(token_a), "affinity").json()["server_group"]["id"]
     resp = _group(compute, cloud.h(token_a), "affinity")
     assert resp.status_code == 403
     assert resp.json()["forbidden"]["message"] == "Quota exceeded, too many server groups."
     _boot(compute, cloud.h(token_a), group_id)
-    body = {"server": {"name": "vm", "imageRef": compute.image_id, "flavorRef": "1"},
-            "os:scheduler_hints": {"group": group_id}}
+    body = {
+        "server": {"name": "vm", "imageRef": compute.image_id, "flavorRef": "1"},
+        "os:scheduler_hints": {"group": group_id},
+    }
     resp = compute.client.post(SERVERS, json=body, headers=cloud.h(token_a))
     assert resp.status_code == 403
     assert "too many servers in group" in resp.json()["forbidden"]["message"]
     assert len(compute.client.get(SERVERS, headers=cloud.h(token_a)).json()["servers"]) == 1
     # Project B sees nothing of A's group and cannot put servers in it.
     assert compute.client.get(f"{GROUPS}/{group_id}", headers=cloud.h(token_b)).status_code == 404
-    assert compute.client.delete(f"{GROUPS}/{group_id}",
-                                 headers=cloud.h(token_b)).status_code == 404
+    assert (
+        compute.client.delete(f"{GROUPS}/{group_id}", headers=cloud.h(token_b)).status_code == 404
+    )
     assert compute.client.get(GROUPS, headers=cloud.h(token_b)).json()["server_groups"] == []
     body["os:scheduler_hints"] = {"group": group_id}
     resp = compute.client.post(SERVERS, json=body, headers=cloud.h(token_b))
@@ -147,10 +151,12 @@ def test_affinity_keeps_members_together(compute: Compute) -> None:
     assert "policy affinity" in compute.show(late, admin)["fault"]["details"]
 
 
-@pytest.mark.parametrize(("policy", "together"), [("soft-affinity", True),
-                                                   ("soft-anti-affinity", False)])
-def test_soft_policies_weigh_instead_of_filtering(compute: Compute, policy: str,
-                                                  together: bool) -> None:
+@pytest.mark.parametrize(
+    ("policy", "together"), [("soft-affinity", True), ("soft-anti-affinity", False)]
+)
+def test_soft_policies_weigh_instead_of_filtering(
+    compute: Compute, policy: str, together: bool
+) -> None:
     # Soft policies need 2.15 on the API; the scheduler honours rows written by any path.
     admin = compute.cloud.admin
     group_id = _group(compute, admin, "affinity").json()["server_group"]["id"]

@@ -59,12 +59,12 @@ def test_merge_replace_and_items(compute: Compute) -> None:
         ("put", "", {"meta": {"k": "v"}}),
     ],
 )
-def test_bad_input_is_400(compute: Compute, method: str, path: str,
-                          body: dict[str, Any]) -> None:
+def test_bad_input_is_400(compute: Compute, method: str, path: str, body: dict[str, Any]) -> None:
     admin = compute.cloud.admin
     server_id = _active(compute, admin)
-    resp = getattr(compute.client, method)(f"{SERVERS}/{server_id}/metadata{path}", json=body,
-                                           headers=admin)
+    resp = getattr(compute.client, method)(
+        f"{SERVERS}/{server_id}/metadata{path}", json=body, headers=admin
+    )
     assert resp.status_code == 400, resp.text
     assert resp.json()["badRequest"]["code"] == 400
 
@@ -79,26 +79,32 @@ def test_quota_lock_and_isolation(compute: Compute) -> None:
     server_id = _active(compute, cloud.h(token_a), metadata={"a": "1"})
     url = f"{SERVERS}/{server_id}/metadata"
     c = compute.client
-    assert c.post(url, json={"metadata": {"b": "2"}}, headers=cloud.h(token_a)).status_code \
-        == 200
+    assert c.post(url, json={"metadata": {"b": "2"}}, headers=cloud.h(token_a)).status_code == 200
     resp = c.put(f"{url}/c", json={"meta": {"c": "3"}}, headers=cloud.h(token_a))
     assert resp.status_code == 403
     assert "metadata_items" in resp.json()["forbidden"]["message"]
-    assert c.put(url, json={"metadata": {"x": "1", "y": "2", "z": "3"}},
-                 headers=cloud.h(token_a)).status_code == 403
+    assert (
+        c.put(
+            url, json={"metadata": {"x": "1", "y": "2", "z": "3"}}, headers=cloud.h(token_a)
+        ).status_code
+        == 403
+    )
     assert c.get(url, headers=cloud.h(token_a)).json()["metadata"] == {"a": "1", "b": "2"}
     # Locked by an admin: the owner may read but not change.
     assert compute.action(server_id, cloud.admin, {"lock": None}).status_code == 202
     resp = c.delete(f"{url}/a", headers=cloud.h(token_a))
     assert resp.status_code == 409
     assert "locked" in resp.json()["conflictingRequest"]["message"]
-    assert c.post(url, json={"metadata": {"a": "2"}}, headers=cloud.h(token_a)).status_code \
-        == 409
+    assert c.post(url, json={"metadata": {"a": "2"}}, headers=cloud.h(token_a)).status_code == 409
     assert c.get(f"{url}/a", headers=cloud.h(token_a)).status_code == 200
     # Another project sees nothing.
-    for method, path, body in (("get", "", None), ("get", "/a", None),
-                               ("post", "", {"metadata": {"q": "1"}}),
-                               ("put", "/a", {"meta": {"a": "9"}}), ("delete", "/a", None)):
+    for method, path, body in (
+        ("get", "", None),
+        ("get", "/a", None),
+        ("post", "", {"metadata": {"q": "1"}}),
+        ("put", "/a", {"meta": {"a": "9"}}),
+        ("delete", "/a", None),
+    ):
         kwargs: dict[str, Any] = {"headers": cloud.h(token_b)}
         if body is not None:
             kwargs["json"] = body
@@ -108,7 +114,8 @@ def test_quota_lock_and_isolation(compute: Compute) -> None:
 def test_server_in_transition_is_409(compute: Compute) -> None:
     admin = compute.cloud.admin
     server_id = compute.create(admin).json()["server"]["id"]  # still BUILD
-    resp = compute.client.post(f"{SERVERS}/{server_id}/metadata",
-                               json={"metadata": {"a": "1"}}, headers=admin)
+    resp = compute.client.post(
+        f"{SERVERS}/{server_id}/metadata", json={"metadata": {"a": "1"}}, headers=admin
+    )
     assert resp.status_code == 409
     assert "vm_state building" in resp.json()["conflictingRequest"]["message"]

@@ -29,9 +29,12 @@ def compute(cloud: Any, tmp_path: Path) -> Compute:
     c.loop.scratch_dir = tmp_path / "snapshots"
     with c.db.session() as session:
         image = session.get(m.Image, c.image_id)
-        image.properties = {"kernel_id": str(uuid.UUID(int=1)), "ramdisk_id":
-                            str(uuid.UUID(int=2)), "os_command_line": "console=ttyS0 quiet",
-                            "os_distro": "kumo-tiny"}
+        image.properties = {
+            "kernel_id": str(uuid.UUID(int=1)),
+            "ramdisk_id": str(uuid.UUID(int=2)),
+            "os_command_line": "console=ttyS0 quiet",
+            "os_distro": "kumo-tiny",
+        }
         image.min_disk = 1
     return c
 
@@ -58,8 +61,9 @@ def test_create_image_becomes_active_with_owner_and_properties(compute: Compute)
     _, token = cloud.member("snap-u", project["id"])
     headers = cloud.h(token)
     server_id = _active_server(compute, headers)
-    resp = compute.action(server_id, headers,
-                          {"createImage": {"name": "snap1", "metadata": {"purpose": "test"}}})
+    resp = compute.action(
+        server_id, headers, {"createImage": {"name": "snap1", "metadata": {"purpose": "test"}}}
+    )
     assert resp.status_code == 202, resp.text
     assert resp.content == b""
     image_id = resp.headers["Location"].rsplit("/", 1)[-1]
@@ -94,13 +98,17 @@ def test_create_image_becomes_active_with_owner_and_properties(compute: Compute)
     assert data.status_code == 200 and data.content[:4] == b"QFI\xfb"
 
     # The snapshot boots a new server.
-    resp = compute.client.post(SERVERS, headers=headers, json={"server": {
-        "name": "from-snap", "imageRef": image_id, "flavorRef": "1"}})
+    resp = compute.client.post(
+        SERVERS,
+        headers=headers,
+        json={"server": {"name": "from-snap", "imageRef": image_id, "flavorRef": "1"}},
+    )
     assert resp.status_code == 202, resp.text
     compute.converge()
     assert compute.show(resp.json()["server"]["id"], headers)["status"] == "ACTIVE"
-    actions = compute.client.get(f"{SERVERS}/{server_id}/os-instance-actions",
-                                 headers=headers).json()["instanceActions"]
+    actions = compute.client.get(
+        f"{SERVERS}/{server_id}/os-instance-actions", headers=headers
+    ).json()["instanceActions"]
     assert actions[0]["action"] == "createImage" and actions[0]["message"] is None
 
 
@@ -127,8 +135,13 @@ def test_create_image_in_wrong_state_or_bad_body(compute: Compute) -> None:
     assert resp.status_code == 409  # still BUILD
     assert "conflictingRequest" in resp.json()
     compute.converge()
-    for body in ({}, {"name": ""}, {"name": "x", "metadata": "no"}, {"name": "x", "bad": 1},
-                 {"name": "x", "metadata": {"status": "active"}}):
+    for body in (
+        {},
+        {"name": ""},
+        {"name": "x", "metadata": "no"},
+        {"name": "x", "bad": 1},
+        {"name": "x", "metadata": {"status": "active"}},
+    ):
         resp = compute.action(server_id, admin, {"createImage": body})
         assert resp.status_code == 400, (body, resp.text)
     assert compute.action(server_id, admin, {"rescue": None}).status_code == 200
@@ -177,8 +190,9 @@ def test_failed_snapshot_deletes_the_image_and_keeps_the_server(
     shown = compute.show(server_id, admin)
     assert (shown["status"], shown["OS-EXT-STS:task_state"]) == ("ACTIVE", None)
     assert compute.client.get(f"{IMAGES}/{image_id}", headers=admin).status_code == 404
-    actions = compute.client.get(f"{SERVERS}/{server_id}/os-instance-actions",
-                                 headers=admin).json()["instanceActions"]
+    actions = compute.client.get(
+        f"{SERVERS}/{server_id}/os-instance-actions", headers=admin
+    ).json()["instanceActions"]
     assert actions[0]["action"] == "createImage"
     assert "disk on fire" in actions[0]["message"]
 
@@ -189,9 +203,13 @@ def test_server_deleted_mid_snapshot_leaves_no_image(compute: Compute) -> None:
     resp = compute.action(server_id, admin, {"createImage": {"name": "orphan"}})
     image_id = resp.headers["Location"].rsplit("/", 1)[-1]
     # The agent took the snapshot and is about to upload when the server is deleted.
-    item = next(i for i in compute.agent_client.get(
-        f"/agent/v1/hosts/{compute.host_id}/instances").json()["instances"]
-        if i["id"] == server_id)
+    item = next(
+        i
+        for i in compute.agent_client.get(f"/agent/v1/hosts/{compute.host_id}/instances").json()[
+            "instances"
+        ]
+        if i["id"] == server_id
+    )
     assert item["snapshot_image_id"] == image_id
     assert compute.client.delete(f"{SERVERS}/{server_id}", headers=admin).status_code == 204
     compute.loop.reconcile(item)  # the stale item: snapshot + upload are refused
@@ -203,8 +221,9 @@ def test_server_deleted_mid_snapshot_leaves_no_image(compute: Compute) -> None:
 
 
 def test_agent_upload_only_into_a_waiting_snapshot(compute: Compute) -> None:
-    resp = compute.agent_client.put(f"/agent/v1/images/{compute.image_id}/file",
-                                    content=b"QFI\xfb" + b"\0" * 100)
+    resp = compute.agent_client.put(
+        f"/agent/v1/images/{compute.image_id}/file", content=b"QFI\xfb" + b"\0" * 100
+    )
     assert resp.status_code == 404
     resp = compute.agent_client.put(f"/agent/v1/images/{uuid.uuid4()}/file", content=b"x")
     assert resp.status_code == 404
@@ -223,12 +242,19 @@ def test_rescue_and_unrescue(compute: Compute) -> None:
     assert compute.action(server_id, admin, {"rescue": {}}).status_code == 409
     compute.converge()
     shown = compute.show(server_id, admin)
-    assert (shown["status"], shown["OS-EXT-STS:vm_state"], shown["OS-EXT-STS:power_state"]) \
-        == ("RESCUE", "rescued", 1)
+    assert (shown["status"], shown["OS-EXT-STS:vm_state"], shown["OS-EXT-STS:power_state"]) == (
+        "RESCUE",
+        "rescued",
+        1,
+    )
     driver = compute.loop.driver
     assert driver.is_rescued(server_id)
-    for action in ({"os-stop": None}, {"pause": None}, {"rescue": {}},
-                   {"resize": {"flavorRef": "2"}}):
+    for action in (
+        {"os-stop": None},
+        {"pause": None},
+        {"rescue": {}},
+        {"resize": {"flavorRef": "2"}},
+    ):
         assert compute.action(server_id, admin, action).status_code == 409, action
     compute.converge()  # nothing pending: the rescue stays
     assert compute.show(server_id, admin)["status"] == "RESCUE"
@@ -250,9 +276,13 @@ def test_rescue_a_stopped_server_with_another_image(compute: Compute) -> None:
     assert resp.status_code == 400
     resp = compute.action(server_id, admin, {"rescue": {"rescue_image_ref": compute.image_id}})
     assert resp.status_code == 200 and resp.json()["adminPass"]
-    item = next(i for i in compute.agent_client.get(
-        f"/agent/v1/hosts/{compute.host_id}/instances").json()["instances"]
-        if i["id"] == server_id)
+    item = next(
+        i
+        for i in compute.agent_client.get(f"/agent/v1/hosts/{compute.host_id}/instances").json()[
+            "instances"
+        ]
+        if i["id"] == server_id
+    )
     assert item["rescue_image_id"] == compute.image_id
     compute.converge()
     assert compute.show(server_id, admin)["status"] == "RESCUE"

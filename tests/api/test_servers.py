@@ -32,24 +32,43 @@ class Compute:
         with self.db.session() as session:
             credential = hosts.ensure_host_credential(session)
         self.host_id = str(uuid.uuid4())
-        self.agent_client = TestClient(self.client.app, raise_server_exceptions=False,
-                                       headers={"X-Kumo-Host-Credential": credential})
+        self.agent_client = TestClient(
+            self.client.app,
+            raise_server_exceptions=False,
+            headers={"X-Kumo-Host-Credential": credential},
+        )
         self.register(self.host_id, "fake-1", vcpus, memory_mb)
-        self.loop = ComputeLoop(self.agent_client, "/agent/v1", self.host_id,
-                                FakeDriver(tmp_path / "fake"))
+        self.loop = ComputeLoop(
+            self.agent_client, "/agent/v1", self.host_id, FakeDriver(tmp_path / "fake")
+        )
         with self.db.session() as session:
-            session.add(m.Image(id=str(uuid.uuid4()), name="img", owner=None,
-                                status="active", visibility="public", disk_format="qcow2",
-                                container_format="bare", size=1, properties={},
-                                locations=[]))
+            session.add(
+                m.Image(
+                    id=str(uuid.uuid4()),
+                    name="img",
+                    owner=None,
+                    status="active",
+                    visibility="public",
+                    disk_format="qcow2",
+                    container_format="bare",
+                    size=1,
+                    properties={},
+                    locations=[],
+                )
+            )
         with self.db.session() as session:
             self.image_id = session.query(m.Image.id).filter_by(name="img").scalar()
 
     def register(self, host_id: str, name: str, vcpus: int, memory_mb: int) -> None:
-        body = {"host": {"id": host_id, "name": name, "agent_api_versions": ["v1"],
-                         "capabilities": {"hypervisor": {"driver": "fake", "nmi": True}},
-                         "inventory": {"vcpus": vcpus, "memory_mb": memory_mb,
-                                       "disk_gb": 100}}}
+        body = {
+            "host": {
+                "id": host_id,
+                "name": name,
+                "agent_api_versions": ["v1"],
+                "capabilities": {"hypervisor": {"driver": "fake", "nmi": True}},
+                "inventory": {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": 100},
+            }
+        }
         resp = self.agent_client.post("/agent/v1/hosts", json=body)
         assert resp.status_code == 200, resp.text
 
@@ -59,8 +78,7 @@ class Compute:
         self.loop.sync_once()
 
     def create(self, headers: dict[str, str], **extra: Any) -> Any:
-        body = {"server": {"name": "vm", "imageRef": self.image_id, "flavorRef": "1",
-                           **extra}}
+        body = {"server": {"name": "vm", "imageRef": self.image_id, "flavorRef": "1", **extra}}
         return self.client.post(SERVERS, json=body, headers=headers)
 
     def show(self, server_id: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -110,8 +128,9 @@ def test_create_reaches_active_and_delete_releases_everything(compute: Compute) 
         ({"reboot": {"type": "HARD"}}, "ACTIVE", 1),
     ],
 )
-def test_actions_reach_their_status(compute: Compute, action: dict[str, Any], status: str,
-                                    power: int) -> None:
+def test_actions_reach_their_status(
+    compute: Compute, action: dict[str, Any], status: str, power: int
+) -> None:
     admin = compute.cloud.admin
     server_id = compute.create(admin).json()["server"]["id"]
     compute.converge()
@@ -121,8 +140,11 @@ def test_actions_reach_their_status(compute: Compute, action: dict[str, Any], st
     assert shown["OS-EXT-STS:task_state"] is not None  # in flight until the agent reports
     compute.converge()
     shown = compute.show(server_id, admin)
-    assert (shown["status"], shown["OS-EXT-STS:power_state"], shown["OS-EXT-STS:task_state"]) \
-        == (status, power, None)
+    assert (shown["status"], shown["OS-EXT-STS:power_state"], shown["OS-EXT-STS:task_state"]) == (
+        status,
+        power,
+        None,
+    )
 
 
 def test_round_trips_back_to_active(compute: Compute) -> None:
@@ -217,10 +239,10 @@ def test_projects_are_isolated(compute: Compute) -> None:
     _, token_b = cloud.member("iso-ub", b["id"])
     server_id = compute.create(cloud.h(token_a)).json()["server"]["id"]
     compute.converge()
-    assert compute.client.get(f"{SERVERS}/{server_id}", headers=cloud.h(token_b)).status_code \
-        == 404
-    assert compute.client.delete(f"{SERVERS}/{server_id}",
-                                 headers=cloud.h(token_b)).status_code == 404
+    assert compute.client.get(f"{SERVERS}/{server_id}", headers=cloud.h(token_b)).status_code == 404
+    assert (
+        compute.client.delete(f"{SERVERS}/{server_id}", headers=cloud.h(token_b)).status_code == 404
+    )
     assert compute.action(server_id, cloud.h(token_b), {"os-stop": None}).status_code == 404
     assert compute.client.get(SERVERS, headers=cloud.h(token_b)).json()["servers"] == []
     everyone = compute.client.get(f"{SERVERS}?all_tenants=1", headers=cloud.admin).json()
@@ -241,8 +263,9 @@ def test_projects_are_isolated(compute: Compute) -> None:
         ({"metadata": {"k": 5}}, 400, "metadata value"),
     ],
 )
-def test_bad_create_requests(compute: Compute, extra: dict[str, Any], status: int,
-                             needle: str) -> None:
+def test_bad_create_requests(
+    compute: Compute, extra: dict[str, Any], status: int, needle: str
+) -> None:
     resp = compute.create(compute.cloud.admin, **extra)
     assert resp.status_code == status, resp.text
     assert needle in resp.json()["badRequest"]["message"]
@@ -275,11 +298,14 @@ def test_list_filters_and_locking(compute: Compute) -> None:
     server_id = compute.create(cloud.h(token), name="web-1").json()["server"]["id"]
     compute.create(cloud.h(token), name="db-1")
     compute.converge()
-    names = [s["name"] for s in compute.client.get(
-        f"{SERVERS}?name=web", headers=cloud.h(token)).json()["servers"]]
+    names = [
+        s["name"]
+        for s in compute.client.get(f"{SERVERS}?name=web", headers=cloud.h(token)).json()["servers"]
+    ]
     assert names == ["web-1"]
-    active = compute.client.get(f"{SERVERS}/detail?status=ACTIVE",
-                                headers=cloud.h(token)).json()["servers"]
+    active = compute.client.get(f"{SERVERS}/detail?status=ACTIVE", headers=cloud.h(token)).json()[
+        "servers"
+    ]
     assert len(active) == 2
     assert compute.action(server_id, cloud.admin, {"lock": None}).status_code == 202
     assert compute.action(server_id, cloud.h(token), {"os-stop": None}).status_code == 409
@@ -294,8 +320,9 @@ def test_rebuild_keeps_identity_and_power_state(compute: Compute) -> None:
     compute.converge()
     assert compute.action(server_id, admin, {"os-stop": None}).status_code == 202
     compute.converge()
-    resp = compute.action(server_id, admin, {"rebuild": {"imageRef": compute.image_id,
-                                                         "name": "rebuilt"}})
+    resp = compute.action(
+        server_id, admin, {"rebuild": {"imageRef": compute.image_id, "name": "rebuilt"}}
+    )
     assert resp.status_code == 202, resp.text
     assert resp.json()["server"]["status"] == "REBUILD"
     assert resp.json()["server"]["adminPass"]
@@ -385,8 +412,9 @@ def test_pages_follow_markers_through_the_whole_list(compute: Compute, order: st
         if marker is None:
             break
     assert seen == whole
-    bad = compute.client.get(f"{SERVERS}?limit=2&marker={uuid.uuid4()}",
-                             headers=compute.cloud.admin)
+    bad = compute.client.get(
+        f"{SERVERS}?limit=2&marker={uuid.uuid4()}", headers=compute.cloud.admin
+    )
     assert bad.status_code == 400
     assert "marker" in bad.json()["badRequest"]["message"]
 

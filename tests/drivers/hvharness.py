@@ -65,12 +65,16 @@ class Harness:
         guest_uuid = str(uuid.uuid4())
         drive = build_config_drive(
             self.state_dir / "config-drives" / f"{guest_uuid}.iso",
-            ConfigDriveData(uuid=guest_uuid, name=name, public_keys={"k": TEST_KEY},
-                            user_data=user_data),
+            ConfigDriveData(
+                uuid=guest_uuid, name=name, public_keys={"k": TEST_KEY}, user_data=user_data
+            ),
         )
         guest = self.guest
         return GuestSpec(
-            uuid=guest_uuid, name=name, vcpus=1, memory_mb=128,
+            uuid=guest_uuid,
+            name=name,
+            vcpus=1,
+            memory_mb=128,
             root_disk=str(guest.root_disk) if guest else None,
             kernel=str(guest.kernel) if guest else None,
             ramdisk=str(guest.initramfs) if guest else None,
@@ -99,8 +103,13 @@ class Harness:
     def console(self, guest_uuid: str) -> str:
         return self.driver.console_log(guest_uuid).decode(errors="replace")
 
-    def wait_console(self, guest_uuid: str, predicate: Callable[[str], bool],
-                     what: str, timeout: float = BOOT_DEADLINE) -> str:
+    def wait_console(
+        self,
+        guest_uuid: str,
+        predicate: Callable[[str], bool],
+        what: str,
+        timeout: float = BOOT_DEADLINE,
+    ) -> str:
         deadline = time.monotonic() + timeout
         while True:
             text = self.console(guest_uuid)
@@ -110,8 +119,9 @@ class Harness:
                 raise AssertionError(f"console never showed {what}; it has:\n{text[-3000:]}")
             time.sleep(0.05)
 
-    def wait_line(self, guest_uuid: str, line: str, count: int = 1,
-                  timeout: float = BOOT_DEADLINE) -> str:
+    def wait_line(
+        self, guest_uuid: str, line: str, count: int = 1, timeout: float = BOOT_DEADLINE
+    ) -> str:
         return self.wait_console(
             guest_uuid, lambda text: text.count(line) >= count, f"{line!r} x{count}", timeout
         )
@@ -125,5 +135,3 @@ class Harness:
                 if pidfile.parent.name.encode() in cmdline:
                     os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.state_dir, ignore_errors=True)
-
-

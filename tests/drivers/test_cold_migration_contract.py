@@ -35,8 +35,12 @@ def other(harness: Harness) -> Iterator[Harness]:
 def test_disk_moves_to_another_host_and_boots_there(harness: Harness, other: Harness) -> None:
     spec = harness.spec(name="vm-cold")
     if spec.root_disk is not None:
-        spec = dataclasses.replace(spec, root_disk=str(create_overlay(
-            Path(spec.root_disk), harness.state_dir / f"{spec.uuid}.qcow2")))
+        spec = dataclasses.replace(
+            spec,
+            root_disk=str(
+                create_overlay(Path(spec.root_disk), harness.state_dir / f"{spec.uuid}.qcow2")
+            ),
+        )
     source, dest = harness.driver, other.driver
     source.spawn(spec)
     harness.wait_line(spec.uuid, "kumo-guest: alive 1")
@@ -50,15 +54,17 @@ def test_disk_moves_to_another_host_and_boots_there(harness: Harness, other: Har
     copied = instance_dir(other.state_dir, spec.uuid) / "disk"
     if spec.root_disk is not None:
         assert copied.exists() and not (copied.parent / "disk.import").exists()
-        result = subprocess.run(["qemu-img", "compare", "-U", spec.root_disk, str(copied)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["qemu-img", "compare", "-U", spec.root_disk, str(copied)],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
     source.end_export(spec.uuid)
     source.end_export(spec.uuid)  # nothing served: nothing to do
     with pytest.raises(HypervisorError):
         dest.import_disk(spec.uuid, endpoint)
-    dest_spec = spec if spec.root_disk is None else dataclasses.replace(
-        spec, root_disk=str(copied))
+    dest_spec = spec if spec.root_disk is None else dataclasses.replace(spec, root_disk=str(copied))
     dest.spawn(dest_spec)
     other.wait_line(spec.uuid, "kumo-guest: alive 1")
     assert dest.get_state(spec.uuid).power_state == PowerState.RUNNING

@@ -15,9 +15,12 @@ from kumo.drivers.configdrive import (
 
 def test_contents(tmp_path: Path) -> None:
     data = ConfigDriveData(
-        uuid="6f1e1f2e-5c1a-4a43-9d5e-2e0b5d9f0b1a", name="Web Server 1",
-        public_keys={"mykey": "ssh-ed25519 AAAA me@here"}, user_data=b"#cloud-config\n",
-        availability_zone="az1", meta={"role": "web"},
+        uuid="6f1e1f2e-5c1a-4a43-9d5e-2e0b5d9f0b1a",
+        name="Web Server 1",
+        public_keys={"mykey": "ssh-ed25519 AAAA me@here"},
+        user_data=b"#cloud-config\n",
+        availability_zone="az1",
+        meta={"role": "web"},
         network_data={"links": [{"id": "tap1"}], "networks": [], "services": []},
     )
     path = build_config_drive(tmp_path / "cd.iso", data)

@@ -43,8 +43,9 @@ def test_unknown_guests(harness: Harness) -> None:
     with pytest.raises(GuestNotFound):
         harness.driver.power_on(ghost)
     with pytest.raises(HypervisorError):
-        harness.driver.spawn(harness.spec().__class__(
-            uuid="../../etc", name="x", vcpus=1, memory_mb=128))
+        harness.driver.spawn(
+            harness.spec().__class__(uuid="../../etc", name="x", vcpus=1, memory_mb=128)
+        )
     assert harness.driver.list_guests() == []
 
 

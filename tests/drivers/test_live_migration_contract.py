@@ -41,8 +41,9 @@ def other(harness: Harness) -> Iterator[Harness]:
 def _overlay(h: Harness, spec: GuestSpec, where: Path) -> GuestSpec:
     if spec.root_disk is None:
         return spec
-    return dataclasses.replace(spec, root_disk=str(create_overlay(
-        Path(spec.root_disk), where / f"{spec.uuid}.qcow2")))
+    return dataclasses.replace(
+        spec, root_disk=str(create_overlay(Path(spec.root_disk), where / f"{spec.uuid}.qcow2"))
+    )
 
 
 def _until_done(h: Harness, uuid: str) -> tuple[list[str], MigrationProgress]:
@@ -62,16 +63,23 @@ def test_live_migration_continues_on_destination(
     harness: Harness, other: Harness, block: bool
 ) -> None:
     shared = Path(tempfile.mkdtemp(prefix="ks-", dir="/tmp"))
-    spec = _overlay(harness, harness.spec(name="vm-move"),
-                    shared if not block else harness.state_dir)
+    spec = _overlay(
+        harness, harness.spec(name="vm-move"), shared if not block else harness.state_dir
+    )
     source, dest = harness.driver, other.driver
     first = source.spawn(spec)
     harness.wait_line(spec.uuid, "kumo-guest: alive 1")
     # The destination's own copy of the disk (block) or the very same file (shared).
     dest_spec = _overlay(other, spec, other.state_dir) if block and harness.guest else spec
     if block and harness.guest:
-        dest_spec = dataclasses.replace(dest_spec, root_disk=str(create_overlay(
-            Path(harness.guest.root_disk), other.state_dir / f"{spec.uuid}.qcow2")))
+        dest_spec = dataclasses.replace(
+            dest_spec,
+            root_disk=str(
+                create_overlay(
+                    Path(harness.guest.root_disk), other.state_dir / f"{spec.uuid}.qcow2"
+                )
+            ),
+        )
     endpoint = dest.prepare_incoming(dest_spec, block)
     assert dest.prepare_incoming(dest_spec, block) == endpoint  # idempotent
     assert dest.get_state(spec.uuid).power_state == PowerState.PAUSED
@@ -93,8 +101,11 @@ def test_live_migration_continues_on_destination(
     state = dest.finish_incoming(spec.uuid, run=True)
     assert state.power_state == PowerState.RUNNING
     assert dest.finish_incoming(spec.uuid, run=True).pid == state.pid  # idempotent
-    text = other.wait_console(spec.uuid, lambda t: bool(_alive(t)) and max(_alive(t)) > last,
-                              f"the alive counter past {last} on the destination")
+    text = other.wait_console(
+        spec.uuid,
+        lambda t: bool(_alive(t)) and max(_alive(t)) > last,
+        f"the alive counter past {last} on the destination",
+    )
     assert "kumo-guest: start" not in text.split(f"alive {last}")[-1]  # no second boot
     source.destroy(spec.uuid)
     assert first.pid is not None and not harness.pid_alive(first.pid)
@@ -115,8 +126,14 @@ def test_abort_leaves_the_guest_on_the_source(
         harness.qmp(spec.uuid, "migrate-set-parameters", {"max-bandwidth": 1 << 20})
     dest_spec = spec
     if harness.guest:
-        dest_spec = dataclasses.replace(spec, root_disk=str(create_overlay(
-            Path(harness.guest.root_disk), other.state_dir / f"{spec.uuid}.qcow2")))
+        dest_spec = dataclasses.replace(
+            spec,
+            root_disk=str(
+                create_overlay(
+                    Path(harness.guest.root_disk), other.state_dir / f"{spec.uuid}.qcow2"
+                )
+            ),
+        )
     endpoint = dest.prepare_incoming(dest_spec, True)
     source.migrate_to(spec.uuid, endpoint, True)
     deadline = time.monotonic() + DEADLINE
@@ -144,8 +161,14 @@ def test_force_complete_pauses_so_it_converges(harness: Harness, other: Harness)
     harness.wait_line(spec.uuid, "kumo-guest: hostname vm-force")
     dest_spec = spec
     if harness.guest:
-        dest_spec = dataclasses.replace(spec, root_disk=str(create_overlay(
-            Path(harness.guest.root_disk), other.state_dir / f"{spec.uuid}.qcow2")))
+        dest_spec = dataclasses.replace(
+            spec,
+            root_disk=str(
+                create_overlay(
+                    Path(harness.guest.root_disk), other.state_dir / f"{spec.uuid}.qcow2"
+                )
+            ),
+        )
     endpoint = dest.prepare_incoming(dest_spec, True)
     source.migrate_to(spec.uuid, endpoint, True)
     source.force_complete_migration(spec.uuid)

@@ -58,10 +58,22 @@ def two_hosts(tmp_path: Path) -> Iterator[tuple[Cloud, Path, Guests, Guests]]:
         credential = (state / "host-credential").read_text().strip()
         with (tmp_path / "agent-b.log").open("wb") as log:
             agent = subprocess.Popen(
-                [KUMO, "--state-dir", str(state_b), "serve", "agent", "--name", HOST_B,
-                 "--api-url", cloud.url],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=clean_env(KUMO_AGENT_CREDENTIAL=credential), start_new_session=True,
+                [
+                    KUMO,
+                    "--state-dir",
+                    str(state_b),
+                    "serve",
+                    "agent",
+                    "--name",
+                    HOST_B,
+                    "--api-url",
+                    cloud.url,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=clean_env(KUMO_AGENT_CREDENTIAL=credential),
+                start_new_session=True,
             )
 
         def both_up() -> bool:
@@ -84,9 +96,12 @@ def _token(cloud: Cloud) -> str:
 
 
 def _migrations(cloud: Cloud, token: str, server_id: str) -> list[dict[str, Any]]:
-    resp = httpx.get(f"{cloud.url}/compute/v2.1/os-migrations",
-                     params={"instance_uuid": server_id}, headers={"X-Auth-Token": token},
-                     timeout=30)
+    resp = httpx.get(
+        f"{cloud.url}/compute/v2.1/os-migrations",
+        params={"instance_uuid": server_id},
+        headers={"X-Auth-Token": token},
+        timeout=30,
+    )
     assert resp.status_code == 200, resp.text
     rows: list[dict[str, Any]] = resp.json()["migrations"]
     return rows
@@ -95,16 +110,23 @@ def _migrations(cloud: Cloud, token: str, server_id: str) -> list[dict[str, Any]
 def _measured(state: Path, server_id: str) -> list[tuple[int | None, int | None]]:
     """QEMU's total time and the guest's downtime (stop-and-copy plus the switch)."""
     with sqlite3.connect(next(state.glob("*.db"))) as db:
-        return list(db.execute(
-            "SELECT total_time_ms, downtime_ms FROM migrations WHERE instance_uuid = ? "
-            "ORDER BY id", (server_id,)))
+        return list(
+            db.execute(
+                "SELECT total_time_ms, downtime_ms FROM migrations WHERE instance_uuid = ? "
+                "ORDER BY id",
+                (server_id,),
+            )
+        )
 
 
 def _move(cloud: Cloud, token: str, server_id: str, count: int) -> dict[str, Any]:
-    body = {"os-migrateLive": {"host": None, "block_migration": True,
-                               "disk_over_commit": False}}
-    resp = httpx.post(f"{cloud.url}/compute/v2.1/servers/{server_id}/action", json=body,
-                      headers={"X-Auth-Token": token}, timeout=30)
+    body = {"os-migrateLive": {"host": None, "block_migration": True, "disk_over_commit": False}}
+    resp = httpx.post(
+        f"{cloud.url}/compute/v2.1/servers/{server_id}/action",
+        json=body,
+        headers={"X-Auth-Token": token},
+        timeout=30,
+    )
     assert resp.status_code == 202, resp.text
     assert show(cloud, server_id)["status"] in ("MIGRATING", "ACTIVE")
 
@@ -123,8 +145,7 @@ def _move_and_check(
     """One live migration, judged by the guest, the hosts' files and the database."""
     state_a = cloud.state_dir
     before = show(cloud, server_id)
-    source_state = state_a if (state_a / "agent" / "instances" / server_id).exists() \
-        else state_b
+    source_state = state_a if (state_a / "agent" / "instances" / server_id).exists() else state_b
     dest_state = state_b if source_state == state_a else state_a
     source_pid = dirs[str(source_state)].pid(server_id)
     source_log = source_state / "agent" / "instances" / server_id / "console.log"
@@ -133,26 +154,40 @@ def _move_and_check(
     row = _move(cloud, token, server_id, count)
     moved_in = time.monotonic() - started
     assert row["source_compute"] == before["OS-EXT-SRV-ATTR:host"]
-    after = wait_for(lambda: (s := show(cloud, server_id))["status"] == "ACTIVE" and s,
-                     60, "ACTIVE after the move")
+    after = wait_for(
+        lambda: (s := show(cloud, server_id))["status"] == "ACTIVE" and s,
+        60,
+        "ACTIVE after the move",
+    )
     assert after["OS-EXT-SRV-ATTR:host"] == row["dest_compute"] != row["source_compute"]
     wait_for(lambda: not _alive(source_pid), 60, "the source QEMU to exit")
-    wait_for(lambda: not (source_state / "agent" / "instances" / server_id).exists(), 60,
-             "the source's files to go")
+    wait_for(
+        lambda: not (source_state / "agent" / "instances" / server_id).exists(),
+        60,
+        "the source's files to go",
+    )
     dest_pid = dirs[str(dest_state)].pid(server_id)
     assert _alive(dest_pid)
     dest_log = dest_state / "agent" / "instances" / server_id / "console.log"
-    text = wait_for(lambda: (t := dest_log.read_text(errors="replace")) and _counter(t)
-                    > seen + 1 and t, 120, f"the alive counter past {seen + 1} there")
+    text = wait_for(
+        lambda: (t := dest_log.read_text(errors="replace")) and _counter(t) > seen + 1 and t,
+        120,
+        f"the alive counter past {seen + 1} there",
+    )
     first = int(re.findall(r"kumo-guest: alive (\d+)", text)[0])
     assert first > seen, (seen, text[:500])  # it went on from where it was
     assert "kumo-guest: start" not in text, "the guest booted again at the destination"
     # The console the API shows comes from the destination now.
-    wait_for(lambda: _counter(t := console(cloud, "mover")) > seen + 1
-             and "kumo-guest: start" not in t, 60, "the console from the destination")
-    print(f"move {count}: {row['source_compute']} -> {row['dest_compute']} in "
-          f"{moved_in:.2f}s (request to completed); qemu total/downtime ms: "
-          f"{_measured(state_a, server_id)[-1]}")
+    wait_for(
+        lambda: _counter(t := console(cloud, "mover")) > seen + 1 and "kumo-guest: start" not in t,
+        60,
+        "the console from the destination",
+    )
+    print(
+        f"move {count}: {row['source_compute']} -> {row['dest_compute']} in "
+        f"{moved_in:.2f}s (request to completed); qemu total/downtime ms: "
+        f"{_measured(state_a, server_id)[-1]}"
+    )
     check = kumo("--state-dir", str(state_a), "db", "check")
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -188,7 +223,10 @@ def test_openstack_cli_live_migration(
     ok(openstack(cloud, "server", "migrate", "--live-migration", "--wait", "cli-mover"))
     moved = show(cloud, server_id)
     assert moved["status"] == "ACTIVE" and moved["OS-EXT-SRV-ATTR:host"] != host
-    listed = json.loads(ok(openstack(cloud, "server", "migration", "list", "--server",
-                                     server_id, "-f", "json")).stdout)
+    listed = json.loads(
+        ok(
+            openstack(cloud, "server", "migration", "list", "--server", server_id, "-f", "json")
+        ).stdout
+    )
     assert listed and listed[0]["Status"] == "completed"
     ok(openstack(cloud, "server", "delete", "--wait", "cli-mover"))

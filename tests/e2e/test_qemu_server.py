@@ -109,7 +109,9 @@ def console(cloud: Cloud, name: str) -> str:
 def wait_console(cloud: Cloud, name: str, *needles: str) -> str:
     return wait_for(
         lambda: (text := console(cloud, name)) and all(n in text for n in needles) and text,
-        BOOT, f"console of {name} to show {needles}", interval=2.0,
+        BOOT,
+        f"console of {name} to show {needles}",
+        interval=2.0,
     )
 
 
@@ -132,10 +134,25 @@ def create_server(cloud: Cloud, tmp_path: Path, name: str) -> dict[str, Any]:
     ok(openstack(cloud, "keypair", "create", "--public-key", str(key), "k"))
     user_data = tmp_path / "user-data"
     user_data.write_text("#!/bin/sh\necho hello from user data\n")
-    created: dict[str, Any] = ok(openstack(
-        cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny",
-        "--key-name", "k", "--user-data", str(user_data), "--wait", name, "-f", "json",
-    )).json()
+    created: dict[str, Any] = ok(
+        openstack(
+            cloud,
+            "server",
+            "create",
+            "--image",
+            "kumo-tiny",
+            "--flavor",
+            "m1.tiny",
+            "--key-name",
+            "k",
+            "--user-data",
+            str(user_data),
+            "--wait",
+            name,
+            "-f",
+            "json",
+        )
+    ).json()
     assert created["status"] == "ACTIVE", created
     return created
 

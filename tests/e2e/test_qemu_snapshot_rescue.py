@@ -31,8 +31,11 @@ def test_snapshot_boots_and_rescue_shows_rescue_boot(
     wait_console(cloud, "vm1", "kumo-guest: hostname vm1")
 
     # Snapshot the running guest; --wait polls the image until it is active.
-    ok(openstack(cloud, "server", "image", "create", "--name", "snap1", "--wait", "vm1",
-                 timeout=600))
+    ok(
+        openstack(
+            cloud, "server", "image", "create", "--name", "snap1", "--wait", "vm1", timeout=600
+        )
+    )
     image = ok(openstack(cloud, "image", "show", "snap1", "-f", "json")).json()
     assert image["status"] == "active", image
     assert image["disk_format"] == "qcow2"
@@ -44,10 +47,23 @@ def test_snapshot_boots_and_rescue_shows_rescue_boot(
     assert guests.pid(server_id) == pid and _alive(pid), "the snapshot restarted the guest"
 
     # A new server from the snapshot boots and prints its own lines.
-    created = ok(openstack(
-        cloud, "server", "create", "--image", "snap1", "--flavor", "m1.tiny",
-        "--key-name", "k", "--wait", "vm2", "-f", "json",
-    )).json()
+    created = ok(
+        openstack(
+            cloud,
+            "server",
+            "create",
+            "--image",
+            "snap1",
+            "--flavor",
+            "m1.tiny",
+            "--key-name",
+            "k",
+            "--wait",
+            "vm2",
+            "-f",
+            "json",
+        )
+    ).json()
     assert created["status"] == "ACTIVE", created
     guests.pid(created["id"])
     wait_console(cloud, "vm2", "kumo-guest: hostname vm2")

@@ -17,17 +17,34 @@ FLAVOR = {"id": "1", "name": "m1.tiny", "vcpus": 1, "ram": 128, "disk": 1}
 def _host(database: Database) -> str:
     host_id = str(uuid.uuid4())
     with database.session() as session:
-        session.add(m.Host(id=host_id, name=f"h-{host_id[:6]}", agent_api_versions=["v1"],
-                           capabilities={}, inventory={}))
+        session.add(
+            m.Host(
+                id=host_id,
+                name=f"h-{host_id[:6]}",
+                agent_api_versions=["v1"],
+                capabilities={},
+                inventory={},
+            )
+        )
     return host_id
 
 
 def _server(database: Database, host_id: str | None, **fields: object) -> str:
     server_id = str(uuid.uuid4())
     with database.session() as session:
-        session.add(m.Instance(id=server_id, name="vm", project_id="p", user_id="u",
-                               host_id=host_id, flavor_id="1", flavor=FLAVOR,
-                               vm_state="active", **fields))
+        session.add(
+            m.Instance(
+                id=server_id,
+                name="vm",
+                project_id="p",
+                user_id="u",
+                host_id=host_id,
+                flavor_id="1",
+                flavor=FLAVOR,
+                vm_state="active",
+                **fields,
+            )
+        )
     return server_id
 
 
@@ -41,8 +58,9 @@ def test_leaked_and_missing_allocations_are_repaired(database: Database) -> None
     gone = _server(database, host_id, deleted=True)
     live = _server(database, host_id)
     with database.session() as session:
-        session.add(m.Allocation(instance_id=gone, host_id=host_id, vcpus=1, memory_mb=128,
-                                 disk_gb=1))
+        session.add(
+            m.Allocation(instance_id=gone, host_id=host_id, vcpus=1, memory_mb=128, disk_gb=1)
+        )
     found = _checks(database)
     assert "allocations of deleted servers" in found
     assert "servers without their allocation" in found
@@ -63,8 +81,9 @@ def test_server_on_unknown_host_needs_an_operator(database: Database) -> None:
 
 
 def test_task_past_deadline_is_resolved_to_error(database: Database) -> None:
-    server_id = _server(database, None, task_state="powering-off",
-                        task_deadline=utcnow() - dt.timedelta(minutes=1))
+    server_id = _server(
+        database, None, task_state="powering-off", task_deadline=utcnow() - dt.timedelta(minutes=1)
+    )
     assert "tasks past their deadline" in _checks(database)
     _checks(database, repair=True)
     with database.session() as session:

@@ -203,9 +203,14 @@ def test_upgrade_to_migrations_table_keeps_servers(db_factory):
     with db.session() as s:
         allocation = s.get(m.Allocation, "i1")
         assert allocation is not None and allocation.host_id == "h1"
-        first = m.Migration(uuid="00000000-0000-0000-0000-000000000001", instance_uuid="i1",
-                            source_host_id="h1", source_compute="node-a", dest_host_id="h2",
-                            memory_total_bytes=1 << 33)
+        first = m.Migration(
+            uuid="00000000-0000-0000-0000-000000000001",
+            instance_uuid="i1",
+            source_host_id="h1",
+            source_compute="node-a",
+            dest_host_id="h2",
+            memory_total_bytes=1 << 33,
+        )
         second = m.Migration(uuid="00000000-0000-0000-0000-000000000002", instance_uuid="i1")
         s.add_all([first, second])
         s.flush()
@@ -213,5 +218,8 @@ def test_upgrade_to_migrations_table_keeps_servers(db_factory):
     with db.session() as s:
         row = s.scalars(sa.select(m.Migration).order_by(m.Migration.id)).first()
         assert (row.status, row.migration_type, row.memory_total_bytes) == (
-            "queued", "live-migration", 1 << 33)
+            "queued",
+            "live-migration",
+            1 << 33,
+        )
         assert row.source_done is False and row.deleted is False

@@ -372,8 +372,12 @@ class ComputeLoop:
         """Report on the migration; None when the API refused it as stale (it moved on)."""
         response = self.client.post(f"{self.base}/migrations/{migration['uuid']}", json=body)
         if response.status_code in (404, 409):
-            log.info("migration %s: %s refused: %s", migration["uuid"], body.get("event"),
-                     response.text[:300])
+            log.info(
+                "migration %s: %s refused: %s",
+                migration["uuid"],
+                body.get("event"),
+                response.text[:300],
+            )
             return None
         response.raise_for_status()
         answer: dict[str, Any] = response.json()["migration"]
@@ -412,8 +416,12 @@ class ComputeLoop:
             try:
                 endpoint = d.export_disk(uuid)
             except HypervisorError as exc:
-                self._event(migration, event="failed", cleaned=True,
-                            message=f"the source could not serve the disk: {exc}")
+                self._event(
+                    migration,
+                    event="failed",
+                    cleaned=True,
+                    message=f"the source could not serve the disk: {exc}",
+                )
                 return False
             self._event(migration, event="exported", endpoint=endpoint)
             return True
@@ -442,8 +450,12 @@ class ComputeLoop:
                 d.import_disk(uuid, migration["endpoint"] or {})
             except HypervisorError as exc:
                 d.destroy(uuid)
-                self._event(migration, event="failed", cleaned=True,
-                            message=f"the destination could not copy the disk: {exc}")
+                self._event(
+                    migration,
+                    event="failed",
+                    cleaned=True,
+                    message=f"the destination could not copy the disk: {exc}",
+                )
                 return True
             self._event(migration, event="imported")
             return True
@@ -477,12 +489,17 @@ class ComputeLoop:
             return False  # now an ordinary server of this host: observe and report it
         if status in ("queued", "preparing"):
             try:
-                endpoint = d.prepare_incoming(self.build_spec(item),
-                                              bool(migration["block_migration"]))
+                endpoint = d.prepare_incoming(
+                    self.build_spec(item), bool(migration["block_migration"])
+                )
             except HypervisorError as exc:
                 d.destroy(uuid)
-                self._event(migration, event="failed", cleaned=True,
-                            message=f"the destination could not prepare: {exc}")
+                self._event(
+                    migration,
+                    event="failed",
+                    cleaned=True,
+                    message=f"the destination could not prepare: {exc}",
+                )
                 return True
             self._event(migration, event="ready", endpoint=endpoint)
         elif status in MIGRATION_ENDED_BADLY:

@@ -17,7 +17,7 @@ QEMU_BINARIES = ("qemu-system-x86_64", "qemu-img")
 
 
 def resolve_name(config: Config) -> str:
-    """"auto" means qemu when qemu-system-x86_64 and qemu-img are installed, else fake."""
+    """ "auto" means qemu when qemu-system-x86_64 and qemu-img are installed, else fake."""
     if config.compute.hypervisor != "auto":
         return config.compute.hypervisor
     return "qemu" if all(shutil.which(b) for b in QEMU_BINARIES) else "fake"

@@ -66,7 +66,8 @@ class Agent:
         self._rescue_builder: SpecBuilder = minimal_spec
         if driver is not None and driver.name == "qemu":
             builder = QemuSpecBuilder(
-                self.images, Path(getattr(driver, "state_dir", state_dir / "agent")),
+                self.images,
+                Path(getattr(driver, "state_dir", state_dir / "agent")),
                 force_config_drive,
             )
             self._builder, self._rescue_builder = builder, builder.rescue
@@ -130,8 +131,13 @@ class Agent:
         if self.driver is None or self._compute_thread is not None or not self.registered:
             return
         loop = ComputeLoop(
-            self._client, self.api, self.id, self.driver, build_spec=self.build_spec,
-            build_rescue=self._rescue_builder, scratch_dir=self.state_dir / "agent" / "snapshots",
+            self._client,
+            self.api,
+            self.id,
+            self.driver,
+            build_spec=self.build_spec,
+            build_rescue=self._rescue_builder,
+            scratch_dir=self.state_dir / "agent" / "snapshots",
             console_interval=self.console_interval,
         )
         self._compute_thread = threading.Thread(

@@ -30,8 +30,11 @@ GIB = 1024**3
 
 
 def config_drive_data(item: dict[str, Any]) -> ConfigDriveData:
-    keys = {item["key_name"]: item["key_data"]} if item.get("key_name") and item.get(
-        "key_data") else {}
+    keys = (
+        {item["key_name"]: item["key_data"]}
+        if item.get("key_name") and item.get("key_data")
+        else {}
+    )
     user_data = None
     if item.get("user_data"):
         try:
@@ -54,8 +57,9 @@ def config_drive_data(item: dict[str, Any]) -> ConfigDriveData:
 class QemuSpecBuilder:
     """Prepares root disk and config drive for one server and returns its GuestSpec."""
 
-    def __init__(self, images: ImageCache, driver_state_dir: Path,
-                 force_config_drive: bool = True) -> None:
+    def __init__(
+        self, images: ImageCache, driver_state_dir: Path, force_config_drive: bool = True
+    ) -> None:
         self.images = images
         self.driver_state_dir = driver_state_dir
         self.force_config_drive = force_config_drive

@@ -172,9 +172,7 @@ def migration_event(
     _authorize(request, state)
     with state.db.session() as session:
         answer = reports_migrations.record_event(session, host_id, migration_uuid, body)
-        row = session.scalars(
-            select(m.Migration).where(m.Migration.uuid == migration_uuid)
-        ).one()
+        row = session.scalars(select(m.Migration).where(m.Migration.uuid == migration_uuid)).one()
         others = {row.source_host_id, row.dest_host_id} - {host_id, None}
     # The other host acts next (the destination continues the guest after the switch...).
     wakeup.notify(*(wakeup.host_topic(h) for h in others if h))

@@ -408,8 +408,9 @@ def host_disable(ctx: typer.Context, host: str, reason: str = typer.Option("", "
 def host_evacuate(
     ctx: typer.Context,
     host: str,
-    target: str | None = typer.Option(None, "--target", help="destination host (default: "
-                                      "the scheduler chooses for each server)"),
+    target: str | None = typer.Option(
+        None, "--target", help="destination host (default: the scheduler chooses for each server)"
+    ),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="wait for the rebuilds"),
     timeout: float = typer.Option(900.0, "--timeout", help="seconds to wait at most"),
     fmt: str = FORMAT,
@@ -427,8 +428,9 @@ def host_evacuate(
     from kumo.db import models as m
 
     runtime = open_runtime(ctx)
-    operator = Context(user_id="kumo-cli", user_domain_id="default",
-                       roles=frozenset({"admin"}), system=True)
+    operator = Context(
+        user_id="kumo-cli", user_domain_id="default", roles=frozenset({"admin"}), system=True
+    )
     request = moves.EvacuateRequest(target, None, False)
     scheduler_cfg, heartbeat = runtime.config.scheduler, runtime.config.hosts.heartbeat_timeout
     try:
@@ -444,12 +446,21 @@ def host_evacuate(
                 instance, migration = moves.evacuate(
                     session, operator, server_id, request, scheduler_cfg, heartbeat
                 )
-                results[server_id] = {"server": server_id, "name": instance.name,
-                                      "destination": migration.dest_compute,
-                                      "result": "accepted", "detail": ""}
+                results[server_id] = {
+                    "server": server_id,
+                    "name": instance.name,
+                    "destination": migration.dest_compute,
+                    "result": "accepted",
+                    "detail": "",
+                }
         except KumoError as exc:
-            results[server_id] = {"server": server_id, "name": "", "destination": "",
-                                  "result": "refused", "detail": exc.message}
+            results[server_id] = {
+                "server": server_id,
+                "name": "",
+                "destination": "",
+                "result": "refused",
+                "detail": exc.message,
+            }
     accepted = [sid for sid, r in results.items() if r["result"] == "accepted"]
     if wait and accepted:
         deadline = time.monotonic() + timeout
@@ -472,8 +483,12 @@ def host_evacuate(
         for server_id in pending:
             results[server_id]["result"] = "still rebuilding"
             results[server_id]["detail"] = f"not done after {timeout:.0f}s"
-    emit(list(results.values()), ["server", "name", "destination", "result", "detail"], fmt,
-         title=f"evacuate {host_name}")
+    emit(
+        list(results.values()),
+        ["server", "name", "destination", "result", "detail"],
+        fmt,
+        title=f"evacuate {host_name}",
+    )
     if any(r["result"] in ("refused", "error", "still rebuilding") for r in results.values()):
         raise typer.Exit(1)
 

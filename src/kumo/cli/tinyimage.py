@@ -46,8 +46,16 @@ def _store_copy(store: ImageStore, image_id: str, source: Path) -> tuple[int, st
     return size, md5.hexdigest(), sha512.hexdigest()
 
 
-def _ensure(db: Database, store: ImageStore, owner: str, name: str, source: Path,
-            disk_format: str, container_format: str, properties: dict[str, Any]) -> str:
+def _ensure(
+    db: Database,
+    store: ImageStore,
+    owner: str,
+    name: str,
+    source: Path,
+    disk_format: str,
+    container_format: str,
+    properties: dict[str, Any],
+) -> str:
     with db.session() as session:
         found = seed.find(session, name)
         if found is not None:
@@ -57,12 +65,22 @@ def _ensure(db: Database, store: ImageStore, owner: str, name: str, source: Path
     virtual = disks.info(source).virtual_size if disk_format == "qcow2" else size
     try:
         with db.session() as session:
-            seed.add(session, owner, seed.SeedImage(
-                id=image_id, name=name, disk_format=disk_format,
-                container_format=container_format, size=size, checksum=md5,
-                os_hash_value=sha512, virtual_size=virtual, properties=properties,
-                min_ram=MIN_RAM_MB if disk_format == "qcow2" else 0,
-            ))
+            seed.add(
+                session,
+                owner,
+                seed.SeedImage(
+                    id=image_id,
+                    name=name,
+                    disk_format=disk_format,
+                    container_format=container_format,
+                    size=size,
+                    checksum=md5,
+                    os_hash_value=sha512,
+                    virtual_size=virtual,
+                    properties=properties,
+                    min_ram=MIN_RAM_MB if disk_format == "qcow2" else 0,
+                ),
+            )
     except BaseException:
         store.delete(image_id)
         raise
@@ -80,16 +98,23 @@ def ensure_tiny_image(db: Database, config: Config, owner: str) -> str | None:
         guest = build_tiny_guest(config.state_dir / "guest-cache")
         store = ImageStore(config.images_dir)
         kernel_id = _ensure(db, store, owner, f"{NAME}-kernel", guest.kernel, "aki", "aki", {})
-        ramdisk_id = _ensure(
-            db, store, owner, f"{NAME}-ramdisk", guest.initramfs, "ari", "ari", {}
+        ramdisk_id = _ensure(db, store, owner, f"{NAME}-ramdisk", guest.initramfs, "ari", "ari", {})
+        image_id = _ensure(
+            db,
+            store,
+            owner,
+            NAME,
+            guest.root_disk,
+            "qcow2",
+            "bare",
+            {
+                "kernel_id": kernel_id,
+                "ramdisk_id": ramdisk_id,
+                "os_command_line": guest.cmdline,
+                "os_distro": "kumo-tiny",
+                "hw_pvh": "true" if guest.pvh else "false",
+            },
         )
-        image_id = _ensure(db, store, owner, NAME, guest.root_disk, "qcow2", "bare", {
-            "kernel_id": kernel_id,
-            "ramdisk_id": ramdisk_id,
-            "os_command_line": guest.cmdline,
-            "os_distro": "kumo-tiny",
-            "hw_pvh": "true" if guest.pvh else "false",
-        })
     except (GuestBuildError, disks.DiskError, OSError, subprocess.SubprocessError) as exc:
         log.warning("the %s test image was not registered: %s", NAME, exc)
         return None

@@ -153,8 +153,15 @@ def _leaked_allocations(session: Session) -> list[m.Allocation]:
                 # live: before the switch; cold (kumo.core.compute.moves.COLD_HOLDS_CLAIM):
                 # the destination's before the switch, the source's until confirm/revert
                 m.Migration.status.in_(
-                    ("queued", "preparing", "running", "pre-migrating", "migrating",
-                     "finished", "reverting")
+                    (
+                        "queued",
+                        "preparing",
+                        "running",
+                        "pre-migrating",
+                        "migrating",
+                        "finished",
+                        "reverting",
+                    )
                 ),
                 m.Migration.instance_uuid.in_(live),
             )

@@ -131,8 +131,9 @@ def build_config_drive(path: Path, data: ConfigDriveData) -> Path:
             iso_path = f"{iso_parent}/{iso_name}"
             joliet = "/" + "/".join(parts[: depth + 1])
             if is_file:
-                iso.add_fp(BytesIO(content), len(content), iso_path, rr_name=part,
-                           joliet_path=joliet)
+                iso.add_fp(
+                    BytesIO(content), len(content), iso_path, rr_name=part, joliet_path=joliet
+                )
             elif iso_path not in made:
                 iso.add_directory(iso_path, rr_name=part, joliet_path=joliet)
                 made.add(iso_path)

@@ -58,8 +58,18 @@ def create_overlay(
     base_info = known if known is not None else info(base)
     size = max(size or 0, base_info.virtual_size)
     overlay.parent.mkdir(parents=True, exist_ok=True)
-    _qemu_img("create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_info.format,
-              str(overlay), str(size))
+    _qemu_img(
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        str(base),
+        "-F",
+        base_info.format,
+        str(overlay),
+        str(size),
+    )
     return overlay
 
 

@@ -24,8 +24,17 @@ from kumo.guest.cpio import CpioArchive
 
 BUILDER_VERSION = "1"
 MODULES = (
-    "virtio_pci", "virtio_blk", "virtio_net", "crc32c_generic", "ext4", "isofs", "vfat",
-    "nls_cp437", "nls_utf8", "button", "evdev",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_net",
+    "crc32c_generic",
+    "ext4",
+    "isofs",
+    "vfat",
+    "nls_cp437",
+    "nls_utf8",
+    "button",
+    "evdev",
 )
 # no_timer_check: on a busy host the kernel otherwise may print a timer error first.
 CMDLINE = "console=ttyS0 quiet no_timer_check"
@@ -135,8 +144,22 @@ def build_initramfs(
 ) -> bytes:
     """The gzip cpio: busybox, /init, the udhcpc and power-button hooks, the modules."""
     archive = CpioArchive()
-    for directory in ("bin", "dev", "etc", "etc/acpi", "etc/acpi/PWRF", "lib", "lib/modules",
-                      "proc", "sys", "tmp", "var", "var/log", "mnt", "mnt/config"):
+    for directory in (
+        "bin",
+        "dev",
+        "etc",
+        "etc/acpi",
+        "etc/acpi/PWRF",
+        "lib",
+        "lib/modules",
+        "proc",
+        "sys",
+        "tmp",
+        "var",
+        "var/log",
+        "mnt",
+        "mnt/config",
+    ):
         archive.directory(directory)
     archive.char_device("dev/console", 5, 1)
     archive.char_device("dev/null", 1, 3, 0o666)
@@ -187,7 +210,8 @@ def build_tiny_guest(
         )
         subprocess.run(
             ["qemu-img", "create", "-q", "-f", "qcow2", str(work / "root.qcow2"), ROOT_DISK_SIZE],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         (work / "cmdline").write_text(CMDLINE)
         (work / "done").write_text("")

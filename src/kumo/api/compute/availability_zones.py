@@ -56,7 +56,5 @@ def list_zones_detail(
     info = []
     for zone, zone_hosts in zones.items():
         available = True if zone == services.INTERNAL_ZONE else _available(records)
-        info.append(
-            {"zoneName": zone, "zoneState": {"available": available}, "hosts": zone_hosts}
-        )
+        info.append({"zoneName": zone, "zoneState": {"available": available}, "hosts": zone_hosts})
     return {"availabilityZoneInfo": info}

@@ -100,8 +100,9 @@ def show_hypervisor(
 def search(
     pattern: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
-    return {"hypervisors": [brief(u) for u in hypervisors.search(_usages(who, state, "list"),
-                                                                  pattern)]}
+    return {
+        "hypervisors": [brief(u) for u in hypervisors.search(_usages(who, state, "list"), pattern)]
+    }
 
 
 @router.get("/{pattern}/servers")

@@ -297,21 +297,32 @@ def server_action(
         elif action == "os-migrateLive":
             request = migrations.parse_live(args, version)
             instance, migration = migrations.live_migrate(
-                session, ctx, server_id, request, state.config.scheduler,
+                session,
+                ctx,
+                server_id,
+                request,
+                state.config.scheduler,
                 state.config.hosts.heartbeat_timeout,
             )
             moving_to = migration.dest_host_id
         elif action == "migrate":
             moves.parse_migrate(args, version)
             instance, migration = moves.cold_migrate(
-                session, ctx, server_id, state.config.scheduler,
+                session,
+                ctx,
+                server_id,
+                state.config.scheduler,
                 state.config.hosts.heartbeat_timeout,
             )
             moving_to = migration.dest_host_id
         elif action == "evacuate":
             evacuation = moves.parse_evacuate(args, version)
             instance, migration = moves.evacuate(
-                session, ctx, server_id, evacuation, state.config.scheduler,
+                session,
+                ctx,
+                server_id,
+                evacuation,
+                state.config.scheduler,
                 state.config.hosts.heartbeat_timeout,
             )
             evacuated_pass = evacuation.admin_pass

@@ -81,9 +81,7 @@ def create(
         raise Conflict(f"Key pair '{name}' already exists.")
     limit = quotas.limits(session, project_id)["key_pairs"]
     if limit != quotas.UNLIMITED:
-        owned = session.scalar(
-            select(func.count(m.KeyPair.id)).where(m.KeyPair.user_id == user_id)
-        )
+        owned = session.scalar(select(func.count(m.KeyPair.id)).where(m.KeyPair.user_id == user_id))
         if int(owned or 0) + 1 > limit:
             raise Forbidden("Quota exceeded, too many key pairs.")
     public = body.get("public_key")

@@ -260,7 +260,12 @@ def evacuate(
     if instance.image_id is None:
         raise BadRequest(f"Instance {server_id} has no image to be rebuilt from.")
     dest = choose_destination(
-        session, cfg, heartbeat_timeout, instance, source.id, named,
+        session,
+        cfg,
+        heartbeat_timeout,
+        instance,
+        source.id,
+        named,
         lambda h: None if _can(h, "evacuate") else "its agent cannot take an evacuation",
     )
     migration = _new_migration(instance, ctx, EVACUATION, "accepted", source, dest)
@@ -371,8 +376,7 @@ def parse_migrate(args: Any, version: APIVersion) -> None:
     if isinstance(args, dict):
         raise _unexpected("migrate", set(args))
     raise BadRequest(
-        f"Invalid input for field/attribute migrate. Value: {args}. {args!r} is not of type "
-        "'null'"
+        f"Invalid input for field/attribute migrate. Value: {args}. {args!r} is not of type 'null'"
     )
 
 
@@ -493,7 +497,10 @@ def revert(session: Session, instance: m.Instance, migration: m.Migration) -> No
 
 
 def _end_cold_badly(
-    session: Session, instance: m.Instance | None, migration: m.Migration, status: str,
+    session: Session,
+    instance: m.Instance | None,
+    migration: m.Migration,
+    status: str,
     message: str,
 ) -> None:
     """Before the switch: the server stays on the source, whose agent starts the guest
@@ -512,9 +519,7 @@ def _end_cold_badly(
         end_action(session, instance.id, "migrate", f"Error: {message}")
 
 
-def cold_event(
-    session: Session, migration: m.Migration, role: str, body: dict[str, Any]
-) -> None:
+def cold_event(session: Session, migration: m.Migration, role: str, body: dict[str, Any]) -> None:
     """One agent's report on its part of a cold migration; idempotent."""
     event, status = body.get("event"), migration.status
     if event not in COLD_EVENTS:
@@ -546,8 +551,13 @@ def cold_event(
             raise Conflict(f"Migration {migration.uuid} is {status}: the server stays.")
     elif event == "failed":
         if status in COLD_BEFORE_SWITCH:
-            _end_cold_badly(session, instance, migration, "failed",
-                            str(body.get("message") or "the move failed"))
+            _end_cold_badly(
+                session,
+                instance,
+                migration,
+                "failed",
+                str(body.get("message") or "the move failed"),
+            )
         elif status not in ("failed", "error"):
             raise Conflict(f"Migration {migration.uuid} is {status}: it cannot fail now.")
         if body.get("cleaned"):

@@ -142,8 +142,7 @@ def _description(body: dict[str, Any]) -> str | None:
         )
     if len(value) > 255:
         raise BadRequest(
-            f"Invalid input for field/attribute description. Value: {value}. "
-            f"{value!r} is too long"
+            f"Invalid input for field/attribute description. Value: {value}. {value!r} is too long"
         )
     if not all(_printable(c) for c in value):
         raise BadRequest(

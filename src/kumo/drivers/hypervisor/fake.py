@@ -136,10 +136,18 @@ class FakeDriver:
             return any(g.pid == pid for g in self._host.guests.values())
 
     def capabilities(self) -> dict[str, Any]:
-        return {"driver": self.name, "accelerator": "fake", "vhost_net": False,
-                "suspend": True, "direct_kernel_boot": True, "nmi": True,
-                "live_migration": True, "evacuate": True, "cold_migration": True,
-                "storage_id": storage_id(self.state_dir)}
+        return {
+            "driver": self.name,
+            "accelerator": "fake",
+            "vhost_net": False,
+            "suspend": True,
+            "direct_kernel_boot": True,
+            "nmi": True,
+            "live_migration": True,
+            "evacuate": True,
+            "cold_migration": True,
+            "storage_id": storage_id(self.state_dir),
+        }
 
     def spawn(self, spec: GuestSpec) -> GuestState:
         instance_dir(self.state_dir, spec.uuid)
@@ -328,8 +336,12 @@ class FakeDriver:
             if guest is not None and guest.pid is not None:
                 raise HypervisorError(f"guest {spec.uuid} already runs on this host")
             token = f"{spec.uuid}:{next(_ports)}"
-            endpoint = {"host": "fake", "port": int(token.rsplit(":", 1)[1]), "token": token,
-                        "block": block}
+            endpoint = {
+                "host": "fake",
+                "port": int(token.rsplit(":", 1)[1]),
+                "token": token,
+                "block": block,
+            }
             guest = _Guest(spec, PowerState.PAUSED, next(_pids), incoming=endpoint)
             self._host.guests[spec.uuid] = guest
             with _HOSTS_LOCK:
@@ -349,8 +361,11 @@ class FakeDriver:
         with self._host.lock:
             guest = self._get(uuid)
             out = guest.outgoing
-            if out is not None and out.endpoint == endpoint and out.status in ("active",
-                                                                                "completed"):
+            if (
+                out is not None
+                and out.endpoint == endpoint
+                and out.status in ("active", "completed")
+            ):
                 return
             if guest.pid is None:
                 raise HypervisorError(f"guest {uuid} has no running process to migrate")
@@ -379,8 +394,9 @@ class FakeDriver:
                 elif out.steps is not None:
                     out.steps -= 1
             if out.status == "completed":
-                return MigrationProgress("completed", total, total, 0, total_time_ms=1,
-                                         downtime_ms=1)
+                return MigrationProgress(
+                    "completed", total, total, 0, total_time_ms=1, downtime_ms=1
+                )
             if out.status == "active":
                 left = total // 2
                 return MigrationProgress("active", total, total - left, left)
@@ -422,8 +438,7 @@ class FakeDriver:
             if guest.pid is not None:
                 raise HypervisorError(f"guest {uuid} is running: shut it off first")
             token = f"disk:{uuid}:{next(_ports)}"
-            guest.exported = {"host": "fake", "port": int(token.rsplit(":", 1)[1]),
-                              "token": token}
+            guest.exported = {"host": "fake", "port": int(token.rsplit(":", 1)[1]), "token": token}
             with _HOSTS_LOCK:
                 _EXPORTS[token] = (self._host, uuid)
             return dict(guest.exported)

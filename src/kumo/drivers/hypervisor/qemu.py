@@ -77,6 +77,8 @@ def qmp_socket(directory: Path) -> Path:
         return inside
     digest = hashlib.sha256(str(directory.absolute()).encode()).hexdigest()[:24]
     return runtime_root() / f"{digest}.qmp"
+
+
 _RUNSTATE = {
     "running": PowerState.RUNNING,
     "guest-panicked": PowerState.CRASHED,
@@ -113,9 +115,14 @@ class QemuDriver:
 
     name = "qemu"
 
-    def __init__(self, state_dir: Path, binary: str = "qemu-system-x86_64",
-                 accelerator: str | None = None, start_timeout: float = 30.0,
-                 migration_address: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        binary: str = "qemu-system-x86_64",
+        accelerator: str | None = None,
+        start_timeout: float = 30.0,
+        migration_address: str = "127.0.0.1",
+    ) -> None:
         self.state_dir = Path(state_dir)
         # Where a destination listens for a guest's state and disks (the host's address on
         # the migration network; loopback when all hosts are one machine).
@@ -174,8 +181,9 @@ class QemuDriver:
             return None
         return pid if uuid.encode() in argv else None
 
-    def _qmp(self, uuid: str, command: str, arguments: dict[str, Any] | None = None,
-             timeout: float = 5.0) -> Any:
+    def _qmp(
+        self, uuid: str, command: str, arguments: dict[str, Any] | None = None, timeout: float = 5.0
+    ) -> Any:
         return qmp.execute(qmp_socket(self._dir(uuid)), command, arguments, timeout)
 
     def _argv(self, spec: GuestSpec, incoming: Path | str | None) -> list[str]:
@@ -183,17 +191,33 @@ class QemuDriver:
         accelerator = self.accelerator()
         argv = [
             self.binary,
-            "-name", f"guest={_opt(spec.name)},process=kumo-{spec.uuid[:8]}",
-            "-uuid", spec.uuid,
-            "-machine", "pc", "-accel", accelerator,
-            "-cpu", "host" if accelerator == "kvm" else "qemu64",
-            "-m", str(spec.memory_mb), "-smp", str(spec.vcpus),
-            "-nodefaults", "-no-user-config", "-display", "none",
-            "-daemonize", "-pidfile", str(directory / "qemu.pid"),
-            "-qmp", f"unix:{_opt(str(qmp_socket(directory)))},server=on,wait=off",
+            "-name",
+            f"guest={_opt(spec.name)},process=kumo-{spec.uuid[:8]}",
+            "-uuid",
+            spec.uuid,
+            "-machine",
+            "pc",
+            "-accel",
+            accelerator,
+            "-cpu",
+            "host" if accelerator == "kvm" else "qemu64",
+            "-m",
+            str(spec.memory_mb),
+            "-smp",
+            str(spec.vcpus),
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-daemonize",
+            "-pidfile",
+            str(directory / "qemu.pid"),
+            "-qmp",
+            f"unix:{_opt(str(qmp_socket(directory)))},server=on,wait=off",
             "-chardev",
             f"file,id=serial0,path={_opt(str(directory / 'console.log'))},append=on",
-            "-serial", "chardev:serial0",
+            "-serial",
+            "chardev:serial0",
         ]
         if spec.kernel:
             argv += ["-kernel", spec.kernel]
@@ -218,8 +242,12 @@ class QemuDriver:
                 netdev = f"tap,id=net{i},ifname={_opt(nic.tap)},script=no,downscript=no"
             else:
                 netdev = f"user,id=net{i}"
-            argv += ["-netdev", netdev,
-                     "-device", f"virtio-net-pci,netdev=net{i},mac={nic.mac},id=nic{i}"]
+            argv += [
+                "-netdev",
+                netdev,
+                "-device",
+                f"virtio-net-pci,netdev=net{i},mac={nic.mac},id=nic{i}",
+            ]
         if isinstance(incoming, str):
             # A live migration's destination: stopped (-S) until the switch is committed,
             # listening once told where (migrate-incoming).
@@ -240,8 +268,13 @@ class QemuDriver:
         argv = self._argv(spec, incoming)
         (directory / "qemu.argv").write_text(shlex.join(argv) + "\n")
         try:
-            result = subprocess.run(argv, capture_output=True, text=True,
-                                    timeout=self.start_timeout, stdin=subprocess.DEVNULL)
+            result = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=self.start_timeout,
+                stdin=subprocess.DEVNULL,
+            )
         except FileNotFoundError:
             raise HypervisorError(f"{self.binary} not found") from None
         except subprocess.TimeoutExpired:
@@ -280,8 +313,9 @@ class QemuDriver:
         decision = accel.decide() if self._accelerator is None else None
         version = ""
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            version = subprocess.run([self.binary, "--version"], capture_output=True,
-                                     text=True, timeout=10).stdout.splitlines()[0]
+            version = subprocess.run(
+                [self.binary, "--version"], capture_output=True, text=True, timeout=10
+            ).stdout.splitlines()[0]
         return {
             "driver": self.name,
             "accelerator": self.accelerator(),
@@ -309,14 +343,20 @@ class QemuDriver:
                 if (directory / "suspended.state").exists():
                     return GuestState(uuid, PowerState.SUSPENDED, None, spec.name)
                 if (directory / "qemu.pid").exists():
-                    return GuestState(uuid, PowerState.CRASHED, None, spec.name,
-                                      "qemu exited without cleaning up (killed?)")
+                    return GuestState(
+                        uuid,
+                        PowerState.CRASHED,
+                        None,
+                        spec.name,
+                        "qemu exited without cleaning up (killed?)",
+                    )
                 return GuestState(uuid, PowerState.SHUTDOWN, None, spec.name)
             try:
                 status = self._qmp(uuid, "query-status", timeout=3.0)["status"]
             except Exception as exc:  # alive but QMP busy or wedged: still running
-                return GuestState(uuid, PowerState.RUNNING, pid, spec.name,
-                                  f"QMP unavailable: {exc}")
+                return GuestState(
+                    uuid, PowerState.RUNNING, pid, spec.name, f"QMP unavailable: {exc}"
+                )
             power = _RUNSTATE.get(status, PowerState.PAUSED)
             return GuestState(uuid, power, pid, spec.name, status)
 
@@ -324,8 +364,9 @@ class QemuDriver:
         root = self.state_dir / "instances"
         if not root.is_dir():
             return []
-        return [self.get_state(d.name) for d in sorted(root.iterdir())
-                if (d / "spec.json").exists()]
+        return [
+            self.get_state(d.name) for d in sorted(root.iterdir()) if (d / "spec.json").exists()
+        ]
 
     def spawn(self, spec: GuestSpec) -> GuestState:
         with self._lock(spec.uuid):
@@ -596,9 +637,23 @@ class QemuDriver:
                 raise HypervisorError(f"guest {uuid} has no root disk to serve")
             address = self.migration_address
             port = _free_port(address)
-            argv = ["qemu-nbd", "--read-only", "--persistent", "--shared=4", "--fork",
-                    f"--pid-file={directory / 'nbd.pid'}", "-f", spec.root_disk_format,
-                    "-b", address, "-p", str(port), "-x", "disk", spec.root_disk]
+            argv = [
+                "qemu-nbd",
+                "--read-only",
+                "--persistent",
+                "--shared=4",
+                "--fork",
+                f"--pid-file={directory / 'nbd.pid'}",
+                "-f",
+                spec.root_disk_format,
+                "-b",
+                address,
+                "-p",
+                str(port),
+                "-x",
+                "disk",
+                spec.root_disk,
+            ]
             try:
                 result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
             except (OSError, subprocess.SubprocessError) as exc:
@@ -634,8 +689,10 @@ class QemuDriver:
                 raise HypervisorError(f"guest {uuid} already runs on this host")
             directory = self._dir(uuid)
             directory.mkdir(parents=True, exist_ok=True)
-            url = (f"nbd://{endpoint.get('host')}:{int(endpoint.get('port') or 0)}/"
-                   f"{endpoint.get('export') or 'disk'}")
+            url = (
+                f"nbd://{endpoint.get('host')}:{int(endpoint.get('port') or 0)}/"
+                f"{endpoint.get('export') or 'disk'}"
+            )
             tmp = directory / "disk.import"
             argv = ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", url, str(tmp)]
             try:
@@ -683,8 +740,13 @@ class QemuDriver:
                 self._qmp(spec.uuid, "migrate-incoming", {"uri": f"tcp:{address}:0"})
                 info = self._qmp(spec.uuid, "query-migrate")
                 port = int(info["socket-address"][0]["port"])
-                endpoint = {"host": address, "port": port, "block": block, "nbd_port": None,
-                            "drives": []}
+                endpoint = {
+                    "host": address,
+                    "port": port,
+                    "block": block,
+                    "nbd_port": None,
+                    "drives": [],
+                }
                 if block:
                     endpoint["nbd_port"] = self._serve_disks(spec)
                     endpoint["drives"] = self._writable_drives(spec)
@@ -706,17 +768,36 @@ class QemuDriver:
         for _ in range(5):
             port = _free_port(self.migration_address)
             try:
-                self._qmp(spec.uuid, "nbd-server-start", {"addr": {
-                    "type": "inet", "data": {"host": self.migration_address, "port": str(port)}}})
+                self._qmp(
+                    spec.uuid,
+                    "nbd-server-start",
+                    {
+                        "addr": {
+                            "type": "inet",
+                            "data": {"host": self.migration_address, "port": str(port)},
+                        }
+                    },
+                )
             except Exception as exc:  # the port went to someone else: another one
                 last = exc
                 continue
-            nodes = {b["device"]: b["inserted"]["node-name"]
-                     for b in self._qmp(spec.uuid, "query-block") if b.get("inserted")}
+            nodes = {
+                b["device"]: b["inserted"]["node-name"]
+                for b in self._qmp(spec.uuid, "query-block")
+                if b.get("inserted")
+            }
             for drive in self._writable_drives(spec):
-                self._qmp(spec.uuid, "block-export-add", {
-                    "type": "nbd", "id": f"mig-{drive}", "node-name": nodes[drive],
-                    "name": drive, "writable": True})
+                self._qmp(
+                    spec.uuid,
+                    "block-export-add",
+                    {
+                        "type": "nbd",
+                        "id": f"mig-{drive}",
+                        "node-name": nodes[drive],
+                        "name": drive,
+                        "writable": True,
+                    },
+                )
             return port
         raise HypervisorError(f"could not serve the disks of {spec.uuid} over NBD: {last}")
 
@@ -743,25 +824,43 @@ class QemuDriver:
 
     def _start_mirrors(self, uuid: str, endpoint: dict[str, Any]) -> None:
         jobs = {j["device"] for j in self._qmp(uuid, "query-block-jobs")}
-        nodes = {n.get("node-name") for n in self._qmp(uuid, "query-named-block-nodes",
-                                                       {"flat": True})}
+        nodes = {
+            n.get("node-name") for n in self._qmp(uuid, "query-named-block-nodes", {"flat": True})
+        }
         for drive in endpoint.get("drives") or []:
             node = f"mig-{drive}"
             if node not in nodes:
-                self._qmp(uuid, "blockdev-add", {
-                    "driver": "nbd", "node-name": node, "export": drive,
-                    "server": {"type": "inet", "host": str(endpoint["host"]),
-                               "port": str(endpoint["nbd_port"])}}, timeout=30.0)
+                self._qmp(
+                    uuid,
+                    "blockdev-add",
+                    {
+                        "driver": "nbd",
+                        "node-name": node,
+                        "export": drive,
+                        "server": {
+                            "type": "inet",
+                            "host": str(endpoint["host"]),
+                            "port": str(endpoint["nbd_port"]),
+                        },
+                    },
+                    timeout=30.0,
+                )
             if node not in jobs:
-                self._qmp(uuid, "blockdev-mirror", {
-                    "job-id": node, "device": drive, "target": node, "sync": "full"})
+                self._qmp(
+                    uuid,
+                    "blockdev-mirror",
+                    {"job-id": node, "device": drive, "target": node, "sync": "full"},
+                )
 
     def _stop_mirrors(self, uuid: str) -> None:
         """Drop the disk copies to the destination (after the memory copy completed, or
         when it failed): cancel the jobs, wait for them to go, remove the NBD nodes."""
         try:
-            jobs = [j["device"] for j in self._qmp(uuid, "query-block-jobs")
-                    if str(j["device"]).startswith("mig-")]
+            jobs = [
+                j["device"]
+                for j in self._qmp(uuid, "query-block-jobs")
+                if str(j["device"]).startswith("mig-")
+            ]
             for job in jobs:
                 with contextlib.suppress(Exception):
                     self._qmp(uuid, "block-job-cancel", {"device": job, "force": True})
@@ -800,14 +899,17 @@ class QemuDriver:
             if known.get("started") and status in ("failed", "cancelled"):
                 self._stop_mirrors(uuid)
                 return MigrationProgress(
-                    status, message=str(info.get("error-desc") or f"migration {status}"))
-            if known.get("started") or status not in ("none", "failed", "cancelled",
-                                                      "completed"):
+                    status, message=str(info.get("error-desc") or f"migration {status}")
+                )
+            if known.get("started") or status not in ("none", "failed", "cancelled", "completed"):
                 return self._progress("active", info, disk)
             # Not started yet: the memory copy begins once every disk copy is in step.
             if known.get("block"):
-                jobs = [j for j in self._qmp(uuid, "query-block-jobs")
-                        if str(j["device"]).startswith("mig-")]
+                jobs = [
+                    j
+                    for j in self._qmp(uuid, "query-block-jobs")
+                    if str(j["device"]).startswith("mig-")
+                ]
                 if any(j.get("status") in ("aborting", "concluded", "null") for j in jobs) or (
                     len(jobs) < len(known["endpoint"].get("drives") or [])
                 ):
@@ -821,15 +923,17 @@ class QemuDriver:
             return self._progress("active", self._qmp(uuid, "query-migrate"), disk)
 
     def _disk_progress(self, uuid: str) -> tuple[int, int] | None:
-        jobs = [j for j in self._qmp(uuid, "query-block-jobs")
-                if str(j["device"]).startswith("mig-")]
+        jobs = [
+            j for j in self._qmp(uuid, "query-block-jobs") if str(j["device"]).startswith("mig-")
+        ]
         if not jobs:
             return None
         return sum(int(j.get("len", 0)) for j in jobs), sum(int(j.get("offset", 0)) for j in jobs)
 
     @staticmethod
-    def _progress(status: str, info: dict[str, Any],
-                  disk: tuple[int, int] | None) -> MigrationProgress:
+    def _progress(
+        status: str, info: dict[str, Any], disk: tuple[int, int] | None
+    ) -> MigrationProgress:
         ram = info.get("ram") or {}
         total = ram.get("total")
         done = ram.get("transferred")

@@ -38,8 +38,9 @@ def session(socket: Path, work: Callable[[QMPClient], Awaitable[T]], timeout: fl
     return asyncio.run(run())
 
 
-def execute(socket: Path, command: str, arguments: dict[str, Any] | None = None,
-            timeout: float = 5.0) -> Any:
+def execute(
+    socket: Path, command: str, arguments: dict[str, Any] | None = None, timeout: float = 5.0
+) -> Any:
     """Run one QMP command and return its result."""
 
     async def work(client: QMPClient) -> Any:
