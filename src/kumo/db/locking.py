@@ -13,7 +13,7 @@ statement.
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import Engine, Executable, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -39,14 +39,23 @@ def lock_for_claims(session: Session, project_id: str | None = None) -> None:
         session.execute(select(m.Project.id).where(m.Project.id == project_id).with_for_update())
         return
     claims_row = select(m.Setting.key).where(m.Setting.key == CLAIMS_KEY).with_for_update()
-    if session.execute(claims_row).first() is not None:
-        return
-    # First claim ever: create the row, then lock it. (Never insert first: on MariaDB an
-    # INSERT IGNORE that meets the row takes a shared lock, and two of them upgrading to
-    # FOR UPDATE deadlock.)
+    if session.execute(claims_row).first() is None:
+        _create_claims_row(session, dialect)
+        session.execute(claims_row)
+
+
+def _create_claims_row(session: Session, dialect: str) -> None:
+    """The first claim ever: create the lock row in a transaction of its own, committed at
+    once, so the claim's transaction then locks an existing row. (Inserting it inside the
+    claim's transaction deadlocks on MariaDB: racing INSERT IGNOREs that meet the new row
+    take shared locks, and two of them upgrading to FOR UPDATE deadlock.)"""
     row = {"key": CLAIMS_KEY, "value": "x"}
+    statement: Executable
     if dialect == "postgresql":
-        session.execute(pg_insert(m.Setting).values(row).on_conflict_do_nothing())
+        statement = pg_insert(m.Setting).values(row).on_conflict_do_nothing()
     else:
-        session.execute(insert(m.Setting).values(row).prefix_with("IGNORE"))
-    session.execute(claims_row)
+        statement = insert(m.Setting).values(row).prefix_with("IGNORE")
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with engine.begin() as conn:
+        conn.execute(statement)
