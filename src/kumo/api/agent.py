@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import anyio
@@ -33,9 +34,17 @@ def _host_view(host: Any) -> dict[str, Any]:
     }
 
 
+HOST_CREDENTIAL_TTL = 60.0  # seconds a checked credential is trusted without a query
+
+
 def _authorize(request: Request, state: AppState) -> None:
+    presented = request.headers.get("X-Kumo-Host-Credential")
+    checked = state.verified_host_credentials.get(presented or "")
+    if checked is not None and time.monotonic() - checked < HOST_CREDENTIAL_TTL:
+        return
     with state.db.session() as session:
-        hosts.check_host_credential(session, request.headers.get("X-Kumo-Host-Credential"))
+        hosts.check_host_credential(session, presented)
+    state.verified_host_credentials = {str(presented): time.monotonic()}
 
 
 @router.get("")

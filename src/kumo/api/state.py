@@ -19,6 +19,9 @@ class AppState:
     db: Database
     _codec: TokenCodec | None = field(default=None, repr=False)
     token_cache: TokenCache = field(default_factory=TokenCache, repr=False)
+    # Host credentials this process has checked against the database, and when: agents
+    # present one on every call, and it never changes once created.
+    verified_host_credentials: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def codec(self) -> TokenCodec:
