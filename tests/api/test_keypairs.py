@@ -66,6 +66,8 @@ def test_bad_input_and_duplicates(cloud: Any) -> None:
         {"keypair": {"name": "bad/name"}},
         {"keypair": {"name": "k", "public_key": ""}},
         {"keypair": {"name": "k", "public_key": 5}},
+        {"keypair": {"name": "k", "public_key": "ssh-rsa JUNK nova@ubuntu"}},
+        {"keypair": {"name": "k", "public_key": "ssh-rsa " + "A" * 2048 + " x@y"}},
         {"keypair": None},
         {},
     ):

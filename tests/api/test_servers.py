@@ -261,6 +261,9 @@ def test_projects_are_isolated(compute: Compute) -> None:
         ({"name": ""}, 400, "name"),
         ({"networks": [{"uuid": str(uuid.UUID(int=9))}]}, 400, "could not be found"),
         ({"metadata": {"k": 5}}, 400, "metadata value"),
+        ({"max_count": 2.5}, 400, "max_count"),
+        ({"min_count": "1.5"}, 400, "min_count"),
+        ({"max_count": 0}, 400, "max_count"),
     ],
 )
 def test_bad_create_requests(

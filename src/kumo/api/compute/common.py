@@ -9,6 +9,9 @@ from starlette.datastructures import QueryParams
 
 from kumo.api.state import AppState
 from kumo.core.errors import BadRequest
+from kumo.core.params import body_bool
+
+__all__ = ["body_bool", "body_member", "bool_param", "int_param", "links"]
 
 
 def links(state: AppState, collection: str, ident: str) -> list[dict[str, str]]:
@@ -47,24 +50,6 @@ def bool_param(q: QueryParams, key: str) -> bool | None:
     if raw.lower() in ("false", "0", "no", "f", "off"):
         return False
     raise BadRequest(f"Invalid input for query parameters {key}. Value: {raw}.")
-
-
-# Nova's parameter_types.boolean: each word in lower, Title and UPPER case only.
-_TRUE = {v for w in ("true", "on", "yes") for v in (w, w.title(), w.upper())} | {"1"}
-_FALSE = {v for w in ("false", "off", "no") for v in (w, w.title(), w.upper())} | {"0"}
-
-
-def body_bool(value: Any, key: str) -> bool:
-    """A boolean in a request body as Nova's schemas take one: JSON true/false or the
-    strings true/false, 1/0, on/off, yes/no; anything else (numbers too) is a 400."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value in _TRUE | _FALSE:
-        return value in _TRUE
-    raise BadRequest(
-        f"Invalid input for field/attribute {key}. Value: {value}. "
-        f"{value!r} is not one of the accepted boolean values"
-    )
 
 
 def body_member(body: Any, key: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from kumo.core.errors import BadRequest, Conflict, NotFound
+from kumo.core.params import body_bool
 from kumo.db import models as m
 
 # Nova's rule for flavor names and ids: printable, no leading/trailing whitespace.
@@ -65,9 +66,9 @@ def create(session: Session, body: dict[str, Any]) -> m.Flavor:
         raise BadRequest(f"Invalid input for field/attribute rxtx_factor. Value: {rxtx}.") from None
     if not 0 < rxtx <= 3.4e38:
         raise BadRequest("rxtx_factor must be a positive number.")
-    is_public = body.get("os-flavor-access:is_public", True)
-    if not isinstance(is_public, bool):
-        raise BadRequest("Invalid input for field/attribute os-flavor-access:is_public.")
+    is_public = body_bool(
+        body.get("os-flavor-access:is_public", True), "os-flavor-access:is_public"
+    )
     description = body.get("description")
     if description is not None and (not isinstance(description, str) or len(description) > 65535):
         raise BadRequest("Invalid input for field/attribute description.")

@@ -7,6 +7,7 @@ import hashlib
 import re
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
@@ -40,6 +41,14 @@ def fingerprint(public_key: str) -> str:
         blob = base64.b64decode(parts[1], validate=True)
     except ValueError:
         raise BadRequest("Keypair data is invalid: the key body is not base64.") from None
+    try:
+        # A key that only looks right (base64 of junk) is refused too, as Nova does.
+        serialization.load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
+    except (ValueError, UnsupportedAlgorithm):
+        raise BadRequest(
+            "Keypair data is invalid: failed to generate fingerprint: the public key "
+            f"is not a valid {parts[0]} key."
+        ) from None
     digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 

@@ -38,6 +38,7 @@ from kumo.core.compute import moves, server_groups, servers
 from kumo.core.compute.capacity import Capacity, capacities
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
+from kumo.core.params import body_bool
 from kumo.core.policy import Context
 from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
@@ -53,25 +54,12 @@ MIGRATION_DEADLINE = dt.timedelta(minutes=15)
 MIGRATING = "migrating"
 LIVE_VM_STATES = ("active", "paused")
 
-# Nova's parameter_types.boolean: the strings it accepts as booleans.
-_TRUE = {"true", "1", "on", "yes"}
-_FALSE = {"false", "0", "off", "no"}
-
 
 def _boolean(value: Any, field: str, allow_auto: bool) -> bool | str:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        if value.lower() in _TRUE:
-            return True
-        if value.lower() in _FALSE:
-            return False
-        if allow_auto and value == "auto":
-            return "auto"
-    raise BadRequest(
-        f"Invalid input for field/attribute {field}. Value: {value}. "
-        f"{value!r} is not one of the allowed values"
-    )
+    """Nova's boolean, or (2.25 block_migration) the word "auto"."""
+    if allow_auto and value == "auto":
+        return "auto"
+    return body_bool(value, field)
 
 
 @dataclass(frozen=True)

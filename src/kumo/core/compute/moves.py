@@ -46,6 +46,7 @@ from kumo.core.compute import server_groups, servers
 from kumo.core.compute.capacity import Capacity, capacities
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
+from kumo.core.params import body_bool
 from kumo.core.policy import Context
 from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
@@ -61,20 +62,10 @@ EVACUATION_OPEN = ("accepted", "pre-migrating")
 COLD_BEFORE_SWITCH = ("pre-migrating", "migrating")
 COLD_HOLDS_CLAIM = ("pre-migrating", "migrating", "finished", "reverting")
 COLD_EVENTS = ("exported", "imported", "failed", "reverted", "cleaned")
-# Nova's parameter_types.boolean: the strings it accepts as booleans.
-_TRUE = {"true", "1", "on", "yes", "y", "t"}
-_FALSE = {"false", "0", "off", "no", "n", "f"}
 
 
 def _boolean(value: Any, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-        return value.lower() in _TRUE
-    raise BadRequest(
-        f"Invalid input for field/attribute {field}. Value: {value}. "
-        f"{value!r} is not one of the allowed values"
-    )
+    return body_bool(value, field)
 
 
 def _unexpected(action: str, unknown: set[str]) -> BadRequest:

@@ -162,6 +162,8 @@ def _no_description_before_2_19(body: dict[str, Any], version: APIVersion) -> No
 
 def _count(body: dict[str, Any], key: str, default: int) -> int:
     value = body.get(key, default)
+    if isinstance(value, float) or (isinstance(value, str) and not value.strip().isdigit()):
+        raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value}.")
     try:
         number = int(value)
     except (TypeError, ValueError):
