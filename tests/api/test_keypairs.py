@@ -120,3 +120,27 @@ def test_key_pair_quota_is_per_user(cloud: Any) -> None:
         KEYPAIRS, json={"keypair": {"name": "k1", "public_key": PUBLIC}}, headers=cloud.h(token_2)
     )
     assert resp.status_code == 200, resp.text
+
+
+def test_x509_key_pairs_are_generated_and_imported(cloud: Any) -> None:
+    h = {**cloud.admin, **_v("2.2")}
+    made = cloud.client.post(KEYPAIRS, json={"keypair": {"name": "x", "type": "x509"}}, headers=h)
+    assert made.status_code == 201, made.text
+    pair = made.json()["keypair"]
+    assert pair["type"] == "x509"
+    assert pair["public_key"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "PRIVATE KEY" in pair["private_key"]
+    assert len(pair["fingerprint"].split(":")) == 20  # SHA-1, as Nova shows it
+    again = cloud.client.post(
+        KEYPAIRS,
+        json={"keypair": {"name": "x2", "type": "x509", "public_key": pair["public_key"]}},
+        headers=h,
+    )
+    assert again.status_code == 201, again.text
+    assert again.json()["keypair"]["fingerprint"] == pair["fingerprint"]
+    junk = cloud.client.post(
+        KEYPAIRS,
+        json={"keypair": {"name": "x3", "type": "x509", "public_key": "not a certificate"}},
+        headers=h,
+    )
+    assert junk.status_code == 400

@@ -439,3 +439,15 @@ def test_guest_that_vanished_shows_shutoff_and_is_not_restarted(compute: Compute
     compute.converge()
     assert compute.show(server_id, admin)["status"] == "ACTIVE"
     assert compute.loop.driver.get_state(server_id).power_state == "running"
+
+
+def test_image_needing_more_ram_than_the_flavor_is_refused(compute: Compute) -> None:
+    with compute.db.session() as session:
+        session.get(m.Image, compute.image_id).min_ram = 4096  # m1.tiny has 128 MiB
+    resp = compute.create(compute.cloud.admin)
+    assert resp.status_code == 400
+    assert resp.json()["badRequest"]["message"] == (
+        "Flavor's memory is too small for requested image."
+    )
+    with compute.db.session() as session:
+        assert session.query(m.Instance).count() == 0

@@ -154,14 +154,14 @@ def update_extra_spec(
         return {key: specs[key]}
 
 
-@router.delete("/flavors/{flavor_id}/os-extra_specs/{key}", status_code=202)
+@router.delete("/flavors/{flavor_id}/os-extra_specs/{key}")
 def delete_extra_spec(
     flavor_id: str, key: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> Response:
     enforce(who.ctx, "compute:manage_flavors")
     with state.db.session() as session:
         flavors.delete_extra_spec(flavors.get(session, flavor_id), key)
-    return Response(status_code=202)
+    return Response(status_code=200)  # Nova's answer (not 202 or 204)
 
 
 def _access_body(flavor_id: str, projects: list[str]) -> dict[str, Any]:

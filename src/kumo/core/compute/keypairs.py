@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import re
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -69,6 +72,48 @@ def generate() -> tuple[str, str]:
     return public + " Generated-by-Nova", private
 
 
+def generate_x509(user_id: str, project_id: str) -> tuple[str, str]:
+    """A new x509 key pair as Nova makes one: (PEM self-signed certificate naming the user
+    and project, PEM private key)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, project_id or "kumo"),
+            x509.NameAttribute(NameOID.COMMON_NAME, user_id or "kumo"),
+        ]
+    )
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), private
+
+
+def x509_fingerprint(certificate: str) -> str:
+    """Nova's x509 fingerprint: SHA-1 of the certificate, colon-separated hex."""
+    try:
+        cert = x509.load_pem_x509_certificate(certificate.encode())
+    except ValueError:
+        raise BadRequest(
+            "Keypair data is invalid: failed to generate fingerprint: the public key is "
+            "not a PEM x509 certificate."
+        ) from None
+    digest = cert.fingerprint(hashes.SHA1()).hex()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
 def create(
     session: Session, user_id: str, project_id: str, body: dict[str, Any], allow_type: bool
 ) -> tuple[m.KeyPair, str | None]:
@@ -96,16 +141,10 @@ def create(
     public = body.get("public_key")
     private = None
     if public is None:
-        if key_type != "ssh":
-            raise BadRequest("Generating x509 key pairs is not supported; import one.")
-        public, private = generate()
+        public, private = generate() if key_type == "ssh" else generate_x509(user_id, project_id)
     elif not isinstance(public, str) or not public.strip():
         raise BadRequest("Keypair data is invalid: public_key must be a non-empty string.")
-    key_fingerprint = (
-        fingerprint(public)
-        if key_type == "ssh"
-        else hashlib.sha1(public.encode(), usedforsecurity=False).hexdigest()
-    )
+    key_fingerprint = fingerprint(public) if key_type == "ssh" else x509_fingerprint(public)
     pair = m.KeyPair(
         name=name,
         user_id=user_id,

@@ -173,8 +173,9 @@ def _count(body: dict[str, Any], key: str, default: int) -> int:
     return number
 
 
-def _image(session: Session, ctx: Context, ref: Any) -> tuple[str | None, int]:
-    """The image id and its min_disk; '' means boot from volume (not yet supported)."""
+def _image(session: Session, ctx: Context, ref: Any) -> tuple[str | None, int, int]:
+    """The image id, its min_disk and min_ram; '' means boot from volume (not yet
+    supported)."""
     if ref in (None, ""):
         raise BadRequest(
             "Missing imageRef attribute: booting from volume arrives with the "
@@ -189,7 +190,7 @@ def _image(session: Session, ctx: Context, ref: Any) -> tuple[str | None, int]:
         raise BadRequest(f"Image {image_id} could not be found.") from None
     if image.status != "active":
         raise BadRequest(f"Image {image_id} is not active.")
-    return image.id, int(image.min_disk or 0)
+    return image.id, int(image.min_disk or 0), int(image.min_ram or 0)
 
 
 def flavor_snapshot(flavor: m.Flavor) -> dict[str, Any]:
@@ -232,12 +233,14 @@ def create(
         raise BadRequest(f"Flavor {flavor_id} could not be found.") from None
     if flavor.disabled:
         raise BadRequest(f"Flavor {flavor_id} is disabled.")
-    image_id, min_disk = _image(session, ctx, body.get("imageRef"))
+    image_id, min_disk, min_ram = _image(session, ctx, body.get("imageRef"))
     if flavor.root_gb and min_disk > flavor.root_gb:
         raise BadRequest(
             f"Flavor's disk is too small for requested image. Flavor disk is "
             f"{flavor.root_gb} GiB, image needs {min_disk} GiB."
         )
+    if min_ram > flavor.memory_mb:
+        raise BadRequest("Flavor's memory is too small for requested image.")
     _networks(body.get("networks"), version)
     limits = quotas.limits(session, ctx.project_id)
     meta = _metadata(body.get("metadata"), limits["metadata_items"])
@@ -663,9 +666,11 @@ def rebuild(
         raise Conflict(
             f"Cannot 'rebuild' instance {server_id} while it is in vm_state {instance.vm_state}"
         )
-    image_id, min_disk = _image(session, ctx, body.get("imageRef"))
+    image_id, min_disk, min_ram = _image(session, ctx, body.get("imageRef"))
     if instance.flavor.get("disk") and min_disk > instance.flavor["disk"]:
         raise BadRequest("Flavor's disk is too small for requested image.")
+    if min_ram > int(instance.flavor.get("ram", 0)):
+        raise BadRequest("Flavor's memory is too small for requested image.")
     if "name" in body:
         instance.name = _name(body) or instance.name
     if "metadata" in body:
