@@ -67,7 +67,7 @@ class AgentConfig(_Section):
     inventory_disk_gb: int = Field(0, ge=0)
     # Seconds between posts of a guest's console log when it changed (a reader of the
     # console gets a fresh copy at once: the API asks the agent for it).
-    console_interval: float = Field(5.0, gt=0)
+    console_interval: float = Field(30.0, gt=0)
 
 
 class ImagesConfig(_Section):

@@ -69,7 +69,7 @@ class ComputeLoop:
         build_spec: SpecBuilder = minimal_spec,
         workers: int = 8,
         poll_wait: float = 20.0,
-        console_interval: float = 5.0,
+        console_interval: float = 30.0,
         build_rescue: SpecBuilder = minimal_spec,
         scratch_dir: Path | None = None,
         migration_slice: float | None = None,

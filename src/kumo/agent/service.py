@@ -46,7 +46,7 @@ class Agent:
         driver: HypervisorDriver | None = None,
         force_config_drive: bool = True,
         inventory_override: dict[str, int] | None = None,
-        console_interval: float = 5.0,
+        console_interval: float = 30.0,
     ) -> None:
         self.api = api_url.rstrip("/") + "/agent/v1"
         self.credential = credential
