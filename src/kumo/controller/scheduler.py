@@ -49,8 +49,20 @@ def place_many(
         lock_for_claims(session)
         candidates, reasons = capacities(session, cfg, heartbeat_timeout)
         free = {c.host.id: [c.vcpus, c.memory_mb, c.disk_gb] for c in candidates}
+        # The batch's rows and which of them belong to a server group, in two queries.
+        rows = {
+            i.id: i
+            for i in session.scalars(select(m.Instance).where(m.Instance.id.in_(instance_ids)))
+        }
+        grouped = set(
+            session.scalars(
+                select(m.ServerGroupMember.instance_id).where(
+                    m.ServerGroupMember.instance_id.in_(instance_ids)
+                )
+            )
+        )
         for instance_id in instance_ids:
-            instance = session.get(m.Instance, instance_id)
+            instance = rows.get(instance_id)
             if (
                 instance is None
                 or instance.deleted
@@ -60,7 +72,10 @@ def place_many(
                 placed[instance_id] = None
                 continue
             need = flavor_need(instance.flavor)
-            chosen = _choose(session, instance, need, candidates, free, list(reasons), cfg)
+            chosen = _choose(
+                session, instance, need, candidates, free, list(reasons), cfg,
+                instance_id in grouped,
+            )  # fmt: skip
             if chosen is None:
                 placed[instance_id] = None
                 continue
@@ -94,6 +109,7 @@ def _choose(
     free: dict[str, list[float]],
     reasons: list[str],
     cfg: SchedulerConfig,
+    in_group: bool,
 ) -> m.Host | None:
     """Filter and weigh the hosts for one server; no host fits: the server goes to ERROR
     with a fault that says, host by host, why."""
@@ -109,7 +125,8 @@ def _choose(
             reasons.append(f"{cap.host.name}: not enough {', '.join(short)}")
         else:
             fitting.append(cap)
-    group = server_groups.placement_for(session, instance.id)
+    # A member's peers are read as placed so far (earlier ones of this batch included).
+    group = server_groups.placement_for(session, instance.id) if in_group else None
     if group is not None and group.hard:
         kept = [c for c in fitting if server_groups.allows(group, c.host.id)]
         if fitting and not kept:
