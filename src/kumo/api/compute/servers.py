@@ -29,22 +29,31 @@ from kumo.db.types import utcnow
 router = APIRouter(prefix="/compute/v2.1")
 
 
-def _hosts(state: AppState, instances: list[m.Instance]) -> dict[str, tuple[str, str]]:
-    """Name and host_status (2.16) of each host the servers run on, by host id."""
+def _hosts(
+    state: AppState, instances: list[m.Instance], session: Session | None = None
+) -> dict[str, tuple[str, str]]:
+    """Name and host_status (2.16) of each host the servers run on, by host id; in the
+    caller's transaction when it has one (one connection checkout less per listing)."""
     ids = {i.host_id for i in instances if i.host_id}
     if not ids:
         return {}
+    if session is None:
+        with state.db.session() as own:
+            return _hosts(state, instances, own)
     timeout = state.config.hosts.heartbeat_timeout
     now = utcnow()
-    with state.db.session() as session:
-        rows = session.scalars(select(m.Host).where(m.Host.id.in_(ids)))
-        return {h.id: (h.name, compute_services.host_status(h, timeout, now)) for h in rows}
+    rows = session.scalars(select(m.Host).where(m.Host.id.in_(ids)))
+    return {h.id: (h.name, compute_services.host_status(h, timeout, now)) for h in rows}
 
 
 def _details(
-    state: AppState, who: Caller, version: APIVersion, instances: list[m.Instance]
+    state: AppState,
+    who: Caller,
+    version: APIVersion,
+    instances: list[m.Instance],
+    session: Session | None = None,
 ) -> list[dict[str, Any]]:
-    found = _hosts(state, instances)
+    found = _hosts(state, instances, session)
     result = []
     for i in instances:
         name, status = found.get(i.host_id or "", (None, ""))
@@ -135,8 +144,9 @@ def list_servers_detail(
     f.lean = True
     with state.db.session() as session:
         rows = servers.list_servers(session, who.ctx, f)
+        shown = _details(state, who, version, rows, session)
     return {
-        "servers": _details(state, who, version, rows),
+        "servers": shown,
         **_page_links(state, request, rows, f.limit),
     }
 
@@ -181,7 +191,8 @@ def show_server(
 ) -> dict[str, Any]:
     with state.db.session() as session:
         instance = servers.get(session, who.ctx, server_id)
-    return {"server": _details(state, who, version, [instance])[0]}
+        view = _details(state, who, version, [instance], session)[0]
+    return {"server": view}
 
 
 @router.put("/servers/{server_id}")
