@@ -223,3 +223,56 @@ def test_upgrade_to_migrations_table_keeps_servers(db_factory):
             1 << 33,
         )
         assert row.source_done is False and row.deleted is False
+
+
+def test_0012_aggregates_tables_and_servers_survive(db_factory):
+    """0011 -> 0012: servers keep their zone and get no forced host; aggregates take rows
+    with integer ids, and a deleted aggregate frees its name (unique among live ones)."""
+    db = db_factory.create()
+    migrate.upgrade(db, "0011")
+    now = dt.datetime(2025, 6, 1, 9, 0, 0, 500000)
+    with db.engine.begin() as conn:
+        assert "aggregates" not in sa.inspect(conn).get_table_names()
+        conn.execute(
+            sa.text(
+                "INSERT INTO hosts (id, name, enabled, agent_version, agent_api_versions, "
+                "capabilities, inventory, registered_at, version, forced_down) VALUES "
+                "('h1', 'node-a', :t, '', '[]', '{}', '{}', :now, 1, :f)"
+            ),
+            {"t": True, "f": False, "now": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO instances (id, name, project_id, user_id, host_id, flavor_id, "
+                "flavor, meta, tags, config_drive, availability_zone, hostname, access_ipv4, "
+                "access_ipv6, reservation_id, launch_index, locked, vm_state, power_state, "
+                "desired_state, generation, observed_generation, created_at, updated_at, "
+                "deleted, version) VALUES ('i1', 'vm', 'p', 'u', 'h1', 'f', '{}', '{}', "
+                "'[]', :f, 'nova', 'vm', '', '', 'r', 0, :f, 'active', 1, 'active', 1, 1, "
+                ":now, :now, :f, 1)"
+            ),
+            {"f": False, "now": now},
+        )
+    migrate.upgrade(db)
+    assert migrate.status(db).up_to_date
+    with db.session() as s:
+        server = s.get(m.Instance, "i1")
+        assert server is not None
+        assert (server.availability_zone, server.requested_host_id) == ("nova", None)
+        first = m.Aggregate(uuid="00000000-0000-0000-0000-00000000000a", name="rack1")
+        s.add(first)
+        s.flush()
+        s.add(m.AggregateHost(aggregate_id=first.id, host_id="h1"))
+        s.add(m.AggregateMetadata(aggregate_id=first.id, key="ssd", value="true"))
+        first.deleted = first.id
+        again = m.Aggregate(
+            uuid="00000000-0000-0000-0000-00000000000b", name="rack1", availability_zone="az1"
+        )
+        s.add(again)
+        s.flush()
+        assert isinstance(first.id, int) and again.id > first.id
+        first_id = first.id
+    with db.session() as s:
+        live = s.scalars(sa.select(m.Aggregate).where(m.Aggregate.deleted == 0)).one()
+        assert (live.name, live.availability_zone) == ("rack1", "az1")
+        assert s.get(m.AggregateHost, (first_id, "h1")) is not None

@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse
 import kumo
 from kumo.api import admin, agent, errors, metrics, request_id
 from kumo.api.compute import (
+    aggregates,
     availability_zones,
     flavors,
     hypervisors,
@@ -81,6 +82,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
         hypervisors,
         compute_services,
         availability_zones,
+        aggregates,
         quota_sets,
         usage,
         migrations,

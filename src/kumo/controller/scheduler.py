@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import wakeup
-from kumo.core.compute import server_groups
+from kumo.core.compute import aggregates, server_groups
 from kumo.core.compute.capacity import Capacity, capacities
 from kumo.core.compute.servers import TASK_DEADLINE, flavor_need
 from kumo.db import models as m
@@ -48,6 +48,7 @@ def place_many(
     with db.session() as session:
         lock_for_claims(session)
         candidates, reasons = capacities(session, cfg, heartbeat_timeout)
+        zones = aggregates.host_zones(session)  # host -> zone, once for the batch
         free = {c.host.id: [c.vcpus, c.memory_mb, c.disk_gb] for c in candidates}
         # The batch's rows and which of them belong to a server group, in two queries.
         rows = {
@@ -74,7 +75,7 @@ def place_many(
             need = flavor_need(instance.flavor)
             chosen = _choose(
                 session, instance, need, candidates, free, list(reasons), cfg,
-                instance_id in grouped,
+                instance_id in grouped, zones,
             )  # fmt: skip
             if chosen is None:
                 placed[instance_id] = None
@@ -92,6 +93,9 @@ def place_many(
                 )
             )
             instance.host_id = chosen.id
+            # As Nova's conductor: the server is now in its host's zone.
+            instance.availability_zone = aggregates.zone_of(zones, chosen.id)
+            instance.requested_host_id = None
             instance.task_state = "spawning"
             instance.task_deadline = utcnow() + TASK_DEADLINE
             placed[instance_id] = chosen.id
@@ -110,11 +114,25 @@ def _choose(
     reasons: list[str],
     cfg: SchedulerConfig,
     in_group: bool,
+    zones: dict[str, str],
 ) -> m.Host | None:
     """Filter and weigh the hosts for one server; no host fits: the server goes to ERROR
-    with a fault that says, host by host, why."""
+    with a fault that says, host by host, why.
+
+    A host an admin forced (``az:host``) is the only candidate, whatever its zone (Nova
+    bypasses the zone filter for it); otherwise a requested zone keeps that zone's hosts."""
     fitting = []
+    wanted = instance.availability_zone
     for cap in candidates:
+        if instance.requested_host_id is not None:
+            if cap.host.id != instance.requested_host_id:
+                reasons.append(f"{cap.host.name}: not the requested host")
+                continue
+        elif wanted:
+            zone = aggregates.zone_of(zones, cap.host.id)
+            if zone != wanted:
+                reasons.append(f"{cap.host.name}: in availability zone {zone}, not {wanted}")
+                continue
         room = free[cap.host.id]
         short = [
             what

@@ -164,6 +164,17 @@ RULES: dict[str, Rule] = {
     "compute:servers:show:host_status": _admin,
     "compute:services:update": _admin,
     "compute:availability_zone:detail": _admin,
+    # os_compute_api:os-aggregates:*: host aggregates are an operator's tool (Nova).
+    "compute:aggregates:index": _admin,
+    "compute:aggregates:create": _admin,
+    "compute:aggregates:show": _admin,
+    "compute:aggregates:update": _admin,
+    "compute:aggregates:delete": _admin,
+    "compute:aggregates:add_host": _admin,
+    "compute:aggregates:remove_host": _admin,
+    "compute:aggregates:set_metadata": _admin,
+    # os_compute_api:servers:create:forced_host: "az:host" picks the host itself.
+    "compute:servers:create:forced_host": _admin,
     "compute:limits:other_project": _admin,
     "compute:quota_sets:show": _admin_or_project_reader,
     "compute:quota_sets:update": _admin,

@@ -412,7 +412,12 @@ class Instance(Base):
     meta: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     config_drive: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The zone asked for ("" for any) until the scheduler places the server, then the zone
+    # of the host it was placed on, as Nova's conductor records it; views show the zone of
+    # the host it runs on now.
     availability_zone: Mapped[str] = mapped_column(String(255), default="nova")
+    # The host an admin forced with ``availability_zone: "az:host"`` (by UUID, rule 6).
+    requested_host_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     hostname: Mapped[str] = mapped_column(String(255), default="")
     access_ipv4: Mapped[str] = mapped_column(String(64), default="")
@@ -563,3 +568,44 @@ class Migration(Base):
         UTCDateTime, nullable=True, default=utcnow, onupdate=utcnow
     )
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Aggregate(Base):
+    """A host aggregate (Nova's os-aggregates): a named set of hosts with metadata; its
+    ``availability_zone`` makes its hosts a zone users can ask for.
+
+    The integer ``id`` is what Nova's API shows. Rows are soft-deleted as Nova does: ``deleted``
+    is 0 while live and the row's id once deleted, so (name, deleted) is unique among live
+    aggregates on every backend without partial indexes."""
+
+    __tablename__ = "aggregates"
+    __table_args__ = (UniqueConstraint("name", "deleted", name="uq_aggregates_name_deleted"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(NAME)
+    availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AggregateHost(Base):
+    """A host's membership of an aggregate, by host UUID (DESIGN.md rule 6)."""
+
+    __tablename__ = "aggregate_hosts"
+    aggregate_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True
+    )
+    host_id: Mapped[str] = mapped_column(ID, primary_key=True, index=True)
+
+
+class AggregateMetadata(Base):
+    """One key of an aggregate's metadata (``availability_zone`` lives on the aggregate)."""
+
+    __tablename__ = "aggregate_metadata"
+    aggregate_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))

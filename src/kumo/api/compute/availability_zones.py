@@ -1,4 +1,9 @@
-"""/compute/v2.1/os-availability-zone: kumo has one zone, ``nova``, holding every host."""
+"""/compute/v2.1/os-availability-zone: the zones host aggregates define, plus ``nova``.
+
+A host in no zoned aggregate is in the default zone ``nova``; a zone is available when at
+least one of its compute services is enabled (Nova). The detail view (admin) also lists the
+``internal`` zone of the controller's services.
+"""
 
 from __future__ import annotations
 
@@ -9,31 +14,22 @@ from fastapi import APIRouter, Depends
 from kumo.api.auth import Caller, caller
 from kumo.api.compute.common import nova_time
 from kumo.api.state import AppState, app_state
-from kumo.core.compute import services
+from kumo.core.compute import aggregates, services
 from kumo.core.policy import enforce
 
 router = APIRouter(prefix="/compute/v2.1/os-availability-zone")
-
-
-def _records(state: AppState) -> list[services.ServiceRecord]:
-    with state.db.session() as session:
-        return services.list_services(session, state.config.hosts.heartbeat_timeout)
-
-
-def _available(records: list[services.ServiceRecord]) -> bool:
-    """Like Nova, a zone whose every compute service is disabled is not available."""
-    computes = [r for r in records if r.binary == services.COMPUTE]
-    return not computes or any(r.enabled for r in computes)
 
 
 @router.get("")
 def list_zones(
     who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
-    available = _available(_records(state))
+    with state.db.session() as session:
+        zones = aggregates.zones(session)
     return {
         "availabilityZoneInfo": [
-            {"zoneName": services.ZONE, "zoneState": {"available": available}, "hosts": None}
+            {"zoneName": zone, "zoneState": {"available": available}, "hosts": None}
+            for zone, available in sorted(zones.items())
         ]
     }
 
@@ -45,16 +41,23 @@ def list_zones_detail(
     """Admin only: each zone's hosts and their services (``available`` = alive,
     ``active`` = enabled, as Nova reports them)."""
     enforce(who.ctx, "compute:availability_zone:detail")
-    records = _records(state)
-    zones: dict[str, dict[str, dict[str, Any]]] = {services.ZONE: {}}
+    with state.db.session() as session:
+        zones = aggregates.zones(session)
+        records = services.list_services(session, state.config.hosts.heartbeat_timeout)
+    listed: dict[str, dict[str, dict[str, Any]]] = {zone: {} for zone in sorted(zones)}
     for r in records:
-        zones.setdefault(r.zone, {}).setdefault(r.host, {})[r.binary] = {
+        listed.setdefault(r.zone, {}).setdefault(r.host, {})[r.binary] = {
             "available": r.up,
             "active": r.enabled,
             "updated_at": nova_time(r.updated_at),
         }
-    info = []
-    for zone, zone_hosts in zones.items():
-        available = True if zone == services.INTERNAL_ZONE else _available(records)
-        info.append({"zoneName": zone, "zoneState": {"available": available}, "hosts": zone_hosts})
-    return {"availabilityZoneInfo": info}
+    return {
+        "availabilityZoneInfo": [
+            {
+                "zoneName": zone,
+                "zoneState": {"available": zones.get(zone, True)},
+                "hosts": zone_hosts,
+            }
+            for zone, zone_hosts in listed.items()
+        ]
+    }

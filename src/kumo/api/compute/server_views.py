@@ -86,16 +86,18 @@ def detail(
     i: m.Instance,
     host_name: str | None,
     host_status: str = "",
+    zone: str | None = None,
 ) -> dict[str, Any]:
     """Show and list-detail: the core view plus the extension attributes; the admin ones
     (OS-EXT-SRV-ATTR, and from 2.16 the state of the server's compute service,
-    ``host_status``) by policy."""
+    ``host_status``) by policy. ``zone``: the zone of the server's host (Nova shows that,
+    not the one asked for); None falls back to the server's recorded zone."""
     body = core(state, ctx, version, i, host_name)
     body.update(
         {
             "key_name": i.key_name,
             "config_drive": "True" if i.config_drive else "",
-            "OS-EXT-AZ:availability_zone": i.availability_zone,
+            "OS-EXT-AZ:availability_zone": i.availability_zone if zone is None else zone,
             "OS-EXT-STS:vm_state": i.vm_state,
             "OS-EXT-STS:task_state": i.task_state,
             "OS-EXT-STS:power_state": _POWER_NAMES.get(i.power_state, 0),

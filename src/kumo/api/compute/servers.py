@@ -17,7 +17,7 @@ from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
-from kumo.core.compute import migrations, moves, reports, server_groups, servers
+from kumo.core.compute import aggregates, migrations, moves, reports, server_groups, servers
 from kumo.core.compute import services as compute_services
 from kumo.core.compute.capacity import capacities
 from kumo.core.errors import BadRequest, NotFound
@@ -31,9 +31,10 @@ router = APIRouter(prefix="/compute/v2.1")
 
 def _hosts(
     state: AppState, instances: list[m.Instance], session: Session | None = None
-) -> dict[str, tuple[str, str]]:
-    """Name and host_status (2.16) of each host the servers run on, by host id; in the
-    caller's transaction when it has one (one connection checkout less per listing)."""
+) -> dict[str, tuple[str, str, str]]:
+    """Name, host_status (2.16) and availability zone of each host the servers run on, by
+    host id (Nova shows a server in the zone of the host it runs on now); in the caller's
+    transaction when it has one (one connection checkout less per listing)."""
     ids = {i.host_id for i in instances if i.host_id}
     if not ids:
         return {}
@@ -42,8 +43,16 @@ def _hosts(
             return _hosts(state, instances, own)
     timeout = state.config.hosts.heartbeat_timeout
     now = utcnow()
+    zones = aggregates.host_zones(session)
     rows = session.scalars(select(m.Host).where(m.Host.id.in_(ids)))
-    return {h.id: (h.name, compute_services.host_status(h, timeout, now)) for h in rows}
+    return {
+        h.id: (
+            h.name,
+            compute_services.host_status(h, timeout, now),
+            aggregates.zone_of(zones, h.id),
+        )
+        for h in rows
+    }
 
 
 def _details(
@@ -56,8 +65,8 @@ def _details(
     found = _hosts(state, instances, session)
     result = []
     for i in instances:
-        name, status = found.get(i.host_id or "", (None, ""))
-        result.append(views.detail(state, who.ctx, version, i, name, status))
+        name, status, zone = found.get(i.host_id or "", (None, "", i.availability_zone))
+        result.append(views.detail(state, who.ctx, version, i, name, status, zone))
     return result
 
 
@@ -65,7 +74,7 @@ def _core(
     state: AppState, who: Caller, version: APIVersion, instance: m.Instance
 ) -> dict[str, Any]:
     """The update/rebuild answer: Nova's core view of one server."""
-    name = _hosts(state, [instance]).get(instance.host_id or "", (None, ""))[0]
+    name = _hosts(state, [instance]).get(instance.host_id or "", (None, "", ""))[0]
     return views.core(state, who.ctx, version, instance, name)
 
 

@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, defer
 
-from kumo.core.compute import flavors, keypairs, quotas, server_groups, states
+from kumo.core.compute import aggregates, flavors, keypairs, quotas, server_groups, states
 from kumo.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.core.microversion import APIVersion
-from kumo.core.policy import Context
+from kumo.core.policy import Context, enforce
 from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
 from kumo.db.types import utcnow
@@ -259,9 +259,7 @@ def create(
         config_drive = False
     else:
         raise BadRequest("Invalid input for field/attribute config_drive.")
-    zone = body.get("availability_zone") or "nova"
-    if not isinstance(zone, str) or zone.split(":")[0] != "nova":
-        raise BadRequest(f"The requested availability zone {zone} is not available.")
+    zone, forced_host_id = requested_zone(session, ctx, body.get("availability_zone"))
     # Before 2.19 Nova stores the name as the description (and shows it from 2.19 on).
     description = _description(body) if version.at_least("2.19") else name
     _no_description_before_2_19(body, version)
@@ -305,7 +303,8 @@ def create(
             user_data=user_data,
             meta=meta,
             config_drive=config_drive,
-            availability_zone="nova",
+            availability_zone=zone,
+            requested_host_id=forced_host_id,
             description=description,
             hostname=_hostname(server_name),
             access_ipv4=ipv4,
@@ -325,6 +324,36 @@ def create(
         server_groups.join(session, ctx, group_id, created)
     session.flush()
     return Created(created, admin_pass, reservation)
+
+
+def requested_zone(session: Session, ctx: Context, value: Any) -> tuple[str, str | None]:
+    """The zone a create asks for ("" for any) and the id of the host an admin forces with
+    ``az:host`` (or ``az:host:node``, ``az::node``; a kumo node is its host).
+
+    The zone must be one of the available zones, as Nova checks at the API; an unknown
+    forced host is refused here rather than failing later at the scheduler."""
+    if value in (None, ""):
+        return "", None
+    if not isinstance(value, str) or len(value) > 255:
+        raise BadRequest(
+            f"Invalid input for field/attribute availability_zone. Value: {value}. "
+            "A string of 1 to 255 characters is required."
+        )
+    zone, _, rest = value.partition(":")
+    host, _, node = rest.partition(":")
+    host = host or node
+    forced = None
+    if host:
+        enforce(ctx, "compute:servers:create:forced_host")
+        row = session.scalars(select(m.Host).where(m.Host.name == host)).first()
+        if row is None:
+            raise BadRequest(f"Compute host {host} could not be found.")
+        forced = row.id
+    if not zone and forced is None:
+        return "", None
+    if zone and not aggregates.zones(session).get(zone, False):
+        raise BadRequest("The requested availability zone is not available")
+    return zone, forced
 
 
 def access_ip(value: Any, version: int) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.core import hosts
+from kumo.core.compute import aggregates
 from kumo.core.compute.hypervisors import numeric_id
 from kumo.core.errors import BadRequest, NotFound
 from kumo.db import models as m
@@ -24,8 +25,8 @@ from kumo.db.types import utcnow
 
 COMPUTE = "nova-compute"
 CONTROLLER_BINARIES = ("nova-scheduler", "nova-conductor")
-ZONE = "nova"
-INTERNAL_ZONE = "internal"
+ZONE = aggregates.DEFAULT_ZONE
+INTERNAL_ZONE = aggregates.INTERNAL_ZONE
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,14 @@ class ServiceRecord:
         return "up" if self.up else "down"
 
 
-def _compute(status: hosts.HostStatus) -> ServiceRecord:
+def _compute(status: hosts.HostStatus, zone: str = ZONE) -> ServiceRecord:
+    """A host's nova-compute service; ``zone`` is the host's (from its aggregates)."""
     host = status.host
     return ServiceRecord(
         id=numeric_id(host.id),
         binary=COMPUTE,
         host=host.name,
-        zone=ZONE,
+        zone=zone,
         enabled=host.enabled,
         up=status.up,
         updated_at=host.last_heartbeat_at,
@@ -88,12 +90,20 @@ def list_services(
     session: Session, timeout: float, host: str | None = None, binary: str | None = None
 ) -> list[ServiceRecord]:
     now = utcnow()
-    records = _controllers(session, now) + [_compute(s) for s in hosts.list_hosts(session, timeout)]
+    zones = aggregates.host_zones(session)
+    records = _controllers(session, now) + [
+        _compute(s, aggregates.zone_of(zones, s.host.id))
+        for s in hosts.list_hosts(session, timeout)
+    ]
     return [
         r
         for r in records
         if (host is None or r.host == host) and (binary is None or r.binary == binary)
     ]
+
+
+def _zone(session: Session, host: m.Host) -> str:
+    return aggregates.zone_of(aggregates.host_zones(session), host.id)
 
 
 def _compute_host(session: Session, host: object, binary: object) -> m.Host:
@@ -126,7 +136,7 @@ def set_status(
     row.enabled = enabled
     row.disabled_reason = None if enabled else (str(reason) if reason is not None else None)
     session.flush()
-    return _compute(hosts.status_of(row, timeout))
+    return _compute(hosts.status_of(row, timeout), _zone(session, row))
 
 
 def set_forced_down(
@@ -139,7 +149,7 @@ def set_forced_down(
     row = _compute_host(session, host, binary)
     row.forced_down = forced_down
     session.flush()
-    return _compute(hosts.status_of(row, timeout))
+    return _compute(hosts.status_of(row, timeout), _zone(session, row))
 
 
 def host_status(host: m.Host | None, timeout: float, now: dt.datetime | None = None) -> str:
