@@ -20,6 +20,7 @@ from kumo.api.compute import (
     servers,
     usage,
 )
+from kumo.api.compute import images as compute_images
 from kumo.api.compute import microversion as compute_microversion
 from kumo.api.compute import services as compute_services
 from kumo.api.compute import versions as compute_versions
@@ -85,6 +86,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
         usage,
         migrations,
         server_migrations,
+        compute_images,
     ):
         app.include_router(compute_module.router)
     app.include_router(image_versions.router)
