@@ -13,6 +13,7 @@ from kumo.api.compute import (
     hypervisors,
     keypairs,
     migrations,
+    os_hosts,
     quota_sets,
     server_groups,
     server_metadata,
@@ -87,6 +88,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
         migrations,
         server_migrations,
         compute_images,
+        os_hosts,
     ):
         app.include_router(compute_module.router)
     app.include_router(image_versions.router)

@@ -164,6 +164,7 @@ RULES: dict[str, Rule] = {
     "compute:servers:show:host_status": _admin,
     "compute:services:update": _admin,
     "compute:availability_zone:detail": _admin,
+    "compute:hosts": _admin,  # os_compute_api:os-hosts:* (list, show, update, power)
     "compute:limits:other_project": _admin,
     "compute:quota_sets:show": _admin_or_project_reader,
     "compute:quota_sets:update": _admin,
