@@ -168,6 +168,7 @@ RULES: dict[str, Rule] = {
     "compute:limits:other_project": _admin,
     "compute:quota_sets:show": _admin_or_project_reader,
     "compute:quota_sets:update": _admin,
+    "compute:quota_class_sets": _admin,  # os_compute_api:os-quota-class-sets:show/update
     "compute:usage:list": _admin,
     "compute:usage:show": _admin_or_project_reader,
     # Moving servers between hosts, and looking at the moves, is for operators (Nova).
