@@ -9,12 +9,14 @@ import kumo
 from kumo.api import admin, agent, errors, metrics, request_id
 from kumo.api.compute import (
     availability_zones,
+    extensions,
     flavors,
     hypervisors,
     keypairs,
     migrations,
     os_hosts,
     quota_sets,
+    server_diagnostics,
     server_groups,
     server_metadata,
     server_migrations,
@@ -89,6 +91,8 @@ def create_app(config: Config, db: Database) -> FastAPI:
         server_migrations,
         compute_images,
         os_hosts,
+        extensions,
+        server_diagnostics,
     ):
         app.include_router(compute_module.router)
     app.include_router(image_versions.router)

@@ -165,6 +165,7 @@ RULES: dict[str, Rule] = {
     "compute:services:update": _admin,
     "compute:availability_zone:detail": _admin,
     "compute:hosts": _admin,  # os_compute_api:os-hosts:* (list, show, update, power)
+    "compute:server_diagnostics": _admin,  # os_compute_api:os-server-diagnostics
     "compute:limits:other_project": _admin,
     "compute:quota_sets:show": _admin_or_project_reader,
     "compute:quota_sets:update": _admin,
