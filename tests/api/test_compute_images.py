@@ -228,3 +228,16 @@ def test_metadata_items_quota(env: Env) -> None:
     resp = env.c.put(f"{url}/c", json={"meta": {"c": "3"}}, headers=env.u1)
     _error(resp, 403, "forbidden")
     assert env.c.get(url, headers=env.u1).json() == {"metadata": {"a": "1", "b": "2"}}
+
+
+def test_glance_image_tasks_are_empty_for_a_visible_image(env: Env) -> None:
+    private = env.image(env.u1, name="tasks", visibility="private")
+    resp = env.c.get(f"{GLANCE}/{private}/tasks", headers=env.u1)
+    assert (resp.status_code, resp.json()) == (200, {"tasks": []})
+    assert env.c.get(f"{GLANCE}/{private}/tasks", headers=env.u2).status_code == 404
+
+
+def test_empty_tenant_usage_id_is_404(env: Env) -> None:
+    resp = env.c.get("/compute/v2.1/os-simple-tenant-usage/", headers=env.admin)
+    _error(resp, 404, "itemNotFound")
+    assert env.c.get("/compute/v2.1/os-simple-tenant-usage", headers=env.admin).status_code == 200
