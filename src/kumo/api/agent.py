@@ -240,11 +240,13 @@ async def snapshot_file(
         store.commit(ident, written)
         try:
             with db.session() as session:
-                reports.finish_snapshot_upload(session, ident, stored)
+                rotated = reports.finish_snapshot_upload(session, ident, stored)
         except BaseException:
             store.delete(ident)
             abort()
             raise
+        for image_id in rotated:  # backups rotated out: rows deleted first, then their data
+            store.delete(image_id)
 
     await anyio.to_thread.run_sync(finish)
     return Response(status_code=204)

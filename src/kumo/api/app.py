@@ -10,17 +10,21 @@ from kumo.api import admin, agent, errors, metrics, request_id
 from kumo.api.compute import (
     aggregates,
     availability_zones,
+    extensions,
     flavors,
     hypervisors,
     keypairs,
     migrations,
+    os_hosts,
     quota_sets,
+    server_diagnostics,
     server_groups,
     server_metadata,
     server_migrations,
     servers,
     usage,
 )
+from kumo.api.compute import images as compute_images
 from kumo.api.compute import microversion as compute_microversion
 from kumo.api.compute import services as compute_services
 from kumo.api.compute import versions as compute_versions
@@ -87,6 +91,10 @@ def create_app(config: Config, db: Database) -> FastAPI:
         usage,
         migrations,
         server_migrations,
+        compute_images,
+        os_hosts,
+        extensions,
+        server_diagnostics,
     ):
         app.include_router(compute_module.router)
     app.include_router(image_versions.router)

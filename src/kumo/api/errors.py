@@ -25,6 +25,7 @@ _TITLES = {
     413: "Request Entity Too Large",
     415: "Unsupported Media Type",
     500: "Internal Server Error",
+    501: "Not Implemented",
 }
 
 
@@ -39,6 +40,7 @@ _NOVA_KEYS = {
     409: "conflictingRequest",
     413: "overLimit",
     415: "badMediaType",
+    501: "notImplemented",
 }
 
 

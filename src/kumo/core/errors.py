@@ -41,3 +41,10 @@ class Conflict(KumoError):
 class TooLarge(KumoError):
     status = 413
     title = "Request Entity Too Large"
+
+
+class NotSupported(KumoError):
+    """What the OpenStack API defines but the cloud's drivers cannot do (Nova: 501)."""
+
+    status = 501
+    title = "Not Implemented"

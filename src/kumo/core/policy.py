@@ -175,9 +175,12 @@ RULES: dict[str, Rule] = {
     "compute:aggregates:set_metadata": _admin,
     # os_compute_api:servers:create:forced_host: "az:host" picks the host itself.
     "compute:servers:create:forced_host": _admin,
+    "compute:hosts": _admin,  # os_compute_api:os-hosts:* (list, show, update, power)
+    "compute:server_diagnostics": _admin,  # os_compute_api:os-server-diagnostics
     "compute:limits:other_project": _admin,
     "compute:quota_sets:show": _admin_or_project_reader,
     "compute:quota_sets:update": _admin,
+    "compute:quota_class_sets": _admin,  # os_compute_api:os-quota-class-sets:show/update
     "compute:usage:list": _admin,
     "compute:usage:show": _admin_or_project_reader,
     # Moving servers between hosts, and looking at the moves, is for operators (Nova).

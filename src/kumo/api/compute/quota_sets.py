@@ -91,7 +91,8 @@ def show_defaults(
     _readable(who, project_id)
     with state.db.session() as session:
         quota_sets.project_exists(session, project_id)
-    return {"quota_set": {"id": project_id, **quota_sets.defaults(version)}}
+        found = quota_sets.defaults(session, version)
+    return {"quota_set": {"id": project_id, **found}}
 
 
 @router.get("/os-quota-sets/{project_id}/detail")
@@ -132,3 +133,33 @@ def reset(
     with state.db.session() as session:
         quota_sets.reset(session, project_id)
     return Response(status_code=202)
+
+
+@router.get("/os-quota-class-sets/{class_name}")
+def show_class(
+    class_name: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
+) -> dict[str, Any]:
+    """Admin only (Nova's os_compute_api:os-quota-class-sets:show default)."""
+    enforce(who.ctx, "compute:quota_class_sets")
+    with state.db.session() as session:
+        found = quota_sets.show_class(session, class_name, version)
+    return {"quota_class_set": {"id": class_name, **found}}
+
+
+@router.put("/os-quota-class-sets/{class_name}")
+def update_class(
+    class_name: str,
+    body: Any = Depends(json_body),
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
+) -> dict[str, Any]:
+    """The answer has no ``id``, as Nova's."""
+    enforce(who.ctx, "compute:quota_class_sets")
+    data = body_member(body, "quota_class_set")
+    with state.db.session() as session:
+        found = quota_sets.update_class(session, class_name, data, version)
+    return {"quota_class_set": found}

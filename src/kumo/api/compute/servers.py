@@ -308,6 +308,9 @@ def server_action(
         elif action == "createImage":
             instance, snapshot = servers.create_image(session, ctx, server_id, args)
             image_id = snapshot.id
+        elif action == "createBackup":
+            instance, snapshot, rotation = servers.create_backup(session, ctx, server_id, args)
+            image_id = snapshot.id
         elif action == "rescue":
             instance, admin_pass = servers.rescue(session, ctx, server_id, args)
         elif action == "unrescue":
@@ -361,6 +364,12 @@ def server_action(
     if action == "createImage":
         # Before 2.45 the image is named only by the Location header (an image URL).
         location = f"{state.config.public_url}/image/v2/images/{image_id}"
+        return Response(status_code=202, headers={"Location": location})
+    if action == "createBackup":
+        # Nova names the backup (a compute image URL) only when rotation keeps it.
+        if rotation == 0:
+            return Response(status_code=202)
+        location = f"{state.config.public_url}/compute/v2.1/images/{image_id}"
         return Response(status_code=202, headers={"Location": location})
     if action == "rescue":
         return JSONResponse({"adminPass": admin_pass})

@@ -10,6 +10,7 @@ from kumo.api.auth import Caller, caller
 from kumo.api.compute.common import bool_param, nova_time
 from kumo.api.state import AppState, app_state
 from kumo.core.compute import usage
+from kumo.core.errors import NotFound
 from kumo.core.policy import enforce
 
 router = APIRouter(prefix="/compute/v2.1/os-simple-tenant-usage")
@@ -45,6 +46,12 @@ def list_usage(
     with state.db.session() as session:
         found = usage.usages(session, start, stop)
     return {"tenant_usages": [view(u, detailed) for u in found]}
+
+
+@router.get("/", include_in_schema=False)
+def empty_project_id(who: Caller = Depends(caller)) -> None:
+    """An empty project id names no project (Nova: 404), not the list behind a redirect."""
+    raise NotFound("The resource could not be found.")
 
 
 @router.get("/{project_id}")

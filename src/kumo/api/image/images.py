@@ -80,6 +80,18 @@ def show_image(
         return views.image(images.get_image(session, who.ctx, image_id))
 
 
+@router.get("/images/{image_id}/tasks")
+def show_image_tasks(
+    image_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> dict[str, Any]:
+    """Glance 2.12: the image's asynchronous tasks (import, location). kumo runs none (no
+    interoperable import yet), so a visible image has an empty list; clients such as
+    Tempest wait on this list after a snapshot or backup."""
+    with state.db.session() as session:
+        images.get_image(session, who.ctx, image_id)
+    return {"tasks": []}
+
+
 @router.patch("/images/{image_id}")
 def update_image(
     image_id: str,

@@ -53,9 +53,9 @@ def project_exists(session: Session, project_id: str) -> None:
         raise BadRequest(f"Project ID {project_id} is not a valid project.")
 
 
-def defaults(version: APIVersion) -> dict[str, int]:
-    every = {**NETWORK_DEFAULTS, **quotas.DEFAULT_LIMITS}
-    return {name: every[name] for name in resources(version)}
+def defaults(session: Session, version: APIVersion) -> dict[str, int]:
+    """The ``default`` quota class: what a project without limits of its own gets."""
+    return limits(session, quotas.class_row_id(quotas.DEFAULT_CLASS), version)
 
 
 def limits(session: Session, project_id: str, version: APIVersion) -> dict[str, int]:
@@ -81,6 +81,56 @@ def detail(session: Session, project_id: str, version: APIVersion) -> dict[str, 
         name: {"limit": limit, "in_use": used.get(name, 0), "reserved": 0}
         for name, limit in limits(session, project_id, version).items()
     }
+
+
+# Quota classes (os-quota-class-sets) ------------------------------------------------------
+
+# Nova shows server group quotas on classes only from 2.50 (kumo stops at 2.25).
+CLASS_HIDDEN = ("server_groups", "server_group_members")
+MAX_CLASS_NAME = 64 - len(quotas.CLASS_ROW_PREFIX)
+
+
+def class_resources(version: APIVersion) -> tuple[str, ...]:
+    return tuple(name for name in resources(version) if name not in CLASS_HIDDEN)
+
+
+def _class_id(class_name: str) -> str:
+    if not 0 < len(class_name) <= MAX_CLASS_NAME:
+        raise BadRequest(f"Quota class name must be 1 to {MAX_CLASS_NAME} characters.")
+    return quotas.class_row_id(class_name)
+
+
+def show_class(session: Session, class_name: str, version: APIVersion) -> dict[str, int]:
+    """A class's limits over the defaults (an unknown class is the defaults, as in Nova)."""
+    found = limits(session, _class_id(class_name), version)
+    return {name: found[name] for name in class_resources(version)}
+
+
+def update_class(
+    session: Session, class_name: str, body: dict[str, Any], version: APIVersion
+) -> dict[str, int]:
+    """Set some of a class's limits. Changing the ``default`` class changes the limit of
+    every project that has none of its own for that resource."""
+    row_id = _class_id(class_name)
+    unknown = set(body) - set(class_resources(version))
+    if unknown:
+        raise BadRequest(
+            "Invalid input for field/attribute quota_class_set. Additional properties are not "
+            f"allowed ({', '.join(sorted(unknown))} unexpected)"
+        )
+    wanted = {name: _value(name, raw) for name, raw in body.items()}
+    _store(session, row_id, wanted)
+    return show_class(session, class_name, version)
+
+
+def _store(session: Session, row_id: str, wanted: dict[str, int]) -> None:
+    for name, value in wanted.items():
+        row = session.get(m.QuotaLimit, (row_id, name))
+        if row is None:
+            session.add(m.QuotaLimit(project_id=row_id, resource=name, hard_limit=value))
+        else:
+            row.hard_limit = value
+    session.flush()
 
 
 def _value(name: str, raw: Any) -> int:
@@ -138,13 +188,7 @@ def update(
                     f"Quota limit {value} for {name} must be greater than or equal to "
                     f"already used and reserved {used[name]}."
                 )
-    for name, value in wanted.items():
-        row = session.get(m.QuotaLimit, (project_id, name))
-        if row is None:
-            session.add(m.QuotaLimit(project_id=project_id, resource=name, hard_limit=value))
-        else:
-            row.hard_limit = value
-    session.flush()
+    _store(session, project_id, wanted)
     return limits(session, project_id, version)
 
 

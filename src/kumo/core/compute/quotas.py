@@ -24,9 +24,29 @@ DEFAULT_LIMITS: dict[str, int] = {
 UNLIMITED = -1
 
 
+# Quota classes (os-quota-class-sets) live in quota_limits under reserved ids that no
+# Keystone project can have (project ids are 32 hex digits): the ``default`` class, which
+# every project without its own limit follows, and any other class Nova lets one store.
+DEFAULT_CLASS = "default"
+CLASS_ROW_IDS = {DEFAULT_CLASS: "__default__"}
+CLASS_ROW_PREFIX = "__class__:"
+
+
+def class_row_id(class_name: str) -> str:
+    return CLASS_ROW_IDS.get(class_name) or CLASS_ROW_PREFIX + class_name
+
+
 def limits(session: Session, project_id: str) -> dict[str, int]:
+    """The project's limits: its own rows over the ``default`` class over DEFAULT_LIMITS."""
     result = dict(DEFAULT_LIMITS)
-    for row in session.scalars(select(m.QuotaLimit).where(m.QuotaLimit.project_id == project_id)):
+    default_id = class_row_id(DEFAULT_CLASS)
+    rows = list(
+        session.scalars(
+            select(m.QuotaLimit).where(m.QuotaLimit.project_id.in_((default_id, project_id)))
+        )
+    )
+    # The class first, then the project's own rows over it.
+    for row in sorted(rows, key=lambda r: r.project_id != default_id):
         result[row.resource] = row.hard_limit
     return result
 

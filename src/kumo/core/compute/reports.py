@@ -176,7 +176,8 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
         if snapshot is not None:  # the agent is done, yet the image has no data
             error = error or "the host finished without uploading the snapshot"
             servers.drop_snapshot(session, snapshot)
-        end_action(session, instance.id, "createImage", f"Error: {error}" if error else None)
+        for action in servers.SNAPSHOT_ACTIONS:
+            end_action(session, instance.id, action, f"Error: {error}" if error else None)
         if not obs.fault:
             instance.task_state = None
             instance.task_deadline = None
@@ -258,7 +259,7 @@ def begin_snapshot_upload(session: Session, image_id: str) -> m.Image:
     instance = session.get(m.Instance, str(props.get("instance_uuid") or ""))
     if (
         image is None
-        or props.get("image_type") != "snapshot"
+        or props.get("image_type") not in ("snapshot", "backup")
         or instance is None
         or instance.deleted
         or instance.desired_state == "deleted"
@@ -278,13 +279,14 @@ def _snapshot_server_gone(session: Session, image: m.Image) -> bool:
     return instance is None or instance.deleted or instance.desired_state == "deleted"
 
 
-def finish_snapshot_upload(session: Session, image_id: str, stored: data.StoredData) -> m.Image:
+def finish_snapshot_upload(session: Session, image_id: str, stored: data.StoredData) -> list[str]:
     """Active with its data, unless the server was deleted meanwhile (data.Gone: the caller
-    discards the data and calls abort_snapshot_upload)."""
+    discards the data and calls abort_snapshot_upload). A backup then rotates its server's
+    older backups out: the ids returned are images deleted, whose data the caller removes."""
     image = session.get(m.Image, image_id)
     if image is not None and _snapshot_server_gone(session, image):
         raise data.Gone("The server was deleted during its snapshot; the data was discarded.")
-    return data.finish_upload(session, image_id, stored)
+    return servers.rotate_backups(session, data.finish_upload(session, image_id, stored))
 
 
 def abort_snapshot_upload(session: Session, image_id: str) -> None:

@@ -844,10 +844,17 @@ INHERITED_IMAGE_PROPERTIES = (
 )
 
 
+# The instance actions whose request an image task carries out.
+SNAPSHOT_ACTIONS = ("createImage", "createBackup")
+BACKUP_VM_STATES = ("active", "stopped")
+ROTATION_PREFIX = "rotation="
+
+
 def pending_snapshot(session: Session, instance: m.Instance) -> m.Image | None:
-    """The image a running createImage fills: the server's own snapshot image that has no
-    data yet (queued or saving). The image row is the record of the request (Nova links a
-    snapshot to its server the same way, by the ``instance_uuid`` property)."""
+    """The image a running createImage or createBackup fills: the server's own snapshot or
+    backup image that has no data yet (queued or saving). The image row is the record of
+    the request (Nova links a snapshot to its server the same way, by the ``instance_uuid``
+    property)."""
     candidates = session.scalars(
         select(m.Image)
         .where(m.Image.owner == instance.project_id, m.Image.status.in_(("queued", "saving")))
@@ -855,7 +862,10 @@ def pending_snapshot(session: Session, instance: m.Instance) -> m.Image | None:
     )
     for image in candidates:
         props = image.properties or {}
-        if props.get("instance_uuid") == instance.id and props.get("image_type") == "snapshot":
+        if props.get("instance_uuid") == instance.id and props.get("image_type") in (
+            "snapshot",
+            "backup",
+        ):
             return image
     return None
 
@@ -866,29 +876,42 @@ def drop_snapshot(session: Session, image: m.Image) -> None:
     image.deleted_at = image.updated_at = utcnow()
 
 
-def create_image(
-    session: Session, ctx: Context, server_id: str, body: Any
-) -> tuple[m.Instance, m.Image]:
-    """Snapshot the server's root disk to a new image, owned by the server's project.
-
-    The image exists at once (queued, then saving while the agent uploads); the server's
-    task goes image_snapshot -> image_pending_upload -> image_uploading -> None."""
+def _check_body(action: str, body: Any, allowed: set[str], required: tuple[str, ...]) -> None:
     if not isinstance(body, dict):
-        raise BadRequest("Invalid input for field/attribute createImage: an object expected.")
-    unknown = set(body) - {"name", "metadata"}
+        raise BadRequest(f"Invalid input for field/attribute {action}: an object expected.")
+    unknown = set(body) - allowed
     if unknown:
         raise BadRequest(
-            "Invalid input for field/attribute createImage. Additional properties are not "
+            f"Invalid input for field/attribute {action}. Additional properties are not "
             f"allowed ({', '.join(sorted(unknown))} unexpected)"
         )
+    for key in required:
+        if key not in body:
+            raise BadRequest(
+                f"Invalid input for field/attribute {action}. '{key}' is a required property"
+            )
+
+
+def _snapshot(
+    session: Session,
+    ctx: Context,
+    server_id: str,
+    body: dict[str, Any],
+    action: str,
+    vm_states: tuple[str, ...],
+    extra: dict[str, str],
+) -> tuple[m.Instance, m.Image]:
+    """The image a snapshot of the server's root disk will fill, queued, owned by the
+    server's project, and the server's task started (shared by createImage and
+    createBackup, which differ only in what they accept and the properties they add)."""
     name = _name(body)
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
     limit = quotas.limits(session, instance.project_id)["metadata_items"]
     meta = _metadata(body.get("metadata"), limit)
-    if instance.vm_state not in SNAPSHOT_VM_STATES or instance.task_state is not None:
+    if instance.vm_state not in vm_states or instance.task_state is not None:
         raise Conflict(
-            f"Cannot 'createImage' instance {server_id} while it is in "
+            f"Cannot '{action}' instance {server_id} while it is in "
             f"vm_state {instance.vm_state}"
             + (f" (task_state {instance.task_state})" if instance.task_state else "")
         )
@@ -907,10 +930,10 @@ def create_image(
         if key in fields.BASE or key in fields.RESERVED or key in fields.READ_ONLY:
             raise BadRequest(f"Invalid metadata key {key}: an image attribute of that name exists.")
     properties.update(meta)
+    properties.update(extra)
     properties.update(
         {
             "instance_uuid": instance.id,
-            "image_type": "snapshot",
             "base_image_ref": instance.image_id or "",
             "user_id": ctx.user_id,
         }
@@ -936,9 +959,121 @@ def create_image(
     image.tag_rows = []
     session.add(image)
     _ask(instance, None, "image_snapshot")
-    record_action(session, ctx, instance.id, "createImage")
+    record_action(session, ctx, instance.id, action)
     session.flush()
     return instance, image
+
+
+def create_image(
+    session: Session, ctx: Context, server_id: str, body: Any
+) -> tuple[m.Instance, m.Image]:
+    """Snapshot the server's root disk to a new image, owned by the server's project.
+
+    The image exists at once (queued, then saving while the agent uploads); the server's
+    task goes image_snapshot -> image_pending_upload -> image_uploading -> None."""
+    _check_body("createImage", body, {"name", "metadata"}, ())
+    return _snapshot(
+        session, ctx, server_id, body, "createImage", SNAPSHOT_VM_STATES, {"image_type": "snapshot"}
+    )
+
+
+def _rotation(value: Any) -> int:
+    """Nova's non-negative integer: an int or a string of digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadRequest(
+            f"Invalid input for field/attribute rotation. Value: {value}. "
+            f"{value!r} is not of type 'integer', 'string'"
+        )
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit() or int(text) < 0:
+        raise BadRequest(
+            f"Invalid input for field/attribute rotation. Value: {value}. "
+            f"{value!r} does not match '^[0-9]*$'"
+        )
+    return int(text)
+
+
+def create_backup(
+    session: Session, ctx: Context, server_id: str, body: Any
+) -> tuple[m.Instance, m.Image, int]:
+    """A snapshot kept as a backup (``image_type=backup``, ``backup_type``) and the
+    rotation: once the backup has its data, only the newest ``rotation`` backups of this
+    server and type remain (rotate_backups). The rotation waits in the createBackup
+    instance action until then, the record of the request, as the image row is."""
+    _check_body(
+        "createBackup",
+        body,
+        {"name", "backup_type", "rotation", "metadata"},
+        ("name", "backup_type", "rotation"),
+    )
+    backup_type = body["backup_type"]
+    if not isinstance(backup_type, str):
+        raise BadRequest(
+            f"Invalid input for field/attribute backup_type. Value: {backup_type}. "
+            f"{backup_type!r} is not of type 'string'"
+        )
+    rotation = _rotation(body["rotation"])
+    instance, image = _snapshot(
+        session,
+        ctx,
+        server_id,
+        body,
+        "createBackup",
+        BACKUP_VM_STATES,
+        {"image_type": "backup", "backup_type": backup_type},
+    )
+    action = session.scalars(
+        select(m.InstanceAction)
+        .where(
+            m.InstanceAction.instance_id == instance.id,
+            m.InstanceAction.action == "createBackup",
+        )
+        .order_by(m.InstanceAction.id.desc())
+        .limit(1)
+    ).one()
+    action.message = f"{ROTATION_PREFIX}{rotation}"
+    return instance, image, rotation
+
+
+def rotate_backups(session: Session, image: m.Image) -> list[str]:
+    """After a backup got its data: delete this server's oldest backups of the same type
+    beyond the rotation its request asked for (0 deletes them all, the new one too, as
+    Nova does). The ids deleted, whose data the caller removes from the image store."""
+    props = image.properties or {}
+    server_id = str(props.get("instance_uuid") or "")
+    if props.get("image_type") != "backup" or not server_id:
+        return []
+    action = session.scalars(
+        select(m.InstanceAction)
+        .where(
+            m.InstanceAction.instance_id == server_id,
+            m.InstanceAction.action == "createBackup",
+            m.InstanceAction.finish_time.is_(None),
+        )
+        .order_by(m.InstanceAction.id.desc())
+        .limit(1)
+    ).first()
+    message = action.message if action is not None else None
+    if message is None or not message.startswith(ROTATION_PREFIX):
+        return []
+    rotation = int(message[len(ROTATION_PREFIX) :])
+    action.message = None  # type: ignore[union-attr]  # the request's parameter is used up
+    backups = [
+        row
+        for row in session.scalars(
+            select(m.Image)
+            .where(m.Image.owner == image.owner, m.Image.status != "deleted")
+            .order_by(m.Image.created_at.desc(), m.Image.id.desc())
+        )
+        if (row.properties or {}).get("instance_uuid") == server_id
+        and (row.properties or {}).get("image_type") == "backup"
+        and (row.properties or {}).get("backup_type") == props.get("backup_type")
+    ]
+    rotated = backups[rotation:]
+    for row in rotated:
+        drop_snapshot(session, row)
+    session.flush()
+    return [row.id for row in rotated]
 
 
 # Rescue ---------------------------------------------------------------------------------

@@ -11,7 +11,12 @@ from sqlalchemy.orm import Session
 
 from kumo.core.compute import migrations, moves
 from kumo.core.compute.reports import end_action
-from kumo.core.compute.servers import drop_snapshot, finish_delete, pending_snapshot
+from kumo.core.compute.servers import (
+    SNAPSHOT_ACTIONS,
+    drop_snapshot,
+    finish_delete,
+    pending_snapshot,
+)
 from kumo.core.compute.states import SNAPSHOT_TASKS
 from kumo.db import models as m
 from kumo.db.types import utcnow
@@ -43,7 +48,8 @@ def resolve_in_session(session: Session) -> int:
                 drop_snapshot(session, snapshot)
             instance.task_state = None
             instance.task_deadline = None
-            end_action(session, instance.id, "createImage", f"Error: task {task} timed out")
+            for action in SNAPSHOT_ACTIONS:
+                end_action(session, instance.id, action, f"Error: task {task} timed out")
         else:
             if task == "rebuilding":
                 moves.evacuation_stuck(session, instance)
