@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from kumo.config import SchedulerConfig
 from kumo.core import wakeup
 from kumo.core.compute import aggregates, server_groups
-from kumo.core.compute.capacity import Capacity, capacities
+from kumo.core.compute.capacity import Capacity, capacities, shortfalls
 from kumo.core.compute.servers import TASK_DEADLINE, flavor_need
 from kumo.db import models as m
 from kumo.db.engine import Database
@@ -134,11 +134,7 @@ def _choose(
                 reasons.append(f"{cap.host.name}: in availability zone {zone}, not {wanted}")
                 continue
         room = free[cap.host.id]
-        short = [
-            what
-            for what, have, want in zip(("vCPUs", "RAM", "disk"), room, need, strict=True)
-            if have < want
-        ]
+        short = shortfalls(room, need)
         if short:
             reasons.append(f"{cap.host.name}: not enough {', '.join(short)}")
         else:

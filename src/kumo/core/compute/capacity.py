@@ -5,6 +5,7 @@ Shared by the scheduler (placing new servers) and resize in place."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -22,6 +23,19 @@ class Capacity:
     vcpus: float
     memory_mb: float
     disk_gb: float
+
+    @property
+    def free(self) -> tuple[float, float, float]:
+        return self.vcpus, self.memory_mb, self.disk_gb
+
+
+def shortfalls(free: Sequence[float], need: tuple[int, int, int]) -> list[str]:
+    """What a host lacks for a need (vCPUs, MiB of RAM, GiB of disk, in that order), by
+    name, for the scheduler's "not enough ..." reasons; empty when it fits."""
+    return [
+        what for what, have, want in zip(("vCPUs", "RAM", "disk"), free, need, strict=True)
+        if have < want
+    ]  # fmt: skip
 
 
 def capacities(

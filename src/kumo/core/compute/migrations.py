@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from kumo.config import SchedulerConfig
 from kumo.core import policy
 from kumo.core.compute import moves, server_groups, servers
-from kumo.core.compute.capacity import Capacity, capacities
+from kumo.core.compute.capacity import Capacity, capacities, shortfalls
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.core.params import body_bool
@@ -136,18 +136,6 @@ def _block_for(source: m.Host, dest: m.Host, wanted: bool | str) -> bool | str:
     return bool(wanted)
 
 
-def _fits(cap: Capacity, need: tuple[int, int, int]) -> list[str]:
-    return [
-        what
-        for what, free, want in (
-            ("vCPUs", cap.vcpus, need[0]),
-            ("RAM", cap.memory_mb, need[1]),
-            ("disk", cap.disk_gb, need[2]),
-        )
-        if free < want
-    ]
-
-
 def live_migrate(
     session: Session,
     ctx: Context,
@@ -200,7 +188,7 @@ def live_migrate(
         if not _can_live_migrate(host) or _driver(host) != _driver(source):
             reasons.append(f"{host.name}: cannot take a live migration from {source.name}")
             continue
-        short = _fits(cap, need)
+        short = shortfalls(cap.free, need)
         if short:
             reasons.append(f"{host.name}: not enough {', '.join(short)}")
             continue

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from kumo.config import SchedulerConfig
 from kumo.core import hosts, policy
 from kumo.core.compute import server_groups, servers
-from kumo.core.compute.capacity import Capacity, capacities
+from kumo.core.compute.capacity import Capacity, capacities, shortfalls
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.core.params import body_bool
@@ -120,18 +120,6 @@ def parse_evacuate(args: Any, version: APIVersion) -> EvacuateRequest:
     return EvacuateRequest(host, password, shared)
 
 
-def _fits(cap: Capacity, need: tuple[int, int, int]) -> list[str]:
-    return [
-        what
-        for what, free, want in (
-            ("vCPUs", cap.vcpus, need[0]),
-            ("RAM", cap.memory_mb, need[1]),
-            ("disk", cap.disk_gb, need[2]),
-        )
-        if free < want
-    ]
-
-
 def _can(host: m.Host, capability: str) -> bool:
     """Whether the host's agent does its part in this kind of move (an agent from before
     it would not understand the migration it is given)."""
@@ -161,7 +149,7 @@ def choose_destination(
         if host.id == source_id or (named is not None and host.id != named.id):
             continue
         why = fits_host(host)
-        short = _fits(cap, need)
+        short = shortfalls(cap.free, need)
         if why is None and short:
             why = f"not enough {', '.join(short)}"
         if (
