@@ -48,6 +48,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not (k.startswith("KUMO_") or k.startswith("OS_"))
     }
+    # The in-memory datapath unless a bench asks for the real one (and tears it down):
+    # a bench's cloud leaves nothing behind in the kernel.
+    env["KUMO_AGENT_NETWORK_DRIVER"] = "fake"
     env.update(extra)
     return env
 

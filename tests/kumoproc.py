@@ -30,7 +30,13 @@ START_DEADLINE = 60.0
 STOP_TIMEOUT = 20.0
 
 # Fast heartbeats so host up/down tests finish in seconds.
-FAST_ENV = {"KUMO_AGENT_HEARTBEAT_INTERVAL": "1", "KUMO_HOSTS_HEARTBEAT_TIMEOUT": "3"}
+FAST_ENV = {
+    "KUMO_AGENT_HEARTBEAT_INTERVAL": "1",
+    "KUMO_HOSTS_HEARTBEAT_TIMEOUT": "3",
+    # Test clouds keep the datapath in memory unless a test asks for the real one (and
+    # tears it down): nothing of theirs outlives them in the kernel.
+    "KUMO_AGENT_NETWORK_DRIVER": "fake",
+}
 
 
 def clean_env(**extra: str) -> dict[str, str]:

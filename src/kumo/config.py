@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ConfigError(Exception):
@@ -68,6 +68,21 @@ class AgentConfig(_Section):
     # Seconds between posts of a guest's console log when it changed (a reader of the
     # console gets a fresh copy at once: the API asks the agent for it).
     console_interval: float = Field(30.0, gt=0)
+    # The network datapath: "linux" (bridges, VXLAN, dnsmasq, nftables), "fake", "none"
+    # (guests get no NIC), or "auto": linux when running as root, else none.
+    network_driver: str = "auto"
+    # Network namespace that plays the host for the datapath: "auto" is one of kumo's own
+    # per state directory (the all-in-one cloud never touches the root namespace); ""
+    # means the root namespace, for a dedicated hypervisor.
+    host_namespace: str = "auto"
+    # VXLAN underlay: the interface (in the host namespace) and this host's address on it.
+    underlay_interface: str = ""
+    underlay_ip: str = ""
+    # Flat/VLAN physical networks: name -> interface in the host namespace.
+    physical_networks: dict[str, str] = Field(default_factory=dict)
+    # All-in-one: a "provider" namespace standing for the outside world, joined to the
+    # physical network "public" and holding this address (the external gateway); "" none.
+    provider_gateway: str = "172.24.4.1/24"
 
 
 class ImagesConfig(_Section):
@@ -97,6 +112,29 @@ class ComputeConfig(_Section):
     force_config_drive: bool = True
 
 
+class NetworkConfig(_Section):
+    """Neutron's ML2 type drivers in short: which provider segments tenants and admins may
+    create networks on, and the MTU of the physical networks."""
+
+    # VXLAN network identifiers tenants' networks get, "first:last[,first:last...]"; empty
+    # means tenants get ``local`` networks (no VXLAN).
+    vxlan_vni_ranges: str = "1:1000"
+    # VLAN ids per physical network, "physnet:first:last[,...]" (a bare "physnet" allows
+    # admin-chosen ids only).
+    vlan_ranges: str = "physnet1:100:200"
+    # Physical networks that may carry flat (untagged) networks.
+    flat_networks: list[str] = Field(default_factory=lambda: ["public", "physnet1"])
+    default_mtu: int = Field(1500, ge=68)
+
+    @field_validator("flat_networks", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        # From the environment the list comes as "a,b".
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+
 class Config(_Section):
     state_dir: Path = (
         Path("/var/lib/kumo") if os.geteuid() == 0 else (Path.home() / ".local/share/kumo")
@@ -109,6 +147,7 @@ class Config(_Section):
     scheduler: SchedulerConfig = SchedulerConfig()
     compute: ComputeConfig = ComputeConfig()
     images: ImagesConfig = ImagesConfig()
+    network: NetworkConfig = NetworkConfig()
 
     @property
     def database_url(self) -> str:
@@ -131,7 +170,17 @@ class Config(_Section):
         return (self.api.public_url or f"http://{self.api.listen}").rstrip("/")
 
 
-_SECTIONS = ("api", "database", "identity", "hosts", "agent", "scheduler", "compute", "images")
+_SECTIONS = (
+    "api",
+    "database",
+    "identity",
+    "hosts",
+    "agent",
+    "scheduler",
+    "compute",
+    "images",
+    "network",
+)
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

@@ -60,7 +60,13 @@ class Compute:
             self.image_id = session.query(m.Image.id).filter_by(name="img").scalar()
 
     def register(self, host_id: str, name: str, vcpus: int, memory_mb: int) -> None:
-        body = {
+        body = self.registration_body(host_id, name, vcpus, memory_mb)
+        resp = self.agent_client.post("/agent/v1/hosts", json=body)
+        assert resp.status_code == 200, resp.text
+
+    @staticmethod
+    def registration_body(host_id: str, name: str, vcpus: int, memory_mb: int) -> dict[str, Any]:
+        return {
             "host": {
                 "id": host_id,
                 "name": name,
@@ -69,8 +75,6 @@ class Compute:
                 "inventory": {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": 100},
             }
         }
-        resp = self.agent_client.post("/agent/v1/hosts", json=body)
-        assert resp.status_code == 200, resp.text
 
     def converge(self) -> None:
         """One scheduler pass and one agent pass: what the loops do continuously."""

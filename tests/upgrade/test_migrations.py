@@ -276,3 +276,72 @@ def test_0012_aggregates_tables_and_servers_survive(db_factory):
         live = s.scalars(sa.select(m.Aggregate).where(m.Aggregate.deleted == 0)).one()
         assert (live.name, live.availability_zone) == ("rack1", "az1")
         assert s.get(m.AggregateHost, (first_id, "h1")) is not None
+
+
+def test_0015_floating_ips_survive_and_one_per_fixed_ip(db_factory):
+    """0013 -> 0015: floating IPs (associated or not) survive; afterwards a second floating
+    IP on the same fixed IP and external network is refused by the database."""
+    db = db_factory.create()
+    migrate.upgrade(db, "0013")
+    now = dt.datetime(2026, 1, 1, 9, 0, 0)
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO networks (id, project_id, name, description, admin_state_up, "
+                "status, shared, external, is_default, mtu, network_type, "
+                "port_security_enabled, availability_zone_hints, dns_domain, revision_number, "
+                "created_at, updated_at) VALUES ('n1', 'p', 'public', '', :t, 'ACTIVE', :f, "
+                ":t, :f, 1500, 'flat', :t, '[]', '', 0, :now, :now)"
+            ),
+            {"t": True, "f": False, "now": now},
+        )
+        for index, port_id in enumerate(("fp1", "fp2", "fp3", "inside")):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO ports (id, network_id, project_id, name, description, "
+                    "mac_address, admin_state_up, status, device_id, device_owner, "
+                    "binding_vnic_type, binding_vif_type, binding_vif_details, binding_profile, "
+                    "port_security_enabled, allowed_address_pairs, extra_dhcp_opts, dns_name, "
+                    "revision_number, created_at, updated_at) VALUES (:id, 'n1', '', '', '', "
+                    ":mac, :t, 'DOWN', '', '', 'normal', 'unbound', '{}', '{}', :t, '[]', '[]', "
+                    "'', 0, :now, :now)"
+                ),
+                {
+                    "id": port_id,
+                    "mac": f"fa:16:3e:00:00:{index:02x}",
+                    "t": True,
+                    "now": now,
+                },
+            )
+        for fip_id, port_id, fixed in (
+            ("f1", "fp1", None),
+            ("f2", "fp2", None),
+            ("f3", "fp3", "10.0.0.5"),
+        ):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO floating_ips (id, project_id, floating_network_id, "
+                    "floating_port_id, floating_ip_address, port_id, fixed_ip_address, status, "
+                    "description, revision_number, created_at, updated_at) VALUES (:id, 'p', "
+                    "'n1', :fp, :addr, :port, :fixed, 'DOWN', '', 0, :now, :now)"
+                ),
+                {
+                    "id": fip_id,
+                    "fp": port_id,
+                    "addr": f"203.0.113.{fip_id[-1]}",
+                    "port": "inside" if fixed else None,
+                    "fixed": fixed,
+                    "now": now,
+                },
+            )
+    migrate.upgrade(db)
+    assert migrate.status(db).up_to_date
+    with db.session() as s:
+        assert {f.id for f in s.scalars(sa.select(m.FloatingIP))} == {"f1", "f2", "f3"}
+    try:
+        with db.session() as s:
+            f1 = s.get(m.FloatingIP, "f1")
+            f1.port_id, f1.fixed_ip_address = "inside", "10.0.0.5"
+        raise AssertionError("a second floating IP on one fixed IP was accepted")
+    except sa.exc.IntegrityError:
+        pass

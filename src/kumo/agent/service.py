@@ -17,8 +17,10 @@ import kumo
 from kumo.agent.compute import ComputeLoop, SpecBuilder, minimal_spec
 from kumo.agent.images import ImageCache
 from kumo.agent.inventory import capabilities, inventory
+from kumo.agent.network import HostNetworkConfig, NetworkLoop
 from kumo.agent.spec import QemuSpecBuilder
 from kumo.drivers.hypervisor.base import GuestSpec, HypervisorDriver
+from kumo.drivers.network.base import NetworkDriver
 
 log = logging.getLogger(__name__)
 AGENT_API_VERSIONS = ["v1"]
@@ -47,6 +49,8 @@ class Agent:
         force_config_drive: bool = True,
         inventory_override: dict[str, int] | None = None,
         console_interval: float = 30.0,
+        network_driver: NetworkDriver | None = None,
+        network_local: HostNetworkConfig | None = None,
     ) -> None:
         self.api = api_url.rstrip("/") + "/agent/v1"
         self.credential = credential
@@ -61,6 +65,10 @@ class Agent:
         self.inventory_override = inventory_override
         self.console_interval = console_interval
         self._compute_thread: threading.Thread | None = None
+        self.network_driver = network_driver
+        self.network_local = network_local or HostNetworkConfig()
+        self._network: NetworkLoop | None = None
+        self._network_thread: threading.Thread | None = None
         self.images = ImageCache(self._client, self.api, state_dir / "agent" / "images")
         self._builder: SpecBuilder = minimal_spec
         self._rescue_builder: SpecBuilder = minimal_spec
@@ -69,6 +77,13 @@ class Agent:
                 self.images,
                 Path(getattr(driver, "state_dir", state_dir / "agent")),
                 force_config_drive,
+                # Only a real datapath makes taps; with none (or the fake) guests get no NIC
+                # rather than a tap QEMU would create in the root namespace.
+                nic_namespace=(
+                    self.network_local.nic_namespace()
+                    if network_driver is not None and network_driver.name == "linux"
+                    else None
+                ),
             )
             self._builder, self._rescue_builder = builder, builder.rescue
 
@@ -81,6 +96,7 @@ class Agent:
                 "agent_api_versions": AGENT_API_VERSIONS,
                 "capabilities": {
                     **capabilities(),
+                    **self._network_capabilities(),
                     **(
                         {"hypervisor": {"driver": self.driver.name, **self.driver.capabilities()}}
                         if self.driver is not None
@@ -88,6 +104,22 @@ class Agent:
                     ),
                 },
                 "inventory": inventory(self.state_dir, self.inventory_override),
+            }
+        }
+
+    def _network_capabilities(self) -> dict[str, Any]:
+        """The network types this host's kernel carries (a port of another type is never
+        bound here) and its underlay address (VXLAN peers reach it there)."""
+        if self.network_driver is None:
+            return {}
+        caps = self.network_driver.capabilities().to_dict()
+        underlay = self.network_local.underlay
+        return {
+            "network": {
+                "driver": self.network_driver.name,
+                **caps,
+                "underlay_ip": underlay.local_ip if underlay else None,
+                "physical_networks": sorted(self.network_local.physical_networks),
             }
         }
 
@@ -145,16 +177,34 @@ class Agent:
         )
         self._compute_thread.start()
 
+    def _start_network(self, stop: threading.Event) -> None:
+        """Once registered, keep the host's datapath converged in a loop of its own."""
+        if self.network_driver is None or self._network_thread is not None or not self.registered:
+            return
+        self._network = NetworkLoop(
+            self._client, self.api, self.id, self.network_driver, self.network_local
+        )
+        self._network_thread = threading.Thread(
+            target=self._network.run, args=(stop,), name="network", daemon=True
+        )
+        self._network_thread.start()
+
     def build_spec(self, item: dict[str, Any]) -> GuestSpec:
-        """Root disk, kernel and config drive for the qemu driver; the fake needs none."""
+        """Root disk, kernel and config drive for the qemu driver; the fake needs none. A
+        guest with NICs needs its taps first: the datapath is brought up to date."""
+        if item.get("nics") and self._network is not None:
+            self._network.sync_once()
         return self._builder(item)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.step()
+            self._start_network(stop)
             self._start_compute(stop)
             # Until registered, retry quickly: the API may still be starting.
             stop.wait(self.interval if self.registered else min(self.interval, 1.0))
         if self._compute_thread is not None:
             self._compute_thread.join(30)
+        if self._network_thread is not None:
+            self._network_thread.join(30)
         self._client.close()

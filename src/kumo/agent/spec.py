@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from pathlib import Path
 from typing import Any
 
 from kumo.agent.images import CachedImage, ImageCache, ImageFetchError
 from kumo.drivers import disks
 from kumo.drivers.configdrive import ConfigDriveData, build_config_drive
-from kumo.drivers.hypervisor.base import GuestSpec, HypervisorError, instance_dir
+from kumo.drivers.hypervisor.base import GuestSpec, HypervisorError, NicSpec, instance_dir
+from kumo.drivers.network import names as net_names
 
 DEFAULT_CMDLINE = "console=ttyS0"
 DISK_FORMATS = ("raw", "qcow2")
@@ -51,18 +53,89 @@ def config_drive_data(item: dict[str, Any]) -> ConfigDriveData:
         availability_zone=item.get("availability_zone") or "nova",
         meta={str(k): str(v) for k, v in (item.get("metadata") or {}).items()},
         project_id=item.get("project_id") or "",
+        network_data=network_data(item.get("nics") or []),
     )
+
+
+def network_data(nics: list[dict[str, Any]]) -> dict[str, Any]:
+    """OpenStack's ``network_data.json`` for the server's NICs: one link per port, one
+    network per fixed IP (static, with the subnet's gateway and DNS servers), so a guest
+    without DHCP (cloud-init's static rendering) still gets its addresses."""
+    links: list[dict[str, Any]] = []
+    networks: list[dict[str, Any]] = []
+    services: list[dict[str, Any]] = []
+    for nic in nics:
+        link_id = "tap" + str(nic["port_id"])[:11]
+        links.append(
+            {
+                "id": link_id,
+                "vif_id": nic["port_id"],
+                "type": "phy",
+                "ethernet_mac_address": nic["mac_address"],
+                "mtu": nic.get("mtu"),
+            }
+        )
+        for fixed in nic.get("fixed_ips") or ():
+            net = ipaddress.ip_network(fixed["cidr"], strict=False)
+            routes = []
+            if fixed.get("gateway_ip"):
+                default = "0.0.0.0" if net.version == 4 else "::"
+                routes.append(
+                    {"network": default, "netmask": default, "gateway": fixed["gateway_ip"]}
+                )
+            for route in fixed.get("host_routes") or ():
+                dest = ipaddress.ip_network(route["destination"], strict=False)
+                routes.append(
+                    {
+                        "network": str(dest.network_address),
+                        "netmask": str(dest.netmask),
+                        "gateway": route["nexthop"],
+                    }
+                )
+            dns = [{"type": "dns", "address": a} for a in fixed.get("dns_nameservers") or ()]
+            networks.append(
+                {
+                    "id": f"network{len(networks)}",
+                    "type": "ipv4" if net.version == 4 else "ipv6",
+                    "link": link_id,
+                    "ip_address": fixed["ip_address"],
+                    "netmask": str(net.netmask),
+                    "routes": routes,
+                    "network_id": nic["network_id"],
+                    "services": dns,
+                }
+            )
+            services.extend(s for s in dns if s not in services)
+    return {"links": links, "networks": networks, "services": services}
 
 
 class QemuSpecBuilder:
     """Prepares root disk and config drive for one server and returns its GuestSpec."""
 
     def __init__(
-        self, images: ImageCache, driver_state_dir: Path, force_config_drive: bool = True
+        self,
+        images: ImageCache,
+        driver_state_dir: Path,
+        force_config_drive: bool = True,
+        nic_namespace: str | None = None,
     ) -> None:
         self.images = images
         self.driver_state_dir = driver_state_dir
         self.force_config_drive = force_config_drive
+        # None: the host has no network driver, guests get no NIC; "" or a name: taps are
+        # made by the datapath in the root namespace or in that namespace.
+        self.nic_namespace = nic_namespace
+
+    def nics(self, item: dict[str, Any]) -> tuple[NicSpec, ...]:
+        """The guest's NICs in order, each on the tap the datapath made for its port."""
+        if self.nic_namespace is None:
+            return ()
+        return tuple(
+            NicSpec(
+                mac=nic["mac_address"], tap=net_names.tap(nic["port_id"]), netns=self.nic_namespace
+            )
+            for nic in item.get("nics") or ()
+        )
 
     def __call__(self, item: dict[str, Any]) -> GuestSpec:
         try:
@@ -163,4 +236,5 @@ class QemuSpecBuilder:
             ramdisk=ramdisk,
             cmdline=cmdline,
             config_drive=config_drive,
+            nics=self.nics(item),
         )

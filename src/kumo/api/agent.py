@@ -37,7 +37,7 @@ def _host_view(host: Any) -> dict[str, Any]:
 HOST_CREDENTIAL_TTL = 60.0  # seconds a checked credential is trusted without a query
 
 
-def _authorize(request: Request, state: AppState) -> None:
+def authorize_host(request: Request, state: AppState) -> None:
     presented = request.headers.get("X-Kumo-Host-Credential")
     checked = state.verified_host_credentials.get(presented or "")
     if checked is not None and time.monotonic() - checked < HOST_CREDENTIAL_TTL:
@@ -62,7 +62,7 @@ def version() -> dict[str, Any]:
 def register(
     request: Request, body: Any = Depends(json_body), state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
-    _authorize(request, state)
+    authorize_host(request, state)
     if not isinstance(body, dict) or not isinstance(body.get("host"), dict):
         raise BadRequest("Expecting to find host in request body.")
     with state.db.session() as session:
@@ -74,7 +74,7 @@ def register(
 def heartbeat(
     host_id: str, request: Request, state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
-    _authorize(request, state)
+    authorize_host(request, state)
     with state.db.session() as session:
         host = hosts.heartbeat(session, host_id)
         return {"host": _host_view(host)}
@@ -95,7 +95,7 @@ def host_instances(
     outstanding (a burst of creates then costs O(n), not O(n^2), rows), while an answer
     after the full wait is the whole list, the agent's periodic resync. ``complete`` says
     which one it is."""
-    _authorize(request, state)
+    authorize_host(request, state)
     topic = wakeup.host_topic(host_id)
     woken = False
     if wait > 0:
@@ -123,7 +123,7 @@ def observation(
     body: Any = Depends(json_body),
     state: AppState = Depends(app_state),
 ) -> Response:
-    _authorize(request, state)
+    authorize_host(request, state)
     obs = reports.Observation.parse(body)
     with state.db.session() as session:
         reports.record(session, host_id, instance_id, obs)
@@ -139,7 +139,7 @@ def console(
     state: AppState = Depends(app_state),
 ) -> Response:
     """The tail of a guest's serial console, as the agent read it (for os-getConsoleOutput)."""
-    _authorize(request, state)
+    authorize_host(request, state)
     if not isinstance(body, dict):
         raise BadRequest("Expecting an object with content.")
     with state.db.session() as session:
@@ -157,7 +157,7 @@ def task_step(
     state: AppState = Depends(app_state),
 ) -> Response:
     """A request moved one step on while the agent works (image_pending_upload, ...)."""
-    _authorize(request, state)
+    authorize_host(request, state)
     if not isinstance(body, dict):
         raise BadRequest("Expecting an object with generation and task_state.")
     with state.db.session() as session:
@@ -178,7 +178,7 @@ def migration_event(
     """An agent's report on its part of a migration (ready, progress, completed, failed,
     cancelled, finished, cleaned). The answer says whether an abort or force-complete was
     asked for since, so a source busy copying learns of it at its next progress report."""
-    _authorize(request, state)
+    authorize_host(request, state)
     with state.db.session() as session:
         answer = reports_migrations.record_event(session, host_id, migration_uuid, body)
         row = session.scalars(select(m.Migration).where(m.Migration.uuid == migration_uuid)).one()
@@ -255,7 +255,7 @@ async def snapshot_file(
 @router.get("/images/{image_id}")
 def image(image_id: str, request: Request, state: AppState = Depends(app_state)) -> dict[str, Any]:
     """What an agent needs to cache and boot an image (any visibility: hosts are trusted)."""
-    _authorize(request, state)
+    authorize_host(request, state)
     with state.db.session() as session:
         return {"image": reports.image_view(reports.image_for_host(session, image_id))}
 
@@ -263,7 +263,7 @@ def image(image_id: str, request: Request, state: AppState = Depends(app_state))
 @router.get("/images/{image_id}/file", response_model=None)
 def image_file(image_id: str, request: Request, state: AppState = Depends(app_state)) -> Any:
     """The image's data, streamed from the image store."""
-    _authorize(request, state)
+    authorize_host(request, state)
     with state.db.session() as session:
         found = reports.image_for_host(session, image_id)
         size = found.size

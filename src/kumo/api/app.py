@@ -6,13 +6,14 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 import kumo
-from kumo.api import admin, agent, errors, metrics, request_id
+from kumo.api import admin, agent, agent_network, errors, metrics, request_id
 from kumo.api.compute import (
     aggregates,
     availability_zones,
     extensions,
     flavors,
     hypervisors,
+    interfaces,
     keypairs,
     migrations,
     os_hosts,
@@ -26,6 +27,8 @@ from kumo.api.compute import (
 )
 from kumo.api.compute import images as compute_images
 from kumo.api.compute import microversion as compute_microversion
+from kumo.api.compute import security_group_rules as compute_security_group_rules
+from kumo.api.compute import security_groups as compute_security_groups
 from kumo.api.compute import services as compute_services
 from kumo.api.compute import versions as compute_versions
 from kumo.api.compute.project_urls import ProjectIdInURL
@@ -43,6 +46,21 @@ from kumo.api.identity import (
 from kumo.api.image import data as image_data
 from kumo.api.image import images as image_images
 from kumo.api.image import versions as image_versions
+from kumo.api.network import agents as network_agents
+from kumo.api.network import availability_zones as network_availability_zones
+from kumo.api.network import extensions as network_extensions
+from kumo.api.network import floating_ips as network_floating_ips
+from kumo.api.network import ip_availability as network_ip_availability
+from kumo.api.network import networks as network_networks
+from kumo.api.network import ports as network_ports
+from kumo.api.network import quotas as network_quotas
+from kumo.api.network import routers as network_routers
+from kumo.api.network import security_group_rules as network_security_group_rules
+from kumo.api.network import security_groups as network_security_groups
+from kumo.api.network import subnetpools as network_subnetpools
+from kumo.api.network import subnets as network_subnets
+from kumo.api.network import tags as network_tags
+from kumo.api.network import versions as network_versions
 from kumo.api.state import AppState
 from kumo.config import Config
 from kumo.db.engine import Database
@@ -92,15 +110,37 @@ def create_app(config: Config, db: Database) -> FastAPI:
         migrations,
         server_migrations,
         compute_images,
+        compute_security_groups,
+        compute_security_group_rules,
         os_hosts,
         extensions,
         server_diagnostics,
+        interfaces,
     ):
         app.include_router(compute_module.router)
     app.include_router(image_versions.router)
     app.include_router(image_images.router)
     app.include_router(image_data.router)
+    for network_module in (
+        network_versions,
+        network_networks,
+        network_subnets,
+        network_subnetpools,
+        network_ports,
+        network_quotas,
+        network_extensions,
+        network_availability_zones,
+        network_agents,
+        network_ip_availability,
+        network_tags,
+        network_security_groups,
+        network_security_group_rules,
+        network_routers,
+        network_floating_ips,
+    ):
+        app.include_router(network_module.router)
     app.include_router(agent.router)
+    app.include_router(agent_network.router)
     app.include_router(admin.router)
 
     @app.get("/", include_in_schema=False)

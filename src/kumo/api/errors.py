@@ -22,6 +22,7 @@ _TITLES = {
     405: "Method Not Allowed",
     406: "Not Acceptable",
     409: "Conflict",
+    412: "Precondition Failed",
     413: "Request Entity Too Large",
     415: "Unsupported Media Type",
     500: "Internal Server Error",
@@ -44,8 +45,31 @@ _NOVA_KEYS = {
 }
 
 
-def error_body(path: str, status: int, message: str) -> dict[str, Any]:
+# Neutron names an error after its exception class; these are the webob ones it falls back to.
+_NEUTRON_TYPES = {
+    400: "HTTPBadRequest",
+    401: "HTTPUnauthorized",
+    403: "HTTPForbidden",
+    404: "HTTPNotFound",
+    405: "HTTPMethodNotAllowed",
+    409: "HTTPConflict",
+    412: "HTTPPreconditionFailed",
+    413: "OverQuota",
+    415: "HTTPUnsupportedMediaType",
+    501: "HTTPNotImplemented",
+}
+
+
+def error_body(path: str, status: int, message: str, kind: str | None = None) -> dict[str, Any]:
     title = _TITLES.get(status, "Error")
+    if path.startswith("/network/v2.0"):
+        return {
+            "NeutronError": {
+                "type": kind or _NEUTRON_TYPES.get(status, "NeutronException"),
+                "message": message,
+                "detail": "",
+            }
+        }
     if path.startswith("/image"):
         # Glance's errors are webob's: JSON for a JSON client, with the status line as code.
         return {"code": f"{status} {title}", "title": title, "message": message}
@@ -54,19 +78,21 @@ def error_body(path: str, status: int, message: str) -> dict[str, Any]:
     return {"error": {"code": status, "title": title, "message": message}}
 
 
-def error_response(request: Request, status: int, message: str) -> JSONResponse:
+def error_response(
+    request: Request, status: int, message: str, kind: str | None = None
+) -> JSONResponse:
     headers = {}
     if status == 401 and request.url.path.startswith("/identity"):
         headers["WWW-Authenticate"] = f'Keystone uri="{request.base_url}identity"'
     return JSONResponse(
-        error_body(request.url.path, status, message), status_code=status, headers=headers
+        error_body(request.url.path, status, message, kind), status_code=status, headers=headers
     )
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(KumoError)
     async def _kumo_error(request: Request, exc: KumoError) -> JSONResponse:
-        return error_response(request, exc.status, exc.message)
+        return error_response(request, exc.status, exc.message, exc.kind)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -28,6 +28,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(host_app, name="host")
 app.add_typer(serve_app, name="serve")
 app.add_typer(upgrade_app, name="upgrade")
+network_app = typer.Typer(no_args_is_help=True, help="This host's network datapath.")
+app.add_typer(network_app, name="network")
 
 FORMAT = typer.Option("table", "--format", "-f", help="table or json")
 
@@ -143,6 +145,7 @@ def serve_agent(
     """Run the host agent: register this host and heartbeat."""
     from kumo.agent.drivers import make_driver
     from kumo.agent.inventory import override_from
+    from kumo.agent.network_setup import make_network
     from kumo.agent.service import Agent
     from kumo.runtime import prepare_state_dir
 
@@ -157,6 +160,7 @@ def serve_agent(
                 f"STATE_DIR/host-credential to {path}"
             )
         credential = path.read_text().strip()
+    network_driver, network_local = make_network(config)
     agent = Agent(
         api_url or config.agent.api_url or _recorded_api_url(config) or config.public_url,
         credential,
@@ -167,6 +171,8 @@ def serve_agent(
         force_config_drive=config.compute.force_config_drive,
         inventory_override=override_from(config.agent),
         console_interval=config.agent.console_interval,
+        network_driver=network_driver,
+        network_local=network_local,
     )
     _run_until_interrupted(agent.run)
 
@@ -193,6 +199,17 @@ def _run_until_interrupted(loop: Any) -> None:
 
 
 # --- db ---------------------------------------------------------------------------------
+
+
+@network_app.command("teardown")
+def network_teardown(ctx: typer.Context) -> None:
+    """Remove this state directory's datapath: guests lose their networks. For taking a
+    host out of service and for test clouds; an agent restart never needs it."""
+    from kumo.agent.network_setup import teardown
+
+    config = load(ctx)
+    for line in teardown(config):
+        typer.echo(line)
 
 
 @db_app.command("upgrade")

@@ -16,6 +16,7 @@ import uvicorn
 
 from kumo.agent.drivers import make_driver
 from kumo.agent.inventory import override_from
+from kumo.agent.network_setup import make_network
 from kumo.agent.service import Agent
 from kumo.api.app import create_app
 from kumo.cli.output import console, err_console
@@ -25,6 +26,7 @@ from kumo.config import Config
 from kumo.controller.service import Controller
 from kumo.core import hosts, wakeup
 from kumo.core.bootstrap import bootstrap
+from kumo.core.network.seed import seed_networks
 from kumo.db.backup import BackupError
 from kumo.runtime import Runtime, read_or_create_secret, write_clouds_yaml, write_secret
 
@@ -138,6 +140,15 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
         credential = hosts.ensure_host_credential(session)
     write_secret(config.state_dir / "host-credential", credential)
     tiny_image = ensure_tiny_image(runtime.db, config, result.admin_project_id)
+    with runtime.db.session() as session:
+        seeded = seed_networks(
+            session,
+            config.network,
+            config.agent.provider_gateway,
+            result.admin_project_id,
+            result.demo_project_id,
+            config.hosts.heartbeat_timeout,
+        )
     clouds = write_clouds_yaml(config, password)
     (config.state_dir / "api-url").write_text(config.public_url + "\n")
 
@@ -148,6 +159,7 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
         )
     ]
     if agent:
+        network_driver, network_local = make_network(config)
         local = Agent(
             config.public_url,
             credential,
@@ -158,6 +170,8 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
             force_config_drive=config.compute.force_config_drive,
             inventory_override=override_from(config.agent),
             console_interval=config.agent.console_interval,
+            network_driver=network_driver,
+            network_local=network_local,
         )
         workers.append(threading.Thread(target=local.run, args=(stop,), name="agent", daemon=True))
 
@@ -173,6 +187,11 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
     console.print(f"  clouds.yaml      {clouds}")
     if tiny_image:
         console.print(f"  test image       {TINY_IMAGE} ({tiny_image})")
+    if seeded:
+        console.print(
+            f"  networks         public (external, {config.agent.provider_gateway} is the "
+            "outside world), private (demo project) and router1 between them"
+        )
     console.print(
         "  next, try:       "
         f"export OS_CLIENT_CONFIG_FILE={clouds}; "

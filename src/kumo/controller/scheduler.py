@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import wakeup
-from kumo.core.compute import aggregates, server_groups
+from kumo.core.compute import aggregates, nics, server_groups
 from kumo.core.compute.capacity import Capacity, capacities, shortfalls
 from kumo.core.compute.servers import TASK_DEADLINE, flavor_need
 from kumo.db import models as m
@@ -93,6 +93,7 @@ def place_many(
                 )
             )
             instance.host_id = chosen.id
+            nics.follow_host(session, instance)
             # As Nova's conductor: the server is now in its host's zone.
             instance.availability_zone = aggregates.zone_of(zones, chosen.id)
             instance.requested_host_id = None
@@ -123,6 +124,7 @@ def _choose(
     bypasses the zone filter for it); otherwise a requested zone keeps that zone's hosts."""
     fitting = []
     wanted = instance.availability_zone
+    network_types = nics.network_types_of(session, instance)
     for cap in candidates:
         if instance.requested_host_id is not None:
             if cap.host.id != instance.requested_host_id:
@@ -133,6 +135,14 @@ def _choose(
             if zone != wanted:
                 reasons.append(f"{cap.host.name}: in availability zone {zone}, not {wanted}")
                 continue
+        missing = nics.types_missing_on(cap.host, network_types)
+        if missing:
+            why = nics.type_reason(cap.host, missing[0])
+            reasons.append(
+                f"{cap.host.name}: cannot carry {', '.join(missing)} networks"
+                + (f" ({why})" if why else "")
+            )
+            continue
         room = free[cap.host.id]
         short = shortfalls(room, need)
         if short:

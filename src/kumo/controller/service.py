@@ -15,6 +15,7 @@ from kumo.controller.scheduler import schedule_pending
 from kumo.controller.stuck import resolve_stuck
 from kumo.core import wakeup
 from kumo.core.identity.revocation import purge_expired
+from kumo.core.network import routers
 from kumo.db.engine import Database
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class Controller:
         self.active = active
         if active:
             resolve_stuck(self.db)
+            with self.db.session() as session:
+                if routers.place_unhosted(session, self.config.hosts.heartbeat_timeout):
+                    log.info("routers without a host placed")
             with self.db.session() as session:
                 purged = purge_expired(session)
             if purged:

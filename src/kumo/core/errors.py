@@ -8,9 +8,12 @@ class KumoError(Exception):
     status = 500
     title = "Internal Server Error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, kind: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # The error's name where an API names it (Neutron's NeutronError "type", such as
+        # NetworkNotFound or IpAddressGenerationFailure); other APIs ignore it.
+        self.kind = kind
 
 
 class BadRequest(KumoError):
@@ -36,6 +39,14 @@ class NotFound(KumoError):
 class Conflict(KumoError):
     status = 409
     title = "Conflict"
+
+
+class PreconditionFailed(KumoError):
+    """A conditional change (Neutron's ``If-Match: revision_number=N``) found another
+    revision."""
+
+    status = 412
+    title = "Precondition Failed"
 
 
 class TooLarge(KumoError):

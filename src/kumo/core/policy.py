@@ -39,6 +39,11 @@ class Context:
         return bool(self.roles & {"admin", "member", "reader"})
 
 
+# The cloud acting on its own behalf (a DHCP port for a host, a server's ports deleted
+# with it): what no user asked for directly, so no user's scope applies.
+SERVICE = Context(user_id="kumo", user_domain_id="default", roles=frozenset({"admin"}), system=True)
+
+
 Rule = Callable[[Context, dict[str, Any]], bool]
 
 

@@ -48,6 +48,9 @@ case "$1" in
     bound|renew)
         ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up
         for r in $router; do route add default gw "$r" dev "$interface"; break; done
+        # Classless static routes (option 121): the metadata route among them.
+        set -- $staticroutes
+        while [ $# -ge 2 ]; do ip route replace "$1" via "$2" dev "$interface"; shift 2; done
         echo "kumo-guest: ip $interface $ip" >/dev/console ;;
 esac
 exit 0

@@ -38,6 +38,12 @@ if [ -n "$config" ] && mount -t iso9660 -o ro "$config" /mnt/config 2>/dev/null 
         | while read -r key; do say "key $key"; done
     if [ -f /mnt/config/openstack/latest/user_data ]; then
         say "user-data $(head -n 1 /mnt/config/openstack/latest/user_data)"
+        # As cloud-init does: user data that starts with #! is a script to run.
+        if [ "$(head -c 2 /mnt/config/openstack/latest/user_data)" = "#!" ]; then
+            cp /mnt/config/openstack/latest/user_data /tmp/user-script
+            chmod +x /tmp/user-script
+            /tmp/user-script >/dev/console 2>&1 &
+        fi
     fi
 else
     say "hostname $(hostname)"
@@ -48,7 +54,7 @@ for path in /sys/class/net/*; do
     nic=${path##*/}
     [ "$nic" = lo ] && continue
     ip link set "$nic" up
-    (udhcpc -i "$nic" -s /etc/udhcpc.sh -q -n -t 10 -T 1 >/dev/null 2>&1 \
+    (udhcpc -i "$nic" -O staticroutes -s /etc/udhcpc.sh -q -n -t 10 -T 1 >/dev/null 2>&1 \
         || say "dhcp-failed $nic") &
 done
 

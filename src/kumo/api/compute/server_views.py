@@ -13,6 +13,7 @@ from kumo.core.microversion import APIVersion
 from kumo.core.policy import Context, allowed
 from kumo.db import models as m
 
+PROGRESS_STATUSES = ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING")
 _POWER_NAMES = {0: 0, 1: 1, 3: 3, 4: 4, 6: 6, 7: 7}
 
 
@@ -60,9 +61,10 @@ def core(
         "addresses": {},
         "accessIPv4": i.access_ipv4,
         "accessIPv6": i.access_ipv6,
-        "progress": 100 if status == "ACTIVE" else 0,
         "OS-DCF:diskConfig": "MANUAL",
     }
+    if status in PROGRESS_STATUSES:  # Nova shows progress only while it can mean something
+        body["progress"] = 100 if status == "ACTIVE" else 0
     if version.at_least("2.9"):
         body["locked"] = i.locked
     if version.at_least("2.19"):

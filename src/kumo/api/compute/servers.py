@@ -15,9 +15,18 @@ from kumo.api.body import json_body
 from kumo.api.compute import server_views as views
 from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
+from kumo.api.compute.security_groups import nova_groups
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
-from kumo.core.compute import aggregates, migrations, moves, reports, server_groups, servers
+from kumo.core.compute import (
+    aggregates,
+    migrations,
+    moves,
+    nics,
+    reports,
+    server_groups,
+    servers,
+)
 from kumo.core.compute import services as compute_services
 from kumo.core.compute.capacity import capacities
 from kumo.core.errors import BadRequest, NotFound
@@ -60,13 +69,19 @@ def _details(
     who: Caller,
     version: APIVersion,
     instances: list[m.Instance],
-    session: Session | None = None,
+    session: Session,
 ) -> list[dict[str, Any]]:
     found = _hosts(state, instances, session)
+    addresses = nics.addresses_of(session, instances)
+    groups = nics.security_group_names(session, instances)
     result = []
     for i in instances:
         name, status, zone = found.get(i.host_id or "", (None, "", i.availability_zone))
-        result.append(views.detail(state, who.ctx, version, i, name, status, zone))
+        view = views.detail(state, who.ctx, version, i, name, status, zone)
+        view["addresses"] = nics.addresses_view(addresses.get(i.id, []))
+        if i.id in groups:
+            view["security_groups"] = [{"name": n} for n in groups[i.id]]
+        result.append(view)
     return result
 
 
@@ -74,8 +89,12 @@ def _core(
     state: AppState, who: Caller, version: APIVersion, instance: m.Instance
 ) -> dict[str, Any]:
     """The update/rebuild answer: Nova's core view of one server."""
-    name = _hosts(state, [instance]).get(instance.host_id or "", (None, "", ""))[0]
-    return views.core(state, who.ctx, version, instance, name)
+    with state.db.session() as session:
+        name = _hosts(state, [instance], session).get(instance.host_id or "", (None, "", ""))[0]
+        addresses = nics.addresses_of(session, [instance]).get(instance.id, [])
+    view = views.core(state, who.ctx, version, instance, name)
+    view["addresses"] = nics.addresses_view(addresses, extended=False)
+    return view
 
 
 def _filters(request: Request, who: Caller) -> servers.ListFilters:
@@ -107,6 +126,8 @@ def _filters(request: Request, who: Caller) -> servers.ListFilters:
         changes_since=since,
         deleted=bool(bool_param(q, "deleted")) if ctx.is_admin else False,
         tags=tags.split(",") if tags else None,
+        ip=q.get("ip"),
+        ip6=q.get("ip6"),
         limit=int_param(q, "limit"),
         marker=q.get("marker"),
         sort_key=q.get("sort_key") or "created_at",
@@ -181,7 +202,7 @@ def create_server(
         "id": first.id,
         "links": links(state, "servers", first.id),
         "OS-DCF:diskConfig": "MANUAL",
-        "security_groups": [],
+        "security_groups": _requested_groups(data) if first.nics else [],
         "adminPass": created.admin_pass,
     }
     return JSONResponse(
@@ -189,6 +210,14 @@ def create_server(
         status_code=202,
         headers={"Location": links(state, "servers", first.id)[0]["href"]},
     )
+
+
+def _requested_groups(data: dict[str, Any]) -> list[dict[str, str]]:
+    """Nova's create answer echoes the groups asked for (``default`` when none)."""
+    value = data.get("security_groups")
+    if isinstance(value, list) and value:
+        return [{"name": str(g.get("name"))} for g in value if isinstance(g, dict)]
+    return [{"name": "default"}]
 
 
 @router.get("/servers/{server_id}")
@@ -349,6 +378,18 @@ def server_action(
                 state.config.hosts.heartbeat_timeout,
             )
             evacuated_pass = evacuation.admin_pass
+        elif action in ("addFixedIp", "removeFixedIp"):
+            instance = servers.get(session, ctx, server_id)
+            servers.record_action(session, ctx, instance.id, action)
+            if action == "addFixedIp":
+                nics.add_fixed_ip(session, ctx, instance, _arg(args, "networkId"))
+            else:
+                nics.remove_fixed_ip(session, ctx, instance, _arg(args, "address"))
+        elif action in ("addSecurityGroup", "removeSecurityGroup"):
+            instance = servers.get(session, ctx, server_id)
+            nics.change_security_group(
+                session, ctx, instance, _arg(args, "name"), add=action == "addSecurityGroup"
+            )
         else:
             servers.get(session, ctx, server_id)
             raise BadRequest(f"There is no such action: {action}")
@@ -381,6 +422,49 @@ def server_action(
             return Response(status_code=200)
         return JSONResponse({"adminPass": evacuated_pass})
     return Response(status_code=202)
+
+
+def _arg(args: Any, key: str) -> Any:
+    if not isinstance(args, dict) or key not in args:
+        raise BadRequest(f"Invalid input for field/attribute {key}: it is required.")
+    return args[key]
+
+
+@router.get("/servers/{server_id}/ips")
+def server_ips(
+    server_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> dict[str, Any]:
+    """The server's addresses by network (Nova's ips: version and address only)."""
+    with state.db.session() as session:
+        instance = servers.get(session, who.ctx, server_id)
+        found = nics.addresses_of(session, [instance]).get(instance.id, [])
+    return {"addresses": nics.addresses_view(found, extended=False)}
+
+
+@router.get("/servers/{server_id}/ips/{network_label}")
+def server_ips_on_network(
+    server_id: str,
+    network_label: str,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> dict[str, Any]:
+    with state.db.session() as session:
+        instance = servers.get(session, who.ctx, server_id)
+        found = nics.addresses_of(session, [instance]).get(instance.id, [])
+    view = nics.addresses_view(found, extended=False)
+    if network_label not in view:
+        raise NotFound("Instance is not a member of specified network")
+    return {network_label: view[network_label]}
+
+
+@router.get("/servers/{server_id}/os-security-groups")
+def server_security_groups(
+    server_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> dict[str, Any]:
+    """The groups on the server's ports, in Nova's security group shape."""
+    with state.db.session() as session:
+        instance = servers.get(session, who.ctx, server_id)
+        return {"security_groups": nova_groups(session, nics.security_groups_of(session, instance))}
 
 
 @router.get("/servers/{server_id}/os-virtual-interfaces")

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import policy
-from kumo.core.compute import moves, server_groups, servers
+from kumo.core.compute import moves, nics, server_groups, servers
 from kumo.core.compute.capacity import Capacity, capacities, shortfalls
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
@@ -476,6 +476,7 @@ def _switch(session: Session, migration: m.Migration) -> None:
     elif allocation is not None and migration.dest_host_id is not None:
         allocation.host_id = migration.dest_host_id
     instance.host_id = migration.dest_host_id
+    nics.follow_host(session, instance)
     migration.status = "post-migrating"
     migration.switched_at = utcnow()
 

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import hosts, policy
-from kumo.core.compute import server_groups, servers
+from kumo.core.compute import nics, server_groups, servers
 from kumo.core.compute.capacity import Capacity, capacities, shortfalls
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
@@ -265,6 +265,7 @@ def evacuate(
         allocation.host_id = dest.id
         allocation.vcpus, allocation.memory_mb, allocation.disk_gb = need
     instance.host_id = dest.id
+    nics.follow_host(session, instance)
     instance.power_state = 0
     instance.reboot_kind = None
     if instance.vm_state == "error" or instance.desired_state not in ("active", "stopped"):
@@ -521,6 +522,7 @@ def cold_event(session: Session, migration: m.Migration, role: str, body: dict[s
         if status == "migrating" and instance is not None:
             _swap_claims(session, instance, migration)
             instance.host_id = migration.dest_host_id
+            nics.follow_host(session, instance)
             instance.task_state = "resize_finish"
             instance.generation += 1
             instance.task_deadline = utcnow() + servers.TASK_DEADLINE
@@ -548,6 +550,7 @@ def cold_event(session: Session, migration: m.Migration, role: str, body: dict[s
             _swap_claims(session, instance, migration)
             _drop_claim(session, migration)  # the destination's share
             instance.host_id = migration.source_host_id
+            nics.follow_host(session, instance)
             instance.old_flavor = None
             instance.generation += 1  # the source starts the guest it kept
             migration.status = "reverted"

@@ -119,11 +119,11 @@ def update_class(
             f"allowed ({', '.join(sorted(unknown))} unexpected)"
         )
     wanted = {name: _value(name, raw) for name, raw in body.items()}
-    _store(session, row_id, wanted)
+    store(session, row_id, wanted)
     return show_class(session, class_name, version)
 
 
-def _store(session: Session, row_id: str, wanted: dict[str, int]) -> None:
+def store(session: Session, row_id: str, wanted: dict[str, int]) -> None:
     for name, value in wanted.items():
         row = session.get(m.QuotaLimit, (row_id, name))
         if row is None:
@@ -188,7 +188,7 @@ def update(
                     f"Quota limit {value} for {name} must be greater than or equal to "
                     f"already used and reserved {used[name]}."
                 )
-    _store(session, project_id, wanted)
+    store(session, project_id, wanted)
     return limits(session, project_id, version)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import moves, servers, states
+from kumo.core.compute import moves, nics, servers, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.images import data
 from kumo.db import models as m
@@ -50,17 +50,17 @@ def work_for_host(
     for i in session.scalars(query):
         mine = moving.pop(i.id, None)
         view = migrations.agent_view(mine, host_id) if mine is not None else None
-        items.append({**_work_item(session, i), "on_host": True, "migration": view})
+        items.append({**work_item(session, i), "on_host": True, "migration": view})
     for instance_id, row in sorted(moving.items()):
         instance = session.get(m.Instance, instance_id)
         if instance is None:
             continue
         view = migrations.agent_view(row, host_id)
-        items.append({**_work_item(session, instance), "on_host": False, "migration": view})
+        items.append({**work_item(session, instance), "on_host": False, "migration": view})
     return items
 
 
-def _work_item(session: Session, i: m.Instance) -> dict[str, Any]:
+def work_item(session: Session, i: m.Instance) -> dict[str, Any]:
     """One server as its agent sees it. Some requests live in another row: createImage (the
     snapshot image to fill, found by its ``instance_uuid``), rescue (the rescue image,
     recorded with the rescue instance action) and trigger_crash_dump (its unfinished
@@ -71,6 +71,8 @@ def _work_item(session: Session, i: m.Instance) -> dict[str, Any]:
         extra["snapshot_image_id"] = snapshot.id if snapshot is not None else None
     if i.desired_state == "rescued":
         extra["rescue_image_id"] = servers.rescue_image_id(session, i)
+    if i.nics:
+        extra["nics"] = nics.work_nics(session, i)
     if (
         i.generation > i.observed_generation
         and i.task_state is None

@@ -22,7 +22,15 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, defer
 
-from kumo.core.compute import aggregates, flavors, keypairs, quotas, server_groups, states
+from kumo.core.compute import (
+    aggregates,
+    flavors,
+    keypairs,
+    nics,
+    quotas,
+    server_groups,
+    states,
+)
 from kumo.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.core.policy import Context, enforce
@@ -90,35 +98,6 @@ def _user_data(value: Any) -> str | None:
     except (binascii.Error, ValueError):
         raise BadRequest("User data needs to be valid base 64.") from None
     return value
-
-
-def _networks(value: Any, version: APIVersion) -> list[dict[str, Any]]:
-    """Requested networks. Networking arrives with the network service; until then only
-    'none' and 'auto' (no NIC) are possible and named networks do not exist."""
-    if value is None:
-        if version.at_least("2.37"):
-            raise BadRequest(
-                "Invalid input for field/attribute networks: 'networks' is a "
-                "required property from microversion 2.37."
-            )
-        return []
-    if value in ("none", "auto"):
-        if not version.at_least("2.37"):
-            raise BadRequest(
-                f"Invalid input for field/attribute networks: '{value}' needs microversion 2.37."
-            )
-        return []
-    if not isinstance(value, list):
-        raise BadRequest("Invalid input for field/attribute networks.")
-    for item in value:
-        if not isinstance(item, dict):
-            raise BadRequest("Invalid input for field/attribute networks.")
-        if item.get("port"):
-            raise NotFound(f"Port {item['port']} could not be found.")
-        if item.get("uuid"):
-            raise BadRequest(f"Network {item['uuid']} could not be found.")
-        raise BadRequest("Bad networks format: each network needs a uuid or a port.")
-    return []
 
 
 def _printable(char: str) -> bool:
@@ -241,7 +220,8 @@ def create(
         )
     if min_ram > flavor.memory_mb:
         raise BadRequest("Flavor's memory is too small for requested image.")
-    _networks(body.get("networks"), version)
+    requested_nics = nics.resolve(session, ctx, nics.parse_requested(body.get("networks"), version))
+    groups = nics.security_group_ids(session, ctx, body.get("security_groups"))
     limits = quotas.limits(session, ctx.project_id)
     meta = _metadata(body.get("metadata"), limits["metadata_items"])
     user_data = _user_data(body.get("user_data"))
@@ -285,6 +265,8 @@ def create(
         quotas.check_instances(
             session, ctx.project_id, count, flavor.vcpus, flavor.memory_mb, limits
         )
+    if count > 1 and any(nic.port_id for nic in requested_nics):
+        raise BadRequest("Unable to launch multiple instances with a single configured port ID.")
     reservation = "r-" + secrets.token_hex(4)
     snapshot = flavor_snapshot(flavor)
     created = []
@@ -318,6 +300,7 @@ def create(
             tags=[],
         )
         session.add(instance)
+        nics.plug_on_create(session, ctx, instance, requested_nics, groups)
         record_action(session, ctx, instance.id, "create")
         created.append(instance)
     if group_id is not None:
@@ -422,6 +405,7 @@ class ListFilters:
     changes_since: dt.datetime | None = None
     deleted: bool = False
     ip: str | None = None
+    ip6: str | None = None
     tags: list[str] | None = None
     limit: int | None = None
     marker: str | None = None
@@ -486,6 +470,10 @@ def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Insta
     if f.host and ctx.is_admin:
         hosts = select(m.Host.id).where(m.Host.name == f.host)
         query = query.where(m.Instance.host_id.in_(hosts))
+    for ip_pattern, family in ((f.ip, 4), (f.ip6, 6)):
+        if ip_pattern:
+            matching = nics.servers_with_ip(session, ip_pattern, family)
+            query = query.where(m.Instance.id.in_(matching))
     key = {"display_name": "name", "uuid": "id", "host": "host_id"}.get(f.sort_key, f.sort_key)
     if f.sort_key not in _SORT_KEYS:
         raise BadRequest(f"Invalid sort_key: {f.sort_key}")
@@ -593,6 +581,7 @@ def finish_delete(session: Session, instance: m.Instance) -> None:
     allocation = session.get(m.Allocation, instance.id)
     if allocation is not None:
         session.delete(allocation)
+    nics.unplug_on_delete(session, instance)
     now = utcnow()
     instance.vm_state = "deleted"
     instance.task_state = None

@@ -46,10 +46,13 @@ class DiskSpec:
 
 @dataclass(frozen=True)
 class NicSpec:
-    """A NIC. `tap` names an existing tap device; empty means user-mode NAT (tests only)."""
+    """A NIC. `tap` names an existing tap device; empty means user-mode NAT (tests only).
+    With `netns`, the tap lives in that network namespace: the driver opens it there and
+    hands QEMU (which stays in the root namespace) its file descriptor."""
 
     mac: str
     tap: str = ""
+    netns: str = ""
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,22 @@ def _process_alive(pid: int) -> bool:
         return False
 
 
+def _open_taps(spec: GuestSpec) -> dict[int, int]:
+    """NIC index -> fd of its tap, for NICs whose tap lives in a network namespace."""
+    from kumo.drivers.network.netns import NetworkError, open_tap_fd
+
+    fds: dict[int, int] = {}
+    try:
+        for i, nic in enumerate(spec.nics):
+            if nic.netns and nic.tap:
+                fds[i] = open_tap_fd(nic.netns, nic.tap)
+    except (NetworkError, OSError) as exc:
+        for fd in fds.values():
+            os.close(fd)
+        raise HypervisorError(f"cannot open the tap of a NIC: {exc}") from None
+    return fds
+
+
 class QemuDriver:
     """HypervisorDriver for QEMU (KVM when the timed probe says so, else TCG)."""
 
@@ -186,7 +202,12 @@ class QemuDriver:
     ) -> Any:
         return qmp.execute(qmp_socket(self._dir(uuid)), command, arguments, timeout)
 
-    def _argv(self, spec: GuestSpec, incoming: Path | str | None) -> list[str]:
+    def _argv(
+        self,
+        spec: GuestSpec,
+        incoming: Path | str | None,
+        tap_fds: dict[int, int] | None = None,
+    ) -> list[str]:
         directory = self._dir(spec.uuid)
         accelerator = self.accelerator()
         argv = [
@@ -238,7 +259,9 @@ class QemuDriver:
             device = f"virtio-blk-pci,drive=drive-{ident},id={ident}"
             argv += ["-device", device + (f",serial={_opt(serial[:20])}" if serial else "")]
         for i, nic in enumerate(spec.nics):
-            if nic.tap:
+            if tap_fds and i in tap_fds:
+                netdev = f"tap,id=net{i},fd={tap_fds[i]}"  # never vhost=on (see LAB.md)
+            elif nic.tap:
                 netdev = f"tap,id=net{i},ifname={_opt(nic.tap)},script=no,downscript=no"
             else:
                 netdev = f"user,id=net{i}"
@@ -265,20 +288,25 @@ class QemuDriver:
         for stale in (directory / "qemu.pid", socket):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
-        argv = self._argv(spec, incoming)
-        (directory / "qemu.argv").write_text(shlex.join(argv) + "\n")
+        tap_fds = _open_taps(spec)
         try:
+            argv = self._argv(spec, incoming, tap_fds)
+            (directory / "qemu.argv").write_text(shlex.join(argv) + "\n")
             result = subprocess.run(
                 argv,
                 capture_output=True,
                 text=True,
                 timeout=self.start_timeout,
                 stdin=subprocess.DEVNULL,
+                pass_fds=tuple(tap_fds.values()),
             )
         except FileNotFoundError:
             raise HypervisorError(f"{self.binary} not found") from None
         except subprocess.TimeoutExpired:
             raise HypervisorError(f"{self.binary} did not daemonize in time") from None
+        finally:
+            for fd in tap_fds.values():
+                os.close(fd)  # the daemonized QEMU holds its own copies
         if result.returncode != 0:
             raise HypervisorError(f"qemu failed to start: {result.stderr.strip()[-2000:]}")
 

@@ -1,0 +1,212 @@
+"""The agent's network loop: fetch this host's network desired state from the agent API,
+complete it with what only the host knows (its namespace, underlay and physical
+interfaces), hand the whole of it to the network driver, and report the ports' status.
+
+Level-triggered (DESIGN.md rule 2): the answer is complete, so a lost wake-up or a
+restart only delays convergence. The API's revision digest lets an unchanged state cost
+one small request; a full re-apply still runs every ``resync`` seconds so drift on the
+host (a device removed by hand) is repaired.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from kumo.agent.metadata import MetadataService
+from kumo.drivers.network import names
+from kumo.drivers.network.base import NetworkDriver
+from kumo.drivers.network.spec import HostNetworkSpec, Underlay
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HostNetworkConfig:
+    """What the host contributes to its datapath spec (agent configuration)."""
+
+    host_namespace: str | None = None
+    underlay: Underlay | None = None
+    physical_networks: dict[str, str] = field(default_factory=dict)
+
+    def nic_namespace(self) -> str:
+        return self.host_namespace or ""
+
+
+def _carried(network: dict[str, Any], local: HostNetworkConfig) -> dict[str, Any]:
+    """A VXLAN network on a host without an underlay (the all-in-one cloud) that no other
+    host shares is just this host's bridge: carried as a local network."""
+    if network.get("type") == "vxlan" and local.underlay is None and not network.get("peers"):
+        return {**network, "type": "local"}
+    return network
+
+
+def _unmappable(network: dict[str, Any], local: HostNetworkConfig) -> str | None:
+    """Why this host cannot carry a network whatever its kernel can do (configuration)."""
+    kind = network.get("type")
+    physnet = network.get("physical_network")
+    if kind in ("flat", "vlan") and physnet not in local.physical_networks:
+        return (
+            f"physical network {physnet!r} has no interface on this host: map it in the "
+            "agent's physical_networks"
+        )
+    if kind == "vxlan" and local.underlay is None:
+        return "VXLAN needs an underlay: set the agent's underlay_interface and underlay_ip"
+    return None
+
+
+def complete_spec(
+    desired: dict[str, Any], local: HostNetworkConfig
+) -> tuple[HostNetworkSpec, dict[str, str]]:
+    """The API's desired state plus the host's own parts, as the driver's spec, and the
+    faults of what this host cannot carry (left out of the spec, so the rest is applied)."""
+    faults: dict[str, str] = {}
+    networks = []
+    for network in desired.get("networks", []):
+        carried = _carried(network, local)
+        reason = _unmappable(carried, local)
+        if reason:
+            faults[network["id"]] = reason
+        else:
+            networks.append(carried)
+    ports = []
+    for port in desired.get("ports", []):
+        if port["network_id"] in faults:
+            faults[port["id"]] = (
+                f"binding failed: network {port['network_id']}: " + faults[port["network_id"]]
+            )
+        else:
+            ports.append({**port, "tap": names.tap(port["id"])})
+    routers = []
+    for router in desired.get("routers", []):
+        gateway = router.get("gateway")
+        routers.append(
+            {
+                **router,
+                "interfaces": [i for i in router["interfaces"] if i["network_id"] not in faults],
+                "gateway": gateway
+                if gateway is None or gateway["network_id"] not in faults
+                else None,
+            }
+        )
+    spec = HostNetworkSpec.from_dict(
+        {
+            "host_namespace": local.host_namespace,
+            "underlay": asdict(local.underlay) if local.underlay else None,
+            "networks": networks,
+            "physical_networks": dict(local.physical_networks),
+            "ports": ports,
+            "dhcp": [d for d in desired.get("dhcp", []) if d["network_id"] not in faults],
+            "routers": routers,
+        }
+    )
+    return spec, faults
+
+
+class NetworkLoop:
+    """Keeps the host's datapath equal to what the control plane says."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        api: str,
+        host_id: str,
+        driver: NetworkDriver,
+        local: HostNetworkConfig,
+        interval: float = 2.0,
+        resync: float = 60.0,
+    ) -> None:
+        self.client = client
+        self.api = api
+        self.host_id = host_id
+        self.driver = driver
+        self.local = local
+        self.interval = interval
+        self.resync = resync
+        self._applied: str | None = None
+        self._applied_at = 0.0
+        self._reported: dict[str, str] = {}
+        self._desired_ports: set[str] = set()
+        self._kick = threading.Event()
+        self.metadata = MetadataService(client, api, host_id)
+        self._lock = threading.Lock()
+
+    def kick(self) -> None:
+        """Ask for a sync now (the compute loop does before it starts a guest with NICs)."""
+        self._kick.set()
+
+    def sync_once(self, force: bool = False) -> bool:
+        """One pass; True when the driver was called."""
+        with self._lock:
+            response = self.client.get(f"{self.api}/hosts/{self.host_id}/network")
+            response.raise_for_status()
+            desired: dict[str, Any] = response.json()
+            revision = desired.get("revision")
+            stale = time.monotonic() - self._applied_at > self.resync
+            if not force and not stale and revision == self._applied:
+                return False
+            spec, unmappable = complete_spec(desired, self.local)
+            self._desired_ports = {p["id"] for p in desired.get("ports", [])}
+            report = self.driver.apply(spec)
+            report.faults.update(unmappable)
+            if report.changes:
+                log.info("network: %s", "; ".join(report.changes[:20]))
+            self._applied = revision
+            self._applied_at = time.monotonic()
+            dhcp_ports = {d["network_id"]: d.get("port_id") for d in desired.get("dhcp", [])}
+            self._serve_metadata(spec)
+            self._report(spec, report.faults, dhcp_ports)
+            return True
+
+    def _serve_metadata(self, spec: HostNetworkSpec) -> None:
+        """A metadata server in each DHCP namespace that announces the metadata route."""
+        open_socket = getattr(self.driver, "metadata_socket", None)
+        if open_socket is None:
+            return
+        self.metadata.ensure({d.network_id for d in spec.dhcp if d.metadata}, open_socket)
+
+    def _report(
+        self, spec: HostNetworkSpec, faults: dict[str, str], dhcp_ports: dict[str, str | None]
+    ) -> None:
+        """Port status: ACTIVE once plugged (admin up), DOWN when admin down, a binding
+        fault when the host cannot carry the port's network."""
+        statuses: dict[str, str] = {}
+        port_faults: dict[str, str] = {}
+        for port in spec.ports:
+            fault = faults.get(port.id) or faults.get(port.network_id)
+            if fault:
+                port_faults[port.id] = fault
+            else:
+                statuses[port.id] = "ACTIVE"
+        for key, fault in faults.items():
+            if key not in port_faults and key in self._desired_ports:
+                port_faults[key] = fault
+        for network_id, port_id in dhcp_ports.items():
+            if port_id and not faults.get(network_id):
+                statuses[port_id] = "ACTIVE"
+        snapshot = {**statuses, **{k: "fault:" + v for k, v in port_faults.items()}}
+        if snapshot == self._reported:
+            return
+        response = self.client.post(
+            f"{self.api}/hosts/{self.host_id}/network/status",
+            json={"ports": statuses, "faults": port_faults},
+        )
+        response.raise_for_status()
+        self._reported = snapshot
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.sync_once()
+            except httpx.HTTPError as exc:
+                log.warning("network sync: agent API: %s", exc)
+            except Exception:
+                log.exception("network sync failed; retrying")
+            self._kick.wait(self.interval)
+            self._kick.clear()
+        self.metadata.close()

@@ -1,0 +1,1 @@
+"""Networking domain: networks, subnets, IPAM, ports, security groups, routers, floating IPs."""

@@ -1,0 +1,52 @@
+"""What a host's agent observed of its ports: up, down, or not bindable (and why)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.core.errors import BadRequest
+from kumo.db import models as m
+from kumo.db.types import utcnow
+
+STATUSES = ("ACTIVE", "DOWN", "ERROR")
+
+
+def record(session: Session, host_id: str, body: Any) -> int:
+    """Apply ``{"ports": {port_id: status}, "faults": {port_id: reason}}`` to the ports
+    bound to this host (others are ignored: the binding moved on meanwhile). Returns how
+    many ports changed."""
+    if not isinstance(body, dict):
+        raise BadRequest("Expecting {'ports': {...}, 'faults': {...}}.")
+    statuses = body.get("ports") or {}
+    faults = body.get("faults") or {}
+    if not isinstance(statuses, dict) or not isinstance(faults, dict):
+        raise BadRequest("'ports' and 'faults' must be objects keyed by port id.")
+    for status in statuses.values():
+        if status not in STATUSES:
+            raise BadRequest(f"A port status is one of {list(STATUSES)}.")
+    wanted = set(statuses) | set(faults)
+    if not wanted:
+        return 0
+    changed = 0
+    for port in session.scalars(
+        select(m.Port).where(m.Port.id.in_(wanted), m.Port.binding_host_id == host_id)
+    ):
+        fault = faults.get(port.id)
+        status = "ERROR" if fault else statuses.get(port.id, port.status)
+        vif = (
+            "binding_failed"
+            if fault
+            else ("tap" if port.binding_vif_type != "unbound" else "unbound")
+        )
+        if (port.status, port.binding_fault, port.binding_vif_type) == (status, fault, vif):
+            continue
+        port.status = status
+        port.binding_fault = str(fault)[:4000] if fault else None
+        port.binding_vif_type = vif
+        port.revision_number += 1
+        port.updated_at = utcnow()
+        changed += 1
+    return changed

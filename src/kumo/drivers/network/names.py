@@ -1,0 +1,73 @@
+"""Every Linux name the datapath uses, derived deterministically from UUIDs.
+
+One module and one way, so a restarted agent finds by name exactly what it made before,
+and so `apply` can tell kumo's devices (known prefixes) from anyone else's. Interface
+names are at most 15 characters (IFNAMSIZ - 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+IFNAMSIZ = 15
+BRIDGE = "kb-"
+TAP = "kt-"
+VXLAN = "kx-"
+VLAN = "kv-"
+DHCP_HOST = "kd-"
+ROUTER_HOST = "kr-"
+GATEWAY_HOST = "kg-"
+DEVICE_PREFIXES = (BRIDGE, TAP, VXLAN, VLAN, DHCP_HOST, ROUTER_HOST, GATEWAY_HOST)
+DHCP_NS = "kumo-dhcp-"
+ROUTER_NS = "kumo-r-"
+
+
+def _hex(uuid: str, n: int = 11) -> str:
+    return uuid.replace("-", "").lower()[:n]
+
+
+def _hash(*parts: str, n: int = 11) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:n]
+
+
+def bridge(network_id: str) -> str:
+    return BRIDGE + _hex(network_id)
+
+
+def tap(port_id: str) -> str:
+    return TAP + _hex(port_id)
+
+
+def vxlan(network_id: str) -> str:
+    return VXLAN + _hex(network_id)
+
+
+def vlan(network_id: str) -> str:
+    return VLAN + _hex(network_id)
+
+
+def dhcp_namespace(network_id: str) -> str:
+    return DHCP_NS + network_id
+
+
+def dhcp_legs(network_id: str) -> tuple[str, str]:
+    """(host side on the bridge, side inside the DHCP namespace)."""
+    return DHCP_HOST + _hex(network_id), "ns-" + _hex(network_id)
+
+
+def router_namespace(router_id: str) -> str:
+    return ROUTER_NS + router_id
+
+
+def router_legs(router_id: str, network_id: str) -> tuple[str, str]:
+    """A router interface: host side named from both ids (a router has one leg per
+    network, a network many routers), inside side from the network alone."""
+    return ROUTER_HOST + _hash(router_id, network_id), "qr-" + _hex(network_id)
+
+
+def gateway_legs(router_id: str) -> tuple[str, str]:
+    return GATEWAY_HOST + _hex(router_id), "qg-" + _hex(router_id)
+
+
+def is_kumo_device(name: str) -> bool:
+    return name.startswith(DEVICE_PREFIXES)

@@ -1,0 +1,151 @@
+"""The agent's network loop against the agent API: a host's network desired state (ports
+bound there with compiled rules, its DHCP port and leases), applied by the in-memory
+datapath, ports reported ACTIVE; a binding fault when the host cannot carry the network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_servers import Compute
+
+from kumo.agent.metadata import documents
+from kumo.agent.network import HostNetworkConfig, NetworkLoop
+from kumo.core.network import host_state
+from kumo.drivers.network.fake import FakeNetworkDriver
+
+NETWORKS = "/network/v2.0/networks"
+SUBNETS = "/network/v2.0/subnets"
+PORTS = "/network/v2.0/ports"
+
+
+@pytest.fixture
+def compute(cloud: Any, tmp_path: Path) -> Compute:
+    return Compute(cloud, tmp_path)
+
+
+def _network(compute: Compute, cidr: str, **extra: Any) -> str:
+    admin = compute.cloud.admin
+    made = compute.client.post(NETWORKS, json={"network": {"name": "n", **extra}}, headers=admin)
+    assert made.status_code == 201, made.text
+    net_id: str = made.json()["network"]["id"]
+    body = {"subnet": {"network_id": net_id, "cidr": cidr, "ip_version": 4}}
+    assert compute.client.post(SUBNETS, json=body, headers=admin).status_code == 201
+    return net_id
+
+
+def _loop(compute: Compute, tmp_path: Path, types: tuple[str, ...]) -> NetworkLoop:
+    return NetworkLoop(
+        compute.agent_client,  # type: ignore[arg-type]
+        "/agent/v1",
+        compute.host_id,
+        FakeNetworkDriver(tmp_path / "net", network_types=types),
+        HostNetworkConfig(host_namespace="kumo-test-host", physical_networks={"public": "p0"}),
+    )
+
+
+def test_desired_state_is_applied_and_ports_come_up(compute: Compute, tmp_path: Path) -> None:
+    admin = compute.cloud.admin
+    net_id = _network(compute, "10.60.0.0/24")
+    resp = compute.create(admin, networks=[{"uuid": net_id}])
+    assert resp.status_code == 202, resp.text
+    server_id = resp.json()["server"]["id"]
+    compute.converge()
+    with compute.db.session() as session:
+        desired = host_state.desired_for_host(session, compute.host_id)
+    (port,) = desired["ports"]
+    assert port["network_id"] == net_id
+    # The default group: egress anywhere, ingress from members of the group (this port).
+    ingress = [r for r in port["rules"] if r["direction"] == "ingress"]
+    assert [r["remote_ip_prefix"] for r in ingress] == [f"{port['fixed_ips'][0]['ip']}/32"]
+    (dhcp,) = desired["dhcp"]
+    assert dhcp["leases"] == [
+        {"mac": port["mac"], "ip": port["fixed_ips"][0]["ip"], "hostname": ""}
+    ]
+    assert dhcp["subnets"][0]["dhcp_ip"].startswith("10.60.0.")
+    loop = _loop(compute, tmp_path, ("flat", "local", "vxlan"))
+    assert loop.sync_once() is True
+    assert loop.sync_once() is False  # same revision: nothing to do
+    ports = compute.client.get(PORTS, params={"network_id": net_id}, headers=admin).json()
+    statuses = {p["device_owner"]: p["status"] for p in ports["ports"]}
+    assert statuses == {"compute:nova": "ACTIVE", "network:dhcp": "ACTIVE"}
+    # The server gone, its port and the host's DHCP port for the network go too.
+    deleted = compute.client.delete(f"/compute/v2.1/servers/{server_id}", headers=admin)
+    assert deleted.status_code == 204, deleted.text
+    compute.converge()
+    left = compute.client.get(PORTS, params={"network_id": net_id}, headers=admin).json()
+    assert left["ports"] == []
+    with compute.db.session() as session:
+        assert host_state.desired_for_host(session, compute.host_id)["ports"] == []
+
+
+def test_metadata_answers_for_the_server_behind_an_address(compute: Compute) -> None:
+    admin = compute.cloud.admin
+    net_id = _network(compute, "10.63.0.0/24")
+    resp = compute.create(admin, networks=[{"uuid": net_id}], metadata={"role": "web"})
+    assert resp.status_code == 202, resp.text
+    server_id = resp.json()["server"]["id"]
+    compute.converge()
+    ip = compute.show(server_id, admin)["addresses"]["n"][0]["addr"]
+    url = f"/agent/v1/hosts/{compute.host_id}/metadata"
+    found = compute.agent_client.get(url, params={"network_id": net_id, "ip": ip})
+    assert found.status_code == 200, found.text
+    docs = documents(found.json()["item"])
+    meta = json.loads(docs["openstack/latest/meta_data.json"])
+    assert (meta["uuid"], meta["meta"]) == (server_id, {"role": "web"})
+    assert b"meta_data.json" in docs["openstack/latest"]
+    assert docs["latest/meta-data/instance-id"] == server_id.encode()
+    network = json.loads(docs["openstack/2018-08-27/network_data.json"])
+    assert network["networks"][0]["ip_address"] == ip
+    # Another address, another host, no credential: nothing.
+    other = compute.agent_client.get(url, params={"network_id": net_id, "ip": "10.63.0.250"})
+    assert other.status_code == 404
+    elsewhere = compute.agent_client.get(
+        "/agent/v1/hosts/another-host/metadata", params={"network_id": net_id, "ip": ip}
+    )
+    assert elsewhere.status_code == 404
+    assert compute.client.get(url, params={"network_id": net_id, "ip": ip}).status_code == 401
+
+
+def test_a_network_the_host_cannot_carry_faults_its_ports(compute: Compute, tmp_path: Path) -> None:
+    """A VLAN port on a host whose kernel has no 802.1Q: a binding fault with the reason
+    (the scheduler skips hosts that report no vlan; this one reported nothing)."""
+    admin = compute.cloud.admin
+    net_id = _network(
+        compute,
+        "10.61.0.0/24",
+        **{"provider:network_type": "vlan", "provider:physical_network": "physnet1"},
+    )
+    resp = compute.create(admin, networks=[{"uuid": net_id}])
+    assert resp.status_code == 202, resp.text
+    compute.converge()
+    loop = _loop(compute, tmp_path, ("flat", "local", "vxlan"))
+    loop.sync_once()
+    ports = compute.client.get(
+        PORTS, params={"network_id": net_id, "device_owner": "compute:nova"}, headers=admin
+    ).json()["ports"]
+    assert [p["status"] for p in ports] == ["ERROR"]
+    assert ports[0]["binding:vif_type"] == "binding_failed"
+
+
+def test_scheduler_skips_hosts_that_cannot_carry_the_network(compute: Compute) -> None:
+    admin = compute.cloud.admin
+    net_id = _network(
+        compute,
+        "10.62.0.0/24",
+        **{"provider:network_type": "vlan", "provider:physical_network": "physnet1"},
+    )
+    body = compute.registration_body(compute.host_id, "fake-1", 8, 8704)
+    body["host"]["capabilities"]["network"] = {
+        "network_types": ["flat", "local", "vxlan"],
+        "reasons": {"vlan": "ip link add type vlan: Operation not supported"},
+    }
+    assert compute.agent_client.post("/agent/v1/hosts", json=body).status_code == 200
+    resp = compute.create(admin, networks=[{"uuid": net_id}])
+    assert resp.status_code == 202, resp.text
+    compute.converge()
+    shown = compute.show(resp.json()["server"]["id"], admin)
+    assert shown["status"] == "ERROR"
+    assert "cannot carry vlan networks (ip link add type vlan" in shown["fault"]["details"]

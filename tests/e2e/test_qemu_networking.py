@@ -1,0 +1,222 @@
+"""Real networking: `kumo up` with the linux datapath (inside namespaces it creates) and
+real guests, driven by the real `openstack` CLI. Two guests on one tenant network get
+their addresses by DHCP, ping each other and read their metadata from 169.254.169.254; a guest
+on a second network reaches the first through router1
+(a user-data script run by the test image);
+afterwards `kumo network teardown` removes every namespace the cloud made."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_qemu_server import BOOT, Guests, _require_qemu, ok, openstack
+
+from kumo.agent.network_setup import namespace_suffix
+
+from kumoproc import KUMO, Cloud, clean_env, run, start_cloud, wait_for
+
+pytestmark = pytest.mark.clients
+
+PING = """#!/bin/sh
+n=0
+until ip addr show eth0 | grep -q 'inet '; do
+    n=$((n + 1)); [ $n -gt 600 ] && break; sleep 0.2
+done
+n=0
+until ping -c 1 -W 1 {peer} >/dev/null 2>&1; do
+    n=$((n + 1)); [ $n -gt 90 ] && {{ echo "kumo-guest: ping {peer} failed"; exit 1; }}
+done
+echo "kumo-guest: ping {peer} ok"
+doc=$(printf 'GET /openstack/latest/meta_data.json HTTP/1.0\r\n\r\n' \
+      | nc -w 5 169.254.169.254 80 | grep -o '"uuid": "[^"]*"')
+echo "kumo-guest: metadata $doc"
+"""
+
+
+def _namespaces() -> set[str]:
+    try:
+        return set(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return set()
+
+
+@pytest.fixture
+def net_cloud(tmp_path: Path) -> Iterator[tuple[Cloud, Guests]]:
+    _require_qemu()
+    if os.geteuid() != 0:
+        pytest.skip("the linux datapath needs root (network namespaces)")
+    before = _namespaces()
+    state = tmp_path / "state"
+    env = clean_env(KUMO_AGENT_NETWORK_DRIVER="linux")
+    cloud = start_cloud(state, env=env)
+    guests = Guests(state)
+    try:
+        yield cloud, guests
+    finally:
+        cloud.stop()
+        guests.cleanup()
+        torn = run([KUMO, "--state-dir", str(state), "network", "teardown"], env)
+        assert torn.returncode == 0, torn.stderr
+        assert _namespaces() - before == set()
+
+
+def _console(cloud: Cloud, name: str) -> str:
+    return ok(openstack(cloud, "console", "log", "show", name)).stdout
+
+
+def test_two_guests_get_dhcp_addresses_and_ping(
+    net_cloud: tuple[Cloud, Guests], tmp_path: Path
+) -> None:
+    cloud, guests = net_cloud
+    ok(openstack(cloud, "network", "create", "net1"))
+    ok(openstack(cloud, "subnet", "create", "--network", "net1",
+                 "--subnet-range", "10.70.0.0/24", "sub1"))  # fmt: skip
+    addresses = {"vm-a": "10.70.0.11", "vm-b": "10.70.0.12"}
+    peers = {"vm-a": addresses["vm-b"], "vm-b": addresses["vm-a"]}
+    for name, ip in addresses.items():
+        port = f"p-{name}"
+        ok(openstack(cloud, "port", "create", "--network", "net1",
+                     "--fixed-ip", f"subnet=sub1,ip-address={ip}", port))  # fmt: skip
+        script = tmp_path / f"{name}.sh"
+        script.write_text(PING.format(peer=peers[name]))
+        ok(openstack(cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny",
+                     "--port", port, "--user-data", str(script), name))  # fmt: skip
+    ids: dict[str, str] = {}
+    for name, ip in addresses.items():
+        server = wait_for(
+            lambda n=name: (
+                (s := ok(openstack(cloud, "server", "show", n, "-f", "json")).json())
+                and s["status"] == "ACTIVE"
+                and s
+            ),
+            120,
+            f"{name} ACTIVE",
+            interval=1.0,
+        )
+        guests.pid(server["id"])
+        ids[name] = server["id"]
+        assert ip in str(server["addresses"])
+    for name, ip in addresses.items():
+        text = wait_for(
+            lambda n=name: (t := _console(cloud, n)) and "kumo-guest: ping " in t and t,
+            BOOT,
+            f"{name} to ping its peer",
+            interval=2.0,
+        )
+        assert f"kumo-guest: ip eth0 {ip}" in text, text
+        assert f"kumo-guest: ping {peers[name]} ok" in text, text
+    for name, server_id in ids.items():
+        wait_for(
+            lambda n=name, i=server_id: f'kumo-guest: metadata "uuid": "{i}"' in _console(cloud, n),
+            60,
+            f"{name} to read its metadata from 169.254.169.254",
+            interval=2.0,
+        )
+    ports = ok(openstack(cloud, "port", "list", "--network", "net1", "-f", "json")).json()
+    assert {p["Status"] for p in ports} == {"ACTIVE"}, ports
+
+
+OUTSIDE = """#!/bin/sh
+n=0
+until ip addr show eth0 | grep -q 'inet '; do
+    n=$((n + 1)); [ $n -gt 600 ] && break; sleep 0.2
+done
+n=0
+until ping -c 1 -W 1 {gateway} >/dev/null 2>&1; do
+    n=$((n + 1)); [ $n -gt 90 ] && {{ echo "kumo-guest: outside failed"; exit 1; }}
+done
+echo "kumo-guest: outside ok"
+"""
+
+
+def test_private_network_router_snat_and_floating_ip(
+    net_cloud: tuple[Cloud, Guests], tmp_path: Path
+) -> None:
+    """kumo up's own networks: a guest on `private` reaches the outside world (the provider
+    namespace) through router1's SNAT, and answers a ping there on its floating IP."""
+    cloud, guests = net_cloud
+    nets = ok(openstack(cloud, "network", "list", "-f", "json")).json()
+    assert {"public", "private"} <= {n["Name"] for n in nets}, nets
+    script = tmp_path / "outside.sh"
+    script.write_text(OUTSIDE.format(gateway="172.24.4.1"))
+    ok(openstack(cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny",
+                 "--network", "private", "--user-data", str(script), "vm-out"))  # fmt: skip
+    server = wait_for(
+        lambda: (
+            (s := ok(openstack(cloud, "server", "show", "vm-out", "-f", "json")).json())
+            and s["status"] == "ACTIVE"
+            and s
+        ),
+        120,
+        "vm-out ACTIVE",
+        interval=1.0,
+    )
+    guests.pid(server["id"])
+    text = wait_for(
+        lambda: (t := _console(cloud, "vm-out")) and "kumo-guest: outside " in t and t,
+        BOOT,
+        "vm-out to reach the outside world",
+        interval=2.0,
+    )
+    assert "kumo-guest: outside ok" in text, text
+    # The default group lets in only its own members: the outside needs an ICMP rule.
+    groups = ok(openstack(cloud, "security", "group", "list", "--project", "admin",
+                          "-f", "json")).json()  # fmt: skip
+    (default,) = [g["ID"] for g in groups if g["Name"] == "default"]
+    ok(openstack(cloud, "security", "group", "rule", "create", "--protocol", "icmp", default))
+    fip = ok(openstack(cloud, "floating", "ip", "create", "public", "-f", "json")).json()
+    address = fip["floating_ip_address"]
+    ok(openstack(cloud, "server", "add", "floating", "ip", "vm-out", address))
+    provider = f"kumo-provider-{namespace_suffix(cloud.state_dir)}"
+    wait_for(
+        lambda: run(["ip", "netns", "exec", provider, "busybox", "ping", "-c", "1", "-W", "1",
+                     address],
+                    clean_env()).returncode == 0,
+        60,
+        f"{address} to answer a ping from the provider namespace",
+        interval=1.0,
+    )  # fmt: skip
+
+
+def test_guests_on_two_networks_reach_each_other_through_a_router(
+    net_cloud: tuple[Cloud, Guests], tmp_path: Path
+) -> None:
+    """A second tenant network joined to router1: a guest there pings a guest on
+    `private` (both in the project's default group, which lets members talk)."""
+    cloud, guests = net_cloud
+    ok(openstack(cloud, "network", "create", "net2"))
+    ok(openstack(cloud, "subnet", "create", "--network", "net2",
+                 "--subnet-range", "10.80.0.0/24", "sub2"))  # fmt: skip
+    ok(openstack(cloud, "router", "add", "subnet", "router1", "sub2"))
+    ok(openstack(cloud, "port", "create", "--network", "private",
+                 "--fixed-ip", "ip-address=10.0.0.50", "p-first"))  # fmt: skip
+    quiet = tmp_path / "quiet.sh"
+    quiet.write_text("#!/bin/sh\necho kumo-guest: quiet\n")
+    ok(openstack(cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny",
+                 "--port", "p-first", "--user-data", str(quiet), "vm-first"))  # fmt: skip
+    script = tmp_path / "across.sh"
+    script.write_text(PING.format(peer="10.0.0.50"))
+    ok(openstack(cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny",
+                 "--network", "net2", "--user-data", str(script), "vm-second"))  # fmt: skip
+    for name in ("vm-first", "vm-second"):
+        server = wait_for(
+            lambda n=name: (
+                (s := ok(openstack(cloud, "server", "show", n, "-f", "json")).json())
+                and s["status"] == "ACTIVE"
+                and s
+            ),
+            120,
+            f"{name} ACTIVE",
+            interval=1.0,
+        )
+        guests.pid(server["id"])
+    text = wait_for(
+        lambda: (t := _console(cloud, "vm-second")) and "kumo-guest: ping " in t and t,
+        BOOT,
+        "vm-second to ping across the router",
+        interval=2.0,
+    )
+    assert "kumo-guest: ping 10.0.0.50 ok" in text, text
