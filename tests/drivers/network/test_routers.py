@@ -79,7 +79,7 @@ def test_router_snat_and_floating_ip(lab: Lab) -> None:
     )
     report = driver.apply(dataclasses.replace(spec, routers=(router_spec,)))
     assert not [c for c in report.changes if c.startswith("created")], report.changes
-    assert not lab.pings(prov, "203.0.113.20")
+    assert not lab.pings(prov, "203.0.113.20", within=1)
     assert lab.pings(g1, "203.0.113.1"), "SNAT still works"
     routes = netns.ip(names.router_namespace(router), "route", "show")
     assert "10.9.0.0/24 via 10.2.0.5" in routes
@@ -90,4 +90,4 @@ def test_router_snat_and_floating_ip(lab: Lab) -> None:
     assert not netns.exists(names.router_namespace(router))
     legs = {names.router_legs(router, n1)[0], names.gateway_legs(router)[0]}
     assert not legs & {link["ifname"] for link in netns.ip_json(host, "link", "show")}
-    assert not lab.pings(g1, "10.2.0.5", wait=1)
+    assert not lab.pings(g1, "10.2.0.5", within=1)
