@@ -11,10 +11,12 @@ from typing import Any
 from kumoproc import KUMO, clean_env, kill_group, kumo, start_cloud, stop_process, wait_for
 
 HOST = "test-agent-host"
+# A killed agent is seen down after 3 s of silence.
+ENV = clean_env(KUMO_HOSTS_HEARTBEAT_TIMEOUT="3")
 
 
 def host_rows(state_dir: Path) -> list[dict[str, Any]]:
-    result = kumo("--state-dir", str(state_dir), "host", "list", "--format", "json")
+    result = kumo("--state-dir", str(state_dir), "host", "list", "--format", "json", env=ENV)
     assert result.returncode == 0, result.stderr
     rows = result.json()
     assert isinstance(rows, list)
@@ -26,7 +28,7 @@ def host_row(state_dir: Path) -> dict[str, Any] | None:
 
 
 def test_agent_up_down_and_disable(state_dir: Path) -> None:
-    cloud = start_cloud(state_dir, "--no-agent")
+    cloud = start_cloud(state_dir, "--no-agent", env=ENV)
     agent: subprocess.Popen[bytes] | None = None
     agent_log = state_dir.parent / "agent.log"
     try:
@@ -40,7 +42,7 @@ def test_agent_up_down_and_disable(state_dir: Path) -> None:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=clean_env(),
+                env=ENV,
                 start_new_session=True,
             )  # fmt: skip
 
@@ -61,10 +63,12 @@ def test_agent_up_down_and_disable(state_dir: Path) -> None:
             row = host_row(state_dir)
             return row if row and row["state"] == "down" else None
 
-        # heartbeat timeout is 3 s (KUMO_HOSTS_HEARTBEAT_TIMEOUT in clean_env)
+        # heartbeat timeout is 3 s (ENV)
         wait_for(is_down, 30, f"{HOST} down after kill -9")
 
-        disabled = kumo("--state-dir", str(state_dir), "host", "disable", HOST, "--reason", "x")
+        disabled = kumo(
+            "--state-dir", str(state_dir), "host", "disable", HOST, "--reason", "x", env=ENV
+        )
         assert disabled.returncode == 0, disabled.stderr
         assert f"host {HOST} disabled" in disabled.stdout
         row = host_row(state_dir)
@@ -72,14 +76,14 @@ def test_agent_up_down_and_disable(state_dir: Path) -> None:
         assert row["status"] == "disabled"
         assert row["disabled_reason"] == "x"
 
-        enabled = kumo("--state-dir", str(state_dir), "host", "enable", HOST)
+        enabled = kumo("--state-dir", str(state_dir), "host", "enable", HOST, env=ENV)
         assert enabled.returncode == 0, enabled.stderr
         row = host_row(state_dir)
         assert row is not None
         assert row["status"] == "enabled"
         assert row["disabled_reason"] is None
 
-        missing = kumo("--state-dir", str(state_dir), "host", "disable", "no-such-host")
+        missing = kumo("--state-dir", str(state_dir), "host", "disable", "no-such-host", env=ENV)
         assert missing.returncode != 0
     finally:
         if agent is not None:

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -252,9 +253,13 @@ def pidfile(instances: Path, server_id: str) -> int | None:
         return None
 
 
-def wait_file(path: Path, timeout: float, interval: float = 0.01) -> None:
+def wait_file(
+    path: Path, timeout: float, interval: float = 0.01, context: Callable[[], str] | None = None
+) -> None:
+    """Wait for ``path``; on timeout ``context`` (say, a log's tail) says why it never came."""
     deadline = time.monotonic() + timeout
     while not path.exists():
         if time.monotonic() > deadline:
-            raise AssertionError(f"{path} did not appear within {timeout}s")
+            detail = f"\n{context()}" if context is not None else ""
+            raise AssertionError(f"{path} did not appear within {timeout}s{detail}")
         time.sleep(interval)

@@ -191,14 +191,22 @@ def test_kill_up_while_qemu_starts(tmp_path: Path, how: str) -> None:
         resp = api.create_server("midboot", api.image_id())
         assert resp.status_code == 202, resp.text
         server_id = guests.add(resp.json()["server"]["id"])
+
+        def why() -> str:
+            try:
+                server: Any = api.server(server_id)
+            except Exception as exc:  # the API may be what hangs
+                server = exc
+            return f"server: {server}\nkumo up log (tail):\n{first.output()[-4000:]}"
+
         if how == "pid":
             # The daemonized qemu writes its pidfile before telling its launcher (which kumo
             # up is waiting for) that it started: kumo up dies while qemu starts.
-            wait_file(instances / server_id / "qemu.pid", BOOT)
+            wait_file(instances / server_id / "qemu.pid", BOOT, context=why)
             kill9(first.process)
         else:
             # qemu.argv is written right before the qemu command runs.
-            wait_file(instances / server_id / "qemu.argv", BOOT)
+            wait_file(instances / server_id / "qemu.argv", BOOT, context=why)
             kill_leftovers(first.process)
         api.close()
         time.sleep(2)  # let a surviving qemu finish daemonizing (or die)
