@@ -149,3 +149,42 @@ def test_scheduler_skips_hosts_that_cannot_carry_the_network(compute: Compute) -
     shown = compute.show(resp.json()["server"]["id"], admin)
     assert shown["status"] == "ERROR"
     assert "cannot carry vlan networks (ip link add type vlan" in shown["fault"]["details"]
+
+
+def _changes(compute: Compute, since: int = -1, wait: float = 0.0) -> int:
+    url = f"/agent/v1/hosts/{compute.host_id}/network/changes"
+    resp = compute.agent_client.get(url, params={"since": since, "wait": wait})
+    assert resp.status_code == 200, resp.text
+    return int(resp.json()["mark"])
+
+
+def test_network_changes_long_poll_wakes_on_networking_writes_only(compute: Compute) -> None:
+    """The agent's long-poll answers when a networking write commits and not for other
+    writes, which only run out its wait."""
+    admin = compute.cloud.admin
+    mark = _changes(compute)
+    assert _changes(compute, mark, wait=0.2) == mark, "nothing changed: the wait runs out"
+
+    net_id = _network(compute, "10.61.0.0/24")
+    after_network = _changes(compute, mark, wait=30)
+    assert after_network != mark, "a network and subnet create wakes the poll"
+
+    port = compute.client.post(PORTS, json={"port": {"network_id": net_id}}, headers=admin)
+    assert port.status_code == 201, port.text
+    after_port = _changes(compute, after_network, wait=30)
+    assert after_port != after_network
+
+    gone = compute.client.delete(f"{PORTS}/{port.json()['port']['id']}", headers=admin)
+    assert gone.status_code == 204, gone.text
+    after_delete = _changes(compute, after_port, wait=30)
+    assert after_delete != after_port
+
+    flavor = {"flavor": {"name": "quiet", "ram": 64, "vcpus": 1, "disk": 1}}
+    made = compute.client.post("/compute/v2.1/flavors", json=flavor, headers=admin)
+    assert made.status_code == 200, made.text
+    assert _changes(compute, after_delete, wait=0.2) == after_delete, "a flavor is no network"
+
+
+def test_unregistered_credential_cannot_long_poll(compute: Compute) -> None:
+    resp = compute.client.get(f"/agent/v1/hosts/{compute.host_id}/network/changes")
+    assert resp.status_code in (401, 403), resp.text

@@ -118,7 +118,7 @@ class NetworkLoop:
         host_id: str,
         driver: NetworkDriver,
         local: HostNetworkConfig,
-        interval: float = 2.0,
+        poll_wait: float = 20.0,
         resync: float = 60.0,
     ) -> None:
         self.client = client
@@ -126,19 +126,15 @@ class NetworkLoop:
         self.host_id = host_id
         self.driver = driver
         self.local = local
-        self.interval = interval
+        self.poll_wait = poll_wait
         self.resync = resync
         self._applied: str | None = None
         self._applied_at = 0.0
         self._reported: dict[str, str] = {}
         self._desired_ports: set[str] = set()
-        self._kick = threading.Event()
+        self._mark = -1  # where the last long-poll for changes left off
         self.metadata = MetadataService(client, api, host_id)
         self._lock = threading.Lock()
-
-    def kick(self) -> None:
-        """Ask for a sync now (the compute loop does before it starts a guest with NICs)."""
-        self._kick.set()
 
     def sync_once(self, force: bool = False) -> bool:
         """One pass; True when the driver was called."""
@@ -199,14 +195,30 @@ class NetworkLoop:
         response.raise_for_status()
         self._reported = snapshot
 
+    def _wait_for_change(self) -> None:
+        """Long-poll until a networking write commits (or ``poll_wait`` passes: then the
+        next pass is the periodic resync). The mark is fetched first, so a change made
+        while the pass before was applying is not missed."""
+        url = f"{self.api}/hosts/{self.host_id}/network/changes"
+        if self._mark < 0:
+            self._mark = int(self.client.get(url).raise_for_status().json()["mark"])
+            return  # changes before this mark may have been missed by the pass: sync again
+        response = self.client.get(
+            url,
+            params={"since": self._mark, "wait": self.poll_wait},
+            timeout=self.poll_wait + 10,
+        )
+        self._mark = int(response.raise_for_status().json()["mark"])
+
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 self.sync_once()
+                self._wait_for_change()
             except httpx.HTTPError as exc:
                 log.warning("network sync: agent API: %s", exc)
+                stop.wait(2.0)
             except Exception:
                 log.exception("network sync failed; retrying")
-            self._kick.wait(self.interval)
-            self._kick.clear()
+                stop.wait(2.0)
         self.metadata.close()

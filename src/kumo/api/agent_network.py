@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from kumo.api.agent import authorize_host
 from kumo.api.body import json_body
 from kumo.api.state import AppState, app_state
+from kumo.core import wakeup
 from kumo.core.compute import reports
 from kumo.core.errors import NotFound
 from kumo.core.network import host_state, port_status
@@ -26,6 +27,23 @@ def host_network(
     authorize_host(request, state)
     with state.db.session() as session:
         return host_state.desired_for_host(session, host_id)
+
+
+@router.get("/hosts/{host_id}/network/changes")
+def host_network_changes(
+    host_id: str,
+    request: Request,
+    wait: float = 0.0,
+    since: int = -1,
+    state: AppState = Depends(app_state),
+) -> dict[str, int]:
+    """A long-poll that only wakes: with ``wait`` and the ``mark`` of its previous answer
+    as ``since``, it answers as soon as a networking write commits in this process, else
+    after ``wait`` seconds (at most 30). The agent then fetches the state itself."""
+    authorize_host(request, state)
+    if wait > 0 and since >= 0:
+        wakeup.wait(wakeup.NETWORK, since, min(wait, 30.0))
+    return {"mark": wakeup.mark(wakeup.NETWORK)}
 
 
 @router.post("/hosts/{host_id}/network/status", status_code=204)

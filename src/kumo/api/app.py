@@ -63,6 +63,7 @@ from kumo.api.network import tags as network_tags
 from kumo.api.network import versions as network_versions
 from kumo.api.state import AppState
 from kumo.config import Config
+from kumo.core.network import changes as network_changes
 from kumo.db.engine import Database
 
 IDENTITY_V3 = "/identity/v3"
@@ -81,6 +82,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
     metrics.install(app)
     compute_microversion.install(app)
     request_id.install(app)
+    network_changes.watch()  # network writes wake the agents' long-polls
     app.add_middleware(ProjectIdInURL)
     app.include_router(versions.router)
     for module in (

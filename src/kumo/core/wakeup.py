@@ -16,6 +16,7 @@ _cond = threading.Condition(_lock)
 _stopping = False  # set once by interrupt(), when the process stops serving
 
 SCHEDULER = "scheduler"
+NETWORK = "network"  # any change to what a host's datapath is built from
 
 
 def notify(*topics: str) -> None:
@@ -34,9 +35,9 @@ def wait(topic: str, since: int, timeout: float) -> int:
     """Block until ``topic`` was notified after ``since`` (a value from :func:`mark`) or the
     timeout passes; return the current mark."""
     with _cond:
-        # Only the agents' long polls (host topics) end early when stopping; in-process
-        # loops keep their pace until their own stop event.
-        stops = topic.startswith("host:")
+        # Only the agents' long polls (host topics, the network) end early when stopping;
+        # in-process loops keep their pace until their own stop event.
+        stops = topic.startswith("host:") or topic == NETWORK
         _cond.wait_for(lambda: (_stopping and stops) or _counters[topic] != since, timeout)
         return _counters[topic]
 
