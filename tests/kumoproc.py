@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,3 +201,43 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval:
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Pinger:
+    """A continuous `busybox ping` (10 per second); its output is read as it comes so a
+    test can wait for replies, and its loss is read when stopped."""
+
+    def __init__(self, namespace: str, target: str) -> None:
+        argv = ["ip", "netns", "exec", namespace, "busybox", "ping", "-i", "0.1", target]
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def replies(self) -> int:
+        return sum(1 for line in self.lines if "bytes from" in line)
+
+    def wait_replies(self, more: int, timeout: float = 10.0) -> None:
+        target = self.replies() + more
+        wait_for(lambda: self.replies() >= target, timeout, f"{more} more ping replies", 0.05)
+
+    def stop(self) -> tuple[int, int]:
+        """(transmitted, received)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=10)
+        self._reader.join(timeout=10)
+        m = re.search(r"(\d+) packets transmitted, (\d+) packets received", self.output)
+        assert m, f"ping printed no statistics: {self.output[-500:]}"
+        return int(m.group(1)), int(m.group(2))

@@ -8,15 +8,19 @@ afterwards `kumo network teardown` removes every namespace the cloud made."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_qemu_server import BOOT, Guests, _require_qemu, ok, openstack
 
 from kumo.agent.network_setup import namespace_suffix
 
-from kumoproc import KUMO, Cloud, clean_env, run, start_cloud, wait_for
+from computeapi import alive, kill9, qemu_pids
+from kumoproc import KUMO, Cloud, Pinger, clean_env, run, start_cloud, wait_for
 
 pytestmark = pytest.mark.clients
 
@@ -43,24 +47,88 @@ def _namespaces() -> set[str]:
         return set()
 
 
+@dataclass
+class NetCloud:
+    """A `kumo up` on the linux datapath; ``restart`` starts it again on the same state
+    (after the test killed it), and the newest one is ``cloud``."""
+
+    state: Path
+    env: dict[str, str]
+    guests: Guests
+    clouds: list[Cloud] = field(default_factory=list)
+
+    @property
+    def cloud(self) -> Cloud:
+        return self.clouds[-1]
+
+    def restart(self) -> Cloud:
+        self.clouds.append(start_cloud(self.state, env=self.env))
+        return self.cloud
+
+
 @pytest.fixture
-def net_cloud(tmp_path: Path) -> Iterator[tuple[Cloud, Guests]]:
+def net_lab(tmp_path: Path) -> Iterator[NetCloud]:
     _require_qemu()
     if os.geteuid() != 0:
         pytest.skip("the linux datapath needs root (network namespaces)")
     before = _namespaces()
     state = tmp_path / "state"
     env = clean_env(KUMO_AGENT_NETWORK_DRIVER="linux")
-    cloud = start_cloud(state, env=env)
-    guests = Guests(state)
+    lab = NetCloud(state, env, Guests(state))
+    lab.restart()
     try:
-        yield cloud, guests
+        yield lab
     finally:
-        cloud.stop()
-        guests.cleanup()
+        for cloud in reversed(lab.clouds):
+            cloud.stop()
+        lab.guests.cleanup()
         torn = run([KUMO, "--state-dir", str(state), "network", "teardown"], env)
         assert torn.returncode == 0, torn.stderr
         assert _namespaces() - before == set()
+
+
+@pytest.fixture
+def net_cloud(net_lab: NetCloud) -> tuple[Cloud, Guests]:
+    return net_lab.cloud, net_lab.guests
+
+
+def _active(cloud: Cloud, name: str) -> dict[str, Any]:
+    """Wait until the server is ACTIVE; its `server show`."""
+    server: dict[str, Any] = wait_for(
+        lambda: (
+            (s := ok(openstack(cloud, "server", "show", name, "-f", "json")).json())
+            and s["status"] == "ACTIVE"
+            and s
+        ),
+        120,
+        f"{name} ACTIVE",
+        interval=1.0,
+    )
+    return server
+
+
+def _floating_ip_answering(cloud: Cloud, name: str) -> tuple[str, str]:
+    """Let ICMP into the admin project's default group, give the server a floating IP
+    from `public` and wait until it answers a ping from the provider namespace (the
+    outside world). Returns (provider namespace, floating address)."""
+    # The default group lets in only its own members: the outside needs an ICMP rule.
+    groups = ok(openstack(cloud, "security", "group", "list", "--project", "admin",
+                          "-f", "json")).json()  # fmt: skip
+    (default,) = [g["ID"] for g in groups if g["Name"] == "default"]
+    ok(openstack(cloud, "security", "group", "rule", "create", "--protocol", "icmp", default))
+    fip = ok(openstack(cloud, "floating", "ip", "create", "public", "-f", "json")).json()
+    address = str(fip["floating_ip_address"])
+    ok(openstack(cloud, "server", "add", "floating", "ip", name, address))
+    provider = f"kumo-provider-{namespace_suffix(cloud.state_dir)}"
+    wait_for(
+        lambda: run(["ip", "netns", "exec", provider, "busybox", "ping", "-c", "1", "-W", "1",
+                     address],
+                    clean_env()).returncode == 0,
+        60,
+        f"{address} to answer a ping from the provider namespace",
+        interval=1.0,
+    )  # fmt: skip
+    return provider, address
 
 
 def _console(cloud: Cloud, name: str) -> str:
@@ -86,16 +154,7 @@ def test_two_guests_get_dhcp_addresses_and_ping(
                      "--port", port, "--user-data", str(script), name))  # fmt: skip
     ids: dict[str, str] = {}
     for name, ip in addresses.items():
-        server = wait_for(
-            lambda n=name: (
-                (s := ok(openstack(cloud, "server", "show", n, "-f", "json")).json())
-                and s["status"] == "ACTIVE"
-                and s
-            ),
-            120,
-            f"{name} ACTIVE",
-            interval=1.0,
-        )
+        server = _active(cloud, name)
         guests.pid(server["id"])
         ids[name] = server["id"]
         assert ip in str(server["addresses"])
@@ -144,16 +203,7 @@ def test_private_network_router_snat_and_floating_ip(
     script.write_text(OUTSIDE.format(gateway="172.24.4.1"))
     ok(openstack(cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny",
                  "--network", "private", "--user-data", str(script), "vm-out"))  # fmt: skip
-    server = wait_for(
-        lambda: (
-            (s := ok(openstack(cloud, "server", "show", "vm-out", "-f", "json")).json())
-            and s["status"] == "ACTIVE"
-            and s
-        ),
-        120,
-        "vm-out ACTIVE",
-        interval=1.0,
-    )
+    server = _active(cloud, "vm-out")
     guests.pid(server["id"])
     text = wait_for(
         lambda: (t := _console(cloud, "vm-out")) and "kumo-guest: outside " in t and t,
@@ -162,23 +212,7 @@ def test_private_network_router_snat_and_floating_ip(
         interval=2.0,
     )
     assert "kumo-guest: outside ok" in text, text
-    # The default group lets in only its own members: the outside needs an ICMP rule.
-    groups = ok(openstack(cloud, "security", "group", "list", "--project", "admin",
-                          "-f", "json")).json()  # fmt: skip
-    (default,) = [g["ID"] for g in groups if g["Name"] == "default"]
-    ok(openstack(cloud, "security", "group", "rule", "create", "--protocol", "icmp", default))
-    fip = ok(openstack(cloud, "floating", "ip", "create", "public", "-f", "json")).json()
-    address = fip["floating_ip_address"]
-    ok(openstack(cloud, "server", "add", "floating", "ip", "vm-out", address))
-    provider = f"kumo-provider-{namespace_suffix(cloud.state_dir)}"
-    wait_for(
-        lambda: run(["ip", "netns", "exec", provider, "busybox", "ping", "-c", "1", "-W", "1",
-                     address],
-                    clean_env()).returncode == 0,
-        60,
-        f"{address} to answer a ping from the provider namespace",
-        interval=1.0,
-    )  # fmt: skip
+    _floating_ip_answering(cloud, "vm-out")
 
 
 def test_guests_on_two_networks_reach_each_other_through_a_router(
@@ -202,16 +236,7 @@ def test_guests_on_two_networks_reach_each_other_through_a_router(
     ok(openstack(cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny",
                  "--network", "net2", "--user-data", str(script), "vm-second"))  # fmt: skip
     for name in ("vm-first", "vm-second"):
-        server = wait_for(
-            lambda n=name: (
-                (s := ok(openstack(cloud, "server", "show", n, "-f", "json")).json())
-                and s["status"] == "ACTIVE"
-                and s
-            ),
-            120,
-            f"{name} ACTIVE",
-            interval=1.0,
-        )
+        server = _active(cloud, name)
         guests.pid(server["id"])
     text = wait_for(
         lambda: (t := _console(cloud, "vm-second")) and "kumo-guest: ping " in t and t,
@@ -220,3 +245,63 @@ def test_guests_on_two_networks_reach_each_other_through_a_router(
         interval=2.0,
     )
     assert "kumo-guest: ping 10.0.0.50 ok" in text, text
+
+
+def _dnsmasq_pids(state: Path) -> dict[str, int]:
+    pids = {}
+    for pidfile in (state / "agent" / "network").rglob("dnsmasq.pid"):
+        pids[str(pidfile.parent)] = int(pidfile.read_text().strip())
+    return pids
+
+
+def _first_passes(state: Path) -> list[str]:
+    log = state / "logs" / "kumo.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [line for line in text.splitlines() if "network: first pass" in line]
+
+
+def test_kill_9_of_kumo_up_leaves_guests_and_datapath_untouched(
+    net_lab: NetCloud, tmp_path: Path
+) -> None:
+    """Done-when 4 of issue 4: `kill -9` of kumo up (its agent with it) and a start
+    again. A continuous ping from the outside to a guest's floating IP loses at most one
+    packet; the agent adopts what it finds: same namespaces, same dnsmasq and qemu PIDs,
+    the guest keeps its address."""
+    cloud, guests = net_lab.cloud, net_lab.guests
+    quiet = tmp_path / "quiet.sh"
+    quiet.write_text("#!/bin/sh\necho kumo-guest: quiet\n")
+    ok(openstack(cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny",
+                 "--network", "private", "--user-data", str(quiet), "vm-keep"))  # fmt: skip
+    server = _active(cloud, "vm-keep")
+    qemu_pid = guests.pid(server["id"])
+    provider, address = _floating_ip_answering(cloud, "vm-keep")
+    namespaces = _namespaces()
+    dnsmasq = _dnsmasq_pids(net_lab.state)
+    assert dnsmasq, "a DHCP server for private"
+    assert len(_first_passes(net_lab.state)) == 1
+
+    pinger = Pinger(provider, address)
+    try:
+        pinger.wait_replies(5)
+        kill9(cloud.process)
+        pinger.wait_replies(10)  # no agent, no API: the datapath carries on by itself
+        again = net_lab.restart()
+        passes = wait_for(
+            lambda: (p := _first_passes(net_lab.state)) and len(p) == 2 and p,
+            120,
+            "the restarted agent's first network pass",
+            interval=0.5,
+        )
+        assert "adopted as found" in passes[-1], passes[-1]
+        pinger.wait_replies(10)
+    finally:
+        sent, received = pinger.stop()
+    assert sent >= 25 and sent - received <= 1, pinger.output[-600:]
+
+    assert _namespaces() == namespaces, "no namespace made or removed"
+    assert _dnsmasq_pids(net_lab.state) == dnsmasq, "the same dnsmasq processes"
+    assert all(alive(pid) for pid in dnsmasq.values())
+    assert qemu_pids(server["id"]) == [qemu_pid], "the same qemu"
+    (fixed,) = re.findall(r"\d+\.\d+\.\d+\.\d+", str(server["addresses"]))
+    after = str(_active(again, "vm-keep")["addresses"])
+    assert fixed in after and address in after, after

@@ -152,6 +152,12 @@ class NetworkLoop:
             report.faults.update(unmappable)
             if report.changes:
                 log.info("network: %s", "; ".join(report.changes[:20]))
+            if self._applied is None:  # the first pass since the agent started
+                log.info(
+                    "network: first pass over %d ports: %s",
+                    len(spec.ports),
+                    f"{len(report.changes)} changes" if report.changes else "adopted as found",
+                )
             self._applied = revision
             self._applied_at = time.monotonic()
             dhcp_ports = {d["network_id"]: d.get("port_id") for d in desired.get("dhcp", [])}

@@ -116,8 +116,13 @@ def teardown(config: Config, state_dir: Path | None = None) -> list[str]:
     if directory.exists() and resolve_driver_name(config) == "linux":
         driver = network_registry.create("linux", directory)
         done += driver.teardown().changes
-    for name in (host_namespace(config), provider_namespace(config)):
-        if name and config.agent.host_namespace == "auto" and (netns.NETNS_DIR / name).exists():
+    # The provider namespace is always kumo's own (named after the state directory); the
+    # host namespace only when kumo named it ("auto"), not when an operator chose one.
+    ours = [provider_namespace(config)]
+    if config.agent.host_namespace == "auto":
+        ours.insert(0, host_namespace(config) or "")
+    for name in ours:
+        if name and (netns.NETNS_DIR / name).exists():
             netns.run(["ip", "netns", "delete", name])
             done.append(f"deleted namespace {name}")
     return done

@@ -11,12 +11,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +21,8 @@ import pytest
 from kumo.drivers.network import netns
 from kumo.drivers.network.dhcp import stop_in
 from kumo.drivers.network.linux import LinuxNetworkDriver
+
+from kumoproc import Pinger
 
 UDHCPC_SCRIPT = """#!/bin/sh
 # Test udhcpc hook: configure the lease and record what the server said.
@@ -50,15 +48,6 @@ def require_root() -> None:
             pytest.skip(f"{tool} not installed (make system-deps)")
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll `predicate` until true or the deadline; fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
 def sh(namespace: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         ["ip", "netns", "exec", namespace, *argv], capture_output=True, text=True, timeout=60
@@ -75,46 +64,6 @@ class Lease:
     router: str
     mtu: str
     routes: str
-
-
-class Pinger:
-    """A continuous `busybox ping` (10 per second); its output is read as it comes so a
-    test can wait for replies, and its loss is read when stopped."""
-
-    def __init__(self, namespace: str, target: str) -> None:
-        argv = ["ip", "netns", "exec", namespace, "busybox", "ping", "-i", "0.1", target]
-        self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def replies(self) -> int:
-        return sum(1 for line in self.lines if "bytes from" in line)
-
-    def wait_replies(self, more: int, timeout: float = 10.0) -> None:
-        target = self.replies() + more
-        wait_for(lambda: self.replies() >= target, timeout, f"{more} more ping replies")
-
-    def stop(self) -> tuple[int, int]:
-        """(transmitted, received)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=10)
-        self._reader.join(timeout=10)
-        m = re.search(r"(\d+) packets transmitted, (\d+) packets received", self.output)
-        assert m, f"ping printed no statistics: {self.output[-500:]}"
-        return int(m.group(1)), int(m.group(2))
 
 
 RUNS_DIR = Path("/tmp")

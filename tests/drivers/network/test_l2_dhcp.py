@@ -93,7 +93,7 @@ def test_dhcp_lease_and_l2_ping(lab: Lab) -> None:
 
     report = driver.apply(spec)
     assert not report.faults, report.faults
-    assert netns.exists(names.dhcp_namespace(net))
+    assert netns.exists(names.dhcp_namespace(net, driver.scope))
 
     lease = lab.dhcp(g1)
     assert (lease.ip, lease.mask, lease.router, lease.mtu) == (

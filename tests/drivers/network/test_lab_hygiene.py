@@ -15,7 +15,7 @@ from kumo.drivers.network import netns
 KILLED_RUN = textwrap.dedent(
     """
     import os, sys, uuid
-    sys.path[:0] = [{here!r}]
+    sys.path[:0] = [{here!r}, {tests!r}]
     from pathlib import Path
     from netlab import Lab
     from test_l2_dhcp import spec_one_network
@@ -38,7 +38,7 @@ def _running(pid: int) -> bool:
 
 def test_sweep_removes_what_a_killed_run_left(lab: Lab, tmp_path: Path) -> None:
     here = str(Path(__file__).parent)
-    code = KILLED_RUN.format(here=here, tmp=str(tmp_path))
+    code = KILLED_RUN.format(here=here, tests=str(Path(here).parents[1]), tmp=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     run_id = out.stdout.strip()

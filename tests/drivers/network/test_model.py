@@ -137,7 +137,7 @@ def test_rendered_rules() -> None:
 
 def test_dnsmasq_files(tmp_path: Path) -> None:
     spec = sample()
-    server = DhcpServer(tmp_path, spec.dhcp[0], spec.networks[0])
+    server = DhcpServer(tmp_path, spec.dhcp[0], spec.networks[0], "s1")
     conf = server.render_conf()
     assert "port=0" in conf and "bind-interfaces" in conf
     assert "dhcp-range=set:s0,10.0.0.0,static,255.255.255.0,86400s" in conf

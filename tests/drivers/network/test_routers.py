@@ -81,13 +81,13 @@ def test_router_snat_and_floating_ip(lab: Lab) -> None:
     assert not [c for c in report.changes if c.startswith("created")], report.changes
     assert not lab.pings(prov, "203.0.113.20", within=1)
     assert lab.pings(g1, "203.0.113.1"), "SNAT still works"
-    routes = netns.ip(names.router_namespace(router), "route", "show")
+    routes = netns.ip(names.router_namespace(router, driver.scope), "route", "show")
     assert "10.9.0.0/24 via 10.2.0.5" in routes
 
     # Removing the router removes its namespace and its legs from the host namespace.
     bare = HostNetworkSpec(host, spec.underlay, spec.networks, spec.physical_networks, spec.ports)
     driver.apply(bare)
-    assert not netns.exists(names.router_namespace(router))
+    assert not netns.exists(names.router_namespace(router, driver.scope))
     legs = {names.router_legs(router, n1)[0], names.gateway_legs(router)[0]}
     assert not legs & {link["ifname"] for link in netns.ip_json(host, "link", "show")}
     assert not lab.pings(g1, "10.2.0.5", within=1)

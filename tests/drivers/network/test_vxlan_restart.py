@@ -8,7 +8,7 @@ import signal
 import uuid
 
 import pytest
-from netlab import Lab, wait_for
+from netlab import Lab
 from test_l2_dhcp import ALLOW_ALL, spec_one_network
 
 from kumo.drivers.network import capabilities, names, netns
@@ -23,6 +23,8 @@ from kumo.drivers.network.spec import (
     SubnetSpec,
     Underlay,
 )
+
+from kumoproc import wait_for
 
 
 def _ns_inode(name: str) -> int:
@@ -94,8 +96,10 @@ def test_restart_adopts_and_removal_cleans_up(lab: Lab) -> None:
     driver.apply(spec)
     lab.dhcp(g1)
     lab.dhcp(g2)
-    dhcp_ns = names.dhcp_namespace(net)
-    server = DhcpServer(driver.state_dir / "dhcp" / net, spec.dhcp[0], spec.networks[0])
+    dhcp_ns = names.dhcp_namespace(net, driver.scope)
+    server = DhcpServer(
+        driver.state_dir / "dhcp" / net, spec.dhcp[0], spec.networks[0], driver.scope
+    )
     pid = server.running_pid()
     inodes = {ns: _ns_inode(ns) for ns in (host, dhcp_ns)}
     pinger = lab.pinger(g1, "10.20.0.12")

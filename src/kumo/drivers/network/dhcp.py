@@ -36,11 +36,11 @@ def _pid_alive(pid: int) -> bool:
 class DhcpServer:
     """The dnsmasq of one network, its files under `directory`."""
 
-    def __init__(self, directory: Path, spec: DhcpSpec, network: NetworkSpec) -> None:
+    def __init__(self, directory: Path, spec: DhcpSpec, network: NetworkSpec, scope: str) -> None:
         self.directory = directory
         self.spec = spec
         self.network = network
-        self.namespace = names.dhcp_namespace(spec.network_id)
+        self.namespace = names.dhcp_namespace(spec.network_id, scope)
         self.host_leg, self.leg = names.dhcp_legs(spec.network_id)
 
     @property

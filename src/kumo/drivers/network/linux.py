@@ -29,16 +29,16 @@ from kumo.drivers.network.spec import HostNetworkSpec, NetworkSpec
 VXLAN_OVERHEAD = 50
 
 
-def _listed(spec: HostNetworkSpec) -> tuple[set[str], set[str]]:
+def _listed(spec: HostNetworkSpec, scope: str) -> tuple[set[str], set[str]]:
     """(devices in the host namespace, namespaces) that `spec` lists."""
     keep: set[str] = set()
     for net in spec.networks:
         keep |= {names.bridge(net.id), names.vxlan(net.id), names.vlan(net.id)}
     keep |= {p.tap or names.tap(p.id) for p in spec.ports}
     keep |= {names.dhcp_legs(d.network_id)[0] for d in spec.dhcp}
-    namespaces = {names.dhcp_namespace(d.network_id) for d in spec.dhcp}
+    namespaces = {names.dhcp_namespace(d.network_id, scope) for d in spec.dhcp}
     for r in spec.routers:
-        namespaces.add(names.router_namespace(r.id))
+        namespaces.add(names.router_namespace(r.id, scope))
         keep |= {names.router_legs(r.id, i.network_id)[0] for i in r.interfaces}
         if r.gateway:
             keep.add(names.gateway_legs(r.id)[0])
@@ -51,6 +51,7 @@ class LinuxNetworkDriver(NetworkDriver):
     def __init__(self, state_dir: Path, capabilities: Capabilities | None = None) -> None:
         super().__init__(state_dir)
         self._caps = capabilities
+        self.scope = names.scope_for(state_dir)
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ class LinuxNetworkDriver(NetworkDriver):
         links = LinkTable.read(host)
         # What the spec lists is kept even when it faults this time: a transient error
         # must never delete a running guest's tap or a working DHCP namespace.
-        keep, wanted_ns = _listed(spec)
+        keep, wanted_ns = _listed(spec, self.scope)
         bound: set[str] = set()
 
         def attempt(key: str, fn: Callable[[], list[str]]) -> bool:
@@ -151,7 +152,7 @@ class LinuxNetworkDriver(NetworkDriver):
             if d.network_id not in bound:
                 continue
             server = dhcp_mod.DhcpServer(
-                self.state_dir / "dhcp" / d.network_id, d, spec.network(d.network_id)
+                self.state_dir / "dhcp" / d.network_id, d, spec.network(d.network_id), self.scope
             )
             self._ensure_ns(server.namespace)
             attempt(f"dhcp {d.network_id}", lambda s=server: s.ensure(links))  # type: ignore[misc]
@@ -163,7 +164,7 @@ class LinuxNetworkDriver(NetworkDriver):
             if missing:
                 report.faults[r.id] = f"router needs networks not set up here: {', '.join(missing)}"
                 continue
-            router = Router(self.state_dir / "routers" / r.id, r, spec)
+            router = Router(self.state_dir / "routers" / r.id, r, spec, self.scope)
             self._ensure_ns(router.namespace)
             attempt(r.id, lambda rt=router: rt.ensure(links))  # type: ignore[misc]
 
@@ -209,7 +210,7 @@ class LinuxNetworkDriver(NetworkDriver):
         """A listening socket on 169.254.169.254:`port` inside the network's DHCP
         namespace, for the agent's metadata server (the network's DHCP spec must have
         `metadata=True` and have been applied)."""
-        namespace = names.dhcp_namespace(network_id)
+        namespace = names.dhcp_namespace(network_id, self.scope)
         if not netns.exists(namespace):
             raise NetworkError(
                 f"network {network_id} has no DHCP namespace on this host: apply a spec "
@@ -227,7 +228,7 @@ class LinuxNetworkDriver(NetworkDriver):
         for ns in sorted(self.owned_namespaces()):
             if ns == host or ns in wanted_ns:
                 continue
-            if not ns.startswith((names.DHCP_NS, names.ROUTER_NS)):
+            if names.namespace_owner(ns, self.scope) is None:
                 continue
             done += self._remove_namespace(ns)
         links.refresh()
@@ -237,11 +238,14 @@ class LinuxNetworkDriver(NetworkDriver):
         return done
 
     def _remove_namespace(self, ns: str) -> list[str]:
-        if ns.startswith(names.DHCP_NS):
-            directory = self.state_dir / "dhcp" / ns[len(names.DHCP_NS) :]
+        owner = names.namespace_owner(ns, self.scope)
+        assert owner is not None, ns
+        kind, uuid = owner
+        if kind == "dhcp":
+            directory = self.state_dir / "dhcp" / uuid
             dhcp_mod.stop_in(directory)
         else:
-            directory = self.state_dir / "routers" / ns[len(names.ROUTER_NS) :]
+            directory = self.state_dir / "routers" / uuid
         netns.delete(ns)
         shutil.rmtree(directory, ignore_errors=True)
         self._own(ns, owned=False)
@@ -257,7 +261,7 @@ class LinuxNetworkDriver(NetworkDriver):
             with contextlib.suppress(NetworkError):
                 report.changes += firewall.remove(host, self.state_dir / "firewall.nft")
         for ns in sorted(self.owned_namespaces()):
-            if ns.startswith(names.DHCP_NS) or ns.startswith(names.ROUTER_NS):
+            if names.namespace_owner(ns, self.scope) is not None:
                 report.changes += self._remove_namespace(ns)
             else:
                 netns.delete(ns)

@@ -8,6 +8,7 @@ names are at most 15 characters (IFNAMSIZ - 1).
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 IFNAMSIZ = 15
 BRIDGE = "kb-"
@@ -46,8 +47,19 @@ def vlan(network_id: str) -> str:
     return VLAN + _hex(network_id)
 
 
-def dhcp_namespace(network_id: str) -> str:
-    return DHCP_NS + network_id
+def scope_for(state_dir: Path) -> str:
+    """What tells one agent's namespaces from another's on the same kernel (tests, and
+    hosts simulated in namespaces): devices live inside the host namespace, but namespace
+    names are global. Derived from the state directory, so a restart finds them again."""
+    return _hash(str(state_dir.resolve()), n=6)
+
+
+def _scoped(prefix: str, scope: str, uuid: str) -> str:
+    return prefix + (f"{scope}-" if scope else "") + uuid
+
+
+def dhcp_namespace(network_id: str, scope: str = "") -> str:
+    return _scoped(DHCP_NS, scope, network_id)
 
 
 def dhcp_legs(network_id: str) -> tuple[str, str]:
@@ -55,8 +67,18 @@ def dhcp_legs(network_id: str) -> tuple[str, str]:
     return DHCP_HOST + _hex(network_id), "ns-" + _hex(network_id)
 
 
-def router_namespace(router_id: str) -> str:
-    return ROUTER_NS + router_id
+def router_namespace(router_id: str, scope: str = "") -> str:
+    return _scoped(ROUTER_NS, scope, router_id)
+
+
+def namespace_owner(namespace: str, scope: str) -> tuple[str, str] | None:
+    """("dhcp" or "router", the network's or router's id) of a namespace this scope's
+    naming made; None for any other name."""
+    for kind, prefix in (("dhcp", DHCP_NS), ("router", ROUTER_NS)):
+        head = _scoped(prefix, scope, "")
+        if namespace.startswith(head):
+            return kind, namespace[len(head) :]
+    return None
 
 
 def router_legs(router_id: str, network_id: str) -> tuple[str, str]:

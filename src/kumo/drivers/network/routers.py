@@ -56,11 +56,13 @@ def render_nat(router: RouterSpec) -> str:
 
 
 class Router:
-    def __init__(self, directory: Path, spec: RouterSpec, host: HostNetworkSpec) -> None:
+    def __init__(
+        self, directory: Path, spec: RouterSpec, host: HostNetworkSpec, scope: str
+    ) -> None:
         self.directory = directory
         self.spec = spec
         self.host = host
-        self.namespace = names.router_namespace(spec.id)
+        self.namespace = names.router_namespace(spec.id, scope)
 
     def ensure(self, links: LinkTable) -> list[str]:
         done: list[str] = []
