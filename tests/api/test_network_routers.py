@@ -3,6 +3,7 @@ port, extra routes, host placement, project isolation and quotas."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -271,6 +272,42 @@ def test_routers_are_placed_on_the_least_loaded_live_host(cloud: Any) -> None:
     info = _put(cloud, member, lonely["id"], "add_router_interface", subnet_id=sub2["id"]).json()
     iface = cloud.client.get(f"{V2}/ports/{info['port_id']}", headers=member).json()["port"]
     assert iface["status"] == "DOWN"
+
+
+def test_routers_move_off_a_dead_host_and_stay_on_a_disabled_one(cloud: Any) -> None:
+    from kumo.core.network import routers
+
+    timeout = 30.0
+    _, member = tenant(cloud, "rt-failover")
+    now = utcnow()
+    ids = {name: str(uuid.uuid4()) for name in ("h-1", "h-2", "h-3")}
+    with cloud.db.session() as session:
+        for name, host_id in ids.items():
+            session.add(m.Host(id=host_id, name=name, enabled=True, last_heartbeat_at=now))
+    made = [_router(cloud, member, name=f"f{i}") for i in range(3)]
+
+    def hosts_of() -> list[str]:
+        with cloud.db.session() as session:
+            names = {h.id: h.name for h in session.query(m.Host)}
+            return [names[session.get(m.Router, r["id"]).host_id] for r in made]
+
+    assert hosts_of() == ["h-1", "h-2", "h-3"]
+    with cloud.db.session() as session:
+        # h-1 missed one heartbeat timeout only (an agent restarting): its router stays.
+        session.get(m.Host, ids["h-1"]).last_heartbeat_at = now - dt.timedelta(seconds=45)
+        session.get(m.Host, ids["h-3"]).enabled = False  # disabled, but alive
+        assert routers.reschedule_from_dead_hosts(session, timeout) == []
+    with cloud.db.session() as session:
+        session.get(m.Host, ids["h-1"]).last_heartbeat_at = now - dt.timedelta(seconds=61)
+        (move,) = routers.reschedule_from_dead_hosts(session, timeout)
+        assert "moved from dead host h-1" in move
+    assert hosts_of() == ["h-2", "h-2", "h-3"], "to the only host that is up and enabled"
+
+    with cloud.db.session() as session:  # every host gone: the routers wait where they are
+        for host_id in ids.values():
+            session.get(m.Host, host_id).forced_down = True
+        assert routers.reschedule_from_dead_hosts(session, timeout) == []
+    assert hosts_of() == ["h-2", "h-2", "h-3"]
 
 
 def test_projects_are_isolated_and_quota_holds(cloud: Any) -> None:

@@ -46,9 +46,12 @@ class Controller:
         self.active = active
         if active:
             resolve_stuck(self.db)
+            timeout = self.config.hosts.heartbeat_timeout
             with self.db.session() as session:
-                if routers.place_unhosted(session, self.config.hosts.heartbeat_timeout):
+                if routers.place_unhosted(session, timeout):
                     log.info("routers without a host placed")
+                for move in routers.reschedule_from_dead_hosts(session, timeout):
+                    log.warning("%s", move)
             with self.db.session() as session:
                 purged = purge_expired(session)
             if purged:

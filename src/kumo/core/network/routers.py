@@ -103,6 +103,33 @@ def place_unhosted(session: Session, heartbeat_timeout: float) -> int:
     return placed
 
 
+def reschedule_from_dead_hosts(session: Session, heartbeat_timeout: float) -> list[str]:
+    """Move routers off hosts that are gone (forced down, or silent for twice the
+    heartbeat timeout, so an agent restart does not move them) to the least loaded host
+    that is up, as Neutron's automatic L3 failover does. The new host's agent builds the
+    router from its desired state; the old one, if it returns, removes its copy (it is no
+    longer in its state). A disabled host keeps its routers: disabling stops new
+    placements only. Returns a line per move, for the log."""
+    carrying = select(m.Router.host_id).where(m.Router.host_id.is_not(None))
+    dead = {
+        h.id: h.name
+        for h in session.scalars(select(m.Host).where(m.Host.id.in_(carrying)))
+        if not hosts.status_of(h, 2 * heartbeat_timeout).up
+    }
+    moves: list[str] = []
+    if not dead:
+        return moves
+    for router in session.scalars(select(m.Router).where(m.Router.host_id.in_(dead))):
+        target = pick_host(session, heartbeat_timeout)
+        if target is None:
+            break  # nowhere to go: it stays until a host is up again
+        old = dead[str(router.host_id)]
+        moves.append(f"router {router.id} moved from dead host {old} to host {target}")
+        router.host_id = target
+        session.flush()
+    return moves
+
+
 def _check_flags(attrs: dict[str, Any]) -> None:
     for key in ("distributed", "ha"):
         if standard.boolean(attrs, key):
