@@ -10,17 +10,8 @@ from sqlalchemy.orm import Session
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.network.common import (
-    V2,
-    check_attributes,
-    check_revision,
-    check_update_attributes,
-    list_response,
-    resource_body,
-    resource_items,
-    show_fields,
-    standard_attrs,
-)
+from kumo.api.network import handlers
+from kumo.api.network.common import V2, check_update_attributes, resource_body, standard_attrs
 from kumo.api.state import AppState, app_state
 from kumo.core.network import floating_ips
 from kumo.core.network.tags import tags_of
@@ -52,15 +43,20 @@ def fip_views(session: Session, found: list[m.FloatingIP]) -> list[dict[str, Any
     return views
 
 
+FLOATING_IP = handlers.Resource(
+    singular="floatingip",
+    collection=COLLECTION,
+    path="/floatingips",
+    get=floating_ips.get_floating_ip,
+    render=handlers.for_any_caller(fip_views),
+)
+
+
 @router.get("")
 def list_fips(
     request: Request, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
-    with state.db.session() as session:
-        views = fip_views(session, floating_ips.list_floating_ips(session, who.ctx))
-    return list_response(
-        request.query_params, COLLECTION, views, state.config.public_url + router.prefix
-    )
+    return handlers.listing(request, state, who.ctx, FLOATING_IP, floating_ips.list_floating_ips)
 
 
 @router.post("")
@@ -69,15 +65,8 @@ def create_fips(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> JSONResponse:
-    items, bulk = resource_items(body, "floatingip", COLLECTION)
-    for item in items:
-        check_attributes(item, floating_ips.CREATE_ATTRS)
-    with state.db.session() as session:
-        made = [floating_ips.create_floating_ip(session, who.ctx, item) for item in items]
-        views = fip_views(session, made)
-    if bulk:
-        return JSONResponse({COLLECTION: views}, status_code=201)
-    return JSONResponse({"floatingip": views[0]}, status_code=201)
+    create = handlers.one_by_one(floating_ips.create_floating_ip)
+    return handlers.create(state, who.ctx, body, FLOATING_IP, floating_ips.CREATE_ATTRS, create)
 
 
 @router.get("/{fip_id}")
@@ -87,9 +76,7 @@ def show_fip(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    with state.db.session() as session:
-        view = fip_views(session, [floating_ips.get_floating_ip(session, who.ctx, fip_id)])[0]
-    return {"floatingip": show_fields(request.query_params, view)}
+    return handlers.show(request, state, who.ctx, FLOATING_IP, fip_id)
 
 
 @router.put("/{fip_id}")
@@ -100,13 +87,11 @@ def update_fip(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = resource_body(body, "floatingip")
+    data = resource_body(body, FLOATING_IP.singular)
     check_update_attributes(data, floating_ips.UPDATE_ATTRS, floating_ips.CREATE_ATTRS | READ_ONLY)
-    with state.db.session() as session:
-        check_revision(request.headers, floating_ips.get_floating_ip(session, who.ctx, fip_id))
-        fip = floating_ips.update_floating_ip(session, who.ctx, fip_id, data)
-        view = fip_views(session, [fip])[0]
-    return {"floatingip": view}
+    return handlers.update(
+        request, state, who.ctx, FLOATING_IP, fip_id, data, floating_ips.update_floating_ip
+    )
 
 
 @router.delete("/{fip_id}")
@@ -116,7 +101,6 @@ def delete_fip(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> Response:
-    with state.db.session() as session:
-        check_revision(request.headers, floating_ips.get_floating_ip(session, who.ctx, fip_id))
-        floating_ips.delete_floating_ip(session, who.ctx, fip_id)
-    return Response(status_code=204)
+    return handlers.delete(
+        request, state, who.ctx, FLOATING_IP, fip_id, floating_ips.delete_floating_ip
+    )

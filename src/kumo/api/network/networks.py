@@ -3,6 +3,7 @@ port-security, availability zone and standard attributes."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -11,18 +12,10 @@ from sqlalchemy.orm import Session
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.network.common import (
-    V2,
-    check_attributes,
-    check_revision,
-    create_tags,
-    list_response,
-    resource_body,
-    resource_items,
-    show_fields,
-    standard_attrs,
-)
+from kumo.api.network import handlers
+from kumo.api.network.common import V2, check_attributes, resource_body, standard_attrs
 from kumo.api.state import AppState, app_state
+from kumo.config import NetworkConfig
 from kumo.core.errors import BadRequest
 from kumo.core.network import networks, tags
 from kumo.core.policy import Context
@@ -86,9 +79,27 @@ def _view(ctx: Context, n: m.Network, subnets: list[str], tag_list: list[str]) -
     return view
 
 
+NETWORK = handlers.Resource(
+    singular="network",
+    collection="networks",
+    path="/networks",
+    get=networks.get_network,
+    render=views,
+)
+
+
 def _qos(data: dict[str, Any]) -> None:
+    """kumo has no QoS policies: refuse one rather than ignore it."""
     if data.pop("qos_policy_id", None) is not None:
         raise BadRequest("QoS policies are not supported by kumo: leave qos_policy_id null.")
+
+
+def _create_network(
+    session: Session, ctx: Context, data: dict[str, Any], config: NetworkConfig
+) -> m.Network:
+    """One network of a create request (its tags are set by the shared flow)."""
+    _qos(data)
+    return networks.create_network(session, ctx, config, data)
 
 
 @router.post("/networks")
@@ -97,36 +108,22 @@ def create_networks(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> JSONResponse:
-    items, bulk = resource_items(body, "network", "networks")
-    ctx = who.ctx
-    with state.db.session() as session:
-        rows = []
-        for data in items:
-            check_attributes(data, CREATE)
-            data = dict(data)
-            wanted_tags = create_tags(data)
-            _qos(data)
-            network = networks.create_network(session, ctx, state.config.network, data)
-            if wanted_tags:
-                tags.replace_tags(session, networks.RESOURCE, network.id, wanted_tags)
-            rows.append(network)
-        session.flush()
-        rendered = views(session, ctx, rows)
-    if bulk:
-        return JSONResponse({"networks": rendered}, status_code=201)
-    return JSONResponse({"network": rendered[0]}, status_code=201)
+    create = partial(_create_network, config=state.config.network)
+    return handlers.create(
+        state,
+        who.ctx,
+        body,
+        NETWORK,
+        CREATE,
+        handlers.one_by_one(handlers.tagged(networks.RESOURCE, create)),
+    )
 
 
 @router.get("/networks")
 def list_networks(
     request: Request, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
-    ctx = who.ctx
-    with state.db.session() as session:
-        rendered = views(session, ctx, networks.list_networks(session, ctx))
-    return list_response(
-        request.query_params, "networks", rendered, state.config.public_url + V2 + "/networks"
-    )
+    return handlers.listing(request, state, who.ctx, NETWORK, networks.list_networks)
 
 
 @router.get("/networks/{network_id}")
@@ -136,11 +133,7 @@ def show_network(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    ctx = who.ctx
-    with state.db.session() as session:
-        network = networks.get_network(session, ctx, network_id)
-        view = views(session, ctx, [network])[0]
-    return {"network": show_fields(request.query_params, view)}
+    return handlers.show(request, state, who.ctx, NETWORK, network_id)
 
 
 @router.put("/networks/{network_id}")
@@ -151,15 +144,12 @@ def update_network(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = dict(resource_body(body, "network"))
+    data = dict(resource_body(body, NETWORK.singular))
     check_attributes(data, UPDATE)
     _qos(data)
-    ctx = who.ctx
-    with state.db.session() as session:
-        check_revision(request.headers, networks.get_network(session, ctx, network_id))
-        network = networks.update_network(session, ctx, network_id, data)
-        view = views(session, ctx, [network])[0]
-    return {"network": view}
+    return handlers.update(
+        request, state, who.ctx, NETWORK, network_id, data, networks.update_network
+    )
 
 
 @router.delete("/networks/{network_id}")
@@ -169,7 +159,4 @@ def delete_network(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> Response:
-    with state.db.session() as session:
-        check_revision(request.headers, networks.get_network(session, who.ctx, network_id))
-        networks.delete_network(session, who.ctx, network_id)
-    return Response(status_code=204)
+    return handlers.delete(request, state, who.ctx, NETWORK, network_id, networks.delete_network)

@@ -3,26 +3,19 @@ address pairs, extra DHCP options and (for admins) the binding."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.datastructures import QueryParams
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.network.common import (
-    V2,
-    check_attributes,
-    check_revision,
-    create_tags,
-    list_response,
-    resource_body,
-    resource_items,
-    show_fields,
-    standard_attrs,
-)
+from kumo.api.network import handlers
+from kumo.api.network.common import V2, check_attributes, resource_body, standard_attrs
 from kumo.api.state import AppState, app_state
 from kumo.core.errors import BadRequest, Forbidden
 from kumo.core.network import ports, tags
@@ -105,6 +98,15 @@ def _view(
     return view
 
 
+PORT = handlers.Resource(
+    singular="port",
+    collection="ports",
+    path="/ports",
+    get=ports.get_port,
+    render=views,
+)
+
+
 def _host(fixed: dict[str, str]) -> str:
     return "host-" + fixed["ip_address"].replace(".", "-").replace(":", "-")
 
@@ -149,41 +151,20 @@ def _qos(data: dict[str, Any]) -> None:
         raise BadRequest("QoS policies are not supported by kumo: leave qos_policy_id null.")
 
 
-@router.post("/ports")
-def create_ports(
-    body: Any = Depends(json_body),
-    who: Caller = Depends(caller),
-    state: AppState = Depends(app_state),
-) -> JSONResponse:
-    items, bulk = resource_items(body, "port", "ports")
-    ctx = who.ctx
-    with state.db.session() as session:
-        rows = []
-        for data in items:
-            check_attributes(data, CREATE)
-            data = dict(data)
-            _policy(ctx, data, "create")
-            _qos(data)
-            wanted_tags = create_tags(data)
-            port = ports.create_port(session, ctx, data)
-            if wanted_tags:
-                tags.replace_tags(session, ports.RESOURCE, port.id, wanted_tags)
-            rows.append(port)
-        session.flush()
-        rendered = views(session, ctx, rows)
-    if bulk:
-        return JSONResponse({"ports": rendered}, status_code=201)
-    return JSONResponse({"port": rendered[0]}, status_code=201)
+_create_tagged_port = handlers.tagged(ports.RESOURCE, ports.create_port)
 
 
-@router.get("/ports")
-def list_ports(
-    request: Request, who: Caller = Depends(caller), state: AppState = Depends(app_state)
-) -> dict[str, Any]:
-    ctx = who.ctx
-    q = request.query_params
+def _create_port(session: Session, ctx: Context, data: dict[str, Any]) -> m.Port:
+    """One port of a create request: policy and QoS are refused before its tags are read."""
+    _policy(ctx, data, "create")
+    _qos(data)
+    return _create_tagged_port(session, ctx, data)
+
+
+def _find_ports(session: Session, ctx: Context, q: QueryParams) -> list[m.Port]:
+    """The ports the caller may see, narrowed in SQL by the commonest filters (Nova lists a
+    server's ports by device_id); the listing applies every filter to the views after."""
     query = select(m.Port).where(ports.visible(ctx)).order_by(m.Port.created_at, m.Port.id)
-    # The commonest filters go to SQL (Nova lists a server's ports by device_id).
     for key, column in (
         ("device_id", m.Port.device_id),
         ("network_id", m.Port.network_id),
@@ -191,14 +172,25 @@ def list_ports(
     ):
         if key in q:
             query = query.where(column.in_(q.getlist(key)))
-    with state.db.session() as session:
-        rendered = views(session, ctx, list(session.scalars(query)))
-    return list_response(
-        q,
-        "ports",
-        rendered,
-        state.config.public_url + V2 + "/ports",
-        special={"fixed_ips": _fixed_ips_filter},
+    return list(session.scalars(query))
+
+
+@router.post("/ports")
+def create_ports(
+    body: Any = Depends(json_body),
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+) -> JSONResponse:
+    return handlers.create(state, who.ctx, body, PORT, CREATE, handlers.one_by_one(_create_port))
+
+
+@router.get("/ports")
+def list_ports(
+    request: Request, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> dict[str, Any]:
+    find = partial(_find_ports, q=request.query_params)
+    return handlers.listing(
+        request, state, who.ctx, PORT, find, special={"fixed_ips": _fixed_ips_filter}
     )
 
 
@@ -209,10 +201,7 @@ def show_port(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    ctx = who.ctx
-    with state.db.session() as session:
-        rendered = views(session, ctx, [ports.get_port(session, ctx, port_id)])[0]
-    return {"port": show_fields(request.query_params, rendered)}
+    return handlers.show(request, state, who.ctx, PORT, port_id)
 
 
 @router.put("/ports/{port_id}")
@@ -223,16 +212,11 @@ def update_port(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = dict(resource_body(body, "port"))
+    data = dict(resource_body(body, PORT.singular))
     check_attributes(data, UPDATE)
-    ctx = who.ctx
-    _policy(ctx, data, "update")
+    _policy(who.ctx, data, "update")
     _qos(data)
-    with state.db.session() as session:
-        check_revision(request.headers, ports.get_port(session, ctx, port_id))
-        port = ports.update_port(session, ctx, port_id, data)
-        rendered = views(session, ctx, [port])[0]
-    return {"port": rendered}
+    return handlers.update(request, state, who.ctx, PORT, port_id, data, ports.update_port)
 
 
 @router.delete("/ports/{port_id}")
@@ -242,7 +226,4 @@ def delete_port(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> Response:
-    with state.db.session() as session:
-        check_revision(request.headers, ports.get_port(session, who.ctx, port_id))
-        ports.delete_port(session, who.ctx, port_id)
-    return Response(status_code=204)
+    return handlers.delete(request, state, who.ctx, PORT, port_id, ports.delete_port)

@@ -3,6 +3,7 @@ interfaces (add_router_interface / remove_router_interface)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -11,18 +12,9 @@ from sqlalchemy.orm import Session
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
+from kumo.api.network import handlers
 from kumo.api.network.availability_zones import ZONE
-from kumo.api.network.common import (
-    V2,
-    check_attributes,
-    check_revision,
-    check_update_attributes,
-    list_response,
-    resource_body,
-    resource_items,
-    show_fields,
-    standard_attrs,
-)
+from kumo.api.network.common import V2, check_update_attributes, resource_body, standard_attrs
 from kumo.api.state import AppState, app_state
 from kumo.core.network import router_gateway, router_interfaces, routers
 from kumo.core.network.tags import tags_of
@@ -58,15 +50,20 @@ def router_views(session: Session, found: list[m.Router]) -> list[dict[str, Any]
     return views
 
 
+ROUTER = handlers.Resource(
+    singular="router",
+    collection=COLLECTION,
+    path="/routers",
+    get=routers.get_router,
+    render=handlers.for_any_caller(router_views),
+)
+
+
 @router.get("")
 def list_routers(
     request: Request, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
-    with state.db.session() as session:
-        views = router_views(session, routers.list_routers(session, who.ctx))
-    return list_response(
-        request.query_params, COLLECTION, views, state.config.public_url + router.prefix
-    )
+    return handlers.listing(request, state, who.ctx, ROUTER, routers.list_routers)
 
 
 @router.post("")
@@ -75,16 +72,10 @@ def create_routers(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> JSONResponse:
-    items, bulk = resource_items(body, "router", COLLECTION)
-    for item in items:
-        check_attributes(item, routers.CREATE_ATTRS)
+    # A router is placed on a host whose agent has reported within the heartbeat timeout.
     timeout = state.config.hosts.heartbeat_timeout
-    with state.db.session() as session:
-        made = [routers.create_router(session, who.ctx, item, timeout) for item in items]
-        views = router_views(session, made)
-    if bulk:
-        return JSONResponse({COLLECTION: views}, status_code=201)
-    return JSONResponse({"router": views[0]}, status_code=201)
+    create = handlers.one_by_one(partial(routers.create_router, heartbeat_timeout=timeout))
+    return handlers.create(state, who.ctx, body, ROUTER, routers.CREATE_ATTRS, create)
 
 
 @router.get("/{router_id}")
@@ -94,9 +85,7 @@ def show_router(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    with state.db.session() as session:
-        view = router_views(session, [routers.get_router(session, who.ctx, router_id)])[0]
-    return {"router": show_fields(request.query_params, view)}
+    return handlers.show(request, state, who.ctx, ROUTER, router_id)
 
 
 @router.put("/{router_id}")
@@ -107,13 +96,9 @@ def update_router(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = resource_body(body, "router")
+    data = resource_body(body, ROUTER.singular)
     check_update_attributes(data, routers.UPDATE_ATTRS, routers.CREATE_ATTRS | READ_ONLY)
-    with state.db.session() as session:
-        check_revision(request.headers, routers.get_router(session, who.ctx, router_id))
-        found = routers.update_router(session, who.ctx, router_id, data)
-        view = router_views(session, [found])[0]
-    return {"router": view}
+    return handlers.update(request, state, who.ctx, ROUTER, router_id, data, routers.update_router)
 
 
 @router.delete("/{router_id}")
@@ -123,10 +108,7 @@ def delete_router(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> Response:
-    with state.db.session() as session:
-        check_revision(request.headers, routers.get_router(session, who.ctx, router_id))
-        routers.delete_router(session, who.ctx, router_id)
-    return Response(status_code=204)
+    return handlers.delete(request, state, who.ctx, ROUTER, router_id, routers.delete_router)
 
 
 @router.put("/{router_id}/add_router_interface")

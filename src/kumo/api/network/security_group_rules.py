@@ -3,27 +3,22 @@ description update, delete)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+from starlette.datastructures import QueryParams
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.network.common import (
-    V2,
-    check_attributes,
-    check_revision,
-    check_update_attributes,
-    list_response,
-    resource_body,
-    resource_items,
-    show_fields,
-    standard_attrs,
-)
+from kumo.api.network import handlers
+from kumo.api.network.common import V2, check_update_attributes, resource_body, standard_attrs
 from kumo.api.state import AppState, app_state
 from kumo.core.network import security_group_rules as rules
 from kumo.core.network import security_groups as groups
+from kumo.core.policy import Context
 from kumo.db import models as m
 
 router = APIRouter(prefix=V2 + "/security-group-rules")
@@ -54,26 +49,32 @@ def rule_view(rule: m.SecurityGroupRule, default_groups: set[str]) -> dict[str, 
     return view
 
 
-def _views(session: Any, found: list[m.SecurityGroupRule]) -> list[dict[str, Any]]:
+def _views(session: Session, found: list[m.SecurityGroupRule]) -> list[dict[str, Any]]:
+    """Rules as Neutron shows them, with their groups' default flag looked up once."""
     defaults = groups.default_ids(session, {r.security_group_id for r in found})
     return [rule_view(r, defaults) for r in found]
 
 
-def _projects(request: Request) -> list[str]:
-    q = request.query_params
-    return q.getlist("project_id") + q.getlist("tenant_id")
+SECURITY_GROUP_RULE = handlers.Resource(
+    singular="security_group_rule",
+    collection=COLLECTION,
+    path="/security-group-rules",
+    get=rules.get_rule,
+    render=handlers.for_any_caller(_views),
+)
+
+
+def _find_rules(session: Session, ctx: Context, q: QueryParams) -> list[m.SecurityGroupRule]:
+    """The rules the caller may see, of the projects the query names (if it names any)."""
+    return rules.list_rules(session, ctx, q.getlist("project_id") + q.getlist("tenant_id"))
 
 
 @router.get("")
 def list_rules(
     request: Request, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
-    with state.db.session() as session:
-        found = rules.list_rules(session, who.ctx, _projects(request))
-        views = _views(session, found)
-    return list_response(
-        request.query_params, COLLECTION, views, state.config.public_url + router.prefix
-    )
+    find = partial(_find_rules, q=request.query_params)
+    return handlers.listing(request, state, who.ctx, SECURITY_GROUP_RULE, find)
 
 
 @router.post("")
@@ -82,15 +83,10 @@ def create_rules(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> JSONResponse:
-    items, bulk = resource_items(body, "security_group_rule", COLLECTION)
-    for item in items:
-        check_attributes(item, rules.CREATE_ATTRS)
-    with state.db.session() as session:
-        created = rules.create_rules(session, who.ctx, items)
-        views = _views(session, created)
-    if bulk:
-        return JSONResponse({COLLECTION: views}, status_code=201)
-    return JSONResponse({"security_group_rule": views[0]}, status_code=201)
+    # One call for all the items: a bulk request's rules are checked against each other.
+    return handlers.create(
+        state, who.ctx, body, SECURITY_GROUP_RULE, rules.CREATE_ATTRS, rules.create_rules
+    )
 
 
 @router.get("/{rule_id}")
@@ -100,9 +96,7 @@ def show_rule(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    with state.db.session() as session:
-        view = _views(session, [rules.get_rule(session, who.ctx, rule_id)])[0]
-    return {"security_group_rule": show_fields(request.query_params, view)}
+    return handlers.show(request, state, who.ctx, SECURITY_GROUP_RULE, rule_id)
 
 
 @router.put("/{rule_id}")
@@ -113,13 +107,11 @@ def update_rule(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = resource_body(body, "security_group_rule")
+    data = resource_body(body, SECURITY_GROUP_RULE.singular)
     check_update_attributes(data, rules.UPDATE_ATTRS, rules.CREATE_ATTRS)
-    with state.db.session() as session:
-        check_revision(request.headers, rules.get_rule(session, who.ctx, rule_id))
-        rule = rules.update_rule(session, who.ctx, rule_id, data)
-        view = _views(session, [rule])[0]
-    return {"security_group_rule": view}
+    return handlers.update(
+        request, state, who.ctx, SECURITY_GROUP_RULE, rule_id, data, rules.update_rule
+    )
 
 
 @router.delete("/{rule_id}")
@@ -129,7 +121,4 @@ def delete_rule(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> Response:
-    with state.db.session() as session:
-        check_revision(request.headers, rules.get_rule(session, who.ctx, rule_id))
-        rules.delete_rule(session, who.ctx, rule_id)
-    return Response(status_code=204)
+    return handlers.delete(request, state, who.ctx, SECURITY_GROUP_RULE, rule_id, rules.delete_rule)

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.datastructures import QueryParams
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.network.common import (
-    V2,
-    check_attributes,
-    check_revision,
-    check_update_attributes,
-    list_response,
-    resource_body,
-    resource_items,
-    show_fields,
-    standard_attrs,
-)
+from kumo.api.network import handlers
+from kumo.api.network.common import V2, check_update_attributes, resource_body, standard_attrs
 from kumo.api.network.security_group_rules import rule_view
 from kumo.api.state import AppState, app_state
 from kumo.core.network import security_group_rules as rules
 from kumo.core.network import security_groups as groups
 from kumo.core.network.tags import tags_of
+from kumo.core.policy import Context
 from kumo.db import models as m
 
 router = APIRouter(prefix=V2 + "/security-groups")
@@ -54,17 +48,33 @@ def group_views(session: Session, found: list[m.SecurityGroup]) -> list[dict[str
     return views
 
 
+SECURITY_GROUP = handlers.Resource(
+    singular="security_group",
+    collection=COLLECTION,
+    path="/security-groups",
+    get=groups.get_group,
+    render=handlers.for_any_caller(group_views),
+)
+
+
+def _find_groups(session: Session, ctx: Context, q: QueryParams) -> list[m.SecurityGroup]:
+    """The groups the caller may see, of the projects the query names (if it names any)."""
+    return groups.list_groups(session, ctx, q.getlist("project_id") + q.getlist("tenant_id"))
+
+
+def _get_group_after_default(session: Session, ctx: Context, group_id: str) -> m.SecurityGroup:
+    """Neutron makes a project's default group on first use, showing a group included; in
+    the show's transaction, so a group not found leaves no default group behind."""
+    groups.ensure_default(session, ctx)
+    return groups.get_group(session, ctx, group_id)
+
+
 @router.get("")
 def list_groups(
     request: Request, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
-    q = request.query_params
-    with state.db.session() as session:
-        found = groups.list_groups(
-            session, who.ctx, q.getlist("project_id") + q.getlist("tenant_id")
-        )
-        views = group_views(session, found)
-    return list_response(q, COLLECTION, views, state.config.public_url + router.prefix)
+    find = partial(_find_groups, q=request.query_params)
+    return handlers.listing(request, state, who.ctx, SECURITY_GROUP, find)
 
 
 @router.post("")
@@ -73,15 +83,8 @@ def create_groups(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> JSONResponse:
-    items, bulk = resource_items(body, "security_group", COLLECTION)
-    for item in items:
-        check_attributes(item, groups.CREATE_ATTRS)
-    with state.db.session() as session:
-        created = [groups.create_group(session, who.ctx, item) for item in items]
-        views = group_views(session, created)
-    if bulk:
-        return JSONResponse({COLLECTION: views}, status_code=201)
-    return JSONResponse({"security_group": views[0]}, status_code=201)
+    create = handlers.one_by_one(groups.create_group)
+    return handlers.create(state, who.ctx, body, SECURITY_GROUP, groups.CREATE_ATTRS, create)
 
 
 @router.get("/{group_id}")
@@ -91,10 +94,9 @@ def show_group(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    with state.db.session() as session:
-        groups.ensure_default(session, who.ctx)
-        view = group_views(session, [groups.get_group(session, who.ctx, group_id)])[0]
-    return {"security_group": show_fields(request.query_params, view)}
+    return handlers.show(
+        request, state, who.ctx, SECURITY_GROUP, group_id, get=_get_group_after_default
+    )
 
 
 @router.put("/{group_id}")
@@ -105,15 +107,13 @@ def update_group(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = resource_body(body, "security_group")
+    data = resource_body(body, SECURITY_GROUP.singular)
     check_update_attributes(
         data, groups.UPDATE_ATTRS, groups.CREATE_ATTRS | {"id", "security_group_rules"}
     )
-    with state.db.session() as session:
-        check_revision(request.headers, groups.get_group(session, who.ctx, group_id))
-        group = groups.update_group(session, who.ctx, group_id, data)
-        view = group_views(session, [group])[0]
-    return {"security_group": view}
+    return handlers.update(
+        request, state, who.ctx, SECURITY_GROUP, group_id, data, groups.update_group
+    )
 
 
 @router.delete("/{group_id}")
@@ -123,7 +123,4 @@ def delete_group(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> Response:
-    with state.db.session() as session:
-        check_revision(request.headers, groups.get_group(session, who.ctx, group_id))
-        groups.delete_group(session, who.ctx, group_id)
-    return Response(status_code=204)
+    return handlers.delete(request, state, who.ctx, SECURITY_GROUP, group_id, groups.delete_group)

@@ -10,17 +10,8 @@ from sqlalchemy.orm import Session
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.network.common import (
-    V2,
-    check_attributes,
-    check_revision,
-    create_tags,
-    list_response,
-    resource_body,
-    resource_items,
-    show_fields,
-    standard_attrs,
-)
+from kumo.api.network import handlers
+from kumo.api.network.common import V2, check_attributes, resource_body, standard_attrs
 from kumo.api.state import AppState, app_state
 from kumo.core.network import subnetpools, tags
 from kumo.db import models as m
@@ -64,42 +55,32 @@ def view(p: m.SubnetPool, tag_list: list[str]) -> dict[str, Any]:
     }
 
 
+SUBNETPOOL = handlers.Resource(
+    singular="subnetpool",
+    collection="subnetpools",
+    path="/subnetpools",
+    get=subnetpools.get_subnetpool,
+    render=handlers.for_any_caller(views),
+)
+
+
 @router.post("/subnetpools")
 def create_subnetpools(
     body: Any = Depends(json_body),
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> JSONResponse:
-    items, bulk = resource_items(body, "subnetpool", "subnetpools")
-    with state.db.session() as session:
-        rows = []
-        for data in items:
-            check_attributes(data, CREATE)
-            data = dict(data)
-            wanted_tags = create_tags(data)
-            pool = subnetpools.create_subnetpool(session, who.ctx, data)
-            if wanted_tags:
-                tags.replace_tags(session, subnetpools.RESOURCE, pool.id, wanted_tags)
-            rows.append(pool)
-        session.flush()
-        rendered = views(session, rows)
-    if bulk:
-        return JSONResponse({"subnetpools": rendered}, status_code=201)
-    return JSONResponse({"subnetpool": rendered[0]}, status_code=201)
+    create = handlers.one_by_one(
+        handlers.tagged(subnetpools.RESOURCE, subnetpools.create_subnetpool)
+    )
+    return handlers.create(state, who.ctx, body, SUBNETPOOL, CREATE, create)
 
 
 @router.get("/subnetpools")
 def list_subnetpools(
     request: Request, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
-    with state.db.session() as session:
-        rendered = views(session, subnetpools.list_subnetpools(session, who.ctx))
-    return list_response(
-        request.query_params,
-        "subnetpools",
-        rendered,
-        state.config.public_url + V2 + "/subnetpools",
-    )
+    return handlers.listing(request, state, who.ctx, SUBNETPOOL, subnetpools.list_subnetpools)
 
 
 @router.get("/subnetpools/{pool_id}")
@@ -109,9 +90,7 @@ def show_subnetpool(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    with state.db.session() as session:
-        rendered = views(session, [subnetpools.get_subnetpool(session, who.ctx, pool_id)])[0]
-    return {"subnetpool": show_fields(request.query_params, rendered)}
+    return handlers.show(request, state, who.ctx, SUBNETPOOL, pool_id)
 
 
 @router.put("/subnetpools/{pool_id}")
@@ -122,13 +101,11 @@ def update_subnetpool(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = resource_body(body, "subnetpool")
+    data = resource_body(body, SUBNETPOOL.singular)
     check_attributes(data, UPDATE)
-    with state.db.session() as session:
-        check_revision(request.headers, subnetpools.get_subnetpool(session, who.ctx, pool_id))
-        pool = subnetpools.update_subnetpool(session, who.ctx, pool_id, data)
-        rendered = views(session, [pool])[0]
-    return {"subnetpool": rendered}
+    return handlers.update(
+        request, state, who.ctx, SUBNETPOOL, pool_id, data, subnetpools.update_subnetpool
+    )
 
 
 @router.delete("/subnetpools/{pool_id}")
@@ -138,7 +115,6 @@ def delete_subnetpool(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> Response:
-    with state.db.session() as session:
-        check_revision(request.headers, subnetpools.get_subnetpool(session, who.ctx, pool_id))
-        subnetpools.delete_subnetpool(session, who.ctx, pool_id)
-    return Response(status_code=204)
+    return handlers.delete(
+        request, state, who.ctx, SUBNETPOOL, pool_id, subnetpools.delete_subnetpool
+    )

@@ -10,20 +10,12 @@ from sqlalchemy.orm import Session
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.network.common import (
-    V2,
-    check_attributes,
-    check_revision,
-    create_tags,
-    list_response,
-    resource_body,
-    resource_items,
-    show_fields,
-    standard_attrs,
-)
+from kumo.api.network import handlers
+from kumo.api.network.common import V2, check_attributes, resource_body, standard_attrs
 from kumo.api.state import AppState, app_state
 from kumo.core.errors import BadRequest
 from kumo.core.network import subnets, tags
+from kumo.core.policy import Context
 from kumo.db import models as m
 
 router = APIRouter(prefix=V2)
@@ -81,10 +73,26 @@ def view(s: m.Subnet, tag_list: list[str]) -> dict[str, Any]:
     }
 
 
+SUBNET = handlers.Resource(
+    singular="subnet",
+    collection="subnets",
+    path="/subnets",
+    get=subnets.get_subnet,
+    render=handlers.for_any_caller(views),
+)
+
+
 def _segment(data: dict[str, Any]) -> None:
+    """kumo has no routed network segments: refuse one rather than ignore it."""
     if data.get("segment_id") is not None:
         raise BadRequest("kumo has no routed network segments: leave segment_id null.")
     data.pop("segment_id", None)
+
+
+def _create_subnet(session: Session, ctx: Context, data: dict[str, Any]) -> m.Subnet:
+    """One subnet of a create request (its tags are set by the shared flow)."""
+    _segment(data)
+    return subnets.create_subnet(session, ctx, data)
 
 
 @router.post("/subnets")
@@ -93,35 +101,15 @@ def create_subnets(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> JSONResponse:
-    items, bulk = resource_items(body, "subnet", "subnets")
-    ctx = who.ctx
-    with state.db.session() as session:
-        rows = []
-        for data in items:
-            check_attributes(data, CREATE)
-            data = dict(data)
-            wanted_tags = create_tags(data)
-            _segment(data)
-            subnet = subnets.create_subnet(session, ctx, data)
-            if wanted_tags:
-                tags.replace_tags(session, subnets.RESOURCE, subnet.id, wanted_tags)
-            rows.append(subnet)
-        session.flush()
-        rendered = views(session, rows)
-    if bulk:
-        return JSONResponse({"subnets": rendered}, status_code=201)
-    return JSONResponse({"subnet": rendered[0]}, status_code=201)
+    create = handlers.one_by_one(handlers.tagged(subnets.RESOURCE, _create_subnet))
+    return handlers.create(state, who.ctx, body, SUBNET, CREATE, create)
 
 
 @router.get("/subnets")
 def list_subnets(
     request: Request, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> dict[str, Any]:
-    with state.db.session() as session:
-        rendered = views(session, subnets.list_subnets(session, who.ctx))
-    return list_response(
-        request.query_params, "subnets", rendered, state.config.public_url + V2 + "/subnets"
-    )
+    return handlers.listing(request, state, who.ctx, SUBNET, subnets.list_subnets)
 
 
 @router.get("/subnets/{subnet_id}")
@@ -131,9 +119,7 @@ def show_subnet(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    with state.db.session() as session:
-        rendered = views(session, [subnets.get_subnet(session, who.ctx, subnet_id)])[0]
-    return {"subnet": show_fields(request.query_params, rendered)}
+    return handlers.show(request, state, who.ctx, SUBNET, subnet_id)
 
 
 @router.put("/subnets/{subnet_id}")
@@ -144,14 +130,10 @@ def update_subnet(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = dict(resource_body(body, "subnet"))
+    data = dict(resource_body(body, SUBNET.singular))
     check_attributes(data, UPDATE)
     _segment(data)
-    with state.db.session() as session:
-        check_revision(request.headers, subnets.get_subnet(session, who.ctx, subnet_id))
-        subnet = subnets.update_subnet(session, who.ctx, subnet_id, data)
-        rendered = views(session, [subnet])[0]
-    return {"subnet": rendered}
+    return handlers.update(request, state, who.ctx, SUBNET, subnet_id, data, subnets.update_subnet)
 
 
 @router.delete("/subnets/{subnet_id}")
@@ -161,7 +143,4 @@ def delete_subnet(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> Response:
-    with state.db.session() as session:
-        check_revision(request.headers, subnets.get_subnet(session, who.ctx, subnet_id))
-        subnets.delete_subnet(session, who.ctx, subnet_id)
-    return Response(status_code=204)
+    return handlers.delete(request, state, who.ctx, SUBNET, subnet_id, subnets.delete_subnet)
