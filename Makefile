@@ -7,6 +7,9 @@ UV := .tools/bin/uv
 VENV := .venv
 KUMO := $(VENV)/bin/kumo
 STATE_DIR ?=
+# pytest-xdist workers: tests that use the machine (guests, namespaces) share one worker,
+# the in-process API tests spread over the rest.
+PYTEST_WORKERS ?= 2
 SYSTEM_PACKAGES := python3 python3-venv qemu-system-x86 qemu-utils dnsmasq-base nftables \
 	iproute2 busybox-static linux-image-amd64 postgresql-client mariadb-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -38,7 +41,7 @@ up: system-deps python-deps
 test: system-deps python-deps
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: python-deps
 	$(VENV)/bin/ruff check src tests bench

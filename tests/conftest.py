@@ -36,6 +36,21 @@ PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 MARIADB_SERVER = "mysql://root@127.0.0.1:3306"
 
 
+# Tests that use the machine itself (qemu guests, network namespaces, `kumo up` processes,
+# ports) run one after another on one xdist worker: they share the kernel's namespaces and
+# the CPU that boots guests. The in-process API tests spread over the other workers.
+MACHINE_DIRS = ("e2e", "cli", "drivers")
+MACHINE_GROUP = "machine"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(root).parts
+        if parts and parts[0] in MACHINE_DIRS:
+            item.add_marker(pytest.mark.xdist_group(MACHINE_GROUP))
+
+
 def _ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
