@@ -34,6 +34,13 @@ def test_network_subnet_port_lifecycle(cloud: Cloud) -> None:
         "--allocation-pool start=10.50.0.15,end=10.50.0.30",
     )
     assert overlapping.returncode != 0 and "overlapping" in overlapping.stderr.lower()
+    bad_cidr = openstack(cloud, f"subnet create bad --network {name} --subnet-range 10.50.0.0/33")
+    assert bad_cidr.returncode != 0 and "10.50.0.0/33" in bad_cidr.stderr, bad_cidr.stderr
+    outside = openstack(
+        cloud,
+        f"subnet create bad --network {name} --subnet-range 10.50.0.0/24 --gateway 10.99.0.1",
+    )
+    assert outside.returncode != 0 and "not within the subnet" in outside.stderr, outside.stderr
     sub = ok_json(
         openstack(
             cloud,
