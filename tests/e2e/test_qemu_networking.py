@@ -18,6 +18,7 @@ import pytest
 from test_qemu_server import BOOT, Guests, _require_qemu, ok, openstack
 
 from kumo.agent.network_setup import namespace_suffix
+from kumo.drivers.network import names
 
 from computeapi import alive, kill9, qemu_pids
 from kumoproc import KUMO, Cloud, Pinger, clean_env, run, start_cloud, wait_for
@@ -40,11 +41,15 @@ echo "kumo-guest: metadata $doc"
 """
 
 
-def _namespaces() -> set[str]:
+def _namespaces(state: Path) -> set[str]:
+    """The named network namespaces of the cloud on ``state`` (its host and provider
+    namespaces, its DHCP and routers), whatever else runs on the machine."""
     try:
-        return set(os.listdir("/run/netns"))
+        found = set(os.listdir("/run/netns"))
     except FileNotFoundError:
         return set()
+    marks = (namespace_suffix(state), f"-{names.scope_for(state / 'agent' / 'network')}-")
+    return {n for n in found if any(mark in n for mark in marks)}
 
 
 @dataclass
@@ -71,7 +76,6 @@ def net_lab(tmp_path: Path) -> Iterator[NetCloud]:
     _require_qemu()
     if os.geteuid() != 0:
         pytest.skip("the linux datapath needs root (network namespaces)")
-    before = _namespaces()
     state = tmp_path / "state"
     env = clean_env(KUMO_AGENT_NETWORK_DRIVER="linux")
     lab = NetCloud(state, env, Guests(state))
@@ -84,7 +88,7 @@ def net_lab(tmp_path: Path) -> Iterator[NetCloud]:
         lab.guests.cleanup()
         torn = run([KUMO, "--state-dir", str(state), "network", "teardown"], env)
         assert torn.returncode == 0, torn.stderr
-        assert _namespaces() - before == set()
+        assert _namespaces(state) == set(), "the cloud's namespaces outlived its teardown"
 
 
 @pytest.fixture
@@ -275,7 +279,7 @@ def test_kill_9_of_kumo_up_leaves_guests_and_datapath_untouched(
     server = _active(cloud, "vm-keep")
     qemu_pid = guests.pid(server["id"])
     provider, address = _floating_ip_answering(cloud, "vm-keep")
-    namespaces = _namespaces()
+    namespaces = _namespaces(net_lab.state)
     dnsmasq = _dnsmasq_pids(net_lab.state)
     assert dnsmasq, "a DHCP server for private"
     assert len(_first_passes(net_lab.state)) == 1
@@ -298,7 +302,7 @@ def test_kill_9_of_kumo_up_leaves_guests_and_datapath_untouched(
         sent, received = pinger.stop()
     assert sent >= 25 and sent - received <= 1, pinger.output[-600:]
 
-    assert _namespaces() == namespaces, "no namespace made or removed"
+    assert _namespaces(net_lab.state) == namespaces, "no namespace made or removed"
     assert _dnsmasq_pids(net_lab.state) == dnsmasq, "the same dnsmasq processes"
     assert all(alive(pid) for pid in dnsmasq.values())
     assert qemu_pids(server["id"]) == [qemu_pid], "the same qemu"
