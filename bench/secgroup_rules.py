@@ -9,9 +9,9 @@ others), waits until every port is ACTIVE, then ``--changes`` (10) times adds a 
 port) and measures until the host namespace's nftables rule set holds it for every port
 (read with ``nft -j`` every 10 ms), then deletes it and measures until it is gone.
 
-The agent's network loop polls its desired state every 2 s, so propagation is at most
-that plus the time to compute and apply the whole host spec; the table shows both the
-end-to-end time and the apply time the agent logs.
+The agent's network loop long-polls for networking changes (woken when the rule's
+transaction commits), then computes and applies the whole host spec: the time is that
+computation, one `nft -f` transaction for all ports, and this script's own `nft -j` reads.
 
 At the end the cloud is stopped by PID and ``kumo network teardown`` removes everything
 it made in the kernel.
