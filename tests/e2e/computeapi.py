@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -211,9 +211,8 @@ def alive(pid: int) -> bool:
         return False
 
 
-def qemu_pids(server_id: str) -> list[int]:
-    """Every live qemu-system process whose command line names this server's UUID."""
-    found = []
+def command_lines() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, argv) of every live process on the machine."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -221,11 +220,17 @@ def qemu_pids(server_id: str) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and b"qemu-system" in argv[0] and server_id.encode() in argv:
-            pid = int(entry.name)
-            if alive(pid):
-                found.append(pid)
-    return sorted(found)
+        if argv and alive(int(entry.name)):
+            yield int(entry.name), argv
+
+
+def qemu_pids(server_id: str) -> list[int]:
+    """Every live qemu-system process whose command line names this server's UUID."""
+    return sorted(
+        pid
+        for pid, argv in command_lines()
+        if b"qemu-system" in argv[0] and server_id.encode() in argv
+    )
 
 
 class Guests:

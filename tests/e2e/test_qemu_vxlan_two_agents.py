@@ -16,7 +16,7 @@ import pytest
 from test_qemu_networking import PING, _active, _console
 from test_qemu_server import BOOT, Guests, _require_qemu, ok, openstack
 
-from computeapi import start_agent
+from computeapi import command_lines, start_agent
 from kumoproc import KUMO, Cloud, clean_env, run, start_cloud, stop_process, wait_for
 
 pytestmark = pytest.mark.clients
@@ -125,19 +125,10 @@ def test_a_vxlan_network_spans_two_agents(tmp_path: Path) -> None:
             for directory, env in ((state, env_a), (state_b, clean_env(**env_b))):
                 torn = run([KUMO, "--state-dir", str(directory), "network", "teardown"], env)
                 assert torn.returncode == 0, torn.stderr
-            assert not _processes_under(tmp_path), "a dnsmasq or qemu outlived the teardown"
-
-
-def _processes_under(directory: Path) -> list[str]:
-    """Command lines of live processes that name a path under ``directory``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(directory) in argv and "pytest" not in argv:
-            found.append(argv)
-    return found
+    # Outside the finally: a failure above keeps its own message.
+    leftovers = [
+        b" ".join(argv).decode(errors="replace")
+        for _, argv in command_lines()
+        if str(tmp_path).encode() in b" ".join(argv) and b"pytest" not in b" ".join(argv)
+    ]
+    assert not leftovers, f"a dnsmasq or qemu outlived the teardown: {leftovers}"
