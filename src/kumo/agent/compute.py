@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 SpecBuilder = Callable[[dict[str, Any]], GuestSpec]
 CONSOLE_TAIL = 64 * 1024
 SNAPSHOT_TASKS = ("image_snapshot", "image_pending_upload", "image_uploading")
+SHELVE_TASKS = (
+    "shelving",
+    "shelving_image_pending_upload",
+    "shelving_image_uploading",
+    "shelving_offloading",
+)
 MIGRATION_ENDED_BADLY = ("failed", "error", "cancelled")
 # How long the destination waits for the last of the guest's state after the switch.
 FINISH_WAIT = 30.0
@@ -219,6 +225,9 @@ class ComputeLoop:
             if pending and item.get("task_state") in SNAPSHOT_TASKS:
                 self.take_snapshot(item)
                 return
+            if pending and item.get("task_state") in SHELVE_TASKS:
+                self.shelve(item)
+                return
             if pending and item.get("crash_dump"):
                 self.crash_dump(item)
                 return
@@ -240,24 +249,61 @@ class ComputeLoop:
         failure leaves the guest as it was and is reported as the request's error (the API
         deletes the image); an unreachable API is retried with the next poll."""
         uuid, generation = item["id"], int(item["generation"])
-        image_id = item.get("snapshot_image_id")
         error = None
         try:
-            if not image_id:
-                raise SnapshotFailed("no image is waiting for this snapshot")
-            scratch = self.scratch_dir or Path(tempfile.gettempdir())
-            scratch.mkdir(parents=True, exist_ok=True)
-            target = scratch / f"snapshot-{uuid}-{image_id}.qcow2"
-            try:
-                self.driver.snapshot(uuid, target)
-                self.step(uuid, generation, "image_pending_upload")
-                self.upload(image_id, target)
-            finally:
-                target.unlink(missing_ok=True)
+            self._upload_root_disk(item, "image_pending_upload")
         except (HypervisorError, SnapshotFailed, OSError) as exc:
             log.warning("server %s: snapshot failed: %s", uuid, exc)
             error = str(exc) or exc.__class__.__name__
         self.report(uuid, generation, self.driver.get_state(uuid).power_state, task_error=error)
+
+    def _upload_root_disk(self, item: dict[str, Any], uploading_step: str) -> None:
+        """Copy the guest's root disk to scratch space and upload it into the image the
+        request waits for (``snapshot_image_id``), telling the API when the copy is taken."""
+        uuid, generation = item["id"], int(item["generation"])
+        image_id = item.get("snapshot_image_id")
+        if not image_id:
+            raise SnapshotFailed("no image is waiting for this snapshot")
+        scratch = self.scratch_dir or Path(tempfile.gettempdir())
+        scratch.mkdir(parents=True, exist_ok=True)
+        target = scratch / f"snapshot-{uuid}-{image_id}.qcow2"
+        try:
+            self.driver.snapshot(uuid, target)
+            self.step(uuid, generation, uploading_step)
+            self.upload(image_id, target)
+        finally:
+            target.unlink(missing_ok=True)
+
+    def shelve(self, item: dict[str, Any]) -> None:
+        """shelve: stop the guest cleanly, upload its root disk, then destroy the guest and
+        its files and report it gone (the API offloads the server: no host, no claim). A
+        failure before the upload is done leaves the guest stopped and is the request's
+        error; once the image holds the disk (``shelved_image_ready``), a repeated pass
+        only finishes the offload."""
+        uuid, generation = item["id"], int(item["generation"])
+        if not item.get("shelved_image_ready"):
+            try:
+                self._stop(uuid)
+                self._upload_root_disk(item, "shelving_image_pending_upload")
+            except (HypervisorError, SnapshotFailed, OSError) as exc:
+                log.warning("server %s: shelve failed: %s", uuid, exc)
+                error = str(exc) or exc.__class__.__name__
+                power = self.driver.get_state(uuid).power_state
+                self.report(uuid, generation, power, task_error=error)
+                return
+        self.driver.destroy(uuid)
+        self.report(uuid, generation, PowerState.NOSTATE, gone=True)
+
+    def _stop(self, uuid: str) -> GuestState:
+        """Power the guest off from any state it can be in (a suspended one is resumed
+        first: its memory would be lost otherwise)."""
+        d = self.driver
+        state = d.get_state(uuid)
+        if state.power_state == PowerState.SUSPENDED:
+            state = d.resume(uuid)
+        if state.power_state in (PowerState.RUNNING, PowerState.PAUSED):
+            state = d.power_off(uuid)
+        return state
 
     def crash_dump(self, item: dict[str, Any]) -> None:
         """trigger_crash_dump: one NMI to the guest, nothing else converged (an ERROR server
@@ -337,10 +383,7 @@ class ComputeLoop:
             elif power in (PowerState.SHUTDOWN, PowerState.CRASHED):
                 state = d.power_on(uuid)
         elif desired == "stopped":
-            if power == PowerState.SUSPENDED:
-                state = d.resume(uuid)
-            if state.power_state in (PowerState.RUNNING, PowerState.PAUSED):
-                state = d.power_off(uuid)
+            state = self._stop(uuid)
         elif desired == "paused" and power == PowerState.RUNNING:
             state = d.pause(uuid)
         elif desired == "suspended":

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from kumo.api.body import json_body
-from kumo.api.image.store import image_store
+from kumo.api.image.store import image_store, purge_image_data
 from kumo.api.state import AppState, app_state
 from kumo.core import hosts, wakeup
 from kumo.core.compute import migrations as reports_migrations
@@ -126,7 +126,8 @@ def observation(
     authorize_host(request, state)
     obs = reports.Observation.parse(body)
     with state.db.session() as session:
-        reports.record(session, host_id, instance_id, obs)
+        dropped = reports.record(session, host_id, instance_id, obs)
+    purge_image_data(state, dropped)
     return Response(status_code=204)
 
 

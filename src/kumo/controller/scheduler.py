@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import wakeup
-from kumo.core.compute import aggregates, nics, server_groups
+from kumo.core.compute import aggregates, nics, server_groups, shelve
 from kumo.core.compute.capacity import Capacity, capacities, shortfalls
 from kumo.core.compute.servers import TASK_DEADLINE, flavor_need
 from kumo.db import models as m
@@ -27,6 +27,8 @@ from kumo.db.types import utcnow
 log = logging.getLogger(__name__)
 
 
+# A new server waits for a host in "scheduling", an unshelved one in "unshelving".
+WAITING_TASKS = ("scheduling", shelve.UNSHELVING)
 BATCH = 50  # servers placed per transaction: one lock, one capacity read for all of them
 
 
@@ -68,7 +70,7 @@ def place_many(
                 instance is None
                 or instance.deleted
                 or instance.host_id is not None
-                or instance.task_state != "scheduling"
+                or instance.task_state not in WAITING_TASKS
             ):
                 placed[instance_id] = None
                 continue
@@ -161,6 +163,9 @@ def _choose(
         fitting = kept
     if not fitting:
         detail = "; ".join(reasons) or "no hosts are registered"
+        if shelve.no_host(session, instance, detail):
+            log.info("server %s: no valid host to unshelve on (%s)", instance.id, detail)
+            return None
         instance.vm_state = "error"
         instance.task_state = None
         instance.task_deadline = None
@@ -185,7 +190,7 @@ def pending(db: Database, limit: int = 500) -> list[str]:
             session.scalars(
                 select(m.Instance.id)
                 .where(
-                    m.Instance.task_state == "scheduling",
+                    m.Instance.task_state.in_(WAITING_TASKS),
                     m.Instance.host_id.is_(None),
                     m.Instance.deleted.is_(False),
                 )

@@ -192,6 +192,7 @@ RULES: dict[str, Rule] = {
     "compute:migrate_live": _admin,
     "compute:migrate": _admin,  # os_compute_api:os-migrate-server:migrate (cold)
     "compute:evacuate": _admin,  # os_compute_api:os-evacuate
+    "compute:shelve_offload": _admin,  # os_compute_api:os-shelve:shelve_offload
     "compute:migrations:index": _admin,
     "compute:server_migrations:index": _admin,
     "compute:server_migrations:show": _admin,

@@ -421,6 +421,9 @@ class Instance(Base):
     # The server's ports in NIC order: [{"port_id", "preserve", "tag"}]; ``preserve`` for a
     # port the user brought (unbound, not deleted, with the server). None: no NIC.
     nics: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # While shelved: the snapshot of its root disk that unshelve boots from (Nova keeps it
+    # as ``shelved_image_id`` in system metadata); the image is deleted once it runs again.
+    shelved_image_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     hostname: Mapped[str] = mapped_column(String(255), default="")
     access_ipv4: Mapped[str] = mapped_column(String(64), default="")

@@ -16,6 +16,7 @@ from kumo.api.compute import server_views as views
 from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
 from kumo.api.compute.security_groups import nova_groups
+from kumo.api.image.store import purge_image_data
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
 from kumo.core.compute import (
@@ -26,6 +27,7 @@ from kumo.core.compute import (
     reports,
     server_groups,
     servers,
+    shelve,
 )
 from kumo.core.compute import services as compute_services
 from kumo.core.compute.capacity import capacities
@@ -254,9 +256,16 @@ def delete_server(
     with state.db.session() as session:
         instance = servers.delete(session, who.ctx, server_id)
         host_id = instance.host_id
+        dropped_images = deleted_shelved_image(instance)
+    purge_image_data(state, dropped_images)
     if host_id:
         wakeup.notify(wakeup.host_topic(host_id))
     return Response(status_code=204)
+
+
+def deleted_shelved_image(instance: m.Instance) -> list[str]:
+    """The shelved snapshot a delete that finished at once dropped (its data goes next)."""
+    return [instance.shelved_image_id] if instance.deleted and instance.shelved_image_id else []
 
 
 def _free_on_host(
@@ -290,6 +299,7 @@ def server_action(
     action, args = next(iter(body.items()))
     ctx = who.ctx
     moving_to: str | None = None
+    dropped_images: list[str] = []
     if action == "os-getConsoleOutput":
         with state.db.session() as session:
             instance = servers.get(session, ctx, server_id)
@@ -319,7 +329,15 @@ def server_action(
         elif action == "unlock":
             instance = servers.set_lock(session, ctx, server_id, False)
         elif action == "rebuild":
+            shelved = servers.get(session, ctx, server_id).shelved_image_id
             instance, admin_pass = servers.rebuild(session, ctx, server_id, args, version)
+            dropped_images += [shelved] if shelved else []
+        elif action == "shelve":
+            instance = shelve.shelve(session, ctx, server_id, args)
+        elif action == "shelveOffload":
+            instance = shelve.shelve_offload(session, ctx, server_id, args)
+        elif action == "unshelve":
+            instance = shelve.unshelve(session, ctx, server_id, args, version)
         elif action == "resize":
             instance = servers.resize(
                 session, ctx, server_id, args, _free_on_host(session, state, server_id)
@@ -334,6 +352,7 @@ def server_action(
             instance = servers.revert_resize(session, ctx, server_id)
         elif action == "forceDelete":
             instance = servers.delete(session, ctx, server_id, force=True)
+            dropped_images += deleted_shelved_image(instance)
         elif action == "createImage":
             instance, snapshot = servers.create_image(session, ctx, server_id, args)
             image_id = snapshot.id
@@ -394,6 +413,7 @@ def server_action(
             servers.get(session, ctx, server_id)
             raise BadRequest(f"There is no such action: {action}")
         host_id = instance.host_id
+    purge_image_data(state, dropped_images)
     if host_id:
         wakeup.notify(wakeup.host_topic(host_id))
     if moving_to:  # the other host of a move has its part to do too

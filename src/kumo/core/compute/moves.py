@@ -307,7 +307,7 @@ def evacuation_rebuilt(
         migration.message = error[:4000]
     else:
         migration.status = "completed" if migration.source_done else "done"
-    from kumo.core.compute.reports import end_action
+    from kumo.core.compute.servers import end_action
 
     end_action(session, instance.id, "evacuate", f"Error: {error}" if error else None)
 
@@ -493,7 +493,7 @@ def _end_cold_badly(
         instance.task_deadline = None
         instance.old_flavor = None
         instance.generation += 1
-    from kumo.core.compute.reports import end_action
+    from kumo.core.compute.servers import end_action
 
     if instance is not None:
         end_action(session, instance.id, "migrate", f"Error: {message}")
@@ -560,7 +560,7 @@ def cold_event(session: Session, migration: m.Migration, role: str, body: dict[s
     elif event == "cleaned":
         if status == "confirming" and role == "source":
             migration.status = "confirmed"
-            from kumo.core.compute.reports import end_action
+            from kumo.core.compute.servers import end_action
 
             if instance is not None:
                 end_action(session, instance.id, "confirmResize", None)

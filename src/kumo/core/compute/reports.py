@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import moves, nics, servers, states
+from kumo.core.compute import moves, nics, servers, shelve, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.images import data
 from kumo.db import models as m
@@ -66,9 +66,12 @@ def work_item(session: Session, i: m.Instance) -> dict[str, Any]:
     recorded with the rescue instance action) and trigger_crash_dump (its unfinished
     instance action, which has no task state: ``crash_dump``)."""
     extra: dict[str, Any] = {}
-    if i.task_state in states.SNAPSHOT_TASKS:
+    if i.task_state in states.UPLOAD_TASKS:
         snapshot = servers.pending_snapshot(session, i)
         extra["snapshot_image_id"] = snapshot.id if snapshot is not None else None
+    if i.task_state in states.SHELVE_TASKS:
+        # Uploaded already (the agent stopped before destroying the guest): offload only.
+        extra["shelved_image_ready"] = shelve.image_ready(session, i)
     if i.desired_state == "rescued":
         extra["rescue_image_id"] = servers.rescue_image_id(session, i)
     if i.nics:
@@ -85,7 +88,7 @@ def work_item(session: Session, i: m.Instance) -> dict[str, Any]:
         "hostname": i.hostname,
         "project_id": i.project_id,
         "flavor": i.flavor,
-        "image_id": i.image_id,
+        "image_id": shelve.boot_image(i),
         "key_name": i.key_name,
         "key_data": i.key_data,
         "user_data": i.user_data,
@@ -135,15 +138,34 @@ class Observation:
         )
 
 
-def record(session: Session, host_id: str, instance_id: str, obs: Observation) -> None:
+def record(session: Session, host_id: str, instance_id: str, obs: Observation) -> list[str]:
+    """Record what the agent saw and finish the request it answers. Returns the images
+    deleted on the way (an unshelved server's snapshot), whose data the caller removes."""
     instance = session.get(m.Instance, instance_id)
     if instance is None or instance.deleted or instance.host_id != host_id:
         raise NotFound(f"Instance {instance_id} is not on host {host_id}.")
     instance.power_state = states.POWER_BY_NAME[obs.power_state]
     if obs.generation != instance.generation:
-        return  # about an older request: keep waiting for the current one
+        return []  # about an older request: keep waiting for the current one
     if instance.task_state == "migrating" and not obs.gone:
-        return  # the migration's own reports end that task (kumo.core.compute.migrations)
+        return []  # the migration's own reports end that task (kumo.core.compute.migrations)
+    if instance.task_state in states.SHELVE_TASKS and instance.desired_state != "deleted":
+        if obs.gone:
+            shelve.shelved(session, instance)
+        else:
+            shelve.failed(session, instance, obs.task_error or obs.fault or "not shelved")
+        return []
+    unshelving = instance.vm_state in shelve.UNSHELVE_VM_STATES
+    _record(session, host_id, instance, obs)
+    if instance.deleted:  # deleted while unshelving: its snapshot went with it
+        return [instance.shelved_image_id] if instance.shelved_image_id else []
+    if unshelving and instance.vm_state in ("active", "stopped"):
+        dropped = shelve.unshelved(session, instance)
+        return [dropped] if dropped else []
+    return []
+
+
+def _record(session: Session, host_id: str, instance: m.Instance, obs: Observation) -> None:
     crash_dumps = servers.pending_crash_dumps(session, instance) if not instance.task_state else []
     if crash_dumps:
         # The agent sent the NMI (or says why not); the server's state is not the request's.
@@ -179,7 +201,7 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
             error = error or "the host finished without uploading the snapshot"
             servers.drop_snapshot(session, snapshot)
         for action in servers.SNAPSHOT_ACTIONS:
-            end_action(session, instance.id, action, f"Error: {error}" if error else None)
+            servers.end_action(session, instance.id, action, f"Error: {error}" if error else None)
         if not obs.fault:
             instance.task_state = None
             instance.task_deadline = None
@@ -217,21 +239,13 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
     instance.fault = None
 
 
-def end_action(session: Session, instance_id: str, action: str, message: str | None) -> None:
-    row = session.scalars(
-        select(m.InstanceAction)
-        .where(m.InstanceAction.instance_id == instance_id, m.InstanceAction.action == action)
-        .order_by(m.InstanceAction.id.desc())
-        .limit(1)
-    ).first()
-    if row is not None and row.finish_time is None:
-        row.finish_time = utcnow()
-        if message:
-            row.message = message[:4000]
-
-
 # Task steps an agent may report while it works (Nova's createImage progression).
-TASK_STEPS = {"image_snapshot": "image_pending_upload", "image_pending_upload": "image_uploading"}
+TASK_STEPS = {
+    "image_snapshot": "image_pending_upload",
+    "image_pending_upload": "image_uploading",
+    "shelving": "shelving_image_pending_upload",
+    "shelving_image_pending_upload": "shelving_image_uploading",
+}
 
 
 def set_task(
@@ -265,14 +279,15 @@ def begin_snapshot_upload(session: Session, image_id: str) -> m.Image:
         or instance is None
         or instance.deleted
         or instance.desired_state == "deleted"
-        or instance.task_state not in states.SNAPSHOT_TASKS
+        or instance.task_state not in states.UPLOAD_TASKS
     ):
         raise NotFound(f"Image {image_id} is not a snapshot in progress.")
     if image.status != "queued":
         raise Conflict(f"Image status transition from {image.status} to saving is not allowed")
     image.status = "saving"
     image.updated_at = utcnow()
-    instance.task_state = "image_uploading"
+    shelving = instance.task_state in states.SHELVE_TASKS
+    instance.task_state = "shelving_image_uploading" if shelving else "image_uploading"
     return image
 
 

@@ -376,6 +376,19 @@ def record_action(session: Session, ctx: Context, instance_id: str, action: str)
     )
 
 
+def end_action(session: Session, instance_id: str, action: str, message: str | None) -> None:
+    row = session.scalars(
+        select(m.InstanceAction)
+        .where(m.InstanceAction.instance_id == instance_id, m.InstanceAction.action == action)
+        .order_by(m.InstanceAction.id.desc())
+        .limit(1)
+    ).first()
+    if row is not None and row.finish_time is None:
+        row.finish_time = utcnow()
+        if message:
+            row.message = message[:4000]
+
+
 def get(
     session: Session,
     ctx: Context,
@@ -559,7 +572,7 @@ def delete(session: Session, ctx: Context, server_id: str, force: bool = False) 
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
     record_action(session, ctx, instance.id, "delete")
-    if instance.task_state in states.SNAPSHOT_TASKS:
+    if instance.task_state in states.UPLOAD_TASKS:
         snapshot = pending_snapshot(session, instance)
         if snapshot is not None:  # never a half-taken snapshot left behind
             drop_snapshot(session, snapshot)
@@ -582,6 +595,7 @@ def finish_delete(session: Session, instance: m.Instance) -> None:
     if allocation is not None:
         session.delete(allocation)
     nics.unplug_on_delete(session, instance)
+    drop_shelved_image(session, instance)
     now = utcnow()
     instance.vm_state = "deleted"
     instance.task_state = None
@@ -590,6 +604,18 @@ def finish_delete(session: Session, instance: m.Instance) -> None:
     instance.deleted_at = now
     instance.terminated_at = now
     instance.task_deadline = None
+
+
+def drop_shelved_image(session: Session, instance: m.Instance) -> str | None:
+    """A shelved server's snapshot is deleted with the server, or once it runs again (Nova
+    does the same). Returns the image id (its data is the API's to remove: the image
+    store lives there), or None when there is none. The server keeps the reference."""
+    image = session.get(m.Image, instance.shelved_image_id or "")
+    if image is None or image.status == "deleted":
+        return None
+    image.status = "deleted"
+    image.deleted_at = image.updated_at = utcnow()
+    return image.id
 
 
 # Actions: which states allow them and what they ask for ---------------------------------
@@ -650,11 +676,15 @@ def reboot(session: Session, ctx: Context, server_id: str, kind: Any) -> m.Insta
 
 
 def _ask(instance: m.Instance, desired: str | None, task: str) -> None:
+    """A new request for the server's agent (or the scheduler): a task with a deadline."""
     if desired is not None:
         instance.desired_state = desired
     instance.task_state = task
     instance.generation += 1
     instance.task_deadline = utcnow() + TASK_DEADLINE
+
+
+ask = _ask
 
 
 def set_lock(
@@ -703,6 +733,8 @@ def rebuild(
         instance.description = _description(body)
     admin_pass = body.get("adminPass") or secrets.token_urlsafe(9)
     instance.image_id = image_id
+    drop_shelved_image(session, instance)  # a failed unshelve: the new image replaces it
+    instance.shelved_image_id = None
     if instance.vm_state == "error":
         instance.desired_state = "active"
     _ask(instance, None, "rebuilding")
@@ -840,10 +872,10 @@ ROTATION_PREFIX = "rotation="
 
 
 def pending_snapshot(session: Session, instance: m.Instance) -> m.Image | None:
-    """The image a running createImage or createBackup fills: the server's own snapshot or
-    backup image that has no data yet (queued or saving). The image row is the record of
-    the request (Nova links a snapshot to its server the same way, by the ``instance_uuid``
-    property)."""
+    """The image a running createImage, createBackup or shelve fills: the server's own
+    snapshot or backup image that has no data yet (queued or saving). The image row is the
+    record of the request (Nova links a snapshot to its server the same way, by the
+    ``instance_uuid`` property)."""
     candidates = session.scalars(
         select(m.Image)
         .where(m.Image.owner == instance.project_id, m.Image.status.in_(("queued", "saving")))
@@ -881,31 +913,17 @@ def _check_body(action: str, body: Any, allowed: set[str], required: tuple[str, 
             )
 
 
-def _snapshot(
+def snapshot_image(
     session: Session,
     ctx: Context,
-    server_id: str,
-    body: dict[str, Any],
-    action: str,
-    vm_states: tuple[str, ...],
+    instance: m.Instance,
+    name: str | None,
+    meta: dict[str, str],
     extra: dict[str, str],
-) -> tuple[m.Instance, m.Image]:
-    """The image a snapshot of the server's root disk will fill, queued, owned by the
-    server's project, and the server's task started (shared by createImage and
-    createBackup, which differ only in what they accept and the properties they add)."""
-    name = _name(body)
-    instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    limit = quotas.limits(session, instance.project_id)["metadata_items"]
-    meta = _metadata(body.get("metadata"), limit)
-    if instance.vm_state not in vm_states or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot '{action}' instance {server_id} while it is in "
-            f"vm_state {instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
-    if instance.host_id is None:
-        raise Conflict(f"Instance {server_id} is not ready")
+) -> m.Image:
+    """A queued image, owned by the server's project, for a copy of its root disk: it keeps
+    what its base image needs to boot the same way, the user's metadata and ``extra``, and
+    names its server (``instance_uuid``), which is how the agent's upload finds it."""
     base = session.get(m.Image, instance.image_id) if instance.image_id else None
     properties: dict[str, Any] = {}
     if base is not None:
@@ -947,6 +965,35 @@ def _snapshot(
     )
     image.tag_rows = []
     session.add(image)
+    return image
+
+
+def _snapshot(
+    session: Session,
+    ctx: Context,
+    server_id: str,
+    body: dict[str, Any],
+    action: str,
+    vm_states: tuple[str, ...],
+    extra: dict[str, str],
+) -> tuple[m.Instance, m.Image]:
+    """The image a snapshot of the server's root disk will fill, queued, owned by the
+    server's project, and the server's task started (shared by createImage and
+    createBackup, which differ only in what they accept and the properties they add)."""
+    name = _name(body)
+    instance = get(session, ctx, server_id)
+    _check_not_locked(ctx, instance)
+    limit = quotas.limits(session, instance.project_id)["metadata_items"]
+    meta = _metadata(body.get("metadata"), limit)
+    if instance.vm_state not in vm_states or instance.task_state is not None:
+        raise Conflict(
+            f"Cannot '{action}' instance {server_id} while it is in "
+            f"vm_state {instance.vm_state}"
+            + (f" (task_state {instance.task_state})" if instance.task_state else "")
+        )
+    if instance.host_id is None:
+        raise Conflict(f"Instance {server_id} is not ready")
+    image = snapshot_image(session, ctx, instance, name, meta, extra)
     _ask(instance, None, "image_snapshot")
     record_action(session, ctx, instance.id, action)
     session.flush()

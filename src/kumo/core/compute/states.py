@@ -64,6 +64,16 @@ STATUS_BY_TASK = {
 }
 # createImage: the snapshot is taken, then waits for upload, then uploads (Nova's names).
 SNAPSHOT_TASKS = ("image_snapshot", "image_pending_upload", "image_uploading")
+# shelve: the guest is stopped and its disk uploaded the same way, then it is offloaded
+# (destroyed on its host, the claim released). Nova's names.
+SHELVE_TASKS = (
+    "shelving",
+    "shelving_image_pending_upload",
+    "shelving_image_uploading",
+    "shelving_offloading",
+)
+# The tasks whose agent uploads the root disk into a waiting image.
+UPLOAD_TASKS = SNAPSHOT_TASKS + SHELVE_TASKS
 ALL_STATUSES = (
     set(STATUS_BY_VM_STATE.values())
     | set(STATUS_BY_TASK.values())

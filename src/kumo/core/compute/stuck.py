@@ -9,15 +9,15 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import migrations, moves
-from kumo.core.compute.reports import end_action
+from kumo.core.compute import migrations, moves, shelve
 from kumo.core.compute.servers import (
     SNAPSHOT_ACTIONS,
     drop_snapshot,
+    end_action,
     finish_delete,
     pending_snapshot,
 )
-from kumo.core.compute.states import SNAPSHOT_TASKS
+from kumo.core.compute.states import SHELVE_TASKS, SNAPSHOT_TASKS
 from kumo.db import models as m
 from kumo.db.types import utcnow
 
@@ -40,6 +40,10 @@ def resolve_in_session(session: Session) -> int:
         elif task == migrations.MIGRATING:
             # The guest keeps running where it is; the migration ends in error.
             migrations.stuck(session, instance)
+        elif task in SHELVE_TASKS:
+            # The shelve did not happen: the server stays on its host (the agent put the
+            # guest back or it never stopped it), the snapshot is dropped.
+            shelve.failed(session, instance, f"task {task} timed out")
         elif task in SNAPSHOT_TASKS:
             # A snapshot that never finished harms nobody but its image: the server keeps
             # its state (as Nova does), the image is deleted, the action says why.
