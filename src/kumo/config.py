@@ -135,6 +135,25 @@ class NetworkConfig(_Section):
         return value
 
 
+class VolumeConfig(_Section):
+    """Block storage: which backends this host's agent offers and how far they overcommit."""
+
+    # The backend of volumes whose type names none (``volume_backend_name``).
+    default_backend: Literal["file", "raw", "fake"] = "file"
+    # Backends this host's agent serves (each keeps its data under <state_dir>/volumes/).
+    backends: list[str] = Field(default_factory=lambda: ["file", "raw"])
+    # Thin volumes may promise more than the disk holds, as Cinder's
+    # max_over_subscription_ratio allows.
+    over_subscription_ratio: float = Field(20.0, gt=0)
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+
 class Config(_Section):
     state_dir: Path = (
         Path("/var/lib/kumo") if os.geteuid() == 0 else (Path.home() / ".local/share/kumo")
@@ -148,6 +167,7 @@ class Config(_Section):
     compute: ComputeConfig = ComputeConfig()
     images: ImagesConfig = ImagesConfig()
     network: NetworkConfig = NetworkConfig()
+    volumes: VolumeConfig = VolumeConfig()
 
     @property
     def database_url(self) -> str:

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 import kumo
-from kumo.api import admin, agent, agent_network, errors, metrics, request_id
+from kumo.api import admin, agent, agent_network, agent_volume, errors, metrics, request_id
 from kumo.api.compute import (
     aggregates,
     availability_zones,
@@ -24,6 +24,7 @@ from kumo.api.compute import (
     server_migrations,
     servers,
     usage,
+    volume_attachments,
 )
 from kumo.api.compute import images as compute_images
 from kumo.api.compute import microversion as compute_microversion
@@ -62,6 +63,12 @@ from kumo.api.network import subnets as network_subnets
 from kumo.api.network import tags as network_tags
 from kumo.api.network import versions as network_versions
 from kumo.api.state import AppState
+from kumo.api.volume import limits as volume_limits
+from kumo.api.volume import microversion as volume_microversion
+from kumo.api.volume import snapshots as volume_snapshots
+from kumo.api.volume import types as volume_types
+from kumo.api.volume import versions as volume_versions
+from kumo.api.volume import volumes as volume_volumes
 from kumo.config import Config
 from kumo.core.network import changes as network_changes
 from kumo.db.engine import Database
@@ -81,6 +88,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
     errors.install(app)
     metrics.install(app)
     compute_microversion.install(app)
+    volume_microversion.install(app)
     request_id.install(app)
     network_changes.watch()  # network writes wake the agents' long-polls
     app.add_middleware(ProjectIdInURL)
@@ -118,6 +126,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
         extensions,
         server_diagnostics,
         interfaces,
+        volume_attachments,
     ):
         app.include_router(compute_module.router)
     app.include_router(image_versions.router)
@@ -141,8 +150,17 @@ def create_app(config: Config, db: Database) -> FastAPI:
         network_floating_ips,
     ):
         app.include_router(network_module.router)
+    for volume_module in (
+        volume_versions,
+        volume_volumes,
+        volume_types,
+        volume_snapshots,
+        volume_limits,
+    ):
+        app.include_router(volume_module.router)
     app.include_router(agent.router)
     app.include_router(agent_network.router)
+    app.include_router(agent_volume.router)
     app.include_router(admin.router)
 
     @app.get("/", include_in_schema=False)

@@ -73,7 +73,7 @@ def error_body(path: str, status: int, message: str, kind: str | None = None) ->
     if path.startswith("/image"):
         # Glance's errors are webob's: JSON for a JSON client, with the status line as code.
         return {"code": f"{status} {title}", "title": title, "message": message}
-    if path.startswith("/compute"):
+    if path.startswith(("/compute", "/volume")):  # Cinder's faults are Nova's shape
         return {_NOVA_KEYS.get(status, "computeFault"): {"code": status, "message": message}}
     return {"error": {"code": status, "title": title, "message": message}}
 

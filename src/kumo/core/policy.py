@@ -193,6 +193,12 @@ RULES: dict[str, Rule] = {
     "compute:migrate": _admin,  # os_compute_api:os-migrate-server:migrate (cold)
     "compute:evacuate": _admin,  # os_compute_api:os-evacuate
     "compute:shelve_offload": _admin,  # os_compute_api:os-shelve:shelve_offload
+    # Block storage (Cinder's defaults): types, forced deletes, status resets, quotas.
+    "volume:manage_types": _admin,  # volume_extension:types_manage
+    "volume:force_delete": _admin,  # volume_extension:volume_admin_actions:force_delete
+    "volume:reset_status": _admin,  # volume_extension:volume_admin_actions:reset_status
+    "volume:quota_sets:other_project": _admin,
+    "volume:quota_sets:update": _admin,
     "compute:migrations:index": _admin,
     "compute:server_migrations:index": _admin,
     "compute:server_migrations:show": _admin,

@@ -55,6 +55,11 @@ def host_topic(host_id: str) -> str:
     return f"host:{host_id}"
 
 
+def volume_topic(host_id: str) -> str:
+    """A host's volumes and snapshots changed: its agent's volume loop returns."""
+    return f"volumes:{host_id}"
+
+
 def console_topic(instance_id: str) -> str:
     return f"console:{instance_id}"
 

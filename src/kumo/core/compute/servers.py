@@ -596,6 +596,10 @@ def finish_delete(session: Session, instance: m.Instance) -> None:
         session.delete(allocation)
     nics.unplug_on_delete(session, instance)
     drop_shelved_image(session, instance)
+    from kumo.core.volume import attachments, volumes  # block storage imports compute
+
+    for volume in attachments.on_server_deleted(session, instance):
+        volumes.delete_with_server(volume)
     now = utcnow()
     instance.vm_state = "deleted"
     instance.task_state = None

@@ -1,0 +1,1 @@
+"""Block storage (Cinder v3): volumes, types, snapshots, attachments, quotas."""

@@ -1,0 +1,165 @@
+"""Volume snapshots: point-in-time copies kept by the backend of the volume's host.
+
+Like a volume, a snapshot is a request (``creating``/``deleting`` with a generation) that
+the agent of its host carries out. An attached volume is snapshotted only with ``force``,
+as Cinder asks; the copy then holds what the guest had flushed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.core.errors import BadRequest, NotFound
+from kumo.core.params import body_bool
+from kumo.core.policy import Context
+from kumo.core.volume import quotas, volumes
+from kumo.db import models as m
+from kumo.db.locking import lock_for_claims
+from kumo.db.types import utcnow
+
+CREATE_KEYS = {
+    "volume_id", "force", "name", "display_name", "description", "display_description",
+    "metadata",
+}  # fmt: skip
+
+
+def get(session: Session, ctx: Context, snapshot_id: str) -> m.VolumeSnapshot:
+    snapshot = session.get(m.VolumeSnapshot, snapshot_id)
+    if (
+        snapshot is None
+        or snapshot.deleted
+        or (snapshot.project_id != ctx.project_id and not ctx.is_admin)
+    ):
+        raise NotFound(f"Snapshot {snapshot_id} could not be found.")
+    return snapshot
+
+
+@dataclass
+class ListFilters:
+    all_tenants: bool = False
+    name: str | None = None
+    status: str | None = None
+    volume_id: str | None = None
+    limit: int | None = None
+    marker: str | None = None
+
+
+def list_snapshots(session: Session, ctx: Context, f: ListFilters) -> list[m.VolumeSnapshot]:
+    query = select(m.VolumeSnapshot).where(m.VolumeSnapshot.deleted.is_(False))
+    if not (ctx.is_admin and f.all_tenants):
+        query = query.where(m.VolumeSnapshot.project_id == ctx.project_id)
+    if f.name is not None:
+        query = query.where(m.VolumeSnapshot.name == f.name)
+    if f.status is not None:
+        query = query.where(m.VolumeSnapshot.status == f.status)
+    if f.volume_id is not None:
+        query = query.where(m.VolumeSnapshot.volume_id == f.volume_id)
+    query = query.order_by(m.VolumeSnapshot.created_at.desc(), m.VolumeSnapshot.id.desc())
+    rows = list(session.scalars(query))
+    if f.marker is not None:
+        ids = [s.id for s in rows]
+        if f.marker not in ids:
+            raise BadRequest(f"Marker {f.marker} could not be found.")
+        rows = rows[ids.index(f.marker) + 1 :]
+    return rows[: f.limit] if f.limit is not None else rows
+
+
+def create(session: Session, ctx: Context, body: Any) -> m.VolumeSnapshot:
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid input for field/attribute snapshot: an object expected.")
+    unknown = set(body) - CREATE_KEYS
+    if unknown:
+        raise BadRequest(
+            "Invalid input for field/attribute snapshot. Additional properties are not allowed "
+            f"({', '.join(sorted(unknown))} unexpected)"
+        )
+    if not body.get("volume_id"):
+        raise BadRequest(
+            "Invalid input for field/attribute snapshot. 'volume_id' is a required property"
+        )
+    force = body_bool(body.get("force", False), "force")
+    volume = volumes.get(session, ctx, str(body["volume_id"]))
+    if volume.status == "in-use" and not force:
+        raise BadRequest(
+            f"Invalid volume: Volume {volume.id} is in-use; snapshot it with force=True (the "
+            "copy holds what the guest has flushed)."
+        )
+    if volume.status not in ("available", "in-use"):
+        raise volumes.invalid_status(volume, "available or in-use", "snapshot it")
+    name = body.get("name", body.get("display_name"))
+    description = body.get("description", body.get("display_description"))
+    for key, value in (("name", name), ("description", description)):
+        if value is not None and (not isinstance(value, str) or len(value) > 255):
+            raise BadRequest(f"Invalid input for field/attribute {key}.")
+    meta = volumes.metadata_of(body.get("metadata"))
+    lock_for_claims(session)
+    quotas.check(session, volume.project_id, snapshots=1, gigabytes=volume.size)
+    now = utcnow()
+    snapshot = m.VolumeSnapshot(
+        id=str(uuid.uuid4()),
+        volume_id=volume.id,
+        project_id=volume.project_id,
+        user_id=ctx.user_id,
+        name=name,
+        description=description,
+        size=volume.size,
+        status="creating",
+        meta=meta,
+        host_id=volume.host_id,
+        backend=volume.backend,
+        generation=1,
+        observed_generation=0,
+        task_deadline=now + volumes.TASK_DEADLINE,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(snapshot)
+    session.flush()
+    return snapshot
+
+
+def update(session: Session, ctx: Context, snapshot_id: str, body: Any) -> m.VolumeSnapshot:
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid input for field/attribute snapshot: an object expected.")
+    snapshot = get(session, ctx, snapshot_id)
+    for key, legacy in (("name", "display_name"), ("description", "display_description")):
+        if key in body or legacy in body:
+            value = body.get(key, body.get(legacy))
+            if value is not None and (not isinstance(value, str) or len(value) > 255):
+                raise BadRequest(f"Invalid input for field/attribute {key}.")
+            setattr(snapshot, key, value)
+    if "metadata" in body:
+        snapshot.meta = volumes.metadata_of(body["metadata"])
+    snapshot.updated_at = utcnow()
+    return snapshot
+
+
+def delete(session: Session, ctx: Context, snapshot_id: str) -> m.VolumeSnapshot:
+    snapshot = get(session, ctx, snapshot_id)
+    if snapshot.status not in ("available", "error", "error_deleting"):
+        raise BadRequest(
+            f"Invalid snapshot: Snapshot {snapshot.id} status must be available or error, "
+            f"but current status is: {snapshot.status}."
+        )
+    in_use = session.scalars(
+        select(m.Volume.id).where(
+            m.Volume.snapshot_id == snapshot.id,
+            m.Volume.deleted.is_(False),
+            m.Volume.status == "creating",
+        )
+    ).first()
+    if in_use is not None:
+        raise BadRequest(f"Invalid snapshot: volume {in_use} is being created from it.")
+    if snapshot.host_id is None:
+        volumes.finish_snapshot_delete(snapshot)
+        return snapshot
+    snapshot.status = "deleting"
+    snapshot.generation += 1
+    snapshot.task_deadline = utcnow() + volumes.TASK_DEADLINE
+    snapshot.updated_at = utcnow()
+    return snapshot
