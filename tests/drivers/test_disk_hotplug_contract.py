@@ -32,6 +32,7 @@ from kumo.drivers.hypervisor.base import (
     GuestSpec,
     GuestState,
     MigrationProgress,
+    carry_pci_slots,
     virtio_serial,
 )
 from kumo.drivers.hypervisor.qemu import QemuDriver, disk_ids
@@ -170,6 +171,17 @@ def test_virtio_serial_is_cut_to_20_bytes() -> None:
     assert virtio_serial("é" * 15) == "é" * 10  # on a character boundary
     device, node = disk_ids(serial)
     assert len(node) <= 31 and device != node and disk_ids(serial) == (device, node)
+
+
+def test_spawn_keeps_the_slots_a_spec_without_them_omits() -> None:
+    """A caller that does not keep slots (spawn of a shut-down guest from the database)
+    gets the slots the guest's persisted spec gave its disks; new disks stay without."""
+    base = GuestSpec(uuid="u", name="n", vcpus=1, memory_mb=128)
+    persisted = dataclasses.replace(base, extra_disks=(DiskSpec("/a", serial="a", pci_slot=17),))
+    asked = dataclasses.replace(base, extra_disks=(DiskSpec("/a", serial="a"), DiskSpec("/b")))
+    carried = carry_pci_slots(asked, persisted)
+    assert [d.pci_slot for d in carried.extra_disks] == [17, None]
+    assert carry_pci_slots(asked, None) == asked
 
 
 def test_qemu_command_line_places_slotted_disks_last(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from kumo.drivers.hypervisor.base import (
     MigrationProgress,
     PowerState,
     RebootKind,
+    carry_pci_slots,
     check_new_disk,
     check_pci_slots,
     choose_pci_slot,
@@ -53,7 +54,7 @@ class _Guest:
     received: bool = False  # destination: the whole state arrived
     outgoing: _Outgoing | None = None  # source: the migration under way
     exported: dict[str, Any] | None = None  # source of a cold migration: the disk served
-    # The running guest's disks: key (see _disk_keys) -> the name its kernel gave it.
+    # The running guest's disks: key (_disk_key) -> the name its kernel gave it.
     names: dict[str, str] = field(default_factory=dict)
 
 
@@ -192,7 +193,7 @@ class FakeDriver:
                 guest = self._host.guests[spec.uuid] = _Guest(spec)
             elif guest.pid is not None:
                 return self._state(guest)
-            guest.spec = spec
+            guest.spec = carry_pci_slots(spec, guest.spec)
             if guest.power == PowerState.SUSPENDED:
                 return self.resume(spec.uuid)
             self._boot(guest)
