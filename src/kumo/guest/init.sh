@@ -68,6 +68,11 @@ while :; do
         known="$known$disk "
         say "disk $disk"
     done
+    for disk in $known; do  # hot-unplugged: say so, and a disk with its name is new again
+        [ -e "/sys/block/$disk" ] && continue
+        known=$(echo "$known" | sed "s/ $disk / /")
+        say "disk-gone $disk"
+    done
     [ $((n % 2)) -eq 0 ] && say "alive $((n / 2))"
     n=$((n + 1))
     sleep 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import uuid as _uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -34,14 +34,47 @@ class PowerState(enum.StrEnum):
     SUSPENDED = "suspended"
 
 
+# PCI slots on pci.0 reserved for extra disks with a fixed address (DiskSpec.pci_slot).
+# QEMU gives every other device (root disk, config drive, NICs, extra disks without a slot)
+# the lowest free slot from 2 up, so these stay clear of them unless a guest has more than
+# 13 such devices; a slot QEMU has given away is skipped when one is chosen.
+EXTRA_DISK_SLOTS = range(0x10, 0x20)
+VIRTIO_SERIAL_BYTES = 20  # what virtio-blk shows the guest (VIRTIO_BLK_ID_BYTES)
+
+DiskKind = Literal["file", "block"]
+
+
 @dataclass(frozen=True)
 class DiskSpec:
-    """An extra disk: a file (or host block device) handed to the guest as virtio-blk."""
+    """An extra disk: a file (or host block device) handed to the guest as virtio-blk.
+
+    ``serial`` is the disk's identity (a volume's UUID): attach and detach find disks by
+    it. The guest sees only its first 20 bytes (`virtio_serial`), as with Nova/libvirt.
+    ``kind``: ``file`` (an image file) or ``block`` (a host block device such as a loop
+    device or an iSCSI LUN: QEMU's ``host_device`` driver).
+    ``pci_slot``: the fixed slot on pci.0 the disk sits in (`EXTRA_DISK_SLOTS`), chosen at
+    attach time and kept, so every QEMU started for the guest (power-on, reboot, a live
+    migration's destination) puts the disk where a hot-plug put it. None: a disk from a
+    spec written before slots existed, which keeps its old, QEMU-chosen place."""
 
     path: str
     format: str = "qcow2"
     readonly: bool = False
     serial: str = ""
+    kind: DiskKind = "file"
+    pci_slot: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DiskSpec:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def virtio_serial(serial: str) -> str:
+    """The serial as a virtio-blk guest sees it: its first 20 bytes (Nova and libvirt hand
+    the whole volume UUID to QEMU, and the guest's /dev/disk/by-id/virtio-... shows the
+    first 20 characters). Cut on a character boundary."""
+    return serial.encode()[:VIRTIO_SERIAL_BYTES].decode(errors="ignore")
 
 
 @dataclass(frozen=True)
@@ -78,7 +111,7 @@ class GuestSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GuestSpec:
         data = dict(data)
-        data["extra_disks"] = tuple(DiskSpec(**d) for d in data.get("extra_disks", ()))
+        data["extra_disks"] = tuple(DiskSpec.from_dict(d) for d in data.get("extra_disks", ()))
         data["nics"] = tuple(NicSpec(**n) for n in data.get("nics", ()))
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -215,6 +248,37 @@ class HypervisorDriver(Protocol):
         """Every guest this driver finds on the host, running or not (for adoption)."""
         ...
 
+    # Extra disks (block volumes), found by their serial. A disk is part of the guest's
+    # persisted spec from attach to detach, so every later start of the guest (power-on,
+    # soft reboot, a restarted agent's adoption, a migration's destination when its spec
+    # carries `disks()`'s answer) has it, in the same PCI slot. Capability `disk_hotplug`.
+
+    def attach_disk(self, uuid: str, disk: DiskSpec) -> GuestState:
+        """Give the guest `disk`; a disk with this serial attached already: nothing.
+
+        Running or paused guest: hot-plugged now (the guest sees a new virtio disk) into
+        `disk.pci_slot`, or the lowest free slot of `EXTRA_DISK_SLOTS` when None; shut-down
+        guest: only its spec changes, it sees the disk at the next boot. Raises
+        HypervisorError for a suspended guest (resume it first: its saved device state has
+        no such disk), a rescued one (unrescue first), or a disk QEMU could not open (the
+        spec is left as it was)."""
+        ...
+
+    def detach_disk(self, uuid: str, serial: str, timeout: float = 30.0) -> GuestState:
+        """Take the disk `serial` from the guest; a serial it does not have: nothing.
+
+        Running guest: the guest is asked to release the device (ACPI unplug) and the
+        disk is closed once it did; within `timeout`, else HypervisorError and the disk
+        stays attached (the request stands: retry later, or stop the server and detach).
+        Shut-down guest: only the spec changes. Paused, suspended, crashed or rescued
+        guest: HypervisorError (it cannot acknowledge an unplug)."""
+        ...
+
+    def disks(self, uuid: str) -> list[DiskSpec]:
+        """The extra disks the guest has now, each with the PCI slot it sits in (callers
+        keep it and pass it back in later specs, a migration's destination above all)."""
+        ...
+
     # Live migration: the destination prepares, the source copies, the destination
     # continues. Every step is idempotent and derived from what the hypervisor itself says,
     # so an agent restarted mid-migration picks up where it was.
@@ -290,6 +354,77 @@ def rescue_spec(own: GuestSpec, boot: GuestSpec) -> GuestSpec:
         extra_disks=tuple(extra),
         nics=own.nics,
     )
+
+
+def choose_pci_slot(disks: tuple[DiskSpec, ...], busy: set[int] | None = None) -> int:
+    """The lowest slot of `EXTRA_DISK_SLOTS` neither another disk nor (`busy`) any other
+    device of the running guest holds."""
+    taken = {d.pci_slot for d in disks if d.pci_slot is not None} | (busy or set())
+    for slot in EXTRA_DISK_SLOTS:
+        if slot not in taken:
+            return slot
+    raise HypervisorError(f"no free PCI slot for another disk (at most {len(EXTRA_DISK_SLOTS)})")
+
+
+def check_new_disk(spec: GuestSpec, disk: DiskSpec) -> None:
+    """Refuse a disk `attach_disk` cannot give a guest: no serial (its identity), a serial
+    the guest could not tell from an attached disk's, a slot another disk holds."""
+    if not disk.serial:
+        raise HypervisorError("a disk to attach needs a serial (its volume's identity)")
+    if disk.kind not in ("file", "block"):
+        raise HypervisorError(f"unknown disk kind {disk.kind!r} (file or block)")
+    for other in spec.extra_disks:
+        if virtio_serial(other.serial) == virtio_serial(disk.serial):
+            raise HypervisorError(
+                f"disk {disk.serial}: its first {VIRTIO_SERIAL_BYTES} bytes equal those of "
+                f"attached disk {other.serial}; the guest could not tell them apart"
+            )
+        if disk.pci_slot is not None and other.pci_slot == disk.pci_slot:
+            raise HypervisorError(f"PCI slot {disk.pci_slot:#x} already holds {other.serial}")
+    if disk.pci_slot is not None and disk.pci_slot not in EXTRA_DISK_SLOTS:
+        raise HypervisorError(
+            f"PCI slot {disk.pci_slot:#x} is outside {EXTRA_DISK_SLOTS.start:#x}-"
+            f"{EXTRA_DISK_SLOTS.stop - 1:#x}"
+        )
+
+
+def find_disk(spec: GuestSpec, serial: str) -> DiskSpec | None:
+    return next((d for d in spec.extra_disks if d.serial == serial), None)
+
+
+def carry_pci_slots(spec: GuestSpec, previous: GuestSpec | None) -> GuestSpec:
+    """`spec` with the slots `previous` (the guest's spec persisted here) gave its disks,
+    for disks `spec` lists without one (a caller that does not keep slots)."""
+    if previous is None:
+        return spec
+    slots = {d.serial: d.pci_slot for d in previous.extra_disks if d.serial}
+    if not any(d.pci_slot is None and slots.get(d.serial) is not None for d in spec.extra_disks):
+        return spec
+    disks = tuple(
+        d if d.pci_slot is not None else replace(d, pci_slot=slots.get(d.serial))
+        for d in spec.extra_disks
+    )
+    return replace(spec, extra_disks=disks)
+
+
+def pci_slots(spec: GuestSpec) -> dict[str, int | None]:
+    """Serial -> PCI slot of the spec's extra disks: what a migration's two ends compare
+    (a destination's endpoint carries its own as ``pci_slots``)."""
+    return {d.serial: d.pci_slot for d in spec.extra_disks}
+
+
+def check_pci_slots(uuid: str, spec: GuestSpec, endpoint: dict[str, Any]) -> None:
+    """Refuse a live migration to a destination started without the source's extra disks
+    in the same PCI slots: QEMU would fail it later, saying much less."""
+    theirs = endpoint.get("pci_slots")
+    if theirs is None:  # a destination from before hot-plug: nothing to compare
+        return
+    mine = pci_slots(spec)
+    if theirs != mine:
+        raise HypervisorError(
+            f"guest {uuid}: the destination's extra disks (serial: PCI slot) {theirs} "
+            f"differ from the source's {mine}; prepare it with the source's disks()"
+        )
 
 
 def instance_dir(state_dir: Path, uuid: str) -> Path:

@@ -18,6 +18,7 @@ from typing import Any
 
 from kumo.drivers import disks
 from kumo.drivers.hypervisor.base import (
+    DiskSpec,
     GuestNotFound,
     GuestSpec,
     GuestState,
@@ -25,7 +26,13 @@ from kumo.drivers.hypervisor.base import (
     MigrationProgress,
     PowerState,
     RebootKind,
+    carry_pci_slots,
+    check_new_disk,
+    check_pci_slots,
+    choose_pci_slot,
+    find_disk,
     instance_dir,
+    pci_slots,
     rescue_spec,
     storage_id,
 )
@@ -47,6 +54,8 @@ class _Guest:
     received: bool = False  # destination: the whole state arrived
     outgoing: _Outgoing | None = None  # source: the migration under way
     exported: dict[str, Any] | None = None  # source of a cold migration: the disk served
+    # The running guest's disks: key (_disk_key) -> the name its kernel gave it.
+    names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,11 +109,36 @@ def _boot_lines(spec: GuestSpec) -> list[str]:
     if user_data:
         first = user_data.decode(errors="replace").splitlines()[0] if user_data.strip() else ""
         lines.append(f"kumo-guest: user-data {first}")
-    names = iter("abcdefghijklmnopqrstuvwxyz")
-    disks = [spec.root_disk, spec.config_drive, *(d.path for d in spec.extra_disks)]
-    lines += [f"kumo-guest: disk vd{next(names)}" for d in disks if d]
+    lines += [f"kumo-guest: disk {name}" for name in _boot_names(spec).values()]
     lines += [f"kumo-guest: ip eth{i} 10.0.2.{15 + i}" for i, _ in enumerate(spec.nics)]
     return lines
+
+
+def _disk_key(index: int, disk: DiskSpec) -> str:
+    return disk.serial or f"#{index}"
+
+
+def _boot_names(spec: GuestSpec) -> dict[str, str]:
+    """Disk key -> vdX as the guest's kernel names them at boot: in PCI slot order, so
+    the root disk, the config drive, disks without a fixed slot (which QEMU places next),
+    then the rest by slot."""
+    keys = ["root"] if spec.root_disk else []
+    keys += ["config"] if spec.config_drive else []
+    extra = list(enumerate(spec.extra_disks))
+    keys += [_disk_key(i, d) for i, d in extra if d.pci_slot is None]
+    slotted = sorted((d.pci_slot, _disk_key(i, d)) for i, d in extra if d.pci_slot is not None)
+    keys += [key for _, key in slotted]
+    return {key: _disk_name(n) for n, key in enumerate(keys)}
+
+
+def _disk_name(index: int) -> str:
+    """The kernel's name for the index-th virtio disk: vda..vdz, vdaa, ..."""
+    name = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        name = chr(ord("a") + rest) + name
+    return "vd" + name
 
 
 class FakeDriver:
@@ -129,6 +163,7 @@ class FakeDriver:
     def _boot(self, guest: _Guest) -> None:
         guest.power, guest.pid = PowerState.RUNNING, next(_pids)
         guest.console += _boot_lines(guest.spec)
+        guest.names = _boot_names(guest.spec)
 
     def is_process(self, pid: int) -> bool:
         """Whether a made-up PID belongs to a running fake guest (for contract tests)."""
@@ -146,6 +181,7 @@ class FakeDriver:
             "live_migration": True,
             "evacuate": True,
             "cold_migration": True,
+            "disk_hotplug": True,
             "storage_id": storage_id(self.state_dir),
         }
 
@@ -157,7 +193,7 @@ class FakeDriver:
                 guest = self._host.guests[spec.uuid] = _Guest(spec)
             elif guest.pid is not None:
                 return self._state(guest)
-            guest.spec = spec
+            guest.spec = carry_pci_slots(spec, guest.spec)
             if guest.power == PowerState.SUSPENDED:
                 return self.resume(spec.uuid)
             self._boot(guest)
@@ -200,6 +236,7 @@ class FakeDriver:
             if kind == "hard" and guest.pid is not None:
                 guest.power = PowerState.RUNNING
                 guest.console += _boot_lines(guest.spec)
+                guest.names = _boot_names(guest.spec)
                 return self._state(guest)
             self.power_off(uuid, timeout)
             return self.power_on(uuid)
@@ -325,6 +362,81 @@ class FakeDriver:
         with self._host.lock:
             return [self._state(g) for _, g in sorted(self._host.guests.items())]
 
+    # -- extra disks ----------------------------------------------------------------------
+    #
+    # The guest's spec holds its disks (as the QEMU driver's spec.json does), `names` what
+    # the running guest sees; the console says what the kumo-tiny guest would: "disk vdX"
+    # for a disk that appears, "disk-gone vdX" for one that goes. A `detach_disk` with
+    # timeout <= 0 stands for a guest that answers too late: it raises as QEMU's would,
+    # and the guest releases the disk right after (the next detach call finishes it).
+
+    def _check_disks(self, guest: _Guest, verb: str) -> None:
+        uuid = guest.spec.uuid
+        if guest.own is not None:
+            raise HypervisorError(f"guest {uuid} is rescued: unrescue it to {verb} disks")
+        if guest.power == PowerState.SUSPENDED:
+            raise HypervisorError(
+                f"guest {uuid} is suspended: resume it to {verb} a disk (its saved device "
+                "state would not match a changed set of disks)"
+            )
+        if guest.incoming is not None or (
+            guest.outgoing is not None and guest.outgoing.status in ("active", "completed")
+        ):
+            raise HypervisorError(f"guest {uuid} is being migrated: {verb} a disk afterwards")
+        if verb == "detach" and guest.pid is not None and guest.power != PowerState.RUNNING:
+            raise HypervisorError(
+                f"guest {uuid} is {guest.power.value}: it cannot acknowledge the unplug; "
+                "unpause it, or stop it, to detach the disk"
+            )
+
+    def attach_disk(self, uuid: str, disk: DiskSpec) -> GuestState:
+        """The disk's file is not opened (fake guests have no data)."""
+        with self._host.lock:
+            guest = self._get(uuid)
+            self._check_disks(guest, "attach")
+            spec = guest.spec
+            known = find_disk(spec, disk.serial)
+            if known is None:
+                check_new_disk(spec, disk)
+                if disk.pci_slot is None:
+                    slot = choose_pci_slot(spec.extra_disks)
+                    disk = dataclasses.replace(disk, pci_slot=slot)
+                guest.spec = dataclasses.replace(spec, extra_disks=(*spec.extra_disks, disk))
+            if guest.pid is not None and disk.serial not in guest.names:
+                used = set(guest.names.values())
+                name = next(_disk_name(n) for n in itertools.count() if _disk_name(n) not in used)
+                guest.names[disk.serial] = name
+                guest.console.append(f"kumo-guest: disk {name}")
+            return self._state(guest)
+
+    def detach_disk(self, uuid: str, serial: str, timeout: float = 30.0) -> GuestState:
+        with self._host.lock:
+            guest = self._get(uuid)
+            spec = guest.spec
+            if find_disk(spec, serial) is None:
+                return self._state(guest)
+            self._check_disks(guest, "detach")
+            if guest.pid is not None and serial in guest.names:
+                name = guest.names.pop(serial)
+                guest.console.append(f"kumo-guest: disk-gone {name}")
+                if timeout <= 0:
+                    raise HypervisorError(
+                        f"guest {uuid}: the guest did not release the disk {serial} within "
+                        f"{timeout:g} s; retry, or stop the server and detach"
+                    )
+            extra = tuple(d for d in spec.extra_disks if d.serial != serial)
+            guest.spec = dataclasses.replace(spec, extra_disks=extra)
+            return self._state(guest)
+
+    def disks(self, uuid: str) -> list[DiskSpec]:
+        """The spec's disks; for a running guest only those it has (as with QEMU)."""
+        with self._host.lock:
+            guest = self._get(uuid)
+            spec = guest.own or guest.spec
+            if guest.pid is None or guest.own is not None:
+                return list(spec.extra_disks)
+            return [d for i, d in enumerate(spec.extra_disks) if _disk_key(i, d) in guest.names]
+
     # -- live migration -------------------------------------------------------------------
 
     def prepare_incoming(self, spec: GuestSpec, block: bool) -> dict[str, Any]:
@@ -341,6 +453,7 @@ class FakeDriver:
                 "port": int(token.rsplit(":", 1)[1]),
                 "token": token,
                 "block": block,
+                "pci_slots": pci_slots(spec),
             }
             guest = _Guest(spec, PowerState.PAUSED, next(_pids), incoming=endpoint)
             self._host.guests[spec.uuid] = guest
@@ -369,6 +482,7 @@ class FakeDriver:
                 return
             if guest.pid is None:
                 raise HypervisorError(f"guest {uuid} has no running process to migrate")
+            check_pci_slots(uuid, guest.spec, endpoint)
             guest.outgoing = _Outgoing(dict(endpoint), MIGRATION_STEPS)
             if self._target(guest.outgoing) is None:
                 guest.outgoing.status = "failed"
@@ -388,6 +502,7 @@ class FakeDriver:
                     # Everything is copied: the destination holds the guest's state now.
                     target.console = list(guest.console)
                     target.alive, target.last_alive = guest.alive, guest.last_alive
+                    target.names = dict(guest.names)
                     target.received = True
                     guest.power = PowerState.PAUSED
                     out.status = "completed"

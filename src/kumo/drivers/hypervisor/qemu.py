@@ -37,11 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import QMPClient, QMPError
+from qemu.qmp import ExecuteError, QMPClient, QMPError
 
 from kumo.drivers.disks import DiskError, convert_to_qcow2, grow_to
 from kumo.drivers.hypervisor import accel, qmp
 from kumo.drivers.hypervisor.base import (
+    DiskSpec,
     GuestNotFound,
     GuestSpec,
     GuestState,
@@ -49,9 +50,16 @@ from kumo.drivers.hypervisor.base import (
     MigrationProgress,
     PowerState,
     RebootKind,
+    carry_pci_slots,
+    check_new_disk,
+    check_pci_slots,
+    choose_pci_slot,
+    find_disk,
     instance_dir,
+    pci_slots,
     rescue_spec,
     storage_id,
+    virtio_serial,
 )
 
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its terminating NUL
@@ -108,6 +116,48 @@ def _process_alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def disk_ids(serial: str) -> tuple[str, str]:
+    """(device id, block node name) of an extra disk with a PCI slot, derived from its
+    serial: the same in every QEMU that ever runs the disk (hot-plugged or on the command
+    line, source or destination of a migration). Hashed, as a serial (a UUID) may not be
+    a valid QEMU id and node names are limited to 31 characters."""
+    digest = hashlib.sha256(serial.encode()).hexdigest()[:16]
+    return f"vol-{digest}", f"vol-{digest}-d"
+
+
+def _blockdev(disk: DiskSpec) -> dict[str, Any]:
+    """The `blockdev-add` arguments (also `-blockdev` JSON) of an extra disk's nodes: its
+    format over the file or, for kind ``block``, the host block device."""
+    device, node = disk_ids(disk.serial)
+    return {
+        "driver": disk.format,
+        "node-name": node,
+        "read-only": disk.readonly,
+        "file": {
+            "driver": "host_device" if disk.kind == "block" else "file",
+            "filename": disk.path,
+            "node-name": f"{device}-f",
+            "read-only": disk.readonly,
+        },
+    }
+
+
+def _device(disk: DiskSpec) -> dict[str, str]:
+    """The `device_add` arguments of an extra disk: virtio-blk at its fixed PCI slot."""
+    assert disk.pci_slot is not None
+    device, node = disk_ids(disk.serial)
+    args = {
+        "driver": "virtio-blk-pci",
+        "id": device,
+        "drive": node,
+        "bus": "pci.0",
+        "addr": f"{disk.pci_slot:#x}",
+    }
+    if disk.serial:
+        args["serial"] = virtio_serial(disk.serial)
+    return args
 
 
 def _open_taps(spec: GuestSpec) -> dict[int, int]:
@@ -251,8 +301,12 @@ class QemuDriver:
             disks.append(("root", spec.root_disk, spec.root_disk_format, False, "root"))
         if spec.config_drive:
             disks.append(("config", spec.config_drive, "raw", True, "config-2"))
+        fixed: list[DiskSpec] = []
         for i, disk in enumerate(spec.extra_disks):
-            disks.append((f"disk{i}", disk.path, disk.format, disk.readonly, disk.serial))
+            if disk.pci_slot is not None:
+                fixed.append(disk)
+            else:  # a spec from before PCI slots: as it always was started
+                disks.append((f"disk{i}", disk.path, disk.format, disk.readonly, disk.serial))
         for ident, path, fmt, readonly, serial in disks:
             drive = f"file={_opt(path)},format={fmt},if=none,id=drive-{ident}"
             argv += ["-drive", drive + (",readonly=on" if readonly else "")]
@@ -271,6 +325,13 @@ class QemuDriver:
                 "-device",
                 f"virtio-net-pci,netdev=net{i},mac={nic.mac},id=nic{i}",
             ]
+        # Last, so QEMU places every device without a fixed address exactly as it would
+        # without these (as in a guest that had them hot-plugged later).
+        for disk in fixed:
+            options = ",".join(
+                f"{k}={_opt(v)}" if k != "driver" else v for k, v in _device(disk).items()
+            )
+            argv += ["-blockdev", json.dumps(_blockdev(disk)), "-device", options]
         if isinstance(incoming, str):
             # A live migration's destination: stopped (-S) until the switch is committed,
             # listening once told where (migrate-incoming).
@@ -356,6 +417,7 @@ class QemuDriver:
             "live_migration": True,
             "evacuate": True,
             "cold_migration": True,
+            "disk_hotplug": True,
             "storage_id": storage_id(self.state_dir),
         }
 
@@ -402,9 +464,9 @@ class QemuDriver:
             if self._pid(spec.uuid) is not None:
                 return self.get_state(spec.uuid)
             directory.mkdir(parents=True, exist_ok=True)
-            tmp = directory / "spec.json.tmp"
-            tmp.write_text(json.dumps(spec.to_dict(), indent=1))
-            tmp.replace(directory / "spec.json")
+            with contextlib.suppress(GuestNotFound):
+                spec = carry_pci_slots(spec, self._own_spec(spec.uuid))
+            self._write_json(directory / "spec.json", spec)
             if (directory / "suspended.state").exists():
                 return self.resume(spec.uuid)
             self._start(spec)
@@ -632,6 +694,227 @@ class QemuDriver:
         except FileNotFoundError:
             return b""
 
+    # -- extra disks -------------------------------------------------------------------------
+    #
+    # A disk with a PCI slot is two block nodes named for its serial (`disk_ids`: format
+    # "vol-<hash>-d" over protocol "vol-<hash>-f") and a virtio-blk-pci device "vol-<hash>"
+    # at pci.0, its slot: on the command line (-blockdev, -device) or hot-plugged
+    # (blockdev-add, device_add), the same. Disks from specs written before slots existed
+    # (-drive id=drive-diskN, device diskN, wherever QEMU put it) are found by their serial.
+
+    def _live_disks(self, uuid: str) -> dict[str, str]:
+        """Serial (as the guest sees it) -> device id of every virtio-blk device of the
+        running guest that has a disk in it, from query-block and each device's serial."""
+
+        async def work(client: QMPClient) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for backend in await qmp.call(client, "query-block"):
+                qdev = str(backend.get("qdev") or "")
+                if not backend.get("inserted") or not qdev.startswith("/machine/peripheral/"):
+                    continue
+                device = qdev.split("/")[3]
+                if device in ("root", "config"):
+                    continue
+                serial = await qmp.call(
+                    client,
+                    "qom-get",
+                    {"path": f"/machine/peripheral/{device}", "property": "serial"},
+                )
+                found[str(serial or "")] = device
+            return found
+
+        return qmp.session(qmp_socket(self._dir(uuid)), work)
+
+    def _check_live(self, uuid: str, verb: str) -> int | None:
+        """The PID when the guest runs (RUNNING), None when it is shut down; otherwise
+        HypervisorError with the reason `verb` (attach, detach) cannot be done now."""
+        directory = self._dir(uuid)
+        if self.is_rescued(uuid):
+            raise HypervisorError(f"guest {uuid} is rescued: unrescue it to {verb} disks")
+        state = self.get_state(uuid)
+        if state.power_state == PowerState.SUSPENDED:
+            raise HypervisorError(
+                f"guest {uuid} is suspended: resume it to {verb} a disk (its saved device "
+                "state would not match a changed set of disks)"
+            )
+        if state.pid is None:
+            return None
+        if (directory / "incoming.json").exists() or self._migrating(uuid):
+            raise HypervisorError(f"guest {uuid} is being migrated: {verb} a disk afterwards")
+        if verb == "detach" and state.power_state != PowerState.RUNNING:
+            raise HypervisorError(
+                f"guest {uuid} is {state.power_state.value} ({state.detail}): it cannot "
+                "acknowledge the unplug; unpause it, or stop it, to detach the disk"
+            )
+        return state.pid
+
+    def _migrating(self, uuid: str) -> bool:
+        """Whether the guest is leaving (its disks being copied, its memory moving) or has
+        left (a completed migration stops it for good: run state postmigrate), as QEMU
+        says. (A destination's query-migrate says "completed" for good once it arrived.)"""
+        if any(str(j["device"]).startswith("mig-") for j in self._qmp(uuid, "query-block-jobs")):
+            return True
+        if self._qmp(uuid, "query-status")["status"] in ("postmigrate", "finish-migrate"):
+            return True
+        status = self._qmp(uuid, "query-migrate").get("status", "none")
+        return status not in ("none", "failed", "cancelled", "completed")
+
+    def _write_own(self, spec: GuestSpec) -> None:
+        self._write_json(self._dir(spec.uuid) / "spec.json", spec)
+
+    def attach_disk(self, uuid: str, disk: DiskSpec) -> GuestState:
+        """Shut-down guest: the spec only. Running or paused guest: the spec first (so an
+        interrupted attach is finished by the next one, which finds the serial there),
+        then QMP `blockdev-add` and `device_add`; a hot-plug QEMU refuses takes the disk
+        out of the spec again and raises HypervisorError with QEMU's reason."""
+        with self._lock(uuid):
+            own = self._own_spec(uuid)
+            pid = self._check_live(uuid, "attach")
+            known = find_disk(own, disk.serial)
+            if known is None:
+                check_new_disk(own, disk)
+                if not Path(disk.path).exists():
+                    raise HypervisorError(f"disk {disk.serial}: no {disk.kind} {disk.path}")
+                if disk.pci_slot is None:
+                    busy = self._busy_slots(uuid) if pid is not None else set()
+                    disk = dataclasses.replace(
+                        disk, pci_slot=choose_pci_slot(own.extra_disks, busy)
+                    )
+                self._write_own(dataclasses.replace(own, extra_disks=(*own.extra_disks, disk)))
+            elif known.pci_slot is None or pid is None:
+                return self.get_state(uuid)  # a disk on the command line it started with
+            else:
+                disk = known
+            if pid is not None:
+                try:
+                    self._plug(uuid, disk)
+                except (QMPError, qmp.QMPUnavailable) as exc:
+                    if known is None:
+                        self._write_own(own)
+                    raise HypervisorError(f"guest {uuid}: attaching {disk.serial}: {exc}") from exc
+            return self.get_state(uuid)
+
+    def _busy_slots(self, uuid: str) -> set[int]:
+        return {
+            int(device["slot"])
+            for bus in self._qmp(uuid, "query-pci")
+            if bus.get("bus") == 0
+            for device in bus.get("devices", ())
+        }
+
+    def _plug(self, uuid: str, disk: DiskSpec) -> None:
+        """Hot-plug `disk` (with a slot), skipping what the guest has already: repeatable."""
+        device, node = disk_ids(disk.serial)
+
+        async def work(client: QMPClient) -> None:
+            nodes = await qmp.call(client, "query-named-block-nodes", {"flat": True})
+            added = False
+            if node not in {n.get("node-name") for n in nodes}:
+                await qmp.call(client, "blockdev-add", _blockdev(disk))
+                added = True
+            present = await qmp.call(client, "qom-list", {"path": "/machine/peripheral"})
+            if device in {p["name"] for p in present}:
+                return
+            try:
+                await qmp.call(client, "device_add", _device(disk))
+            except QMPError:
+                if added:
+                    with contextlib.suppress(QMPError):
+                        await qmp.call(client, "blockdev-del", {"node-name": node})
+                raise
+
+        qmp.session(qmp_socket(self._dir(uuid)), work, timeout=30.0)
+
+    def detach_disk(self, uuid: str, serial: str, timeout: float = 30.0) -> GuestState:
+        """Running guest: QMP `device_del`, then wait (up to `timeout`) for the
+        DEVICE_DELETED event naming the device (the guest ejected it; a second such event
+        names its virtio backend and is not the one), then `blockdev-del`, then the spec.
+        The guest gone quiet: HypervisorError and the disk stays in the spec; the unplug
+        request stands, so a later call finds the device gone and finishes the job."""
+        with self._lock(uuid):
+            own = self._own_spec(uuid)
+            disk = find_disk(own, serial)
+            if disk is None:
+                return self.get_state(uuid)
+            pid = self._check_live(uuid, "detach")
+            if pid is not None:
+                try:
+                    self._unplug(uuid, disk, timeout)
+                except (QMPError, qmp.QMPUnavailable) as exc:
+                    raise HypervisorError(f"guest {uuid}: detaching {serial}: {exc}") from exc
+            own = dataclasses.replace(
+                own, extra_disks=tuple(d for d in own.extra_disks if d.serial != serial)
+            )
+            self._write_own(own)
+            return self.get_state(uuid)
+
+    def _unplug(self, uuid: str, disk: DiskSpec, timeout: float) -> None:
+        if disk.pci_slot is not None:
+            device, node = disk_ids(disk.serial)
+        else:  # started from an old spec: -drive's backend goes with its device
+            found = self._live_disks(uuid).get(virtio_serial(disk.serial))
+            if found is None:
+                return
+            device, node = found, ""
+        path = f"/machine/peripheral/{device}"
+
+        async def present(client: QMPClient) -> bool:
+            children = await qmp.call(client, "qom-list", {"path": "/machine/peripheral"})
+            return device in {c["name"] for c in children}
+
+        async def work(client: QMPClient) -> bool:
+            with client.listener("DEVICE_DELETED") as listener:
+                if await present(client):
+                    try:
+                        await qmp.call(client, "device_del", {"id": device})
+                    except ExecuteError as exc:  # asked before and still pending: wait on
+                        if "already in the process of unplug" not in str(exc):
+                            raise
+                    deadline = time.monotonic() + timeout
+                    while True:
+                        left = deadline - time.monotonic()
+                        try:
+                            event = await asyncio.wait_for(listener.get(), min(0.25, left))
+                        except TimeoutError:
+                            if not await present(client):  # its event went to no one
+                                break
+                            if time.monotonic() >= deadline:
+                                return False
+                            continue
+                        data = event.get("data")
+                        if isinstance(data, dict) and (
+                            data.get("device") == device or data.get("path") == path
+                        ):
+                            break
+            if node:
+                nodes = await qmp.call(client, "query-named-block-nodes", {"flat": True})
+                if node in {n.get("node-name") for n in nodes}:
+                    await qmp.call(client, "blockdev-del", {"node-name": node})
+            return True
+
+        if not qmp.session(qmp_socket(self._dir(uuid)), work, timeout=timeout + 15.0):
+            raise HypervisorError(
+                f"guest {uuid}: the guest did not release the disk {disk.serial} within "
+                f"{timeout:g} s (it may be in use, or the guest ignores unplug requests); "
+                "retry, or stop the server and detach"
+            )
+
+    def disks(self, uuid: str) -> list[DiskSpec]:
+        """The spec's extra disks; for a guest with a QEMU process, only those QEMU really
+        has a device for (query-block and the device's serial). So the spec says what a
+        disk is and where it goes, the running QEMU whether it is there: a disk whose
+        hot-plug was interrupted, or whose device the guest released after a detach timed
+        out, is not reported until an attach or detach call has finished the job."""
+        with self._lock(uuid):
+            own = self._own_spec(uuid)
+            if self._pid(uuid) is None or self.is_rescued(uuid):
+                return list(own.extra_disks)
+            try:
+                live = self._live_disks(uuid)
+            except (QMPError, qmp.QMPUnavailable):
+                return list(own.extra_disks)  # busy QMP: the spec is the best answer
+            return [d for d in own.extra_disks if virtio_serial(d.serial) in live]
+
     # -- cold migration ----------------------------------------------------------------------
     #
     # The source serves the shut-off guest's root disk read-only with qemu-nbd (the qcow2
@@ -746,7 +1029,10 @@ class QemuDriver:
         """The block backends whose contents move with a block migration: the root disk and
         writable extra disks (the config drive is read-only and rebuilt by the destination)."""
         drives = ["drive-root"] if spec.root_disk else []
-        drives += [f"drive-disk{i}" for i, d in enumerate(spec.extra_disks) if not d.readonly]
+        for i, disk in enumerate(spec.extra_disks):
+            if not disk.readonly:  # a disk with a slot is a node: named for its serial
+                slotted = disk.pci_slot is not None
+                drives.append(disk_ids(disk.serial)[1] if slotted else f"drive-disk{i}")
         return drives
 
     def prepare_incoming(self, spec: GuestSpec, block: bool) -> dict[str, Any]:
@@ -774,6 +1060,7 @@ class QemuDriver:
                     "block": block,
                     "nbd_port": None,
                     "drives": [],
+                    "pci_slots": pci_slots(spec),
                 }
                 if block:
                     endpoint["nbd_port"] = self._serve_disks(spec)
@@ -809,11 +1096,11 @@ class QemuDriver:
             except Exception as exc:  # the port went to someone else: another one
                 last = exc
                 continue
-            nodes = {
-                b["device"]: b["inserted"]["node-name"]
-                for b in self._qmp(spec.uuid, "query-block")
-                if b.get("inserted")
-            }
+            nodes: dict[str, str] = {}
+            for backend in self._qmp(spec.uuid, "query-block"):
+                if backend.get("inserted"):  # by drive name (-drive) or node name
+                    node = backend["inserted"]["node-name"]
+                    nodes[backend["device"] or node] = node
             for drive in self._writable_drives(spec):
                 self._qmp(
                     spec.uuid,
@@ -840,6 +1127,7 @@ class QemuDriver:
                     not known.get("started") or status not in ("failed", "cancelled", "none")
                 ):
                     return  # under way (or done) to this very endpoint
+            check_pci_slots(uuid, self._spec(uuid), endpoint)
             self._write_outgoing(uuid, {"endpoint": endpoint, "block": block, "started": False})
             if block:
                 self._start_mirrors(uuid, endpoint)

@@ -47,3 +47,8 @@ def execute(
         return await client.execute(command, arguments)
 
     return session(socket, work, timeout)
+
+
+async def call(client: QMPClient, command: str, arguments: dict[str, Any] | None = None) -> Any:
+    """`client.execute` typed as Any (the library says `object`), for use inside `session`."""
+    return await client.execute(command, arguments)
