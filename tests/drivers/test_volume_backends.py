@@ -384,6 +384,30 @@ def test_copy_to_image(rig: Rig, tmp_path: Path) -> None:
     assert not (tmp_path / "x.vmdk").exists()
 
 
+def test_a_guest_writing_a_qcow2_header_into_raw_is_not_believed(
+    rig: Rig, image: Path, tmp_path: Path
+) -> None:
+    """A guest owns every byte of a raw volume: when it writes a qcow2 header naming a
+    backing file, the backend still treats the file as raw (no format probing)."""
+    rig.need_data()
+    if rig.fmt != "raw":
+        pytest.skip("only a raw volume holds guest bytes at offset 0")
+    hostile = disks.create_overlay(image, tmp_path / "hostile.qcow2", size=8 * GIB)
+    vid = new_id()
+    volume = rig.backend.create(vid, 1)
+    header = hostile.read_bytes()
+    with open(volume.path, "r+b") as disk:  # what the guest wrote
+        disk.write(header)
+    assert rig.backend.info(vid).size_gb == 1  # not the header's 8 GiB
+    clone = rig.backend.clone(new_id(), 1, vid)
+    assert Path(clone.path).read_bytes()[: len(header)] == header  # bytes, copied as bytes
+    assert rig.backend.extend(vid, 2).size_gb == 2
+    target = tmp_path / "upload.qcow2"
+    rig.backend.copy_to_image(vid, target, "qcow2")
+    measured = qemu_img_info(target, "qcow2")
+    assert measured["virtual-size"] == 2 * GIB and "backing-filename" not in measured
+
+
 # -- crashes and failures --------------------------------------------------------------------
 
 
