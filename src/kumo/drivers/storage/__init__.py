@@ -1,1 +1,2 @@
-"""Storage drivers: the image file store and qemu-img inspection (volumes come later)."""
+"""Storage drivers: the image file store, qemu-img inspection, and the volume backends
+(volumes/)."""
