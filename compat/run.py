@@ -42,7 +42,7 @@ SERVICES = {
     "nova": True,
     "glance": True,
     "neutron": True,
-    "cinder": False,
+    "cinder": True,
 }
 
 # Feature switches rendered into tempest.conf; turn on as features land.
@@ -308,7 +308,7 @@ def write_workspace(bin_dir: Path, ws: Path, cloud: Cloud) -> Path:
         "compute_min_microversion": "2.1",
         "compute_max_microversion": compute_max_microversion(cloud.url),
         "volume_min_microversion": "3.0",
-        "volume_max_microversion": "3.71",
+        "volume_max_microversion": volume_max_microversion(cloud.url),
         "network_api_extensions": network_extensions(cloud) if SERVICES["neutron"] else "all",
         "log_dir": str(ws / "logs"),
         "lock_path": str(ws / "tempest_lock"),
@@ -330,6 +330,15 @@ def compute_max_microversion(url: str) -> str:
         return next(v["version"] for v in versions if v["id"] == "v2.1")
     except (OSError, ValueError, KeyError, StopIteration):
         return "2.1"
+
+
+def volume_max_microversion(url: str) -> str:
+    """What the cloud's block storage advertises (tempest skips what lies above it)."""
+    try:
+        with urllib.request.urlopen(f"{url}/volume/v3/", timeout=10) as resp:
+            return str(json.load(resp)["versions"][0]["version"])
+    except (OSError, ValueError, KeyError, IndexError):
+        return "3.0"
 
 
 # --- results ------------------------------------------------------------------------------------

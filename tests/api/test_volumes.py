@@ -338,3 +338,72 @@ def test_volume_types_and_backend_choice(cloud: Any, store: str) -> None:
     assert resp.status_code == 403
     shown = cloud.client.get(f"{V3}/types/{vtype['id']}", headers=member).json()["volume_type"]
     assert "extra_specs" not in shown  # backends are the operator's business
+
+
+def test_stuck_requests_end_with_a_reason(cloud: Any, store: str) -> None:
+    import datetime as dt
+
+    from kumo.controller.stuck import resolve_stuck
+
+    admin = cloud.admin
+    vid = _create(cloud, admin).json()["volume"]["id"]
+    with cloud.db.session() as session:
+        volume = session.get(m.Volume, vid)
+        volume.task_deadline = volume.task_deadline - dt.timedelta(hours=1)
+    assert resolve_stuck(cloud.db) == 1
+    shown = cloud.client.get(f"{V3}/volumes/{vid}", headers=admin).json()["volume"]
+    assert shown["status"] == "error"
+    with cloud.db.session() as session:
+        assert "timed out" in (session.get(m.Volume, vid).fault or "")
+    # An error volume can be deleted (its host's agent removes whatever it made).
+    assert cloud.client.delete(f"{V3}/volumes/{vid}", headers=admin).status_code == 202
+
+
+def test_db_check_finds_and_repairs_volume_status(cloud: Any, store: str) -> None:
+    from kumo.db.checks import run_checks
+
+    vid = _create(cloud, cloud.admin).json()["volume"]["id"]
+    with cloud.db.session() as session:
+        session.get(m.Volume, vid).status = "in-use"  # no attachment says so
+    with cloud.db.session() as session:
+        problems = run_checks(session, repair=True)
+    assert any(vid in p.detail for p in problems), problems
+    with cloud.db.session() as session:
+        assert session.get(m.Volume, vid).status == "available"
+        assert not [p for p in run_checks(session) if vid in p.detail]
+
+
+def test_concurrent_attaches_one_wins(cloud: Any, store: str) -> None:
+    """Two requests that both read the volume available: the second write is a lost update,
+    refused (409 through the API: kumo.api.errors), so one attachment exists."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from kumo.core.policy import Context
+    from kumo.core.volume import attachments
+
+    admin = cloud.admin
+    vid = _create(cloud, admin).json()["volume"]["id"]
+    with cloud.db.session() as session:
+        volume = session.get(m.Volume, vid)
+        volume.status = "available"
+        project = volume.project_id
+    ctx = Context(user_id="u", user_domain_id="default", roles=frozenset({"admin"}),
+                  project_id=project)  # fmt: skip
+    args = {"mountpoint": "/dev/vdb"}
+    second = cloud.db.session()
+    s2 = second.__enter__()
+    try:
+        read = s2.get(m.Volume, vid)  # read (and held) before the first request commits
+        assert read.status == "available"
+        with cloud.db.session() as s1:
+            attachments.legacy_attach(s1, ctx, vid, {**args, "instance_uuid": str(uuid.uuid4())})
+        with pytest.raises(StaleDataError):
+            attachments.legacy_attach(s2, ctx, vid, {**args, "instance_uuid": str(uuid.uuid4())})
+            s2.flush()
+        del read
+    finally:
+        second.__exit__(StaleDataError, StaleDataError(), None)
+    with cloud.db.session() as session:
+        live = session.query(m.VolumeAttachment).filter_by(volume_id=vid, deleted=False).all()
+        assert len(live) == 1
+        assert session.get(m.Volume, vid).status == "in-use"

@@ -14,13 +14,14 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from kumo.agent.disks import GuestDisks
 from kumo.drivers.hypervisor.base import (
     GuestSpec,
     GuestState,
@@ -28,6 +29,7 @@ from kumo.drivers.hypervisor.base import (
     HypervisorError,
     PowerState,
 )
+from kumo.drivers.storage.volumes.base import VolumeBackend
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ class ComputeLoop:
         build_rescue: SpecBuilder = minimal_spec,
         scratch_dir: Path | None = None,
         migration_slice: float | None = None,
+        volume_backends: Mapping[str, VolumeBackend] | None = None,
     ) -> None:
         self.client = client
         self.api = api
@@ -87,6 +90,7 @@ class ComputeLoop:
         self.build_spec = build_spec
         self.build_rescue = build_rescue
         self.scratch_dir = scratch_dir  # where snapshots wait for upload (default: tmp)
+        self.disks = GuestDisks(client, self.base, driver, volume_backends or {})
         # How long one pass watches an outgoing migration (None: until it ends). Tests use
         # a short slice to act between passes; the migration goes on meanwhile.
         self.migration_slice = migration_slice
@@ -232,6 +236,8 @@ class ComputeLoop:
                 self.crash_dump(item)
                 return
             state = self.converge(item) if pending else self.driver.get_state(uuid)
+            if item.get("volumes") and (pending or self.disks.pending(item)):
+                self.disks.sync(item)
         except HypervisorError as exc:
             log.warning("server %s: %s", uuid, exc)
             self.report(
@@ -364,9 +370,9 @@ class ComputeLoop:
                 d.resume(uuid)
             d.power_off(uuid)
             flavor = item["flavor"]
-            state = d.resize(
-                uuid, int(flavor["vcpus"]), int(flavor["ram"]), int(flavor.get("disk", 0))
-            )
+            # A root volume keeps its own size (Nova resizes only local disks).
+            disk_gb = int(flavor.get("disk", 0)) if item.get("image_id") else 0
+            state = d.resize(uuid, int(flavor["vcpus"]), int(flavor["ram"]), disk_gb)
         if item.get("task_state") == "rebuilding" and state.power_state != PowerState.NOSTATE:
             d.destroy(uuid)  # a rebuild starts over from the (new) image
             state = d.get_state(uuid)

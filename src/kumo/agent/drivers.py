@@ -1,4 +1,4 @@
-"""Which hypervisor driver this host's agent runs, from configuration."""
+"""Which hypervisor driver and volume backends this host's agent runs, from configuration."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from kumo.config import Config
 from kumo.drivers.hypervisor import registry
 from kumo.drivers.hypervisor.base import HypervisorDriver
+from kumo.drivers.storage.volumes import registry as volume_registry
+from kumo.drivers.storage.volumes.base import VolumeBackend
 
 log = logging.getLogger(__name__)
 
@@ -28,3 +30,12 @@ def make_driver(config: Config, state_dir: Path | None = None) -> HypervisorDriv
     driver = registry.create(name, (state_dir or config.state_dir) / "agent")
     log.info("hypervisor driver: %s", name)
     return driver
+
+
+def make_volume_backends(config: Config, state_dir: Path | None = None) -> dict[str, VolumeBackend]:
+    """The backends of ``[volumes] backends``, keeping their data under the agent's state
+    directory (``volumes/<backend>/``)."""
+    root = (state_dir or config.state_dir) / "agent"
+    backends = {name: volume_registry.create(name, root) for name in config.volumes.backends}
+    log.info("volume backends: %s", ", ".join(backends) or "none")
+    return backends

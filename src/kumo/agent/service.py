@@ -3,6 +3,7 @@ forgot the host (a restored database, say)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
@@ -15,12 +16,15 @@ import httpx
 
 import kumo
 from kumo.agent.compute import ComputeLoop, SpecBuilder, minimal_spec
+from kumo.agent.disks import start_disks
 from kumo.agent.images import ImageCache
 from kumo.agent.inventory import capabilities, inventory
 from kumo.agent.network import HostNetworkConfig, NetworkLoop
 from kumo.agent.spec import QemuSpecBuilder
+from kumo.agent.volumes import VolumeLoop
 from kumo.drivers.hypervisor.base import GuestSpec, HypervisorDriver
 from kumo.drivers.network.base import NetworkDriver
+from kumo.drivers.storage.volumes.base import VolumeBackend
 
 log = logging.getLogger(__name__)
 AGENT_API_VERSIONS = ["v1"]
@@ -51,6 +55,7 @@ class Agent:
         console_interval: float = 30.0,
         network_driver: NetworkDriver | None = None,
         network_local: HostNetworkConfig | None = None,
+        volume_backends: dict[str, VolumeBackend] | None = None,
     ) -> None:
         self.api = api_url.rstrip("/") + "/agent/v1"
         self.credential = credential
@@ -67,8 +72,10 @@ class Agent:
         self._compute_thread: threading.Thread | None = None
         self.network_driver = network_driver
         self.network_local = network_local or HostNetworkConfig()
+        self.volume_backends = volume_backends or {}
         self._network: NetworkLoop | None = None
         self._network_thread: threading.Thread | None = None
+        self._volume_thread: threading.Thread | None = None
         self.images = ImageCache(self._client, self.api, state_dir / "agent" / "images")
         self._builder: SpecBuilder = minimal_spec
         self._rescue_builder: SpecBuilder = minimal_spec
@@ -84,6 +91,7 @@ class Agent:
                     if network_driver is not None and network_driver.name == "linux"
                     else None
                 ),
+                volume_backends=self.volume_backends,
             )
             self._builder, self._rescue_builder = builder, builder.rescue
 
@@ -97,6 +105,7 @@ class Agent:
                 "capabilities": {
                     **capabilities(),
                     **self._network_capabilities(),
+                    **self._volume_capabilities(),
                     **(
                         {"hypervisor": {"driver": self.driver.name, **self.driver.capabilities()}}
                         if self.driver is not None
@@ -122,6 +131,20 @@ class Agent:
                 "physical_networks": sorted(self.network_local.physical_networks),
             }
         }
+
+    def _volume_capabilities(self) -> dict[str, Any]:
+        """Each backend's size (the API promises up to its over-subscription ratio of it)."""
+        if not self.volume_backends:
+            return {}
+        offered = {}
+        for name, backend in self.volume_backends.items():
+            capacity = backend.capacity()
+            offered[name] = {
+                **backend.capabilities(),
+                "total_gb": capacity.total_gb,
+                "free_gb": capacity.free_gb,
+            }
+        return {"volume_backends": offered}
 
     def register(self) -> None:
         response = self._client.post(f"{self.api}/hosts", json=self.registration())
@@ -171,11 +194,33 @@ class Agent:
             build_rescue=self._rescue_builder,
             scratch_dir=self.state_dir / "agent" / "snapshots",
             console_interval=self.console_interval,
+            volume_backends=self.volume_backends,
         )
         self._compute_thread = threading.Thread(
             target=loop.run, args=(stop,), name="compute", daemon=True
         )
         self._compute_thread.start()
+
+    def _start_volumes(self, stop: threading.Event) -> None:
+        """Once registered, keep the host's volumes and snapshots converged."""
+        if not self.volume_backends or self._volume_thread is not None or not self.registered:
+            return
+        loop = VolumeLoop(
+            self._client,
+            self.api,
+            self.id,
+            self.volume_backends,
+            fetch_image=self._fetch_image,
+            scratch_dir=self.state_dir / "agent" / "uploads",
+        )
+        self._volume_thread = threading.Thread(
+            target=loop.run, args=(stop,), name="volumes", daemon=True
+        )
+        self._volume_thread.start()
+
+    def _fetch_image(self, image_id: str) -> tuple[Path, str]:
+        cached = self.images.get(image_id)
+        return cached.path, cached.disk_format
 
     def _start_network(self, stop: threading.Event) -> None:
         """Once registered, keep the host's datapath converged in a loop of its own."""
@@ -194,17 +239,24 @@ class Agent:
         guest with NICs needs its taps first: the datapath is brought up to date."""
         if item.get("nics") and self._network is not None:
             self._network.sync_once()
-        return self._builder(item)
+        spec = self._builder(item)
+        volumes = start_disks(self.volume_backends, item)
+        if volumes:
+            spec = dataclasses.replace(spec, extra_disks=spec.extra_disks + volumes)
+        return spec
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.step()
             self._start_network(stop)
             self._start_compute(stop)
+            self._start_volumes(stop)
             # Until registered, retry quickly: the API may still be starting.
             stop.wait(self.interval if self.registered else min(self.interval, 1.0))
         if self._compute_thread is not None:
             self._compute_thread.join(30)
         if self._network_thread is not None:
             self._network_thread.join(30)
+        if self._volume_thread is not None:
+            self._volume_thread.join(30)
         self._client.close()

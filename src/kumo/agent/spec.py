@@ -17,14 +17,17 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kumo.agent.disks import root_volume
 from kumo.agent.images import CachedImage, ImageCache, ImageFetchError
 from kumo.drivers import disks
 from kumo.drivers.configdrive import ConfigDriveData, build_config_drive
 from kumo.drivers.hypervisor.base import GuestSpec, HypervisorError, NicSpec, instance_dir
 from kumo.drivers.network import names as net_names
+from kumo.drivers.storage.volumes.base import VolumeBackend, VolumeBackendError
 
 DEFAULT_CMDLINE = "console=ttyS0"
 DISK_FORMATS = ("raw", "qcow2")
@@ -118,8 +121,10 @@ class QemuSpecBuilder:
         driver_state_dir: Path,
         force_config_drive: bool = True,
         nic_namespace: str | None = None,
+        volume_backends: Mapping[str, VolumeBackend] | None = None,
     ) -> None:
         self.images = images
+        self.volume_backends = volume_backends or {}
         self.driver_state_dir = driver_state_dir
         self.force_config_drive = force_config_drive
         # None: the host has no network driver, guests get no NIC; "" or a name: taps are
@@ -160,7 +165,10 @@ class QemuSpecBuilder:
             raise HypervisorError(f"preparing the rescue boot failed: {exc}") from exc
 
     def _boot_files(self, image: CachedImage) -> tuple[str | None, str | None, str | None]:
-        props = image.properties
+        return self._kernel_files(image.properties)
+
+    def _kernel_files(self, props: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+        """Direct kernel boot files named by ``kernel_id``/``ramdisk_id`` properties."""
         kernel = ramdisk = cmdline = None
         if props.get("kernel_id"):
             kernel = str(self._kernel_image(props["kernel_id"], "aki", "kernel").path)
@@ -198,10 +206,40 @@ class QemuSpecBuilder:
             cmdline=cmdline,
         )
 
+    def _root_volume(self, item: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """Path, format and image properties of the volume a server boots from."""
+        disk = root_volume(item)
+        if disk is None:
+            raise HypervisorError("the server has neither an image nor a root volume")
+        backend = self.volume_backends.get(disk["backend"])
+        if backend is None:
+            raise HypervisorError(f"this host does not serve the {disk['backend']} backend")
+        try:
+            connection = backend.connection(disk["volume_id"])
+        except VolumeBackendError as exc:
+            raise HypervisorError(f"root volume {disk['volume_id']}: {exc}") from exc
+        return str(connection.path), connection.format, dict(disk.get("image_meta") or {})
+
     def build(self, item: dict[str, Any]) -> GuestSpec:
         flavor = item["flavor"]
         directory = instance_dir(self.driver_state_dir, item["id"])
         directory.mkdir(parents=True, exist_ok=True)
+        if not item.get("image_id"):  # boot from volume
+            path, fmt, props = self._root_volume(item)
+            kernel, ramdisk, cmdline = self._kernel_files(props)
+            return GuestSpec(
+                uuid=item["id"],
+                name=item["name"],
+                vcpus=int(flavor["vcpus"]),
+                memory_mb=int(flavor["ram"]),
+                root_disk=path,
+                root_disk_format=fmt,
+                kernel=kernel,
+                ramdisk=ramdisk,
+                cmdline=cmdline,
+                config_drive=self._config_drive(directory, item),
+                nics=self.nics(item),
+            )
         image = self.images.get(str(item["image_id"]))
         kernel, ramdisk, cmdline = self._boot_files(image)
         root_disk = None
@@ -220,11 +258,6 @@ class QemuSpecBuilder:
                 f"booting {image.disk_format} images is not supported yet (raw, qcow2, "
                 "or a kernel_id/ramdisk_id image)"
             )
-        config_drive = None
-        if self.force_config_drive or item.get("config_drive"):
-            config_drive = str(
-                build_config_drive(directory / "disk.config", config_drive_data(item))
-            )
         return GuestSpec(
             uuid=item["id"],
             name=item["name"],
@@ -235,6 +268,11 @@ class QemuSpecBuilder:
             kernel=kernel,
             ramdisk=ramdisk,
             cmdline=cmdline,
-            config_drive=config_drive,
+            config_drive=self._config_drive(directory, item),
             nics=self.nics(item),
         )
+
+    def _config_drive(self, directory: Path, item: dict[str, Any]) -> str | None:
+        if not (self.force_config_drive or item.get("config_drive")):
+            return None
+        return str(build_config_drive(directory / "disk.config", config_drive_data(item)))

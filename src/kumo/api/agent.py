@@ -18,6 +18,7 @@ from kumo.core.compute import migrations as reports_migrations
 from kumo.core.compute import reports
 from kumo.core.errors import BadRequest, NotFound, TooLarge
 from kumo.core.images import data, formats
+from kumo.core.volume import uploads
 from kumo.db import models as m
 from kumo.drivers.storage import qemu_img
 from kumo.drivers.storage.imagestore import TooBig
@@ -193,22 +194,30 @@ def migration_event(
 async def snapshot_file(
     image_id: str, request: Request, state: AppState = Depends(app_state)
 ) -> Response:
-    """A server's snapshot, streamed into the image store and checked like a user upload
-    (size limit, checksums, ``qemu-img info``: qcow2 with no backing file). Only an image
-    that a createImage request is waiting for accepts data."""
+    """A server's snapshot (createImage, createBackup, shelve) or a volume's copy
+    (os-volume_upload_image), streamed into the image store and checked like a user upload
+    (size limit, checksums, ``qemu-img info``: the image's format, no backing file). Only
+    an image such a request is waiting for accepts data."""
     db = state.db
 
-    def begin() -> str:
+    def begin() -> tuple[str, str, bool]:
         with db.session() as session:
             hosts.check_host_credential(session, request.headers.get("X-Kumo-Host-Credential"))
-            image = reports.begin_snapshot_upload(session, image_id)
-            return image.id
+            try:
+                image = reports.begin_snapshot_upload(session, image_id)
+                return image.id, "qcow2", True
+            except NotFound:
+                image = uploads.begin_agent_upload(session, image_id)
+                return image.id, str(image.disk_format), False
 
-    ident = await anyio.to_thread.run_sync(begin)
+    ident, disk_format, from_server = await anyio.to_thread.run_sync(begin)
 
     def abort() -> None:
         with db.session() as session:
-            reports.abort_snapshot_upload(session, ident)
+            if from_server:
+                reports.abort_snapshot_upload(session, ident)
+            else:
+                data.abort_upload(session, ident)
 
     store = image_store(state)
     limit = state.config.images.max_size_bytes
@@ -222,7 +231,7 @@ async def snapshot_file(
                 info = await anyio.to_thread.run_sync(qemu_img.info, written.path)
             except qemu_img.InspectionFailed as exc:
                 raise BadRequest(f"Snapshot data could not be inspected: {exc}") from exc
-            inspection = formats.inspect("qcow2", info)
+            inspection = formats.inspect(disk_format, info)
         except BaseException:
             await anyio.to_thread.run_sync(store.discard, written)
             raise
@@ -241,7 +250,11 @@ async def snapshot_file(
         store.commit(ident, written)
         try:
             with db.session() as session:
-                rotated = reports.finish_snapshot_upload(session, ident, stored)
+                rotated: list[str] = []
+                if from_server:
+                    rotated = reports.finish_snapshot_upload(session, ident, stored)
+                else:
+                    data.finish_upload(session, ident, stored)
         except BaseException:
             store.delete(ident)
             abort()

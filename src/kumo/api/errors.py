@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kumo.core.errors import KumoError
@@ -93,6 +94,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(KumoError)
     async def _kumo_error(request: Request, exc: KumoError) -> JSONResponse:
         return error_response(request, exc.status, exc.message, exc.kind)
+
+    @app.exception_handler(StaleDataError)
+    async def _lost_update(request: Request, exc: StaleDataError) -> JSONResponse:
+        # Optimistic concurrency (DESIGN.md section 3.5): another request changed the row
+        # between this one's read and its write; nothing of this one was kept.
+        return error_response(
+            request,
+            409,
+            "The resource was changed by a concurrent request; nothing was changed by this "
+            "one. Read it again and retry.",
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

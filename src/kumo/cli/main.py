@@ -143,7 +143,7 @@ def serve_agent(
     credential_file: Path | None = typer.Option(None, "--credential-file"),
 ) -> None:
     """Run the host agent: register this host and heartbeat."""
-    from kumo.agent.drivers import make_driver
+    from kumo.agent.drivers import make_driver, make_volume_backends
     from kumo.agent.inventory import override_from
     from kumo.agent.network_setup import make_network
     from kumo.agent.service import Agent
@@ -173,6 +173,7 @@ def serve_agent(
         console_interval=config.agent.console_interval,
         network_driver=network_driver,
         network_local=network_local,
+        volume_backends=make_volume_backends(config),
     )
     _run_until_interrupted(agent.run)
 

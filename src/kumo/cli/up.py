@@ -14,7 +14,7 @@ from types import FrameType
 import typer
 import uvicorn
 
-from kumo.agent.drivers import make_driver
+from kumo.agent.drivers import make_driver, make_volume_backends
 from kumo.agent.inventory import override_from
 from kumo.agent.network_setup import make_network
 from kumo.agent.service import Agent
@@ -172,6 +172,7 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
             console_interval=config.agent.console_interval,
             network_driver=network_driver,
             network_local=network_local,
+            volume_backends=make_volume_backends(config),
         )
         workers.append(threading.Thread(target=local.run, args=(stop,), name="agent", daemon=True))
 

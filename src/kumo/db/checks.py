@@ -255,6 +255,92 @@ def _repair_stuck_tasks(session: Session) -> None:
     resolve_in_session(session)
 
 
+def _find_stuck_volumes(session: Session) -> list[str]:
+    now = utcnow()
+    late = [
+        ("volume", v.id, v.status)
+        for v in session.scalars(
+            select(m.Volume).where(m.Volume.deleted.is_(False), m.Volume.task_deadline < now)
+        )
+    ] + [
+        ("snapshot", s.id, s.status)
+        for s in session.scalars(
+            select(m.VolumeSnapshot).where(
+                m.VolumeSnapshot.deleted.is_(False), m.VolumeSnapshot.task_deadline < now
+            )
+        )
+    ]
+    return [f"{what} {ident} has been {status} past its deadline" for what, ident, status in late]
+
+
+def _repair_stuck_volumes(session: Session) -> None:
+    from kumo.core.volume.stuck import resolve_in_session
+
+    resolve_in_session(session)
+
+
+def _orphan_attachments(session: Session) -> list[m.VolumeAttachment]:
+    """Attachments to servers that are deleted (the server's delete let go of them all)."""
+    live = set(_live_instances(session))
+    return [
+        a
+        for a in session.scalars(
+            select(m.VolumeAttachment).where(
+                m.VolumeAttachment.deleted.is_(False), m.VolumeAttachment.plugged.is_(True)
+            )
+        )
+        if a.instance_id not in live
+    ]
+
+
+def _find_orphan_attachments(session: Session) -> list[str]:
+    return [
+        f"volume {a.volume_id} is attached to server {a.instance_id}, which is deleted"
+        for a in _orphan_attachments(session)
+    ]
+
+
+def _repair_orphan_attachments(session: Session) -> None:
+    from kumo.core.volume import attachments
+
+    for row in _orphan_attachments(session):
+        volume = session.get(m.Volume, row.volume_id)
+        if volume is not None:
+            attachments.detached(session, volume, row)
+
+
+def _wrong_attach_status(session: Session) -> list[tuple[m.Volume, str]]:
+    """Volumes whose status says in-use without an attachment, or available with one."""
+    attached = {
+        a.volume_id
+        for a in session.scalars(
+            select(m.VolumeAttachment).where(
+                m.VolumeAttachment.deleted.is_(False),
+                m.VolumeAttachment.status.in_(("attached", "detaching")),
+            )
+        )
+    }
+    wrong = []
+    for volume in session.scalars(select(m.Volume).where(m.Volume.deleted.is_(False))):
+        if volume.status == "in-use" and volume.id not in attached:
+            wrong.append((volume, "available"))
+        elif volume.status == "available" and volume.id in attached:
+            wrong.append((volume, "in-use"))
+    return wrong
+
+
+def _find_wrong_attach_status(session: Session) -> list[str]:
+    return [
+        f"volume {v.id} is {v.status} but should be {right} (its attachments say so)"
+        for v, right in _wrong_attach_status(session)
+    ]
+
+
+def _repair_wrong_attach_status(session: Session) -> None:
+    for volume, right in _wrong_attach_status(session):
+        volume.status = right
+
+
 CHECKS: tuple[Check, ...] = (
     Check("orphaned role assignments", _find_orphan_assignments, _repair_orphan_assignments),
     Check(
@@ -272,6 +358,15 @@ CHECKS: tuple[Check, ...] = (
     Check("servers without their allocation", _find_unclaimed, _repair_unclaimed),
     Check("servers on unregistered hosts", _find_orphan_servers, None),
     Check("tasks past their deadline", _find_stuck_tasks, _repair_stuck_tasks),
+    Check("volume requests past their deadline", _find_stuck_volumes, _repair_stuck_volumes),
+    Check(
+        "volumes attached to deleted servers", _find_orphan_attachments, _repair_orphan_attachments
+    ),
+    Check(
+        "volumes whose status disagrees with their attachments",
+        _find_wrong_attach_status,
+        _repair_wrong_attach_status,
+    ),
     Check(
         "expired token revocation events", _find_expired_revocations, _repair_expired_revocations
     ),

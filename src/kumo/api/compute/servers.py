@@ -33,6 +33,7 @@ from kumo.core.compute import services as compute_services
 from kumo.core.compute.capacity import capacities
 from kumo.core.errors import BadRequest, NotFound
 from kumo.core.microversion import APIVersion
+from kumo.core.volume import attachments as volume_attachments
 from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
 from kumo.db.types import utcnow
@@ -76,11 +77,18 @@ def _details(
     found = _hosts(state, instances, session)
     addresses = nics.addresses_of(session, instances)
     groups = nics.security_group_names(session, instances)
+    volumes = volume_attachments.attached_to(session, [i.id for i in instances])
     result = []
     for i in instances:
         name, status, zone = found.get(i.host_id or "", (None, "", i.availability_zone))
         view = views.detail(state, who.ctx, version, i, name, status, zone)
         view["addresses"] = nics.addresses_view(addresses.get(i.id, []))
+        view["os-extended-volumes:volumes_attached"] = [
+            {"id": a.volume_id, "delete_on_termination": a.delete_on_termination}
+            if version.at_least("2.3")
+            else {"id": a.volume_id}
+            for a in volumes.get(i.id, [])
+        ]
         if i.id in groups:
             view["security_groups"] = [{"name": n} for n in groups[i.id]]
         result.append(view)

@@ -203,3 +203,18 @@ def type_view(t: m.VolumeType, ctx: Context) -> dict[str, Any]:
     if ctx.is_admin:
         view["extra_specs"] = dict(t.extra_specs or {})
     return view
+
+
+# What a create or update answer leaves out: Cinder's extension attributes appear on show
+# and list only (tempest's create schema allows no other key).
+SHOW_ONLY = (
+    "os-vol-tenant-attr:tenant_id",
+    "volume_image_metadata",
+    "os-vol-host-attr:host",
+    "os-vol-mig-status-attr:migstat",
+    "os-vol-mig-status-attr:name_id",
+)
+
+
+def created_view(view: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in view.items() if k not in SHOW_ONLY}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body, member
@@ -115,14 +115,14 @@ def update_quota_set(
 @router.delete("/os-quota-sets/{project_id}")
 def delete_quota_set(
     project_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
-) -> dict[str, Any]:
+) -> Response:
     policy.enforce(who.ctx, "volume:quota_sets:update")
     with state.db.session() as session:
         for key in quotas.RESOURCES:
             row = session.get(m.QuotaLimit, (project_id, key))
             if row is not None:
                 session.delete(row)
-    return {}
+    return Response(status_code=200)
 
 
 @router.get("/os-availability-zone")

@@ -41,7 +41,9 @@ def create_type(
     data = member(body, "volume_type")
     with state.db.session() as session:
         row = types.create(session, who.ctx, data)
-        return {"volume_type": type_view(row, who.ctx)}
+        view = type_view(row, who.ctx)
+    view.pop("qos_specs_id")  # not in a create answer
+    return {"volume_type": view}
 
 
 @router.get("/types/{type_id}")
@@ -63,7 +65,9 @@ def update_type(
     with state.db.session() as session:
         row = types.update(session, who.ctx, type_id, data)
         session.flush()
-        return {"volume_type": type_view(row, who.ctx)}
+        view = type_view(row, who.ctx)
+    view.pop("qos_specs_id")
+    return {"volume_type": view}
 
 
 @router.delete("/types/{type_id}", status_code=202)

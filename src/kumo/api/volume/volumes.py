@@ -13,6 +13,8 @@ from kumo.api.state import AppState, app_state
 from kumo.api.volume.common import (
     PREFIX,
     bool_param,
+    cinder_time,
+    created_view,
     int_param,
     metadata_param,
     next_link,
@@ -21,7 +23,7 @@ from kumo.api.volume.common import (
 )
 from kumo.core import wakeup
 from kumo.core.errors import BadRequest
-from kumo.core.volume import attachments, volumes
+from kumo.core.volume import attachments, uploads, volumes
 from kumo.db import models as m
 
 router = APIRouter(prefix=PREFIX)
@@ -99,7 +101,7 @@ def create_volume(
     data = member(body, "volume")
     with state.db.session() as session:
         volume = volumes.create(session, who.ctx, data, placement(state))
-        view = volume_view_one(session, state, who.ctx, volume)
+        view = created_view(volume_view_one(session, state, who.ctx, volume))
         host_id = volume.host_id
     wake_host(host_id)
     return JSONResponse({"volume": view}, status_code=202)
@@ -125,7 +127,7 @@ def update_volume(
     with state.db.session() as session:
         volume = volumes.update(session, who.ctx, volume_id, data)
         session.flush()
-        return {"volume": volume_view_one(session, state, who.ctx, volume)}
+        return {"volume": created_view(volume_view_one(session, state, who.ctx, volume))}
 
 
 @router.delete("/volumes/{volume_id}", status_code=202)
@@ -255,6 +257,10 @@ def volume_action(
             volume = volumes.get(session, ctx, volume_id)
             answer = {"connection_info": connection_info(volume)}
             status = 200
+        elif action == "os-volume_upload_image":
+            volume, image = uploads.upload(session, ctx, volume_id, args)
+            answer = {"os-volume_upload_image": upload_view(session, volume, image)}
+            status = 202
         elif action == "os-terminate_connection":
             volume = volumes.get(session, ctx, volume_id)
         else:
@@ -272,4 +278,24 @@ def connection_info(volume: m.Volume) -> dict[str, Any]:
     return {
         "driver_volume_type": "local",
         "data": {"volume_id": volume.id, "backend": volume.backend, "access_mode": "rw"},
+    }
+
+
+def upload_view(session: Any, volume: m.Volume, image: m.Image) -> dict[str, Any]:
+    volume_type = session.get(m.VolumeType, volume.volume_type_id or "")
+    return {
+        "id": volume.id,
+        "updated_at": cinder_time(volume.updated_at),
+        "status": volume.status,
+        "display_description": volume.description,
+        "size": volume.size,
+        "volume_type": (
+            {"id": volume_type.id, "name": volume_type.name} if volume_type is not None else None
+        ),
+        "image_id": image.id,
+        "container_format": image.container_format,
+        "disk_format": image.disk_format,
+        "image_name": image.name,
+        "protected": image.protected,
+        "visibility": image.visibility,
     }

@@ -154,6 +154,9 @@ def live_migrate(
     # First, before any read: on SQLite the claims lock must open the transaction.
     lock_for_claims(session)
     instance = servers.get(session, ctx, server_id)
+    from kumo.core.volume import attachments  # block storage imports compute
+
+    attachments.check_movable(session, instance)
     servers.check_not_locked(ctx, instance)
     if instance.vm_state not in LIVE_VM_STATES or instance.task_state is not None:
         raise Conflict(

@@ -223,6 +223,9 @@ def evacuate(
         if named is None:
             raise NotFound(f"Compute host {request.host} not found.")
     instance = servers.get(session, ctx, server_id)
+    from kumo.core.volume import attachments  # block storage imports compute
+
+    attachments.check_movable(session, instance)
     if named is not None and instance.host_id == named.id:
         raise BadRequest("The target host can't be the same one.")
     if instance.vm_state not in EVACUATE_VM_STATES or instance.task_state is not None:
@@ -373,6 +376,9 @@ def cold_migrate(
     policy.enforce(ctx, "compute:migrate")
     lock_for_claims(session)  # first: on SQLite it must open the transaction
     instance = servers.get(session, ctx, server_id)
+    from kumo.core.volume import attachments  # block storage imports compute
+
+    attachments.check_movable(session, instance)
     servers.check_not_locked(ctx, instance)
     if instance.vm_state not in ("active", "stopped") or instance.task_state is not None:
         raise Conflict(

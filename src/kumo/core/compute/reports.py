@@ -76,6 +76,11 @@ def work_item(session: Session, i: m.Instance) -> dict[str, Any]:
         extra["rescue_image_id"] = servers.rescue_image_id(session, i)
     if i.nics:
         extra["nics"] = nics.work_nics(session, i)
+    from kumo.core.volume import reports as volume_reports  # block storage imports compute
+
+    disks = volume_reports.disks_for_server(session, i)
+    if disks:
+        extra["volumes"] = disks
     if (
         i.generation > i.observed_generation
         and i.task_state is None

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, defer
 
 from kumo.core.compute import (
     aggregates,
+    block_devices,
     flavors,
     keypairs,
     nics,
@@ -153,12 +154,13 @@ def _count(body: dict[str, Any], key: str, default: int) -> int:
 
 
 def _image(session: Session, ctx: Context, ref: Any) -> tuple[str | None, int, int]:
-    """The image id, its min_disk and min_ram; '' means boot from volume (not yet
-    supported)."""
+    """The image id, its min_disk and min_ram (a server without one boots from a volume:
+    block_device_mapping_v2)."""
     if ref in (None, ""):
         raise BadRequest(
-            "Missing imageRef attribute: booting from volume arrives with the "
-            "block storage service."
+            "Block Device Mapping is Invalid: Boot sequence for the instance and image/block "
+            "device mapping combination is not valid. Give an imageRef, or a volume with "
+            "boot_index 0 in block_device_mapping_v2."
         )
     image_id = _ref_id(ref, "image")
     from kumo.core.images.images import get_image  # images are optional for compute tests
@@ -212,7 +214,18 @@ def create(
         raise BadRequest(f"Flavor {flavor_id} could not be found.") from None
     if flavor.disabled:
         raise BadRequest(f"Flavor {flavor_id} is disabled.")
-    image_id, min_disk, min_ram = _image(session, ctx, body.get("imageRef"))
+    mappings = block_devices.parse(body)
+    root_volume = block_devices.boot_volume(session, ctx, mappings)
+    if root_volume is not None and not body.get("imageRef"):
+        image_id, min_disk, min_ram = (
+            None,
+            0,
+            int((root_volume.image_meta or {}).get("min_ram") or 0),
+        )
+    else:
+        image_id, min_disk, min_ram = _image(
+            session, ctx, body.get("imageRef") or mappings.image_id
+        )
     if flavor.root_gb and min_disk > flavor.root_gb:
         raise BadRequest(
             f"Flavor's disk is too small for requested image. Flavor disk is "
@@ -267,6 +280,13 @@ def create(
         )
     if count > 1 and any(nic.port_id for nic in requested_nics):
         raise BadRequest("Unable to launch multiple instances with a single configured port ID.")
+    if count > 1 and mappings.volumes:
+        raise BadRequest("Unable to launch multiple instances with the same volumes mapped.")
+    if root_volume is not None and forced_host_id is None and image_id is None:
+        from kumo.core.volume import attachments  # block storage imports compute
+
+        if root_volume.backend not in attachments.SHARED_BACKENDS:
+            forced_host_id = root_volume.host_id  # its data is on that host's disk
     reservation = "r-" + secrets.token_hex(4)
     snapshot = flavor_snapshot(flavor)
     created = []
@@ -301,6 +321,7 @@ def create(
         )
         session.add(instance)
         nics.plug_on_create(session, ctx, instance, requested_nics, groups)
+        block_devices.attach_on_create(session, ctx, instance, mappings)
         record_action(session, ctx, instance.id, "create")
         created.append(instance)
     if group_id is not None:

@@ -42,6 +42,24 @@ def of_server(session: Session, instance_id: str) -> list[m.VolumeAttachment]:
     )
 
 
+def attached_to(session: Session, instance_ids: list[str]) -> dict[str, list[m.VolumeAttachment]]:
+    """The volumes of many servers at once (server listings show them)."""
+    result: dict[str, list[m.VolumeAttachment]] = {}
+    if not instance_ids:
+        return result
+    for row in session.scalars(
+        select(m.VolumeAttachment)
+        .where(
+            m.VolumeAttachment.instance_id.in_(instance_ids),
+            m.VolumeAttachment.deleted.is_(False),
+            m.VolumeAttachment.status != "reserved",
+        )
+        .order_by(m.VolumeAttachment.created_at, m.VolumeAttachment.id)
+    ):
+        result.setdefault(str(row.instance_id), []).append(row)
+    return result
+
+
 def find(session: Session, instance_id: str, volume_id: str) -> m.VolumeAttachment:
     for row in of_server(session, instance_id):
         if row.volume_id == volume_id:
@@ -74,6 +92,18 @@ def _reachable(volume: m.Volume, instance: m.Instance) -> None:
             f"{instance.id}, and its {volume.backend} backend is local to its host. Create "
             "the volume after the server, or migrate the server to the volume's host."
         )
+
+
+def check_movable(session: Session, instance: m.Instance) -> None:
+    """A server whose volumes live on its host's disk cannot move to another host (the
+    file and raw backends are local): detach them first."""
+    for row in of_server(session, instance.id):
+        volume = session.get(m.Volume, row.volume_id)
+        if row.plugged and volume is not None and volume.backend not in SHARED_BACKENDS:
+            raise BadRequest(
+                f"Server {instance.id} has volume {volume.id} attached, which its host keeps "
+                f"on local {volume.backend} storage; detach it before moving the server."
+            )
 
 
 def check_attachable(session: Session, volume: m.Volume) -> None:
@@ -139,6 +169,37 @@ def attach(
         volume.updated_at = now
         _wake(instance)
     session.flush()
+    return row
+
+
+def map_on_create(
+    session: Session,
+    instance: m.Instance,
+    volume: m.Volume,
+    boot_index: int | None,
+    device: str | None,
+    delete_on_termination: bool,
+) -> m.VolumeAttachment:
+    """A volume a new server is created with (block device mapping): attached when its
+    agent has spawned the guest with it."""
+    now = utcnow()
+    row = m.VolumeAttachment(
+        id=str(uuid.uuid4()),
+        volume_id=volume.id,
+        instance_id=instance.id,
+        status="attaching",
+        mountpoint="/dev/vda" if boot_index == 0 else _next_device(session, instance, device),
+        mode="ro" if volume.readonly else "rw",
+        plugged=True,
+        boot_index=boot_index,
+        delete_on_termination=delete_on_termination,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    volume.status = "attaching"
+    volume.updated_at = now
     return row
 
 

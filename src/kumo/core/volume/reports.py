@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from kumo.core.errors import BadRequest, NotFound
-from kumo.core.volume import attachments, volumes
+from kumo.core.volume import attachments, uploads, volumes
 from kumo.db import models as m
 from kumo.db.types import utcnow
 
@@ -44,6 +44,13 @@ def work_for_host(session: Session, host_id: str, pending_only: bool = False) ->
     }
 
 
+def upload_format(v: m.Volume) -> str:
+    """The disk format the upload asked for (the waiting image's)."""
+    session = object_session(v)
+    image = session.get(m.Image, v.upload_image_id) if session is not None else None
+    return str(image.disk_format) if image is not None and image.disk_format else "raw"
+
+
 def volume_item(v: m.Volume) -> dict[str, Any]:
     source: dict[str, Any] | None = None
     if v.source_image_id:
@@ -52,12 +59,16 @@ def volume_item(v: m.Volume) -> dict[str, Any]:
         source = {"kind": "snapshot", "id": v.snapshot_id}
     elif v.source_volid:
         source = {"kind": "volume", "id": v.source_volid}
+    upload = None
+    if v.upload_image_id:
+        upload = {"image_id": v.upload_image_id, "disk_format": upload_format(v)}
     return {
         "id": v.id,
         "size": v.size,
         "backend": v.backend,
         "status": v.status,
         "source": source,
+        "upload": upload,
         "generation": v.generation,
         "observed_generation": v.observed_generation,
     }
@@ -108,6 +119,9 @@ def record_volume(session: Session, host_id: str, volume_id: str, body: Any) -> 
         else:
             volume.status = "available"
         volume.previous_size = None
+    elif status == "uploading":
+        uploads.finished(session, volume)
+        volume.fault = fault
     elif status in ("creating", "downloading"):
         volume.status, volume.fault = (
             ("error", fault) if outcome == "error" else ("available", None)
@@ -153,6 +167,8 @@ def disks_for_server(session: Session, instance: m.Instance) -> list[dict[str, A
                 "device": row.mountpoint,
                 "readonly": row.mode == "ro",
                 "boot_index": row.boot_index,
+                # The root volume boots the way its image did (kernel, ramdisk, cmdline).
+                **({"image_meta": dict(volume.image_meta or {})} if row.boot_index == 0 else {}),
             }
         )
     return items

@@ -1,0 +1,241 @@
+"""Volumes end to end in process, on every database backend: the API, an agent's volume loop
+over the real ``file`` backend (qcow2 files under a temporary directory) and its compute
+loop with the fake hypervisor, which plugs and unplugs the volumes of its guests."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_servers import SERVERS, Compute
+
+from kumo.agent.images import ImageCache
+from kumo.agent.volumes import VolumeLoop
+from kumo.db import models as m
+from kumo.drivers.storage.volumes import registry
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("qemu-img") is None, reason="the file backend needs qemu-img"),
+    pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument"),
+]
+V3 = "/volume/v3"
+
+
+class Storage:
+    """The compute fixture's host, also serving the file backend through a volume loop."""
+
+    def __init__(self, compute: Compute, tmp_path: Path) -> None:
+        self.compute = compute
+        self.cloud = compute.cloud
+        self.backends = {"file": registry.create("file", tmp_path / "store")}
+        body = compute.registration_body(compute.host_id, "fake-1", 8, 8704)
+        body["host"]["capabilities"]["volume_backends"] = {"file": {"total_gb": 50}}
+        resp = compute.agent_client.post("/agent/v1/hosts", json=body)
+        assert resp.status_code == 200, resp.text
+        compute.agent_client.post(f"/agent/v1/hosts/{compute.host_id}/heartbeat")
+        images = ImageCache(compute.agent_client, "/agent/v1", tmp_path / "images")
+
+        def fetch(image_id: str) -> tuple[Path, str]:
+            cached = images.get(image_id)
+            return cached.path, cached.disk_format
+
+        self.loop = VolumeLoop(
+            compute.agent_client,
+            "/agent/v1",
+            compute.host_id,
+            self.backends,
+            fetch_image=fetch,
+            scratch_dir=tmp_path / "uploads",
+        )
+        compute.loop.disks.backends = self.backends
+
+    def converge(self) -> None:
+        self.loop.sync_once()
+        self.compute.converge()
+        self.loop.sync_once()
+
+    def create(self, headers: dict[str, str], **volume: Any) -> dict[str, Any]:
+        resp = self.cloud.client.post(
+            f"{V3}/volumes", json={"volume": {"size": 1, **volume}}, headers=headers
+        )
+        assert resp.status_code == 202, resp.text
+        body: dict[str, Any] = resp.json()["volume"]
+        return body
+
+    def show(self, volume_id: str, headers: dict[str, str]) -> dict[str, Any]:
+        resp = self.cloud.client.get(f"{V3}/volumes/{volume_id}", headers=headers)
+        assert resp.status_code == 200, resp.text
+        body: dict[str, Any] = resp.json()["volume"]
+        return body
+
+    def action(self, volume_id: str, headers: dict[str, str], body: dict[str, Any]) -> Any:
+        return self.cloud.client.post(
+            f"{V3}/volumes/{volume_id}/action", json=body, headers=headers
+        )
+
+    def path(self, volume_id: str) -> Path:
+        return Path(self.backends["file"].connection(volume_id).path)
+
+
+@pytest.fixture
+def storage(cloud: Any, tmp_path: Path) -> Storage:
+    compute = Compute(cloud, tmp_path)
+    compute.loop.scratch_dir = tmp_path / "snapshots"
+    return Storage(compute, tmp_path)
+
+
+def test_create_extend_delete_make_and_remove_the_file(storage: Storage) -> None:
+    admin = storage.cloud.admin
+    vid = storage.create(admin, name="data", size=2)["id"]
+    storage.converge()
+    shown = storage.show(vid, admin)
+    assert shown["status"] == "available"
+    info = storage.backends["file"].info(vid)
+    assert info.size_gb == 2 and storage.path(vid).is_file()
+    assert storage.action(vid, admin, {"os-extend": {"new_size": 3}}).status_code == 202
+    storage.converge()
+    assert (storage.show(vid, admin)["status"], storage.backends["file"].info(vid).size_gb) == (
+        "available",
+        3,
+    )
+    assert storage.cloud.client.delete(f"{V3}/volumes/{vid}", headers=admin).status_code == 202
+    storage.converge()
+    assert storage.cloud.client.get(f"{V3}/volumes/{vid}", headers=admin).status_code == 404
+    assert not storage.backends["file"].exists(vid)
+    with storage.cloud.db.session() as session:
+        assert session.get(m.Volume, vid).deleted  # kept for the record
+
+
+def test_snapshot_clone_and_volume_from_snapshot(storage: Storage) -> None:
+    admin = storage.cloud.admin
+    vid = storage.create(admin, name="origin")["id"]
+    storage.converge()
+    resp = storage.cloud.client.post(
+        f"{V3}/snapshots", json={"snapshot": {"volume_id": vid, "name": "s1"}}, headers=admin
+    )
+    assert resp.status_code == 202, resp.text
+    sid = resp.json()["snapshot"]["id"]
+    storage.converge()
+    snap = storage.cloud.client.get(f"{V3}/snapshots/{sid}", headers=admin).json()["snapshot"]
+    assert (snap["status"], snap["size"], snap["volume_id"]) == ("available", 1, vid)
+    from_snap = storage.create(admin, snapshot_id=sid, size=2)
+    clone = storage.create(admin, source_volid=vid)
+    assert (from_snap["snapshot_id"], clone["source_volid"]) == (sid, vid)
+    storage.converge()
+    for copy in (from_snap["id"], clone["id"]):
+        assert storage.show(copy, admin)["status"] == "available"
+        assert storage.backends["file"].exists(copy)
+    assert storage.backends["file"].info(from_snap["id"]).size_gb == 2
+    # A volume with a snapshot is deleted only with cascade.
+    assert storage.cloud.client.delete(f"{V3}/volumes/{vid}", headers=admin).status_code == 400
+    resp = storage.cloud.client.delete(f"{V3}/volumes/{vid}?cascade=true", headers=admin)
+    assert resp.status_code == 202
+    storage.converge()
+    assert storage.cloud.client.get(f"{V3}/snapshots/{sid}", headers=admin).status_code == 404
+    assert not storage.backends["file"].exists(vid)
+    assert storage.show(from_snap["id"], admin)["status"] == "available"  # independent copy
+
+
+def test_upload_to_image(storage: Storage) -> None:
+    admin = storage.cloud.admin
+    vid = storage.create(admin)["id"]
+    storage.converge()
+    resp = storage.action(
+        vid, admin, {"os-volume_upload_image": {"image_name": "from-vol", "disk_format": "qcow2"}}
+    )
+    assert resp.status_code == 202, resp.text
+    body = resp.json()["os-volume_upload_image"]
+    assert (body["status"], body["image_name"]) == ("uploading", "from-vol")
+    storage.converge()
+    image = storage.cloud.client.get(f"/image/v2/images/{body['image_id']}", headers=admin).json()
+    assert (image["status"], image["disk_format"], image["name"]) == ("active", "qcow2", "from-vol")
+    assert storage.show(vid, admin)["status"] == "available"
+    # And the image makes a bootable volume.
+    again = storage.create(admin, imageRef=body["image_id"])
+    storage.converge()
+    shown = storage.show(again["id"], admin)
+    assert (shown["status"], shown["bootable"]) == ("available", "true")
+    assert shown["volume_image_metadata"]["image_id"] == body["image_id"]
+
+
+def test_attach_to_a_server_and_detach(storage: Storage) -> None:
+    compute, admin = storage.compute, storage.cloud.admin
+    server_id = compute.create(admin).json()["server"]["id"]
+    vid = storage.create(admin)["id"]
+    storage.converge()
+    url = f"{SERVERS}/{server_id}/os-volume_attachments"
+    resp = storage.cloud.client.post(
+        url, json={"volumeAttachment": {"volumeId": vid}}, headers=admin
+    )
+    assert resp.status_code == 200, resp.text
+    attachment = resp.json()["volumeAttachment"]
+    assert (attachment["volumeId"], attachment["device"]) == (vid, "/dev/vdb")
+    assert storage.show(vid, admin)["status"] == "attaching"
+    storage.converge()
+    shown = storage.show(vid, admin)
+    assert shown["status"] == "in-use"
+    assert shown["attachments"][0]["server_id"] == server_id
+    assert shown["attachments"][0]["host_name"] == "fake-1"
+    assert [d.serial for d in compute.loop.driver.disks(server_id)] == [vid]
+    listed = storage.cloud.client.get(url, headers=admin).json()["volumeAttachments"]
+    assert [a["volumeId"] for a in listed] == [vid]
+    # Attached: not deletable, not attachable to a second server.
+    assert storage.cloud.client.delete(f"{V3}/volumes/{vid}", headers=admin).status_code == 400
+    other = compute.create(admin).json()["server"]["id"]
+    storage.converge()
+    resp = storage.cloud.client.post(
+        f"{SERVERS}/{other}/os-volume_attachments",
+        json={"volumeAttachment": {"volumeId": vid}},
+        headers=admin,
+    )
+    assert resp.status_code == 400, resp.text
+    assert storage.cloud.client.delete(f"{url}/{vid}", headers=admin).status_code == 202
+    assert storage.show(vid, admin)["status"] == "detaching"
+    storage.converge()
+    assert (storage.show(vid, admin)["status"], storage.show(vid, admin)["attachments"]) == (
+        "available",
+        [],
+    )
+    assert compute.loop.driver.disks(server_id) == []
+    actions = storage.cloud.client.get(
+        f"{SERVERS}/{server_id}/os-instance-actions", headers=admin
+    ).json()["instanceActions"]
+    assert [a["action"] for a in actions[:2]] == ["detach_volume", "attach_volume"]
+
+
+def test_server_delete_frees_its_volumes(storage: Storage) -> None:
+    compute, admin = storage.compute, storage.cloud.admin
+    server_id = compute.create(admin).json()["server"]["id"]
+    vid = storage.create(admin)["id"]
+    storage.converge()
+    storage.cloud.client.post(
+        f"{SERVERS}/{server_id}/os-volume_attachments",
+        json={"volumeAttachment": {"volumeId": vid}},
+        headers=admin,
+    )
+    storage.converge()
+    assert storage.cloud.client.delete(f"{SERVERS}/{server_id}", headers=admin).status_code == 204
+    storage.converge()
+    assert storage.show(vid, admin)["status"] == "available"  # kept, as Cinder keeps it
+
+
+def test_unknown_volume_or_server_state(storage: Storage) -> None:
+    compute, admin = storage.compute, storage.cloud.admin
+    server_id = compute.create(admin).json()["server"]["id"]
+    url = f"{SERVERS}/{server_id}/os-volume_attachments"
+    resp = storage.cloud.client.post(
+        url, json={"volumeAttachment": {"volumeId": str(uuid.uuid4())}}, headers=admin
+    )
+    assert resp.status_code == 409  # still building
+    storage.converge()
+    resp = storage.cloud.client.post(
+        url, json={"volumeAttachment": {"volumeId": str(uuid.uuid4())}}, headers=admin
+    )
+    assert resp.status_code == 404
+    resp = storage.cloud.client.post(url, json={"volumeAttachment": {}}, headers=admin)
+    assert resp.status_code == 400
+    resp = storage.cloud.client.delete(f"{url}/{uuid.uuid4()}", headers=admin)
+    assert resp.status_code == 404
