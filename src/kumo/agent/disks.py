@@ -82,9 +82,6 @@ class GuestDisks:
                 continue
             if status == "attached" and volume_id in have:
                 continue
-            if status == "detaching" and volume_id not in have:
-                self._outcome(disk, "done", None)
-                continue
             try:
                 backend = self.backends.get(disk["backend"])
                 if backend is None:

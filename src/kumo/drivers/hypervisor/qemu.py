@@ -887,9 +887,7 @@ class QemuDriver:
                         ):
                             break
             if node:
-                nodes = await qmp.call(client, "query-named-block-nodes", {"flat": True})
-                if node in {n.get("node-name") for n in nodes}:
-                    await qmp.call(client, "blockdev-del", {"node-name": node})
+                await _drop_node(client, node)
             return True
 
         if not qmp.session(qmp_socket(self._dir(uuid)), work, timeout=timeout + 15.0):
@@ -1321,3 +1319,24 @@ class QemuDriver:
                 if run and self._qmp(uuid, "query-status")["status"] != "running":
                     self._qmp(uuid, "cont")
             return self.get_state(uuid)
+
+
+NODE_RELEASE_WAIT = 10.0  # how long a node may stay busy after its device is gone
+
+
+async def _drop_node(client: QMPClient, node: str) -> None:
+    """Close a block node once its device is gone. Right after DEVICE_DELETED the node can
+    still be busy for a moment (the device's teardown finishes after the event), so
+    ``blockdev-del`` is retried briefly instead of leaving the image open and locked."""
+    deadline = time.monotonic() + NODE_RELEASE_WAIT
+    while True:
+        nodes = await qmp.call(client, "query-named-block-nodes", {"flat": True})
+        if node not in {n.get("node-name") for n in nodes}:
+            return
+        try:
+            await qmp.call(client, "blockdev-del", {"node-name": node})
+            return
+        except ExecuteError as exc:
+            if "in use" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.1)
