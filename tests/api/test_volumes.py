@@ -407,3 +407,47 @@ def test_concurrent_attaches_one_wins(cloud: Any, store: str) -> None:
         live = session.query(m.VolumeAttachment).filter_by(volume_id=vid, deleted=False).all()
         assert len(live) == 1
         assert session.get(m.Volume, vid).status == "in-use"
+
+
+def test_volume_transfer_between_projects(cloud: Any, store: str) -> None:
+    a = cloud.project("ta")
+    b = cloud.project("tb")
+    _, token_a = cloud.member("ta-u", a["id"])
+    _, token_b = cloud.member("tb-u", b["id"])
+    ha, hb = cloud.h(token_a), cloud.h(token_b)
+    vid = _create(cloud, ha, name="gift").json()["volume"]["id"]
+    with cloud.db.session() as session:
+        session.get(m.Volume, vid).status = "available"
+    resp = cloud.client.post(
+        f"{V3}/os-volume-transfer", json={"transfer": {"volume_id": vid, "name": "t"}}, headers=ha
+    )
+    assert resp.status_code == 202, resp.text
+    transfer = resp.json()["transfer"]
+    assert transfer["auth_key"] and transfer["volume_id"] == vid
+    shown = cloud.client.get(f"{V3}/volumes/{vid}", headers=ha).json()["volume"]
+    assert shown["status"] == "awaiting-transfer"
+    # The receiver cannot see the offer, and a wrong key is refused.
+    assert (
+        cloud.client.get(f"{V3}/os-volume-transfer/{transfer['id']}", headers=hb).status_code == 404
+    )
+    accept = f"{V3}/os-volume-transfer/{transfer['id']}/accept"
+    resp = cloud.client.post(accept, json={"accept": {"auth_key": "wrong"}}, headers=hb)
+    assert resp.status_code == 400
+    assert cloud.client.get(f"{V3}/volumes/{vid}", headers=hb).status_code == 404
+    resp = cloud.client.post(
+        accept, json={"accept": {"auth_key": transfer["auth_key"]}}, headers=hb
+    )
+    assert resp.status_code == 202, resp.text
+    mine = cloud.client.get(f"{V3}/volumes/{vid}", headers=hb).json()["volume"]
+    assert (mine["status"], mine["os-vol-tenant-attr:tenant_id"]) == ("available", b["id"])
+    assert cloud.client.get(f"{V3}/volumes/{vid}", headers=ha).status_code == 404
+    assert cloud.client.get(f"{V3}/os-volume-transfer", headers=ha).json()["transfers"] == []
+    # A transfer can be withdrawn: the volume is available again.
+    resp = cloud.client.post(
+        f"{V3}/os-volume-transfer", json={"transfer": {"volume_id": vid}}, headers=hb
+    )
+    tid = resp.json()["transfer"]["id"]
+    assert cloud.client.delete(f"{V3}/os-volume-transfer/{tid}", headers=hb).status_code == 202
+    assert cloud.client.get(f"{V3}/volumes/{vid}", headers=hb).json()["volume"]["status"] == (
+        "available"
+    )

@@ -66,6 +66,7 @@ from kumo.api.state import AppState
 from kumo.api.volume import limits as volume_limits
 from kumo.api.volume import microversion as volume_microversion
 from kumo.api.volume import snapshots as volume_snapshots
+from kumo.api.volume import transfers as volume_transfers
 from kumo.api.volume import types as volume_types
 from kumo.api.volume import versions as volume_versions
 from kumo.api.volume import volumes as volume_volumes
@@ -156,6 +157,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
         volume_types,
         volume_snapshots,
         volume_limits,
+        volume_transfers,
     ):
         app.include_router(volume_module.router)
     app.include_router(agent.router)

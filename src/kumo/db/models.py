@@ -1020,3 +1020,17 @@ class VolumeSnapshot(Base):
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     __mapper_args__ = {"version_id_col": version}
+
+
+class VolumeTransfer(Base):
+    """An offer to give a volume to another project (Cinder's volume transfer): whoever
+    presents the id and the auth key, which is stored only hashed, takes it over."""
+
+    __tablename__ = "volume_transfers"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    volume_id: Mapped[str] = mapped_column(ID, index=True)
+    project_id: Mapped[str] = mapped_column(ID, index=True)  # the giving project
+    name: Mapped[str | None] = mapped_column(NAME, nullable=True)
+    salt: Mapped[str] = mapped_column(String(32))
+    key_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
