@@ -90,6 +90,11 @@ class ImagesConfig(_Section):
     max_size_bytes: int = Field(10 * 1024**3, gt=0)
     # Where image data is kept; empty means STATE_DIR/images.
     store_dir: str = ""
+    # Refuse data whose real format differs from its disk_format (Glance's
+    # [image_format] require_image_format_match). Off, such data is kept as given (kumo
+    # always names the format to QEMU, so it is never reinterpreted); images that name
+    # other files (backing or data files, VMDK extents) are refused either way.
+    require_format_match: bool = True
 
 
 class SchedulerConfig(_Section):

@@ -23,12 +23,12 @@ def _too_large(limit: int) -> TooLarge:
     return TooLarge(f"Image data exceeds the maximum size of {limit} bytes.")
 
 
-async def _inspect(written: Written, disk_format: str) -> formats.Inspection:
+async def _inspect(written: Written, disk_format: str, require_match: bool) -> formats.Inspection:
     try:
         info = await anyio.to_thread.run_sync(qemu_img.info, written.path)
     except qemu_img.InspectionFailed as exc:
         raise BadRequest(f"Image data could not be inspected: {exc}") from exc
-    return formats.inspect(disk_format, info)
+    return formats.inspect(disk_format, info, require_match)
 
 
 @router.put("/images/{image_id}/file", status_code=204)
@@ -63,7 +63,9 @@ async def upload(
         except TooBig as exc:
             raise _too_large(limit) from exc
         try:
-            inspection = await _inspect(written, disk_format)
+            inspection = await _inspect(
+                written, disk_format, state.config.images.require_format_match
+            )
         except BaseException:
             await anyio.to_thread.run_sync(store.discard, written)
             raise

@@ -37,10 +37,13 @@ class Inspection:
     virtual_size: int | None
 
 
-def inspect(disk_format: str, info: dict[str, Any]) -> Inspection:
-    """The detected format and virtual size, or BadRequest saying why the data is refused."""
+def inspect(disk_format: str, info: dict[str, Any], require_match: bool = True) -> Inspection:
+    """The detected format and virtual size, or BadRequest saying why the data is refused.
+    Without ``require_match`` data of another format is accepted (its virtual size is then
+    unknown: it is not what the image says it is), but never data naming other files."""
     detected = str(info.get("format", ""))
-    if detected not in DETECTED.get(disk_format, ()):
+    matches = detected in DETECTED.get(disk_format, ())
+    if not matches and require_match:
         raise BadRequest(
             f"Image data is in {detected or 'an unknown'} format, which does not "
             f"match disk_format '{disk_format}'."
@@ -58,4 +61,6 @@ def inspect(disk_format: str, info: dict[str, Any]) -> Inspection:
             if extent.get("filename") and extent.get("filename") != info.get("filename"):
                 raise BadRequest("VMDK image data names other files; such images are refused.")
     size = info.get("virtual-size")
+    if not matches:
+        return Inspection(detected, None)
     return Inspection(detected, int(size) if isinstance(size, int) else None)
