@@ -1,4 +1,5 @@
-"""Fuzzing (issue 3, "Done when" 6): never a 500 from the compute, image and identity APIs.
+"""Fuzzing (issue 3, "Done when" 6; issue 5, "Done when" 3): never a 500 from the compute,
+image, identity and block storage APIs.
 
 1. schemathesis over the application's own OpenAPI document (/kumo/openapi.json), in
    process (ASGI), with an admin token: every operation of those APIs with generated path,
@@ -38,7 +39,7 @@ from kumo.db import models as m
 from kumo.db.engine import Database
 
 ADMIN_PASSWORD = "fuzz-admin-pw"
-FUZZED = r"^/(compute|identity|image)/"
+FUZZED = r"^/(compute|identity|image|volume)/"
 SCHEMA_EXAMPLES = 12  # per operation: ~180 operations
 BODY_EXAMPLES = 150  # per create endpoint
 
@@ -109,7 +110,12 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
                 headers=headers,
             )
             assert server.status_code == 202, server.text
+            volume = client.post(
+                "/volume/v3/volumes", json={"volume": {"size": 1}}, headers=headers
+            )
+            assert volume.status_code == 202, volume.text
             known = {
+                "volume_id": volume.json()["volume"]["id"],
                 "server_id": server.json()["server"]["id"],
                 "image_id": image_id,
                 "flavor_id": "1",
@@ -216,6 +222,16 @@ CREATES: dict[str, tuple[str | None, tuple[str, ...]]] = {
         "project",
         ("name", "domain_id", "parent_id", "is_domain", "enabled", "tags", "description"),
     ),
+    "/volume/v3/volumes": (
+        "volume",
+        ("name", "size", "description", "snapshot_id", "source_volid", "imageRef",
+         "volume_type", "metadata", "multiattach", "availability_zone"),
+    ),
+    "/volume/v3/snapshots": ("snapshot", ("volume_id", "force", "name", "metadata")),
+    "/volume/v3/types": (
+        "volume_type", ("name", "description", "is_public", "extra_specs"),
+    ),
+    "/volume/v3/os-volume-transfer": ("transfer", ("volume_id", "name")),
     "/image/v2/images": (
         None,
         ("name", "id", "disk_format", "container_format", "visibility", "protected", "tags",
@@ -237,7 +253,7 @@ def assert_error_shape(path: str, status: int, body: Any) -> None:
     if path.startswith("/image"):
         assert body.get("code", "").startswith(f"{status} "), body
         assert isinstance(body.get("message"), str) and body["message"], body
-    elif path.startswith("/compute"):
+    elif path.startswith(("/compute", "/volume")):
         assert len(body) == 1, body
         (inner,) = body.values()
         assert inner.get("code") == status, body
