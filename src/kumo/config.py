@@ -150,6 +150,10 @@ class VolumeConfig(_Section):
     # Thin volumes may promise more than the disk holds, as Cinder's
     # max_over_subscription_ratio allows.
     over_subscription_ratio: float = Field(20.0, gt=0)
+    # The raw backend: allocate each volume's space up front, and hand volumes to QEMU as
+    # loop block devices instead of files.
+    raw_preallocate: bool = False
+    raw_loop_device: bool = False
 
     @field_validator("backends", mode="before")
     @classmethod

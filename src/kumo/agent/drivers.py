@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 from kumo.config import Config
 from kumo.drivers.hypervisor import registry
@@ -36,6 +37,15 @@ def make_volume_backends(config: Config, state_dir: Path | None = None) -> dict[
     """The backends of ``[volumes] backends``, keeping their data under the agent's state
     directory (``volumes/<backend>/``)."""
     root = (state_dir or config.state_dir) / "agent"
-    backends = {name: volume_registry.create(name, root) for name in config.volumes.backends}
+    options: dict[str, dict[str, Any]] = {
+        "raw": {
+            "preallocate": config.volumes.raw_preallocate,
+            "loop_device": config.volumes.raw_loop_device,
+        }
+    }
+    backends = {
+        name: volume_registry.create(name, root, **options.get(name, {}))
+        for name in config.volumes.backends
+    }
     log.info("volume backends: %s", ", ".join(backends) or "none")
     return backends
