@@ -451,3 +451,30 @@ def test_volume_transfer_between_projects(cloud: Any, store: str) -> None:
     assert cloud.client.get(f"{V3}/volumes/{vid}", headers=hb).json()["volume"]["status"] == (
         "available"
     )
+
+
+def test_multiattach_volume_takes_two_attachments(cloud: Any, store: str) -> None:
+    admin = cloud.admin
+    resp = cloud.client.post(
+        f"{V3}/types",
+        json={"volume_type": {"name": "shared", "extra_specs": {"multiattach": "<is> True"}}},
+        headers=admin,
+    )
+    assert resp.status_code == 200, resp.text
+    volume = _create(cloud, admin, volume_type="shared").json()["volume"]
+    assert volume["multiattach"] is True
+    with cloud.db.session() as session:
+        session.get(m.Volume, volume["id"]).status = "available"
+    act = f"{V3}/volumes/{volume['id']}/action"
+    for device in ("/dev/vdb", "/dev/vdc"):
+        body = {"os-attach": {"instance_uuid": str(uuid.uuid4()), "mountpoint": device}}
+        assert cloud.client.post(act, json=body, headers=admin).status_code == 202
+    shown = cloud.client.get(f"{V3}/volumes/{volume['id']}", headers=admin).json()["volume"]
+    assert (shown["status"], len(shown["attachments"])) == ("in-use", 2)
+    # With two attachments a detach must name one.
+    assert cloud.client.post(act, json={"os-detach": {}}, headers=admin).status_code == 400
+    first = shown["attachments"][0]["attachment_id"]
+    resp = cloud.client.post(act, json={"os-detach": {"attachment_id": first}}, headers=admin)
+    assert resp.status_code == 202
+    shown = cloud.client.get(f"{V3}/volumes/{volume['id']}", headers=admin).json()["volume"]
+    assert (shown["status"], len(shown["attachments"])) == ("in-use", 1)

@@ -143,6 +143,11 @@ def attach(
         volume = volumes.get(session, ctx, volume_ref)
     except NotFound:
         raise NotFound(f"Volume {volume_ref} could not be found.") from None
+    if volume.multiattach:
+        # Nova attaches multiattach volumes from 2.60 on; this cloud serves up to 2.25.
+        raise BadRequest(
+            "Multiattach volumes are only supported starting with compute API version 2.60."
+        )
     if any(a.volume_id == volume.id for a in of_server(session, instance.id)):
         raise BadRequest(f"Invalid volume: volume {volume.id} is already attached to this server.")
     check_attachable(session, volume)

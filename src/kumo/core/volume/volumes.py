@@ -296,6 +296,9 @@ def create(session: Session, ctx: Context, body: dict[str, Any], placement: Plac
         )
     )
     backend = types.backend_of(volume_type, placement.default_backend)
+    # Cinder's way to ask for it since Queens: a type with multiattach="<is> True".
+    if str((volume_type.extra_specs or {}).get("multiattach", "")).lower() == "<is> true":
+        multiattach = True
     if source is not None:
         backend = source.backend
     if snapshot is not None:
