@@ -39,6 +39,17 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def wait_until(check: Any, timeout: float, what: str, interval: float = 0.01) -> float:
+    """Poll ``check`` until it is true; the seconds it took, or BenchError after
+    ``timeout``."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise BenchError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+    return time.monotonic() - start
+
+
 def log(message: str) -> None:
     print(f"# {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 

@@ -43,6 +43,7 @@ from _common import (
     percentile,
     print_table,
     start_up,
+    wait_until,
 )
 
 NETWORK = "/network/v2.0"
@@ -70,15 +71,6 @@ def _count_port(text: str, port: int) -> int:
         ):
             count += 1
     return count
-
-
-def _wait(predicate: Any, timeout: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.01)
-    raise BenchError(f"not in force after {timeout}s")
 
 
 def run(opts: argparse.Namespace) -> dict[str, Any]:
@@ -132,7 +124,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             statuses = [p["status"] for p in ports["ports"]]
             return len(statuses) == opts.ports and set(statuses) == {"ACTIVE"}
 
-        _wait(all_active, 300)
+        wait_until(all_active, 300, "every port ACTIVE")
         groups = c.get(f"{NETWORK}/security-groups", params={"project_id": project}).json()
         group = next(g["id"] for g in groups["security_groups"] if g["name"] == "default")
         host_ns = f"kumo-host-{namespace_suffix(state)}"
@@ -152,11 +144,15 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             start = time.monotonic()
             made = c.post(f"{NETWORK}/security-group-rules", json=rule)
             rule_id = made.json()["security_group_rule"]["id"]
-            _wait(lambda p=port: _count_port(_rules_text(host_ns), p) >= opts.ports, 30)
+            wait_until(
+                lambda p=port: _count_port(_rules_text(host_ns), p) >= opts.ports, 30, "the rule"
+            )
             add_times.append(time.monotonic() - start)
             start = time.monotonic()
             c.delete(f"{NETWORK}/security-group-rules/{rule_id}")
-            _wait(lambda p=port: _count_port(_rules_text(host_ns), p) == 0, 30)
+            wait_until(
+                lambda p=port: _count_port(_rules_text(host_ns), p) == 0, 30, "the rule gone"
+            )
             del_times.append(time.monotonic() - start)
             log(
                 f"change {i + 1}: add {add_times[-1] * 1000:.0f} ms, "

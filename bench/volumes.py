@@ -38,18 +38,11 @@ from _common import (
     percentile,
     print_table,
     start_up,
+    wait_until,
 )
 
 V3 = "/volume/v3"
 SERVERS = "/compute/v2.1/servers"
-
-
-def _wait(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 def _statuses(c: httpx.Client) -> dict[str, str]:
@@ -80,7 +73,7 @@ def _throughput(c: httpx.Client, url: str, token: str, opts: argparse.Namespace)
             raise BenchError(f"volume {bad[0]} went to error")
         return all(statuses.get(i) == "available" for i in ids)
 
-    _wait(all_available, 600, "all volumes available")
+    wait_until(all_available, 600, "all volumes available")
     created = time.monotonic() - start
     log(f"{opts.volumes} available in {created:.2f}s; deleting")
     start = time.monotonic()
@@ -89,7 +82,7 @@ def _throughput(c: httpx.Client, url: str, token: str, opts: argparse.Namespace)
         t = time.monotonic()
         c.delete(f"{V3}/volumes/{volume_id}").raise_for_status()
         delete_times.append(time.monotonic() - t)
-    _wait(lambda: not set(ids) & set(_statuses(c)), 600, "all volumes gone")
+    wait_until(lambda: not set(ids) & set(_statuses(c)), 600, "all volumes gone")
     deleted = time.monotonic() - start
     posts = [r[1] for r in results]
     return {
@@ -118,29 +111,29 @@ def _attach_latency(c: httpx.Client, opts: argparse.Namespace) -> dict[str, Any]
         out = c.post(f"{SERVERS}/{server}/action", json={"os-getConsoleOutput": {}})
         return out.status_code == 200 and "kumo-guest: hostname" in out.json()["output"]
 
-    _wait(
+    wait_until(
         lambda: c.get(f"{SERVERS}/{server}").json()["server"]["status"] == "ACTIVE",
         300,
         "the server to be ACTIVE",
     )
-    _wait(console_has_hostname, 120, "the guest to boot")
+    wait_until(console_has_hostname, 120, "the guest to boot")
     volume = c.post(f"{V3}/volumes", json={"volume": {"size": 1, "name": "hot"}}).json()["volume"]
-    _wait(lambda: _status(c, volume["id"]) == "available", 120, "the volume")
+    wait_until(lambda: _status(c, volume["id"]) == "available", 120, "the volume")
     attach, detach = [], []
     url = f"{SERVERS}/{server}/os-volume_attachments"
     for cycle in range(opts.cycles):
         start = time.monotonic()
         c.post(url, json={"volumeAttachment": {"volumeId": volume["id"]}}).raise_for_status()
-        _wait(lambda: _status(c, volume["id"]) == "in-use", 120, "the attach")
+        wait_until(lambda: _status(c, volume["id"]) == "in-use", 120, "the attach")
         attach.append(time.monotonic() - start)
         start = time.monotonic()
         c.delete(f"{url}/{volume['id']}").raise_for_status()
-        _wait(lambda: _status(c, volume["id"]) == "available", 300, "the detach")
+        wait_until(lambda: _status(c, volume["id"]) == "available", 300, "the detach")
         detach.append(time.monotonic() - start)
         took = f"attach {attach[-1] * 1000:.0f} ms, detach {detach[-1] * 1000:.0f} ms"
         log(f"cycle {cycle + 1}: {took}")
     c.delete(f"{SERVERS}/{server}")
-    _wait(lambda: c.get(f"{SERVERS}/{server}").status_code == 404, 120, "the server to go")
+    wait_until(lambda: c.get(f"{SERVERS}/{server}").status_code == 404, 120, "the server to go")
     return {
         "attach_ms": {"p50": percentile(attach, 50) * 1000, "p99": percentile(attach, 99) * 1000},
         "detach_ms": {"p50": percentile(detach, 50) * 1000, "p99": percentile(detach, 99) * 1000},
