@@ -345,3 +345,32 @@ def test_0015_floating_ips_survive_and_one_per_fixed_ip(db_factory):
         raise AssertionError("a second floating IP on one fixed IP was accepted")
     except sa.exc.IntegrityError:
         pass
+
+
+def test_0016_to_head_servers_survive_and_volumes_work(db_factory):
+    """0016 -> 0019: a server survives (not shelved: no shelved image), and the block
+    storage tables take a volume, an attachment to that server, a snapshot and a transfer."""
+    db = db_factory.create()
+    migrate.upgrade(db, "0016")
+    instances = Base.metadata.tables["instances"]
+    with db.engine.begin() as conn:
+        conn.execute(
+            instances.insert().values(
+                id="i1", name="vm", project_id="p", user_id="u", flavor_id="1",
+                flavor={"vcpus": 1, "ram": 64, "disk": 1}, vm_state="active",
+            )
+        )  # fmt: skip
+    migrate.upgrade(db)
+    assert migrate.status(db).up_to_date
+    with db.session() as s:
+        server = s.get(m.Instance, "i1")
+        assert (server.vm_state, server.shelved_image_id) == ("active", None)
+        s.add(m.Volume(id="v1", project_id="p", user_id="u", size=1, meta={}))
+        s.add(m.VolumeAttachment(id="a1", volume_id="v1", instance_id="i1", status="attached"))
+        s.add(m.VolumeSnapshot(id="s1", volume_id="v1", project_id="p", user_id="u", size=1))
+        s.add(m.VolumeTransfer(id="t1", volume_id="v1", project_id="p", salt="x", key_hash="y"))
+    with db.session() as s:
+        assert s.get(m.Volume, "v1").status == "creating"
+        assert s.get(m.VolumeAttachment, "a1").instance_id == "i1"
+        assert s.get(m.VolumeSnapshot, "s1").status == "creating"
+        assert s.get(m.VolumeTransfer, "t1") is not None
