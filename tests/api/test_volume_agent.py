@@ -239,3 +239,60 @@ def test_unknown_volume_or_server_state(storage: Storage) -> None:
     assert resp.status_code == 400
     resp = storage.cloud.client.delete(f"{url}/{uuid.uuid4()}", headers=admin)
     assert resp.status_code == 404
+
+
+def test_block_device_mapping_makes_volumes_and_waits_for_them(storage: Storage) -> None:
+    compute, admin = storage.compute, storage.cloud.admin
+    body = {
+        "server": {
+            "name": "bdm",
+            "flavorRef": "1",
+            "block_device_mapping_v2": [
+                {"source_type": "blank", "destination_type": "volume", "volume_size": 1,
+                 "boot_index": 0, "delete_on_termination": True},
+                {"source_type": "blank", "destination_type": "volume", "volume_size": 2,
+                 "boot_index": -1},
+            ],
+        }
+    }  # fmt: skip
+    resp = storage.cloud.client.post(SERVERS, json=body, headers=admin)
+    assert resp.status_code == 202, resp.text
+    server_id = resp.json()["server"]["id"]
+    # The scheduler places it; its agent waits until the volume loop has made the volumes.
+    compute.converge()
+    assert compute.show(server_id, admin)["status"] == "BUILD"
+    assert compute.loop.driver.get_state(server_id).power_state == "nostate"
+    storage.converge()
+    storage.converge()  # the full pass plugs the data volume once it exists
+    shown = compute.show(server_id, admin)
+    assert shown["status"] == "ACTIVE", shown
+    assert shown["image"] == ""
+    attached = shown["os-extended-volumes:volumes_attached"]
+    assert len(attached) == 2
+    sizes = sorted(storage.show(a["id"], admin)["size"] for a in attached)
+    statuses = {storage.show(a["id"], admin)["status"] for a in attached}
+    assert (sizes, statuses) == ([1, 2], {"in-use"})
+    # Deleting the server deletes the root volume (delete_on_termination) and keeps the other.
+    assert storage.cloud.client.delete(f"{SERVERS}/{server_id}", headers=admin).status_code == 204
+    storage.converge()
+    storage.converge()
+    left = {
+        a["id"]: storage.cloud.client.get(f"{V3}/volumes/{a['id']}", headers=admin).status_code
+        for a in attached
+    }
+    assert sorted(left.values()) == [200, 404], left
+
+
+def test_block_device_mapping_refuses_what_it_cannot_do(storage: Storage) -> None:
+    admin = storage.cloud.admin
+    for mapping in (
+        {"source_type": "blank", "destination_type": "local", "boot_index": -1},
+        {"source_type": "image", "destination_type": "volume", "boot_index": 0},  # no size
+        {"source_type": "volume", "uuid": str(uuid.uuid4()), "boot_index": 0},
+        {"source_type": "nope", "destination_type": "volume"},
+    ):
+        body = {"server": {"name": "x", "flavorRef": "1", "block_device_mapping_v2": [mapping]}}
+        resp = storage.cloud.client.post(SERVERS, json=body, headers=admin)
+        assert resp.status_code == 400, (mapping, resp.text)
+    with storage.cloud.db.session() as session:
+        assert session.query(m.Volume).count() == 0  # nothing half-made

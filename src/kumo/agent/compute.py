@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from kumo.agent.disks import GuestDisks
+from kumo.agent.disks import GuestDisks, root_volume
 from kumo.drivers.hypervisor.base import (
     GuestSpec,
     GuestState,
@@ -226,6 +226,8 @@ class ComputeLoop:
                 self.driver.destroy(uuid)
                 self.report(uuid, generation, PowerState.NOSTATE, gone=True)
                 return
+            if pending and self._waits_for_volumes(item, generation):
+                return
             if pending and item.get("task_state") in SNAPSHOT_TASKS:
                 self.take_snapshot(item)
                 return
@@ -249,6 +251,26 @@ class ComputeLoop:
             return
         if pending or self._reported.get(uuid) != (generation, state.power_state):
             self.report(uuid, generation, state.power_state)
+
+    def _waits_for_volumes(self, item: dict[str, Any], generation: int) -> bool:
+        """A guest whose boot volume is still being made starts once it exists (the volume
+        loop's report wakes this loop); one whose volume could not be made is a fault."""
+        if self.driver.get_state(item["id"]).power_state != PowerState.NOSTATE:
+            return False
+        root = root_volume(item)
+        if root is None:
+            return False
+        status = root.get("volume_status")
+        if status == "error":
+            why = root.get("volume_fault") or "see the volume"
+            self.report(
+                item["id"],
+                generation,
+                PowerState.NOSTATE,
+                fault=f"its boot volume {root['volume_id']} could not be made: {why}",
+            )
+            return True
+        return status in ("creating", "downloading")
 
     def take_snapshot(self, item: dict[str, Any]) -> None:
         """createImage: copy the root disk, upload it into the waiting image, report. A

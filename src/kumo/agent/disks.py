@@ -76,6 +76,8 @@ class GuestDisks:
         have = {d.serial for d in self.driver.disks(uuid)}
         for disk in item.get("volumes", []):
             status, volume_id = disk["status"], disk["volume_id"]
+            if disk.get("volume_status") in ("creating", "downloading"):
+                continue  # made for this server, not there yet: plugged once it is
             if disk.get("boot_index") == 0:
                 if status == "attaching":  # the guest runs from it: attached
                     self._outcome(disk, "done", None)

@@ -51,6 +51,8 @@ def volume_outcome(
     authorize_host(request, state)
     with state.db.session() as session:
         reports.record_volume(session, host_id, volume_id, body)
+    # A server waiting for this volume (made by its block device mapping) can start now.
+    wakeup.notify(wakeup.host_topic(host_id))
     return Response(status_code=204)
 
 

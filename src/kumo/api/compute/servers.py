@@ -18,6 +18,7 @@ from kumo.api.compute.microversion import api_version
 from kumo.api.compute.security_groups import nova_groups
 from kumo.api.image.store import purge_image_data
 from kumo.api.state import AppState, app_state
+from kumo.api.volume.volumes import placement, wake_host
 from kumo.core import wakeup
 from kumo.core.compute import (
     aggregates,
@@ -201,7 +202,19 @@ def create_server(
     data = body_member(body, "server")
     group_id = server_groups.group_hint(body)
     with state.db.session() as session:
-        created = servers.create(session, who.ctx, data, version, group_id)
+        created = servers.create(
+            session, who.ctx, data, version, group_id, volume_placement=placement(state)
+        )
+        # Volumes its block device mappings made: their hosts' agents have work.
+        attached = volume_attachments.attached_to(session, [i.id for i in created.instances])
+        volume_hosts = {
+            v.host_id
+            for rows in attached.values()
+            for a in rows
+            if (v := session.get(m.Volume, a.volume_id)) is not None and v.status == "creating"
+        }
+    for host_id in volume_hosts:
+        wake_host(host_id)
     wakeup.notify(wakeup.SCHEDULER)
     if (body.get("return_reservation_id") if isinstance(body, dict) else False) or data.get(
         "return_reservation_id"

@@ -1,12 +1,13 @@
 """Block device mapping v2 on server create: boot from a volume, and volumes attached from
 the start, as Nova takes them.
 
-What this cloud builds: ``source_type: volume`` with ``destination_type: volume`` (an
-existing volume; the one with ``boot_index: 0`` is the root disk), and ``source_type:
+What this cloud builds: ``destination_type: volume`` from an existing volume (``source_type:
+volume``) or from a new one it creates (``image``, ``snapshot`` or ``blank``, with
+``volume_size``), the one with ``boot_index: 0`` being the root disk; and ``source_type:
 image`` with ``destination_type: local`` and ``boot_index: 0`` (the same as ``imageRef``).
-Creating a volume on the fly (image, snapshot or blank to volume) and local ephemeral or
-swap disks are refused with a 400 that says so. The file and raw backends keep a volume on
-its host's disk, so a server booting from one is placed on that host.
+Local ephemeral or swap disks are refused with a 400 that says so. The file and raw
+backends keep a volume on its host's disk, so a server booting from one is placed on that
+host; a server whose new volumes are still being made waits for them before it starts.
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ DESTINATIONS = ("volume", "local")
 
 @dataclass(frozen=True)
 class VolumeMapping:
-    volume_id: str
+    source: str  # volume (existing), image, snapshot or blank (a new volume)
+    source_id: str | None  # the volume, image or snapshot
     boot_index: int | None
     delete_on_termination: bool
     device: str | None
+    size: int | None = None  # volume_size, for a new volume
+
+    @property
+    def volume_id(self) -> str | None:
+        return self.source_id if self.source == "volume" else None
 
 
 @dataclass(frozen=True)
@@ -81,62 +88,96 @@ def parse(body: dict[str, Any]) -> Mappings:
         device = item.get("device_name")
         if device is not None and not isinstance(device, str):
             raise _invalid("device_name must be a string.")
-        if source == "volume" and destination == "volume":
-            if not isinstance(item.get("uuid"), str) or not item["uuid"]:
-                raise _invalid("a volume mapping needs the volume's uuid.")
+        if destination == "volume":
+            source_id = item.get("uuid")
+            if source != "blank" and (not isinstance(source_id, str) or not source_id):
+                raise _invalid(f"a mapping of a {source} needs its uuid.")
+            size = item.get("volume_size")
+            if size is not None or source in ("image", "blank"):
+                size = _volume_size(size)
             volumes.append(
                 VolumeMapping(
-                    item["uuid"],
+                    source,
+                    source_id if source != "blank" else None,
                     boot_index,
                     body_bool(item.get("delete_on_termination", False), "delete_on_termination"),
                     device,
+                    size,
                 )
             )
-        elif source == "image" and destination == "local" and boot_index == 0:
+        elif source == "image" and boot_index == 0:
             if not isinstance(item.get("uuid"), str):
                 raise _invalid("an image mapping needs the image's uuid.")
             image_id = item["uuid"]
         else:
             raise BadRequest(
-                f"Block device mapping of {source} to {destination} is not supported by this "
-                "cloud yet: create the volume first (openstack volume create --image/--snapshot/"
-                "--size) and map it with source_type volume."
+                f"Block device mapping of {source} to a local disk is not supported by this "
+                "cloud: local disks come from the flavor; map a volume instead."
             )
     if sum(1 for v in volumes if v.boot_index == 0) + (image_id is not None) > 1:
         raise _invalid(
             "Boot sequence for the instance and image/block device mapping "
             "combination is not valid."
         )
-    if len({v.volume_id for v in volumes}) != len(volumes):
+    existing = [v.volume_id for v in volumes if v.volume_id]
+    if len(set(existing)) != len(existing):
         raise _invalid("the same volume is mapped twice.")
     return Mappings(tuple(volumes), image_id)
 
 
-def boot_volume(session: Session, ctx: Context, mappings: Mappings) -> m.Volume | None:
-    """The root volume, checked: the caller's, available (Nova asks Cinder to reserve it)."""
+def _volume_size(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _invalid(f"volume_size {value!r} must be a positive integer (GiB).")
+    return value
+
+
+def prepare(
+    session: Session, ctx: Context, mappings: Mappings, placement: Any
+) -> list[tuple[VolumeMapping, m.Volume]]:
+    """Each mapping's volume: an existing one checked (the caller's, free to attach, as
+    Nova asks Cinder to reserve it), or a new one made (``creating``, placed by capacity;
+    within the project's volume quota)."""
     from kumo.core.volume import attachments, volumes  # block storage imports compute
 
-    chosen = None
+    prepared = []
     for mapping in mappings.volumes:
-        try:
-            volume = volumes.get(session, ctx, mapping.volume_id)
-        except NotFound:
-            raise _invalid(f"failed to get volume {mapping.volume_id}.") from None
-        attachments.check_attachable(session, volume)
-        if mapping.boot_index == 0:
-            chosen = volume
-    return chosen
+        if mapping.volume_id is not None:
+            try:
+                volume = volumes.get(session, ctx, mapping.volume_id)
+            except NotFound:
+                raise _invalid(f"failed to get volume {mapping.volume_id}.") from None
+            attachments.check_attachable(session, volume)
+        else:
+            body: dict[str, Any] = {"name": ""}
+            if mapping.size is not None:
+                body["size"] = mapping.size
+            if mapping.source == "image":
+                body["imageRef"] = mapping.source_id
+            elif mapping.source == "snapshot":
+                body["snapshot_id"] = mapping.source_id
+            volume = volumes.create(session, ctx, body, placement)
+            if volume.status == "error":
+                raise _invalid(f"the {mapping.source} volume cannot be made: {volume.fault}")
+        prepared.append((mapping, volume))
+    return prepared
+
+
+def boot_volume(prepared: list[tuple[VolumeMapping, m.Volume]]) -> m.Volume | None:
+    return next((v for mapping, v in prepared if mapping.boot_index == 0), None)
 
 
 def attach_on_create(
-    session: Session, ctx: Context, instance: m.Instance, mappings: Mappings
+    session: Session, instance: m.Instance, prepared: list[tuple[VolumeMapping, m.Volume]]
 ) -> None:
     """The mapped volumes as the server's attachments, ``attaching`` until its agent has
     started the guest with them (the root one first, as /dev/vda)."""
-    from kumo.core.volume import attachments, volumes
+    from kumo.core.volume import attachments
 
-    for mapping in sorted(mappings.volumes, key=lambda v: (v.boot_index != 0, v.boot_index or 0)):
-        volume = volumes.get(session, ctx, mapping.volume_id)
+    for mapping, volume in sorted(
+        prepared, key=lambda p: (p[0].boot_index != 0, p[0].boot_index or 0)
+    ):
         attachments.map_on_create(
             session,
             instance,

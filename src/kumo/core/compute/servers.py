@@ -201,8 +201,11 @@ def create(
     body: dict[str, Any],
     version: APIVersion,
     group_id: str | None = None,
+    volume_placement: Any = None,
 ) -> Created:
-    """``group_id``: the server group named by the ``group`` scheduler hint, if any."""
+    """``group_id``: the server group named by the ``group`` scheduler hint, if any;
+    ``volume_placement`` (kumo.core.volume.volumes.Placement): how new volumes of its block
+    device mappings are placed (defaults when None)."""
     name = _name(body)
     assert name is not None
     if ctx.project_id is None:
@@ -215,7 +218,10 @@ def create(
     if flavor.disabled:
         raise BadRequest(f"Flavor {flavor_id} is disabled.")
     mappings = block_devices.parse(body)
-    root_volume = block_devices.boot_volume(session, ctx, mappings)
+    from kumo.core.volume.volumes import Placement  # block storage imports compute
+
+    prepared = block_devices.prepare(session, ctx, mappings, volume_placement or Placement())
+    root_volume = block_devices.boot_volume(prepared)
     if root_volume is not None and not body.get("imageRef"):
         image_id, min_disk, min_ram = (
             None,
@@ -321,7 +327,7 @@ def create(
         )
         session.add(instance)
         nics.plug_on_create(session, ctx, instance, requested_nics, groups)
-        block_devices.attach_on_create(session, ctx, instance, mappings)
+        block_devices.attach_on_create(session, instance, prepared)
         record_action(session, ctx, instance.id, "create")
         created.append(instance)
     if group_id is not None:

@@ -203,8 +203,9 @@ def map_on_create(
     )
     session.add(row)
     session.flush()
-    volume.status = "attaching"
-    volume.updated_at = now
+    if volume.status != "creating":  # a new volume is made first, then attached
+        volume.status = "attaching"
+        volume.updated_at = now
     return row
 
 

@@ -164,6 +164,9 @@ def disks_for_server(session: Session, instance: m.Instance) -> list[dict[str, A
                 "volume_id": volume.id,
                 "backend": volume.backend,
                 "status": row.status,
+                # A volume made for the server (block device mapping) may not exist yet.
+                "volume_status": volume.status,
+                "volume_fault": volume.fault,
                 "device": row.mountpoint,
                 "readonly": row.mode == "ro",
                 "boot_index": row.boot_index,
