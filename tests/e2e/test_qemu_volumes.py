@@ -178,3 +178,17 @@ def test_boot_from_a_volume_made_from_the_image(
     # Deleting the server keeps the volume (delete_on_termination is false).
     ok(openstack(cloud, "server", "delete", "--wait", "fromvol"))
     _wait_volume(cloud, "root", "available")
+
+    # --boot-from-volume: the volume is made from the image for the server, which waits
+    # for it and boots from it.
+    made = ok(
+        openstack(
+            cloud, "server", "create", "--image", "kumo-tiny", "--boot-from-volume", "1",
+            "--flavor", "m1.tiny", "--wait", "bfv", "-f", "json", timeout=600,
+        )
+    ).json()  # fmt: skip
+    assert made["status"] == "ACTIVE", made
+    guests.pid(made["id"])
+    wait_console(cloud, "bfv", "kumo-guest: hostname bfv")
+    volumes = ok(openstack(cloud, "volume", "list", "-f", "json")).json()
+    assert any(v["Status"] == "in-use" and v["Size"] == 1 for v in volumes), volumes
