@@ -296,3 +296,37 @@ def test_block_device_mapping_refuses_what_it_cannot_do(storage: Storage) -> Non
         assert resp.status_code == 400, (mapping, resp.text)
     with storage.cloud.db.session() as session:
         assert session.query(m.Volume).count() == 0  # nothing half-made
+
+
+def test_two_concurrent_attaches_exactly_one_succeeds(storage: Storage) -> None:
+    """Two servers ask for the same volume at once (through Nova's API, in two threads):
+    one attachment, the other request refused (400: in use, or 409: lost the race)."""
+    import threading
+
+    compute, admin = storage.compute, storage.cloud.admin
+    servers = [compute.create(admin).json()["server"]["id"] for _ in range(2)]
+    vid = storage.create(admin)["id"]
+    storage.converge()
+    barrier = threading.Barrier(2)
+    answers: list[int] = []
+
+    def attach(server_id: str) -> None:
+        barrier.wait()
+        resp = storage.cloud.client.post(
+            f"{SERVERS}/{server_id}/os-volume_attachments",
+            json={"volumeAttachment": {"volumeId": vid}},
+            headers=admin,
+        )
+        answers.append(resp.status_code)
+
+    threads = [threading.Thread(target=attach, args=(s,)) for s in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(answers)[0] == 200 and sorted(answers)[1] in (400, 409), answers
+    with storage.cloud.db.session() as session:
+        live = session.query(m.VolumeAttachment).filter_by(volume_id=vid, deleted=False).all()
+        assert len(live) == 1
+    storage.converge()
+    assert storage.show(vid, admin)["status"] == "in-use"
