@@ -24,7 +24,7 @@ from kumo.agent.spec import QemuSpecBuilder
 from kumo.agent.volumes import VolumeLoop
 from kumo.drivers.hypervisor.base import GuestSpec, HypervisorDriver
 from kumo.drivers.network.base import NetworkDriver
-from kumo.drivers.storage.volumes.base import VolumeBackend
+from kumo.drivers.storage.volumes.base import VolumeBackend, VolumeBackendError
 
 log = logging.getLogger(__name__)
 AGENT_API_VERSIONS = ["v1"]
@@ -138,7 +138,12 @@ class Agent:
             return {}
         offered = {}
         for name, backend in self.volume_backends.items():
-            capacity = backend.capacity()
+            try:
+                capacity = backend.capacity()
+            except (VolumeBackendError, OSError) as exc:
+                # The host still registers; this backend takes no new volumes until fixed.
+                log.warning("volume backend %s: cannot read its capacity: %s", name, exc)
+                continue
             offered[name] = {
                 **backend.capabilities(),
                 "total_gb": capacity.total_gb,
