@@ -330,3 +330,24 @@ def test_two_concurrent_attaches_exactly_one_succeeds(storage: Storage) -> None:
         assert len(live) == 1
     storage.converge()
     assert storage.show(vid, admin)["status"] == "in-use"
+
+
+def test_attach_to_a_shelved_server_from_2_20(storage: Storage) -> None:
+    compute, admin = storage.compute, storage.cloud.admin
+    server_id = compute.create(admin).json()["server"]["id"]
+    vid = storage.create(admin)["id"]
+    storage.converge()
+    assert compute.action(server_id, admin, {"shelve": None}).status_code == 202
+    storage.converge()
+    assert compute.show(server_id, admin)["status"] == "SHELVED_OFFLOADED"
+    url = f"{SERVERS}/{server_id}/os-volume_attachments"
+    body = {"volumeAttachment": {"volumeId": vid}}
+    assert storage.cloud.client.post(url, json=body, headers=admin).status_code == 409
+    at_2_20 = {**admin, "X-OpenStack-Nova-API-Version": "2.20"}
+    resp = storage.cloud.client.post(url, json=body, headers=at_2_20)
+    assert resp.status_code == 200, resp.text
+    assert storage.show(vid, admin)["status"] == "in-use"  # recorded: no guest to plug into
+    assert compute.action(server_id, admin, {"unshelve": None}).status_code == 202
+    storage.converge()
+    assert compute.show(server_id, admin)["status"] == "ACTIVE"
+    assert [d.serial for d in compute.loop.driver.disks(server_id)] == [vid]

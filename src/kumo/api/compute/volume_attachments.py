@@ -10,10 +10,12 @@ from fastapi import APIRouter, Depends, Response
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
 from kumo.api.compute.common import body_member
+from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
 from kumo.core.compute import servers
-from kumo.core.errors import BadRequest
+from kumo.core.errors import BadRequest, Conflict
+from kumo.core.microversion import APIVersion
 from kumo.core.volume import attachments
 from kumo.db import models as m
 
@@ -51,12 +53,21 @@ def show_attachment(
         return {"volumeAttachment": _view(attachments.find(session, instance.id, volume_id))}
 
 
+def _shelved_before_2_20(instance: m.Instance, version: APIVersion, action: str) -> None:
+    """Volumes of a shelved server are changed from 2.20 on, as in Nova."""
+    if instance.vm_state in ("shelved", "shelved_offloaded") and not version.at_least("2.20"):
+        raise Conflict(
+            f"Cannot '{action}' instance {instance.id} while it is in vm_state {instance.vm_state}"
+        )
+
+
 @router.post("/servers/{server_id}/os-volume_attachments")
 def attach_volume(
     server_id: str,
     body: Any = Depends(json_body),
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
 ) -> dict[str, Any]:
     data = body_member(body, "volumeAttachment")
     unknown = set(data) - {"volumeId", "device"}
@@ -68,6 +79,7 @@ def attach_volume(
     with state.db.session() as session:
         instance = servers.get(session, who.ctx, server_id)
         servers.check_not_locked(who.ctx, instance)
+        _shelved_before_2_20(instance, version, "attach_volume")
         row = attachments.attach(
             session, who.ctx, instance, data.get("volumeId"), data.get("device")
         )
@@ -86,10 +98,12 @@ def detach_volume(
     volume_id: str,
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
 ) -> Response:
     with state.db.session() as session:
         instance = servers.get(session, who.ctx, server_id)
         servers.check_not_locked(who.ctx, instance)
+        _shelved_before_2_20(instance, version, "detach_volume")
         row = attachments.detach(session, instance, volume_id)
         servers.record_action(session, who.ctx, instance.id, "detach_volume")
         if row.deleted:

@@ -97,6 +97,10 @@ def unshelve(
             "delete the server, or rebuild it elsewhere from a new image."
         )
     if instance.host_id is None:
+        from kumo.core.volume import attachments  # block storage imports compute
+
+        # Its volumes on a host's local storage decide where it can run again.
+        instance.requested_host_id = attachments.local_volume_host(session, instance)
         servers.ask(instance, "active", UNSHELVING)  # the scheduler places it
     else:
         servers.ask(instance, "active", "spawning")  # still on its host (SHELVED)

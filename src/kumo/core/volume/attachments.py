@@ -81,12 +81,13 @@ def _next_device(session: Session, instance: m.Instance, wanted: Any) -> str:
     raise Conflict(f"Server {instance.id} has no free disk device name left.")
 
 
-def _reachable(volume: m.Volume, instance: m.Instance) -> None:
+def _reachable(session: Session, volume: m.Volume, instance: m.Instance) -> None:
     """The file and raw backends keep a volume on its host's disk: only servers on that
-    host can use it."""
-    if volume.backend in SHARED_BACKENDS or instance.host_id is None:
+    host can use it (a shelved server, on no host, must return to it)."""
+    if volume.backend in SHARED_BACKENDS:
         return
-    if volume.host_id != instance.host_id:
+    where = instance.host_id or local_volume_host(session, instance)
+    if where is not None and volume.host_id != where:
         raise BadRequest(
             f"Invalid volume: volume {volume.id} is stored on another host than server "
             f"{instance.id}, and its {volume.backend} backend is local to its host. Create "
@@ -104,6 +105,15 @@ def check_movable(session: Session, instance: m.Instance) -> None:
                 f"Server {instance.id} has volume {volume.id} attached, which its host keeps "
                 f"on local {volume.backend} storage; detach it before moving the server."
             )
+
+
+def local_volume_host(session: Session, instance: m.Instance) -> str | None:
+    """The host whose local backend holds a volume plugged into the server, if any."""
+    for row in of_server(session, instance.id):
+        volume = session.get(m.Volume, row.volume_id)
+        if row.plugged and volume is not None and volume.backend not in SHARED_BACKENDS:
+            return volume.host_id
+    return None
 
 
 def check_attachable(session: Session, volume: m.Volume) -> None:
@@ -151,7 +161,7 @@ def attach(
     if any(a.volume_id == volume.id for a in of_server(session, instance.id)):
         raise BadRequest(f"Invalid volume: volume {volume.id} is already attached to this server.")
     check_attachable(session, volume)
-    _reachable(volume, instance)
+    _reachable(session, volume, instance)
     now = utcnow()
     row = m.VolumeAttachment(
         id=str(uuid.uuid4()),
