@@ -84,6 +84,18 @@ def test_router_snat_and_floating_ip(lab: Lab) -> None:
     routes = netns.ip(names.router_namespace(router, driver.scope), "route", "show")
     assert "10.9.0.0/24 via 10.2.0.5" in routes
 
+    # The address comes back (as a released floating IP does, for another project): the
+    # outside still maps it to a MAC that no longer holds it, and the router's gratuitous
+    # ARP corrects that at once instead of when the entry expires.
+    sh(prov, "ip", "neigh", "replace", "203.0.113.20", "lladdr", "02:00:00:00:00:99",
+       "dev", "eth0", "nud", "stale")  # fmt: skip
+    report = driver.apply(spec)
+    assert any("gratuitous ARP for 203.0.113.20" in c for c in report.changes), report.changes
+    neighbours = netns.ip(prov, "neigh", "show", "203.0.113.20")
+    assert "fa:16:3e:00:02:13" in neighbours, neighbours
+    assert lab.pings(prov, "203.0.113.20", within=2)
+    driver.apply(dataclasses.replace(spec, routers=(router_spec,)))
+
     # Removing the router removes its namespace and its legs from the host namespace.
     bare = HostNetworkSpec(host, spec.underlay, spec.networks, spec.physical_networks, spec.ports)
     driver.apply(bare)

@@ -241,14 +241,19 @@ class LinkTable:
         return done
 
 
-def ensure_addresses(namespace: str | None, device: str, wanted: set[str]) -> list[str]:
-    """Make `device` carry exactly the IPv4/global IPv6 addresses `wanted` ("ip/prefix")."""
+def addresses(namespace: str | None, device: str) -> set[str]:
+    """The IPv4/global IPv6 addresses `device` carries ("ip/prefix"); empty if it is gone."""
     info = ip_json(namespace, "addr", "show", "dev", device)
-    have = {
+    return {
         f"{a['local']}/{a['prefixlen']}"
         for a in (info[0].get("addr_info", []) if info else [])
         if a.get("scope") != "link"
     }
+
+
+def ensure_addresses(namespace: str | None, device: str, wanted: set[str]) -> list[str]:
+    """Make `device` carry exactly the IPv4/global IPv6 addresses `wanted` ("ip/prefix")."""
+    have = addresses(namespace, device)
     want = {str(ipaddress.ip_interface(w)) for w in wanted}
     done: list[str] = []
     for addr in sorted(want - have):

@@ -3,7 +3,10 @@ gateway leg into the external network's bridge, forwarding on, and an nftables `
 table (SNAT for the router's subnets, 1:1 DNAT+SNAT for floating IPs) replaced atomically.
 
 Floating IPs sit as /32 addresses on the gateway leg so the router answers ARP for them
-on the external network.
+on the external network, and each address the leg gains is announced by gratuitous ARP:
+addresses are reused (a floating IP released by one project is the next one's), and the
+external network's routers would otherwise keep sending to the MAC of the router that held
+it before until their ARP entries expire.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import ipaddress
 from pathlib import Path
 
 from kumo.drivers.network import names, netns
-from kumo.drivers.network.links import LinkTable, ensure_addresses, ensure_routes
+from kumo.drivers.network.links import LinkTable, addresses, ensure_addresses, ensure_routes
 from kumo.drivers.network.spec import HostNetworkSpec, RouterSpec
 
 NAT_TABLE = "kumo_nat"
@@ -55,6 +58,21 @@ def render_nat(router: RouterSpec) -> str:
     return "\n".join(out) + "\n"
 
 
+def announce(namespace: str, device: str, addresses: list[str]) -> list[str]:
+    """Gratuitous ARP for each address (after the NAT rules are in place, so traffic that
+    follows the announcement finds them). Best effort: a failure only delays reachability
+    until the neighbours' entries expire, so it is reported, not raised."""
+    done = []
+    for address in addresses:
+        argv = ["busybox", "arping", "-U", "-c", "1", "-I", device, address]
+        try:
+            netns.run(argv, namespace=namespace)
+            done.append(f"{device}: gratuitous ARP for {address}")
+        except netns.NetworkError as exc:
+            done.append(f"{device}: gratuitous ARP for {address} failed: {exc}")
+    return done
+
+
 class Router:
     def __init__(
         self, directory: Path, spec: RouterSpec, host: HostNetworkSpec, scope: str
@@ -80,6 +98,7 @@ class Router:
             wanted_legs.add(inside)
         routes: dict[str, str] = {r.destination: r.nexthop for r in self.spec.routes}
         gw = self.spec.gateway
+        gained: list[str] = []
         if gw is not None:
             host_side, inside = names.gateway_legs(self.spec.id)
             mtu = self.host.network(gw.network_id).mtu
@@ -89,7 +108,9 @@ class Router:
             addrs = {f"{gw.ip}/{gw.prefixlen}"} | {
                 f"{f.floating_ip}/32" for f in self.spec.floating_ips
             }
+            before = addresses(self.namespace, inside)
             done += ensure_addresses(self.namespace, inside, addrs)
+            gained = sorted(a.split("/")[0] for a in addrs - before)
             wanted_legs.add(inside)
             if gw.gateway_ip:
                 routes["0.0.0.0/0"] = gw.gateway_ip
@@ -101,6 +122,9 @@ class Router:
         links.refresh()
         done += ensure_routes(self.namespace, routes)
         done += self._nat()
+        if gained:
+            _, inside = names.gateway_legs(self.spec.id)
+            done += announce(self.namespace, inside, gained)
         return done
 
     def _nat(self) -> list[str]:
