@@ -11,7 +11,8 @@ STATE_DIR ?=
 # the in-process API tests spread over the rest.
 PYTEST_WORKERS ?= 2
 SYSTEM_PACKAGES := python3 python3-venv qemu-system-x86 qemu-utils dnsmasq-base nftables \
-	iproute2 busybox-static linux-image-amd64 postgresql-client mariadb-client
+	iproute2 busybox-static linux-image-amd64 dropbear-bin openssh-client postgresql-client \
+	mariadb-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: up test lint compat bench system-deps python-deps clean

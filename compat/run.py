@@ -5,9 +5,17 @@
     compat/run --regex 'tempest\\.api\\.identity'   # a quick subset
     compat/run --update        # also add newly passing tests to compat/passing.txt
     compat/run --keep          # leave the cloud running and the workspace in place
+    compat/run --validation-only [--regex R]   # only the pass that SSHes into guests
 
-Steps: make sure .venv-tempest exists; start `kumo --state-dir <tmp> up` on a free port in its
-own process group; render compat/tempest.conf.template into a tempest workspace
+Two passes, each against its own fresh cloud: the API pass (the in-memory datapath) runs
+everything but the tests that log into guests; the validation pass runs those
+(VALIDATION_TESTS) on the real datapath with real qemu guests, with tempest inside the cloud's
+provider namespace (where floating IPs are reachable) and the API bridged there on loopback
+(compat/api_bridge.py). The validation pass needs root and dropbear (kumo-tiny's sshd); a
+machine without them skips it and says why, except in CI, where that is an error.
+
+Steps of a pass: make sure .venv-tempest exists; start `kumo --state-dir <tmp> up` on a free
+port in its own process group; render compat/tempest.conf.template into a tempest workspace
 (compat/workspace/, gitignored); `tempest run`; read per-test results from the workspace's
 stestr repository; print `N skipped` then `N passed, N failed`; exit 1 if any test listed in
 compat/passing.txt did not pass. The cloud is always stopped at the end (SIGINT, then SIGKILL to
@@ -34,6 +42,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 # Services kumo provides so far. Flip one to True when the service lands: tempest then runs
@@ -60,11 +69,28 @@ DUMMY_NETWORK = "00000000-0000-4000-8000-000000000005"
 
 EXCLUDE_REGEX = r"(IpV6|Ipv6|V6Test|object_storage|dashboard|multinode|test_network_basic_ops)"
 
+# Tests that log into the guest over SSH (tempest's [validation]). They run in a second pass,
+# against a cloud with the real datapath and from inside its provider namespace (the only
+# place that reaches floating IPs); the first pass, on the in-memory datapath, leaves them out.
+VALIDATION_TESTS = (
+    "tempest.api.compute.servers.test_attach_interfaces.AttachInterfacesUnderV243Test"
+    ".test_add_remove_fixed_ip",
+    "tempest.api.compute.servers.test_create_server.ServersTestJSON"
+    ".test_host_name_is_same_as_server_name",
+    "tempest.api.compute.servers.test_create_server.ServersTestJSON"
+    ".test_verify_created_server_vcpus",
+    "tempest.scenario.test_server_basic_ops.TestServerBasicOps.test_server_basic_ops",
+)
+VALIDATION_REGEX = "^(?:" + "|".join(re.escape(t) for t in VALIDATION_TESTS) + r")(?:\[|$)"
+
 COMPAT = Path(__file__).resolve().parent
 ROOT = COMPAT.parent
 TEMPEST_VENV = ROOT / ".venv-tempest"
 UV = ROOT / ".tools" / "bin" / "uv"
 KUMO = ROOT / ".venv" / "bin" / "kumo"
+KUMO_PYTHON = ROOT / ".venv" / "bin" / "python"
+API_BRIDGE = COMPAT / "api_bridge.py"
+DROPBEAR = Path("/usr/sbin/dropbear")  # kumo-tiny carries it when the host has it
 REQUIREMENTS = COMPAT / "requirements.txt"
 TEMPLATE = COMPAT / "tempest.conf.template"
 REGEX_FILE = COMPAT / "tempest-first-target.regex"
@@ -134,9 +160,10 @@ def free_port() -> int:
 class Cloud:
     """A fresh `kumo up` in its own process group, stopped by stop()."""
 
-    def __init__(self, state_dir: Path, log_path: Path) -> None:
+    def __init__(self, state_dir: Path, log_path: Path, real_network: bool = False) -> None:
         self.state_dir = state_dir
         self.log_path = log_path
+        self.real_network = real_network
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -146,9 +173,13 @@ class Cloud:
             sys.exit(f"compat: {KUMO} missing; run `make python-deps` first")
         env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
         env.pop("KUMO_CONFIG", None)
-        # Tempest's API tests run without guest validation: the in-memory datapath keeps
-        # the cloud's networks out of the kernel (nothing to clean up after a kill).
-        env["KUMO_AGENT_NETWORK_DRIVER"] = "fake"
+        if self.real_network:
+            # Guest validation logs into real guests, whatever hypervisor the API pass uses.
+            env["KUMO_COMPUTE_HYPERVISOR"] = "qemu"
+        else:
+            # Tempest's API tests run without guest validation: the in-memory datapath keeps
+            # the cloud's networks out of the kernel (nothing to clean up after a kill).
+            env["KUMO_AGENT_NETWORK_DRIVER"] = "fake"
         # ListUserImagesTest uploads random bytes under every disk format (tempest says so:
         # it "lies about image content"); the compat cloud accepts that data as Glance does
         # with require_image_format_match off, and tempest.conf says so.
@@ -335,7 +366,7 @@ def write_workspace(bin_dir: Path, ws: Path, cloud: Cloud) -> Path:
             "--workspace-path",
             str(ws / "workspace.yaml"),
             "--name",
-            f"kumo-compat-{os.getpid()}",
+            f"kumo-compat-{os.getpid()}-{ws.name}",
             str(ws),
         ],
         check=True,
@@ -371,6 +402,7 @@ def write_workspace(bin_dir: Path, ws: Path, cloud: Cloud) -> Path:
     # os-interface needs ports: it comes with the network service.
     values["interface_attach"] = str(SERVICES["neutron"]).lower()
     values.update({f"{name}_available": str(on).lower() for name, on in SERVICES.items()})
+    values["run_validation"] = str(cloud.real_network).lower()
     conf = ws / "etc" / "tempest.conf"
     conf.write_text(TEMPLATE.read_text().format(**values))
     return conf
@@ -479,6 +511,131 @@ def run_group(cmd: list[str], cwd: Path, env: dict[str, str]) -> int:
         raise
 
 
+class Pass:
+    """One tempest run against its own fresh cloud."""
+
+    def __init__(self, name: str, regex: str, exclude: str, workspace: Path, validation: bool):
+        self.name = name
+        self.regex = regex
+        self.exclude = exclude
+        self.workspace = workspace
+        self.validation = validation  # real datapath, SSH into guests, tempest in the provider ns
+        self.seconds = 0.0
+
+
+def validation_unavailable() -> str | None:
+    """Why the validation pass cannot run on this machine, or None."""
+    if os.geteuid() != 0:
+        return "the real datapath needs root"
+    if not DROPBEAR.exists():
+        return f"{DROPBEAR} missing: kumo-tiny has no SSH without it (make system-deps)"
+    return None
+
+
+@contextlib.contextmanager
+def api_bridge(cloud: Cloud) -> Iterator[str]:
+    """The cloud's API at the same URL inside its provider namespace; yields the namespace."""
+    proc = subprocess.Popen(
+        [str(KUMO_PYTHON), str(API_BRIDGE), str(cloud.state_dir), str(cloud.port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline().split() if proc.stdout else []
+        if line[:1] != ["ready"] or len(line) != 2:
+            raise RuntimeError(f"api bridge did not start (exit {proc.poll()})")
+        yield line[1]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def clean_up_datapath(cloud: Cloud) -> None:
+    """What a real-datapath cloud leaves after its process group is gone: its guests' qemu
+    (daemonized, so in their own session) and its namespaces, bridges and dnsmasq."""
+    marker = str(cloud.state_dir).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"qemu-system" in argv[0] and any(marker in a for a in argv):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+    result = subprocess.run(
+        [str(KUMO), "--state-dir", str(cloud.state_dir), "network", "teardown"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        log(f"network teardown of {cloud.state_dir} failed: {result.stderr.strip()}")
+
+
+def run_pass(bin_dir: Path, run: Pass, concurrency: int, keep: bool) -> dict[str, str]:
+    """Start a cloud, run tempest against it, stop the cloud; the per-test results."""
+    started = time.monotonic()
+    ws = run.workspace
+    state_dir = Path(tempfile.mkdtemp(prefix=f"kumo-compat-{run.name}-"))
+    ws.mkdir(parents=True, exist_ok=True)
+    cloud = Cloud(state_dir, state_dir / "kumo-up.log", real_network=run.validation)
+    try:
+        try:
+            cloud.start()
+        except RuntimeError as exc:
+            log(f"error: {exc}\n--- {cloud.log_path} ---\n{cloud.log_tail()}")
+            raise SystemExit(2) from None
+        log(
+            f"{run.name} pass: kumo up at {cloud.url} after {time.monotonic() - started:.0f}s "
+            f"(state {state_dir}, log {cloud.log_path})"
+        )
+        conf = write_workspace(bin_dir, ws, cloud)
+        (ws / "kumo-state-dir").write_text(f"{state_dir}\n")
+        env = dict(os.environ)
+        env.pop("OS_CLOUD", None)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        cmd = [
+            str(bin_dir / "tempest"),
+            "run",
+            "--config-file",
+            str(conf),
+            "--concurrency",
+            str(concurrency),
+            "--regex",
+            run.regex,
+            "--exclude-regex",
+            run.exclude,
+        ]
+        log(f"{run.name} pass: running tempest " + " ".join(cmd[1:4]) + " ...")
+        t0 = time.monotonic()
+        if run.validation:
+            with api_bridge(cloud) as namespace:
+                log(f"{run.name} pass: tempest runs in namespace {namespace}")
+                run_group(["ip", "netns", "exec", namespace, *cmd], ws, env)
+        else:
+            run_group(cmd, ws, env)
+        run.seconds = time.monotonic() - t0
+        return read_results(bin_dir, ws)
+    finally:
+        if keep:
+            pid = cloud.proc.pid if cloud.proc else 0
+            log(
+                f"--keep: kumo still running at {cloud.url} (stop it: kill -INT -- -{pid}); "
+                f"state {state_dir}; workspace {ws}"
+            )
+        else:
+            cloud.stop()
+            if run.validation:
+                clean_up_datapath(cloud)
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -506,6 +663,11 @@ def main() -> int:
         default=WORKSPACE,
         help="tempest workspace directory (recreated; default compat/workspace)",
     )
+    parser.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="only the validation pass (real datapath, SSH into guests), with --regex if given",
+    )
     args = parser.parse_args()
     for service in args.enable:
         SERVICES[service] = True
@@ -517,59 +679,41 @@ def main() -> int:
     bin_dir = ensure_tempest_venv()
     regex = args.regex or default_regex()
     ws = args.workspace.resolve()
-    state_dir = Path(tempfile.mkdtemp(prefix="kumo-compat-"))
-    ws.mkdir(parents=True, exist_ok=True)
-    cloud = Cloud(state_dir, state_dir / "kumo-up.log")
-    try:
-        try:
-            cloud.start()
-        except RuntimeError as exc:
-            log(f"error: {exc}\n--- {cloud.log_path} ---\n{cloud.log_tail()}")
+    passes = []
+    if not args.validation_only:
+        passes.append(Pass("api", regex, f"{EXCLUDE_REGEX}|{VALIDATION_REGEX}", ws, False))
+    if args.validation_only or not args.regex:
+        why_not = validation_unavailable()
+        if why_not is None:
+            validation_regex = args.regex if args.validation_only and args.regex else None
+            passes.append(
+                Pass(
+                    "validation",
+                    validation_regex or VALIDATION_REGEX,
+                    EXCLUDE_REGEX,
+                    ws.with_name(ws.name + "-validation"),
+                    True,
+                )
+            )
+        elif os.environ.get("CI"):
+            log(f"error: the validation pass cannot run in CI: {why_not}")
             return 2
-        up_secs = time.monotonic() - started
-        log(
-            f"kumo up at {cloud.url} after {up_secs:.0f}s (state {state_dir}, log {cloud.log_path})"
-        )
-        conf = write_workspace(bin_dir, ws, cloud)
-        (ws / "kumo-state-dir").write_text(f"{state_dir}\n")
-        env = dict(os.environ)
-        env.pop("OS_CLOUD", None)
-        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-        cmd = [
-            str(bin_dir / "tempest"),
-            "run",
-            "--config-file",
-            str(conf),
-            "--concurrency",
-            str(args.concurrency),
-            "--regex",
-            regex,
-            "--exclude-regex",
-            EXCLUDE_REGEX,
-        ]
-        log("running tempest: " + " ".join(cmd[1:4]) + " ...")
-        t0 = time.monotonic()
-        run_group(cmd, ws, env)
-        tempest_secs = time.monotonic() - t0
-        results = read_results(bin_dir, ws)
+        else:
+            log(f"skipping the validation pass (its {len(VALIDATION_TESTS)} tests): {why_not}")
+    validating = any(run.validation for run in passes)
+    results: dict[str, str] = {}
+    try:
+        for run in passes:
+            results.update(run_pass(bin_dir, run, args.concurrency, args.keep))
     except KeyboardInterrupt:
         log("interrupted")
         return 130
-    finally:
-        if args.keep:
-            pid = cloud.proc.pid if cloud.proc else 0
-            log(
-                f"--keep: kumo still running at {cloud.url} (stop it: kill -INT -- -{pid}); "
-                f"state {state_dir}; workspace {ws}"
-            )
-        else:
-            cloud.stop()
-            shutil.rmtree(state_dir, ignore_errors=True)
 
     passed = sorted(t for t, s in results.items() if s in ("success", "xfail"))
     failed = sorted(t for t, s in results.items() if s not in ("success", "xfail", "skip"))
     skipped = sorted(t for t, s in results.items() if s == "skip")
     last = ws / "last-passed.txt"
+    ws.mkdir(parents=True, exist_ok=True)
     last.write_text("".join(f"{t}\n" for t in passed))
     (ws / "last-failed.txt").write_text("".join(f"{t}\n" for t in failed))
     (ws / "last-results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
@@ -579,7 +723,8 @@ def main() -> int:
         for t in failed:
             print(f"  {t}")
     print(f"\npassing test ids: {last}")
-    print(f"tempest took {tempest_secs:.0f}s, {time.monotonic() - started:.0f}s in all")
+    timings = ", ".join(f"{run.name} {run.seconds:.0f}s" for run in passes)
+    print(f"tempest took {timings}; {time.monotonic() - started:.0f}s in all")
 
     status = 0
     if not results:
@@ -587,11 +732,18 @@ def main() -> int:
         status = 1
     passed_names = {strip_attrs(t) for t in passed}
     required = read_passing()
+    if not validating:  # this machine cannot run them (said above); CI always does
+        required = [t for t in required if not re.search(VALIDATION_REGEX, t)]
     regressed = [t for t in required if strip_attrs(t) not in passed_names]
-    if args.regex:
+    if args.regex or args.validation_only:
         # A narrowed run only checks the listed tests that it selected.
         selected = {strip_attrs(t) for t in results}
-        regressed = [t for t in regressed if strip_attrs(t) in selected or re.search(regex, t)]
+        patterns = [run.regex for run in passes]
+        regressed = [
+            t
+            for t in regressed
+            if strip_attrs(t) in selected or any(re.search(p, t) for p in patterns)
+        ]
     if regressed:
         print(f"\n{len(regressed)} test(s) listed in compat/passing.txt did not pass:")
         by_name = {strip_attrs(r): s for r, s in results.items()}

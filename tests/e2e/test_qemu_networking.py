@@ -21,7 +21,7 @@ from kumo.agent.network_setup import namespace_suffix
 from kumo.drivers.network import names
 
 from computeapi import alive, kill9, qemu_pids
-from kumoproc import KUMO, Cloud, Pinger, clean_env, run, start_cloud, wait_for
+from kumoproc import KUMO, Cloud, Pinger, Result, clean_env, run, start_cloud, wait_for
 
 pytestmark = pytest.mark.clients
 
@@ -199,14 +199,22 @@ def test_private_network_router_snat_and_floating_ip(
     net_cloud: tuple[Cloud, Guests], tmp_path: Path
 ) -> None:
     """kumo up's own networks: a guest on `private` reaches the outside world (the provider
-    namespace) through router1's SNAT, and answers a ping there on its floating IP."""
+    namespace) through router1's SNAT, answers a ping there on its floating IP, and lets
+    its key pair's owner in over SSH there (kumo-tiny runs dropbear with the config drive's
+    keys), as Tempest's guest validation does."""
     cloud, guests = net_cloud
     nets = ok(openstack(cloud, "network", "list", "-f", "json")).json()
     assert {"public", "private"} <= {n["Name"] for n in nets}, nets
     script = tmp_path / "outside.sh"
     script.write_text(OUTSIDE.format(gateway="172.24.4.1"))
+    key = tmp_path / "id"
+    ok(openstack(cloud, "keypair", "create", "--private-key", str(key), "k"))
+    key.chmod(0o600)  # the client writes it 0644, which ssh refuses
+    ok(openstack(cloud, "security", "group", "rule", "create", "--protocol", "tcp",
+                 "--dst-port", "22", "default"))  # fmt: skip
     ok(openstack(cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny",
-                 "--network", "private", "--user-data", str(script), "vm-out"))  # fmt: skip
+                 "--network", "private", "--user-data", str(script), "--key-name", "k",
+                 "vm-out"))  # fmt: skip
     server = _active(cloud, "vm-out")
     guests.pid(server["id"])
     text = wait_for(
@@ -216,7 +224,30 @@ def test_private_network_router_snat_and_floating_ip(
         interval=2.0,
     )
     assert "kumo-guest: outside ok" in text, text
-    _floating_ip_answering(cloud, "vm-out")
+    provider, address = _floating_ip_answering(cloud, "vm-out")
+
+    def ssh(identity: Path, command: str) -> Result:
+        return run(["ip", "netns", "exec", provider, "ssh", "-i", str(identity),
+                    "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                    "-o", "ConnectTimeout=5", f"root@{address}", command],
+                   clean_env())  # fmt: skip
+
+    tries: list[Result] = []
+
+    def logged_in() -> str:
+        tries.append(ssh(key, "hostname; grep -c ^processor /proc/cpuinfo"))
+        return tries[-1].stdout if tries[-1].returncode == 0 else ""
+
+    try:
+        answer = wait_for(logged_in, 60, f"root@{address} to answer over SSH", interval=1.0)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; ssh said: {tries[-1].stderr if tries else ''}") from None
+    assert answer.split() == ["vm-out", "1"], answer
+    other = tmp_path / "other"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], clean_env())
+    refused = ssh(other, "true")
+    assert refused.returncode != 0, "a client without the key pair's private key got in"
 
 
 def test_guests_on_two_networks_reach_each_other_through_a_router(

@@ -21,8 +21,9 @@ from importlib import resources
 from pathlib import Path
 
 from kumo.guest.cpio import CpioArchive
+from kumo.guest.ssh import SshPayload, ssh_payload
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 MODULES = (
     "virtio_pci",
     "virtio_blk",
@@ -133,9 +134,11 @@ def extract_vmlinux(bzimage: bytes) -> bytes | None:
     return None
 
 
-def _inputs_hash(files: list[Path], init: bytes, pvh: bool) -> str:
+def _inputs_hash(files: list[Path], init: bytes, pvh: bool, ssh: SshPayload | None) -> str:
     digest = hashlib.sha256(f"{BUILDER_VERSION} {CMDLINE} {pvh}".encode())
     digest.update(init + UDHCPC_SCRIPT.encode() + POWER_BUTTON.encode())
+    for name, data, mode in ssh.files if ssh else ():
+        digest.update(f"{name}:{mode}:".encode() + data)
     for path in files:
         st = path.stat()
         digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
@@ -143,9 +146,14 @@ def _inputs_hash(files: list[Path], init: bytes, pvh: bool) -> str:
 
 
 def build_initramfs(
-    busybox: Path, modules_dir: Path, module_paths: list[str], init: bytes
+    busybox: Path,
+    modules_dir: Path,
+    module_paths: list[str],
+    init: bytes,
+    ssh: SshPayload | None = None,
 ) -> bytes:
-    """The gzip cpio: busybox, /init, the udhcpc and power-button hooks, the modules."""
+    """The gzip cpio: busybox, /init, the udhcpc and power-button hooks, the modules, and
+    dropbear with what it needs when the host has it."""
     archive = CpioArchive()
     for directory in (
         "bin",
@@ -177,7 +185,27 @@ def build_initramfs(
         archive.file(f"lib/modules/{name}", (modules_dir / rel).read_bytes())
         names.append(name)
     archive.file("etc/modules.order", ("\n".join(names) + "\n").encode())
+    if ssh is not None:
+        _add_ssh(archive, ssh)
     return gzip.compress(archive.getvalue(), compresslevel=6, mtime=0)
+
+
+def _add_ssh(archive: CpioArchive, ssh: SshPayload) -> None:
+    """dropbear and its libraries at their host paths, root's home, the helper commands."""
+    made = {"bin", "etc", "lib", "tmp", "var", "mnt"}
+    wanted = [str(path.relative_to("/")) for path in ssh.binaries] + [f[0] for f in ssh.files]
+    for rel in ["usr/bin/x", "usr/sbin/x", "etc/dropbear/x", *wanted]:
+        parts = Path(rel).parts[:-1]
+        for depth in range(1, len(parts) + 1):
+            directory = "/".join(parts[:depth])
+            if directory not in made:
+                archive.directory(directory)
+                made.add(directory)
+    archive.directory("root", 0o700)
+    for path in ssh.binaries:
+        archive.file(str(path.relative_to("/")), path.read_bytes(), 0o755)
+    for name, data, mode in ssh.files:
+        archive.file(name, data, mode)
 
 
 def build_tiny_guest(
@@ -196,8 +224,10 @@ def build_tiny_guest(
         raise GuestBuildError("qemu-img is missing (need qemu-utils)")
     init = resources.files("kumo.guest").joinpath("init.sh").read_bytes()
     module_paths = module_load_order(modules_dir, MODULES)
+    ssh = ssh_payload()
     files = [kernel, busybox] + [modules_dir / p for p in module_paths]
-    target = cache_dir / f"kumo-tiny-{_inputs_hash(files, init, pvh)}"
+    files += list(ssh.binaries) if ssh else []
+    target = cache_dir / f"kumo-tiny-{_inputs_hash(files, init, pvh, ssh)}"
     if (target / "done").exists():
         return _load(target)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -209,7 +239,7 @@ def build_tiny_guest(
         (work / "kernel").write_bytes(vmlinux or image)
         (work / "kernel.type").write_text("pvh" if vmlinux else "bzimage")
         (work / "initramfs.cpio.gz").write_bytes(
-            build_initramfs(busybox, modules_dir, module_paths, init)
+            build_initramfs(busybox, modules_dir, module_paths, init, ssh)
         )
         subprocess.run(
             ["qemu-img", "create", "-q", "-f", "qcow2", str(work / "root.qcow2"), ROOT_DISK_SIZE],

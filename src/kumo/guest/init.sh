@@ -32,10 +32,11 @@ if [ -n "$config" ] && mount -t iso9660 -o ro "$config" /mnt/config 2>/dev/null 
     name=$(echo "$flat" | sed -n 's/.*"hostname": *"\([^"]*\)".*/\1/p')
     [ -n "$name" ] && hostname "$name"
     say "hostname $(hostname)"
+    mkdir -p /root/.ssh
     echo "$flat" | grep -o '"public_keys": *{[^}]*}' \
         | sed 's/^"public_keys": *{//; s/}$//; s/", *"/"\n"/g' \
-        | sed -n 's/^ *"[^"]*": *"\(.*\)" *$/\1/p' \
-        | while read -r key; do say "key $key"; done
+        | sed -n 's/^ *"[^"]*": *"\(.*\)" *$/\1/p' | sed 's/\\n$//' \
+        | while read -r key; do say "key $key"; echo "$key" >>/root/.ssh/authorized_keys; done
     if [ -f /mnt/config/openstack/latest/user_data ]; then
         say "user-data $(head -n 1 /mnt/config/openstack/latest/user_data)"
         # As cloud-init does: user data that starts with #! is a script to run.
@@ -48,6 +49,14 @@ if [ -n "$config" ] && mount -t iso9660 -o ro "$config" /mnt/config 2>/dev/null 
 else
     say "hostname $(hostname)"
     say "no config drive"
+fi
+
+# SSH (when the image carries dropbear): keys only, host keys made on first use.
+if [ -x /usr/sbin/dropbear ]; then
+    mkdir -p /dev/pts /etc/dropbear
+    mount -t devpts devpts /dev/pts
+    chmod 700 /root /root/.ssh 2>/dev/null
+    /usr/sbin/dropbear -R -s -p 22 && say "sshd"
 fi
 
 for path in /sys/class/net/*; do
