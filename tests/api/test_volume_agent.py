@@ -351,3 +351,30 @@ def test_attach_to_a_shelved_server_from_2_20(storage: Storage) -> None:
     storage.converge()
     assert compute.show(server_id, admin)["status"] == "ACTIVE"
     assert [d.serial for d in compute.loop.driver.disks(server_id)] == [vid]
+
+
+def test_full_resync_gives_each_server_its_own_volumes(storage: Storage) -> None:
+    """The agent's whole list reads every server's volumes at once (no query per server):
+    each server still gets exactly its own, in attachment order, and a server without
+    volumes gets none."""
+    compute, admin = storage.compute, storage.cloud.admin
+    servers = [compute.create(admin).json()["server"]["id"] for _ in range(3)]
+    volumes = [storage.create(admin)["id"] for _ in range(3)]
+    storage.converge()
+    plan = {servers[0]: volumes[:2], servers[1]: volumes[2:]}
+    for server_id, vids in plan.items():
+        for vid in vids:
+            resp = storage.cloud.client.post(
+                f"{SERVERS}/{server_id}/os-volume_attachments",
+                json={"volumeAttachment": {"volumeId": vid}},
+                headers=admin,
+            )
+            assert resp.status_code == 200, resp.text
+            storage.converge()
+    resp = compute.agent_client.get(f"/agent/v1/hosts/{compute.host_id}/instances")
+    assert resp.status_code == 200, resp.text
+    listed = {i["id"]: i for i in resp.json()["instances"]}
+    for server_id in servers:
+        got = [d["volume_id"] for d in listed[server_id].get("volumes", [])]
+        assert got == plan.get(server_id, []), (server_id, listed[server_id])
+    assert [d["device"] for d in listed[servers[0]]["volumes"]] == ["/dev/vdb", "/dev/vdc"]

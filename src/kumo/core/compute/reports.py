@@ -46,11 +46,16 @@ def work_for_host(
         if moving:
             wanted = wanted | m.Instance.id.in_(list(moving))
         query = query.where(wanted)
+    from kumo.core.volume import reports as volume_reports  # block storage imports compute
+
     items = []
-    for i in session.scalars(query):
+    instances = list(session.scalars(query))
+    disks = volume_reports.disks_for_servers(session, [i.id for i in instances])
+    for i in instances:
         mine = moving.pop(i.id, None)
         view = migrations.agent_view(mine, host_id) if mine is not None else None
-        items.append({**work_item(session, i), "on_host": True, "migration": view})
+        item = work_item(session, i, disks.get(i.id, []))
+        items.append({**item, "on_host": True, "migration": view})
     for instance_id, row in sorted(moving.items()):
         instance = session.get(m.Instance, instance_id)
         if instance is None:
@@ -60,11 +65,14 @@ def work_for_host(
     return items
 
 
-def work_item(session: Session, i: m.Instance) -> dict[str, Any]:
+def work_item(
+    session: Session, i: m.Instance, disks: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """One server as its agent sees it. Some requests live in another row: createImage (the
     snapshot image to fill, found by its ``instance_uuid``), rescue (the rescue image,
     recorded with the rescue instance action) and trigger_crash_dump (its unfinished
-    instance action, which has no task state: ``crash_dump``)."""
+    instance action, which has no task state: ``crash_dump``). ``disks``: its volumes, when
+    the caller read them for many servers at once."""
     extra: dict[str, Any] = {}
     if i.task_state in states.UPLOAD_TASKS:
         snapshot = servers.pending_snapshot(session, i)
@@ -76,9 +84,10 @@ def work_item(session: Session, i: m.Instance) -> dict[str, Any]:
         extra["rescue_image_id"] = servers.rescue_image_id(session, i)
     if i.nics:
         extra["nics"] = nics.work_nics(session, i)
-    from kumo.core.volume import reports as volume_reports  # block storage imports compute
+    if disks is None:
+        from kumo.core.volume import reports as volume_reports  # block storage imports compute
 
-    disks = volume_reports.disks_for_server(session, i)
+        disks = volume_reports.disks_for_server(session, i)
     if disks:
         extra["volumes"] = disks
     if (

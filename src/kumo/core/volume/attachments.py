@@ -30,34 +30,32 @@ VIRTIO_DEVICES = [f"/dev/vd{chr(c)}" for c in range(ord("b"), ord("z") + 1)]
 
 
 def of_server(session: Session, instance_id: str) -> list[m.VolumeAttachment]:
-    return list(
-        session.scalars(
-            select(m.VolumeAttachment)
-            .where(
-                m.VolumeAttachment.instance_id == instance_id,
-                m.VolumeAttachment.deleted.is_(False),
-            )
-            .order_by(m.VolumeAttachment.created_at, m.VolumeAttachment.id)
-        )
+    return of_servers(session, [instance_id]).get(instance_id, [])
+
+
+def of_servers(
+    session: Session, instance_ids: list[str], reserved: bool = True
+) -> dict[str, list[m.VolumeAttachment]]:
+    """The attachments of many servers in one query (listings, an agent's resync), oldest
+    first; ``reserved=False`` leaves out the ones only reserved (legacy os-reserve)."""
+    result: dict[str, list[m.VolumeAttachment]] = {}
+    if not instance_ids:
+        return result
+    query = select(m.VolumeAttachment).where(
+        m.VolumeAttachment.instance_id.in_(instance_ids),
+        m.VolumeAttachment.deleted.is_(False),
     )
+    if not reserved:
+        query = query.where(m.VolumeAttachment.status != "reserved")
+    order = (m.VolumeAttachment.created_at, m.VolumeAttachment.id)
+    for row in session.scalars(query.order_by(*order)):
+        result.setdefault(str(row.instance_id), []).append(row)
+    return result
 
 
 def attached_to(session: Session, instance_ids: list[str]) -> dict[str, list[m.VolumeAttachment]]:
     """The volumes of many servers at once (server listings show them)."""
-    result: dict[str, list[m.VolumeAttachment]] = {}
-    if not instance_ids:
-        return result
-    for row in session.scalars(
-        select(m.VolumeAttachment)
-        .where(
-            m.VolumeAttachment.instance_id.in_(instance_ids),
-            m.VolumeAttachment.deleted.is_(False),
-            m.VolumeAttachment.status != "reserved",
-        )
-        .order_by(m.VolumeAttachment.created_at, m.VolumeAttachment.id)
-    ):
-        result.setdefault(str(row.instance_id), []).append(row)
-    return result
+    return of_servers(session, instance_ids, reserved=False)
 
 
 def find(session: Session, instance_id: str, volume_id: str) -> m.VolumeAttachment:
