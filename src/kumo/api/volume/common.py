@@ -106,7 +106,11 @@ def volume_views(
         session,
         {v.host_id for v in rows if v.host_id} | {h for h in server_hosts.values() if h},
     )
-    type_names = dict(session.execute(select(m.VolumeType.id, m.VolumeType.name)).all())
+    type_ids = {v.volume_type_id for v in rows if v.volume_type_id}
+    type_names: dict[str, str] = {}
+    if type_ids:
+        query = select(m.VolumeType.id, m.VolumeType.name).where(m.VolumeType.id.in_(type_ids))
+        type_names = {str(i): str(name) for i, name in session.execute(query)}
     return [
         volume_view(state, ctx, v, attached.get(v.id, []), names, server_hosts, type_names)
         for v in rows
