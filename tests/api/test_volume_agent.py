@@ -139,6 +139,31 @@ def test_snapshot_clone_and_volume_from_snapshot(storage: Storage) -> None:
     assert storage.show(from_snap["id"], admin)["status"] == "available"  # independent copy
 
 
+def test_snapshot_metadata_follows_the_volume_rules(storage: Storage) -> None:
+    """Set (PUT), update (POST), the 128-item limit as 400 with nothing written, and 404
+    for another project, exactly as a volume's metadata."""
+    cloud, admin = storage.cloud, storage.cloud.admin
+    vid = storage.create(admin)["id"]
+    storage.converge()
+    resp = cloud.client.post(
+        f"{V3}/snapshots", json={"snapshot": {"volume_id": vid}}, headers=admin
+    )
+    sid = resp.json()["snapshot"]["id"]
+    url = f"{V3}/snapshots/{sid}/metadata"
+    resp = cloud.client.put(url, json={"metadata": {"a": "1", "b": "2"}}, headers=admin)
+    assert resp.json() == {"metadata": {"a": "1", "b": "2"}}, resp.text
+    resp = cloud.client.post(url, json={"metadata": {"b": "3", "c": "4"}}, headers=admin)
+    assert resp.json() == {"metadata": {"a": "1", "b": "3", "c": "4"}}, resp.text
+    many = {f"k{i}": "v" for i in range(129)}
+    resp = cloud.client.post(url, json={"metadata": many}, headers=admin)
+    assert resp.status_code == 400 and "at most 128" in resp.text, resp.text
+    assert cloud.client.get(url, headers=admin).json()["metadata"] == {"a": "1", "b": "3", "c": "4"}
+    project = cloud.project("snapmeta-other")
+    _, token = cloud.member("snapmeta-u", project["id"])
+    resp = cloud.client.put(url, json={"metadata": {"x": "y"}}, headers=cloud.h(token))
+    assert resp.status_code == 404, resp.text
+
+
 def test_upload_to_image(storage: Storage) -> None:
     admin = storage.cloud.admin
     vid = storage.create(admin)["id"]

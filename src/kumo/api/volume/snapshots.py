@@ -12,7 +12,7 @@ from kumo.api.state import AppState, app_state
 from kumo.api.volume.common import PREFIX, bool_param, int_param, next_link, snapshot_view
 from kumo.api.volume.volumes import wake_host
 from kumo.core.errors import BadRequest
-from kumo.core.volume import snapshots, volumes
+from kumo.core.volume import snapshots
 
 router = APIRouter(prefix=PREFIX)
 
@@ -128,8 +128,8 @@ def set_snapshot_metadata(
 ) -> dict[str, Any]:
     if not isinstance(body, dict) or "metadata" not in body:
         raise BadRequest("Malformed request body: 'metadata' is a required property")
-    new = volumes.metadata_of(body["metadata"])
     with state.db.session() as session:
-        snapshot = snapshots.get(session, who.ctx, snapshot_id)
-        snapshot.meta = new if request.method == "PUT" else {**(snapshot.meta or {}), **new}
-        return {"metadata": dict(snapshot.meta)}
+        meta = snapshots.set_metadata(
+            session, who.ctx, snapshot_id, body["metadata"], replace=request.method == "PUT"
+        )
+        return {"metadata": meta}

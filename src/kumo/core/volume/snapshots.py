@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.errors import BadRequest, NotFound
+from kumo.core.errors import BadRequest
 from kumo.core.params import body_bool
 from kumo.core.policy import Context
 from kumo.core.volume import quotas, volumes
@@ -29,14 +29,14 @@ CREATE_KEYS = {
 
 
 def get(session: Session, ctx: Context, snapshot_id: str) -> m.VolumeSnapshot:
-    snapshot = session.get(m.VolumeSnapshot, snapshot_id)
-    if (
-        snapshot is None
-        or snapshot.deleted
-        or (snapshot.project_id != ctx.project_id and not ctx.is_admin)
-    ):
-        raise NotFound(f"Snapshot {snapshot_id} could not be found.")
-    return snapshot
+    """A snapshot of the caller's project (any project for an admin); otherwise 404."""
+    return volumes.owned(session, ctx, m.VolumeSnapshot, snapshot_id, "Snapshot")
+
+
+def set_metadata(
+    session: Session, ctx: Context, snapshot_id: str, meta: Any, replace: bool
+) -> dict[str, str]:
+    return volumes.merge_metadata(get(session, ctx, snapshot_id), meta, replace)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -64,16 +64,21 @@ def project_of(ctx: Context) -> str:
 # --- reading ------------------------------------------------------------------------------
 
 
+Owned = TypeVar("Owned", m.Volume, m.VolumeSnapshot)
+
+
+def owned(session: Session, ctx: Context, model: type[Owned], row_id: str, what: str) -> Owned:
+    """A live row of the caller's project (any project for an admin); otherwise 404, the
+    same answer as for a row that does not exist, so other projects' ids stay unknown."""
+    row = session.get(model, row_id)
+    if row is None or row.deleted or (row.project_id != ctx.project_id and not ctx.is_admin):
+        raise NotFound(f"{what} {row_id} could not be found.")
+    return row
+
+
 def get(session: Session, ctx: Context, volume_id: str) -> m.Volume:
     """A volume of the caller's project (any project for an admin); otherwise 404."""
-    volume = session.get(m.Volume, volume_id)
-    if (
-        volume is None
-        or volume.deleted
-        or (volume.project_id != ctx.project_id and not ctx.is_admin)
-    ):
-        raise NotFound(f"Volume {volume_id} could not be found.")
-    return volume
+    return owned(session, ctx, m.Volume, volume_id, "Volume")
 
 
 @dataclass
@@ -654,13 +659,18 @@ def reset_status(session: Session, ctx: Context, volume_id: str, args: Any) -> m
 def set_metadata(
     session: Session, ctx: Context, volume_id: str, meta: Any, replace: bool
 ) -> dict[str, str]:
-    volume = get(session, ctx, volume_id)
+    return merge_metadata(get(session, ctx, volume_id), meta, replace)
+
+
+def merge_metadata(row: m.Volume | m.VolumeSnapshot, meta: Any, replace: bool) -> dict[str, str]:
+    """Set (``replace``) or update a volume's or snapshot's metadata, within the limit."""
     new = metadata_of(meta)
-    volume.meta = new if replace else {**(volume.meta or {}), **new}
-    if len(volume.meta) > MAX_METADATA:
+    merged = new if replace else {**(row.meta or {}), **new}
+    if len(merged) > MAX_METADATA:
         raise BadRequest(f"Invalid metadata: at most {MAX_METADATA} items are allowed.")
-    volume.updated_at = utcnow()
-    return dict(volume.meta)
+    row.meta = merged
+    row.updated_at = utcnow()
+    return dict(merged)
 
 
 def delete_metadata_item(session: Session, ctx: Context, volume_id: str, key: str) -> None:
