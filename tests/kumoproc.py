@@ -191,8 +191,15 @@ def kumo(*args: str, env: dict[str, str] | None = None, timeout: float = 120) ->
     return run([KUMO, *args], env or clean_env(), timeout)
 
 
-def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
-    """Call ``probe`` until it returns something truthy, failing after ``timeout`` seconds."""
+def wait_for(
+    probe: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    why: Callable[[], str] | None = None,
+) -> T:
+    """Call ``probe`` until it returns something truthy, failing after ``timeout`` seconds;
+    ``why`` adds what the failure message should show (a console, a log tail)."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
@@ -200,7 +207,8 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval:
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    detail = f"; {why()}" if why is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r}){detail}")
 
 
 class Pinger:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 
 from kumo.agent.compute import ComputeLoop
 from kumo.config import SchedulerConfig
@@ -185,6 +186,30 @@ def test_guest_powering_itself_off_shows_shutoff(compute: Compute) -> None:
     assert compute.show(server_id, admin)["status"] == "SHUTOFF"
     compute.converge()  # and it is not started again behind the user's back
     assert compute.loop.driver.get_state(server_id).power_state == "shutdown"
+
+
+def test_servers_wait_for_the_first_host_to_register(cloud: Any, tmp_path: Path) -> None:
+    """A cloud with no host registered yet (kumo up's agent registers a moment after the
+    API answers): a new server waits in scheduling instead of failing at once, and goes
+    ACTIVE when the host comes; one that waited longer than the heartbeat timeout fails
+    with the reason."""
+    compute = Compute(cloud, tmp_path)
+    with compute.db.session() as session:
+        session.execute(delete(m.Host))  # as before the agent's first registration
+    admin = cloud.admin
+    waiting = compute.create(admin).json()["server"]["id"]
+    scheduler.schedule_pending(compute.db, SchedulerConfig(), 60.0)
+    shown = compute.show(waiting, admin)
+    assert (shown["status"], shown["OS-EXT-STS:task_state"]) == ("BUILD", "scheduling")
+    late = compute.create(admin).json()["server"]["id"]
+    scheduler.schedule_pending(compute.db, SchedulerConfig(), 1e-6)  # both waited "too long"
+    shown = compute.show(late, admin)
+    assert shown["status"] == "ERROR", shown
+    assert shown["fault"]["details"] == "no hosts are registered"
+    compute.register(compute.host_id, "fake-1", 8, 8704)
+    spare = compute.create(admin).json()["server"]["id"]
+    compute.converge()
+    assert compute.show(spare, admin)["status"] == "ACTIVE"
 
 
 def test_no_valid_host_is_error_with_fault(cloud: Any, tmp_path: Path) -> None:

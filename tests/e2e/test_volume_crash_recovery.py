@@ -61,10 +61,12 @@ def test_kill_up_mid_create_and_mid_attach(tmp_path: Path) -> None:
     try:
         api = Api(first.url, first.admin_password)
         server_id = guests.add(api.create_server("vm", api.image_id()).json()["server"]["id"])
-        api.wait_settled([server_id], BOOT)
+        settled = api.wait_settled([server_id], BOOT)[server_id]
+        assert settled["status"] == "ACTIVE", settled.get("fault")
         wait_for(
             lambda: "kumo-guest: hostname vm" in _console(api, server_id),
             BOOT, "the guest to boot", interval=1.0,
+            why=lambda: f"console: {_console(api, server_id)[-1500:]!r}",
         )  # fmt: skip
         pid = pidfile(instances, server_id)
         hot = api.client.post(f"{V3}/volumes", json={"volume": {"size": 1, "name": "hot"}})

@@ -9,6 +9,7 @@ written in one transaction under the claims lock, so racing placements never ove
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from sqlalchemy import select
@@ -50,6 +51,11 @@ def place_many(
     with db.session() as session:
         lock_for_claims(session)
         candidates, reasons = capacities(session, cfg, heartbeat_timeout)
+        # No host registered at all: a cloud starting up (kumo up's agent registers a moment
+        # after the API answers). Servers wait that long for one before No valid host.
+        if not candidates and not reasons:
+            young = utcnow() - dt.timedelta(seconds=heartbeat_timeout)
+            instance_ids = _all_or_old(session, instance_ids, young)
         zones = aggregates.host_zones(session)  # host -> zone, once for the batch
         free = {c.host.id: [c.vcpus, c.memory_mb, c.disk_gb] for c in candidates}
         # The batch's rows and which of them belong to a server group, in two queries.
@@ -106,6 +112,20 @@ def place_many(
     if hosts:
         wakeup.notify(*(wakeup.host_topic(h) for h in hosts))
     return placed
+
+
+def _all_or_old(session: Session, instance_ids: list[str], young: dt.datetime) -> list[str]:
+    """Of `instance_ids`, those created before `young` (they fail: no host came)."""
+    if not instance_ids:
+        return []
+    query = select(m.Instance.id).where(
+        m.Instance.id.in_(instance_ids), m.Instance.created_at < young
+    )
+    old = set(session.scalars(query))
+    kept = [i for i in instance_ids if i in old]
+    if len(kept) < len(instance_ids):
+        log.info("%d server(s) wait for a host to register", len(instance_ids) - len(kept))
+    return kept
 
 
 def _choose(

@@ -46,6 +46,8 @@ def run(argv: list[str], namespace: str | None = None, check: bool = True, **kw:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=30, **kw)
     except FileNotFoundError:
         raise NetworkError(f"{argv[0]} not found: install it (see Makefile system-deps)") from None
+    except subprocess.TimeoutExpired:
+        raise NetworkError(f"{' '.join(argv)} did not finish within 30 s") from None
     if check and result.returncode != 0:
         raise NetworkError(f"{' '.join(argv)} failed: {result.stderr.strip() or result.stdout}")
     return result.stdout

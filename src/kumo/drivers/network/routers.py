@@ -64,7 +64,7 @@ def announce(namespace: str, device: str, addresses: list[str]) -> list[str]:
     until the neighbours' entries expire, so it is reported, not raised."""
     done = []
     for address in addresses:
-        argv = ["busybox", "arping", "-U", "-c", "1", "-I", device, address]
+        argv = ["busybox", "arping", "-U", "-c", "1", "-w", "1", "-I", device, address]
         try:
             netns.run(argv, namespace=namespace)
             done.append(f"{device}: gratuitous ARP for {address}")
