@@ -93,22 +93,17 @@ def create_app(config: Config, db: Database) -> FastAPI:
     request_id.install(app)
     network_changes.watch()  # network writes wake the agents' long-polls
     app.add_middleware(ProjectIdInURL)
-    app.include_router(versions.router)
-    for module in (
-        tokens,
-        domains_projects,
-        users_groups,
-        roles,
-        appcreds,
-        services,
-        credentials,
-        trusts,
-    ):
-        app.include_router(module.router, prefix=IDENTITY_V3)
+    # Routes are matched in order, router by router (10-35 us each even when nothing in it
+    # matches), so the busiest go first: the agent API (every host's heartbeats, long-polls
+    # and reports), then compute. Identity, mostly token issue (clients keep their token),
+    # comes last. Each service has its own path prefix, so the order changes nothing else.
+    app.include_router(agent.router)
+    app.include_router(agent_network.router)
+    app.include_router(agent_volume.router)
+    app.include_router(servers.router)
     app.include_router(compute_versions.router)
     app.include_router(flavors.router)
     app.include_router(keypairs.router)
-    app.include_router(servers.router)
     for compute_module in (
         server_metadata,
         server_groups,
@@ -160,9 +155,18 @@ def create_app(config: Config, db: Database) -> FastAPI:
         volume_transfers,
     ):
         app.include_router(volume_module.router)
-    app.include_router(agent.router)
-    app.include_router(agent_network.router)
-    app.include_router(agent_volume.router)
+    app.include_router(versions.router)
+    for module in (
+        tokens,
+        domains_projects,
+        users_groups,
+        roles,
+        appcreds,
+        services,
+        credentials,
+        trusts,
+    ):
+        app.include_router(module.router, prefix=IDENTITY_V3)
     app.include_router(admin.router)
 
     @app.get("/", include_in_schema=False)
