@@ -35,9 +35,9 @@ def wait(topic: str, since: int, timeout: float) -> int:
     """Block until ``topic`` was notified after ``since`` (a value from :func:`mark`) or the
     timeout passes; return the current mark."""
     with _cond:
-        # Only the agents' long polls (host topics, the network) end early when stopping;
-        # in-process loops keep their pace until their own stop event.
-        stops = topic.startswith("host:") or topic == NETWORK
+        # Only the agents' long polls (servers, volumes, the network) end early when
+        # stopping; in-process loops keep their pace until their own stop event.
+        stops = topic.startswith(AGENT_POLLS) or topic == NETWORK
         _cond.wait_for(lambda: (_stopping and stops) or _counters[topic] != since, timeout)
         return _counters[topic]
 
@@ -58,6 +58,11 @@ def host_topic(host_id: str) -> str:
 def volume_topic(host_id: str) -> str:
     """A host's volumes and snapshots changed: its agent's volume loop returns."""
     return f"volumes:{host_id}"
+
+
+# Prefixes of the topics agents long-poll over HTTP (host_topic, volume_topic): a stopping
+# server must not wait for them, or each holds its graceful shutdown for up to 30 s.
+AGENT_POLLS = (host_topic(""), volume_topic(""))
 
 
 def console_topic(instance_id: str) -> str:
