@@ -37,6 +37,7 @@ from kumo.core.microversion import APIVersion
 from kumo.core.volume import attachments as volume_attachments
 from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
+from kumo.db.lost_updates import retry_lost_updates
 from kumo.db.types import utcnow
 
 router = APIRouter(prefix="/compute/v2.1")
@@ -274,10 +275,14 @@ def update_server(
 def delete_server(
     server_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> Response:
-    with state.db.session() as session:
-        instance = servers.delete(session, who.ctx, server_id)
-        host_id = instance.host_id
-        dropped_images = deleted_shelved_image(instance)
+
+    def delete() -> tuple[str | None, list[str]]:
+        with state.db.session() as session:
+            instance = servers.delete(session, who.ctx, server_id)
+            return instance.host_id, deleted_shelved_image(instance)
+
+    # A delete wins over the scheduler or an agent report that changed the row just before.
+    host_id, dropped_images = retry_lost_updates(delete)
     purge_image_data(state, dropped_images)
     if host_id:
         wakeup.notify(wakeup.host_topic(host_id))
