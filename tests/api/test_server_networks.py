@@ -91,6 +91,33 @@ def test_server_gets_a_port_and_shows_its_address(compute: Compute) -> None:
     assert _ports_of(compute, server_id) == []
 
 
+def test_full_resync_gives_each_server_its_own_nics(compute: Compute) -> None:
+    """The host's whole list reads every server's ports at once (no queries per server):
+    each server still gets exactly its own NICs, in its order, and a server without
+    networks gets none."""
+    admin = compute.cloud.admin
+    bare = _server(compute, admin)  # before any network exists: no NIC
+    red = _network(compute, admin, "red", "10.31.0.0/24")
+    blue = _network(compute, admin, "blue", "10.32.0.0/24")
+    both = _server(compute, admin, networks=[{"uuid": blue}, {"uuid": red}])
+    one = _server(compute, admin, networks=[{"uuid": red}])
+    compute.converge()
+    with compute.db.session() as session:
+        items = {i["id"]: i for i in reports.work_for_host(session, compute.host_id)}
+    got = {
+        server_id: [(n["network_id"], n["fixed_ips"][0]["ip_address"][:8]) for n in item["nics"]]
+        for server_id, item in items.items()
+        if item.get("nics")
+    }
+    assert got == {
+        both: [(blue, "10.32.0."), (red, "10.31.0.")],
+        one: [(red, "10.31.0.")],
+    }
+    assert bare in items
+    ports = {p["id"] for server_id in (both, one) for p in _ports_of(compute, server_id)}
+    assert {n["port_id"] for item in items.values() for n in item.get("nics", [])} == ports
+
+
 def test_a_users_port_is_claimed_then_freed_not_deleted(compute: Compute) -> None:
     admin = compute.cloud.admin
     net_id = _network(compute, admin, "mine", "10.21.0.0/24")

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from kumo.agent.compute import ComputeLoop
 from kumo.config import SchedulerConfig
 from kumo.controller import scheduler
 from kumo.core import hosts
+from kumo.core.compute import servers as core_servers
 from kumo.db import models as m
 from kumo.db.engine import Database
 from kumo.drivers.hypervisor.fake import FakeDriver
@@ -175,6 +176,39 @@ def test_action_in_wrong_state_is_409(compute: Compute) -> None:
     assert "conflictingRequest" in resp.json()
     resp = compute.action(server_id, admin, {"reboot": {"type": "SOFT"}})
     assert resp.status_code == 409
+
+
+def test_an_action_that_lost_its_write_to_an_agent_report_repeats(
+    compute: Compute, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent report commits on the server's row between the action's read and its write:
+    the action does not depend on the version the client saw, so it reads the row again
+    and goes through (Nova never answers 409 for that)."""
+    admin = compute.cloud.admin
+    server_id = compute.create(admin).json()["server"]["id"]
+    compute.converge()
+    real_get = core_servers.get
+    reads: list[str] = []
+
+    def get_then_a_report_lands(*args: Any, **kwargs: Any) -> m.Instance:
+        instance = real_get(*args, **kwargs)
+        reads.append(instance.id)
+        if len(reads) == 1:
+            with compute.db.session() as other:
+                other.execute(
+                    update(m.Instance)
+                    .where(m.Instance.id == server_id)
+                    .values(version=m.Instance.version + 1)
+                )
+        return instance
+
+    monkeypatch.setattr(core_servers, "get", get_then_a_report_lands)
+    resp = compute.action(server_id, admin, {"os-stop": None})
+    assert resp.status_code == 202, resp.text
+    assert reads == [server_id, server_id]  # the first attempt lost, the second went through
+    monkeypatch.undo()
+    compute.converge()
+    assert compute.show(server_id, admin)["status"] == "SHUTOFF"
 
 
 def test_guest_powering_itself_off_shows_shutoff(compute: Compute) -> None:

@@ -55,7 +55,7 @@ def place_many(
         # after the API answers). Servers wait that long for one before No valid host.
         if not candidates and not reasons:
             young = utcnow() - dt.timedelta(seconds=heartbeat_timeout)
-            instance_ids = _all_or_old(session, instance_ids, young)
+            instance_ids = _old_enough_to_fail(session, instance_ids, young)
         zones = aggregates.host_zones(session)  # host -> zone, once for the batch
         free = {c.host.id: [c.vcpus, c.memory_mb, c.disk_gb] for c in candidates}
         # The batch's rows and which of them belong to a server group, in two queries.
@@ -114,7 +114,7 @@ def place_many(
     return placed
 
 
-def _all_or_old(session: Session, instance_ids: list[str], young: dt.datetime) -> list[str]:
+def _old_enough_to_fail(session: Session, instance_ids: list[str], young: dt.datetime) -> list[str]:
     """Of `instance_ids`, those created before `young` (they fail: no host came)."""
     if not instance_ids:
         return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -34,6 +35,7 @@ from kumo.core.compute import services as compute_services
 from kumo.core.compute.capacity import capacities
 from kumo.core.errors import BadRequest, NotFound
 from kumo.core.microversion import APIVersion
+from kumo.core.policy import Context
 from kumo.core.volume import attachments as volume_attachments
 from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
@@ -206,15 +208,7 @@ def create_server(
         created = servers.create(
             session, who.ctx, data, version, group_id, volume_placement=placement(state)
         )
-        # Volumes its block device mappings made: their hosts' agents have work.
-        attached = volume_attachments.attached_to(session, [i.id for i in created.instances])
-        volume_hosts = {
-            v.host_id
-            for rows in attached.values()
-            for a in rows
-            if (v := session.get(m.Volume, a.volume_id)) is not None and v.status == "creating"
-        }
-    for host_id in volume_hosts:
+    for host_id in created.new_volume_hosts:
         wake_host(host_id)
     wakeup.notify(wakeup.SCHEDULER)
     if (body.get("return_reservation_id") if isinstance(body, dict) else False) or data.get(
@@ -312,6 +306,115 @@ def _free_on_host(
 CONSOLE_WAIT = 1.0  # seconds a console reader waits for the agent's fresh copy
 
 
+@dataclass
+class _ActionDone:
+    """What an action's transaction leaves for its answer and for the wake-ups."""
+
+    instance: m.Instance
+    moving_to: str | None = None  # the other host of a move, which has its part to do
+    dropped_images: list[str] = field(default_factory=list)
+    admin_pass: str | None = None
+    image_id: str | None = None
+    rotation: int = 0
+    evacuated_pass: str | None = None
+
+
+def _perform(
+    session: Session,
+    state: AppState,
+    ctx: Context,
+    server_id: str,
+    action: str,
+    args: Any,
+    version: APIVersion,
+) -> _ActionDone:
+    """One server action in the caller's transaction: check, then write."""
+    moving_to: str | None = None
+    dropped_images: list[str] = []
+    admin_pass: str | None = None
+    image_id: str | None = None
+    rotation = 0
+    evacuated_pass: str | None = None
+    placing = (state.config.scheduler, state.config.hosts.heartbeat_timeout)  # for moves
+    if action in servers.ACTIONS:
+        instance = servers.act(session, ctx, server_id, action)
+    elif action == "reboot":
+        kind = args.get("type") if isinstance(args, dict) else None
+        instance = servers.reboot(session, ctx, server_id, kind)
+    elif action == "lock":
+        reason = args.get("locked_reason") if isinstance(args, dict) else None
+        instance = servers.set_lock(session, ctx, server_id, True, reason)
+    elif action == "unlock":
+        instance = servers.set_lock(session, ctx, server_id, False)
+    elif action == "rebuild":
+        shelved = servers.get(session, ctx, server_id).shelved_image_id
+        instance, admin_pass = servers.rebuild(session, ctx, server_id, args, version)
+        dropped_images += [shelved] if shelved else []
+    elif action == "shelve":
+        instance = shelve.shelve(session, ctx, server_id, args)
+    elif action == "shelveOffload":
+        instance = shelve.shelve_offload(session, ctx, server_id, args)
+    elif action == "unshelve":
+        instance = shelve.unshelve(session, ctx, server_id, args, version)
+    elif action == "resize":
+        instance = servers.resize(
+            session, ctx, server_id, args, _free_on_host(session, state, server_id)
+        )
+    elif action == "confirmResize":
+        cold = moves.waiting_cold(session, servers.get(session, ctx, server_id))
+        moving_to = cold.source_host_id if cold is not None else None
+        instance = servers.confirm_resize(session, ctx, server_id)
+    elif action == "revertResize":
+        cold = moves.waiting_cold(session, servers.get(session, ctx, server_id))
+        moving_to = cold.source_host_id if cold is not None else None
+        instance = servers.revert_resize(session, ctx, server_id)
+    elif action == "forceDelete":
+        instance = servers.delete(session, ctx, server_id, force=True)
+        dropped_images += deleted_shelved_image(instance)
+    elif action == "createImage":
+        instance, snapshot = servers.create_image(session, ctx, server_id, args)
+        image_id = snapshot.id
+    elif action == "createBackup":
+        instance, snapshot, rotation = servers.create_backup(session, ctx, server_id, args)
+        image_id = snapshot.id
+    elif action == "rescue":
+        instance, admin_pass = servers.rescue(session, ctx, server_id, args)
+    elif action == "unrescue":
+        instance = servers.unrescue(session, ctx, server_id)
+    elif action == "trigger_crash_dump" and version.at_least("2.17"):
+        instance = servers.trigger_crash_dump(session, ctx, server_id, args)
+    elif action == "os-migrateLive":
+        request = migrations.parse_live(args, version)
+        instance, migration = migrations.live_migrate(session, ctx, server_id, request, *placing)
+        moving_to = migration.dest_host_id
+    elif action == "migrate":
+        moves.parse_migrate(args, version)
+        instance, migration = moves.cold_migrate(session, ctx, server_id, *placing)
+        moving_to = migration.dest_host_id
+    elif action == "evacuate":
+        evacuation = moves.parse_evacuate(args, version)
+        instance, migration = moves.evacuate(session, ctx, server_id, evacuation, *placing)
+        evacuated_pass = evacuation.admin_pass
+    elif action in ("addFixedIp", "removeFixedIp"):
+        instance = servers.get(session, ctx, server_id)
+        servers.record_action(session, ctx, instance.id, action)
+        if action == "addFixedIp":
+            nics.add_fixed_ip(session, ctx, instance, _arg(args, "networkId"))
+        else:
+            nics.remove_fixed_ip(session, ctx, instance, _arg(args, "address"))
+    elif action in ("addSecurityGroup", "removeSecurityGroup"):
+        instance = servers.get(session, ctx, server_id)
+        nics.change_security_group(
+            session, ctx, instance, _arg(args, "name"), add=action == "addSecurityGroup"
+        )
+    else:
+        servers.get(session, ctx, server_id)
+        raise BadRequest(f"There is no such action: {action}")
+    return _ActionDone(
+        instance, moving_to, dropped_images, admin_pass, image_id, rotation, evacuated_pass
+    )
+
+
 @router.post("/servers/{server_id}/action")
 def server_action(
     server_id: str,
@@ -324,8 +427,6 @@ def server_action(
         raise BadRequest("Invalid action: the body must name exactly one action.")
     action, args = next(iter(body.items()))
     ctx = who.ctx
-    moving_to: str | None = None
-    dropped_images: list[str] = []
     if action == "os-getConsoleOutput":
         with state.db.session() as session:
             instance = servers.get(session, ctx, server_id)
@@ -343,130 +444,44 @@ def server_action(
             instance = servers.get(session, ctx, server_id)
             output = reports.console_output(session, instance, length)
         return JSONResponse({"output": output})
-    with state.db.session() as session:
-        if action in servers.ACTIONS:
-            instance = servers.act(session, ctx, server_id, action)
-        elif action == "reboot":
-            kind = args.get("type") if isinstance(args, dict) else None
-            instance = servers.reboot(session, ctx, server_id, kind)
-        elif action == "lock":
-            reason = args.get("locked_reason") if isinstance(args, dict) else None
-            instance = servers.set_lock(session, ctx, server_id, True, reason)
-        elif action == "unlock":
-            instance = servers.set_lock(session, ctx, server_id, False)
-        elif action == "rebuild":
-            shelved = servers.get(session, ctx, server_id).shelved_image_id
-            instance, admin_pass = servers.rebuild(session, ctx, server_id, args, version)
-            dropped_images += [shelved] if shelved else []
-        elif action == "shelve":
-            instance = shelve.shelve(session, ctx, server_id, args)
-        elif action == "shelveOffload":
-            instance = shelve.shelve_offload(session, ctx, server_id, args)
-        elif action == "unshelve":
-            instance = shelve.unshelve(session, ctx, server_id, args, version)
-        elif action == "resize":
-            instance = servers.resize(
-                session, ctx, server_id, args, _free_on_host(session, state, server_id)
-            )
-        elif action == "confirmResize":
-            cold = moves.waiting_cold(session, servers.get(session, ctx, server_id))
-            moving_to = cold.source_host_id if cold is not None else None
-            instance = servers.confirm_resize(session, ctx, server_id)
-        elif action == "revertResize":
-            cold = moves.waiting_cold(session, servers.get(session, ctx, server_id))
-            moving_to = cold.source_host_id if cold is not None else None
-            instance = servers.revert_resize(session, ctx, server_id)
-        elif action == "forceDelete":
-            instance = servers.delete(session, ctx, server_id, force=True)
-            dropped_images += deleted_shelved_image(instance)
-        elif action == "createImage":
-            instance, snapshot = servers.create_image(session, ctx, server_id, args)
-            image_id = snapshot.id
-        elif action == "createBackup":
-            instance, snapshot, rotation = servers.create_backup(session, ctx, server_id, args)
-            image_id = snapshot.id
-        elif action == "rescue":
-            instance, admin_pass = servers.rescue(session, ctx, server_id, args)
-        elif action == "unrescue":
-            instance = servers.unrescue(session, ctx, server_id)
-        elif action == "trigger_crash_dump" and version.at_least("2.17"):
-            instance = servers.trigger_crash_dump(session, ctx, server_id, args)
-        elif action == "os-migrateLive":
-            request = migrations.parse_live(args, version)
-            instance, migration = migrations.live_migrate(
-                session,
-                ctx,
-                server_id,
-                request,
-                state.config.scheduler,
-                state.config.hosts.heartbeat_timeout,
-            )
-            moving_to = migration.dest_host_id
-        elif action == "migrate":
-            moves.parse_migrate(args, version)
-            instance, migration = moves.cold_migrate(
-                session,
-                ctx,
-                server_id,
-                state.config.scheduler,
-                state.config.hosts.heartbeat_timeout,
-            )
-            moving_to = migration.dest_host_id
-        elif action == "evacuate":
-            evacuation = moves.parse_evacuate(args, version)
-            instance, migration = moves.evacuate(
-                session,
-                ctx,
-                server_id,
-                evacuation,
-                state.config.scheduler,
-                state.config.hosts.heartbeat_timeout,
-            )
-            evacuated_pass = evacuation.admin_pass
-        elif action in ("addFixedIp", "removeFixedIp"):
-            instance = servers.get(session, ctx, server_id)
-            servers.record_action(session, ctx, instance.id, action)
-            if action == "addFixedIp":
-                nics.add_fixed_ip(session, ctx, instance, _arg(args, "networkId"))
-            else:
-                nics.remove_fixed_ip(session, ctx, instance, _arg(args, "address"))
-        elif action in ("addSecurityGroup", "removeSecurityGroup"):
-            instance = servers.get(session, ctx, server_id)
-            nics.change_security_group(
-                session, ctx, instance, _arg(args, "name"), add=action == "addSecurityGroup"
-            )
-        else:
-            servers.get(session, ctx, server_id)
-            raise BadRequest(f"There is no such action: {action}")
-        host_id = instance.host_id
-    purge_image_data(state, dropped_images)
+
+    def attempt() -> _ActionDone:
+        with state.db.session() as session:
+            return _perform(session, state, ctx, server_id, action, args, version)
+
+    # No action depends on the row version the client saw: one whose write lost to the
+    # scheduler or an agent report repeats on the fresh row, its checks run again.
+    done = retry_lost_updates(attempt)
+    instance = done.instance
+    host_id, moving_to = instance.host_id, done.moving_to
+    purge_image_data(state, done.dropped_images)
     if host_id:
         wakeup.notify(wakeup.host_topic(host_id))
     if moving_to:  # the other host of a move has its part to do too
         wakeup.notify(wakeup.host_topic(moving_to))
     if action == "rebuild":
         view = _core(state, who, version, instance)
-        view["adminPass"] = admin_pass
+        view["adminPass"] = done.admin_pass
         return JSONResponse({"server": view}, status_code=202)
     if action == "createImage":
         # Before 2.45 the image is named only by the Location header (an image URL).
-        location = f"{state.config.public_url}/image/v2/images/{image_id}"
+        location = f"{state.config.public_url}/image/v2/images/{done.image_id}"
         return Response(status_code=202, headers={"Location": location})
     if action == "createBackup":
         # Nova names the backup (a compute image URL) only when rotation keeps it.
-        if rotation == 0:
+        if done.rotation == 0:
             return Response(status_code=202)
-        location = f"{state.config.public_url}/compute/v2.1/images/{image_id}"
+        location = f"{state.config.public_url}/compute/v2.1/images/{done.image_id}"
         return Response(status_code=202, headers={"Location": location})
     if action == "rescue":
-        return JSONResponse({"adminPass": admin_pass})
+        return JSONResponse({"adminPass": done.admin_pass})
     if action == "confirmResize":
         return Response(status_code=204)  # as Nova answers it (the other actions: 202)
     if action == "evacuate":
         # 200, not 202 (Nova keeps it for compatibility); the password only before 2.14.
         if version.at_least("2.14"):
             return Response(status_code=200)
-        return JSONResponse({"adminPass": evacuated_pass})
+        return JSONResponse({"adminPass": done.evacuated_pass})
     return Response(status_code=202)
 
 

@@ -102,23 +102,19 @@ def parse_requested(value: Any, version: APIVersion) -> list[RequestedNic] | Non
 
 def _usable_networks(session: Session, ctx: Context) -> list[m.Network]:
     """What Nova boots on when no network is named: the project's own networks, else the
-    shared ones (never external ones)."""
-    own = list(
+    shared ones (never external ones). Both kinds in one query."""
+    candidates = list(
         session.scalars(
             select(m.Network)
-            .where(m.Network.project_id == ctx.project_id, m.Network.external.is_(False))
-            .order_by(m.Network.created_at)
+            .where(
+                (m.Network.project_id == ctx.project_id) | m.Network.shared.is_(True),
+                m.Network.external.is_(False),
+            )
+            .order_by(m.Network.created_at, m.Network.id)
         )
     )
-    if own:
-        return own
-    return list(
-        session.scalars(
-            select(m.Network)
-            .where(m.Network.shared.is_(True), m.Network.external.is_(False))
-            .order_by(m.Network.created_at)
-        )
-    )
+    own = [n for n in candidates if n.project_id == ctx.project_id]
+    return own or [n for n in candidates if n.shared]
 
 
 def resolve(
@@ -364,12 +360,14 @@ def servers_with_ip(session: Session, pattern: str, version: int) -> set[str]:
     }
 
 
-def work_nics(session: Session, instance: m.Instance) -> list[dict[str, Any]]:
-    """The server's NICs as its agent needs them: to plug each port into its network and
-    to write ``network_data.json`` on the config drive."""
-    ids = port_ids(instance)
+def work_nics(session: Session, instances: Iterable[m.Instance]) -> dict[str, list[dict[str, Any]]]:
+    """Each server's NICs as its agent needs them: to plug each port into its network and
+    to write ``network_data.json`` on the config drive. Three queries however many servers
+    (an agent's full resync asks for all of its host's at once)."""
+    instances = list(instances)
+    ids = [port_id for instance in instances for port_id in port_ids(instance)]
     if not ids:
-        return []
+        return {}
     ports = {p.id: p for p in session.scalars(select(m.Port).where(m.Port.id.in_(ids)))}
     networks = {
         n.id: n
@@ -395,26 +393,30 @@ def work_nics(session: Session, instance: m.Instance) -> list[dict[str, Any]]:
                 "enable_dhcp": subnet.enable_dhcp,
             }
         )
-    result = []
-    for nic in instance.nics or ():
-        port = ports.get(nic["port_id"])
-        if port is None:
-            continue
-        network = networks[port.network_id]
-        result.append(
-            {
-                "port_id": port.id,
-                "mac_address": port.mac_address,
-                "network_id": network.id,
-                "network_type": network.network_type,
-                "segmentation_id": network.segmentation_id,
-                "physical_network": network.physical_network,
-                "mtu": network.mtu,
-                "admin_state_up": port.admin_state_up,
-                "fixed_ips": fixed.get(port.id, []),
-                "tag": nic.get("tag"),
-            }
-        )
+    result: dict[str, list[dict[str, Any]]] = {}
+    for instance in instances:
+        views = []
+        for nic in instance.nics or ():
+            port = ports.get(nic["port_id"])
+            if port is None:
+                continue
+            network = networks[port.network_id]
+            views.append(
+                {
+                    "port_id": port.id,
+                    "mac_address": port.mac_address,
+                    "network_id": network.id,
+                    "network_type": network.network_type,
+                    "segmentation_id": network.segmentation_id,
+                    "physical_network": network.physical_network,
+                    "mtu": network.mtu,
+                    "admin_state_up": port.admin_state_up,
+                    "fixed_ips": fixed.get(port.id, []),
+                    "tag": nic.get("tag"),
+                }
+            )
+        if views:
+            result[instance.id] = views
     return result
 
 

@@ -65,6 +65,11 @@ def usage(session: Session, project_id: str) -> dict[str, int]:
     return {"instances": int(row[0]), "cores": int(row[1]), "ram": int(row[2])}
 
 
+def instances_unlimited(limit: dict[str, int]) -> bool:
+    """No limit on servers, cores or RAM: a create has no quota to check."""
+    return all(limit[r] == UNLIMITED for r in ("instances", "cores", "ram"))
+
+
 def check_instances(
     session: Session,
     project_id: str,
@@ -77,7 +82,7 @@ def check_instances(
     The caller holds the claims lock (kumo.db.locking), so racing creates see each other.
     ``limit``: the project's limits when the caller has already read them."""
     limit = limit if limit is not None else limits(session, project_id)
-    if all(limit[r] == UNLIMITED for r in ("instances", "cores", "ram")):
+    if instances_unlimited(limit):
         return
     used = usage(session, project_id)
     for resource, requested in (

@@ -51,10 +51,11 @@ def work_for_host(
     items = []
     instances = list(session.scalars(query))
     disks = volume_reports.disks_for_servers(session, [i.id for i in instances])
+    nic_views = nics.work_nics(session, instances)
     for i in instances:
         mine = moving.pop(i.id, None)
         view = migrations.agent_view(mine, host_id) if mine is not None else None
-        item = work_item(session, i, disks.get(i.id, []))
+        item = work_item(session, i, disks.get(i.id, []), nic_views.get(i.id, []))
         items.append({**item, "on_host": True, "migration": view})
     for instance_id, row in sorted(moving.items()):
         instance = session.get(m.Instance, instance_id)
@@ -66,13 +67,16 @@ def work_for_host(
 
 
 def work_item(
-    session: Session, i: m.Instance, disks: list[dict[str, Any]] | None = None
+    session: Session,
+    i: m.Instance,
+    disks: list[dict[str, Any]] | None = None,
+    nic_views: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One server as its agent sees it. Some requests live in another row: createImage (the
     snapshot image to fill, found by its ``instance_uuid``), rescue (the rescue image,
     recorded with the rescue instance action) and trigger_crash_dump (its unfinished
-    instance action, which has no task state: ``crash_dump``). ``disks``: its volumes, when
-    the caller read them for many servers at once."""
+    instance action, which has no task state: ``crash_dump``). ``disks`` and ``nic_views``:
+    its volumes and NICs, when the caller read them for many servers at once."""
     extra: dict[str, Any] = {}
     if i.task_state in states.UPLOAD_TASKS:
         snapshot = servers.pending_snapshot(session, i)
@@ -82,8 +86,10 @@ def work_item(
         extra["shelved_image_ready"] = shelve.image_ready(session, i)
     if i.desired_state == "rescued":
         extra["rescue_image_id"] = servers.rescue_image_id(session, i)
-    if i.nics:
-        extra["nics"] = nics.work_nics(session, i)
+    if nic_views is None:
+        nic_views = nics.work_nics(session, [i]).get(i.id, [])
+    if nic_views:
+        extra["nics"] = nic_views
     if disks is None:
         from kumo.core.volume import reports as volume_reports  # block storage imports compute
 

@@ -16,7 +16,7 @@ import re
 import secrets
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -166,7 +166,7 @@ def _image(session: Session, ctx: Context, ref: Any) -> tuple[str | None, int, i
     from kumo.core.images.images import get_image  # images are optional for compute tests
 
     try:
-        image = get_image(session, ctx, image_id)
+        image = get_image(session, ctx, image_id, tags=False)
     except NotFound:
         raise BadRequest(f"Image {image_id} could not be found.") from None
     if image.status != "active":
@@ -193,6 +193,8 @@ class Created:
     instances: list[m.Instance]
     admin_pass: str
     reservation_id: str
+    # Hosts of the volumes its block device mappings made: their agents have work.
+    new_volume_hosts: set[str] = field(default_factory=set)
 
 
 def create(
@@ -271,7 +273,10 @@ def create(
     admin_pass = body.get("adminPass") or secrets.token_urlsafe(9)
 
     # Claims: quota is checked under the lock, then the rows are written, in one transaction.
-    lock_for_claims(session, project_id=ctx.project_id)
+    # A project unlimited in servers, cores and RAM has nothing to check, and its creates
+    # need not queue one behind the other on its row.
+    if not quotas.instances_unlimited(limits):
+        lock_for_claims(session, project_id=ctx.project_id)
     count = max_count
     try:
         quotas.check_instances(
@@ -333,7 +338,12 @@ def create(
     if group_id is not None:
         server_groups.join(session, ctx, group_id, created)
     session.flush()
-    return Created(created, admin_pass, reservation)
+    new_volume_hosts = {
+        volume.host_id
+        for _, volume in prepared
+        if volume.status == "creating" and volume.host_id is not None
+    }
+    return Created(created, admin_pass, reservation, new_volume_hosts)
 
 
 def requested_zone(session: Session, ctx: Context, value: Any) -> tuple[str, str | None]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from kumo.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.core.images import fields
@@ -46,10 +46,13 @@ def visible(session: Session, ctx: Context, image: m.Image) -> bool:
     return image.visibility == "shared" and _is_member(session, image.id, ctx.project_id)
 
 
-def get_image(session: Session, ctx: Context, image_id: str) -> m.Image:
-    """The image if the caller may see it; a name or malformed id is simply not found."""
+def get_image(session: Session, ctx: Context, image_id: str, tags: bool = True) -> m.Image:
+    """The image if the caller may see it; a name or malformed id is simply not found.
+    ``tags=False``: its tags are read only if something asks for them (a server create
+    needs none, and saves a query)."""
     enforce(ctx, "image:get_image")
-    image = session.get(m.Image, image_id) if fields.is_uuid(image_id) else None
+    options = () if tags else (lazyload(m.Image.tag_rows),)
+    image = session.get(m.Image, image_id, options=options) if fields.is_uuid(image_id) else None
     if image is None or not visible(session, ctx, image):
         raise not_found(image_id)
     return image
