@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from kumo.config import Config
-from kumo.db import migrate
-from kumo.db.backup import backup
-from kumo.db.engine import Database
+from kumo.core import wakeup
+
+# The database layer is imported where it is used: the `kumo` command that runs an agent
+# imports this module too, and an agent process never touches the database (DESIGN.md
+# section 7), and what it loads costs it: psycopg, imported through this module for a
+# moment, doubled the agents' CPU per deleted server in bench/servers.py (the cause was
+# not pinned down; not loading it was the fix).
+if TYPE_CHECKING:
+    from kumo.db.engine import Database
+    from kumo.db.notify_relay import NotifyRelay
 
 
 class NotReady(Exception):
@@ -27,10 +37,14 @@ class Runtime:
 
     @classmethod
     def open(cls, config: Config) -> Runtime:
+        from kumo.db.engine import Database
+
         prepare_state_dir(config.state_dir)
         return cls(config, Database(config.database_url))
 
     def require_current_schema(self) -> None:
+        from kumo.db import migrate
+
         st = migrate.status(self.db)
         if st.current is None:
             raise NotReady(
@@ -45,6 +59,9 @@ class Runtime:
 
     def upgrade_schema(self, log: logging.Logger) -> Path | None:
         """Expand the schema to this release, backing up first when there is data to keep."""
+        from kumo.db import migrate
+        from kumo.db.backup import backup
+
         st = migrate.status(self.db)
         pending_expand = [r for r in st.pending if r not in st.pending_contract]
         if not pending_expand:
@@ -55,6 +72,25 @@ class Runtime:
             log.info("database backed up to %s", path)
         migrate.upgrade(self.db, include_contract=False)
         return path
+
+
+@contextlib.contextmanager
+def wakeups_across_processes(db: Database) -> Iterator[NotifyRelay | None]:
+    """While serving: on PostgreSQL, this process's wake-ups reach the cloud's other API
+    copies and controller, and theirs reach it (kumo.db.notify_relay). SQLite and MariaDB
+    clouds rely on each loop's own polling between processes."""
+    if db.backend != "postgresql":
+        yield None
+        return
+    from kumo.db.notify_relay import NotifyRelay
+
+    relay = NotifyRelay(db.url, wakeup.notify_local).start()
+    undo = wakeup.relay_to(relay.publish)
+    try:
+        yield relay
+    finally:
+        undo()
+        relay.stop()
 
 
 def prepare_state_dir(state_dir: Path) -> None:

@@ -13,7 +13,7 @@ import typer
 import kumo
 from kumo.cli.output import emit, err_console
 from kumo.config import Config, ConfigError, load_config
-from kumo.runtime import NotReady, Runtime
+from kumo.runtime import NotReady, Runtime, wakeups_across_processes
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -132,7 +132,8 @@ def serve_controller(ctx: typer.Context) -> None:
         runtime.require_current_schema()
     except NotReady as exc:
         fail(str(exc))
-    _run_until_interrupted(Controller(runtime.db, runtime.config).run)
+    with wakeups_across_processes(runtime.db):
+        _run_until_interrupted(Controller(runtime.db, runtime.config).run)
 
 
 @serve_app.command("agent")

@@ -28,7 +28,13 @@ from kumo.core import hosts, wakeup
 from kumo.core.bootstrap import bootstrap
 from kumo.core.network.seed import seed_networks
 from kumo.db.backup import BackupError
-from kumo.runtime import Runtime, read_or_create_secret, write_clouds_yaml, write_secret
+from kumo.runtime import (
+    Runtime,
+    read_or_create_secret,
+    wakeups_across_processes,
+    write_clouds_yaml,
+    write_secret,
+)
 
 log = logging.getLogger("kumo.up")
 DEFAULT_LISTEN = "127.0.0.1:5000"
@@ -104,7 +110,7 @@ def serve_http(runtime: Runtime, listen: str) -> None:
     # so a stop by either signal runs the caller's clean-up and exits 0, not 130 or -15.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt), wakeups_across_processes(runtime.db):
             server.run()
     finally:
         signal.signal(signal.SIGTERM, previous)

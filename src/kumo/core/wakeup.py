@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 
 _lock = threading.Lock()
 _counters: dict[str, int] = defaultdict(int)
@@ -19,11 +20,35 @@ SCHEDULER = "scheduler"
 NETWORK = "network"  # any change to what a host's datapath is built from
 
 
+# Where this process's wake-ups also go: other processes' waiters, through the database
+# (kumo.db.notify_relay on PostgreSQL). Empty in a process that is alone, or on SQLite.
+_relays: list[Callable[[Sequence[str]], None]] = []
+
+
 def notify(*topics: str) -> None:
+    notify_local(topics)
+    for publish in _relays:
+        publish(topics)
+
+
+def notify_local(topics: Sequence[str]) -> None:
+    """Wake this process's waiters only: wake-ups relayed from another process (among them
+    a console reader's ask, see want_console)."""
     with _cond:
         for topic in topics:
-            _counters[topic] += 1
+            if topic.startswith(CONSOLE_ASK):
+                host_id, _, instance_id = topic[len(CONSOLE_ASK) :].partition(":")
+                if host_id and instance_id:  # else not an ask kumo wrote: dropped
+                    _ask_here(host_id, instance_id)
+            else:
+                _counters[topic] += 1
         _cond.notify_all()
+
+
+def relay_to(publish: Callable[[Sequence[str]], None]) -> Callable[[], None]:
+    """Send every later wake-up to ``publish`` as well; returns the undo."""
+    _relays.append(publish)
+    return lambda: _relays.remove(publish)
 
 
 def mark(topic: str) -> int:
@@ -69,6 +94,9 @@ def console_topic(instance_id: str) -> str:
     return f"console:{instance_id}"
 
 
+CONSOLE_ASK = "console-ask:"  # + host id ":" server id: a reader elsewhere wants it
+
+
 # Consoles a reader is waiting for, per host: handed to the host's agent with its next
 # long-poll answer (served by this process; another API copy's agents post periodically).
 _consoles_wanted: dict[str, set[str]] = defaultdict(set)
@@ -84,15 +112,31 @@ def agent_polled(host_id: str) -> None:
 def want_console(host_id: str, instance_id: str) -> int | None:
     """Ask the host's agent for this server's console now; returns the mark to wait on
     (``wait(console_topic(instance_id), mark, ...)``) until it has been posted, or None
-    when no agent of that host long-polls this process (nobody would hear the ask)."""
+    when nobody would hear the ask: no agent of that host long-polls this process, and no
+    other process is told (no relay). With a relay the ask goes to every other process,
+    and the one whose agent it is passes it on; the post's wake-up comes back the same way.
+    """
     with _cond:
-        if time.monotonic() - _polled_at.get(host_id, -POLL_FRESH) >= POLL_FRESH:
-            return None
-        _consoles_wanted[host_id].add(instance_id)
         mark = _counters[console_topic(instance_id)]
-        _counters[host_topic(host_id)] += 1
-        _cond.notify_all()
-        return mark
+        if _ask_here(host_id, instance_id):
+            return mark
+        relays = list(_relays)
+    if not relays:
+        return None
+    for publish in relays:
+        publish((f"{CONSOLE_ASK}{host_id}:{instance_id}",))
+    return mark
+
+
+def _ask_here(host_id: str, instance_id: str) -> bool:
+    """Hand the ask to the host's agent with its next long-poll answer, if that agent
+    long-polls this process. The caller holds the lock."""
+    if time.monotonic() - _polled_at.get(host_id, -POLL_FRESH) >= POLL_FRESH:
+        return False
+    _consoles_wanted[host_id].add(instance_id)
+    _counters[host_topic(host_id)] += 1
+    _cond.notify_all()
+    return True
 
 
 def consoles_wanted(host_id: str) -> list[str]:
