@@ -27,28 +27,50 @@ from kumo.drivers.network.netns import listen_in_namespace
 CHUNK = 1 << 16
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy one direction until EOF, then close the other side's writer."""
+async def _pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, half_close: bool
+) -> None:
+    """Copy one direction until EOF. Then either pass the EOF on (``half_close``: a client
+    that has sent its whole request still waits for the answer) or close the other side
+    (the server has answered and hung up: the client must see the end, or its side of the
+    bridge would wait for it forever). On an error the connection is closed outright."""
     try:
         while data := await reader.read(CHUNK):
             writer.write(data)
             await writer.drain()
+        if half_close and writer.can_write_eof():
+            writer.write_eof()
+        else:
+            writer.close()
     except (ConnectionError, OSError):
-        pass
-    finally:
         writer.close()
 
 
 async def serve(namespace: str, port: int) -> None:
     sock = listen_in_namespace(namespace, "127.0.0.1", port)
+    # asyncio drops its reference to a connection's task when the client's side is gone;
+    # one still passing the answer of a half-closed request would be garbage collected
+    # mid-way ("Task was destroyed but it is pending"). Held here until it ends.
+    running: set[asyncio.Task[None]] = set()
 
     async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            running.add(task)
+            task.add_done_callback(running.discard)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
             writer.close()
             return
-        await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+        try:
+            await asyncio.gather(
+                _pump(reader, up_writer, half_close=True),
+                _pump(up_reader, writer, half_close=False),
+            )
+        finally:
+            up_writer.close()
+            writer.close()
 
     server = await asyncio.start_server(forward, sock=sock)
     stop = asyncio.Event()
