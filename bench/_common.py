@@ -6,6 +6,7 @@ and stopped by PID; nothing here looks processes up by name.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
 import os
@@ -28,6 +29,14 @@ START_DEADLINE = 60.0
 
 class BenchError(Exception):
     pass
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """--json, --markdown and --render FILE, the same for every benchmark: a run's
+    JSON document can be turned into the README's tables later."""
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    p.add_argument("--render", type=Path, metavar="FILE", help="print the tables of a --json file")
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -62,6 +62,7 @@ from kumo.db.engine import Database
 from _common import (
     BenchError,
     Proc,
+    add_output_options,
     admin_token,
     clean_env,
     cpu_seconds,
@@ -962,15 +963,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--src", type=Path, default=None, metavar="DIR", help="run kumo up from this src tree"
     )
-    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    p.add_argument(
-        "--render",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="print the tables of a --json file",
-    )
-    p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    add_output_options(p)
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be positive")

@@ -61,6 +61,7 @@ from _common import (
     START_DEADLINE,
     BenchError,
     Proc,
+    add_output_options,
     admin_token,
     clean_env,
     cpu_seconds,
@@ -1074,8 +1075,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run kumo up and the agents from this source tree (PYTHONPATH), e.g. an "
         "exported commit, to compare two versions",
     )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    add_output_options(p)
     args = p.parse_args(argv)
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in names if b not in BACKENDS]
@@ -1099,8 +1099,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def report(doc: dict[str, Any], markdown: bool) -> None:
+    """The tables of one benchmark document (a run just made, or a --json file)."""
+    info, opts = doc["machine"], doc["options"]
+    rows = [Row(**r) for r in doc["results"]]
+    print(
+        f"kumo servers bench - {info['date']} - Python {info['python']} - "
+        f"{info['cpus']} CPUs (load {info['loadavg_1m']}) - {opts['hosts']} hosts, fake driver"
+    )
+    if markdown:
+        print_markdown(rows)
+    else:
+        print_table(table(rows))
+    print_costs(rows)
+    for backend, reason in doc["skipped"].items():
+        print(f"SKIP {backend}: {reason}")
+    for backend, reason in doc["errors"].items():
+        print(f"ERROR {backend}: {reason}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        report(json.loads(args.render.read_text()), args.markdown)
+        return 0
     opts = Options(
         backends=args.backend_list,
         hosts=args.hosts,
@@ -1133,33 +1155,20 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
             log(f"{backend}: FAILED: {errors[backend]}")
 
+    doc = {
+        "machine": machine(),
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "nova": NOVA,
+        "targets": TARGETS,
+        "results": [asdict(r) for r in rows],
+        "skipped": skipped,
+        "errors": errors,
+    }
     if args.json:
-        doc = {
-            "machine": machine(),
-            "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
-            "nova": NOVA,
-            "targets": TARGETS,
-            "results": [asdict(r) for r in rows],
-            "skipped": skipped,
-            "errors": errors,
-        }
         json.dump(doc, sys.stdout, indent=2)
         print()
     else:
-        info = machine()
-        print(
-            f"kumo servers bench - {info['date']} - Python {info['python']} - "
-            f"{info['cpus']} CPUs (load {info['loadavg_1m']}) - {opts.hosts} hosts, fake driver"
-        )
-        if args.markdown:
-            print_markdown(rows)
-        else:
-            print_table(table(rows))
-        print_costs(rows)
-        for backend, reason in skipped.items():
-            print(f"SKIP {backend}: {reason}")
-        for backend, reason in errors.items():
-            print(f"ERROR {backend}: {reason}")
+        report(doc, args.markdown)
     return 1 if errors else 0
 
 
