@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import select
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -46,6 +49,25 @@ def test_token_issue(cloud: Cloud) -> None:
     assert token["project_id"]
     assert token["user_id"]
     assert token["expires"]
+
+
+def test_idle_connection_outlives_the_cli_poll_interval(cloud: Cloud) -> None:
+    """`openstack ... --wait` polls every 5 s on one kept-alive connection; a server that
+    closed idle connections after 5 s reset its next request (seen in CI)."""
+    address = urlsplit(cloud.url)
+    conn = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
+    try:
+        conn.request("GET", "/")
+        assert conn.getresponse().read()
+        assert conn.sock is not None
+        # A closed connection turns readable (EOF). Bounded wait for that absence, a little
+        # longer than the CLI's poll interval.
+        readable, _, _ = select.select([conn.sock], [], [], 6.5)
+        assert not readable, "the server closed an idle connection within the CLI's poll interval"
+        conn.request("GET", "/")
+        assert conn.getresponse().status in (200, 300)
+    finally:
+        conn.close()
 
 
 def test_catalog_list(cloud: Cloud) -> None:

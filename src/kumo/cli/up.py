@@ -38,6 +38,8 @@ from kumo.runtime import (
 
 log = logging.getLogger("kumo.up")
 DEFAULT_LISTEN = "127.0.0.1:5000"
+# Longer than any client's poll interval (nginx keeps 75 s too).
+KEEP_ALIVE_SECONDS = 75
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -103,6 +105,10 @@ def serve_http(runtime: Runtime, listen: str) -> None:
             access_log=False,
             # Agents long-poll for up to 20 s; a stop must not wait for those to run out.
             timeout_graceful_shutdown=3,
+            # uvicorn's default closes an idle connection after 5 s, exactly the interval
+            # the openstack CLI's --wait polls at: its next request then raced the close and
+            # got "Connection reset by peer". Idle connections cost next to nothing here.
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     )
     # uvicorn shuts down gracefully on SIGINT and SIGTERM, then re-raises the signal with the
