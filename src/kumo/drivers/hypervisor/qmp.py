@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from qemu.qmp import QMPClient
+from qemu.qmp import ConnectError, QMPClient
+from qemu.qmp.qmp_client import NegotiationError
 
 T = TypeVar("T")
 
@@ -25,17 +26,38 @@ def session(socket: Path, work: Callable[[QMPClient], Awaitable[T]], timeout: fl
     """Connect, run `work(client)`, disconnect; all within `timeout` seconds."""
 
     async def run() -> T:
-        client = QMPClient("kumo")
-        try:
-            await asyncio.wait_for(client.connect(str(socket)), timeout)
-        except Exception as exc:  # refused, missing, timed out, bad greeting
-            raise QMPUnavailable(f"QMP at {socket}: {exc}") from exc
+        client = await _connect(socket, timeout)
         try:
             return await asyncio.wait_for(work(client), timeout)
         finally:
             await client.disconnect()
 
     return asyncio.run(run())
+
+
+async def _connect(socket: Path, timeout: float) -> QMPClient:
+    """A negotiated client, trying again on a fresh connection while a negotiation fails.
+
+    Seen once in CI, polling `query-migrate` during a block migration: the answer to
+    `qmp_capabilities` was not one. It can be an event QEMU writes in the instant after a new
+    client's greeting (the check that mutes events until a client negotiates races the
+    monitor's reset for the new connection), or the late answer to a command whose client
+    timed out and left. A new connection negotiates cleanly."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        client = QMPClient("kumo")
+        try:
+            await asyncio.wait_for(client.connect(str(socket)), deadline - loop.time())
+            return client
+        except ConnectError as exc:
+            if not isinstance(exc.exc, NegotiationError) or loop.time() >= deadline:
+                raise QMPUnavailable(f"QMP at {socket}: {exc}") from exc
+            await asyncio.sleep(0.05)  # a breath for QEMU before the next connection
+        except TimeoutError as exc:
+            raise QMPUnavailable(f"QMP at {socket}: no session within {timeout} s") from exc
+        except Exception as exc:  # refused, missing, bad greeting
+            raise QMPUnavailable(f"QMP at {socket}: {exc}") from exc
 
 
 def execute(
