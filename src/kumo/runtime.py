@@ -23,7 +23,7 @@ from kumo.core import wakeup
 # not pinned down; not loading it was the fix).
 if TYPE_CHECKING:
     from kumo.db.engine import Database
-    from kumo.db.notify_relay import NotifyRelay
+    from kumo.db.wakeup_relay import WakeupRelay
 
 
 class NotReady(Exception):
@@ -75,16 +75,23 @@ class Runtime:
 
 
 @contextlib.contextmanager
-def wakeups_across_processes(db: Database) -> Iterator[NotifyRelay | None]:
-    """While serving: on PostgreSQL, this process's wake-ups reach the cloud's other API
-    copies and controller, and theirs reach it (kumo.db.notify_relay). SQLite and MariaDB
-    clouds rely on each loop's own polling between processes."""
-    if db.backend != "postgresql":
+def wakeups_across_processes(db: Database) -> Iterator[WakeupRelay | None]:
+    """While serving: this process's wake-ups reach the cloud's other API copies and
+    controller, and theirs reach it (kumo.db.wakeup_relay): by LISTEN/NOTIFY on
+    PostgreSQL, through a polled table on MariaDB. A SQLite cloud is one process."""
+    relay: WakeupRelay
+    if db.backend == "postgresql":
+        from kumo.db.notify_relay import NotifyRelay
+
+        relay = NotifyRelay(db.url, wakeup.notify_local)
+    elif db.backend in ("mysql", "mariadb"):
+        from kumo.db.table_relay import TableRelay
+
+        relay = TableRelay(db.engine, wakeup.notify_local)
+    else:
         yield None
         return
-    from kumo.db.notify_relay import NotifyRelay
-
-    relay = NotifyRelay(db.url, wakeup.notify_local).start()
+    relay.start()
     undo = wakeup.relay_to(relay.publish)
     try:
         yield relay

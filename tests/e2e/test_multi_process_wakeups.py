@@ -1,6 +1,7 @@
-"""Several kumo processes on one PostgreSQL database, as a multi-host cloud runs them: a
-request written through one API copy wakes the agent that long-polls another at once
-(LISTEN/NOTIFY, kumo.db.notify_relay), instead of at its next periodic resync (20 s).
+"""Several kumo processes on one PostgreSQL or MariaDB database, as a multi-host cloud runs
+them: a request written through one API copy wakes the agent that long-polls another at
+once (kumo.db.wakeup_relay: LISTEN/NOTIFY on PostgreSQL, a polled table on MariaDB),
+instead of at its next periodic resync (20 s).
 
 `kumo up --no-agent` is API copy 1 with the controller; `kumo serve api` on the same
 database and state directory is API copy 2; one `kumo serve agent` (fake driver) talks
@@ -17,38 +18,81 @@ import secrets
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+
+from kumo.db.engine import normalize_url
 
 from computeapi import SERVERS, Api, start_agent
 from kumoproc import KUMO, clean_env, free_port, kill_group, start_cloud, stop_process, wait_for
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 WOKEN_WITHIN = 8.0  # seconds to ACTIVE: well under the agent's 20 s long-poll
+SERVERS_ADMIN = {
+    "postgresql": "postgresql://postgres@127.0.0.1:5432",
+    "mariadb": "mysql://root@127.0.0.1:3306",
+}
+# Processes relaying wake-ups: PostgreSQL's listening connections, MariaDB's heartbeat rows.
+LISTENERS = {
+    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND query LIKE 'LISTEN kumo_wakeup%'",
+    "mariadb": "SELECT count(*) FROM wakeup_listeners",
+}
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    name = f"kumo_test_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"PostgreSQL is not reachable ({exc}); CI=true requires it")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    try:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+@dataclass
+class CloudDatabase:
+    backend: str
+    url: str
+
+    def listeners(self) -> int:
+        """Processes of this cloud relaying wake-ups."""
+        engine = create_engine(normalize_url(self.url))
         try:
-            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+            with engine.connect() as conn:
+                return int(conn.execute(text(LISTENERS[self.backend])).scalar_one())
+        except DBAPIError:
+            return 0  # the schema is not there yet
         finally:
-            admin.execute(drop)
+            engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def cloud_db(request: pytest.FixtureRequest) -> Iterator[CloudDatabase]:
+    """A fresh database on a backend that relays wake-ups between processes."""
+    backend = str(request.param)
+    name = f"kumo_test_{secrets.token_hex(6)}"
+    server = SERVERS_ADMIN[backend]
+    admin_db = "/postgres" if backend == "postgresql" else "/"
+    admin = create_engine(normalize_url(server + admin_db), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        admin.dispose()
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{backend} is not reachable ({exc}); CI=true requires it")
+        pytest.skip(f"{backend} is not reachable: {exc}")
+    if backend == "postgresql":
+        create = f'CREATE DATABASE "{name}"'
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    else:
+        create = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+        drop = f"DROP DATABASE IF EXISTS `{name}`"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(create))
+        try:
+            yield CloudDatabase(backend, f"{server}/{name}")
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(drop))
     finally:
-        admin.close()
+        admin.dispose()
 
 
 @contextlib.contextmanager
@@ -80,26 +124,16 @@ def serve_api(state: Path, env: dict[str, str], log: Path) -> Iterator[str]:
         kill_group(process)
 
 
-def listeners(pg_url: str) -> int:
-    """Connections of this database listening for relayed wake-ups: one per process."""
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND query LIKE 'LISTEN kumo_wakeup%'"
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
 def test_a_request_through_one_api_copy_wakes_an_agent_on_another(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, cloud_db: CloudDatabase
 ) -> None:
     state = tmp_path / "state"
-    env = clean_env(KUMO_COMPUTE_HYPERVISOR="fake", KUMO_DATABASE_URL=pg_url)
+    env = clean_env(KUMO_COMPUTE_HYPERVISOR="fake", KUMO_DATABASE_URL=cloud_db.url)
     first = start_cloud(state, "--no-agent", env=env)
     agent = None
     try:
         with serve_api(state, env, tmp_path / "api-2.log") as second_url:
-            wait_for(lambda: listeners(pg_url) == 2, 30, "both API processes listening")
+            wait_for(lambda: cloud_db.listeners() == 2, 30, "both API processes relaying")
             agent_log = tmp_path / "agent.log"
             agent = start_agent(
                 tmp_path / "agent-state", second_url, state / "host-credential", "far-host",

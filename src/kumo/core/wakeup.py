@@ -21,7 +21,7 @@ NETWORK = "network"  # any change to what a host's datapath is built from
 
 
 # Where this process's wake-ups also go: other processes' waiters, through the database
-# (kumo.db.notify_relay on PostgreSQL). Empty in a process that is alone, or on SQLite.
+# (kumo.db.wakeup_relay on PostgreSQL and MariaDB). Empty in a process alone, or on SQLite.
 _relays: list[Callable[[Sequence[str]], None]] = []
 
 

@@ -196,6 +196,30 @@ class Lease(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+# An id that outlives 2**31 notes on MariaDB; SQLite autoincrements only INTEGER keys.
+NOTE_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class WakeupNote(Base):
+    """A batch of wake-ups one process relays to the others where the database has no
+    LISTEN/NOTIFY (MariaDB; kumo.db.table_relay). Pruned after a minute."""
+
+    __tablename__ = "wakeup_notes"
+    __table_args__ = (Index("ix_wakeup_notes_created_at", "created_at"),)
+    id: Mapped[int] = mapped_column(NOTE_ID, primary_key=True, autoincrement=True)
+    payload: Mapped[str] = mapped_column(Text)  # "origin topic topic ..."
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WakeupListener(Base):
+    """A process that reads ``wakeup_notes``, with its last heartbeat: others write notes
+    only while someone listens."""
+
+    __tablename__ = "wakeup_listeners"
+    origin: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class Region(Base):
     __tablename__ = "regions"
     id: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -1,24 +1,40 @@
-"""Wake-ups across processes on PostgreSQL (kumo.db.notify_relay): what one process
-notifies reaches the others' waiters, never itself twice, and a dropped connection is
-opened again. Two relays in this process stand for two kumo processes."""
+"""Wake-ups across processes (kumo.db.wakeup_relay): what one process relays reaches the
+others' waiters, never itself twice, and a failing database is tried again. Two relays in
+this process stand for two kumo processes: LISTEN/NOTIFY on PostgreSQL
+(kumo.db.notify_relay), a polled table on MariaDB (kumo.db.table_relay)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from kumo.core import wakeup
 from kumo.db.engine import Database
-from kumo.db.notify_relay import CHANNEL, MAX_PAYLOAD, NotifyRelay, libpq_url, payloads
+from kumo.db.models import WakeupNote
+from kumo.db.notify_relay import CHANNEL, NotifyRelay, libpq_url
+from kumo.db.table_relay import TableRelay
+from kumo.db.wakeup_relay import MAX_PAYLOAD, WakeupRelay, payloads
 from kumo.runtime import wakeups_across_processes
 
 on_postgresql = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+on_mariadb = pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+relaying_backends = pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
 
 DEADLINE = 15.0
+FAST = 0.2  # seconds between heartbeats in these tests, so peers are seen at once
+
+
+def make_relay(
+    database: Database, deliver: Callable[[Sequence[str]], None], peer_check: float = FAST
+) -> WakeupRelay:
+    """The relay kumo runs on this backend, as wakeups_across_processes picks it."""
+    if database.backend == "postgresql":
+        return NotifyRelay(database.url, deliver, peer_check=peer_check)
+    return TableRelay(database.engine, deliver, peer_check=peer_check, poll=0.05)
 
 
 class Heard:
@@ -44,24 +60,43 @@ class Heard:
             )
 
 
+def sees_peers(relay: WakeupRelay, count: int) -> bool:
+    """Whether the relay knows of ``count`` other listeners within the deadline (a table
+    relay learns of them by heartbeats; LISTEN/NOTIFY looks when it sends)."""
+    if not isinstance(relay, TableRelay):
+        return True
+    waited = threading.Event()
+    for _ in range(int(DEADLINE / 0.05)):
+        if relay.peers >= count:
+            return True
+        waited.wait(0.05)
+    return False
+
+
+def notes(database: Database) -> int:
+    with database.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(WakeupNote)).scalar_one())
+
+
 @pytest.fixture
-def relays(database: Database) -> Iterator[list[tuple[NotifyRelay, Heard]]]:
-    made: list[tuple[NotifyRelay, Heard]] = []
+def relays(database: Database) -> Iterator[list[tuple[WakeupRelay, Heard]]]:
+    made: list[tuple[WakeupRelay, Heard]] = []
     for _ in range(2):
         heard = Heard()
-        relay = NotifyRelay(database.url, heard.deliver).start()
+        relay = make_relay(database, heard.deliver).start()
         made.append((relay, heard))
     try:
         for relay, _ in made:
             assert relay.wait_listening(DEADLINE), "the relay never started listening"
+            assert sees_peers(relay, 1), "the relay never saw the other one listening"
         yield made
     finally:
         for relay, _ in made:
             relay.stop()
 
 
-@on_postgresql
-def test_a_wakeup_reaches_the_other_process_only(relays: list[tuple[NotifyRelay, Heard]]) -> None:
+@relaying_backends
+def test_a_wakeup_reaches_the_other_process_only(relays: list[tuple[WakeupRelay, Heard]]) -> None:
     (a, heard_a), (b, heard_b) = relays
     a.publish(["host:h1", "scheduler", "host:h1"])
     assert heard_b.wait_for("scheduler")
@@ -72,9 +107,9 @@ def test_a_wakeup_reaches_the_other_process_only(relays: list[tuple[NotifyRelay,
     assert heard_a.topics == ["volumes:h2"]
 
 
-@on_postgresql
+@relaying_backends
 def test_notify_in_one_process_wakes_a_waiter_in_another(
-    database: Database, relays: list[tuple[NotifyRelay, Heard]]
+    database: Database, relays: list[tuple[WakeupRelay, Heard]]
 ) -> None:
     """Through kumo.core.wakeup as a served process wires it: its notify() goes out, and a
     topic another process sends wakes its local waiter."""
@@ -90,7 +125,7 @@ def test_notify_in_one_process_wakes_a_waiter_in_another(
 
 @on_postgresql
 def test_a_dropped_connection_is_opened_again(
-    database: Database, relays: list[tuple[NotifyRelay, Heard]]
+    database: Database, relays: list[tuple[WakeupRelay, Heard]]
 ) -> None:
     (a, _), (_, heard_b) = relays
     with database.engine.connect() as conn:
@@ -140,6 +175,57 @@ def test_a_relay_alone_sends_nothing_until_another_listens(database: Database) -
             alone.stop()
             if peer is not None:
                 peer.stop()
+
+
+@on_mariadb
+def test_a_table_relay_alone_writes_no_notes_until_another_listens(database: Database) -> None:
+    """kumo up alone on MariaDB writes nothing per wake-up; once another process
+    heartbeats, it is told, and a stopped one is forgotten at once."""
+    alone = make_relay(database, Heard().deliver).start()
+    peer = None
+    try:
+        assert alone.wait_listening(DEADLINE)
+        alone.publish(["host:nobody"])
+        alone.publish(["host:nobody-either"])
+        heard = Heard()
+        peer = make_relay(database, heard.deliver).start()
+        assert peer.wait_listening(DEADLINE) and sees_peers(alone, 1)
+        # Only the topics published once a peer listened are ever written.
+        alone.publish(["host:someone"])
+        assert heard.wait_for("host:someone")
+        assert "host:nobody" not in heard.topics and "host:nobody-either" not in heard.topics
+        assert notes(database) == 1
+        peer.stop()
+        peer = None
+        assert sees_peers(alone, 0) and isinstance(alone, TableRelay)
+        waited = threading.Event()
+        for _ in range(int(DEADLINE / 0.05)):
+            if alone.peers == 0:
+                break
+            waited.wait(0.05)
+        assert alone.peers == 0, "a stopped relay still counted as listening"
+    finally:
+        alone.stop()
+        if peer is not None:
+            peer.stop()
+
+
+@on_mariadb
+def test_a_table_relay_retries_while_its_table_is_away(
+    database: Database, relays: list[tuple[WakeupRelay, Heard]]
+) -> None:
+    """Errors (here: the notes table renamed away) are retried, and what could not be
+    sent goes out once the table is back."""
+    (a, _), (_, heard_b) = relays
+    with database.engine.begin() as conn:
+        conn.execute(text("RENAME TABLE wakeup_notes TO wakeup_notes_away"))
+    try:
+        a.publish(["host:while-away"])
+        assert not heard_b.wait_for_any("host:while-away", 0.5)
+    finally:
+        with database.engine.begin() as conn:
+            conn.execute(text("RENAME TABLE wakeup_notes_away TO wakeup_notes"))
+    assert heard_b.wait_for("host:while-away")
 
 
 def test_payloads_are_split_below_postgresqls_limit() -> None:
