@@ -1,8 +1,8 @@
 """Control-plane benchmark: servers through the compute API on a real `kumo up`, fake driver.
 
-For each backend (SQLite, PostgreSQL) the script starts its own cloud, the way the Nova
-reference figures of issue 3 were taken (Nova 34 with its fake driver, 10 hosts, m1.tiny,
-no networks):
+For each backend (SQLite, PostgreSQL; MariaDB on request) the script starts its own
+cloud, the way the Nova reference figures of issue 3 were taken (Nova 34 with its fake
+driver, 10 hosts, m1.tiny, no networks):
 
 * ``kumo up`` in a temporary state directory, with ``KUMO_COMPUTE_HYPERVISOR=fake`` and
   ``KUMO_AGENT_HEARTBEAT_INTERVAL=1``; its local agent is host 1;
@@ -49,11 +49,12 @@ from typing import Any
 import httpx
 import psycopg
 from psycopg import sql
-from sqlalchemy import delete
+from sqlalchemy import create_engine, delete, text
+from sqlalchemy.exc import DBAPIError
 
 from kumo.core import hosts as core_hosts
 from kumo.db import models as m
-from kumo.db.engine import Database
+from kumo.db.engine import Database, normalize_url
 
 from _common import (
     BIN,
@@ -75,6 +76,7 @@ from _common import (
 
 PY_SPY = BIN / "py-spy"
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+MARIADB_SERVER = "mysql://root@127.0.0.1:3306"
 MICROVERSION = "2.10"
 COMPUTE = "/compute/v2.1"
 FLAVOR = "1"  # m1.tiny: 1 vCPU, 128 MiB, 1 GiB
@@ -145,9 +147,30 @@ def postgresql_backend(root: Path) -> Iterator[str]:
         admin.close()
 
 
+@contextlib.contextmanager
+def mariadb_backend(root: Path) -> Iterator[str]:
+    name = f"kumo_bench_{secrets.token_hex(6)}"
+    admin = create_engine(
+        normalize_url(MARIADB_SERVER + "/"), isolation_level="AUTOCOMMIT", pool_pre_ping=True
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    except DBAPIError as exc:
+        admin.dispose()
+        raise BackendUnavailable(str(exc.orig).strip().splitlines()[0]) from exc
+    try:
+        yield f"{MARIADB_SERVER}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
 BACKENDS: dict[str, Callable[[Path], Any]] = {
     "sqlite": sqlite_backend,
     "postgresql": postgresql_backend,
+    "mariadb": mariadb_backend,
 }
 
 
@@ -1038,7 +1061,11 @@ def print_costs(rows: list[Row], file: Any = sys.stdout) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--backends", default="sqlite,postgresql", help="sqlite, postgresql (both)")
+    p.add_argument(
+        "--backends",
+        default="sqlite,postgresql",
+        help="sqlite, postgresql, mariadb (default: the first two, the targets' backends)",
+    )
     p.add_argument("--hosts", type=int, default=10, help="hosts: kumo up's agent + N-1 (10)")
     p.add_argument("--runs", type=int, default=3, help="runs of the concurrent case (3)")
     p.add_argument("--single-runs", type=int, default=3, help="runs of one server alone (3)")

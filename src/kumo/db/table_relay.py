@@ -11,6 +11,9 @@ A note whose autoincrement id is taken before, but committed after, one already 
 missed (MariaDB hands out ids in insert order, not commit order): with one short
 autocommit insert per batch that window is a moment wide, and a miss costs only the
 loop's own poll.
+
+Heartbeats carry each host's own clock: a host more than three heartbeats (15 s) off looks
+absent to the others, who then write nothing for it, and its loops fall back to polling.
 """
 
 from __future__ import annotations
