@@ -1,19 +1,21 @@
 """Wake-ups across processes on MariaDB: a polled table (``kumo.db.wakeup_relay``).
 
 MariaDB has no LISTEN/NOTIFY. Each process instead:
-- heartbeats its row in ``wakeup_listeners`` every ``peer_check`` seconds and counts the
-  others whose heartbeat is fresh: the only statements it pays while alone;
+- heartbeats its row in ``wakeup_listeners`` every ``peer_check`` second and counts the
+  others whose heartbeat is fresh: the only statements it pays while alone (three cheap
+  ones a second);
 - while others listen, inserts each batch of its wake-ups into ``wakeup_notes`` and reads
   the notes after the last one it saw every ``poll`` seconds (a primary-key range read);
-- prunes notes older than a minute and listeners gone for ten heartbeats.
+- every ``PRUNE_EVERY`` heartbeats, prunes notes older than a minute and listeners gone
+  for ``LISTENER_GONE``; a stopping process deletes its own row at once.
 
 A note whose autoincrement id is taken before, but committed after, one already read is
 missed (MariaDB hands out ids in insert order, not commit order): with one short
 autocommit insert per batch that window is a moment wide, and a miss costs only the
 loop's own poll.
 
-Heartbeats carry each host's own clock: a host more than three heartbeats (15 s) off looks
-absent to the others, who then write nothing for it, and its loops fall back to polling.
+Heartbeats carry each host's own clock: a host more than 15 s off looks absent to the
+others, who then write nothing for it, and its loops fall back to polling.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ from kumo.db.wakeup_relay import PEER_CHECK, TICK, WakeupRelay, payloads
 
 POLL = 0.2  # seconds between reads of new notes while others listen
 NOTE_KEPT = dt.timedelta(seconds=60)  # long enough for a poller paused by a slow moment
-LISTENER_GONE = 10  # heartbeats missed before a listener's row is pruned
+# A heartbeat older than this is a process gone (crashed: one that stops says so). Wide, so
+# that a process paused by a busy moment is not dropped by the others.
+LISTENER_FRESH = dt.timedelta(seconds=15)
+LISTENER_GONE = dt.timedelta(minutes=10)  # then its row is pruned
+PRUNE_EVERY = 10  # heartbeats
 
 
 class TableRelay(WakeupRelay):
@@ -52,6 +58,7 @@ class TableRelay(WakeupRelay):
         self.poll = poll
         self._peers = 0
         self._last_read: int | None = None  # the id of the last note read, once polling
+        self._beats = 0
 
     @property
     def peers(self) -> int:
@@ -95,21 +102,26 @@ class TableRelay(WakeupRelay):
         Short transactions, one job each: two processes' heartbeats that each held their
         own listener row while scanning the table to prune deadlocked on MariaDB."""
         now = utcnow()
-        fresh = now - dt.timedelta(seconds=3 * self.peer_check)
-        gone = now - dt.timedelta(seconds=LISTENER_GONE * self.peer_check)
+        self._beats += 1
         mine = WakeupListener.origin == self.origin
         with self.engine.begin() as conn:
             if not conn.execute(update(WakeupListener).where(mine).values(seen_at=now)).rowcount:
                 conn.execute(insert(WakeupListener).values(origin=self.origin, seen_at=now))
-        with self.engine.begin() as conn:
-            conn.execute(delete(WakeupNote).where(WakeupNote.created_at < now - NOTE_KEPT))
-        with self.engine.begin() as conn:
-            conn.execute(delete(WakeupListener).where(WakeupListener.seen_at < gone))
+        if self._beats % PRUNE_EVERY == 1:
+            with self.engine.begin() as conn:
+                conn.execute(delete(WakeupNote).where(WakeupNote.created_at < now - NOTE_KEPT))
+            with self.engine.begin() as conn:
+                conn.execute(
+                    delete(WakeupListener).where(WakeupListener.seen_at < now - LISTENER_GONE)
+                )
         with self.engine.connect() as conn:
             self._peers = conn.execute(
                 select(func.count())
                 .select_from(WakeupListener)
-                .where(WakeupListener.origin != self.origin, WakeupListener.seen_at > fresh)
+                .where(
+                    WakeupListener.origin != self.origin,
+                    WakeupListener.seen_at > now - LISTENER_FRESH,
+                )
             ).scalar_one()
             newest = conn.execute(select(func.max(WakeupNote.id))).scalar_one()
         return int(newest or 0)
