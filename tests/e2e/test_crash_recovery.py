@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from computeapi import (
+    SETTLED_AFTER_FAKE_RESTART,
     Api,
     Guests,
     alive,
@@ -99,8 +100,8 @@ def test_kill_up_after_burst_of_creates_fake(tmp_path: Path) -> None:
 
         second = start_cloud(state, env=env)
         api = Api(second.url, second.admin_password)
-        settled = api.wait_settled(ids, SETTLE)
-        assert_settled_with_faults(settled)
+        settled = api.wait_settled(ids, SETTLE, SETTLED_AFTER_FAKE_RESTART)
+        assert_settled_with_faults(settled, SETTLED_AFTER_FAKE_RESTART)
         db_check(state)
 
         delete_all(api, ids)

@@ -9,11 +9,13 @@ agent registered; a long-poll that held the shutdown): this repeats the edges on
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
-from computeapi import Api, db_check
-from kumoproc import clean_env, start_cloud
+from computeapi import SERVERS, Api, db_check
+from kumoproc import clean_env, start_cloud, wait_for
 
 CYCLES = 4
 STOP_WITHIN = 10.0  # seconds from SIGINT to exit; the graceful shutdown waits for nothing long
@@ -47,9 +49,32 @@ def test_start_act_and_stop_at_once_repeatedly(tmp_path: Path) -> None:
         assert elapsed < STOP_WITHIN, f"cycle {cycle}: {elapsed:.1f}s to stop:\n{output}"
         assert "Traceback" not in output, f"cycle {cycle}:\n{output}"
 
+    restarted_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     final = start_cloud(state, env=env)
     try:
         api = Api(final.url, final.admin_password)
+
+        # A server whose fake guest was spawned before a stop comes back SHUTOFF (see
+        # SETTLED_AFTER_FAKE_RESTART) once the agent has looked; wait until it has reported
+        # every kept server since the restart, then start those: all must be ACTIVE.
+        def reported_since_restart() -> dict[str, dict[str, Any]] | None:
+            shown = {s["id"]: s for s in api.servers() if s["id"] in kept}
+            assert set(shown) == set(kept), f"servers vanished: {set(kept) - set(shown)}"
+            done = all(
+                s.get("OS-EXT-STS:task_state") is None
+                and (
+                    s["status"] == "SHUTOFF"
+                    or (s["status"] == "ACTIVE" and _when(s["updated"]) >= restarted_at)
+                )
+                for s in shown.values()
+            )
+            return shown if done else None
+
+        settled = wait_for(reported_since_restart, 90, "every kept server reported")
+        for server_id, server in settled.items():
+            if server["status"] == "SHUTOFF":
+                resp = api.client.post(f"{SERVERS}/{server_id}/action", json={"os-start": None})
+                assert resp.status_code == 202, resp.text
         settled = api.wait_settled(kept, 90)
         assert {s["status"] for s in settled.values()} == {"ACTIVE"}, settled
         for server_id in deleted:
@@ -60,3 +85,8 @@ def test_start_act_and_stop_at_once_repeatedly(tmp_path: Path) -> None:
     finally:
         final.stop()
     assert "Traceback" not in final.output(), final.output()
+
+
+def _when(stamp: str) -> dt.datetime:
+    """A server's ``updated`` (``2026-11-23T01:19:50Z``) as an aware datetime."""
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
