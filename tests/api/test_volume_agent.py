@@ -197,7 +197,8 @@ def test_attach_to_a_server_and_detach(storage: Storage) -> None:
     )
     assert resp.status_code == 200, resp.text
     attachment = resp.json()["volumeAttachment"]
-    assert (attachment["volumeId"], attachment["device"]) == (vid, "/dev/vdb")
+    # vda is the root disk, vdb the config drive ([compute] force_config_drive).
+    assert (attachment["volumeId"], attachment["device"]) == (vid, "/dev/vdc")
     assert storage.show(vid, admin)["status"] == "attaching"
     storage.converge()
     shown = storage.show(vid, admin)
@@ -402,4 +403,51 @@ def test_full_resync_gives_each_server_its_own_volumes(storage: Storage) -> None
     for server_id in servers:
         got = [d["volume_id"] for d in listed[server_id].get("volumes", [])]
         assert got == plan.get(server_id, []), (server_id, listed[server_id])
-    assert [d["device"] for d in listed[servers[0]]["volumes"]] == ["/dev/vdb", "/dev/vdc"]
+    assert [d["device"] for d in listed[servers[0]]["volumes"]] == ["/dev/vdc", "/dev/vdd"]
+
+
+def _attach(storage: Storage, server_id: str, vid: str, **extra: Any) -> str:
+    resp = storage.cloud.client.post(
+        f"{SERVERS}/{server_id}/os-volume_attachments",
+        json={"volumeAttachment": {"volumeId": vid, **extra}},
+        headers=storage.cloud.admin,
+    )
+    assert resp.status_code == 200, resp.text
+    device: str = resp.json()["volumeAttachment"]["device"]
+    storage.converge()
+    return device
+
+
+def test_device_names_are_the_guests(storage: Storage) -> None:
+    """The device a volume is reported at is the name the guest's kernel gives it: vda is
+    the root disk, vdb the config drive when the server has one (here every server: the
+    [compute] force_config_drive default, which a server then shows, as in Nova), and
+    virtio-blk takes the lowest free index for a hot-plugged disk. A requested name is
+    ignored, as Nova's libvirt driver does; a malformed one is still a 400."""
+    compute, admin = storage.compute, storage.cloud.admin
+    client = storage.cloud.client
+    server_id = compute.create(admin).json()["server"]["id"]
+    vids = [storage.create(admin)["id"] for _ in range(4)]
+    storage.converge()
+    assert compute.show(server_id, admin)["config_drive"] == "True"
+    assert _attach(storage, server_id, vids[0], device="/dev/vdb") == "/dev/vdc"
+    assert _attach(storage, server_id, vids[1]) == "/dev/vdd"
+    # The middle one goes; the next one takes its name (and, on the host, its PCI slot).
+    assert client.delete(f"{SERVERS}/{server_id}/os-volume_attachments/{vids[0]}", headers=admin)
+    storage.converge()
+    assert _attach(storage, server_id, vids[2], device="/dev/vdz") == "/dev/vdc"
+    slots = {d.serial: d.pci_slot for d in compute.loop.driver.disks(server_id)}
+    assert slots[vids[2]] is not None and slots[vids[2]] < slots[vids[1]]
+    resp = client.post(
+        f"{SERVERS}/{server_id}/os-volume_attachments",
+        json={"volumeAttachment": {"volumeId": vids[3], "device": "vdb"}},
+        headers=admin,
+    )
+    assert resp.status_code == 400 and "invalid" in resp.text, resp.text
+
+    # Without a config drive the first volume is vdb.
+    storage.cloud.config.compute.force_config_drive = False
+    plain = compute.create(admin).json()["server"]["id"]
+    storage.converge()
+    assert compute.show(plain, admin)["config_drive"] == ""
+    assert _attach(storage, plain, vids[3]) == "/dev/vdb"

@@ -13,6 +13,7 @@ from typing import Any
 
 from test_qemu_server import (
     Guests,
+    console,
     ok,
     openstack,
     qemu_cloud,  # noqa: F401 (the fixture)
@@ -192,3 +193,87 @@ def test_boot_from_a_volume_made_from_the_image(
     wait_console(cloud, "bfv", "kumo-guest: hostname bfv")
     volumes = ok(openstack(cloud, "volume", "list", "-f", "json")).json()
     assert any(v["Status"] == "in-use" and v["Size"] == 1 for v in volumes), volumes
+
+
+def _guest_disks(text: str) -> dict[str, str]:
+    """Serial -> vdX of the disks kumo-tiny sees now, from its console: the lines of its
+    last boot ("kumo-guest: disk vdc <serial>", "kumo-guest: disk-gone vdc")."""
+    seen: dict[str, str] = {}
+    boot = text.rsplit("kumo-guest: start", 1)[-1]
+    for line in boot.splitlines():
+        words = line.split("kumo-guest: ", 1)[-1].split()
+        if len(words) == 3 and words[0] == "disk":
+            seen[words[2]] = words[1]
+        elif len(words) == 2 and words[0] == "disk-gone":
+            seen = {serial: name for serial, name in seen.items() if name != words[1]}
+    return seen
+
+
+def _api_devices(cloud: Cloud, server: str) -> dict[str, str]:
+    """Serial (as the guest shows it: a volume id's first 20 characters) -> the device the
+    compute API reports for each volume attached to the server."""
+    listed = ok(openstack(cloud, "server", "volume", "list", server, "-f", "json")).json()
+    return {a["Volume ID"][:20]: a["Device"].removeprefix("/dev/") for a in listed}
+
+
+def _guest_agrees(cloud: Cloud, server: str, boots: int = 1) -> dict[str, str]:
+    """Wait until the guest (in its `boots`-th boot) sees exactly the volumes the API lists,
+    and under the names the API reports."""
+
+    def probe() -> dict[str, str] | None:
+        text = console(cloud, server)
+        if text.count("kumo-guest: start") < boots:
+            return None
+        seen = _guest_disks(text)
+        api = _api_devices(cloud, server)
+        volumes = {s: n for s, n in seen.items() if s not in ("root", "config-2")}
+        return seen if volumes == api else None
+
+    return wait_for(probe, 180, f"{server}'s guest to see its volumes as the API names them")
+
+
+def test_the_reported_device_is_the_guests(
+    qemu_cloud: tuple[Cloud, Guests],  # noqa: F811
+) -> None:
+    """With a config drive (vdb), a volume mapped at boot and volumes hot-plugged later get
+    the names the API reports, as the guest's kernel prints them; a volume plugged after a
+    middle one left takes its name, and every name holds across a stop and start."""
+    cloud, guests = qemu_cloud
+    ids = {}
+    for name in ("boot-data", "hot1", "hot2", "hot3"):
+        ok(openstack(cloud, "volume", "create", "--size", "1", name))
+        ids[name] = _wait_volume(cloud, name, "available")["id"]
+    created = ok(
+        openstack(
+            cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny",
+            "--block-device", f"uuid={ids['boot-data']},source_type=volume,"
+            "destination_type=volume,device_name=/dev/vdb", "--wait", "disks", "-f", "json",
+        )
+    ).json()  # fmt: skip
+    assert created["status"] == "ACTIVE", created
+    guests.pid(created["id"])
+    seen = _guest_agrees(cloud, "disks")
+    assert (seen["root"], seen["config-2"], seen[ids["boot-data"][:20]]) == ("vda", "vdb", "vdc")
+
+    ok(openstack(cloud, "server", "add", "volume", "disks", "hot1"))
+    ok(openstack(cloud, "server", "add", "volume", "disks", "hot2"))
+    _wait_volume(cloud, "hot2", "in-use")
+    seen = _guest_agrees(cloud, "disks")
+    assert (seen[ids["hot1"][:20]], seen[ids["hot2"][:20]]) == ("vdd", "vde")
+
+    # The middle one goes, a new one comes: the guest names it as the one that left.
+    ok(openstack(cloud, "server", "remove", "volume", "disks", "hot1"))
+    _wait_volume(cloud, "hot1", "available")
+    ok(openstack(cloud, "server", "add", "volume", "disks", "hot3"))
+    _wait_volume(cloud, "hot3", "in-use")
+    seen = _guest_agrees(cloud, "disks")
+    assert (seen[ids["hot3"][:20]], seen[ids["hot2"][:20]]) == ("vdd", "vde")
+
+    # A new boot names the disks in PCI order: the same names.
+    ok(openstack(cloud, "server", "stop", "disks"))
+    wait_status(cloud, "disks", "SHUTOFF")
+    ok(openstack(cloud, "server", "start", "disks"))
+    wait_status(cloud, "disks", "ACTIVE")
+    guests.pid(created["id"])
+    after = _guest_agrees(cloud, "disks", boots=2)
+    assert after == seen, (seen, after)

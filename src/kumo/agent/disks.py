@@ -37,9 +37,12 @@ def disk_spec(backend: VolumeBackend, disk: dict[str, Any]) -> DiskSpec:
 def start_disks(
     backends: Mapping[str, VolumeBackend], item: dict[str, Any]
 ) -> tuple[DiskSpec, ...]:
-    """The volumes a guest starts with (spawn, rebuild, unshelve, boot from volume)."""
+    """The volumes a guest starts with (spawn, rebuild, unshelve, boot from volume), in
+    the order of the device names the API gave them: the driver slots them in this order,
+    and the guest's kernel names disks in slot order (vdc before vdd, vdz before vdaa)."""
     result = []
-    for disk in item.get("volumes", []):
+    volumes = item.get("volumes", [])
+    for disk in sorted(volumes, key=lambda d: (len(d.get("device") or ""), d.get("device") or "")):
         backend = backends.get(disk["backend"])
         if disk.get("boot_index") == 0:
             continue  # the root disk, not an extra one

@@ -75,7 +75,8 @@ while :; do
         case "$disk" in loop*|ram*) continue ;; esac
         case "$known" in *" $disk "*) continue ;; esac
         known="$known$disk "
-        say "disk $disk"
+        serial=$(cat "$path/serial" 2>/dev/null)
+        say "disk $disk${serial:+ $serial}"
     done
     for disk in $known; do  # hot-unplugged: say so, and a disk with its name is new again
         [ -e "/sys/block/$disk" ] && continue

@@ -206,7 +206,13 @@ def create_server(
     group_id = server_groups.group_hint(body)
     with state.db.session() as session:
         created = servers.create(
-            session, who.ctx, data, version, group_id, volume_placement=placement(state)
+            session,
+            who.ctx,
+            data,
+            version,
+            group_id,
+            volume_placement=placement(state),
+            force_config_drive=state.config.compute.force_config_drive,
         )
     for host_id in created.new_volume_hosts:
         wake_host(host_id)

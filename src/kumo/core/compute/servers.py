@@ -204,10 +204,13 @@ def create(
     version: APIVersion,
     group_id: str | None = None,
     volume_placement: Any = None,
+    force_config_drive: bool = False,
 ) -> Created:
     """``group_id``: the server group named by the ``group`` scheduler hint, if any;
     ``volume_placement`` (kumo.core.volume.volumes.Placement): how new volumes of its block
-    device mappings are placed (defaults when None)."""
+    device mappings are placed (defaults when None); ``force_config_drive`` (the [compute]
+    setting): every server gets a config drive, and shows ``config_drive`` true as Nova's
+    do, so the disk names its volumes get leave the config drive's (vdb) out."""
     name = _name(body)
     assert name is not None
     if ctx.project_id is None:
@@ -260,6 +263,7 @@ def create(
         config_drive = False
     else:
         raise BadRequest("Invalid input for field/attribute config_drive.")
+    config_drive = config_drive or force_config_drive
     zone, forced_host_id = requested_zone(session, ctx, body.get("availability_zone"))
     # Before 2.19 Nova stores the name as the description (and shows it from 2.19 on).
     description = _description(body) if version.at_least("2.19") else name

@@ -26,7 +26,6 @@ from kumo.db.types import utcnow
 ATTACH_VM_STATES = ("active", "paused", "stopped", "resized", "shelved", "shelved_offloaded")
 # Backends whose data any host can reach (the fake one has none).
 SHARED_BACKENDS = ("fake",)
-VIRTIO_DEVICES = [f"/dev/vd{chr(c)}" for c in range(ord("b"), ord("z") + 1)]
 
 
 def of_server(session: Session, instance_id: str) -> list[m.VolumeAttachment]:
@@ -65,15 +64,32 @@ def find(session: Session, instance_id: str, volume_id: str) -> m.VolumeAttachme
     raise NotFound(f"Volume {volume_id} is not attached to server {instance_id}.")
 
 
+def device_name(index: int) -> str:
+    """The Linux kernel's name for its index-th virtio disk: /dev/vda..vdz, vdaa, ..."""
+    name = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        name = chr(ord("a") + rest) + name
+    return "/dev/vd" + name
+
+
+MAX_DISKS = 16  # extra disks a guest can have (the hypervisor's EXTRA_DISK_SLOTS)
+
+
 def _next_device(session: Session, instance: m.Instance, wanted: Any) -> str:
-    used = {a.mountpoint for a in of_server(session, instance.id)}
-    if wanted is not None:
-        if not isinstance(wanted, str) or not wanted.startswith("/dev/"):
-            raise BadRequest(f"The supplied device path ({wanted}) is invalid.")
-        if wanted in used or wanted == "/dev/vda":
-            raise BadRequest(f"The supplied device path ({wanted}) is in use.")
-        return wanted
-    for device in VIRTIO_DEVICES:
+    """The name the guest's kernel gives the next disk: virtio-blk takes the lowest index
+    no disk of the guest holds (at hot-plug), and names disks in PCI order at boot, where
+    the root disk (vda) and the config drive (vdb, when the server has one) come first and
+    the volumes follow in the order of their names (the host keeps their PCI slots in that
+    order). A requested name is checked and then ignored, as Nova's libvirt driver does:
+    the guest would not honour it."""
+    if wanted is not None and (not isinstance(wanted, str) or not wanted.startswith("/dev/")):
+        raise BadRequest(f"The supplied device path ({wanted}) is invalid.")
+    used = {a.mountpoint for a in of_server(session, instance.id) if a.plugged}
+    first = 2 if instance.config_drive else 1
+    for index in range(first, first + MAX_DISKS):
+        device = device_name(index)
         if device not in used:
             return device
     raise Conflict(f"Server {instance.id} has no free disk device name left.")

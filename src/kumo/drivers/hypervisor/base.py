@@ -407,6 +407,23 @@ def carry_pci_slots(spec: GuestSpec, previous: GuestSpec | None) -> GuestSpec:
     return replace(spec, extra_disks=disks)
 
 
+def slot_disks(spec: GuestSpec) -> GuestSpec:
+    """`spec` with a slot for each extra disk that has none, the lowest free one in the
+    order listed: for a guest about to start afresh. Every disk then sits in a slot, so a
+    disk later hot-plugged where one was unplugged takes that disk's slot, just as the
+    guest's kernel gives it that disk's name (virtio-blk takes the lowest free index when
+    hot-plugged and names disks in PCI order at boot): the names hold across a reboot."""
+    if all(d.pci_slot is not None for d in spec.extra_disks):
+        return spec
+    disks: list[DiskSpec] = []
+    for disk in spec.extra_disks:
+        if disk.pci_slot is None:
+            taken = (*disks, *(d for d in spec.extra_disks if d.pci_slot is not None))
+            disk = replace(disk, pci_slot=choose_pci_slot(tuple(taken)))
+        disks.append(disk)
+    return replace(spec, extra_disks=tuple(disks))
+
+
 def pci_slots(spec: GuestSpec) -> dict[str, int | None]:
     """Serial -> PCI slot of the spec's extra disks: what a migration's two ends compare
     (a destination's endpoint carries its own as ``pci_slots``)."""

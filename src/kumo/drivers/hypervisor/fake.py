@@ -34,7 +34,9 @@ from kumo.drivers.hypervisor.base import (
     instance_dir,
     pci_slots,
     rescue_spec,
+    slot_disks,
     storage_id,
+    virtio_serial,
 )
 
 _pids = itertools.count(1_000_000)
@@ -109,9 +111,15 @@ def _boot_lines(spec: GuestSpec) -> list[str]:
     if user_data:
         first = user_data.decode(errors="replace").splitlines()[0] if user_data.strip() else ""
         lines.append(f"kumo-guest: user-data {first}")
-    lines += [f"kumo-guest: disk {name}" for name in _boot_names(spec).values()]
+    lines += [_disk_line(name, key) for key, name in _boot_names(spec).items()]
     lines += [f"kumo-guest: ip eth{i} 10.0.2.{15 + i}" for i, _ in enumerate(spec.nics)]
     return lines
+
+
+def _disk_line(name: str, key: str) -> str:
+    """What kumo-tiny prints for a disk it sees: its name and the serial it shows."""
+    serial = "" if key.startswith("#") else {"root": "root", "config": "config-2"}.get(key, key)
+    return f"kumo-guest: disk {name} {virtio_serial(serial)}".rstrip()
 
 
 def _disk_key(index: int, disk: DiskSpec) -> str:
@@ -196,6 +204,7 @@ class FakeDriver:
             guest.spec = carry_pci_slots(spec, guest.spec)
             if guest.power == PowerState.SUSPENDED:
                 return self.resume(spec.uuid)
+            guest.spec = slot_disks(guest.spec)
             self._boot(guest)
             return self._state(guest)
 
@@ -406,7 +415,7 @@ class FakeDriver:
                 used = set(guest.names.values())
                 name = next(_disk_name(n) for n in itertools.count() if _disk_name(n) not in used)
                 guest.names[disk.serial] = name
-                guest.console.append(f"kumo-guest: disk {name}")
+                guest.console.append(_disk_line(name, disk.serial))
             return self._state(guest)
 
     def detach_disk(self, uuid: str, serial: str, timeout: float = 30.0) -> GuestState:

@@ -58,6 +58,7 @@ from kumo.drivers.hypervisor.base import (
     instance_dir,
     pci_slots,
     rescue_spec,
+    slot_disks,
     storage_id,
     virtio_serial,
 )
@@ -466,8 +467,11 @@ class QemuDriver:
             directory.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(GuestNotFound):
                 spec = carry_pci_slots(spec, self._own_spec(spec.uuid))
+            suspended = (directory / "suspended.state").exists()
+            if not suspended:  # a fresh start: its saved device state holds no slots
+                spec = slot_disks(spec)
             self._write_json(directory / "spec.json", spec)
-            if (directory / "suspended.state").exists():
+            if suspended:
                 return self.resume(spec.uuid)
             self._start(spec)
             return self.get_state(spec.uuid)
