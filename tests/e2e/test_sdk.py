@@ -59,3 +59,15 @@ def test_demo_cloud_token_is_scoped_to_demo(sdk_env: Cloud) -> None:
         assert "admin" in {r["name"] for r in info["roles"]}
     finally:
         conn.close()
+
+
+def test_block_storage_services(sdk_env: Cloud) -> None:
+    conn = openstack.connect(cloud="kumo")
+    try:
+        services = list(conn.block_storage.services())
+        binaries = sorted(s.binary for s in services)
+        assert binaries == ["cinder-scheduler", "cinder-volume", "cinder-volume"], binaries
+        volume = next(s for s in services if s.binary == "cinder-volume")
+        assert "@" in volume.host and (volume.status, volume.state) == ("enabled", "up")
+    finally:
+        conn.close()

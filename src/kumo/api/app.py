@@ -65,6 +65,7 @@ from kumo.api.network import versions as network_versions
 from kumo.api.state import AppState
 from kumo.api.volume import limits as volume_limits
 from kumo.api.volume import microversion as volume_microversion
+from kumo.api.volume import services as volume_services
 from kumo.api.volume import snapshots as volume_snapshots
 from kumo.api.volume import transfers as volume_transfers
 from kumo.api.volume import types as volume_types
@@ -152,6 +153,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
         volume_types,
         volume_snapshots,
         volume_limits,
+        volume_services,
         volume_transfers,
     ):
         app.include_router(volume_module.router)

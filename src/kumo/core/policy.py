@@ -199,6 +199,8 @@ RULES: dict[str, Rule] = {
     "volume:reset_status": _admin,  # volume_extension:volume_admin_actions:reset_status
     "volume:quota_sets:other_project": _admin,
     "volume:quota_sets:update": _admin,
+    # volume_extension:services:index: the block storage services, an operator's view.
+    "volume:services:index": _admin,
     "compute:migrations:index": _admin,
     "compute:server_migrations:index": _admin,
     "compute:server_migrations:show": _admin,

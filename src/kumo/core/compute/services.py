@@ -66,24 +66,30 @@ def _compute(status: hosts.HostStatus, zone: str = ZONE) -> ServiceRecord:
     )
 
 
+def controller_hosts(session: Session, now: dt.datetime) -> list[tuple[str, bool]]:
+    """(host, up) of each controller lease holder: the processes that schedule and
+    reconcile, shown as the schedulers of the compute and block storage services."""
+    return [
+        (lease.holder.rsplit(":", 1)[0] or lease.holder, lease.expires_at >= now)
+        for lease in session.scalars(select(m.Lease).order_by(m.Lease.name))
+    ]
+
+
 def _controllers(session: Session, now: dt.datetime) -> list[ServiceRecord]:
-    records = []
-    for lease in session.scalars(select(m.Lease).order_by(m.Lease.name)):
-        host = lease.holder.rsplit(":", 1)[0] or lease.holder
-        for binary in CONTROLLER_BINARIES:
-            records.append(
-                ServiceRecord(
-                    id=zlib.crc32(f"{binary}@{host}".encode()) & 0x0FFFFFFF,
-                    binary=binary,
-                    host=host,
-                    zone=INTERNAL_ZONE,
-                    enabled=True,
-                    up=lease.expires_at >= now,
-                    updated_at=None,
-                    disabled_reason=None,
-                )
-            )
-    return records
+    return [
+        ServiceRecord(
+            id=zlib.crc32(f"{binary}@{host}".encode()) & 0x0FFFFFFF,
+            binary=binary,
+            host=host,
+            zone=INTERNAL_ZONE,
+            enabled=True,
+            up=up,
+            updated_at=None,
+            disabled_reason=None,
+        )
+        for host, up in controller_hosts(session, now)
+        for binary in CONTROLLER_BINARIES
+    ]
 
 
 def list_services(
