@@ -177,3 +177,30 @@ def test_application_credential_authenticates(cloud: Cloud, tmp_path: Path) -> N
     )
     assert token["id"]
     assert token["project_id"] == admin_project
+
+
+def test_volume_service_list(cloud: Cloud) -> None:
+    """Cinder's services: the agent's volume backends (host@backend) and the controller."""
+    rows = ok_json(openstack(cloud, "volume", "service", "list", "-f", "json"))
+    volume = {r["Host"].rsplit("@", 1)[1]: r for r in rows if r["Binary"] == "cinder-volume"}
+    assert set(volume) == {"file", "raw"}, rows
+    assert all((r["Status"], r["State"], r["Zone"]) == ("enabled", "up", "nova") for r in rows)
+    assert [r["Binary"] for r in rows].count("cinder-scheduler") == 1, rows
+    only = ok_json(
+        openstack(cloud, "volume", "service", "list", "--service", "cinder-volume", "-f", "json")
+    )
+    assert {r["Host"] for r in only} == {r["Host"] for r in volume.values()}
+
+
+def test_hypervisor_show_has_the_hosts_uptime(cloud: Cloud) -> None:
+    """Below 2.88 the client reads os-hypervisors/{id}/uptime and splits the line."""
+    (listed,) = ok_json(openstack(cloud, "hypervisor", "list", "-f", "json"))
+    shown = ok_json(openstack(cloud, "hypervisor", "show", str(listed["ID"]), "-f", "json"))
+    assert shown["hypervisor_hostname"] == listed["Hypervisor Hostname"]
+    with open("/proc/uptime") as f:
+        host_up = float(f.read().split()[0])  # the agent runs on this very host
+    up = shown["uptime"]
+    days = int(up.split(" day")[0]) if " day" in up else 0
+    assert abs(days - host_up // 86400) <= 1, up
+    assert len(shown["load_average"].split(", ")) == 3, shown
+    assert shown["users"].strip().isdigit() and shown["host_time"], shown

@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import struct
 from pathlib import Path
 from typing import Any
 
 from kumo.drivers.hypervisor import registry as hypervisor_registry
+from kumo.protocol import HostLoad
+
+UTMP = Path("/run/utmp")
+UTMP_RECORD = 384  # sizeof(struct utmp) on Linux (glibc, every 64-bit and 32-bit ABI)
+USER_PROCESS = 7  # ut_type of a logged-in user's session
 
 
 def _meminfo_mb() -> int:
@@ -49,3 +55,27 @@ def capabilities() -> dict[str, Any]:
         "hypervisor_drivers": hypervisor_registry.available(),
         "network_types": [],
     }
+
+
+def _users(utmp: Path = UTMP) -> int:
+    """Logged-in sessions, as `uptime` and `who` count them: utmp records of type
+    USER_PROCESS (ut_type, a native short, opens each record)."""
+    try:
+        data = utmp.read_bytes()
+    except OSError:
+        return 0
+    return sum(
+        1
+        for offset in range(0, len(data) - UTMP_RECORD + 1, UTMP_RECORD)
+        if struct.unpack_from("=h", data, offset)[0] == USER_PROCESS
+    )
+
+
+def host_load() -> HostLoad:
+    """This host's uptime, load averages and logged-in users, read as `uptime` reads them."""
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        uptime = 0.0
+    one, five, fifteen = os.getloadavg()
+    return HostLoad(uptime, (one, five, fifteen), _users())

@@ -18,7 +18,7 @@ import kumo
 from kumo.agent.compute import ComputeLoop, SpecBuilder, minimal_spec
 from kumo.agent.disks import start_disks
 from kumo.agent.images import ImageCache
-from kumo.agent.inventory import capabilities, inventory
+from kumo.agent.inventory import capabilities, host_load, inventory
 from kumo.agent.network import HostNetworkConfig, NetworkLoop
 from kumo.agent.spec import QemuSpecBuilder
 from kumo.agent.volumes import VolumeLoop
@@ -113,6 +113,7 @@ class Agent:
                     ),
                 },
                 "inventory": inventory(self.state_dir, self.inventory_override),
+                "load": host_load().to_dict(),
             }
         }
 
@@ -158,7 +159,9 @@ class Agent:
         log.info("registered host %s (%s)", self.name, self.id)
 
     def heartbeat(self) -> None:
-        response = self._client.post(f"{self.api}/hosts/{self.id}/heartbeat")
+        response = self._client.post(
+            f"{self.api}/hosts/{self.id}/heartbeat", json={"load": host_load().to_dict()}
+        )
         if response.status_code == 404:
             self.registered = False
             self.register()

@@ -73,11 +73,14 @@ def register(
 
 @router.post("/hosts/{host_id}/heartbeat")
 def heartbeat(
-    host_id: str, request: Request, state: AppState = Depends(app_state)
+    host_id: str,
+    request: Request,
+    body: Any = Depends(json_body),
+    state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
     authorize_host(request, state)
     with state.db.session() as session:
-        host = hosts.heartbeat(session, host_id)
+        host = hosts.heartbeat(session, host_id, body)
         return {"host": _host_view(host)}
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from kumo.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from kumo.db import models as m
 from kumo.db.types import utcnow
+from kumo.protocol import HostLoad
 
 HOST_CREDENTIAL_SETTING = "host_credential"
 # Agent API versions this control plane serves (current and previous, DESIGN.md section 4).
@@ -77,19 +78,63 @@ def register(session: Session, body: dict[str, Any]) -> m.Host:
     host.name = name
     host.agent_version = str(body.get("agent_version", ""))[:64]
     host.agent_api_versions = versions
+    load = _load(body.get("load"))
     host.capabilities = body.get("capabilities", {})
     host.inventory = body.get("inventory", {})
     host.last_heartbeat_at = now
+    _record_load(host, load, now)
     session.flush()
     return host
 
 
-def heartbeat(session: Session, host_id: str) -> m.Host:
+def heartbeat(session: Session, host_id: str, body: Any = None) -> m.Host:
+    """The agent is alive; a body's ``load`` (kumo.protocol.HostLoad, from agents that send
+    one) is kept for os-hypervisors' uptime. An agent that sends none keeps what it had."""
+    load = _load(body.get("load") if isinstance(body, dict) else None)
     host = session.get(m.Host, _uuid(host_id))
     if host is None:
         raise NotFound(f"Host {host_id} is not registered; the agent must register again.")
     host.last_heartbeat_at = utcnow()
+    _record_load(host, load, host.last_heartbeat_at)
     return host
+
+
+# The host's last reported load, kept with its inventory: seconds up when reported, the
+# report's time (on this side's clock, so host clocks need not agree), load and users.
+LOAD_KEY = "load"
+
+
+def _load(raw: Any) -> HostLoad | None:
+    if raw is None:
+        return None
+    try:
+        return HostLoad.from_dict(raw)
+    except ValueError as exc:
+        raise BadRequest(f"Invalid host report: {exc}.") from None
+
+
+def _record_load(host: m.Host, load: HostLoad | None, now: dt.datetime) -> None:
+    if load is None:
+        return
+    host.inventory = {
+        **(host.inventory or {}),
+        LOAD_KEY: {**load.to_dict(), "reported_at": now.isoformat()},
+    }
+
+
+def last_load(host: m.Host, now: dt.datetime) -> HostLoad | None:
+    """The host's load as last reported, its uptime carried forward to ``now``; None when
+    its agent never reported one (an agent older than this report)."""
+    raw = (host.inventory or {}).get(LOAD_KEY)
+    if not isinstance(raw, dict):
+        return None
+    try:
+        load = HostLoad.from_dict(raw)
+        reported = dt.datetime.fromisoformat(str(raw["reported_at"]))
+    except (ValueError, KeyError):
+        return None
+    since = max(0.0, (now - reported).total_seconds())
+    return HostLoad(load.uptime_seconds + since, load.load_average, load.users)
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,7 @@ RULES: dict[str, Rule] = {
     "compute:hypervisors:list": _admin,
     "compute:hypervisors:show": _admin,
     "compute:hypervisors:statistics": _admin,
+    "compute:hypervisors:uptime": _admin,
     "compute:services:list": _admin,
     # os_compute_api:servers:show:host_status (2.16): the state of a server's host.
     "compute:servers:show:host_status": _admin,

@@ -96,6 +96,15 @@ def show_hypervisor(
     return {"hypervisor": detail(found, version)}
 
 
+@router.get("/{hypervisor_id}/uptime")
+def show_uptime(
+    hypervisor_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+) -> dict[str, Any]:
+    """Nova's uptime (until 2.88, where it moved into show): the host's `uptime` line."""
+    found = hypervisors.find(_usages(who, state, "uptime"), hypervisor_id)
+    return {"hypervisor": {**brief(found), "uptime": hypervisors.uptime(found)}}
+
+
 @router.get("/{pattern}/search")
 def search(
     pattern: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)

@@ -8,6 +8,7 @@ a stable integer derived from the UUID (a host keeps it across renames and resta
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import uuid
@@ -20,9 +21,10 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import hosts
-from kumo.core.errors import NotFound
+from kumo.core.errors import BadRequest, NotFound, NotSupported
 from kumo.db import models as m
 from kumo.db.types import utcnow
+from kumo.protocol import HostLoad
 
 
 def numeric_id(host_id: str) -> int:
@@ -179,3 +181,29 @@ def servers_on(session: Session, host_ids: list[str]) -> dict[str, list[dict[str
     for host_id, instance_id, name in rows:
         result[str(host_id)].append({"uuid": instance_id, "name": name})
     return result
+
+
+def uptime_text(load: HostLoad, now: dt.datetime) -> str:
+    """The line procps' `uptime` prints (Nova's libvirt driver answers with it): the
+    time, how long the host has been up, its users and its load averages."""
+    seconds = int(load.uptime_seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, minutes = rest // 3600, rest % 3600 // 60
+    up = f"{days} day{'s' if days != 1 else ''}, " if days else ""
+    up += f"{hours:2d}:{minutes:02d}, " if hours else f"{minutes} min, "
+    users = f"{load.users:2d} user{'' if load.users == 1 else 's'},  "
+    averages = ", ".join(f"{x:.2f}" for x in load.load_average)
+    return f" {now:%H:%M:%S} up {up}{users}load average: {averages}"
+
+
+def uptime(usage: HostUsage, now: dt.datetime | None = None) -> str:
+    """The host's `uptime` line, as its agent last reported it (each heartbeat does). A
+    host that is down cannot say (400, as Nova's ComputeServiceUnavailable); an agent too
+    old to report it is a 501, as a virt driver without get_host_uptime."""
+    now = now or utcnow()
+    if not usage.status.up:
+        raise BadRequest(f"Compute service of {usage.host.name} is unavailable at this time.")
+    load = hosts.last_load(usage.host, now)
+    if load is None:
+        raise NotSupported("The requested functionality is not supported.")
+    return uptime_text(load, now)

@@ -1,0 +1,49 @@
+"""Typed pieces of the agent API that both sides import (DESIGN.md section 4): the agent
+builds them, the control plane parses them, neither writes the dict by hand.
+
+Additions keep older peers working: a field an old agent does not send is None on the
+control plane's side, and an old control plane ignores what it does not know.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HostLoad:
+    """What `uptime` tells about a host: seconds since it booted, its load averages over
+    1, 5 and 15 minutes, and how many users are logged in. Sent with each heartbeat (and
+    the registration), so os-hypervisors/{id}/uptime can answer as Nova's does."""
+
+    uptime_seconds: float
+    load_average: tuple[float, float, float]
+    users: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uptime_seconds": self.uptime_seconds,
+            "load_average": list(self.load_average),
+            "users": self.users,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> HostLoad:
+        """Raises ValueError naming what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("load must be an object")
+        uptime: Any = data.get("uptime_seconds")
+        loads, users = data.get("load_average"), data.get("users")
+        if not _number(uptime) or uptime < 0:
+            raise ValueError("load.uptime_seconds must be a number of seconds, 0 or more")
+        if not isinstance(loads, list) or len(loads) != 3 or not all(_number(x) for x in loads):
+            raise ValueError("load.load_average must be three numbers")
+        if not isinstance(users, int) or isinstance(users, bool) or users < 0:
+            raise ValueError("load.users must be a whole number, 0 or more")
+        return cls(float(uptime), (float(loads[0]), float(loads[1]), float(loads[2])), users)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
