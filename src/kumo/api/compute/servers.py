@@ -592,5 +592,5 @@ def instance_action(
             )
         ).first()
     if row is None:
-        raise NotFound(f"Action for request_id {request_id} on instance {server_id} not found")
+        raise NotFound(f"Action {request_id} not found")
     return {"instanceAction": {**_action_view(row), "events": []}}

@@ -401,16 +401,22 @@ def _hostname(name: str) -> str:
     return label or "server"
 
 
-def record_action(session: Session, ctx: Context, instance_id: str, action: str) -> None:
-    session.add(
-        m.InstanceAction(
-            instance_id=instance_id,
-            action=action,
-            request_id="req-" + str(uuid.uuid4()),
-            user_id=ctx.user_id,
-            project_id=ctx.project_id or "",
-        )
+def record_action(
+    session: Session, ctx: Context, instance_id: str, action: str, message: str | None = None
+) -> m.InstanceAction:
+    """The instance action under the id of the request that asked for it (what a client
+    got back as X-OpenStack-Request-ID and looks the action up by, as in Nova); work the
+    cloud does on its own (outside a request) gets an id of its own."""
+    row = m.InstanceAction(
+        instance_id=instance_id,
+        action=action,
+        request_id=ctx.request_id or "req-" + str(uuid.uuid4()),
+        user_id=ctx.user_id,
+        project_id=ctx.project_id or "",
+        message=message,
     )
+    session.add(row)
+    return row
 
 
 def end_action(session: Session, instance_id: str, action: str, message: str | None) -> None:
@@ -1196,16 +1202,7 @@ def rescue(session: Session, ctx: Context, server_id: str, body: Any) -> tuple[m
     if image_id is None:
         raise BadRequest("Cannot rescue a server booted from a volume without rescue_image_ref.")
     _ask(instance, "rescued", "rescuing")
-    session.add(
-        m.InstanceAction(
-            instance_id=instance.id,
-            action="rescue",
-            request_id="req-" + str(uuid.uuid4()),
-            user_id=ctx.user_id,
-            project_id=ctx.project_id or "",
-            message=RESCUE_IMAGE_PREFIX + image_id,
-        )
-    )
+    record_action(session, ctx, instance.id, "rescue", RESCUE_IMAGE_PREFIX + image_id)
     return instance, password or secrets.token_urlsafe(9)
 
 
