@@ -926,20 +926,16 @@ ROTATION_PREFIX = "rotation="
 
 def pending_snapshot(session: Session, instance: m.Instance) -> m.Image | None:
     """The image a running createImage, createBackup or shelve fills: the server's own
-    snapshot or backup image that has no data yet (queued or saving). The image row is the
-    record of the request (Nova links a snapshot to its server the same way, by the
-    ``instance_uuid`` property)."""
+    image that has no data yet (queued or saving). The image row is the record of the
+    request, linked to its server by the ``instance_uuid`` property (as Nova links a
+    snapshot), which snapshot_image keeps; ``image_type`` is the user's to set."""
     candidates = session.scalars(
         select(m.Image)
         .where(m.Image.owner == instance.project_id, m.Image.status.in_(("queued", "saving")))
         .order_by(m.Image.created_at.desc())
     )
     for image in candidates:
-        props = image.properties or {}
-        if props.get("instance_uuid") == instance.id and props.get("image_type") in (
-            "snapshot",
-            "backup",
-        ):
+        if (image.properties or {}).get("instance_uuid") == instance.id:
             return image
     return None
 
@@ -972,11 +968,15 @@ def snapshot_image(
     instance: m.Instance,
     name: str | None,
     meta: dict[str, str],
-    extra: dict[str, str],
+    image_type: str,
+    request_props: dict[str, str] | None = None,
 ) -> m.Image:
     """A queued image, owned by the server's project, for a copy of its root disk: it keeps
-    what its base image needs to boot the same way, the user's metadata and ``extra``, and
-    names its server (``instance_uuid``), which is how the agent's upload finds it."""
+    what its base image needs to boot the same way and names its server
+    (``instance_uuid``), which is how the agent's upload finds it. Properties as Nova
+    layers them: the base image's, then ``image_type``, ``user_id`` and
+    ``base_image_ref``, then the user's metadata (an ``image_type`` of theirs wins), then
+    ``request_props`` (createBackup's ``backup_type``); ``instance_uuid`` always last."""
     base = session.get(m.Image, instance.image_id) if instance.image_id else None
     properties: dict[str, Any] = {}
     if base is not None:
@@ -989,15 +989,16 @@ def snapshot_image(
     for key in meta:
         if key in fields.BASE or key in fields.RESERVED or key in fields.READ_ONLY:
             raise BadRequest(f"Invalid metadata key {key}: an image attribute of that name exists.")
-    properties.update(meta)
-    properties.update(extra)
     properties.update(
         {
-            "instance_uuid": instance.id,
+            "image_type": image_type,
             "base_image_ref": instance.image_id or "",
             "user_id": ctx.user_id,
         }
     )
+    properties.update(meta)
+    properties.update(request_props or {})
+    properties["instance_uuid"] = instance.id
     now = utcnow()
     image = m.Image(
         id=str(uuid.uuid4()),
@@ -1028,7 +1029,8 @@ def _snapshot(
     body: dict[str, Any],
     action: str,
     vm_states: tuple[str, ...],
-    extra: dict[str, str],
+    image_type: str,
+    request_props: dict[str, str] | None = None,
 ) -> tuple[m.Instance, m.Image]:
     """The image a snapshot of the server's root disk will fill, queued, owned by the
     server's project, and the server's task started (shared by createImage and
@@ -1046,7 +1048,7 @@ def _snapshot(
         )
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
-    image = snapshot_image(session, ctx, instance, name, meta, extra)
+    image = snapshot_image(session, ctx, instance, name, meta, image_type, request_props)
     _ask(instance, None, "image_snapshot")
     record_action(session, ctx, instance.id, action)
     session.flush()
@@ -1061,9 +1063,7 @@ def create_image(
     The image exists at once (queued, then saving while the agent uploads); the server's
     task goes image_snapshot -> image_pending_upload -> image_uploading -> None."""
     _check_body("createImage", body, {"name", "metadata"}, ())
-    return _snapshot(
-        session, ctx, server_id, body, "createImage", SNAPSHOT_VM_STATES, {"image_type": "snapshot"}
-    )
+    return _snapshot(session, ctx, server_id, body, "createImage", SNAPSHOT_VM_STATES, "snapshot")
 
 
 def _rotation(value: Any) -> int:
@@ -1109,7 +1109,8 @@ def create_backup(
         body,
         "createBackup",
         BACKUP_VM_STATES,
-        {"image_type": "backup", "backup_type": backup_type},
+        "backup",
+        {"backup_type": backup_type},
     )
     action = session.scalars(
         select(m.InstanceAction)
@@ -1130,7 +1131,7 @@ def rotate_backups(session: Session, image: m.Image) -> list[str]:
     Nova does). The ids deleted, whose data the caller removes from the image store."""
     props = image.properties or {}
     server_id = str(props.get("instance_uuid") or "")
-    if props.get("image_type") != "backup" or not server_id:
+    if not props.get("backup_type") or not server_id:  # the request's, unlike image_type
         return []
     action = session.scalars(
         select(m.InstanceAction)
