@@ -93,7 +93,7 @@ def _details(
             else {"id": a.volume_id}
             for a in volumes.get(i.id, [])
         ]
-        if i.id in groups:
+        if groups.get(i.id):  # Nova leaves the key out for a server in no group
             view["security_groups"] = [{"name": n} for n in groups[i.id]]
         result.append(view)
     return result
