@@ -68,6 +68,7 @@ from kumo.api.volume import microversion as volume_microversion
 from kumo.api.volume import snapshots as volume_snapshots
 from kumo.api.volume import transfers as volume_transfers
 from kumo.api.volume import types as volume_types
+from kumo.api.volume import unrouted as volume_unrouted
 from kumo.api.volume import versions as volume_versions
 from kumo.api.volume import volumes as volume_volumes
 from kumo.config import Config
@@ -153,6 +154,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
         volume_snapshots,
         volume_limits,
         volume_transfers,
+        volume_unrouted,  # last: paths with a trailing slash that nothing above serves
     ):
         app.include_router(volume_module.router)
     app.include_router(versions.router)
