@@ -94,6 +94,91 @@ def test_project_crud(cloud):
     assert_error(c.get(f"{V3}/projects/{project['id']}", headers=h), 404)
 
 
+def test_project_acting_as_domain(cloud):
+    """Keystone: POST /v3/projects with is_domain makes a domain (tempest's
+    test_create_is_domain_project): a root with no domain or parent, listed by
+    /v3/projects?is_domain=true and by /v3/domains, shown, updated and (once disabled)
+    deleted through /v3/projects like any domain; regular listings leave it out."""
+    c, h = cloud.client, cloud.admin
+    body = {"name": "pad", "description": "acts", "domain_id": None, "is_domain": True}
+    resp = c.post(f"{V3}/projects", json={"project": body}, headers=h)
+    assert resp.status_code == 201, resp.text
+    pad = resp.json()["project"]
+    assert (pad["is_domain"], pad["domain_id"], pad["parent_id"]) == (True, None, None)
+    assert (pad["name"], pad["description"], pad["enabled"]) == ("pad", "acts", True)
+    assert pad["links"]["self"].endswith(f"/identity/v3/projects/{pad['id']}")
+    domains = c.get(f"{V3}/domains", headers=h).json()["domains"]
+    assert pad["id"] in [d["id"] for d in domains]
+    assert c.get(f"{V3}/domains/{pad['id']}", headers=h).json()["domain"]["name"] == "pad"
+    acting = c.get(f"{V3}/projects?is_domain=true", headers=h).json()["projects"]
+    assert {p["id"] for p in acting} == {pad["id"], "default"}
+    assert all(p["is_domain"] for p in acting)
+    by_name = c.get(f"{V3}/projects?is_domain=1&name=pad", headers=h).json()["projects"]
+    assert [p["id"] for p in by_name] == [pad["id"]]
+    assert c.get(f"{V3}/projects?is_domain=true&domain_id=default", headers=h).json() == {
+        "projects": [],
+        "links": {"self": f"{cloud.config.public_url}/identity/v3/projects", "previous": None,
+                  "next": None},
+    }  # fmt: skip
+    regular = c.get(f"{V3}/projects", headers=h).json()["projects"]
+    assert pad["id"] not in [p["id"] for p in regular]
+    for listing in ("?is_domain=false", ""):
+        assert all(not p["is_domain"] for p in c.get(f"{V3}/projects{listing}", headers=h).json()[
+            "projects"])  # fmt: skip
+    assert c.get(f"{V3}/projects/{pad['id']}", headers=h).json()["project"] == pad
+
+    # It holds projects: one names it as domain, or as parent (a top-level project's parent).
+    inner = cloud.create("projects", "project", {"name": "inner", "domain_id": pad["id"]})
+    assert (inner["domain_id"], inner["parent_id"]) == (pad["id"], pad["id"])
+    under = cloud.create("projects", "project", {"name": "under", "parent_id": pad["id"]})
+    assert (under["domain_id"], under["parent_id"], under["is_domain"]) == (
+        pad["id"], pad["id"], False)  # fmt: skip
+    resp = c.post(
+        f"{V3}/projects",
+        json={"project": {"name": "x", "parent_id": pad["id"], "domain_id": "default"}},
+        headers=h,
+    )
+    assert "is acting as a domain" in assert_error(resp, 400)["message"]
+
+    # What Keystone refuses.
+    for bad, status, message in (
+        ({"name": "pad", "is_domain": True}, 409,
+         "Conflict occurred attempting to store project - it is not permitted to have two "
+         "projects acting as domains with the same name: pad."),
+        ({"name": "Default", "is_domain": True}, 409, None),
+        ({"name": "kid", "is_domain": True, "parent_id": inner["id"]}, 400,
+         "only root projects are allowed to act as domains."),
+        ({"name": "kid", "is_domain": True, "domain_id": "default"}, 400,
+         "only root projects are allowed to act as domains."),
+        ({"name": "kid", "is_domain": "yes"}, 400, None),
+    ):  # fmt: skip
+        resp = c.post(f"{V3}/projects", json={"project": bad}, headers=h)
+        err = assert_error(resp, status)
+        assert message is None or err["message"] == message, err
+    assert {d["name"] for d in c.get(f"{V3}/domains", headers=h).json()["domains"]} == {
+        "Default", "pad"}  # fmt: skip
+
+    # Updated through /v3/projects: is_domain, domain_id and parent_id stay.
+    url = f"{V3}/projects/{pad['id']}"
+    for change, status in (
+        ({"is_domain": False}, 400), ({"domain_id": "default"}, 400), ({"parent_id": "x"}, 403),
+    ):  # fmt: skip
+        assert_error(c.patch(url, json={"project": change}, headers=h), status)
+    resp = c.patch(url, json={"project": {"description": "d2", "is_domain": True}}, headers=h)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["project"]["description"] == "d2"
+    assert_error(c.patch(f"{V3}/projects/default", json={"project": {"enabled": False}},
+                         headers=h), 403)  # fmt: skip
+
+    # Deleted only once disabled, with what it holds, as a domain is.
+    assert_error(c.delete(url, headers=h), 403)
+    resp = c.patch(url, json={"project": {"enabled": False}}, headers=h)
+    assert resp.status_code == 200 and resp.json()["project"]["enabled"] is False
+    assert c.delete(url, headers=h).status_code == 204
+    for gone in (url, f"{V3}/domains/{pad['id']}", f"{V3}/projects/{inner['id']}"):
+        assert_error(c.get(gone, headers=h), 404)
+
+
 def test_disabled_project_cannot_be_scoped(cloud):
     project = cloud.project("off")
     user = cloud.user("offuser", "pw-off", project_id=project["id"])

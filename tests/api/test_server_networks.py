@@ -91,6 +91,26 @@ def test_server_gets_a_port_and_shows_its_address(compute: Compute) -> None:
     assert _ports_of(compute, server_id) == []
 
 
+def test_a_server_in_no_security_group_shows_no_security_groups_key(compute: Compute) -> None:
+    """Nova leaves ``security_groups`` out of a server that has none: one whose only group
+    was removed (tempest's test_remove_server_all_security_groups) and one with no port."""
+    admin = compute.cloud.admin
+    bare = _server(compute, admin)  # before any network exists: no port, no group
+    net_id = _network(compute, admin, "sg-net", "10.40.0.0/24")
+    server_id = _server(compute, admin, networks=[{"uuid": net_id}])
+    compute.converge()
+    assert compute.show(server_id, admin)["security_groups"] == [{"name": "default"}]
+    resp = compute.action(server_id, admin, {"removeSecurityGroup": {"name": "default"}})
+    assert resp.status_code == 202, resp.text
+    assert "security_groups" not in compute.show(server_id, admin)
+    assert "security_groups" not in compute.show(bare, admin)
+    listed = compute.client.get(f"{SERVERS}/detail", headers=admin).json()["servers"]
+    assert [("security_groups" in s) for s in listed] == [False, False]
+    resp = compute.action(server_id, admin, {"addSecurityGroup": {"name": "default"}})
+    assert resp.status_code == 202, resp.text
+    assert compute.show(server_id, admin)["security_groups"] == [{"name": "default"}]
+
+
 def test_full_resync_gives_each_server_its_own_nics(compute: Compute) -> None:
     """The host's whole list reads every server's ports at once (no queries per server):
     each server still gets exactly its own NICs, in its order, and a server without

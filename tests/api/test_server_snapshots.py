@@ -112,6 +112,42 @@ def test_create_image_becomes_active_with_owner_and_properties(compute: Compute)
     assert actions[0]["action"] == "createImage" and actions[0]["message"] is None
 
 
+def test_create_image_metadata_wins_over_nova_properties(compute: Compute) -> None:
+    """Nova layers the user's createImage metadata over image_type, user_id and
+    base_image_ref (tempest's test_create_delete_image passes image_type=test and reads it
+    back); the snapshot still completes, found by its instance_uuid, which stays the
+    server's. createBackup's backup_type is the request's, over the metadata."""
+    admin = compute.cloud.admin
+    server_id = _active_server(compute, admin)
+    meta = {"image_type": "test", "user_id": "someone", "instance_uuid": "elsewhere"}
+    resp = compute.action(server_id, admin, {"createImage": {"name": "typed", "metadata": meta}})
+    assert resp.status_code == 202, resp.text
+    image_id = resp.headers["Location"].rsplit("/", 1)[-1]
+    compute.converge()
+    image = _image(compute, image_id, admin)
+    assert image["status"] == "active", image
+    assert (image["image_type"], image["user_id"]) == ("test", "someone")
+    assert image["instance_uuid"] == server_id
+    shown = compute.show(server_id, admin)
+    assert (shown["status"], shown["OS-EXT-STS:task_state"]) == ("ACTIVE", None)
+    nova_view = compute.client.get(f"/compute/v2.1/images/{image_id}", headers=admin).json()
+    assert nova_view["image"]["metadata"]["image_type"] == "test"
+    listed = compute.client.get(
+        f"/compute/v2.1/images/detail?server={server_id}", headers=admin
+    ).json()["images"]
+    assert [i["id"] for i in listed] == [image_id]
+
+    backup = {"name": "b1", "backup_type": "daily", "rotation": 1}
+    backup["metadata"] = {"backup_type": "weekly", "image_type": "mine"}
+    resp = compute.action(server_id, admin, {"createBackup": backup})
+    assert resp.status_code == 202, resp.text
+    backup_id = resp.headers["Location"].rsplit("/", 1)[-1]
+    compute.converge()
+    image = _image(compute, backup_id, admin)
+    assert image["status"] == "active", image
+    assert (image["backup_type"], image["image_type"]) == ("daily", "mine")
+
+
 @pytest.mark.parametrize("go", ["os-stop", "pause", "suspend"])
 def test_create_image_keeps_the_power_state(compute: Compute, go: str) -> None:
     admin = compute.cloud.admin

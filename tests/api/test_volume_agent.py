@@ -324,6 +324,51 @@ def test_block_device_mapping_refuses_what_it_cannot_do(storage: Storage) -> Non
         assert session.query(m.Volume).count() == 0  # nothing half-made
 
 
+def test_boot_only_from_a_bootable_volume(storage: Storage) -> None:
+    """Nova refuses (400, "Block Device <id> is not bootable.") to boot from a volume
+    Cinder does not flag bootable (tempest's test_create_server_from_non_bootable_volume),
+    or from a snapshot of one; a volume made from a snapshot inherits its volume's flag,
+    as in Cinder. Nothing of the refused request is kept."""
+    compute, admin, client = storage.compute, storage.cloud.admin, storage.cloud.client
+    vid = storage.create(admin, name="data")["id"]
+    storage.converge()
+    assert storage.show(vid, admin)["bootable"] == "false"
+    sid = client.post(
+        f"{V3}/snapshots", json={"snapshot": {"volume_id": vid}}, headers=admin
+    ).json()["snapshot"]["id"]
+    storage.converge()
+    from_snapshot = storage.create(admin, snapshot_id=sid)
+    assert from_snapshot["bootable"] == "false"
+
+    def boot(source: str, uuid_: str) -> Any:
+        mapping = {"source_type": source, "uuid": uuid_, "destination_type": "volume",
+                   "boot_index": "0", "volume_size": 1, "delete_on_termination": False}  # fmt: skip
+        body = {"server": {"name": "nb", "flavorRef": "1", "imageRef": "",
+                           "block_device_mapping_v2": [mapping]}}  # fmt: skip
+        return client.post(SERVERS, json=body, headers=admin)
+
+    with storage.cloud.db.session() as session:
+        volumes_before = session.query(m.Volume).count()
+    for source, ident in (("volume", vid), ("snapshot", sid)):
+        resp = boot(source, ident)
+        assert resp.status_code == 400, (source, resp.text)
+        assert resp.json()["badRequest"]["message"] == f"Block Device {vid} is not bootable."
+    with storage.cloud.db.session() as session:
+        assert session.query(m.Instance).count() == 0
+        assert session.query(m.Volume).count() == volumes_before
+    assert storage.show(vid, admin)["status"] == "available"
+
+    resp = storage.action(vid, admin, {"os-set_bootable": {"bootable": True}})
+    assert resp.status_code == 200, resp.text
+    assert storage.create(admin, snapshot_id=sid)["bootable"] == "true"
+    for source, ident in (("volume", vid), ("snapshot", sid)):
+        resp = boot(source, ident)
+        assert resp.status_code == 202, (source, resp.text)
+    storage.converge()
+    storage.converge()
+    assert compute.show(resp.json()["server"]["id"], admin)["status"] == "ACTIVE"
+
+
 def test_two_concurrent_attaches_exactly_one_succeeds(storage: Storage) -> None:
     """Two servers ask for the same volume at once (through Nova's API, in two threads):
     one attachment, the other request refused (400: in use, or 409: lost the race)."""

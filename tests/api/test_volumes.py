@@ -174,6 +174,27 @@ def test_bad_input_is_a_clear_400(cloud: Any, store: str) -> None:
         assert session.query(m.Volume).count() == 0  # nothing half-written
 
 
+def test_an_empty_id_is_a_404_not_a_redirect(cloud: Any, store: str) -> None:
+    """Cinder matches routes exactly: ``.../volumes/`` (a volume named by an empty id, as
+    tempest's ..._without_passing_volume_id and ..._with_empty_volume_id tests send it) is
+    a 404 for every method, not the list (GET) nor a 405 (PUT, DELETE)."""
+    admin = cloud.admin
+    volume_id = _create(cloud, admin).json()["volume"]["id"]
+    for path in (_url(cloud, admin, "/volumes/"), f"{V3}/volumes/", f"{V3}/snapshots/",
+                 _url(cloud, admin, f"/volumes/{volume_id}/metadata/")):  # fmt: skip
+        for method in ("GET", "PUT", "DELETE", "POST"):
+            resp = cloud.client.request(
+                method, path, json={"volume": {"name": "n"}}, headers=admin, follow_redirects=False
+            )
+            assert resp.status_code == 404, (method, path, resp.status_code, resp.text)
+            assert resp.json()["itemNotFound"]["message"] == "The resource could not be found."
+    shown = cloud.client.get(_url(cloud, admin, f"/volumes/{volume_id}"), headers=admin)
+    assert shown.json()["volume"]["id"] == volume_id
+    listed = cloud.client.get(_url(cloud, admin, "/volumes"), headers=admin)
+    assert [v["id"] for v in listed.json()["volumes"]] == [volume_id]
+    assert cloud.client.get(f"{V3}/", follow_redirects=False).status_code == 200
+
+
 def test_no_backend_with_room_is_an_error_volume(cloud: Any) -> None:
     register_storage_host(cloud, "tiny", total_gb=0)
     resp = _create(cloud, cloud.admin)

@@ -69,6 +69,7 @@ from kumo.api.volume import services as volume_services
 from kumo.api.volume import snapshots as volume_snapshots
 from kumo.api.volume import transfers as volume_transfers
 from kumo.api.volume import types as volume_types
+from kumo.api.volume import unrouted as volume_unrouted
 from kumo.api.volume import versions as volume_versions
 from kumo.api.volume import volumes as volume_volumes
 from kumo.config import Config
@@ -155,6 +156,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
         volume_limits,
         volume_services,
         volume_transfers,
+        volume_unrouted,  # last: paths with a trailing slash that nothing above serves
     ):
         app.include_router(volume_module.router)
     app.include_router(versions.router)

@@ -16,10 +16,11 @@ from kumo.core.policy import Context
 @dataclass(frozen=True)
 class Caller:
     token: ValidatedToken
+    request_id: str | None = None  # kumo.api.request_id's, carried into the context
 
     @property
     def ctx(self) -> Context:
-        return self.token.context()
+        return self.token.context(self.request_id)
 
 
 def caller(request: Request, state: AppState = Depends(app_state)) -> Caller:
@@ -31,7 +32,7 @@ def caller(request: Request, state: AppState = Depends(app_state)) -> Caller:
             validated = validate(session, state.codec, token, state.token_cache)
     except NotFound as exc:
         raise Unauthorized("The request you have made requires authentication.") from exc
-    found = Caller(validated)
+    found = Caller(validated, getattr(request.state, "request_id", None))
     # Compute URLs may name a project (kumo.api.compute.project_urls): it must be the
     # token's, for admins too, as in Nova.
     url_project = request.scope.get(URL_PROJECT_ID)

@@ -29,6 +29,9 @@ class Context:
     app_cred_id: str | None = None
     app_cred_restricted: bool = False
     audit_ids: tuple[str, ...] = field(default_factory=tuple)
+    # The API request this call serves (its X-OpenStack-Request-ID): Nova records it with
+    # each instance action, and clients look an action up by it. None outside a request.
+    request_id: str | None = None
 
     @property
     def is_admin(self) -> bool:

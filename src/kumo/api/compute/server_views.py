@@ -106,7 +106,6 @@ def detail(
             "OS-SRV-USG:launched_at": _usage_time(i.launched_at),
             "OS-SRV-USG:terminated_at": _usage_time(i.terminated_at),
             "os-extended-volumes:volumes_attached": [],
-            "security_groups": [],
         }
     )
     if ctx.is_admin:

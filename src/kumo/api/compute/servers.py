@@ -93,7 +93,7 @@ def _details(
             else {"id": a.volume_id}
             for a in volumes.get(i.id, [])
         ]
-        if i.id in groups:
+        if groups.get(i.id):  # Nova leaves the key out for a server in no group
             view["security_groups"] = [{"name": n} for n in groups[i.id]]
         result.append(view)
     return result
@@ -111,7 +111,7 @@ def _core(
     return view
 
 
-def _filters(request: Request, who: Caller) -> servers.ListFilters:
+def _filters(request: Request, who: Caller, version: APIVersion) -> servers.ListFilters:
     q = request.query_params
     ctx = who.ctx
     all_projects = bool(
@@ -133,7 +133,8 @@ def _filters(request: Request, who: Caller) -> servers.ListFilters:
         all_projects=all_projects and ctx.is_admin,
         project_id=(q.get("project_id") or q.get("tenant_id")) if ctx.is_admin else None,
         name=q.get("name"),
-        status=q.get("status"),
+        statuses=tuple(q.getlist("status")),
+        reject_unknown_status=version.at_least("2.38"),
         host=q.get("host"),
         image=q.get("image"),
         flavor=q.get("flavor"),
@@ -166,9 +167,12 @@ def _page_links(
 
 @router.get("/servers")
 def list_servers(
-    request: Request, who: Caller = Depends(caller), state: AppState = Depends(app_state)
+    request: Request,
+    who: Caller = Depends(caller),
+    state: AppState = Depends(app_state),
+    version: APIVersion = Depends(api_version),
 ) -> dict[str, Any]:
-    f = _filters(request, who)
+    f = _filters(request, who, version)
     with state.db.session() as session:
         rows = servers.list_servers(session, who.ctx, f)
     return {
@@ -184,7 +188,7 @@ def list_servers_detail(
     state: AppState = Depends(app_state),
     version: APIVersion = Depends(api_version),
 ) -> dict[str, Any]:
-    f = _filters(request, who)
+    f = _filters(request, who, version)
     f.lean = True
     with state.db.session() as session:
         rows = servers.list_servers(session, who.ctx, f)
@@ -594,5 +598,5 @@ def instance_action(
             )
         ).first()
     if row is None:
-        raise NotFound(f"Action for request_id {request_id} on instance {server_id} not found")
+        raise NotFound(f"Action {request_id} not found")
     return {"instanceAction": {**_action_view(row), "events": []}}

@@ -13,6 +13,7 @@ from kumo.api.state import AppState, app_state
 from kumo.core.identity import resources
 from kumo.core.identity.common import DEFAULT_DOMAIN_ID, parse_bool_filter
 from kumo.core.policy import enforce
+from kumo.db import models as m
 
 router = APIRouter()
 
@@ -95,7 +96,11 @@ def list_projects(
         "tags": tags.split(",") if tags else None,
     }
     with state.db.session() as session:
-        rows = resources.list_projects(session, filters)
+        rows: list[m.Project] | list[m.Domain] = (
+            resources.list_domain_projects(session, filters)
+            if parse_bool_filter(q.get("is_domain"))
+            else resources.list_projects(session, filters)
+        )
     base = state.identity_url
     return views.collection("projects", [views.project(p, base) for p in rows], base + "/projects")
 
@@ -108,7 +113,7 @@ def create_project(
 ) -> dict[str, Any]:
     enforce(who.ctx, "identity:create_project")
     with state.db.session() as session:
-        project = resources.create_project(session, member(body, "project"), caller_domain(who))
+        project = resources.create_any_project(session, member(body, "project"), caller_domain(who))
     return {"project": views.project(project, state.identity_url)}
 
 
@@ -118,7 +123,7 @@ def get_project(
 ) -> dict[str, Any]:
     enforce(who.ctx, "identity:get_project", {"project_id": project_id})
     with state.db.session() as session:
-        project = resources.get_project(session, project_id)
+        project = resources.get_any_project(session, project_id)
     return {"project": views.project(project, state.identity_url)}
 
 
@@ -131,7 +136,7 @@ def update_project(
 ) -> dict[str, Any]:
     enforce(who.ctx, "identity:update_project", {"project_id": project_id})
     with state.db.session() as session:
-        project = resources.update_project(session, project_id, member(body, "project"))
+        project = resources.update_any_project(session, project_id, member(body, "project"))
     return {"project": views.project(project, state.identity_url)}
 
 
@@ -141,7 +146,7 @@ def delete_project(
 ) -> Response:
     enforce(who.ctx, "identity:delete_project", {"project_id": project_id})
     with state.db.session() as session:
-        resources.delete_project(session, project_id)
+        resources.delete_any_project(session, project_id)
     return Response(status_code=204)
 
 

@@ -32,7 +32,9 @@ def domain(d: m.Domain, base: str) -> dict[str, Any]:
     }
 
 
-def project(p: m.Project, base: str) -> dict[str, Any]:
+def project(p: m.Project | m.Domain, base: str) -> dict[str, Any]:
+    if isinstance(p, m.Domain):
+        return _domain_as_project(p, base)
     return {
         **(p.extra or {}),
         "id": p.id,
@@ -45,6 +47,24 @@ def project(p: m.Project, base: str) -> dict[str, Any]:
         "tags": list(p.tags or []),
         "options": {},
         "links": {"self": f"{base}/projects/{p.id}"},
+    }
+
+
+def _domain_as_project(d: m.Domain, base: str) -> dict[str, Any]:
+    """A domain through /v3/projects, as Keystone shows it: a root project acting as a
+    domain, with no domain and no parent of its own."""
+    return {
+        **(d.extra or {}),
+        "id": d.id,
+        "name": d.name,
+        "domain_id": None,
+        "description": d.description,
+        "enabled": d.enabled,
+        "parent_id": None,
+        "is_domain": True,
+        "tags": [],
+        "options": {},
+        "links": {"self": f"{base}/projects/{d.id}"},
     }
 
 

@@ -160,8 +160,23 @@ def prepare(
             volume = volumes.create(session, ctx, body, placement)
             if volume.status == "error":
                 raise _invalid(f"the {mapping.source} volume cannot be made: {volume.fault}")
+        if mapping.boot_index == 0:
+            _check_bootable(session, mapping, volume)
         prepared.append((mapping, volume))
     return prepared
+
+
+def _check_bootable(session: Session, mapping: VolumeMapping, volume: m.Volume) -> None:
+    """Nova boots only from a bootable volume (Cinder's flag): an existing one, or the
+    volume a snapshot was taken of (a volume made from it inherits the flag). A new blank
+    volume is not checked, as in Nova. The whole request is refused: nothing is kept."""
+    if mapping.source not in ("volume", "snapshot") or volume.bootable:
+        return
+    origin = volume.id
+    if mapping.source == "snapshot":
+        snapshot = session.get(m.VolumeSnapshot, mapping.source_id)
+        origin = snapshot.volume_id if snapshot is not None else volume.id
+    raise BadRequest(f"Block Device {origin} is not bootable.")
 
 
 def boot_volume(prepared: list[tuple[VolumeMapping, m.Volume]]) -> m.Volume | None:

@@ -295,11 +295,11 @@ def begin_snapshot_upload(session: Session, image_id: str) -> m.Image:
     instance = session.get(m.Instance, str(props.get("instance_uuid") or ""))
     if (
         image is None
-        or props.get("image_type") not in ("snapshot", "backup")
         or instance is None
         or instance.deleted
         or instance.desired_state == "deleted"
         or instance.task_state not in states.UPLOAD_TASKS
+        or servers.pending_snapshot(session, instance) is not image
     ):
         raise NotFound(f"Image {image_id} is not a snapshot in progress.")
     if image.status != "queued":

@@ -405,16 +405,22 @@ def _hostname(name: str) -> str:
     return label or "server"
 
 
-def record_action(session: Session, ctx: Context, instance_id: str, action: str) -> None:
-    session.add(
-        m.InstanceAction(
-            instance_id=instance_id,
-            action=action,
-            request_id="req-" + str(uuid.uuid4()),
-            user_id=ctx.user_id,
-            project_id=ctx.project_id or "",
-        )
+def record_action(
+    session: Session, ctx: Context, instance_id: str, action: str, message: str | None = None
+) -> m.InstanceAction:
+    """The instance action under the id of the request that asked for it (what a client
+    got back as X-OpenStack-Request-ID and looks the action up by, as in Nova); work the
+    cloud does on its own (outside a request) gets an id of its own."""
+    row = m.InstanceAction(
+        instance_id=instance_id,
+        action=action,
+        request_id=ctx.request_id or "req-" + str(uuid.uuid4()),
+        user_id=ctx.user_id,
+        project_id=ctx.project_id or "",
+        message=message,
     )
+    session.add(row)
+    return row
 
 
 def end_action(session: Session, instance_id: str, action: str, message: str | None) -> None:
@@ -452,7 +458,11 @@ class ListFilters:
     all_projects: bool = False
     project_id: str | None = None
     name: str | None = None
-    status: str | None = None
+    # Each ``status`` asked for (Nova takes the parameter repeated and ignores the ones it
+    # does not know while one is known); ``reject_unknown_status``: none known is a 400
+    # from 2.38, an empty list before.
+    statuses: tuple[str, ...] = ()
+    reject_unknown_status: bool = True
     host: str | None = None
     image: str | None = None
     flavor: str | None = None
@@ -510,13 +520,15 @@ def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Insta
         query = query.where(m.Instance.updated_at >= f.changes_since)
     elif not (ctx.is_admin and f.deleted):
         query = query.where(m.Instance.deleted.is_(False))
-    if f.status is not None:
-        wanted = f.status.upper()
-        if wanted not in states.ALL_STATUSES:
-            raise BadRequest(f"Invalid status value: {f.status}")
-        vm = states.vm_states_for_status(wanted)
-        if vm:
-            query = query.where(m.Instance.vm_state.in_(vm))
+    wanted_statuses = {s.upper() for s in f.statuses} & states.ALL_STATUSES
+    if f.statuses:
+        if not wanted_statuses:
+            if f.reject_unknown_status:
+                raise BadRequest("Invalid status value")
+            return []
+        vm = [states.vm_states_for_status(wanted) for wanted in wanted_statuses]
+        if all(vm):  # a status shown by a task (REBOOT, MIGRATING...) spans vm_states
+            query = query.where(m.Instance.vm_state.in_([v for vms in vm for v in vms]))
     if f.image:
         query = query.where(m.Instance.image_id == f.image.rstrip("/").rsplit("/", 1)[-1])
     if f.flavor:
@@ -538,7 +550,7 @@ def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Insta
     order = column.desc() if desc else column.asc()
     tiebreak = m.Instance.id.desc() if desc else m.Instance.id.asc()
     query = query.order_by(order, tiebreak)
-    if not (f.name or f.status is not None or f.tags) and key in _NOT_NULL_SORT_KEYS:
+    if not (f.name or f.statuses or f.tags) and key in _NOT_NULL_SORT_KEYS:
         # Every filter is in SQL: so is the page (keyset after the marker, then LIMIT),
         # and a page of 10 costs 10 rows, not the whole list.
         if f.marker is not None:
@@ -560,9 +572,9 @@ def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Insta
         except re.error:
             raise BadRequest(f"Invalid name filter: {f.name}") from None
         rows = [r for r in rows if pattern.search(r.name)]
-    if f.status is not None:
+    if f.statuses:
         # The SQL filter narrowed by vm_state; tasks (REBOOT, RESIZE...) refine the status.
-        rows = [r for r in rows if states.status(r.vm_state, r.task_state) == f.status.upper()]
+        rows = [r for r in rows if states.status(r.vm_state, r.task_state) in wanted_statuses]
     if f.tags:
         wanted_tags = set(f.tags)
         rows = [r for r in rows if wanted_tags <= set(r.tags or [])]
@@ -918,20 +930,16 @@ ROTATION_PREFIX = "rotation="
 
 def pending_snapshot(session: Session, instance: m.Instance) -> m.Image | None:
     """The image a running createImage, createBackup or shelve fills: the server's own
-    snapshot or backup image that has no data yet (queued or saving). The image row is the
-    record of the request (Nova links a snapshot to its server the same way, by the
-    ``instance_uuid`` property)."""
+    image that has no data yet (queued or saving). The image row is the record of the
+    request, linked to its server by the ``instance_uuid`` property (as Nova links a
+    snapshot), which snapshot_image keeps; ``image_type`` is the user's to set."""
     candidates = session.scalars(
         select(m.Image)
         .where(m.Image.owner == instance.project_id, m.Image.status.in_(("queued", "saving")))
         .order_by(m.Image.created_at.desc())
     )
     for image in candidates:
-        props = image.properties or {}
-        if props.get("instance_uuid") == instance.id and props.get("image_type") in (
-            "snapshot",
-            "backup",
-        ):
+        if (image.properties or {}).get("instance_uuid") == instance.id:
             return image
     return None
 
@@ -964,11 +972,15 @@ def snapshot_image(
     instance: m.Instance,
     name: str | None,
     meta: dict[str, str],
-    extra: dict[str, str],
+    image_type: str,
+    request_props: dict[str, str] | None = None,
 ) -> m.Image:
     """A queued image, owned by the server's project, for a copy of its root disk: it keeps
-    what its base image needs to boot the same way, the user's metadata and ``extra``, and
-    names its server (``instance_uuid``), which is how the agent's upload finds it."""
+    what its base image needs to boot the same way and names its server
+    (``instance_uuid``), which is how the agent's upload finds it. Properties as Nova
+    layers them: the base image's, then ``image_type``, ``user_id`` and
+    ``base_image_ref``, then the user's metadata (an ``image_type`` of theirs wins), then
+    ``request_props`` (createBackup's ``backup_type``); ``instance_uuid`` always last."""
     base = session.get(m.Image, instance.image_id) if instance.image_id else None
     properties: dict[str, Any] = {}
     if base is not None:
@@ -981,15 +993,16 @@ def snapshot_image(
     for key in meta:
         if key in fields.BASE or key in fields.RESERVED or key in fields.READ_ONLY:
             raise BadRequest(f"Invalid metadata key {key}: an image attribute of that name exists.")
-    properties.update(meta)
-    properties.update(extra)
     properties.update(
         {
-            "instance_uuid": instance.id,
+            "image_type": image_type,
             "base_image_ref": instance.image_id or "",
             "user_id": ctx.user_id,
         }
     )
+    properties.update(meta)
+    properties.update(request_props or {})
+    properties["instance_uuid"] = instance.id
     now = utcnow()
     image = m.Image(
         id=str(uuid.uuid4()),
@@ -1020,7 +1033,8 @@ def _snapshot(
     body: dict[str, Any],
     action: str,
     vm_states: tuple[str, ...],
-    extra: dict[str, str],
+    image_type: str,
+    request_props: dict[str, str] | None = None,
 ) -> tuple[m.Instance, m.Image]:
     """The image a snapshot of the server's root disk will fill, queued, owned by the
     server's project, and the server's task started (shared by createImage and
@@ -1038,7 +1052,7 @@ def _snapshot(
         )
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
-    image = snapshot_image(session, ctx, instance, name, meta, extra)
+    image = snapshot_image(session, ctx, instance, name, meta, image_type, request_props)
     _ask(instance, None, "image_snapshot")
     record_action(session, ctx, instance.id, action)
     session.flush()
@@ -1053,9 +1067,7 @@ def create_image(
     The image exists at once (queued, then saving while the agent uploads); the server's
     task goes image_snapshot -> image_pending_upload -> image_uploading -> None."""
     _check_body("createImage", body, {"name", "metadata"}, ())
-    return _snapshot(
-        session, ctx, server_id, body, "createImage", SNAPSHOT_VM_STATES, {"image_type": "snapshot"}
-    )
+    return _snapshot(session, ctx, server_id, body, "createImage", SNAPSHOT_VM_STATES, "snapshot")
 
 
 def _rotation(value: Any) -> int:
@@ -1101,7 +1113,8 @@ def create_backup(
         body,
         "createBackup",
         BACKUP_VM_STATES,
-        {"image_type": "backup", "backup_type": backup_type},
+        "backup",
+        {"backup_type": backup_type},
     )
     action = session.scalars(
         select(m.InstanceAction)
@@ -1122,7 +1135,7 @@ def rotate_backups(session: Session, image: m.Image) -> list[str]:
     Nova does). The ids deleted, whose data the caller removes from the image store."""
     props = image.properties or {}
     server_id = str(props.get("instance_uuid") or "")
-    if props.get("image_type") != "backup" or not server_id:
+    if not props.get("backup_type") or not server_id:  # the request's, unlike image_type
         return []
     action = session.scalars(
         select(m.InstanceAction)
@@ -1194,16 +1207,7 @@ def rescue(session: Session, ctx: Context, server_id: str, body: Any) -> tuple[m
     if image_id is None:
         raise BadRequest("Cannot rescue a server booted from a volume without rescue_image_ref.")
     _ask(instance, "rescued", "rescuing")
-    session.add(
-        m.InstanceAction(
-            instance_id=instance.id,
-            action="rescue",
-            request_id="req-" + str(uuid.uuid4()),
-            user_id=ctx.user_id,
-            project_id=ctx.project_id or "",
-            message=RESCUE_IMAGE_PREFIX + image_id,
-        )
-    )
+    record_action(session, ctx, instance.id, "rescue", RESCUE_IMAGE_PREFIX + image_id)
     return instance, password or secrets.token_urlsafe(9)
 
 

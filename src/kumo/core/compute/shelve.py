@@ -54,7 +54,7 @@ def shelve(session: Session, ctx: Context, server_id: str, args: Any) -> m.Insta
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     image = servers.snapshot_image(
-        session, ctx, instance, f"{instance.name}-shelved", {}, {"image_type": "snapshot"}
+        session, ctx, instance, f"{instance.name}-shelved", {}, "snapshot"
     )
     instance.shelved_image_id = image.id
     servers.ask(instance, None, "shelving")

@@ -55,7 +55,7 @@ class ValidatedToken:
     def scoped(self) -> bool:
         return self.project is not None or self.domain is not None or self.system
 
-    def context(self) -> Context:
+    def context(self, request_id: str | None = None) -> Context:
         return Context(
             user_id=self.user.id,
             user_domain_id=self.user.domain_id,
@@ -67,6 +67,7 @@ class ValidatedToken:
             app_cred_id=self.app_cred.id if self.app_cred else None,
             app_cred_restricted=bool(self.app_cred and not self.app_cred.unrestricted),
             audit_ids=tuple(self.payload.audit_ids),
+            request_id=request_id,
         )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.errors import BadRequest, Forbidden, NotFound
+from kumo.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.core.identity.common import (
     DEFAULT_DOMAIN_ID,
     flush_unique,
@@ -176,14 +176,101 @@ def _tags(body: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
+# Projects acting as domains -------------------------------------------------------------
+#
+# In Keystone a domain is a project with is_domain=true (one table): POST /v3/projects with
+# is_domain makes a domain, and every domain is also shown, updated and deleted through
+# /v3/projects/{id}. Here domains keep their own table; these functions give them the
+# project face: a project acting as a domain is a Domain row.
+
+
+def acts_as_domain(body: dict[str, Any]) -> bool:
+    return optional_bool(body, "is_domain", False)
+
+
+def create_any_project(
+    session: Session, body: dict[str, Any], default_domain_id: str
+) -> m.Project | m.Domain:
+    """POST /v3/projects: a project, or with ``is_domain`` a domain."""
+    if acts_as_domain(body):
+        return create_domain_project(session, body)
+    return create_project(session, body, default_domain_id)
+
+
+def create_domain_project(session: Session, body: dict[str, Any]) -> m.Domain:
+    """A project acting as a domain: a root, so it names no parent and no domain (Keystone
+    refuses either with a 400), and its name is unique among domains (409)."""
+    name = require_str(body, "name", "a project", 64).strip()
+    if optional_str(body, "parent_id") or optional_str(body, "domain_id"):
+        raise BadRequest("only root projects are allowed to act as domains.")
+    if body.get("tags"):
+        raise BadRequest("Tags are not supported on a project acting as a domain.")
+    if session.scalars(select(m.Domain.id).where(m.Domain.name == name)).first() is not None:
+        raise Conflict(
+            "Conflict occurred attempting to store project - it is not permitted to have two "
+            f"projects acting as domains with the same name: {name}."
+        )
+    return create_domain(session, {**body, "name": name})
+
+
+def get_any_project(session: Session, project_id: str) -> m.Project | m.Domain:
+    """A project, or a domain (every domain is also a project acting as a domain)."""
+    found = session.get(m.Project, project_id) or session.get(m.Domain, project_id)
+    if found is None:
+        raise NotFound(f"Could not find project: {project_id}.")
+    return found
+
+
+def update_any_project(
+    session: Session, project_id: str, body: dict[str, Any]
+) -> m.Project | m.Domain:
+    found = get_any_project(session, project_id)
+    if isinstance(found, m.Project):
+        return update_project(session, project_id, body)
+    if body.get("domain_id") is not None:
+        raise BadRequest("Cannot change Domain ID")
+    if body.get("parent_id") is not None:
+        raise Forbidden("Update of `parent_id` is not allowed.")
+    if "is_domain" in body and body["is_domain"] is not True:
+        raise BadRequest("Update of `is_domain` is not allowed.")
+    if body.get("tags"):
+        raise BadRequest("Tags are not supported on a project acting as a domain.")
+    return update_domain(session, project_id, body)
+
+
+def delete_any_project(session: Session, project_id: str) -> None:
+    """A project acting as a domain goes as a domain does: disabled first, with all it
+    owns (Keystone's delete_project of an is_domain project)."""
+    if isinstance(get_any_project(session, project_id), m.Domain):
+        delete_domain(session, project_id)
+    else:
+        delete_project(session, project_id)
+
+
+def list_domain_projects(session: Session, filters: dict[str, Any]) -> list[m.Domain]:
+    """GET /v3/projects?is_domain=true: the domains, filtered as projects (a domain has no
+    domain, parent or tags, so filtering on those finds none)."""
+    if any(filters.get(k) for k in ("domain_id", "parent_id", "tags", "ids")):
+        return []
+    return list_domains(session, filters.get("name"), filters.get("enabled"))
+
+
 def create_project(
     session: Session, body: dict[str, Any], default_domain_id: str, project_id: str | None = None
 ) -> m.Project:
     name = require_str(body, "name", "a project", 64)
-    if body.get("is_domain"):
-        raise BadRequest("Projects acting as domains are not supported; create a domain.")
+    if acts_as_domain(body):
+        raise BadRequest("A project acting as a domain is made by create_domain_project.")
     parent_id = optional_str(body, "parent_id")
     domain_id = optional_str(body, "domain_id") or None
+    if parent_id and session.get(m.Domain, parent_id) is not None:
+        # A top-level project's parent is its domain (Keystone shows and takes it so).
+        if domain_id and domain_id != parent_id:
+            raise BadRequest(
+                f"Cannot create project, the parent ({parent_id}) is acting as a domain, but "
+                f"this project's domain id ({domain_id}) does not match the parent's id."
+            )
+        domain_id, parent_id = parent_id, None
     if parent_id:
         parent = get_project(session, parent_id)
         if domain_id and domain_id != parent.domain_id:

@@ -267,6 +267,12 @@ def create(session: Session, ctx: Context, body: dict[str, Any], placement: Plac
                 f"snapshot size {snapshot.size}GB. They must be >= original snapshot size."
             )
         host_id = snapshot.host_id
+        # Cinder: a volume made from a snapshot is bootable, with the image metadata, as
+        # the volume the snapshot was taken of is.
+        origin = session.get(m.Volume, snapshot.volume_id)
+        if origin is not None:
+            bootable = origin.bootable
+            image_meta = dict(origin.image_meta) if origin.image_meta else None
     elif body.get("source_volid"):
         source = _volume_source(session, ctx, body["source_volid"])
         size = size_of(body["size"]) if body.get("size") is not None else source.size
