@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from pathlib import Path
@@ -11,11 +10,13 @@ from typing import Any
 import typer
 
 import kumo
+from kumo.cli.options import SERVICES, GlobalOptionsGroup, configure_logging, record
 from kumo.cli.output import emit, err_console
 from kumo.config import Config, ConfigError, load_config
 from kumo.runtime import NotReady, Runtime, wakeups_across_processes
 
 app = typer.Typer(
+    cls=GlobalOptionsGroup,
     no_args_is_help=True,
     add_completion=False,
     help="kumo: an IaaS private cloud with OpenStack APIs.",
@@ -57,16 +58,11 @@ def main_options(
         False, "--version", callback=_version, is_eager=True, help="print the version and exit"
     ),
 ) -> None:
-    overrides: dict[str, Any] = {}
-    if state_dir is not None:
-        overrides["state_dir"] = str(state_dir.absolute())
-    ctx.obj = {"config_file": config, "overrides": overrides}
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpcore", "alembic.runtime.migration"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Options of every command: also accepted after the subcommand (kumo.cli.options)."""
+    ctx.obj = {"config_file": None, "overrides": {}}
+    configure_logging(verbose, service=ctx.invoked_subcommand in SERVICES)
+    record(ctx.obj, "state_dir", state_dir)
+    record(ctx.obj, "config", config)
 
 
 def load(ctx: typer.Context, extra: dict[str, Any] | None = None) -> Config:
