@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 
 from kumo.agent.network_setup import namespace_suffix
+from kumo.drivers.storage.volumes import registry as volumes
+from kumo.drivers.storage.volumes.raw import loop_device_problem, loop_devices_of
 
 from kumoproc import Result, clean_env, kernel_leftovers, kumo, start_cloud, stop_process
 
@@ -93,3 +97,20 @@ def test_purge_refuses_a_directory_kumo_did_not_make(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "does not look like a kumo state directory" in refused.err
     assert (precious / "notes.txt").read_text() == "keep me\n"
+
+
+def test_down_detaches_the_loop_devices_of_raw_volumes(tmp_path: Path) -> None:
+    problem = loop_device_problem()
+    if problem:
+        pytest.skip(f"loop devices unusable here: {problem}")
+    state = tmp_path / "state"
+    backend = volumes.create("raw", state / "agent", loop_device=True)
+    volume = backend.create(str(uuid.uuid4()), 1)
+    try:
+        attached = backend.connection(volume.id).path
+        assert loop_devices_of(Path(volume.path)) == [attached]
+        ok(k(state, "down"))
+        assert loop_devices_of(Path(volume.path)) == []
+    finally:
+        for device in loop_devices_of(Path(volume.path)):
+            subprocess.run(["losetup", "-d", device], check=False)

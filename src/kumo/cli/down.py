@@ -8,7 +8,7 @@ them), so Ctrl-C leaves them running; this is the command that stops them. In or
    start again the guests this stops, so `kumo down` stops it rather than fight it;
 2. every guest of the state directory (found by its pidfile and instance directory, never
    by process name) gets an ACPI power-down and until the deadline to go, then is killed;
-   disk exports for migrations (qemu-nbd) end too;
+   disk exports for migrations (qemu-nbd) end too, and raw volumes leave their loop devices;
 3. the datapath: `kumo network teardown`'s code (dnsmasq, router, host and provider
    namespaces, bridges, nftables);
 4. with --purge, the state directory itself.
@@ -137,6 +137,23 @@ def _stop_guests(agent_dir: Path, timeout: float) -> tuple[list[str], list[str]]
     return sorted(stopped), sorted(failed)
 
 
+def _detach_loop_devices(agent_dir: Path) -> None:
+    """Detach the loop devices of the raw backend's volumes (their guests are stopped; the
+    next `kumo up` attaches them again on demand), so that no device of the state
+    directory outlives it, nor holds on to a purged file."""
+    from kumo.drivers.storage.volumes import registry
+    from kumo.drivers.storage.volumes.base import VolumeBackendError
+
+    if not registry.root_for("raw", agent_dir).is_dir():
+        return
+    try:
+        backend = registry.create("raw", agent_dir, loop_device=True)
+    except VolumeBackendError:
+        return  # no usable losetup here: nothing can have been attached
+    for volume_id in backend.list_volumes():
+        backend.disconnect(volume_id)
+
+
 def down(config: Config, purge: bool, timeout: float) -> DownReport:
     """Stop everything of ``config.state_dir`` on this machine (see the module's doc)."""
     state_dir = config.state_dir
@@ -152,6 +169,8 @@ def down(config: Config, purge: bool, timeout: float) -> DownReport:
             owner.hold(state_dir, owner.AGENT, "kumo down"),
         ):
             report.guests, report.failed = _stop_guests(state_dir / "agent", timeout)
+            if not report.failed:
+                _detach_loop_devices(state_dir / "agent")
             with err_console.status("removing the datapath"):
                 report.network = teardown(config)
     except owner.Busy as exc:
