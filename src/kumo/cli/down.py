@@ -20,7 +20,6 @@ start` boots them again. Safe to repeat, and on a cloud that is not running.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -35,6 +34,7 @@ from kumo.agent.network_setup import teardown
 from kumo.cli import owner
 from kumo.cli.output import err_console
 from kumo.config import Config
+from kumo.drivers.network.netns import NetworkError
 
 OWNER_STOP_SECONDS = 30.0
 
@@ -50,6 +50,7 @@ class DownReport:
     failed: list[str] = field(default_factory=list)  # guests that could not be stopped
     network: list[str] = field(default_factory=list)
     purged: Path | None = None
+    purge_requested: bool = False
 
     def lines(self) -> list[str]:
         done = [f"stopped {o}" for o in self.owners]
@@ -58,6 +59,8 @@ class DownReport:
         done += self.network
         if self.purged is not None:
             done.append(f"removed {self.purged}")
+        elif self.failed and self.purge_requested:
+            done.append("nothing was removed: some guests could not be stopped")
         return done
 
 
@@ -76,6 +79,8 @@ def _stop_owners(state_dir: Path) -> list[str]:
         found = owner.owner(state_dir, which)
         if found is None:
             continue
+        if found.command == "kumo down":
+            raise DownError(f"{found} is already taking {state_dir} down")
         if found.pid <= 0:
             raise DownError(f"{found} is starting for {state_dir}; run kumo down again")
         try:
@@ -86,8 +91,12 @@ def _stop_owners(state_dir: Path) -> list[str]:
             raise DownError(f"{found} holds {state_dir / which} but is not a kumo process")
         err_console.print(f"stopping {found} ...")
         deadline = time.monotonic() + OWNER_STOP_SECONDS
-        with contextlib.suppress(ProcessLookupError):
+        try:
             os.kill(found.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            raise DownError(f"not allowed to stop {found}: run kumo down as its user") from None
         while owner.owner(state_dir, which) is not None:
             if time.monotonic() > deadline:
                 raise DownError(
@@ -157,7 +166,7 @@ def _detach_loop_devices(agent_dir: Path) -> None:
 def down(config: Config, purge: bool, timeout: float) -> DownReport:
     """Stop everything of ``config.state_dir`` on this machine (see the module's doc)."""
     state_dir = config.state_dir
-    report = DownReport()
+    report = DownReport(purge_requested=purge)
     if not state_dir.is_dir():
         return report
     if purge and (problem := purge_problem(state_dir)):
@@ -172,7 +181,10 @@ def down(config: Config, purge: bool, timeout: float) -> DownReport:
             if not report.failed:
                 _detach_loop_devices(state_dir / "agent")
             with err_console.status("removing the datapath"):
-                report.network = teardown(config)
+                try:
+                    report.network = teardown(config)
+                except NetworkError as exc:
+                    raise DownError(f"removing the datapath failed: {exc}") from None
     except owner.Busy as exc:
         raise DownError(f"{exc.owner} started meanwhile; run kumo down again") from None
     if purge and not report.failed:
