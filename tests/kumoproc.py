@@ -16,12 +16,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
+
+from kumo.agent.network_setup import namespace_suffix
+from kumo.drivers.network import names
 
 T = TypeVar("T")
 
@@ -209,6 +212,82 @@ def wait_for(
         time.sleep(interval)
     detail = f"; {why()}" if why is not None else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r}){detail}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def command_lines() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, argv) of every live process on the machine."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and alive(int(entry.name)):
+            yield int(entry.name), argv
+
+
+def cloud_namespaces(state: Path) -> set[str]:
+    """The named network namespaces of the cloud on ``state`` (its host and provider
+    namespaces, its DHCP and routers), whatever else runs on the machine."""
+    try:
+        found = set(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return set()
+    marks = (namespace_suffix(state), f"-{names.scope_for(state / 'agent' / 'network')}-")
+    return {n for n in found if any(mark in n for mark in marks)}
+
+
+def _in_namespace(namespace: str | None, *argv: str) -> object:
+    prefix = ["ip", "netns", "exec", namespace] if namespace else []
+    done = subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=30)
+    return json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else None
+
+
+def kernel_leftovers(state: Path) -> dict[str, list[str]]:
+    """What the cloud on ``state`` has on this machine, by kind: its processes (found by the
+    state directory in their command line: kumo, qemu, dnsmasq, qemu-nbd), its network
+    namespaces, and the bridges and nftables tables in them (and kumo-named ones in the
+    root namespace, where kumo must never put any)."""
+    mark = str(state).encode()
+    processes = [
+        f"{pid} {b' '.join(argv).decode(errors='replace')[:200]}"
+        for pid, argv in command_lines()
+        if any(mark in arg for arg in argv)
+    ]
+    namespaces = sorted(cloud_namespaces(state))
+    bridges: list[str] = []
+    tables: list[str] = []
+    for namespace in [None, *namespaces]:
+        where = namespace or "root"
+        links = _in_namespace(namespace, "ip", "-j", "link", "show", "type", "bridge") or []
+        assert isinstance(links, list)
+        bridges += [
+            f"{where}: {link['ifname']}"
+            for link in links
+            if namespace or str(link["ifname"]).startswith(names.DEVICE_PREFIXES)
+        ]
+        listed = _in_namespace(namespace, "nft", "-j", "list", "tables") or {}
+        assert isinstance(listed, dict)
+        tables += [
+            f"{where}: {t['table']['family']} {t['table']['name']}"
+            for t in listed.get("nftables", [])
+            if "table" in t and (namespace or "kumo" in t["table"]["name"])
+        ]
+    return {
+        "processes": processes,
+        "namespaces": namespaces,
+        "bridges": bridges,
+        "nft tables": tables,
+    }
 
 
 class Pinger:

@@ -13,14 +13,14 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from kumoproc import KUMO, clean_env, kill_group, kumo, wait_for
+from kumoproc import KUMO, clean_env, command_lines, kill_group, kumo, wait_for
 
 SERVERS = "/compute/v2.1/servers"
 # A server is settled when it no longer waits for anything: ACTIVE, or ERROR with a fault.
@@ -211,27 +211,6 @@ def require_qemu() -> None:
         if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
             pytest.fail(reason + "; CI=true requires the real hypervisor")
         pytest.skip(reason)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def command_lines() -> Iterator[tuple[int, list[bytes]]]:
-    """(pid, argv) of every live process on the machine."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and alive(int(entry.name)):
-            yield int(entry.name), argv
 
 
 def qemu_pids(server_id: str) -> list[int]:

@@ -30,7 +30,6 @@ from computeapi import (
     SETTLED_AFTER_FAKE_RESTART,
     Api,
     Guests,
-    alive,
     assert_settled_with_faults,
     db_check,
     kill9,
@@ -41,7 +40,7 @@ from computeapi import (
     start_agent,
     wait_file,
 )
-from kumoproc import Cloud, clean_env, start_cloud, wait_for
+from kumoproc import Cloud, alive, clean_env, start_cloud, wait_for
 
 SETTLE = 90.0  # fake driver: seconds for every server to leave BUILD after the restart
 BOOT = 240.0  # TCG on a busy 2-vCPU machine

@@ -72,7 +72,7 @@ def two_hosts(tmp_path: Path) -> Iterator[tuple[Cloud, Path, Guests, Guests]]:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=clean_env(KUMO_AGENT_CREDENTIAL=credential),
+                env=clean_env(KUMO_AGENT_CREDENTIAL=credential, KUMO_COMPUTE_HYPERVISOR="qemu"),
                 start_new_session=True,
             )
 

@@ -18,10 +18,20 @@ import pytest
 from test_qemu_server import BOOT, Guests, _require_qemu, ok, openstack
 
 from kumo.agent.network_setup import namespace_suffix
-from kumo.drivers.network import names
 
-from computeapi import alive, kill9, qemu_pids
-from kumoproc import KUMO, Cloud, Pinger, Result, clean_env, run, start_cloud, wait_for
+from computeapi import kill9, qemu_pids
+from kumoproc import (
+    KUMO,
+    Cloud,
+    Pinger,
+    Result,
+    alive,
+    clean_env,
+    cloud_namespaces,
+    run,
+    start_cloud,
+    wait_for,
+)
 
 pytestmark = pytest.mark.clients
 
@@ -39,17 +49,6 @@ doc=$(printf 'GET /openstack/latest/meta_data.json HTTP/1.0\r\n\r\n' \
       | nc -w 5 169.254.169.254 80 | grep -o '"uuid": "[^"]*"')
 echo "kumo-guest: metadata $doc"
 """
-
-
-def _namespaces(state: Path) -> set[str]:
-    """The named network namespaces of the cloud on ``state`` (its host and provider
-    namespaces, its DHCP and routers), whatever else runs on the machine."""
-    try:
-        found = set(os.listdir("/run/netns"))
-    except FileNotFoundError:
-        return set()
-    marks = (namespace_suffix(state), f"-{names.scope_for(state / 'agent' / 'network')}-")
-    return {n for n in found if any(mark in n for mark in marks)}
 
 
 @dataclass
@@ -88,7 +87,7 @@ def net_lab(tmp_path: Path) -> Iterator[NetCloud]:
         lab.guests.cleanup()
         torn = run([KUMO, "--state-dir", str(state), "network", "teardown"], env)
         assert torn.returncode == 0, torn.stderr
-        assert _namespaces(state) == set(), "the cloud's namespaces outlived its teardown"
+        assert cloud_namespaces(state) == set(), "the cloud's namespaces outlived its teardown"
 
 
 @pytest.fixture
@@ -310,7 +309,7 @@ def test_kill_9_of_kumo_up_leaves_guests_and_datapath_untouched(
     server = _active(cloud, "vm-keep")
     qemu_pid = guests.pid(server["id"])
     provider, address = _floating_ip_answering(cloud, "vm-keep")
-    namespaces = _namespaces(net_lab.state)
+    namespaces = cloud_namespaces(net_lab.state)
     dnsmasq = _dnsmasq_pids(net_lab.state)
     assert dnsmasq, "a DHCP server for private"
     assert len(_first_passes(net_lab.state)) == 1
@@ -333,7 +332,7 @@ def test_kill_9_of_kumo_up_leaves_guests_and_datapath_untouched(
         sent, received = pinger.stop()
     assert sent >= 25 and sent - received <= 1, pinger.output[-600:]
 
-    assert _namespaces(net_lab.state) == namespaces, "no namespace made or removed"
+    assert cloud_namespaces(net_lab.state) == namespaces, "no namespace made or removed"
     assert _dnsmasq_pids(net_lab.state) == dnsmasq, "the same dnsmasq processes"
     assert all(alive(pid) for pid in dnsmasq.values())
     assert qemu_pids(server["id"]) == [qemu_pid], "the same qemu"

@@ -16,8 +16,8 @@ import pytest
 from test_qemu_networking import PING, _active, _console
 from test_qemu_server import BOOT, Guests, _require_qemu, ok, openstack
 
-from computeapi import command_lines, start_agent
-from kumoproc import KUMO, Cloud, clean_env, run, start_cloud, stop_process, wait_for
+from computeapi import start_agent
+from kumoproc import KUMO, Cloud, clean_env, command_lines, run, start_cloud, stop_process, wait_for
 
 pytestmark = pytest.mark.clients
 

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from kumo.agent.network import HostNetworkConfig
 from kumo.config import Config
@@ -38,6 +39,34 @@ def host_namespace(config: Config) -> str | None:
 
 def provider_namespace(config: Config) -> str:
     return f"kumo-provider-{namespace_suffix(config.state_dir)}"
+
+
+def existing_provider(config: Config) -> str | None:
+    """The provider namespace of this state directory when it exists (the all-in-one
+    cloud's outside world), for telling an operator which of the host's is theirs."""
+    name = provider_namespace(config)
+    return name if netns.exists(name) else None
+
+
+def describe(config: Config) -> dict[str, Any]:
+    """This state directory's datapath on this host, for `kumo network show`: several
+    clouds can share a machine, and namespace names are global."""
+    host_ns = host_namespace(config)
+    provider = provider_namespace(config)
+    directory = config.state_dir / "agent" / "network"
+    from kumo.drivers.network.linux import LinuxNetworkDriver
+
+    made = LinuxNetworkDriver(directory).owned_namespaces()
+    present = [n for n in sorted({host_ns or "", provider, *made}) if n and netns.exists(n)]
+    return {
+        "state_dir": str(config.state_dir),
+        "network_driver": resolve_driver_name(config),
+        "host_namespace": host_ns or "(the root namespace)",
+        "provider_namespace": provider,
+        "provider_present": netns.exists(provider),
+        "provider_gateway": config.agent.provider_gateway,
+        "namespaces": present,
+    }
 
 
 def resolve_driver_name(config: Config) -> str:
@@ -113,7 +142,11 @@ def teardown(config: Config, state_dir: Path | None = None) -> list[str]:
     namespaces kumo created for it. Returns what was done, for the operator."""
     done: list[str] = []
     directory = (state_dir or config.state_dir) / "agent" / "network"
-    if directory.exists() and resolve_driver_name(config) == "linux":
+    # What is there decides, not what is configured now: the linux driver records the
+    # namespaces it made in owned.json (a cloud run with the linux driver and torn down
+    # with another configuration still loses its datapath).
+    made_by_linux = (directory / "owned.json").exists()
+    if directory.exists() and (made_by_linux or resolve_driver_name(config) == "linux"):
         driver = network_registry.create("linux", directory)
         done += driver.teardown().changes
     # The provider namespace is always kumo's own (named after the state directory); the

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import json
 import sys
 import threading
 from pathlib import Path
@@ -11,11 +12,14 @@ from typing import Any
 import typer
 
 import kumo
+from kumo.cli import owner
+from kumo.cli.options import SERVICES, GlobalOptionsGroup, configure_logging, record
 from kumo.cli.output import emit, err_console
 from kumo.config import Config, ConfigError, load_config
-from kumo.runtime import NotReady, Runtime, wakeups_across_processes
+from kumo.runtime import NotReady, Runtime, prepare_state_dir, wakeups_across_processes
 
 app = typer.Typer(
+    cls=GlobalOptionsGroup,
     no_args_is_help=True,
     add_completion=False,
     help="kumo: an IaaS private cloud with OpenStack APIs.",
@@ -57,16 +61,11 @@ def main_options(
         False, "--version", callback=_version, is_eager=True, help="print the version and exit"
     ),
 ) -> None:
-    overrides: dict[str, Any] = {}
-    if state_dir is not None:
-        overrides["state_dir"] = str(state_dir.absolute())
-    ctx.obj = {"config_file": config, "overrides": overrides}
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpcore", "alembic.runtime.migration"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Options of every command: also accepted after the subcommand (kumo.cli.options)."""
+    ctx.obj = {"config_file": None, "overrides": {}}
+    configure_logging(verbose, service=ctx.invoked_subcommand in SERVICES)
+    record(ctx.obj, "state_dir", state_dir)
+    record(ctx.obj, "config", config)
 
 
 def load(ctx: typer.Context, extra: dict[str, Any] | None = None) -> Config:
@@ -92,6 +91,17 @@ def open_runtime(ctx: typer.Context, extra: dict[str, Any] | None = None) -> Run
     return Runtime.open(load(ctx, extra))
 
 
+def claim(stack: contextlib.ExitStack[Any], config: Config, command: str, *which: Path) -> None:
+    """Own the state directory's locks (kumo.cli.owner) until ``stack`` closes: one cloud
+    and one agent per state directory, and `kumo down` finds who to stop."""
+    prepare_state_dir(config.state_dir)
+    try:
+        for lock in which:
+            stack.enter_context(owner.hold(config.state_dir, lock, command))
+    except owner.Busy as exc:
+        fail(f"{exc}; stop it first (`kumo down` stops it)")
+
+
 # --- up and serve -----------------------------------------------------------------------
 
 
@@ -106,7 +116,49 @@ def up(
     """Run an all-in-one cloud: API, controller and a local agent in one process."""
     from kumo.cli.up import run_up
 
-    run_up(load(ctx), listen, agent=not no_agent)
+    config = load(ctx)
+    with contextlib.ExitStack() as stack:
+        claim(stack, config, "kumo up", owner.UP, *([] if no_agent else [owner.AGENT]))
+        run_up(config, listen, agent=not no_agent)
+
+
+@app.command("down")
+def down_command(
+    ctx: typer.Context,
+    purge: bool = typer.Option(
+        False, "--purge", help="then delete the state directory (database, images, volumes)"
+    ),
+    yes: bool = typer.Option(False, "--yes", help="do not ask before --purge deletes"),
+    timeout: float = typer.Option(
+        30.0, "--timeout", help="seconds each guest gets to power off before it is killed"
+    ),
+) -> None:
+    """Stop this state directory's cloud on this machine: a running `kumo up` or agent,
+    its guests (ACPI power-off, killed at the deadline), dnsmasq, routers, namespaces,
+    bridges and nftables. Servers come back SHUTOFF with the next `kumo up`."""
+    from kumo.cli.down import DownError, down
+
+    config = load(ctx)
+    state_dir = config.state_dir
+    if (
+        purge
+        and not yes
+        and state_dir.is_dir()
+        and not typer.confirm(f"Stop the cloud and delete {state_dir} with all its data?")
+    ):
+        raise typer.Exit(1)
+    try:
+        report = down(config, purge, timeout)
+    except DownError as exc:
+        fail(str(exc), 1)
+    for line in report.lines():
+        typer.echo(line)
+    if not report.lines():
+        typer.echo(f"nothing of {state_dir} was running")
+    if purge and report.purged and not config.database_url.startswith("sqlite"):
+        typer.echo(f"the database {config.database_url} is outside {state_dir}: not dropped")
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @serve_app.command("api")
@@ -144,39 +196,33 @@ def serve_agent(
     credential_file: Path | None = typer.Option(None, "--credential-file"),
 ) -> None:
     """Run the host agent: register this host and heartbeat."""
-    from kumo.agent.drivers import make_driver, make_volume_backends
-    from kumo.agent.inventory import override_from
-    from kumo.agent.network_setup import make_network
-    from kumo.agent.service import Agent
-    from kumo.runtime import prepare_state_dir
+    from kumo.agent.drivers import NoHypervisor, make_driver
+    from kumo.agent.setup import build_agent
 
     config = load(ctx)
-    prepare_state_dir(config.state_dir)
-    credential = config.agent.credential
-    if not credential:
-        path = credential_file or config.state_dir / "host-credential"
-        if not path.exists():
-            fail(
-                f"no host credential: set [agent] credential, or copy the controller's "
-                f"STATE_DIR/host-credential to {path}"
-            )
-        credential = path.read_text().strip()
-    network_driver, network_local = make_network(config)
-    agent = Agent(
-        api_url or config.agent.api_url or _recorded_api_url(config) or config.public_url,
-        credential,
-        config.state_dir,
-        name or config.agent.host_name,
-        config.agent.heartbeat_interval,
-        driver=make_driver(config),
-        force_config_drive=config.compute.force_config_drive,
-        inventory_override=override_from(config.agent),
-        console_interval=config.agent.console_interval,
-        network_driver=network_driver,
-        network_local=network_local,
-        volume_backends=make_volume_backends(config),
-    )
-    _run_until_interrupted(agent.run)
+    with contextlib.ExitStack() as stack:
+        claim(stack, config, "kumo serve agent", owner.AGENT)
+        credential = config.agent.credential
+        if not credential:
+            path = credential_file or config.state_dir / "host-credential"
+            if not path.exists():
+                fail(
+                    f"no host credential: set [agent] credential, or copy the controller's "
+                    f"STATE_DIR/host-credential to {path}"
+                )
+            credential = path.read_text().strip()
+        try:
+            driver = make_driver(config)
+        except NoHypervisor as exc:
+            fail(str(exc))
+        agent = build_agent(
+            config,
+            api_url or config.agent.api_url or _recorded_api_url(config) or config.public_url,
+            credential,
+            name or config.agent.host_name,
+            driver,
+        )
+        _run_until_interrupted(agent.run)
 
 
 def _recorded_api_url(config: Config) -> str:
@@ -212,6 +258,23 @@ def network_teardown(ctx: typer.Context) -> None:
     config = load(ctx)
     for line in teardown(config):
         typer.echo(line)
+
+
+@network_app.command("show")
+def network_show(ctx: typer.Context, fmt: str = FORMAT) -> None:
+    """Which of this host's namespaces are this state directory's: its provider namespace
+    (the all-in-one cloud's outside world, where floating IPs answer) and the rest."""
+    from kumo.agent.network_setup import describe
+
+    info = describe(load(ctx))
+    if fmt == "json":
+        print(json.dumps(info, indent=2))
+        return
+    rows = [
+        {"field": key, "value": ", ".join(value) if isinstance(value, list) else value}
+        for key, value in info.items()
+    ]
+    emit(rows, ["field", "value"], fmt)
 
 
 @db_app.command("upgrade")

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import signal
 import socket
+import sys
 import threading
 from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from types import FrameType
 
 import typer
 import uvicorn
 
-from kumo.agent.drivers import make_driver, make_volume_backends
-from kumo.agent.inventory import override_from
-from kumo.agent.network_setup import make_network
-from kumo.agent.service import Agent
+from kumo.agent.drivers import FAKE_WARNING, choose, make_driver
+from kumo.agent.network_setup import existing_provider
+from kumo.agent.setup import build_agent
 from kumo.api.app import create_app
 from kumo.cli.output import console, err_console
 from kumo.cli.tinyimage import NAME as TINY_IMAGE
@@ -71,6 +73,18 @@ def choose_listen(requested: str | None, configured: str) -> str:
         if port_free(host, candidate):
             return f"{host}:{candidate}"
     raise typer.BadParameter(f"no free port from {configured} on; pass --listen")
+
+
+def openstack_on_path() -> str | None:
+    """What the operator's shell needs to run the `openstack` CLI: "" when it is on PATH,
+    else the PATH export for the one installed next to kumo (make's .venv/bin); None when
+    there is none."""
+    if shutil.which("openstack"):
+        return ""
+    beside = Path(sys.executable).parent
+    if (beside / "openstack").exists():
+        return f"export PATH={beside}:$PATH"
+    return None
 
 
 def _log_to_file(config: Config) -> None:
@@ -165,26 +179,19 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
     (config.state_dir / "api-url").write_text(config.public_url + "\n")
 
     stop = threading.Event()
+    hypervisor = choose(config) if agent else None
     workers = [
         threading.Thread(
             target=Controller(runtime.db, config).run, args=(stop,), name="controller", daemon=True
         )
     ]
     if agent:
-        network_driver, network_local = make_network(config)
-        local = Agent(
+        local = build_agent(
+            config,
             config.public_url,
             credential,
-            config.state_dir,
             config.agent.host_name,
-            config.agent.heartbeat_interval,
-            driver=make_driver(config),
-            force_config_drive=config.compute.force_config_drive,
-            inventory_override=override_from(config.agent),
-            console_interval=config.agent.console_interval,
-            network_driver=network_driver,
-            network_local=network_local,
-            volume_backends=make_volume_backends(config),
+            make_driver(config, allow_fallback=True),
         )
         workers.append(threading.Thread(target=local.run, args=(stop,), name="agent", daemon=True))
 
@@ -205,12 +212,29 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
             f"  networks         public (external, {config.agent.provider_gateway} is the "
             "outside world), private (demo project) and router1 between them"
         )
+    provider = existing_provider(config) if agent else None
+    if provider:
+        console.print(
+            f"  provider netns   {provider} (the outside world: floating IPs answer there; "
+            "`kumo network show` says it again)"
+        )
+    if hypervisor is not None:
+        if hypervisor.fallback:
+            console.print(
+                f"  [bold red]hypervisor       fake[/bold red]: {hypervisor.reason}; {FAKE_WARNING}"
+            )
+        else:
+            console.print(f"  hypervisor       {hypervisor.name}")
+    console.print(f"  next, try:       export OS_CLIENT_CONFIG_FILE={clouds}", soft_wrap=True)
+    path = openstack_on_path()
+    if path:
+        console.print(f"                   {path}   # the openstack CLI", soft_wrap=True)
+    elif path is None:
+        console.print("                   pip install python-openstackclient   # not found")
+    console.print("                   openstack --os-cloud kumo token issue")
     console.print(
-        "  next, try:       "
-        f"export OS_CLIENT_CONFIG_FILE={clouds}; "
-        "openstack --os-cloud kumo token issue"
+        "  stop with Ctrl-C (guests keep running); `kumo down` stops the guests too", style="dim"
     )
-    console.print("  stop with Ctrl-C", style="dim")
 
     for worker in workers:
         worker.start()

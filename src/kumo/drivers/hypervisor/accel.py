@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import logging
 import mmap
 import os
 import signal
@@ -32,6 +33,8 @@ KVM_SET_SREGS = 0x4138AE84
 KVM_EXIT_HLT = 5
 LOOPS = 5_000_000
 GUEST_ADDR = 0x1000
+
+log = logging.getLogger(__name__)
 
 # 16-bit real mode at 0x1000: mov ecx, LOOPS; l: dec ecx; jnz l; hlt
 _CODE = b"\x66\xb9" + struct.pack("<I", LOOPS) + b"\x66\x49\x75\xfc\xf4"
@@ -102,8 +105,8 @@ def probe(device: str = "/dev/kvm", deadline: float = 0.5) -> AccelDecision:
             ).start()
             return AccelDecision(
                 "tcg",
-                f"KVM too slow: {LOOPS} loop iterations not done in {deadline:.1f} s "
-                "(software-emulated KVM?)",
+                f"KVM too slow: {LOOPS} loop iterations not done in {deadline:.1f} s, "
+                f"stopped after {elapsed * 1000:.0f} ms (software-emulated KVM?)",
                 elapsed,
             )
         time.sleep(0.005)
@@ -118,7 +121,9 @@ _decision: AccelDecision | None = None
 
 
 def decide() -> AccelDecision:
-    """The process-wide decision, probed on first use (about 0.5 s when KVM is slow)."""
+    """The process-wide decision, probed on first use (about 0.5 s when KVM is slow), and
+    logged once with its reason and the probe's figures: an operator asking why guests are
+    slow finds TCG and why in the agent's log."""
     global _decision
     with _lock:
         if _decision is None:
@@ -127,4 +132,10 @@ def decide() -> AccelDecision:
                 _decision = AccelDecision(forced, "forced by KUMO_ACCEL", 0.0)
             else:
                 _decision = probe()
+            log.info(
+                "accelerator %s: %s (probe took %.0f ms)",
+                _decision.accel,
+                _decision.reason,
+                _decision.probe_seconds * 1000,
+            )
         return _decision
