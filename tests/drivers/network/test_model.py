@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -153,18 +154,21 @@ def test_dnsmasq_files(tmp_path: Path) -> None:
 
 def test_stale_dhcp_leases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The leases dnsmasq wrote that no static host wants (another MAC now holds the
-    address, or no port does) on a subnet it serves; without dhcp_release, a clear error."""
+    address, or no port does) on a subnet it serves, unless expired already; without
+    dhcp_release, a clear error."""
+    later, past = int(time.time()) + 3600, int(time.time()) - 60
     leases = tmp_path / "leases"
     leases.write_text(
-        "1767225600 fa:16:3e:00:00:01 10.0.0.5 vm1 01:fa:16:3e:00:00:01\n"
-        "1767225600 FA:16:3E:00:00:09 10.0.0.6 * *\n"
-        "1767225600 fa:16:3e:00:00:07 10.0.0.7 old *\n"
-        "1767225600 fa:16:3e:00:00:08 10.9.0.8 elsewhere *\n"
+        f"{later} fa:16:3e:00:00:01 10.0.0.5 vm1 01:fa:16:3e:00:00:01\n"
+        f"{later} FA:16:3E:00:00:09 10.0.0.6 * *\n"
+        "0 fa:16:3e:00:00:07 10.0.0.7 old *\n"
+        f"{later} fa:16:3e:00:00:08 10.9.0.8 elsewhere *\n"
+        f"{past} fa:16:3e:00:00:06 10.0.0.9 expired *\n"
         "duid 00:01:00:01:2c:00:00:00:fa:16:3e:00:00:02\n"
     )
     handed_out = dhcp_leases.read(leases)
     assert handed_out[0] == dhcp_leases.Lease(
-        "fa:16:3e:00:00:01", "10.0.0.5", "01:fa:16:3e:00:00:01"
+        "fa:16:3e:00:00:01", "10.0.0.5", "01:fa:16:3e:00:00:01", later
     )
     wanted = [
         StaticLease("fa:16:3e:00:00:01", "10.0.0.5"),
@@ -172,7 +176,7 @@ def test_stale_dhcp_leases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     ]
     served = [ipaddress.IPv4Network("10.0.0.0/24")]
     assert dhcp_leases.stale(handed_out, wanted, served) == [
-        dhcp_leases.Lease("fa:16:3e:00:00:09", "10.0.0.6"),
+        dhcp_leases.Lease("fa:16:3e:00:00:09", "10.0.0.6", "*", later),
         dhcp_leases.Lease("fa:16:3e:00:00:07", "10.0.0.7"),
     ]
     assert dhcp_leases.read(tmp_path / "none") == []

@@ -32,11 +32,13 @@ RELEASE_DEADLINE = 5.0
 
 @dataclass(frozen=True)
 class Lease:
-    """One line of dnsmasq's lease file: `expiry mac ip hostname client-id`."""
+    """One line of dnsmasq's lease file: `expiry mac ip hostname client-id` (expiry in
+    seconds since the epoch, 0 for never)."""
 
     mac: str
     ip: str
     client_id: str = "*"
+    expires: int = 0
 
 
 def read(path: Path) -> list[Lease]:
@@ -56,7 +58,8 @@ def read(path: Path) -> list[Lease]:
         except ValueError:
             continue
         client_id = fields[4] if len(fields) > 4 else "*"
-        leases.append(Lease(fields[1].lower(), fields[2], client_id))
+        expires = int(fields[0]) if fields[0].isdigit() else 0
+        leases.append(Lease(fields[1].lower(), fields[2], client_id, expires))
     return leases
 
 
@@ -66,13 +69,16 @@ def stale(
     served: Iterable[ipaddress.IPv4Network],
 ) -> list[Lease]:
     """The leases no desired static host matches (same MAC and address), on the subnets
-    this dnsmasq serves (only there does it have an address to be released from)."""
+    this dnsmasq serves (only there does it have an address to be released from). An
+    expired lease is left alone: dnsmasq drops it at the next packet it handles."""
     keep = {(w.mac.lower(), w.ip) for w in wanted}
     nets = list(served)
+    now = time.time()
     return [
         lease
         for lease in handed_out
         if (lease.mac, lease.ip) not in keep
+        and not 0 < lease.expires <= now
         and any(ipaddress.ip_address(lease.ip) in net for net in nets)
     ]
 
@@ -94,13 +100,11 @@ def release(namespace: str, interface: str, lease_file: Path, leases: list[Lease
         if lease.client_id != "*":
             argv.append(lease.client_id)
         netns.run(argv, namespace=namespace)
-    pending = set(leases)
+    pending = {(x.mac, x.ip) for x in leases}
     deadline = time.monotonic() + RELEASE_DEADLINE
-    while pending & set(read(lease_file)):
+    while held := sorted(pending & {(x.mac, x.ip) for x in read(lease_file)}):
         if time.monotonic() > deadline:
-            left = ", ".join(
-                f"{x.ip} ({x.mac})" for x in sorted(pending & set(read(lease_file)), key=str)
-            )
+            left = ", ".join(f"{ip} ({mac})" for mac, ip in held)
             raise NetworkError(
                 f"dnsmasq in {namespace} still holds released leases after "
                 f"{RELEASE_DEADLINE:.0f} s: {left}; check the system log for dnsmasq errors"
