@@ -10,7 +10,7 @@ STATE_DIR ?=
 # pytest-xdist workers: tests that use the machine (guests, namespaces) share one worker,
 # the in-process API tests spread over the rest.
 PYTEST_WORKERS ?= 2
-SYSTEM_PACKAGES := python3 python3-venv qemu-system-x86 qemu-utils dnsmasq-base nftables \
+SYSTEM_PACKAGES := python3 python3-venv qemu-system-x86 qemu-utils dnsmasq-base dnsmasq-utils nftables \
 	iproute2 busybox-static linux-image-amd64 dropbear-bin openssh-client postgresql-client \
 	mariadb-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

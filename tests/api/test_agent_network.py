@@ -5,6 +5,7 @@ datapath, ports reported ACTIVE; a binding fault when the host cannot carry the 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from test_servers import Compute
 
 from kumo.agent.metadata import documents
 from kumo.agent.network import HostNetworkConfig, NetworkLoop
-from kumo.core.network import host_state
+from kumo.core.network import host_state, routers
 from kumo.drivers.network.fake import FakeNetworkDriver
 
 NETWORKS = "/network/v2.0/networks"
@@ -149,6 +150,77 @@ def test_scheduler_skips_hosts_that_cannot_carry_the_network(compute: Compute) -
     shown = compute.show(resp.json()["server"]["id"], admin)
     assert shown["status"] == "ERROR"
     assert "cannot carry vlan networks (ip link add type vlan" in shown["fault"]["details"]
+
+
+def _router_port_statuses(compute: Compute, router_id: str) -> dict[str, str]:
+    found = compute.client.get(PORTS, params={"device_id": router_id}, headers=compute.cloud.admin)
+    return {p["id"]: p["status"] for p in found.json()["ports"]}
+
+
+def test_router_ports_come_up_once_the_routers_host_plugged_them(
+    cloud: Any, tmp_path: Path
+) -> None:
+    """Issue 13 item 7: a router made before any host was up (as `kumo up` makes router1)
+    has DOWN ports; once placed, its agent plugs them and reports them ACTIVE. An interface
+    on a network the host cannot carry stays DOWN, and another host cannot report them."""
+    admin = cloud.admin
+    public = cloud.client.post(
+        NETWORKS,
+        json={
+            "network": {
+                "name": "public",
+                "router:external": True,
+                "provider:network_type": "flat",
+                "provider:physical_network": "public",
+            }
+        },
+        headers=admin,
+    ).json()["network"]
+    body = {"subnet": {"network_id": public["id"], "cidr": "203.0.113.0/24", "ip_version": 4}}
+    assert cloud.client.post(SUBNETS, json=body, headers=admin).status_code == 201
+    router = cloud.client.post(
+        "/network/v2.0/routers",
+        json={"router": {"name": "r", "external_gateway_info": {"network_id": public["id"]}}},
+        headers=admin,
+    ).json()["router"]
+    compute = Compute(cloud, tmp_path)  # the first host registers after the router
+    carried = _network(compute, "10.64.0.0/24")
+    vlan = _network(
+        compute,
+        "10.65.0.0/24",
+        **{"provider:network_type": "vlan", "provider:physical_network": "physnet1"},
+    )
+    ports = {}
+    for net_id in (carried, vlan):
+        made = compute.client.post(PORTS, json={"port": {"network_id": net_id}}, headers=admin)
+        port_id = made.json()["port"]["id"]
+        added = compute.client.put(
+            f"/network/v2.0/routers/{router['id']}/add_router_interface",
+            json={"port_id": port_id},
+            headers=admin,
+        )
+        assert added.status_code == 200, added.text
+        ports[net_id] = port_id
+    with compute.db.session() as session:
+        assert routers.place_unhosted(session, 60.0) == 1
+    statuses = _router_port_statuses(compute, router["id"])
+    (gateway,) = set(statuses) - set(ports.values())
+    assert set(statuses.values()) == {"DOWN"}, "nothing is plugged yet"
+
+    other = str(uuid.uuid4())
+    compute.register(other, "fake-2", 8, 8704)
+    url = f"/agent/v1/hosts/{other}/network/status"
+    claim = {"ports": dict.fromkeys(statuses, "ACTIVE")}
+    assert compute.agent_client.post(url, json=claim).status_code == 204
+    assert set(_router_port_statuses(compute, router["id"]).values()) == {"DOWN"}
+
+    loop = _loop(compute, tmp_path, ("flat", "local", "vxlan"))
+    assert loop.sync_once() is True
+    assert _router_port_statuses(compute, router["id"]) == {
+        gateway: "ACTIVE",
+        ports[carried]: "ACTIVE",
+        ports[vlan]: "DOWN",
+    }
 
 
 def _changes(compute: Compute, since: int = -1, wait: float = 0.0) -> int:

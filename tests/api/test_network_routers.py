@@ -262,12 +262,13 @@ def test_routers_are_placed_on_the_least_loaded_live_host(cloud: Any) -> None:
         assert session.get(m.Router, lonely["id"]).host_id is None
     assert [names[h] for h in placed] == ["h-a", "h-b", "h-a"]
     assert made[0]["availability_zones"] == ["nova"] and lonely["availability_zones"] == []
-    # A placed router's interfaces are up; an unplaced one's are not.
+    # A new interface is DOWN, placed router or not, until the agent carrying the router
+    # reports it plugged (tests/api/test_agent_network.py).
     net = network(cloud, member)
     sub = subnet(cloud, member, net["id"], "10.0.0.0/24")
     info = _put(cloud, member, made[0]["id"], "add_router_interface", subnet_id=sub["id"]).json()
     iface = cloud.client.get(f"{V2}/ports/{info['port_id']}", headers=member).json()["port"]
-    assert iface["status"] == "ACTIVE"
+    assert iface["status"] == "DOWN"
     sub2 = subnet(cloud, member, network(cloud, member)["id"], "10.1.0.0/24")
     info = _put(cloud, member, lonely["id"], "add_router_interface", subnet_id=sub2["id"]).json()
     iface = cloud.client.get(f"{V2}/ports/{info['port_id']}", headers=member).json()["port"]

@@ -108,6 +108,21 @@ def complete_spec(
     return spec, faults
 
 
+def router_ports_up(routers: list[dict[str, Any]], faults: dict[str, str]) -> dict[str, bool]:
+    """Each router port of the desired state: plugged (True) when its router was applied
+    without a fault and its network is carried here. A port with legs on several subnets
+    is up only when all are."""
+    up: dict[str, bool] = {}
+    for router in routers:
+        gateway = router.get("gateway")
+        for leg in [*router.get("interfaces", []), *([gateway] if gateway else [])]:
+            port_id = leg.get("port_id")
+            if port_id:
+                plugged = router["id"] not in faults and leg["network_id"] not in faults
+                up[port_id] = up.get(port_id, True) and plugged
+    return up
+
+
 class NetworkLoop:
     """Keeps the host's datapath equal to what the control plane says."""
 
@@ -131,6 +146,7 @@ class NetworkLoop:
         self._applied: str | None = None
         self._applied_at = 0.0
         self._reported: dict[str, str] = {}
+        self._faults: dict[str, str] = {}
         self._desired_ports: set[str] = set()
         self._mark = -1  # where the last long-poll for changes left off
         self.metadata = MetadataService(client, api, host_id)
@@ -162,8 +178,18 @@ class NetworkLoop:
             self._applied_at = time.monotonic()
             dhcp_ports = {d["network_id"]: d.get("port_id") for d in desired.get("dhcp", [])}
             self._serve_metadata(spec)
-            self._report(spec, report.faults, dhcp_ports)
+            self._log_faults(report.faults)
+            routers = router_ports_up(desired.get("routers", []), report.faults)
+            self._report(spec, report.faults, dhcp_ports, routers)
             return True
+
+    def _log_faults(self, faults: dict[str, str]) -> None:
+        """Each fault when it appears or changes (a DHCP server or router fault has no port
+        of its own to show it on), not again at every resync."""
+        for key, reason in sorted(faults.items()):
+            if self._faults.get(key) != reason:
+                log.warning("network: %s: %s", key, reason)
+        self._faults = dict(faults)
 
     def _serve_metadata(self, spec: HostNetworkSpec) -> None:
         """A metadata server in each DHCP namespace that announces the metadata route."""
@@ -173,10 +199,15 @@ class NetworkLoop:
         self.metadata.ensure({d.network_id for d in spec.dhcp if d.metadata}, open_socket)
 
     def _report(
-        self, spec: HostNetworkSpec, faults: dict[str, str], dhcp_ports: dict[str, str | None]
+        self,
+        spec: HostNetworkSpec,
+        faults: dict[str, str],
+        dhcp_ports: dict[str, str | None],
+        router_ports: dict[str, bool],
     ) -> None:
         """Port status: ACTIVE once plugged (admin up), DOWN when admin down, a binding
-        fault when the host cannot carry the port's network."""
+        fault when the host cannot carry the port's network; a router's ports ACTIVE once
+        its namespace has them, else DOWN."""
         statuses: dict[str, str] = {}
         port_faults: dict[str, str] = {}
         for port in spec.ports:
@@ -191,6 +222,8 @@ class NetworkLoop:
         for network_id, port_id in dhcp_ports.items():
             if port_id and not faults.get(network_id):
                 statuses[port_id] = "ACTIVE"
+        for port_id, up in router_ports.items():
+            statuses[port_id] = "ACTIVE" if up else "DOWN"
         snapshot = {**statuses, **{k: "fault:" + v for k, v in port_faults.items()}}
         if snapshot == self._reported:
             return

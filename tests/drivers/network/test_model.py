@@ -3,13 +3,15 @@ and the registry."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from kumo.drivers.network import names, registry
+from kumo.drivers.network import dhcp_leases, names, registry
 from kumo.drivers.network.base import NetworkError
 from kumo.drivers.network.dhcp import DhcpServer
 from kumo.drivers.network.firewall import render, render_rule
@@ -148,6 +150,42 @@ def test_dnsmasq_files(tmp_path: Path) -> None:
         "tag:s0,option:classless-static-route,10.9.0.0/16,10.0.0.9,"
         "169.254.169.254/32,10.0.0.2,0.0.0.0/0,10.0.0.1"
     ) in opts
+
+
+def test_stale_dhcp_leases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leases dnsmasq wrote that no static host wants (another MAC now holds the
+    address, or no port does) on a subnet it serves, unless expired already; without
+    dhcp_release, a clear error."""
+    later, past = int(time.time()) + 3600, int(time.time()) - 60
+    leases = tmp_path / "leases"
+    leases.write_text(
+        f"{later} fa:16:3e:00:00:01 10.0.0.5 vm1 01:fa:16:3e:00:00:01\n"
+        f"{later} FA:16:3E:00:00:09 10.0.0.6 * *\n"
+        "0 fa:16:3e:00:00:07 10.0.0.7 old *\n"
+        f"{later} fa:16:3e:00:00:08 10.9.0.8 elsewhere *\n"
+        f"{past} fa:16:3e:00:00:06 10.0.0.9 expired *\n"
+        "duid 00:01:00:01:2c:00:00:00:fa:16:3e:00:00:02\n"
+    )
+    handed_out = dhcp_leases.read(leases)
+    assert handed_out[0] == dhcp_leases.Lease(
+        "fa:16:3e:00:00:01", "10.0.0.5", "01:fa:16:3e:00:00:01", later
+    )
+    wanted = [
+        StaticLease("fa:16:3e:00:00:01", "10.0.0.5"),
+        StaticLease("fa:16:3e:00:00:0a", "10.0.0.6"),
+    ]
+    served = [ipaddress.IPv4Network("10.0.0.0/24")]
+    assert dhcp_leases.stale(handed_out, wanted, served) == [
+        dhcp_leases.Lease("fa:16:3e:00:00:09", "10.0.0.6", "*", later),
+        dhcp_leases.Lease("fa:16:3e:00:00:07", "10.0.0.7"),
+    ]
+    assert dhcp_leases.read(tmp_path / "none") == []
+    assert dhcp_leases.release("ns", "ns-x", leases, []) == []
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(NetworkError, match=r"install Debian's dnsmasq-utils.*10\.0\.0\.7"):
+        dhcp_leases.release(
+            "ns", "ns-x", leases, [dhcp_leases.Lease("fa:16:3e:00:00:07", "10.0.0.7")]
+        )
 
 
 def test_fake_driver_semantics(tmp_path: Path) -> None:

@@ -272,6 +272,7 @@ def desired_for_host(session: Session, host_id: str) -> dict[str, Any]:
                 if subnet is None or subnet.ip_version != 4:
                     continue
                 leg = {
+                    "port_id": port.id,  # for the agent's report of what it plugged
                     "network_id": port.network_id,
                     "ip": ip,
                     "prefixlen": _prefixlen(subnet.cidr),

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from kumo.core.errors import BadRequest
+from kumo.core.network.router_ports import GATEWAY_OWNER, INTERFACE_OWNER
 from kumo.db import models as m
 from kumo.db.types import utcnow
 
 STATUSES = ("ACTIVE", "DOWN", "ERROR")
+ROUTER_OWNERS = (GATEWAY_OWNER, INTERFACE_OWNER)
 
 
 def record(session: Session, host_id: str, body: Any) -> int:
     """Apply ``{"ports": {port_id: status}, "faults": {port_id: reason}}`` to the ports
-    bound to this host (others are ignored: the binding moved on meanwhile). Returns how
-    many ports changed."""
+    bound to this host and the ports of the routers it carries (others are ignored: the
+    binding or the router moved on meanwhile). Returns how many ports changed."""
     if not isinstance(body, dict):
         raise BadRequest("Expecting {'ports': {...}, 'faults': {...}}.")
     statuses = body.get("ports") or {}
@@ -31,8 +33,12 @@ def record(session: Session, host_id: str, body: Any) -> int:
     if not wanted:
         return 0
     changed = 0
+    carried = select(m.Router.id).where(m.Router.host_id == host_id)
+    router_port = m.Port.device_owner.in_(ROUTER_OWNERS) & m.Port.device_id.in_(carried)
     for port in session.scalars(
-        select(m.Port).where(m.Port.id.in_(wanted), m.Port.binding_host_id == host_id)
+        select(m.Port).where(
+            m.Port.id.in_(wanted), or_(m.Port.binding_host_id == host_id, router_port)
+        )
     ):
         fault = faults.get(port.id)
         status = "ERROR" if fault else statuses.get(port.id, port.status)

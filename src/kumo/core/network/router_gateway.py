@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kumo.core.errors import BadRequest, Conflict, Forbidden
 from kumo.core.network import ports, standard
 from kumo.core.network.networks import get_network
-from kumo.core.network.router_ports import GATEWAY_OWNER, elevated, port_status
+from kumo.core.network.router_ports import GATEWAY_OWNER, NEW_PORT_STATUS, elevated
 from kumo.core.policy import Context
 from kumo.db import models as m
 
@@ -127,7 +127,7 @@ def set_gateway(session: Session, ctx: Context, router: m.Router, info: Any) -> 
         port = ports.create_port(session, elevated(ctx), attrs)
         # Neutron's gateway ports belong to no project.
         port.project_id = ""
-        port.status = port_status(router)
+        port.status = NEW_PORT_STATUS
         router.gw_port_id = port.id
         router.external_network_id = network.id
     gateway_ips = ports.fixed_ips_of(session, [router.gw_port_id])[router.gw_port_id]

@@ -20,9 +20,9 @@ from kumo.core.network import subnets as subnets_core
 from kumo.core.network.router_ports import (
     GATEWAY_OWNER,
     INTERFACE_OWNER,
+    NEW_PORT_STATUS,
     elevated,
     interface_ports,
-    port_status,
     routes_via,
 )
 from kumo.core.network.scope import owns
@@ -188,7 +188,7 @@ def add_interface(session: Session, ctx: Context, router: m.Router, body: Any) -
     else:
         assert subnet_id is not None
         port, subnets = _by_subnet(session, ctx, router, subnet_id)
-    port.status = port_status(router)
+    port.status = NEW_PORT_STATUS
     standard.touch(router)
     session.flush()
     return _info(router, port, subnets)

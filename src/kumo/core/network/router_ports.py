@@ -24,10 +24,10 @@ def elevated(ctx: Context) -> Context:
     return dataclasses.replace(ctx, roles=ctx.roles | {"admin"})
 
 
-def port_status(router: m.Router) -> str:
-    """A router's ports are up once a host carries the router (until the router datapath
-    reports what it observed, this stands for it, as OVN marks router ports up)."""
-    return "ACTIVE" if router.host_id else "DOWN"
+# A router's new port is DOWN until the agent of the host carrying the router reports it
+# plugged into the router's namespace (kumo.core.network.port_status), as Neutron's L3
+# agent does: the status is what the datapath observed, not what placement promised.
+NEW_PORT_STATUS = "DOWN"
 
 
 def interface_ports(session: Session, router_id: str) -> list[m.Port]:

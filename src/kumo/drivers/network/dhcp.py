@@ -5,6 +5,10 @@ dnsmasq is started once and then kept: a changed lease set or changed options re
 hosts/opts files and SIGHUP it (which re-reads both); only a change of the subnets it
 serves restarts it. A restarted agent adopts the running dnsmasq through its pidfile,
 checked against /proc/PID/cmdline so a recycled PID is never mistaken for ours.
+
+A SIGHUP does not forget leases already granted, so each pass also releases those its
+lease file lists and no static host wants any more (kumo.drivers.network.dhcp_leases):
+an address freed by a deleted port can then be given to the next one.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import signal
 import time
 from pathlib import Path
 
-from kumo.drivers.network import names, netns
+from kumo.drivers.network import dhcp_leases, names, netns
 from kumo.drivers.network.links import LinkTable, ensure_addresses
 from kumo.drivers.network.netns import NetworkError
 from kumo.drivers.network.spec import DhcpSpec, NetworkSpec
@@ -51,6 +55,11 @@ class DhcpServer:
     def pidfile(self) -> Path:
         return self.directory / "dnsmasq.pid"
 
+    @property
+    def leases(self) -> Path:
+        """dnsmasq's lease file: what it has handed out, read to find stale leases."""
+        return self.directory / "leases"
+
     # -- rendering -------------------------------------------------------------------------
 
     def _v4_subnets(self) -> list[tuple[str, ipaddress.IPv4Network]]:
@@ -72,7 +81,7 @@ class DhcpServer:
             "no-resolv",
             "user=root",
             "group=root",
-            "leasefile-ro",
+            f"dhcp-leasefile={self.leases}",
             "dhcp-authoritative",
             f"pid-file={self.pidfile}",
             f"dhcp-hostsfile={self.directory / 'hosts'}",
@@ -172,6 +181,14 @@ class DhcpServer:
         elif data_changed:
             os.kill(pid, signal.SIGHUP)
             done.append(f"reloaded dnsmasq {pid} for {self.spec.network_id}")
+        # A release is sent from the server's own address on the lease's subnet.
+        served = [
+            net
+            for s in self.spec.subnets
+            if s.dhcp_ip and isinstance(net := ipaddress.ip_network(s.cidr), ipaddress.IPv4Network)
+        ]
+        old = dhcp_leases.stale(dhcp_leases.read(self.leases), self.spec.leases, served)
+        done += dhcp_leases.release(self.namespace, self.leg, self.leases, old)
         return done
 
     def _start(self) -> int:
