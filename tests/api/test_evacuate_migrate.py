@@ -15,9 +15,9 @@ from test_servers import SERVERS
 
 from kumo.config import SchedulerConfig
 from kumo.controller import scheduler
+from kumo.core.checks import run_checks
 from kumo.core.compute.stuck import resolve_in_session
 from kumo.db import models as m
-from kumo.db.checks import run_checks
 
 FORCE_DOWN = "/compute/v2.1/os-services/force-down"
 

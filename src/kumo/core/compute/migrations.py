@@ -47,6 +47,8 @@ from kumo.db.types import utcnow
 LIVE = "live-migration"
 # Nova's statuses for a move that is still under way (the ones /servers/{id}/migrations lists).
 IN_PROGRESS = ("queued", "preparing", "running", "post-migrating")
+# Before the switch the migration's UUID holds the destination's claim (`kumo db check`).
+LIVE_HOLDS_CLAIM = ("queued", "preparing", "running")
 ENDED_BADLY = ("failed", "error", "cancelled")
 # How long a live migration may take from request to completion before the controller ends
 # it (a guest that dirties memory faster than it can be copied never converges on its own).
