@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_live_migration import Pair, v
+from test_live_migration import AUTO, Pair, v
 from test_servers import SERVERS
 
 from kumo.config import SchedulerConfig
 from kumo.controller import scheduler
+from kumo.core.checks import run_checks
 from kumo.core.compute.stuck import resolve_in_session
 from kumo.db import models as m
-from kumo.db.checks import run_checks
+
+import netapi
 
 FORCE_DOWN = "/compute/v2.1/os-services/force-down"
 
@@ -447,3 +449,49 @@ def test_cli_host_evacuate_moves_every_server_of_the_host(
     assert rows[second]["result"] == "refused" and "paused" in rows[second]["detail"]
     shown = evac.show(first, evac.cloud.admin)
     assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", evac.name(dest))
+
+
+def test_no_move_lands_on_a_host_that_cannot_carry_the_servers_network(evac: Evac) -> None:
+    """Every move chooses its host through the scheduler's filters, the network types
+    included: a host whose agent cannot carry the server's network (here: no 802.1Q) is
+    refused by cold and live migration (named or not) and by evacuation, with the reason,
+    and nothing is written."""
+    admin = evac.cloud.admin
+    vlan = {"provider:network_type": "vlan", "provider:physical_network": "physnet1"}
+    net = netapi.network(evac.cloud, admin, **vlan)
+    netapi.subnet(evac.cloud, admin, net["id"], "10.63.0.0/24")
+    carries = {"fake-1": ["flat", "local", "vlan", "vxlan"], "fake-2": ["flat", "local", "vxlan"]}
+    for host_id, loop in evac.loops.items():
+        name = evac.name(host_id)
+        capabilities = {
+            "hypervisor": loop.driver.capabilities(),
+            "network": {
+                "network_types": carries[name],
+                "reasons": {} if "vlan" in carries[name] else {"vlan": "no 802.1Q here"},
+            },
+        }
+        body = {"host": {"id": host_id, "name": name, "agent_api_versions": ["v1"],
+                         "capabilities": capabilities,
+                         "inventory": {"vcpus": 8, "memory_mb": 8704, "disk_gb": 100}}}  # fmt: skip
+        assert evac.agent_client.post("/agent/v1/hosts", json=body).status_code == 200
+    resp = evac.create(admin, networks=[{"uuid": net["id"]}])
+    assert resp.status_code == 202, resp.text
+    server_id = resp.json()["server"]["id"]
+    evac.converge()
+    source = evac.host_id  # the only host that carries vlan
+    assert evac.show(server_id, admin)["OS-EXT-SRV-ATTR:host"] == "fake-1"
+    refusal = "fake-2: cannot carry vlan networks (no 802.1Q here)"
+
+    moves = [
+        _migrate(evac, server_id),
+        evac.live(server_id, AUTO),
+        evac.live(server_id, {"host": "fake-2", "block_migration": "auto"}),
+    ]
+    evac.force_down(source)
+    moves += [evac.evacuate(server_id, {}), evac.evacuate(server_id, {"host": "fake-2"})]
+    for resp in moves:
+        assert resp.status_code == 400, resp.text
+        message = resp.json()["badRequest"]["message"]
+        assert message.startswith("No valid host was found.") and refusal in message, message
+    evac.force_down(source, False)
+    _nothing_changed(evac, server_id, source)

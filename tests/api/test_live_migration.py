@@ -17,9 +17,9 @@ from kumo.agent.compute import ComputeLoop
 from kumo.api.compute.microversion import MAX_VERSION
 from kumo.config import SchedulerConfig
 from kumo.controller import scheduler
+from kumo.core.checks import run_checks
 from kumo.core.compute.stuck import resolve_in_session
 from kumo.db import models as m
-from kumo.db.checks import run_checks
 from kumo.drivers.hypervisor import fake as fake_driver
 from kumo.drivers.hypervisor.fake import FakeDriver
 

@@ -381,7 +381,7 @@ def test_stuck_requests_end_with_a_reason(cloud: Any, store: str) -> None:
 
 
 def test_db_check_finds_and_repairs_volume_status(cloud: Any, store: str) -> None:
-    from kumo.db.checks import run_checks
+    from kumo.core.checks import run_checks
 
     vid = _create(cloud, cloud.admin).json()["volume"]["id"]
     with cloud.db.session() as session:

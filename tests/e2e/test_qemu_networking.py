@@ -18,6 +18,7 @@ import pytest
 from test_qemu_server import BOOT, Guests, _require_qemu, ok, openstack
 
 from kumo.agent.network_setup import namespace_suffix
+from kumo.drivers.network import names
 
 from computeapi import kill9, qemu_pids
 from kumoproc import (

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from kumo.core.checks import run_checks
 from kumo.db import models as m
-from kumo.db.checks import run_checks
 from kumo.db.engine import Database
 from kumo.db.types import utcnow
 

@@ -7,9 +7,8 @@ import uuid
 
 import pytest
 
-from kumo.core import hosts
+from kumo.core import checks, hosts
 from kumo.core.errors import BadRequest, Conflict, NotFound, Unauthorized
-from kumo.db import checks
 from kumo.db import models as m
 from kumo.db.types import utcnow
 

@@ -346,7 +346,7 @@ def db_check(
     ctx: typer.Context, repair: bool = typer.Option(False, "--repair"), fmt: str = FORMAT
 ) -> None:
     """Check database invariants; exit code 1 when a problem is found."""
-    from kumo.db.checks import run_checks
+    from kumo.core.checks import run_checks
 
     runtime = open_runtime(ctx)
     try:

@@ -1,10 +1,10 @@
-"""The scheduler: place each new server on a host, claiming its resources atomically.
+"""The scheduler: place each new (or unshelved) server on a host, claiming its resources
+atomically.
 
-Filters (enabled, alive, hypervisor present, availability zone, capacity after allocation
-ratios, hard server-group policies) and weighers (soft server-group policies, then spread or
-pack). The allocation row and the host assignment are
-written in one transaction under the claims lock, so racing placements never overcommit
-(DESIGN.md section 3.4). No host fits: the server goes to ERROR with a fault that says why.
+The host is chosen by kumo.core.compute.placement, the one table of filters and weighers
+that every move uses too. The allocation row and the host assignment are written in one
+transaction under the claims lock, so racing placements never overcommit (DESIGN.md
+section 3.4). No host fits: the server goes to ERROR with a fault that says why.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import wakeup
-from kumo.core.compute import aggregates, nics, server_groups, shelve
-from kumo.core.compute.capacity import Capacity, capacities, shortfalls
-from kumo.core.compute.servers import TASK_DEADLINE, flavor_need
+from kumo.core.compute import nics, placement, shelve
+from kumo.core.compute.servers import TASK_DEADLINE
 from kumo.db import models as m
 from kumo.db.engine import Database
 from kumo.db.locking import lock_for_claims
@@ -50,14 +49,12 @@ def place_many(
     placed: dict[str, str | None] = {}
     with db.session() as session:
         lock_for_claims(session)
-        candidates, reasons = capacities(session, cfg, heartbeat_timeout)
+        states = placement.host_states(session, cfg, heartbeat_timeout)
         # No host registered at all: a cloud starting up (kumo up's agent registers a moment
         # after the API answers). Servers wait that long for one before No valid host.
-        if not candidates and not reasons:
+        if not states:
             young = utcnow() - dt.timedelta(seconds=heartbeat_timeout)
             instance_ids = _old_enough_to_fail(session, instance_ids, young)
-        zones = aggregates.host_zones(session)  # host -> zone, once for the batch
-        free = {c.host.id: [c.vcpus, c.memory_mb, c.disk_gb] for c in candidates}
         # The batch's rows and which of them belong to a server group, in two queries.
         rows = {
             i.id: i
@@ -80,34 +77,25 @@ def place_many(
             ):
                 placed[instance_id] = None
                 continue
-            need = flavor_need(instance.flavor)
-            chosen = _choose(
-                session, instance, need, candidates, free, list(reasons), cfg,
-                instance_id in grouped, zones,
-            )  # fmt: skip
+            # A member's peers are read as placed so far (earlier ones of this batch too).
+            request = placement.request_for(
+                session, instance, placement.BOOT, in_group=instance_id in grouped
+            )
+            selection = placement.select_hosts(request, states, cfg)
+            chosen = selection.best
             if chosen is None:
+                _no_valid_host(session, instance, selection)
                 placed[instance_id] = None
                 continue
-            room = free[chosen.id]
-            for index, amount in enumerate(need):
-                room[index] -= amount
-            session.add(
-                m.Allocation(
-                    instance_id=instance.id,
-                    host_id=chosen.id,
-                    vcpus=need[0],
-                    memory_mb=need[1],
-                    disk_gb=need[2],
-                )
-            )
-            instance.host_id = chosen.id
+            placement.claim(session, instance.id, chosen, request.need)
+            instance.host_id = chosen.host.id
             nics.follow_host(session, instance)
             # As Nova's conductor: the server is now in its host's zone.
-            instance.availability_zone = aggregates.zone_of(zones, chosen.id)
+            instance.availability_zone = chosen.zone
             instance.requested_host_id = None
             instance.task_state = "spawning"
             instance.task_deadline = utcnow() + TASK_DEADLINE
-            placed[instance_id] = chosen.id
+            placed[instance_id] = chosen.host.id
     hosts = {h for h in placed.values() if h}
     if hosts:
         wakeup.notify(*(wakeup.host_topic(h) for h in hosts))
@@ -128,80 +116,23 @@ def _old_enough_to_fail(session: Session, instance_ids: list[str], young: dt.dat
     return kept
 
 
-def _choose(
-    session: Session,
-    instance: m.Instance,
-    need: tuple[int, int, int],
-    candidates: list[Capacity],
-    free: dict[str, list[float]],
-    reasons: list[str],
-    cfg: SchedulerConfig,
-    in_group: bool,
-    zones: dict[str, str],
-) -> m.Host | None:
-    """Filter and weigh the hosts for one server; no host fits: the server goes to ERROR
-    with a fault that says, host by host, why.
-
-    A host an admin forced (``az:host``) is the only candidate, whatever its zone (Nova
-    bypasses the zone filter for it); otherwise a requested zone keeps that zone's hosts."""
-    fitting = []
-    wanted = instance.availability_zone
-    network_types = nics.network_types_of(session, instance)
-    for cap in candidates:
-        if instance.requested_host_id is not None:
-            if cap.host.id != instance.requested_host_id:
-                reasons.append(f"{cap.host.name}: not the requested host")
-                continue
-        elif wanted:
-            zone = aggregates.zone_of(zones, cap.host.id)
-            if zone != wanted:
-                reasons.append(f"{cap.host.name}: in availability zone {zone}, not {wanted}")
-                continue
-        missing = nics.types_missing_on(cap.host, network_types)
-        if missing:
-            why = nics.type_reason(cap.host, missing[0])
-            reasons.append(
-                f"{cap.host.name}: cannot carry {', '.join(missing)} networks"
-                + (f" ({why})" if why else "")
-            )
-            continue
-        room = free[cap.host.id]
-        short = shortfalls(room, need)
-        if short:
-            reasons.append(f"{cap.host.name}: not enough {', '.join(short)}")
-        else:
-            fitting.append(cap)
-    # A member's peers are read as placed so far (earlier ones of this batch included).
-    group = server_groups.placement_for(session, instance.id) if in_group else None
-    if group is not None and group.hard:
-        kept = [c for c in fitting if server_groups.allows(group, c.host.id)]
-        if fitting and not kept:
-            reasons.append(
-                f"server group {group.group_id} policy {group.policy}: no host with "
-                "room satisfies it"
-            )
-        fitting = kept
-    if not fitting:
-        detail = "; ".join(reasons) or "no hosts are registered"
-        if shelve.no_host(session, instance, detail):
-            log.info("server %s: no valid host to unshelve on (%s)", instance.id, detail)
-            return None
-        instance.vm_state = "error"
-        instance.task_state = None
-        instance.task_deadline = None
-        instance.fault = {
-            "code": 500,
-            "created": utcnow().isoformat() + "Z",
-            "message": "No valid host was found. There are not enough hosts available.",
-            "details": detail,
-        }
-        log.info("server %s: no valid host (%s)", instance.id, detail)
-        return None
-    fitting.sort(key=lambda c: free[c.host.id][1], reverse=cfg.weigher == "spread")
-    if group is not None and not group.hard:
-        # Stable sort: the soft group policy first, spread/pack among equals.
-        fitting.sort(key=lambda c: server_groups.weight(group, c.host.id), reverse=True)
-    return fitting[0].host
+def _no_valid_host(session: Session, instance: m.Instance, selection: placement.Selection) -> None:
+    """No host fits: an unshelve waits SHELVED_OFFLOADED, a new server goes to ERROR, with
+    a fault that says, host by host, why."""
+    detail = selection.explain() or "no hosts are registered"
+    if shelve.no_host(session, instance, detail):
+        log.info("server %s: no valid host to unshelve on (%s)", instance.id, detail)
+        return
+    instance.vm_state = "error"
+    instance.task_state = None
+    instance.task_deadline = None
+    instance.fault = {
+        "code": 500,
+        "created": utcnow().isoformat() + "Z",
+        "message": f"{placement.NO_VALID_HOST} There are not enough hosts available.",
+        "details": detail,
+    }
+    log.info("server %s: no valid host (%s)", instance.id, detail)
 
 
 def pending(db: Database, limit: int = 500) -> list[str]:

@@ -32,7 +32,7 @@ from kumo.core.compute import (
     shelve,
 )
 from kumo.core.compute import services as compute_services
-from kumo.core.compute.capacity import capacities
+from kumo.core.compute.placement import free_on
 from kumo.core.errors import BadRequest, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.core.policy import Context
@@ -306,11 +306,9 @@ def _free_on_host(
     instance = session.get(m.Instance, server_id)
     if instance is None or instance.host_id is None:
         return None
-    caps, _ = capacities(session, state.config.scheduler, state.config.hosts.heartbeat_timeout)
-    for cap in caps:
-        if cap.host.id == instance.host_id:
-            return cap.vcpus, cap.memory_mb, cap.disk_gb
-    return (0.0, 0.0, 0.0)
+    return free_on(
+        session, state.config.scheduler, state.config.hosts.heartbeat_timeout, instance.host_id
+    )
 
 
 CONSOLE_WAIT = 1.0  # seconds a console reader waits for the agent's fresh copy

@@ -16,11 +16,12 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import hosts
+from kumo.core.compute import placement
 from kumo.core.errors import BadRequest, NotFound, NotSupported
 from kumo.db import models as m
 from kumo.db.types import utcnow
@@ -92,17 +93,7 @@ class HostUsage:
 
 def usages(session: Session, cfg: SchedulerConfig, timeout: float) -> list[HostUsage]:
     """Every host with its usage; reserved RAM and disk count as used, as in Nova."""
-    allocated = {
-        row.host_id: row
-        for row in session.execute(
-            select(
-                m.Allocation.host_id,
-                func.sum(m.Allocation.vcpus).label("vcpus"),
-                func.sum(m.Allocation.memory_mb).label("memory_mb"),
-                func.sum(m.Allocation.disk_gb).label("disk_gb"),
-            ).group_by(m.Allocation.host_id)
-        )
-    }
+    held = placement.allocated(session)
     vms: dict[str, tuple[int, int]] = {}
     for host_id, task_state in session.execute(
         select(m.Instance.host_id, m.Instance.task_state).where(
@@ -117,7 +108,7 @@ def usages(session: Session, cfg: SchedulerConfig, timeout: float) -> list[HostU
     result = []
     for host in session.scalars(select(m.Host).order_by(m.Host.name)):
         inv = host.inventory or {}
-        a = allocated.get(host.id)
+        vcpus_used, memory_mb_used, disk_gb_used = held.get(host.id, (0, 0, 0))
         running, busy = vms.get(host.id, (0, 0))
         result.append(
             HostUsage(
@@ -125,9 +116,9 @@ def usages(session: Session, cfg: SchedulerConfig, timeout: float) -> list[HostU
                 vcpus=int(inv.get("vcpus", 0)),
                 memory_mb=int(inv.get("memory_mb", 0)),
                 local_gb=int(inv.get("disk_gb", 0)),
-                vcpus_used=int(a.vcpus if a else 0),
-                memory_mb_used=int(a.memory_mb if a else 0) + cfg.reserved_host_memory_mb,
-                local_gb_used=int(a.disk_gb if a else 0) + cfg.reserved_host_disk_gb,
+                vcpus_used=vcpus_used,
+                memory_mb_used=memory_mb_used + cfg.reserved_host_memory_mb,
+                local_gb_used=disk_gb_used + cfg.reserved_host_disk_gb,
                 running_vms=running,
                 current_workload=busy,
             )

@@ -34,8 +34,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import policy
-from kumo.core.compute import moves, nics, server_groups, servers
-from kumo.core.compute.capacity import Capacity, capacities, shortfalls
+from kumo.core.compute import moves, nics, placement, servers
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.core.params import body_bool
@@ -47,6 +46,8 @@ from kumo.db.types import utcnow
 LIVE = "live-migration"
 # Nova's statuses for a move that is still under way (the ones /servers/{id}/migrations lists).
 IN_PROGRESS = ("queued", "preparing", "running", "post-migrating")
+# Before the switch the migration's UUID holds the destination's claim (`kumo db check`).
+LIVE_HOLDS_CLAIM = ("queued", "preparing", "running")
 ENDED_BADLY = ("failed", "error", "cancelled")
 # How long a live migration may take from request to completion before the controller ends
 # it (a guest that dirties memory faster than it can be copied never converges on its own).
@@ -99,43 +100,6 @@ def parse_live(args: Any, version: APIVersion) -> LiveRequest:
     return LiveRequest(host, block)
 
 
-def _storage_id(host: m.Host) -> str | None:
-    """Hosts that see the same instance storage advertise the same id (the hypervisor
-    capability ``storage_id``); no id means storage of its own."""
-    hv = (host.capabilities or {}).get("hypervisor") or {}
-    value = hv.get("storage_id")
-    return str(value) if value else None
-
-
-def _can_live_migrate(host: m.Host) -> bool:
-    hv = (host.capabilities or {}).get("hypervisor") or {}
-    return bool(hv.get("live_migration"))
-
-
-def _driver(host: m.Host) -> str:
-    hv = (host.capabilities or {}).get("hypervisor") or {}
-    return str(hv.get("driver") or "")
-
-
-def _block_for(source: m.Host, dest: m.Host, wanted: bool | str) -> bool | str:
-    """Whether disks are copied (True) or shared (False); a message when the wish and the
-    storage disagree (Nova's InvalidSharedStorage, a 400)."""
-    shared = _storage_id(source) is not None and _storage_id(source) == _storage_id(dest)
-    if wanted == "auto":
-        return not shared
-    if wanted and shared:
-        return (
-            f"{dest.name} is on shared storage: Block migration can not be used with "
-            "shared storage."
-        )
-    if not wanted and not shared:
-        return (
-            f"{dest.name} is not on shared storage: Shared storage live-migration requires "
-            "either shared storage or boot-from-volume with no local disks."
-        )
-    return bool(wanted)
-
-
 def live_migrate(
     session: Session,
     ctx: Context,
@@ -146,10 +110,11 @@ def live_migrate(
 ) -> tuple[m.Instance, m.Migration]:
     """Record a live migration and claim the destination, in one transaction.
 
-    The destination is the named host (checked by the scheduler's filters) or the best host
-    the filters leave (alive, enabled, same driver and able to live-migrate, room after
+    The destination is the named host or the best host placement's filters leave (alive,
+    enabled, same driver and able to live-migrate, the server's network types, room after
     allocation ratios, hard server-group policy, storage that fits ``block_migration``),
-    never the source. No destination: 400, as Nova answers before 2.34."""
+    never the source; a named host goes through the same filters. No destination: 400, as
+    Nova answers before 2.34."""
     policy.enforce(ctx, "compute:migrate_live")
     # First, before any read: on SQLite the claims lock must open the transaction.
     lock_for_claims(session)
@@ -169,7 +134,7 @@ def live_migrate(
     source = session.get(m.Host, instance.host_id)
     if source is None:
         raise Conflict(f"Instance {server_id} is on a host that is no longer registered")
-    if not _can_live_migrate(source):
+    if not placement.can(source, "live_migration"):
         raise BadRequest(f"Live migration is not supported by the hypervisor of {source.name}.")
     named: m.Host | None = None
     if request.host is not None:
@@ -180,43 +145,27 @@ def live_migrate(
             raise BadRequest(
                 f"Unable to migrate instance ({server_id}) to current host ({source.name})."
             )
-    need = servers.flavor_need(instance.flavor)
-    caps, reasons = capacities(session, cfg, heartbeat_timeout)
-    group = server_groups.placement_for(session, instance.id)
-    fitting: list[tuple[Capacity, bool]] = []
-    for cap in caps:
-        host = cap.host
-        if host.id == source.id or (named is not None and host.id != named.id):
-            continue
-        if not _can_live_migrate(host) or _driver(host) != _driver(source):
-            reasons.append(f"{host.name}: cannot take a live migration from {source.name}")
-            continue
-        short = shortfalls(cap.free, need)
-        if short:
-            reasons.append(f"{host.name}: not enough {', '.join(short)}")
-            continue
-        if group is not None and group.hard and not server_groups.allows(group, host.id):
-            reasons.append(f"{host.name}: server group policy {group.policy}")
-            continue
-        block = _block_for(source, host, request.block_migration)
-        if isinstance(block, str):
-            if named is not None:
-                raise BadRequest(block)
-            reasons.append(f"{host.name}: {block}")
-            continue
-        fitting.append((cap, block))
-    if not fitting:
-        if named is not None and not any(named.id == r.host.id for r in caps):
-            raise BadRequest(f"Compute service of {named.name} is unavailable at this time.")
-        relevant = [r for r in reasons if named is None or r.startswith(f"{named.name}:")]
-        raise BadRequest(
-            "No valid host was found. " + ("; ".join(relevant) or "There are no other hosts.")
-        )
-    fitting.sort(key=lambda cb: cb[0].memory_mb, reverse=cfg.weigher == "spread")
-    if group is not None and not group.hard:
-        fitting.sort(key=lambda cb: server_groups.weight(group, cb[0].host.id), reverse=True)
-    chosen, block = fitting[0]
+    selection = placement.select_for_move(
+        session,
+        cfg,
+        heartbeat_timeout,
+        instance,
+        placement.LIVE,
+        source,
+        named,
+        request.block_migration,
+    )
+    chosen = selection.best
+    if chosen is None:
+        refusal = selection.refusal_of(named.id) if named is not None else None
+        # Nova's answers for a named host: its service is down, or its storage disagrees.
+        if refusal is not None and refusal.filter in placement.SERVICE_FILTERS:
+            raise BadRequest(f"Compute service of {refusal.host.name} is unavailable at this time.")
+        if refusal is not None and refusal.filter == "shared_storage":
+            raise BadRequest(refusal.reason)
+        raise placement.no_valid_host(selection)
     dest = chosen.host
+    block = placement.block_for(source, dest, request.block_migration)
     migration = m.Migration(
         uuid=str(uuid.uuid4()),
         instance_uuid=instance.id,
@@ -235,15 +184,7 @@ def live_migrate(
         project_id=instance.project_id,
     )
     session.add(migration)
-    session.add(
-        m.Allocation(
-            instance_id=migration.uuid,
-            host_id=dest.id,
-            vcpus=need[0],
-            memory_mb=need[1],
-            disk_gb=need[2],
-        )
-    )
+    placement.claim(session, migration.uuid, chosen, selection.request.need)
     instance.task_state = MIGRATING
     instance.task_deadline = utcnow() + MIGRATION_DEADLINE
     servers.record_action(session, ctx, instance.id, LIVE)

@@ -1,10 +1,11 @@
 """Moving a server that is not running live: evacuation off a dead host, cold migration.
 
 Both share the ``migrations`` row with live migration (kumo.core.compute.migrations) and
-its rules: the destination is chosen synchronously by the scheduler's filters and claimed
-in the same transaction that records the migration, under the claims lock (DESIGN.md 3.4);
-each agent does its part from the migration's status every pass and reports it, so a pass
-repeated after a crash does no harm (DESIGN.md 3.2).
+its rules: the destination is chosen synchronously by placement (the scheduler's filters
+and weighers, kumo.core.compute.placement) and claimed in the same transaction that records
+the migration, under the claims lock (DESIGN.md 3.4); each agent does its part from the
+migration's status every pass and reports it, so a pass repeated after a crash does no harm
+(DESIGN.md 3.2).
 
 Evacuation (Nova's statuses): the source host is down, so nothing can be asked of it. One
 transaction moves the server to the destination at once (``instances.host_id`` and its
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +42,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import hosts, policy
-from kumo.core.compute import nics, server_groups, servers
-from kumo.core.compute.capacity import Capacity, capacities, shortfalls
+from kumo.core.compute import nics, placement, servers
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.core.params import body_bool
@@ -120,60 +119,6 @@ def parse_evacuate(args: Any, version: APIVersion) -> EvacuateRequest:
     return EvacuateRequest(host, password, shared)
 
 
-def _can(host: m.Host, capability: str) -> bool:
-    """Whether the host's agent does its part in this kind of move (an agent from before
-    it would not understand the migration it is given)."""
-    hv = (host.capabilities or {}).get("hypervisor") or {}
-    return bool(hv.get(capability))
-
-
-def choose_destination(
-    session: Session,
-    cfg: SchedulerConfig,
-    heartbeat_timeout: float,
-    instance: m.Instance,
-    source_id: str | None,
-    named: m.Host | None,
-    fits_host: Callable[[m.Host], str | None],
-) -> m.Host:
-    """The scheduler's filters for a move: a live, enabled host other than the source
-    (the named one, if any) with room for the server's flavor after allocation ratios and
-    the hard server-group policy; ``fits_host`` adds the move's own filter (a reason, or
-    None). The best by the configured weigher; NoValidHost is Nova's 400."""
-    need = servers.flavor_need(instance.flavor)
-    caps, reasons = capacities(session, cfg, heartbeat_timeout)
-    group = server_groups.placement_for(session, instance.id)
-    fitting: list[Capacity] = []
-    for cap in caps:
-        host = cap.host
-        if host.id == source_id or (named is not None and host.id != named.id):
-            continue
-        why = fits_host(host)
-        short = shortfalls(cap.free, need)
-        if why is None and short:
-            why = f"not enough {', '.join(short)}"
-        if (
-            why is None
-            and group is not None
-            and group.hard
-            and not server_groups.allows(group, host.id)
-        ):
-            why = f"server group policy {group.policy}"
-        if why is not None:
-            reasons.append(f"{host.name}: {why}")
-            continue
-        fitting.append(cap)
-    if not fitting:
-        relevant = [r for r in reasons if named is None or r.startswith(f"{named.name}:")]
-        raise BadRequest(
-            "No valid host was found. " + ("; ".join(relevant) or "There are no other hosts.")
-        )
-    fitting.sort(key=lambda c: c.memory_mb, reverse=cfg.weigher == "spread")
-    if group is not None and not group.hard:
-        fitting.sort(key=lambda c: server_groups.weight(group, c.host.id), reverse=True)
-    return fitting[0].host
-
-
 def _new_migration(
     instance: m.Instance, ctx: Context, kind: str, status: str, source: m.Host, dest: m.Host
 ) -> m.Migration:
@@ -241,29 +186,18 @@ def evacuate(
         raise BadRequest(f"Compute service of {source.name} is still in use.")
     if instance.image_id is None:
         raise BadRequest(f"Instance {server_id} has no image to be rebuilt from.")
-    dest = choose_destination(
-        session,
-        cfg,
-        heartbeat_timeout,
-        instance,
-        source.id,
-        named,
-        lambda h: None if _can(h, "evacuate") else "its agent cannot take an evacuation",
+    chosen = placement.best_or_refuse(
+        placement.select_for_move(
+            session, cfg, heartbeat_timeout, instance, placement.EVACUATE, source, named
+        )
     )
+    dest = chosen.host
     migration = _new_migration(instance, ctx, EVACUATION, "accepted", source, dest)
     session.add(migration)
     need = servers.flavor_need(instance.flavor)
     allocation = session.get(m.Allocation, instance.id)
     if allocation is None:
-        session.add(
-            m.Allocation(
-                instance_id=instance.id,
-                host_id=dest.id,
-                vcpus=need[0],
-                memory_mb=need[1],
-                disk_gb=need[2],
-            )
-        )
+        placement.claim(session, instance.id, chosen, need)
     else:  # the dead host's share is released with the move
         allocation.host_id = dest.id
         allocation.vcpus, allocation.memory_mb, allocation.disk_gb = need
@@ -389,29 +323,14 @@ def cold_migrate(
     source = session.get(m.Host, instance.host_id) if instance.host_id else None
     if source is None:
         raise Conflict(f"Instance {server_id} is not ready")
-    if not _can(source, "cold_migration"):
+    if not placement.can(source, "cold_migration"):
         raise BadRequest(f"Cold migration is not supported by the hypervisor of {source.name}.")
-    driver = ((source.capabilities or {}).get("hypervisor") or {}).get("driver")
-
-    def fits(host: m.Host) -> str | None:
-        hv = (host.capabilities or {}).get("hypervisor") or {}
-        if not hv.get("cold_migration") or hv.get("driver") != driver:
-            return f"cannot take a cold migration from {source.name}"
-        return None
-
-    dest = choose_destination(session, cfg, heartbeat_timeout, instance, source.id, None, fits)
-    migration = _new_migration(instance, ctx, COLD, "pre-migrating", source, dest)
-    session.add(migration)
-    need = servers.flavor_need(instance.flavor)
-    session.add(
-        m.Allocation(
-            instance_id=migration.uuid,
-            host_id=dest.id,
-            vcpus=need[0],
-            memory_mb=need[1],
-            disk_gb=need[2],
-        )
+    chosen = placement.best_or_refuse(
+        placement.select_for_move(session, cfg, heartbeat_timeout, instance, placement.COLD, source)
     )
+    migration = _new_migration(instance, ctx, COLD, "pre-migrating", source, chosen.host)
+    session.add(migration)
+    placement.claim(session, migration.uuid, chosen, servers.flavor_need(instance.flavor))
     instance.old_flavor = instance.flavor  # as Nova: the same flavor on both sides
     instance.task_state = "resize_prep"
     instance.generation += 1

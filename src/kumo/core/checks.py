@@ -2,6 +2,11 @@
 
 Like OpenNebula's ``onedb fsck``: a readable list of problems, exit code 1 when any is found,
 and ``--repair`` fixes the ones whose repair cannot lose data a human would want.
+
+It lives in core, not db: the invariants are the domain's (which migrations hold a claim,
+what a flavor claims) and so are the repairs (a stuck task is resolved by the same rule the
+controller applies), and db must not know core (DESIGN.md section 7, an import-linter
+contract in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from kumo.core.compute import migrations, moves, servers
+from kumo.core.compute import stuck as compute_stuck
+from kumo.core.volume import attachments
+from kumo.core.volume import stuck as volume_stuck
 from kumo.db import models as m
 from kumo.db.types import utcnow
 
@@ -150,19 +159,7 @@ def _leaked_allocations(session: Session) -> list[m.Allocation]:
     live |= set(
         session.scalars(
             select(m.Migration.uuid).where(
-                # live: before the switch; cold (kumo.core.compute.moves.COLD_HOLDS_CLAIM):
-                # the destination's before the switch, the source's until confirm/revert
-                m.Migration.status.in_(
-                    (
-                        "queued",
-                        "preparing",
-                        "running",
-                        "pre-migrating",
-                        "migrating",
-                        "finished",
-                        "reverting",
-                    )
-                ),
+                m.Migration.status.in_(migrations.LIVE_HOLDS_CLAIM + moves.COLD_HOLDS_CLAIM),
                 m.Migration.instance_uuid.in_(live),
             )
         )
@@ -183,14 +180,6 @@ def _repair_leaked_allocations(session: Session) -> None:
         session.delete(allocation)
 
 
-def _flavor_need(flavor: dict[str, object]) -> tuple[int, int, int]:
-    def num(key: str) -> int:
-        value = flavor.get(key, 0)
-        return int(value) if isinstance(value, int | float | str) else 0
-
-    return num("vcpus"), num("ram"), num("disk") + num("ephemeral") + (num("swap") + 1023) // 1024
-
-
 def _unclaimed(session: Session) -> list[m.Instance]:
     claimed = {a.instance_id: a for a in session.scalars(select(m.Allocation))}
     return [
@@ -209,9 +198,9 @@ def _find_unclaimed(session: Session) -> list[str]:
 
 def _repair_unclaimed(session: Session) -> None:
     for instance in _unclaimed(session):
-        sizes = [_flavor_need(instance.flavor)]
+        sizes = [servers.flavor_need(instance.flavor)]
         if instance.old_flavor:
-            sizes.append(_flavor_need(instance.old_flavor))
+            sizes.append(servers.flavor_need(instance.old_flavor))
         vcpus, ram, disk = (max(values) for values in zip(*sizes, strict=True))
         allocation = session.get(m.Allocation, instance.id)
         if allocation is None:
@@ -250,9 +239,7 @@ def _find_stuck_tasks(session: Session) -> list[str]:
 
 def _repair_stuck_tasks(session: Session) -> None:
     # The repair is the domain's own rule for stuck tasks, shared with the controller.
-    from kumo.core.compute.stuck import resolve_in_session
-
-    resolve_in_session(session)
+    compute_stuck.resolve_in_session(session)
 
 
 def _find_stuck_volumes(session: Session) -> list[str]:
@@ -274,9 +261,7 @@ def _find_stuck_volumes(session: Session) -> list[str]:
 
 
 def _repair_stuck_volumes(session: Session) -> None:
-    from kumo.core.volume.stuck import resolve_in_session
-
-    resolve_in_session(session)
+    volume_stuck.resolve_in_session(session)
 
 
 def _orphan_attachments(session: Session) -> list[m.VolumeAttachment]:
@@ -301,8 +286,6 @@ def _find_orphan_attachments(session: Session) -> list[str]:
 
 
 def _repair_orphan_attachments(session: Session) -> None:
-    from kumo.core.volume import attachments
-
     for row in _orphan_attachments(session):
         volume = session.get(m.Volume, row.volume_id)
         if volume is not None:
