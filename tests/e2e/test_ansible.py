@@ -1,6 +1,7 @@
 """Ansible's openstack.cloud collection against a real `kumo up`: a playbook that builds a
 tenant's stack (key pair, network, subnet, router, security group and rules, server,
-floating IP, volume attached) succeeds, and run again changes nothing. Idempotency is what
+floating IP, volume attached) succeeds, run again changes nothing, and the collection's
+dynamic inventory finds the server at its floating IP. Idempotency is what
 Ansible users rely on, and it breaks on any field the modules compare and kumo returns
 differently from OpenStack (a key pair that lost its final newline failed every second run).
 
@@ -161,7 +162,7 @@ def test_playbook_builds_a_stack_and_a_second_run_changes_nothing(
         server = conn.compute.get_server(server.id)
         assert server.status == "ACTIVE" and server.key_name == "ans-key"
         assert {sg["name"] for sg in server.security_groups} == {"ans-sg"}
-        kinds = [a["OS-EXT-IPS:type"] for a in server.addresses["ans-net"]]
+        kinds = {a["OS-EXT-IPS:type"]: a["addr"] for a in server.addresses["ans-net"]}
         assert sorted(kinds) == ["fixed", "floating"], server.addresses
         volume = conn.block_storage.find_volume("ans-volume", ignore_missing=False)
         assert [a["server_id"] for a in volume.attachments] == [server.id]
@@ -170,3 +171,14 @@ def test_playbook_builds_a_stack_and_a_second_run_changes_nothing(
         assert gateway["external_fixed_ips"][0]["ip_address"] == "172.24.4.100"
     finally:
         conn.close()
+
+    # The collection's dynamic inventory (from the same clouds.yaml) finds the server and
+    # reaches it at its floating IP.
+    source = tmp_path / "openstack.yml"
+    source.write_text(
+        "plugin: openstack.cloud.openstack\nonly_clouds: [kumo-demo]\nfail_on_errors: true\n"
+    )
+    inventory_cmd = [str(ansible_bin / "ansible-inventory"), "-i", str(source)]
+    found = run([*inventory_cmd, "--host", "ans-server"], env)
+    assert found.returncode == 0, found.stderr
+    assert found.json()["ansible_host"] == kinds["floating"]  # type: ignore[index]
