@@ -1,9 +1,9 @@
 """Ansible's openstack.cloud collection against a real `kumo up`: a playbook that builds a
 tenant's stack (key pair, network, subnet, router, security group and rules, server,
 floating IP, volume attached) succeeds, run again changes nothing, and the collection's
-dynamic inventory finds the server at its floating IP. Idempotency is what
-Ansible users rely on, and it breaks on any field the modules compare and kumo returns
-differently from OpenStack (a key pair that lost its final newline failed every second run).
+dynamic inventory finds the server at its floating IP. Idempotency is what Ansible users
+rely on, and it breaks on any field the modules compare and kumo returns differently from
+OpenStack (a key pair that lost its final newline failed every second run).
 
 Ansible runs from its own venv (.venv-ansible, pinned in tests/e2e/ansible/requirements.txt),
 built here on first use with uv (its cache keeps rebuilds fast). A machine that cannot build
@@ -61,7 +61,7 @@ def _venv_bin() -> Path:
     ]
     stamp.unlink(missing_ok=True)
     for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=900, check=False)
+        done = subprocess.run(step, capture_output=True, text=True, timeout=300, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(step[:3])} failed: {done.stderr.strip()[-2000:]}")
     stamp.write_text(wanted)
