@@ -144,3 +144,38 @@ def test_x509_key_pairs_are_generated_and_imported(cloud: Any) -> None:
         headers=h,
     )
     assert junk.status_code == 400
+
+
+def test_public_key_is_returned_as_uploaded(cloud: Any) -> None:
+    """Nova stores an imported key as given: clients such as Ansible's keypair module
+    compare the key they read from a file (with its trailing newline) with what GET
+    returns, so a key that comes back changed reads as a different key on the next run."""
+    h = {**cloud.admin, **_v("2.2")}
+    uploaded = PUBLIC + "\n"
+    made = cloud.client.post(
+        KEYPAIRS, json={"keypair": {"name": "nl", "public_key": uploaded}}, headers=h
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["keypair"]["public_key"] == uploaded
+    shown = cloud.client.get(f"{KEYPAIRS}/nl", headers=h).json()["keypair"]
+    assert shown["public_key"] == uploaded
+    listed = cloud.client.get(KEYPAIRS, headers=h).json()["keypairs"]
+    assert [k["keypair"]["public_key"] for k in listed] == [uploaded]
+    # The newline is not part of the key: the fingerprint is the bare key's.
+    bare = cloud.client.post(
+        KEYPAIRS, json={"keypair": {"name": "bare", "public_key": PUBLIC}}, headers=h
+    )
+    assert bare.json()["keypair"]["public_key"] == PUBLIC
+    assert bare.json()["keypair"]["fingerprint"] == shown["fingerprint"]
+    # Generated keys look as Nova makes them: one line, no newline, the Nova comment.
+    made = cloud.client.post(KEYPAIRS, json={"keypair": {"name": "gen"}}, headers=h).json()
+    public = made["keypair"]["public_key"]
+    assert public.startswith("ssh-rsa ") and public.endswith(" Generated-by-Nova")
+    assert "\n" not in public
+    assert made["keypair"]["private_key"].endswith("-----END RSA PRIVATE KEY-----\n")
+    assert cloud.client.get(f"{KEYPAIRS}/gen", headers=h).json()["keypair"]["public_key"] == public
+    # A generated x509 certificate keeps its PEM form, final newline included.
+    made = cloud.client.post(KEYPAIRS, json={"keypair": {"name": "x", "type": "x509"}}, headers=h)
+    cert = made.json()["keypair"]["public_key"]
+    assert cert.endswith("-----END CERTIFICATE-----\n")
+    assert cloud.client.get(f"{KEYPAIRS}/x", headers=h).json()["keypair"]["public_key"] == cert

@@ -200,6 +200,35 @@ def test_security_groups_and_port_security(cloud: Any) -> None:
     assert resp.json()["port"]["security_groups"] == [default_group]
 
 
+def test_address_pair_without_mac_takes_the_ports_mac(cloud: Any) -> None:
+    """Neutron stores a pair given without mac_address with the port's MAC and shows it;
+    clients that compare pairs (Terraform, Ansible's port module) read that back."""
+    _, h = tenant(cloud, "pairs-mac")
+    net_id, _ = _net(cloud, h)
+    p = port(cloud, h, net_id, allowed_address_pairs=[{"ip_address": "10.0.0.200"}])
+    mac = p["mac_address"]
+    assert p["allowed_address_pairs"] == [{"ip_address": "10.0.0.200", "mac_address": mac}]
+    shown = cloud.client.get(f"{V2}/ports/{p['id']}", headers=h).json()["port"]
+    assert shown["allowed_address_pairs"] == p["allowed_address_pairs"]
+    resp = _put(
+        cloud,
+        h,
+        p["id"],
+        allowed_address_pairs=[
+            {"ip_address": "10.0.0.0/28"},
+            {"ip_address": "10.0.0.201", "mac_address": "fa:16:3e:aa:bb:cc"},
+        ],
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["port"]["allowed_address_pairs"] == [
+        {"ip_address": "10.0.0.0/28", "mac_address": mac},
+        {"ip_address": "10.0.0.201", "mac_address": "fa:16:3e:aa:bb:cc"},
+    ]
+    # The same pair twice, once with the port's MAC spelled out, is a duplicate.
+    twice = [{"ip_address": "10.0.0.9"}, {"ip_address": "10.0.0.9", "mac_address": mac}]
+    error(_put(cloud, h, p["id"], allowed_address_pairs=twice), 400)
+
+
 def test_address_pairs_dhcp_options_and_bindings(cloud: Any) -> None:
     _, h = tenant(cloud, "alpha")
     net_id, _ = _net(cloud, h)

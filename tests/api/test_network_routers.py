@@ -111,7 +111,26 @@ def test_gateway_and_attribute_errors(cloud: Any) -> None:
         error(cloud.client.post(ROUTERS, json=body, headers=member), status)
     for attrs in ({"distributed": True}, {"ha": True}, {"routes": []}, {"flavor_id": "x"}):
         error(cloud.client.post(ROUTERS, json={"router": attrs}, headers=member), 400)
+    # Only admins choose the SNAT mode: the refusal names the rule of the request made, as
+    # Neutron's does (Ansible's router module shows it to a member who set enable_snat).
+    public, _ = _external(cloud)
+    info = {"network_id": public["id"], "enable_snat": True}
+    refused = cloud.client.post(
+        ROUTERS, json={"router": {"external_gateway_info": info}}, headers=member
+    )
+    error(refused, 403, "PolicyNotAuthorized")
+    assert refused.json()["NeutronError"]["message"].startswith(
+        "(rule:create_router and rule:create_router:external_gateway_info:enable_snat) is "
+        "disallowed by policy"
+    )
     assert cloud.client.get(ROUTERS, headers=member).json()["routers"] == []
+    router = _router(cloud, member)
+    refused = _update(cloud, member, router["id"], external_gateway_info=info)
+    error(refused, 403, "PolicyNotAuthorized")
+    assert refused.json()["NeutronError"]["message"].startswith(
+        "(rule:update_router and rule:update_router:external_gateway_info:enable_snat) is "
+        "disallowed by policy"
+    )
 
 
 def test_interfaces_by_subnet_and_by_port(cloud: Any) -> None:

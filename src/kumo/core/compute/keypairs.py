@@ -145,12 +145,14 @@ def create(
     elif not isinstance(public, str) or not public.strip():
         raise BadRequest("Keypair data is invalid: public_key must be a non-empty string.")
     key_fingerprint = fingerprint(public) if key_type == "ssh" else x509_fingerprint(public)
+    # Stored as given (a final newline included), as Nova does: clients compare the key
+    # they hold with what they read back (Ansible's keypair module fails on a difference).
     pair = m.KeyPair(
         name=name,
         user_id=user_id,
         project_id=project_id,
         type=key_type,
-        public_key=public.strip(),
+        public_key=public,
         fingerprint=key_fingerprint,
     )
     session.add(pair)

@@ -257,7 +257,9 @@ def _security_groups(session: Session, ctx: Context, project_id: str, raw: list[
     return ids
 
 
-def _address_pairs(raw: list[Any]) -> list[dict[str, str]]:
+def _address_pairs(raw: list[Any], port_mac: str) -> list[dict[str, str]]:
+    """The pairs as stored and shown: one given without mac_address gets the port's MAC, as
+    Neutron stores it (so the same pair written both ways is a duplicate)."""
     pairs: list[dict[str, str]] = []
     for item in raw:
         if (
@@ -284,13 +286,12 @@ def _address_pairs(raw: list[Any]) -> list[dict[str, str]]:
                 f"Invalid input for allowed_address_pairs. Reason: '{ip}' is not a valid IP "
                 "address or CIDR."
             ) from None
-        pair = {"ip_address": ip}
-        if item.get("mac_address") is not None:
-            pair["mac_address"] = normalise_mac(item["mac_address"])
+        mac = item.get("mac_address")
+        pair = {"ip_address": ip, "mac_address": port_mac if mac is None else normalise_mac(mac)}
         if pair in pairs:
             raise BadRequest(
                 "Request contains duplicate address pair: mac_address "
-                f"{pair.get('mac_address')} ip_address {ip}.",
+                f"{pair['mac_address']} ip_address {ip}.",
                 kind="DuplicateAddressPairInRequest",
             )
         pairs.append(pair)
@@ -510,18 +511,18 @@ def create_port(session: Session, ctx: Context, attrs: dict[str, Any]) -> m.Port
                 "use security groups.",
                 kind="PortSecurityAndIPRequiredForSecurityGroups",
             )
-    pairs = _list(attrs, "allowed_address_pairs")
-    if pairs:
-        if not port.port_security_enabled:
-            raise Conflict(
-                "Port Security must be enabled in order to have allowed address pairs on a port.",
-                kind="AddressPairAndPortSecurityRequired",
-            )
-        port.allowed_address_pairs = _address_pairs(pairs)
     raw_fixed = _list(attrs, "fixed_ips")
     mac_given = attrs.get("mac_address") is not None
     port.mac_address = normalise_mac(attrs["mac_address"]) if mac_given else random_mac()
+    pairs = _list(attrs, "allowed_address_pairs")
+    if pairs and not port.port_security_enabled:
+        raise Conflict(
+            "Port Security must be enabled in order to have allowed address pairs on a port.",
+            kind="AddressPairAndPortSecurityRequired",
+        )
     _insert_port(session, port, mac_given)
+    if pairs:  # after the insert: they name the MAC it settled on
+        port.allowed_address_pairs = _address_pairs(pairs, port.mac_address)
     if raw_fixed is None:
         _allocate_auto(session, port, network, _auto_requests(session, network))
     else:
@@ -594,7 +595,7 @@ def update_port(session: Session, ctx: Context, port_id: str, attrs: dict[str, A
         _set_groups(session, port.id, groups)
     pairs = _list(attrs, "allowed_address_pairs")
     if pairs is not None:
-        port.allowed_address_pairs = _address_pairs(pairs)
+        port.allowed_address_pairs = _address_pairs(pairs, port.mac_address)
     if port.allowed_address_pairs and not port.port_security_enabled:
         raise Conflict(
             "Port Security must be enabled in order to have allowed address pairs on a port.",

@@ -5,7 +5,7 @@ Neutron), SNAT on by default. Only admins choose the SNAT mode or the gateway's 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -37,7 +37,7 @@ def gateway_info(session: Session, routers: list[m.Router]) -> dict[str, dict[st
     return found
 
 
-def _check_info(ctx: Context, info: Any) -> dict[str, Any]:
+def _check_info(ctx: Context, info: Any, action: Literal["create", "update"]) -> dict[str, Any]:
     if not isinstance(info, dict):
         raise BadRequest(
             f"Invalid input for external_gateway_info. Reason: '{info}' is not a dictionary."
@@ -51,8 +51,8 @@ def _check_info(ctx: Context, info: Any) -> dict[str, Any]:
     for key in ("enable_snat", "external_fixed_ips"):
         if key in info and not ctx.is_admin:
             raise Forbidden(
-                f"(rule:update_router and rule:router:external_gateway_info:{key}) is "
-                f"disallowed by policy: only an admin may set {key}.",
+                f"(rule:{action}_router and rule:{action}_router:external_gateway_info:{key}) "
+                f"is disallowed by policy: only an admin may set {key}.",
                 kind="PolicyNotAuthorized",
             )
     fixed = info.get("external_fixed_ips")
@@ -96,12 +96,15 @@ def _interface_subnets(session: Session, router: m.Router) -> set[str]:
     )
 
 
-def set_gateway(session: Session, ctx: Context, router: m.Router, info: Any) -> None:
-    """Set, change or (``None``/``{}``) clear the router's external gateway."""
+def set_gateway(
+    session: Session, ctx: Context, router: m.Router, info: Any, action: Literal["create", "update"]
+) -> None:
+    """Set, change or (``None``/``{}``) clear the router's external gateway; ``action``
+    (create or update) names the policy rule a refusal cites, as Neutron's does."""
     if not info:
         clear_gateway(session, router)
         return
-    info = _check_info(ctx, info)
+    info = _check_info(ctx, info, action)
     network = get_network(session, ctx, info["network_id"])
     if not network.external:
         raise BadRequest(

@@ -174,7 +174,7 @@ def create_router(
     session.flush()
     info = attrs.get("external_gateway_info")
     if info:
-        router_gateway.set_gateway(session, ctx, router, info)
+        router_gateway.set_gateway(session, ctx, router, info, "create")
     if wanted_tags:
         tags.replace_tags(session, TAG_TYPE, router.id, wanted_tags)
     return router
@@ -198,7 +198,7 @@ def update_router(
     if admin_up is not None:
         router.admin_state_up = admin_up
     if "external_gateway_info" in attrs:
-        router_gateway.set_gateway(session, ctx, router, attrs["external_gateway_info"])
+        router_gateway.set_gateway(session, ctx, router, attrs["external_gateway_info"], "update")
     if "routes" in attrs:
         router.routes = check_routes(session, router, attrs["routes"])
     standard.touch(router)
