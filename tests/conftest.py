@@ -8,7 +8,6 @@ except under CI=true, where that is a failure.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from kumo.db.engine import Database, normalize_url
 from kumo.db.models import Base
 
 from apihelpers import ADMIN_PASSWORD, PUBLIC_URL, auth_body, make_client
+from kumoproc import in_ci
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -63,13 +63,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return MachineTestsTogether(config, log)
 
 
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
 def _unavailable(backend: str, exc: Exception) -> None:
     reason = f"{backend} is not reachable for tests ({type(exc).__name__}: {exc})"
-    if _ci():
+    if in_ci():
         pytest.fail(f"{reason}; CI=true requires every database backend")
     pytest.skip(reason)
 

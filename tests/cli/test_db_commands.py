@@ -4,7 +4,6 @@ PostgreSQL and MariaDB."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import shutil
 import sqlite3
@@ -19,16 +18,15 @@ import sqlalchemy as sa
 from kumo.db import migrate
 from kumo.db.engine import Database
 
-from kumoproc import Result, kumo, start_cloud, stop_process
+from kumoproc import Result, in_ci, kumo, start_cloud, stop_process
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 HOST_NAME = "pre-upgrade-host"
 
 
 def skip_or_fail(reason: str) -> None:
     """Skip with the reason on a laptop; fail in CI, where every backend must be present."""
-    if IN_CI:
+    if in_ci():
         pytest.fail(f"{reason} (CI=true: required)")
     pytest.skip(reason)
 

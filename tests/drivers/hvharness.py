@@ -23,19 +23,17 @@ from kumo.drivers.hypervisor.fake import FakeDriver
 from kumo.drivers.hypervisor.qemu import qmp_socket
 from kumo.guest import TinyGuest
 
+from kumoproc import in_ci
+
 TEST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKumoTestKeyOnly kumo@contract"
 BOOT_DEADLINE = 90.0  # TCG on a busy 2-vCPU machine; a quiet one boots in about 3 s
-
-
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 def require_qemu() -> None:
     missing = [b for b in ("qemu-system-x86_64", "qemu-img") if not shutil.which(b)]
     if missing:
         reason = f"{', '.join(missing)} not installed (apt install qemu-system-x86 qemu-utils)"
-        if _ci():
+        if in_ci():
             pytest.fail(reason + "; CI=true requires the real hypervisor")
         pytest.skip(reason)
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kumoproc import KUMO, clean_env, command_lines, kill_group, kumo, wait_for
+from kumoproc import KUMO, clean_env, command_lines, in_ci, kill_group, kumo, wait_for
 
 SERVERS = "/compute/v2.1/servers"
 # A server is settled when it no longer waits for anything: ACTIVE, or ERROR with a fault.
@@ -208,7 +208,7 @@ def require_qemu() -> None:
         missing.append("/usr/bin/busybox (busybox-static)")
     if missing:
         reason = f"{', '.join(missing)} missing: no real guests here"
-        if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+        if in_ci():
             pytest.fail(reason + "; CI=true requires the real hypervisor")
         pytest.skip(reason)
 

@@ -13,7 +13,6 @@ read through copy 1 is asked of that agent the same way.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import subprocess
 import time
@@ -29,7 +28,16 @@ from sqlalchemy.exc import DBAPIError
 from kumo.db.engine import normalize_url
 
 from computeapi import SERVERS, Api, start_agent
-from kumoproc import KUMO, clean_env, free_port, kill_group, start_cloud, stop_process, wait_for
+from kumoproc import (
+    KUMO,
+    clean_env,
+    free_port,
+    in_ci,
+    kill_group,
+    start_cloud,
+    stop_process,
+    wait_for,
+)
 
 WOKEN_WITHIN = 8.0  # seconds to ACTIVE: well under the agent's 20 s long-poll
 SERVERS_ADMIN = {
@@ -74,7 +82,7 @@ def cloud_db(request: pytest.FixtureRequest) -> Iterator[CloudDatabase]:
             conn.execute(text("SELECT 1"))
     except DBAPIError as exc:
         admin.dispose()
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if in_ci():
             pytest.fail(f"{backend} is not reachable ({exc}); CI=true requires it")
         pytest.skip(f"{backend} is not reachable: {exc}")
     if backend == "postgresql":

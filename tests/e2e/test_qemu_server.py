@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from kumoproc import OPENSTACK, Cloud, Result, kill_group, run, start_cloud, wait_for
+from kumoproc import OPENSTACK, Cloud, Result, in_ci, kill_group, run, start_cloud, wait_for
 
 pytestmark = pytest.mark.clients
 
@@ -31,10 +31,6 @@ TEST_KEY = (
 BOOT = 180.0  # TCG on a busy 2-vCPU machine; a quiet one prints its hostname in a few s
 
 
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
 def _require_qemu() -> None:
     missing = [b for b in ("qemu-system-x86_64", "qemu-img") if not shutil.which(b)]
     if not glob.glob("/boot/vmlinuz-*"):
@@ -43,7 +39,7 @@ def _require_qemu() -> None:
         missing.append("/usr/bin/busybox (busybox-static)")
     if missing:
         reason = f"{', '.join(missing)} missing: no real guests here"
-        if _ci():
+        if in_ci():
             pytest.fail(reason + "; CI=true requires the real hypervisor")
         pytest.skip(reason)
 
