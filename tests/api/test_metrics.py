@@ -1,0 +1,218 @@
+"""/metrics: the cloud's state read from the database at scrape time (servers by project and
+status, host capacity as the scheduler counts it, heartbeat age, DHCP servers and routers
+per host, server actions), the scheduler's latency, and the controller's own endpoint; on
+every database backend. Scraped without a token and parsed with prometheus_client's own
+text parser, as Prometheus reads it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from test_server_networks import _server
+from test_servers import Compute
+
+from kumo.config import ConfigError, SchedulerConfig, load_config
+from kumo.controller.service import Controller
+from kumo.db import models as m
+from kumo.db.types import utcnow
+
+from kumoproc import free_port, wait_for
+from netapi import V2, create, network, subnet, tenant
+
+MIB, GIB = 1024**2, 1024**3
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> Samples:
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def scrape(client: Any) -> Samples:
+    resp = client.get("/metrics")  # no token: Prometheus scrapes with none
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("text/plain; version=")
+    return parse(resp.text)
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+@pytest.fixture
+def compute(cloud: Any, tmp_path: Path) -> Compute:
+    return Compute(cloud, tmp_path)
+
+
+def test_metrics_follow_the_cloud(compute: Compute) -> None:
+    cloud, admin = compute.cloud, compute.cloud.admin
+    samples = scrape(compute.client)
+    # One host registered (fake-1: 8 vCPUs, 8704 MiB, 100 GiB), nothing on it yet.
+    cfg = SchedulerConfig()
+    capacity_memory = (8704 - cfg.reserved_host_memory_mb) * cfg.ram_allocation_ratio * MIB
+    assert value(samples, "kumo_host_up", host="fake-1") == 1
+    assert value(samples, "kumo_host_capacity_vcpus", host="fake-1") == 8 * cfg.cpu_allocation_ratio
+    assert value(samples, "kumo_host_capacity_memory_bytes", host="fake-1") == capacity_memory
+    assert value(samples, "kumo_host_capacity_disk_bytes", host="fake-1") == 100 * GIB
+    assert value(samples, "kumo_host_used_vcpus", host="fake-1") == 0
+    assert value(samples, "kumo_host_free_memory_bytes", host="fake-1") == capacity_memory
+    assert value(samples, "kumo_host_routers", host="fake-1") == 0
+    assert not [k for k in samples if k[0] == "kumo_servers"]
+
+    # A second host whose agent went quiet an hour ago.
+    old = "0b7e6c52-0000-4000-8000-00000000000b"
+    compute.register(old, "old-1", 4, 4096)
+    with cloud.db.session() as session:
+        session.get(m.Host, old).last_heartbeat_at = utcnow() - dt.timedelta(hours=1)
+
+    # Project A: a network with DHCP, a router on it, two servers on it; project B: two
+    # servers without a network, one of them stopped.
+    project_a, member_a = tenant(cloud, "metrics-a")
+    project_b, member_b = tenant(cloud, "metrics-b")
+    net = network(cloud, member_a)
+    sub = subnet(cloud, member_a, net["id"], "10.30.0.0/24")
+    router = create(cloud, member_a, "router", name="r")
+    resp = cloud.client.put(
+        f"{V2}/routers/{router['id']}/add_router_interface",
+        json={"subnet_id": sub["id"]},
+        headers=member_a,
+    )
+    assert resp.status_code == 200, resp.text
+    a1 = _server(compute, member_a, networks=[{"uuid": net["id"]}])
+    a2 = _server(compute, member_a, networks=[{"uuid": net["id"]}])
+    b1 = _server(compute, member_b)
+    b2 = _server(compute, member_b)
+    samples = scrape(compute.client)
+    assert value(samples, "kumo_servers", project_id=project_a, status="BUILD") == 2
+    assert value(samples, "kumo_servers", project_id=project_b, status="BUILD") == 2
+    placed = value(samples, "kumo_scheduler_placement_seconds_count") or 0.0
+
+    compute.converge()
+    assert compute.action(b2, member_b, {"os-stop": None}).status_code == 202
+    compute.converge()
+    assert compute.show(b2, member_b)["status"] == "SHUTOFF"
+    samples = scrape(compute.client)
+    assert value(samples, "kumo_servers", project_id=project_a, status="ACTIVE") == 2
+    assert value(samples, "kumo_servers", project_id=project_b, status="ACTIVE") == 1
+    assert value(samples, "kumo_servers", project_id=project_b, status="SHUTOFF") == 1
+    assert value(samples, "kumo_servers", project_id=project_a, status="BUILD") is None
+    # Every server is on fake-1 (old-1 is down): four m1.tiny (1 vCPU, 128 MiB, 1 GiB).
+    assert value(samples, "kumo_host_servers", host="fake-1") == 4
+    assert value(samples, "kumo_host_used_vcpus", host="fake-1") == 4
+    assert value(samples, "kumo_host_free_vcpus", host="fake-1") == 8 * 16 - 4
+    assert value(samples, "kumo_host_used_memory_bytes", host="fake-1") == 4 * 128 * MIB
+    assert value(samples, "kumo_host_free_memory_bytes", host="fake-1") == (
+        capacity_memory - 4 * 128 * MIB
+    )
+    assert value(samples, "kumo_host_used_disk_bytes", host="fake-1") == 4 * GIB
+    assert value(samples, "kumo_host_free_disk_bytes", host="fake-1") == 96 * GIB
+    assert value(samples, "kumo_host_servers", host="old-1") == 0
+    assert value(samples, "kumo_host_capacity_vcpus", host="old-1") == 4 * 16
+    # Liveness and heartbeat age.
+    assert value(samples, "kumo_host_up", host="old-1") == 0
+    assert value(samples, "kumo_host_enabled", host="old-1") == 1
+    old_age = value(samples, "kumo_host_heartbeat_age_seconds", host="old-1")
+    assert old_age is not None and 3600 <= old_age < 3700
+    age = value(samples, "kumo_host_heartbeat_age_seconds", host="fake-1")
+    assert age is not None and 0 <= age < 60
+    # The router and the network's DHCP server are on fake-1, the only host up.
+    assert value(samples, "kumo_host_routers", host="fake-1") == 1
+    assert value(samples, "kumo_host_dhcp_servers", host="fake-1") == 1
+    assert value(samples, "kumo_host_routers", host="old-1") == 0
+    assert value(samples, "kumo_host_dhcp_servers", host="old-1") == 0
+    assert value(samples, "kumo_routers_unplaced") == 0
+    # The scheduler placed them (its histogram is this process's: the test is the
+    # controller here).
+    assert (value(samples, "kumo_scheduler_placement_seconds_count") or 0) > placed
+    # Actions: four creates and a stop asked for, none with a recorded end yet.
+    assert value(samples, "kumo_server_actions_total", action="create") == 4
+    assert value(samples, "kumo_server_actions_total", action="stop") == 1
+    assert value(samples, "kumo_server_action_failures_total", action="stop") == 0
+    assert value(samples, "kumo_server_action_duration_seconds_count", action="stop") is None
+    query = value(samples, "kumo_cloud_metrics_query_seconds")
+    assert query is not None and query > 0
+
+    # Crash dumps end when the agent reports: one that works, one whose guest is gone.
+    crash = {"trigger_crash_dump": None}
+    at_217 = {**admin, "X-OpenStack-Nova-API-Version": "2.17"}
+    assert compute.action(a1, at_217, crash).status_code == 202
+    compute.loop.driver.destroy(a2)
+    with cloud.db.session() as session:
+        session.get(m.Instance, a2).vm_state = "error"
+    assert compute.action(a2, at_217, crash).status_code == 202
+    compute.converge()
+    samples = scrape(compute.client)
+    assert value(samples, "kumo_servers", project_id=project_a, status="ERROR") == 1
+    assert value(samples, "kumo_server_actions_total", action="trigger_crash_dump") == 2
+    assert value(samples, "kumo_server_action_failures_total", action="trigger_crash_dump") == 1
+    count = "kumo_server_action_duration_seconds_count"
+    assert value(samples, count, action="trigger_crash_dump") == 2
+    assert value(samples, "kumo_server_action_duration_seconds_bucket",
+                 action="trigger_crash_dump", le="+Inf") == 2  # fmt: skip
+    # Within the minute this test has run, and not below zero.
+    assert value(samples, "kumo_server_action_duration_seconds_bucket",
+                 action="trigger_crash_dump", le="60.0") == 2  # fmt: skip
+    total = value(samples, "kumo_server_action_duration_seconds_sum", action="trigger_crash_dump")
+    assert total is not None and 0 <= total < 120
+
+    # Deleting gives the capacity back and drops the DHCP server with the last guest.
+    for server_id, headers in ((a1, member_a), (a2, member_a), (b1, member_b)):
+        resp = compute.client.delete(f"/compute/v2.1/servers/{server_id}", headers=headers)
+        assert resp.status_code == 204, resp.text
+    compute.converge()
+    samples = scrape(compute.client)
+    assert value(samples, "kumo_host_servers", host="fake-1") == 1
+    assert value(samples, "kumo_host_used_vcpus", host="fake-1") == 1
+    assert value(samples, "kumo_host_dhcp_servers", host="fake-1") == 0
+    assert value(samples, "kumo_servers", project_id=project_a, status="ACTIVE") is None
+    assert value(samples, "kumo_servers", project_id=project_b, status="SHUTOFF") == 1
+
+
+def test_the_controller_serves_its_own_metrics(config: Any, database: Any) -> None:
+    """`kumo serve controller` with [controller] metrics_listen: its scheduler histogram and
+    whether it holds the lease, at its own port, for as long as it runs."""
+    listen = f"127.0.0.1:{free_port()}"
+    config = config.model_copy(
+        update={"controller": config.controller.model_copy(update={"metrics_listen": listen})}
+    )
+    controller = Controller(database, config, poll=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    url = f"http://{listen}/metrics"
+
+    def active() -> bool:
+        try:
+            samples = parse(httpx.get(url, timeout=5).text)
+        except httpx.TransportError:
+            return False
+        return value(samples, "kumo_controller_active") == 1
+
+    try:
+        wait_for(active, 20, "the controller's metrics to say it is active")
+        samples = parse(httpx.get(url, timeout=5).text)
+        assert value(samples, "kumo_scheduler_placement_seconds_count") is not None
+        assert value(samples, "kumo_scheduler_servers_placed_total") is not None
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url, timeout=5)
+
+
+@pytest.mark.parametrize("listen", ["9101", "localhost:", "host:port", ":99999"])
+def test_metrics_listen_must_be_host_port(listen: str) -> None:
+    with pytest.raises(ConfigError, match="metrics_listen"):
+        load_config(environ={"KUMO_CONTROLLER_METRICS_LISTEN": listen})
+    ok = load_config(environ={"KUMO_CONTROLLER_METRICS_LISTEN": "0.0.0.0:9101"})
+    assert ok.controller.metrics_listen == "0.0.0.0:9101"
