@@ -155,12 +155,11 @@ def test_metrics_follow_the_cloud(compute: Compute) -> None:
     assert value(samples, "kumo_server_actions_total", action="trigger_crash_dump") == 2
     assert value(samples, "kumo_server_action_failures_total", action="trigger_crash_dump") == 1
     count = "kumo_server_action_duration_seconds_count"
+    bucket = "kumo_server_action_duration_seconds_bucket"
     assert value(samples, count, action="trigger_crash_dump") == 2
-    assert value(samples, "kumo_server_action_duration_seconds_bucket",
-                 action="trigger_crash_dump", le="+Inf") == 2  # fmt: skip
+    assert value(samples, bucket, action="trigger_crash_dump", le="+Inf") == 2
     # Within the minute this test has run, and not below zero.
-    assert value(samples, "kumo_server_action_duration_seconds_bucket",
-                 action="trigger_crash_dump", le="60.0") == 2  # fmt: skip
+    assert value(samples, bucket, action="trigger_crash_dump", le="60.0") == 2
     total = value(samples, "kumo_server_action_duration_seconds_sum", action="trigger_crash_dump")
     assert total is not None and 0 <= total < 120
 
@@ -175,6 +174,51 @@ def test_metrics_follow_the_cloud(compute: Compute) -> None:
     assert value(samples, "kumo_host_dhcp_servers", host="fake-1") == 0
     assert value(samples, "kumo_servers", project_id=project_a, status="ACTIVE") is None
     assert value(samples, "kumo_servers", project_id=project_b, status="SHUTOFF") == 1
+
+
+def test_action_durations_are_summed_in_the_database(cloud: Any) -> None:
+    """The duration histogram is worked out in SQL on each backend (seconds_between):
+    recorded actions with known start and finish times land in the right buckets, to the
+    sub-second, and only a message starting with "Error" counts as a failure."""
+    start = utcnow() - dt.timedelta(days=1)
+    rows = [  # (action, seconds to finish or None, message)
+        ("migrate", 0.25, None),
+        ("migrate", 0.75, None),
+        ("migrate", 3.0, "Error: the destination did not report in time"),
+        ("migrate", 45.0, None),
+        ("migrate", 7200.0, None),
+        ("migrate", None, None),
+        ("live-migration", 2.0, "Cancelled: by the admin"),
+        ("stop", None, None),
+    ]
+    with cloud.db.session() as session:
+        for index, (action, seconds, message) in enumerate(rows):
+            session.add(
+                m.InstanceAction(
+                    instance_id=f"00000000-0000-4000-8000-{index:012d}",
+                    action=action,
+                    request_id=f"req-{index}",
+                    user_id="u",
+                    project_id="p",
+                    start_time=start,
+                    finish_time=None if seconds is None else start + dt.timedelta(seconds=seconds),
+                    message=message,
+                )
+            )
+    samples = scrape(cloud.client)
+    bucket = "kumo_server_action_duration_seconds_bucket"
+    expected = {"0.5": 1, "1.0": 2, "2.5": 2, "5.0": 3, "30.0": 3, "60.0": 4, "3600.0": 4}
+    expected["+Inf"] = 5
+    assert {le: value(samples, bucket, action="migrate", le=le) for le in expected} == expected
+    total = value(samples, "kumo_server_action_duration_seconds_sum", action="migrate")
+    assert total == pytest.approx(0.25 + 0.75 + 3 + 45 + 7200, abs=0.01)
+    assert value(samples, "kumo_server_action_duration_seconds_count", action="migrate") == 5
+    assert value(samples, "kumo_server_actions_total", action="migrate") == 6
+    assert value(samples, "kumo_server_action_failures_total", action="migrate") == 1
+    assert value(samples, "kumo_server_action_failures_total", action="live-migration") == 0
+    assert value(samples, bucket, action="live-migration", le="2.5") == 1
+    assert value(samples, "kumo_server_actions_total", action="stop") == 1
+    assert value(samples, bucket, action="stop", le="+Inf") is None  # nothing finished
 
 
 def test_the_controller_serves_its_own_metrics(config: Any, database: Any) -> None:
