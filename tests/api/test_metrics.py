@@ -7,6 +7,7 @@ text parser, as Prometheus reads it."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,27 @@ def test_the_controller_serves_its_own_metrics(config: Any, database: Any) -> No
     assert not thread.is_alive()
     with pytest.raises(httpx.TransportError):
         httpx.get(url, timeout=5)
+
+
+def test_a_taken_metrics_port_does_not_stop_the_controller(
+    config: Any, database: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The control loops matter more than their metrics: a controller whose metrics port is
+    taken says so in its log and takes the lease all the same."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        config = config.model_copy(
+            update={"controller": config.controller.model_copy(update={"metrics_listen": listen})}
+        )
+        controller = Controller(database, config, poll=0.05)
+        stop = threading.Event()
+        thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: controller.active, 20, "the controller to take the lease")
+        finally:
+            stop.set()
+            thread.join(15)
+    assert f"cannot serve the controller's metrics at {listen}" in caplog.text

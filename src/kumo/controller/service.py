@@ -73,7 +73,12 @@ class Controller:
 
     def run(self, stop: threading.Event) -> None:
         listen = self.config.controller.metrics_listen
-        stop_metrics = metrics.serve(listen) if listen else None
+        stop_metrics = None
+        if listen:
+            try:
+                stop_metrics = metrics.serve(listen)
+            except OSError as exc:  # the control loops matter more than their metrics
+                log.error("cannot serve the controller's metrics at %s: %s", listen, exc)
         try:
             self._loop(stop)
         finally:
