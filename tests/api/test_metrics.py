@@ -19,6 +19,7 @@ from test_server_networks import _server
 from test_servers import Compute
 
 from kumo.config import SchedulerConfig
+from kumo.controller import metrics as controller_metrics
 from kumo.controller.service import Controller
 from kumo.db import models as m
 from kumo.db.types import utcnow
@@ -56,6 +57,7 @@ def compute(cloud: Any, tmp_path: Path) -> Compute:
 
 def test_metrics_follow_the_cloud(compute: Compute) -> None:
     cloud, admin = compute.cloud, compute.cloud.admin
+    controller_metrics.register()  # this process plays kumo up's controller (converge)
     samples = scrape(compute.client)
     # One host registered (fake-1: 8 vCPUs, 8704 MiB, 100 GiB), nothing on it yet.
     cfg = SchedulerConfig()
@@ -131,8 +133,7 @@ def test_metrics_follow_the_cloud(compute: Compute) -> None:
     assert value(samples, "kumo_host_routers", host="old-1") == 0
     assert value(samples, "kumo_host_dhcp_servers", host="old-1") == 0
     assert value(samples, "kumo_routers_unplaced") == 0
-    # The scheduler placed them (its histogram is this process's: the test is the
-    # controller here).
+    # The scheduler placed them (its histogram is this process's, as in kumo up).
     assert (value(samples, "kumo_scheduler_placement_seconds_count") or 0) > placed
     # Actions: four creates and a stop asked for, none with a recorded end yet.
     assert value(samples, "kumo_server_actions_total", action="create") == 4

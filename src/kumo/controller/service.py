@@ -39,6 +39,7 @@ class Controller:
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.active = False
         self._next_lease = 0.0
+        metrics.register()
 
     def renew(self) -> None:
         active = try_acquire(self.db, self.holder, self.lease_ttl)
