@@ -52,6 +52,20 @@ class HostsConfig(_Section):
     heartbeat_timeout: float = Field(30.0, gt=0)
 
 
+class ControllerConfig(_Section):
+    # HOST:PORT where `kumo serve controller` serves its own Prometheus metrics (scheduler
+    # latency, lease); empty: not served. `kumo up` needs none: its API's /metrics has them.
+    metrics_listen: str = ""
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if value and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"{value!r} is not HOST:PORT")
+        return value
+
+
 class AgentConfig(_Section):
     # Agent API base URL the agent talks to; empty means the local API.
     api_url: str = ""
@@ -171,6 +185,7 @@ class Config(_Section):
     database: DatabaseConfig = DatabaseConfig()
     identity: IdentityConfig = IdentityConfig()
     hosts: HostsConfig = HostsConfig()
+    controller: ControllerConfig = ControllerConfig()
     agent: AgentConfig = AgentConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     compute: ComputeConfig = ComputeConfig()
@@ -204,6 +219,7 @@ _SECTIONS = (
     "database",
     "identity",
     "hosts",
+    "controller",
     "agent",
     "scheduler",
     "compute",

@@ -47,3 +47,11 @@ def test_bad_configuration_names_the_problem(tmp_path: Path, text: str, needle: 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "absent.toml", environ={})
+
+
+@pytest.mark.parametrize("listen", ["9101", "localhost:", "host:port", ":99999"])
+def test_controller_metrics_listen_must_be_host_port(listen: str) -> None:
+    with pytest.raises(ConfigError, match="metrics_listen"):
+        load_config(environ={"KUMO_CONTROLLER_METRICS_LISTEN": listen})
+    ok = load_config(environ={"KUMO_CONTROLLER_METRICS_LISTEN": "0.0.0.0:9101"})
+    assert ok.controller.metrics_listen == "0.0.0.0:9101"

@@ -89,7 +89,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
     )
     app.state.kumo = AppState(config=config, db=db)
     errors.install(app)
-    metrics.install(app)
+    metrics.install(app, app.state.kumo)
     compute_microversion.install(app)
     volume_microversion.install(app)
     request_id.install(app)

@@ -1,14 +1,31 @@
-"""Prometheus metrics for every API request, labelled by route template (not raw path, so
-ids never explode the number of series)."""
+"""/metrics: every API request, labelled by route template (not raw path, so ids never
+explode the number of series), then the cloud's state read from the database
+(kumo.api.cloud_metrics).
+
+The request metrics are this process's own, as is anything else in the default registry:
+in ``kumo up``, where the controller runs in the same process, that includes the
+scheduler's (kumo.controller.metrics), so one endpoint has everything. It answers without
+a token, as it always has (Prometheus scrapes with none): it names hosts and project ids,
+so keep it off public networks (docs/metrics.md says how)."""
 
 from __future__ import annotations
 
 import time
 
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kumo.api.cloud_metrics import CloudCollector
+from kumo.api.state import AppState
 
 REQUESTS = Counter(
     "kumo_api_requests_total", "API requests answered", ["method", "route", "status"]
@@ -57,9 +74,14 @@ class MetricsMiddleware:
             LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, state: AppState) -> None:
     app.add_middleware(MetricsMiddleware)
+    # The cloud's collector is this app's (its database), not the process-wide registry's:
+    # a process may hold several apps (tests do), each answering for its own cloud.
+    cloud = CollectorRegistry(auto_describe=False)
+    cloud.register(CloudCollector(state))
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+    def metrics() -> Response:
+        body = generate_latest(REGISTRY) + generate_latest(cloud)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
+from kumo.controller.metrics import PLACEMENT_SECONDS
 from kumo.core import wakeup
 from kumo.core.compute import nics, placement, shelve
 from kumo.core.compute.servers import TASK_DEADLINE
@@ -155,6 +156,7 @@ def schedule_pending(db: Database, cfg: SchedulerConfig, heartbeat_timeout: floa
     waiting = pending(db)
     placed = 0
     for start in range(0, len(waiting), BATCH):
-        chosen = place_many(db, waiting[start : start + BATCH], cfg, heartbeat_timeout)
+        with PLACEMENT_SECONDS.time():
+            chosen = place_many(db, waiting[start : start + BATCH], cfg, heartbeat_timeout)
         placed += sum(1 for host in chosen.values() if host)
     return placed

@@ -10,6 +10,7 @@ import threading
 import time
 
 from kumo.config import Config
+from kumo.controller import metrics
 from kumo.controller.lease import release, try_acquire
 from kumo.controller.scheduler import schedule_pending
 from kumo.controller.stuck import resolve_stuck
@@ -38,12 +39,14 @@ class Controller:
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.active = False
         self._next_lease = 0.0
+        metrics.register()
 
     def renew(self) -> None:
         active = try_acquire(self.db, self.holder, self.lease_ttl)
         if active != self.active:
             log.info("controller %s is now %s", self.holder, "active" if active else "standby")
         self.active = active
+        metrics.ACTIVE.set(active)
         if active:
             resolve_stuck(self.db)
             timeout = self.config.hosts.heartbeat_timeout
@@ -63,9 +66,27 @@ class Controller:
             self.renew()
             self._next_lease = now + self.lease_interval
         if self.active:
-            schedule_pending(self.db, self.config.scheduler, self.config.hosts.heartbeat_timeout)
+            metrics.SERVERS_PLACED.inc(
+                schedule_pending(
+                    self.db, self.config.scheduler, self.config.hosts.heartbeat_timeout
+                )
+            )
 
     def run(self, stop: threading.Event) -> None:
+        listen = self.config.controller.metrics_listen
+        stop_metrics = None
+        if listen:
+            try:
+                stop_metrics = metrics.serve(listen)
+            except OSError as exc:  # the control loops matter more than their metrics
+                log.error("cannot serve the controller's metrics at %s: %s", listen, exc)
+        try:
+            self._loop(stop)
+        finally:
+            if stop_metrics is not None:
+                stop_metrics()
+
+    def _loop(self, stop: threading.Event) -> None:
         mark = wakeup.mark(wakeup.SCHEDULER)
         while not stop.is_set():
             try:
@@ -76,3 +97,4 @@ class Controller:
             mark = wakeup.wait(wakeup.SCHEDULER, mark, self.poll)
         if self.active:
             release(self.db, self.holder)
+            metrics.ACTIVE.set(0)
