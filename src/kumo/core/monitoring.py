@@ -25,7 +25,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.expression import ColumnElement
 
 from kumo.config import SchedulerConfig
-from kumo.core.compute import hypervisors, states
+from kumo.core.compute import hypervisors, placement, states
 from kumo.core.network.dhcp_ports import DHCP_OWNER
 from kumo.db import models as m
 from kumo.db.expressions import seconds_between
@@ -114,19 +114,18 @@ def host_figures(session: Session, cfg: SchedulerConfig, timeout: float) -> list
         host = usage.host
         memory_used = usage.memory_mb_used - cfg.reserved_host_memory_mb
         disk_used = usage.local_gb_used - cfg.reserved_host_disk_gb
+        vcpus, memory_mb, disk_gb = placement.capacity(
+            cfg, usage.vcpus, usage.memory_mb, usage.local_gb
+        )
         result.append(
             HostFigures(
                 name=host.name,
                 up=usage.status.up,
                 enabled=host.enabled,
                 heartbeat_age_seconds=usage.status.seconds_since_heartbeat,
-                capacity_vcpus=usage.vcpus * cfg.cpu_allocation_ratio,
-                capacity_memory_bytes=(usage.memory_mb - cfg.reserved_host_memory_mb)
-                * cfg.ram_allocation_ratio
-                * MIB,
-                capacity_disk_bytes=(usage.local_gb - cfg.reserved_host_disk_gb)
-                * cfg.disk_allocation_ratio
-                * GIB,
+                capacity_vcpus=vcpus,
+                capacity_memory_bytes=memory_mb * MIB,
+                capacity_disk_bytes=disk_gb * GIB,
                 used_vcpus=usage.vcpus_used,
                 used_memory_bytes=memory_used * MIB,
                 used_disk_bytes=disk_used * GIB,

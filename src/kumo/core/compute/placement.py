@@ -317,6 +317,19 @@ def allocated(session: Session) -> dict[str, tuple[int, int, int]]:
     }
 
 
+def capacity(
+    cfg: SchedulerConfig, vcpus: float, memory_mb: float, disk_gb: float
+) -> tuple[float, float, float]:
+    """What the scheduler may hand out of a host's inventory: (inventory - reserved) x the
+    allocation ratio, as vCPUs, MiB of RAM and GiB of disk. The one formula, also behind
+    the capacity gauges of /metrics."""
+    return (
+        vcpus * cfg.cpu_allocation_ratio,
+        (memory_mb - cfg.reserved_host_memory_mb) * cfg.ram_allocation_ratio,
+        (disk_gb - cfg.reserved_host_disk_gb) * cfg.disk_allocation_ratio,
+    )
+
+
 def host_states(
     session: Session, cfg: SchedulerConfig, heartbeat_timeout: float
 ) -> list[HostState]:
@@ -329,13 +342,8 @@ def host_states(
     states = []
     for host in session.scalars(select(m.Host).order_by(m.Host.name)):
         inv = host.inventory or {}
-        vcpus, ram, disk = used.get(host.id, (0, 0, 0))
-        free = [
-            inv.get("vcpus", 0) * cfg.cpu_allocation_ratio - vcpus,
-            (inv.get("memory_mb", 0) - cfg.reserved_host_memory_mb) * cfg.ram_allocation_ratio
-            - ram,
-            (inv.get("disk_gb", 0) - cfg.reserved_host_disk_gb) * cfg.disk_allocation_ratio - disk,
-        ]
+        total = capacity(cfg, inv.get("vcpus", 0), inv.get("memory_mb", 0), inv.get("disk_gb", 0))
+        free = [have - held for have, held in zip(total, used.get(host.id, (0, 0, 0)), strict=True)]
         up = hosts.status_of(host, heartbeat_timeout, now).up
         states.append(HostState(host, up, aggregates.zone_of(zones, host.id), free))
     return states
