@@ -24,7 +24,6 @@ import httpx
 import pytest
 from test_qemu_server import (
     Guests,
-    _alive,
     _require_qemu,
     console,
     create_server,
@@ -34,7 +33,7 @@ from test_qemu_server import (
     wait_console,
 )
 
-from kumoproc import KUMO, Cloud, clean_env, kill_group, kumo, start_cloud, wait_for
+from kumoproc import KUMO, Cloud, alive, clean_env, kill_group, kumo, start_cloud, wait_for
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
 HOST_B = "kumo-host-b"
@@ -160,14 +159,14 @@ def _move_and_check(
         "ACTIVE after the move",
     )
     assert after["OS-EXT-SRV-ATTR:host"] == row["dest_compute"] != row["source_compute"]
-    wait_for(lambda: not _alive(source_pid), 60, "the source QEMU to exit")
+    wait_for(lambda: not alive(source_pid), 60, "the source QEMU to exit")
     wait_for(
         lambda: not (source_state / "agent" / "instances" / server_id).exists(),
         60,
         "the source's files to go",
     )
     dest_pid = dirs[str(dest_state)].pid(server_id)
-    assert _alive(dest_pid)
+    assert alive(dest_pid)
     dest_log = dest_state / "agent" / "instances" / server_id / "console.log"
     text = wait_for(
         lambda: (t := dest_log.read_text(errors="replace")) and _counter(t) > seen + 1 and t,

@@ -19,7 +19,18 @@ from typing import Any
 
 import pytest
 
-from kumoproc import OPENSTACK, Cloud, Result, in_ci, kill_group, run, start_cloud, wait_for
+from kumoproc import (
+    OPENSTACK,
+    Cloud,
+    Result,
+    alive,
+    command_lines,
+    in_ci,
+    kill_group,
+    run,
+    start_cloud,
+    wait_for,
+)
 
 pytestmark = pytest.mark.clients
 
@@ -44,21 +55,6 @@ def _require_qemu() -> None:
         pytest.skip(reason)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 class Guests:
     """Remembers every QEMU PID a test saw, and kills the ones still running at the end."""
 
@@ -73,8 +69,11 @@ class Guests:
         return pid
 
     def cleanup(self) -> None:
-        for pid, server_id in self.seen.items():
-            if _alive(pid) and server_id.encode() in _cmdline(pid):
+        """Kill every QEMU whose pidfile lies under this state directory, seen or not: a
+        test that failed before asking for a guest's PID must not leave that guest behind."""
+        instances = str(self.state_dir / "agent" / "instances").encode()
+        for pid, argv in command_lines():
+            if any(arg.startswith(instances) for arg in argv):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
@@ -165,7 +164,7 @@ def test_server_lifecycle_on_qemu(qemu_cloud: tuple[Cloud, Guests], tmp_path: Pa
     server = create_server(cloud, tmp_path, "vm1")
     server_id = server["id"]
     pid = guests.pid(server_id)
-    assert _alive(pid)
+    assert alive(pid)
     text = wait_console(cloud, "vm1", "kumo-guest: hostname vm1", f"kumo-guest: key {TEST_KEY}")
     assert "kumo-guest: user-data #!/bin/sh" in text
     lines = ok(openstack(cloud, "console", "log", "show", "--lines", "2", "vm1")).stdout
@@ -173,19 +172,19 @@ def test_server_lifecycle_on_qemu(qemu_cloud: tuple[Cloud, Guests], tmp_path: Pa
 
     ok(openstack(cloud, "server", "stop", "vm1"))
     wait_status(cloud, "vm1", "SHUTOFF")
-    wait_for(lambda: not _alive(pid), 30, f"qemu {pid} to exit")
+    wait_for(lambda: not alive(pid), 30, f"qemu {pid} to exit")
 
     ok(openstack(cloud, "server", "start", "vm1"))
     wait_status(cloud, "vm1", "ACTIVE")
     new_pid = guests.pid(server_id)
-    assert new_pid != pid and _alive(new_pid)
+    assert new_pid != pid and alive(new_pid)
 
     instance = cloud.state_dir / "agent" / "instances" / server_id
     assert (instance / "disk").exists() and (instance / "disk.config").exists()
     ok(openstack(cloud, "server", "delete", "--wait", "vm1"))
     gone = openstack(cloud, "server", "show", server_id)
     assert gone.returncode != 0
-    wait_for(lambda: not _alive(new_pid), 30, f"qemu {new_pid} to exit")
+    wait_for(lambda: not alive(new_pid), 30, f"qemu {new_pid} to exit")
     assert not instance.exists()
 
 
@@ -196,16 +195,16 @@ def test_guest_survives_kill_of_kumo_up(qemu_cloud: tuple[Cloud, Guests], tmp_pa
     wait_console(cloud, "vm2", "kumo-guest: hostname vm2")
 
     kill_group(cloud.process)  # SIGKILL: no clean-up of any kind
-    assert _alive(pid), "the guest must outlive kumo up"
+    assert alive(pid), "the guest must outlive kumo up"
     second = start_cloud(cloud.state_dir)
     try:
         time.sleep(3)  # let the agent register, adopt and report
         shown = wait_status(second, "vm2", "ACTIVE")
         assert shown["OS-EXT-STS:power_state"] in ("Running", 1), shown
-        assert guests.pid(server_id) == pid and _alive(pid)
+        assert guests.pid(server_id) == pid and alive(pid)
         log = (cloud.state_dir / "agent" / "instances" / server_id / "console.log").read_text()
         assert log.count("kumo-guest: start") == 1, "the guest was restarted"
         ok(openstack(second, "server", "delete", "--wait", "vm2"))
-        wait_for(lambda: not _alive(pid), 30, f"qemu {pid} to exit")
+        wait_for(lambda: not alive(pid), 30, f"qemu {pid} to exit")
     finally:
         second.stop()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from test_qemu_server import (
     Guests,
-    _alive,
     create_server,
     ok,
     openstack,
@@ -18,7 +17,7 @@ from test_qemu_server import (
     wait_status,
 )
 
-from kumoproc import Cloud, wait_for
+from kumoproc import Cloud, alive, wait_for
 
 
 def test_snapshot_boots_and_rescue_shows_rescue_boot(
@@ -44,7 +43,7 @@ def test_snapshot_boots_and_rescue_shows_rescue_boot(
     assert props["kernel_id"] and props["ramdisk_id"]
     shown = wait_status(cloud, "vm1", "ACTIVE")
     assert shown["OS-EXT-STS:task_state"] is None
-    assert guests.pid(server_id) == pid and _alive(pid), "the snapshot restarted the guest"
+    assert guests.pid(server_id) == pid and alive(pid), "the snapshot restarted the guest"
 
     # A new server from the snapshot boots and prints its own lines.
     created = ok(
@@ -71,15 +70,15 @@ def test_snapshot_boots_and_rescue_shows_rescue_boot(
     # Rescue vm1: it boots again from kumo-tiny, its own disk attached as vdc.
     ok(openstack(cloud, "server", "rescue", "vm1"))
     wait_status(cloud, "vm1", "RESCUE", timeout=180)
-    wait_for(lambda: not _alive(pid), 30, f"qemu {pid} to exit")
+    wait_for(lambda: not alive(pid), 30, f"qemu {pid} to exit")
     rescue_pid = guests.pid(server_id)
     text = wait_console(cloud, "vm1", "kumo-guest: disk vdc")
     assert text.count("kumo-guest: start") >= 2, text
     ok(openstack(cloud, "server", "unrescue", "vm1"))
     shown = wait_status(cloud, "vm1", "ACTIVE", timeout=180)
     assert shown["OS-EXT-STS:task_state"] is None
-    wait_for(lambda: not _alive(rescue_pid), 30, f"qemu {rescue_pid} to exit")
-    assert _alive(guests.pid(server_id))
+    wait_for(lambda: not alive(rescue_pid), 30, f"qemu {rescue_pid} to exit")
+    assert alive(guests.pid(server_id))
     instance = cloud.state_dir / "agent" / "instances" / server_id
     assert not (instance / "disk.rescue").exists() and not (instance / "rescue.json").exists()
 
