@@ -214,17 +214,12 @@ class Config(_Section):
         return (self.api.public_url or f"http://{self.api.listen}").rstrip("/")
 
 
-_SECTIONS = (
-    "api",
-    "database",
-    "identity",
-    "hosts",
-    "controller",
-    "agent",
-    "scheduler",
-    "compute",
-    "images",
-    "network",
+# Every section of Config, read off the model so a new one can never be missed by the
+# environment (KUMO_VOLUMES_* was ignored while this was a hand-kept list).
+_SECTIONS = tuple(
+    name
+    for name, field in Config.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, _Section)
 )
 
 

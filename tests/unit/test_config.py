@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from kumo.config import Config, ConfigError, load_config
 
@@ -55,3 +56,20 @@ def test_controller_metrics_listen_must_be_host_port(listen: str) -> None:
         load_config(environ={"KUMO_CONTROLLER_METRICS_LISTEN": listen})
     ok = load_config(environ={"KUMO_CONTROLLER_METRICS_LISTEN": "0.0.0.0:9101"})
     assert ok.controller.metrics_listen == "0.0.0.0:9101"
+
+
+def test_every_section_takes_its_keys_from_the_environment() -> None:
+    """Each section of the file can be set by KUMO_<SECTION>_<KEY> (volumes once could not)."""
+    sections = {name: value for name, value in Config() if isinstance(value, BaseModel)}
+    assert "volumes" in sections
+    for section, value in sections.items():
+        key = next(iter(type(value).model_fields))
+        env = {f"KUMO_{section.upper()}_{key.upper()}": "not-a-valid-value-for-most"}
+        try:
+            config = load_config(environ=env)
+        except ConfigError as exc:
+            assert f"{section}.{key}" in str(exc)  # read, and refused with its name
+        else:
+            assert getattr(getattr(config, section), key) == "not-a-valid-value-for-most"
+    config = load_config(environ={"KUMO_VOLUMES_DEFAULT_BACKEND": "raw"})
+    assert config.volumes.default_backend == "raw"
