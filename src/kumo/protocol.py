@@ -45,5 +45,55 @@ class HostLoad:
         return cls(float(uptime), (float(loads[0]), float(loads[1]), float(loads[2])), users)
 
 
+# What an agent may report of a port or a floating IP (Neutron's statuses for both).
+STATUSES = ("ACTIVE", "DOWN", "ERROR")
+
+
+@dataclass(frozen=True)
+class NetworkStatus:
+    """What a host's agent observed of its datapath after applying it: each port's status
+    (``ports``), the ports it could not bind and why (``faults``), and the status of each
+    floating IP of the routers it carries (``floating_ips``: ACTIVE once its router holds
+    the address and the NAT). ``floating_ips`` is None from an agent older than it: then
+    no floating IP changes."""
+
+    ports: dict[str, str]
+    faults: dict[str, str]
+    floating_ips: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ports": dict(self.ports), "faults": dict(self.faults)}
+        if self.floating_ips is not None:
+            body["floating_ips"] = dict(self.floating_ips)
+        return body
+
+    @classmethod
+    def from_dict(cls, data: Any) -> NetworkStatus:
+        """Raises ValueError naming what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("Expecting {'ports': {...}, 'faults': {...}, 'floating_ips': {...}}.")
+        ports = _keyed(data.get("ports"), "ports", "port", STATUSES)
+        faults = _keyed(data.get("faults"), "faults", "port", None)
+        fips = data.get("floating_ips")
+        floating_ips = (
+            None if fips is None else _keyed(fips, "floating_ips", "floating IP", STATUSES)
+        )
+        return cls(ports, faults, floating_ips)
+
+
+def _keyed(raw: Any, name: str, kind: str, allowed: tuple[str, ...] | None) -> dict[str, str]:
+    """An object of strings keyed by id (absent: empty); with ``allowed``, each value one
+    of those statuses."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise ValueError(f"'{name}' must be an object of strings keyed by {kind} id.")
+    if allowed is not None and any(v not in allowed for v in raw.values()):
+        raise ValueError(f"A {kind} status is one of {list(allowed)}.")
+    return dict(raw)
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

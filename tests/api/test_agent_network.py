@@ -157,12 +157,23 @@ def _router_port_statuses(compute: Compute, router_id: str) -> dict[str, str]:
     return {p["id"]: p["status"] for p in found.json()["ports"]}
 
 
-def test_router_ports_come_up_once_the_routers_host_plugged_them(
-    cloud: Any, tmp_path: Path
-) -> None:
-    """Issue 13 item 7: a router made before any host was up (as `kumo up` makes router1)
-    has DOWN ports; once placed, its agent plugs them and reports them ACTIVE. An interface
-    on a network the host cannot carry stays DOWN, and another host cannot report them."""
+def _interface(compute: Compute, router_id: str, net_id: str) -> str:
+    """A new port on the network, added to the router as an interface; its id."""
+    admin = compute.cloud.admin
+    made = compute.client.post(PORTS, json={"port": {"network_id": net_id}}, headers=admin)
+    port_id: str = made.json()["port"]["id"]
+    added = compute.client.put(
+        f"/network/v2.0/routers/{router_id}/add_router_interface",
+        json={"port_id": port_id},
+        headers=admin,
+    )
+    assert added.status_code == 200, added.text
+    return port_id
+
+
+def _external_router(cloud: Any) -> dict[str, Any]:
+    """A router with its gateway on a new external (flat, physical network "public")
+    network, 203.0.113.0/24."""
     admin = cloud.admin
     public = cloud.client.post(
         NETWORKS,
@@ -178,11 +189,21 @@ def test_router_ports_come_up_once_the_routers_host_plugged_them(
     ).json()["network"]
     body = {"subnet": {"network_id": public["id"], "cidr": "203.0.113.0/24", "ip_version": 4}}
     assert cloud.client.post(SUBNETS, json=body, headers=admin).status_code == 201
-    router = cloud.client.post(
+    router: dict[str, Any] = cloud.client.post(
         "/network/v2.0/routers",
         json={"router": {"name": "r", "external_gateway_info": {"network_id": public["id"]}}},
         headers=admin,
     ).json()["router"]
+    return router
+
+
+def test_router_ports_come_up_once_the_routers_host_plugged_them(
+    cloud: Any, tmp_path: Path
+) -> None:
+    """Issue 13 item 7: a router made before any host was up (as `kumo up` makes router1)
+    has DOWN ports; once placed, its agent plugs them and reports them ACTIVE. An interface
+    on a network the host cannot carry stays DOWN, and another host cannot report them."""
+    router = _external_router(cloud)
     compute = Compute(cloud, tmp_path)  # the first host registers after the router
     carried = _network(compute, "10.64.0.0/24")
     vlan = _network(
@@ -190,17 +211,7 @@ def test_router_ports_come_up_once_the_routers_host_plugged_them(
         "10.65.0.0/24",
         **{"provider:network_type": "vlan", "provider:physical_network": "physnet1"},
     )
-    ports = {}
-    for net_id in (carried, vlan):
-        made = compute.client.post(PORTS, json={"port": {"network_id": net_id}}, headers=admin)
-        port_id = made.json()["port"]["id"]
-        added = compute.client.put(
-            f"/network/v2.0/routers/{router['id']}/add_router_interface",
-            json={"port_id": port_id},
-            headers=admin,
-        )
-        assert added.status_code == 200, added.text
-        ports[net_id] = port_id
+    ports = {net_id: _interface(compute, router["id"], net_id) for net_id in (carried, vlan)}
     with compute.db.session() as session:
         assert routers.place_unhosted(session, 60.0) == 1
     statuses = _router_port_statuses(compute, router["id"])
@@ -221,6 +232,96 @@ def test_router_ports_come_up_once_the_routers_host_plugged_them(
         ports[carried]: "ACTIVE",
         ports[vlan]: "DOWN",
     }
+
+
+FIPS = "/network/v2.0/floatingips"
+
+
+def _fip(compute: Compute, fip_id: str) -> dict[str, Any]:
+    shown = compute.client.get(f"{FIPS}/{fip_id}", headers=compute.cloud.admin)
+    assert shown.status_code == 200, shown.text
+    fip: dict[str, Any] = shown.json()["floatingip"]
+    return fip
+
+
+def _associate(compute: Compute, fip_id: str, port_id: str | None) -> dict[str, Any]:
+    body = {"floatingip": {"port_id": port_id}}
+    done = compute.client.put(f"{FIPS}/{fip_id}", json=body, headers=compute.cloud.admin)
+    assert done.status_code == 200, done.text
+    fip: dict[str, Any] = done.json()["floatingip"]
+    return fip
+
+
+def test_floating_ips_come_up_once_the_routers_host_applied_them(
+    cloud: Any, tmp_path: Path
+) -> None:
+    """A floating IP is DOWN when associated and ACTIVE once the agent of the host carrying
+    its router reports it applied (address on the gateway leg, NAT to an interface it
+    plugged), as Neutron's L3 agent reports it; DOWN again at once when disassociated.
+    Another host cannot change it, an agent that does not report floating IPs changes
+    nothing, and one whose fixed address lies behind a network the host cannot carry
+    stays DOWN."""
+    router = _external_router(cloud)
+    public = router["external_gateway_info"]["network_id"]
+    compute = Compute(cloud, tmp_path)
+    admin = compute.cloud.admin
+    carried = _network(compute, "10.66.0.0/24")
+    vlan = _network(
+        compute,
+        "10.67.0.0/24",
+        **{"provider:network_type": "vlan", "provider:physical_network": "physnet1"},
+    )
+    fips = {}
+    for net_id in (carried, vlan):
+        _interface(compute, router["id"], net_id)
+        made = compute.client.post(PORTS, json={"port": {"network_id": net_id}}, headers=admin)
+        body = {"floatingip": {"floating_network_id": public, "port_id": made.json()["port"]["id"]}}
+        created = compute.client.post(FIPS, json=body, headers=admin)
+        assert created.status_code == 201, created.text
+        assert created.json()["floatingip"]["status"] == "DOWN", "nothing applied it yet"
+        fips[net_id] = created.json()["floatingip"]["id"]
+    with compute.db.session() as session:
+        assert routers.place_unhosted(session, 60.0) == 1
+    fip_id = fips[carried]
+
+    other = str(uuid.uuid4())
+    compute.register(other, "fake-2", 8, 8704)
+    claim = {"ports": {}, "floating_ips": dict.fromkeys(fips.values(), "ACTIVE")}
+    url = f"/agent/v1/hosts/{other}/network/status"
+    assert compute.agent_client.post(url, json=claim).status_code == 204
+    assert {_fip(compute, f)["status"] for f in fips.values()} == {"DOWN"}
+
+    loop = _loop(compute, tmp_path, ("flat", "local", "vxlan"))
+    assert loop.sync_once() is True
+    before = _fip(compute, fip_id)
+    assert (before["status"], _fip(compute, fips[vlan])["status"]) == ("ACTIVE", "DOWN")
+
+    own = f"/agent/v1/hosts/{compute.host_id}/network/status"
+    older_agent = {"ports": {}, "faults": {}}  # no floating_ips field: changes nothing
+    assert compute.agent_client.post(own, json=older_agent).status_code == 204
+    assert _fip(compute, fip_id)["revision_number"] == before["revision_number"]
+    bad = {"floating_ips": {fip_id: "UP"}}
+    refused = compute.agent_client.post(own, json=bad)
+    assert refused.status_code == 400 and "ACTIVE" in refused.text, refused.text
+    taken_down = compute.agent_client.post(url, json={"floating_ips": {fip_id: "DOWN"}})
+    assert taken_down.status_code == 204
+    assert _fip(compute, fip_id)["status"] == "ACTIVE", "another host cannot take it down"
+
+    port_id = before["port_id"]
+    assert _associate(compute, fip_id, None)["status"] == "DOWN"
+    # Associated again before the agent's next pass: the datapath it applied is what it
+    # is asked for again, yet the floating IP is DOWN until the agent reports it.
+    assert _associate(compute, fip_id, port_id)["status"] == "DOWN"
+    assert loop.sync_once() is False, "the same datapath: nothing to apply"
+    assert _fip(compute, fip_id)["status"] == "ACTIVE"
+    # Disassociated while the agent's report of its pass before was on its way: that
+    # report cannot bring it back.
+    assert _associate(compute, fip_id, None)["status"] == "DOWN"
+    late = {"floating_ips": {fip_id: "ACTIVE"}}
+    assert compute.agent_client.post(own, json=late).status_code == 204
+    assert _fip(compute, fip_id)["status"] == "DOWN"
+    assert loop.sync_once() is True
+    assert _fip(compute, fip_id)["status"] == "DOWN"
 
 
 def _changes(compute: Compute, since: int = -1, wait: float = 0.0) -> int:

@@ -1,6 +1,7 @@
 """The agent's network loop: fetch this host's network desired state from the agent API,
 complete it with what only the host knows (its namespace, underlay and physical
-interfaces), hand the whole of it to the network driver, and report the ports' status.
+interfaces), hand the whole of it to the network driver, and report what it observed:
+the ports' status and that of the floating IPs of the routers it carries.
 
 Level-triggered (DESIGN.md rule 2): the answer is complete, so a lost wake-up or a
 restart only delays convergence. The API's revision digest lets an unchanged state cost
@@ -10,6 +11,7 @@ host (a device removed by hand) is repaired.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -22,6 +24,7 @@ from kumo.agent.metadata import MetadataService
 from kumo.drivers.network import names
 from kumo.drivers.network.base import NetworkDriver
 from kumo.drivers.network.spec import HostNetworkSpec, Underlay
+from kumo.protocol import NetworkStatus
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,33 @@ def router_ports_up(routers: list[dict[str, Any]], faults: dict[str, str]) -> di
     return up
 
 
+def floating_ips_applied(routers: list[dict[str, Any]], faults: dict[str, str]) -> dict[str, str]:
+    """Each floating IP of the desired state: ACTIVE when its router was applied without a
+    fault with its gateway leg (which holds the address) and the interface that reaches
+    the fixed address (the NAT's other side), else DOWN. Entries without an id (from a
+    control plane older than floating IP statuses) are left out."""
+    applied: dict[str, str] = {}
+    for router in routers:
+        gateway = router.get("gateway")
+        plugged = [
+            ipaddress.ip_interface(f"{leg['ip']}/{leg['prefixlen']}").network
+            for leg in router.get("interfaces", [])
+            if leg["network_id"] not in faults
+        ]
+        routed = (
+            router["id"] not in faults
+            and gateway is not None
+            and gateway["network_id"] not in faults
+        )
+        for fip in router.get("floating_ips", []):
+            if "id" not in fip:
+                continue
+            fixed = ipaddress.ip_address(fip["fixed_ip"])
+            up = routed and any(fixed in net for net in plugged)
+            applied[fip["id"]] = "ACTIVE" if up else "DOWN"
+    return applied
+
+
 class NetworkLoop:
     """Keeps the host's datapath equal to what the control plane says."""
 
@@ -145,7 +175,8 @@ class NetworkLoop:
         self.resync = resync
         self._applied: str | None = None
         self._applied_at = 0.0
-        self._reported: dict[str, str] = {}
+        self._observed = NetworkStatus({}, {}, {})  # by the last pass that applied
+        self._reported: NetworkStatus | None = None
         self._faults: dict[str, str] = {}
         self._desired_ports: set[str] = set()
         self._mark = -1  # where the last long-poll for changes left off
@@ -159,8 +190,10 @@ class NetworkLoop:
             response.raise_for_status()
             desired: dict[str, Any] = response.json()
             revision = desired.get("revision")
+            recorded: dict[str, str] = desired.get("floating_ip_statuses") or {}
             stale = time.monotonic() - self._applied_at > self.resync
             if not force and not stale and revision == self._applied:
+                self._send(recorded)  # a floating IP's recorded status may have moved
                 return False
             spec, unmappable = complete_spec(desired, self.local)
             self._desired_ports = {p["id"] for p in desired.get("ports", [])}
@@ -179,8 +212,11 @@ class NetworkLoop:
             dhcp_ports = {d["network_id"]: d.get("port_id") for d in desired.get("dhcp", [])}
             self._serve_metadata(spec)
             self._log_faults(report.faults)
-            routers = router_ports_up(desired.get("routers", []), report.faults)
-            self._report(spec, report.faults, dhcp_ports, routers)
+            desired_routers = desired.get("routers", [])
+            routers = router_ports_up(desired_routers, report.faults)
+            fips = floating_ips_applied(desired_routers, report.faults)
+            self._observed = self._observe(spec, report.faults, dhcp_ports, routers, fips)
+            self._send(recorded)
             return True
 
     def _log_faults(self, faults: dict[str, str]) -> None:
@@ -198,16 +234,17 @@ class NetworkLoop:
             return
         self.metadata.ensure({d.network_id for d in spec.dhcp if d.metadata}, open_socket)
 
-    def _report(
+    def _observe(
         self,
         spec: HostNetworkSpec,
         faults: dict[str, str],
         dhcp_ports: dict[str, str | None],
         router_ports: dict[str, bool],
-    ) -> None:
+        floating_ips: dict[str, str],
+    ) -> NetworkStatus:
         """Port status: ACTIVE once plugged (admin up), DOWN when admin down, a binding
         fault when the host cannot carry the port's network; a router's ports ACTIVE once
-        its namespace has them, else DOWN."""
+        its namespace has them, else DOWN; its floating IPs as applied."""
         statuses: dict[str, str] = {}
         port_faults: dict[str, str] = {}
         for port in spec.ports:
@@ -224,15 +261,22 @@ class NetworkLoop:
                 statuses[port_id] = "ACTIVE"
         for port_id, up in router_ports.items():
             statuses[port_id] = "ACTIVE" if up else "DOWN"
-        snapshot = {**statuses, **{k: "fault:" + v for k, v in port_faults.items()}}
-        if snapshot == self._reported:
+        return NetworkStatus(statuses, port_faults, floating_ips)
+
+    def _send(self, recorded: dict[str, str]) -> None:
+        """Report what the last pass observed when it changed since the last report, or
+        when a floating IP's status recorded by the control plane differs from it (as
+        Neutron's L3 agent compares with the router data it is sent): the API sets a
+        floating IP DOWN itself when it is disassociated."""
+        observed = self._observed
+        moved = any(recorded.get(k) != v for k, v in (observed.floating_ips or {}).items())
+        if observed == self._reported and not moved:
             return
         response = self.client.post(
-            f"{self.api}/hosts/{self.host_id}/network/status",
-            json={"ports": statuses, "faults": port_faults},
+            f"{self.api}/hosts/{self.host_id}/network/status", json=observed.to_dict()
         )
         response.raise_for_status()
-        self._reported = snapshot
+        self._reported = observed
 
     def _wait_for_change(self) -> None:
         """Long-poll until a networking write commits (or ``poll_wait`` passes: then the

@@ -11,9 +11,10 @@ from kumo.api.body import json_body
 from kumo.api.state import AppState, app_state
 from kumo.core import wakeup
 from kumo.core.compute import reports
-from kumo.core.errors import NotFound
-from kumo.core.network import host_state, port_status
+from kumo.core.errors import BadRequest, NotFound
+from kumo.core.network import floating_ips, host_state, port_status
 from kumo.db import models as m
+from kumo.protocol import NetworkStatus
 
 router = APIRouter(prefix="/agent/v1")
 
@@ -53,9 +54,16 @@ def host_network_status(
     body: Any = Depends(json_body),
     state: AppState = Depends(app_state),
 ) -> Response:
+    """What the host's agent observed after applying its datapath (kumo.protocol
+    NetworkStatus): its ports' statuses and faults, its routers' floating IPs."""
     authorize_host(request, state)
+    try:
+        report = NetworkStatus.from_dict(body)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     with state.db.session() as session:
-        port_status.record(session, host_id, body)
+        port_status.record(session, host_id, report)
+        floating_ips.record_status(session, host_id, report.floating_ips)
     return Response(status_code=204)
 
 

@@ -1,6 +1,7 @@
 """The contract every network driver keeps (DESIGN.md section 6), run against the fake
 driver and the Linux driver alike: idempotent apply, adoption after a restart, faults for
-unsupported network types (ports get a binding fault), removal, teardown."""
+unsupported network types (ports get a binding fault, a router with a leg on one a fault of
+its own), removal, teardown."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from kumo.drivers.network.spec import (
     HostNetworkSpec,
     NetworkSpec,
     PortSpec,
+    RouterInterface,
+    RouterSpec,
     SecurityRule,
     StaticLease,
     SubnetSpec,
@@ -59,7 +62,9 @@ def subject(
         lab.cleanup()
 
 
-def contract_spec(host: str, net: str, vlan_net: str, port: str, vlan_port: str) -> HostNetworkSpec:
+def contract_spec(
+    host: str, net: str, vlan_net: str, port: str, vlan_port: str, router: str
+) -> HostNetworkSpec:
     return HostNetworkSpec(
         host_namespace=host,
         physical_networks={"physnet1": "lo"},
@@ -85,6 +90,16 @@ def contract_spec(host: str, net: str, vlan_net: str, port: str, vlan_port: str)
                 (StaticLease("fa:16:3e:00:0a:01", "10.90.0.5"),),
             ),
         ),
+        # A leg on the unsupported network: the router is not built (whole), a fault.
+        routers=(
+            RouterSpec(
+                router,
+                (
+                    RouterInterface(net, "10.90.0.1", 24, "fa:16:3e:00:0a:04"),
+                    RouterInterface(vlan_net, "10.91.0.1", 24, "fa:16:3e:00:0a:05"),
+                ),
+            ),
+        ),
     )
 
 
@@ -92,13 +107,14 @@ def test_contract(subject: Subject) -> None:
     driver = subject.driver
     if driver.capabilities().supports("vlan"):
         pytest.skip("this host supports VLAN: the unsupported-type fault cannot be shown")
-    ids = [str(uuid.uuid4()) for _ in range(4)]
+    ids = [str(uuid.uuid4()) for _ in range(5)]
     spec = contract_spec(subject.host, *ids)
-    _net, vlan_net, _port, vlan_port = ids
+    _net, vlan_net, _port, vlan_port, router = ids
 
     first = driver.apply(spec)
     assert first.changed
-    assert set(first.faults) == {vlan_net, vlan_port}, first.faults
+    assert set(first.faults) == {vlan_net, vlan_port, router}, first.faults
+    assert first.faults[router] == f"router needs networks not set up here: {vlan_net}"
     assert first.faults[vlan_net] == driver.capabilities().reason("vlan")
     assert first.faults[vlan_port].startswith(f"binding failed: network {vlan_net}")
     assert driver.apply(spec).changes == [], "the same spec changes nothing"

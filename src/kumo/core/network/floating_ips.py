@@ -6,6 +6,10 @@ external network.
 
 Only admins pick the floating address itself (Neutron's default policy). Deleting the
 associated port disassociates (kumo.core.network.ports.remove does it).
+
+Status, as Neutron's: DOWN when not associated (at once when disassociated), and an
+association stays DOWN until the agent of the host carrying its router reports the
+address and its NAT applied (record_status), then ACTIVE.
 """
 
 from __future__ import annotations
@@ -285,14 +289,15 @@ def _associate(
     )
     if taken:
         raise already
+    mapping = (port.id, fixed["ip_address"], router.id)
     try:
         # The unique index settles a race the check above cannot see.
         with session.begin_nested():
-            fip.port_id = port.id
-            fip.fixed_ip_address = fixed["ip_address"]
-            fip.router_id = router.id
-            # Up once a host carries the router that translates it.
-            fip.status = "ACTIVE" if router.host_id else "DOWN"
+            if (fip.port_id, fip.fixed_ip_address, fip.router_id) != mapping:
+                # DOWN until the agent of the host carrying the router reports the address
+                # and its NAT applied (record_status), as Neutron's L3 agent does.
+                fip.status = "DOWN"
+            fip.port_id, fip.fixed_ip_address, fip.router_id = mapping
             session.flush()
     except IntegrityError:
         raise already from None
@@ -303,6 +308,30 @@ def _disassociate(fip: m.FloatingIP) -> None:
     fip.fixed_ip_address = None
     fip.router_id = None
     fip.status = "DOWN"
+
+
+def record_status(session: Session, host_id: str, statuses: dict[str, str] | None) -> int:
+    """Apply what a host's agent observed of floating IPs (kumo.protocol.NetworkStatus):
+    only to those associated through a router this host carries (another host cannot
+    change them, and a floating IP disassociated or moved meanwhile keeps the status the
+    API gave it). None, from an agent older than floating IP statuses, changes nothing.
+    Returns how many changed."""
+    if not statuses:
+        return 0
+    carried = select(m.Router.id).where(m.Router.host_id == host_id)
+    changed = 0
+    for fip in session.scalars(
+        select(m.FloatingIP).where(
+            m.FloatingIP.id.in_(list(statuses)),
+            m.FloatingIP.port_id.is_not(None),
+            m.FloatingIP.router_id.in_(carried),
+        )
+    ):
+        if fip.status != statuses[fip.id]:
+            fip.status = statuses[fip.id]
+            standard.touch(fip)
+            changed += 1
+    return changed
 
 
 def update_floating_ip(

@@ -8,7 +8,8 @@ their interfaces, gateway and floating IPs. Its field names are those of the dat
 ``HostNetworkSpec`` (kumo.drivers.network.spec); the agent adds what only it knows (its
 namespace, underlay interface and physical interface names, tap names).
 
-``revision`` is a digest of the answer, so an agent can tell "nothing changed" cheaply.
+``revision`` is a digest of the answer, so an agent can tell "nothing changed" cheaply;
+``floating_ip_statuses`` (what the API recorded, not what to build) stays out of it.
 """
 
 from __future__ import annotations
@@ -252,14 +253,20 @@ def desired_for_host(session: Session, host_id: str) -> dict[str, Any]:
         )
 
     floating = defaultdict(list)
+    recorded: dict[str, str] = {}
     for fip in session.scalars(
         select(m.FloatingIP).where(
             m.FloatingIP.router_id.in_(router_ids), m.FloatingIP.fixed_ip_address.is_not(None)
         )
     ) if router_ids else []:  # fmt: skip
         floating[fip.router_id].append(
-            {"floating_ip": fip.floating_ip_address, "fixed_ip": fip.fixed_ip_address}
+            {
+                "floating_ip": fip.floating_ip_address,
+                "fixed_ip": fip.fixed_ip_address,
+                "id": fip.id,  # for the agent's report of what it applied
+            }
         )
+        recorded[fip.id] = fip.status
     spec_routers = []
     for router in routers:
         interfaces = []
@@ -311,7 +318,11 @@ def desired_for_host(session: Session, host_id: str) -> dict[str, Any]:
         "routers": spec_routers,
     }
     digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
-    return {"revision": digest, **state}
+    # Outside the digest: not what the datapath is built from but the status recorded for
+    # each floating IP of the host's routers, which the agent compares with what it
+    # applied at every fetch (a disassociation and re-association between two of its
+    # passes leave the digest as it was, yet the floating IP went DOWN meanwhile).
+    return {"revision": digest, **state, "floating_ip_statuses": recorded}
 
 
 def instance_at(session: Session, host_id: str, network_id: str, ip: str) -> str | None:

@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from kumo.core.errors import BadRequest
 from kumo.core.network.router_ports import GATEWAY_OWNER, INTERFACE_OWNER
 from kumo.db import models as m
 from kumo.db.types import utcnow
+from kumo.protocol import NetworkStatus
 
-STATUSES = ("ACTIVE", "DOWN", "ERROR")
 ROUTER_OWNERS = (GATEWAY_OWNER, INTERFACE_OWNER)
 
 
-def record(session: Session, host_id: str, body: Any) -> int:
-    """Apply ``{"ports": {port_id: status}, "faults": {port_id: reason}}`` to the ports
-    bound to this host and the ports of the routers it carries (others are ignored: the
-    binding or the router moved on meanwhile). Returns how many ports changed."""
-    if not isinstance(body, dict):
-        raise BadRequest("Expecting {'ports': {...}, 'faults': {...}}.")
-    statuses = body.get("ports") or {}
-    faults = body.get("faults") or {}
-    if not isinstance(statuses, dict) or not isinstance(faults, dict):
-        raise BadRequest("'ports' and 'faults' must be objects keyed by port id.")
-    for status in statuses.values():
-        if status not in STATUSES:
-            raise BadRequest(f"A port status is one of {list(STATUSES)}.")
+def record(session: Session, host_id: str, report: NetworkStatus) -> int:
+    """Apply the report's port statuses and faults to the ports bound to this host and the
+    ports of the routers it carries (others are ignored: the binding or the router moved
+    on meanwhile). Returns how many ports changed."""
+    statuses, faults = report.ports, report.faults
     wanted = set(statuses) | set(faults)
     if not wanted:
         return 0

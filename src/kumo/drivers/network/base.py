@@ -13,9 +13,9 @@ from pathlib import Path
 
 from kumo.drivers.network.capabilities import Capabilities
 from kumo.drivers.network.netns import NetworkError
-from kumo.drivers.network.spec import HostNetworkSpec
+from kumo.drivers.network.spec import HostNetworkSpec, RouterSpec
 
-__all__ = ["NetworkDriver", "NetworkError", "Report"]
+__all__ = ["NetworkDriver", "NetworkError", "Report", "router_fault"]
 
 
 @dataclass
@@ -30,6 +30,13 @@ class Report:
     @property
     def changed(self) -> bool:
         return bool(self.changes)
+
+
+def router_fault(router: RouterSpec, bound: set[str]) -> str | None:
+    """Why a router cannot be built here: a leg on a network this apply did not set up
+    (the router is then left out whole, and its ports and floating IPs stay DOWN)."""
+    missing = [n for n in router.leg_networks() if n not in bound]
+    return f"router needs networks not set up here: {', '.join(missing)}" if missing else None
 
 
 class NetworkDriver(ABC):

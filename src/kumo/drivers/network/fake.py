@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kumo.drivers.network.base import NetworkDriver, Report
+from kumo.drivers.network.base import NetworkDriver, Report, router_fault
 from kumo.drivers.network.capabilities import Capabilities
 from kumo.drivers.network.inventory import resources
 from kumo.drivers.network.netns import NetworkError
@@ -58,6 +58,11 @@ class FakeNetworkDriver(NetworkDriver):
             if port.network_id in report.faults:
                 reason = report.faults[port.network_id]
                 report.faults[port.id] = f"binding failed: network {port.network_id}: {reason}"
+        bound = {n.id for n in spec.networks if n.id not in report.faults}
+        for router in spec.routers:
+            fault = router_fault(router, bound)
+            if fault:
+                report.faults[router.id] = fault
         wanted = resources(spec, supported)
         for key in sorted(wanted):
             if key not in self.resources:

@@ -19,7 +19,7 @@ from pathlib import Path
 from kumo.drivers.network import capabilities as caps_mod
 from kumo.drivers.network import dhcp as dhcp_mod
 from kumo.drivers.network import firewall, names, netns
-from kumo.drivers.network.base import NetworkDriver, Report
+from kumo.drivers.network.base import NetworkDriver, Report, router_fault
 from kumo.drivers.network.capabilities import Capabilities
 from kumo.drivers.network.links import LinkTable
 from kumo.drivers.network.netns import NetworkError
@@ -157,12 +157,9 @@ class LinuxNetworkDriver(NetworkDriver):
             self._ensure_ns(server.namespace)
             attempt(f"dhcp {d.network_id}", lambda s=server: s.ensure(links))  # type: ignore[misc]
         for r in spec.routers:
-            legs = [i.network_id for i in r.interfaces] + (
-                [r.gateway.network_id] if r.gateway else []
-            )
-            missing = [n for n in legs if n not in bound]
-            if missing:
-                report.faults[r.id] = f"router needs networks not set up here: {', '.join(missing)}"
+            fault = router_fault(r, bound)
+            if fault:
+                report.faults[r.id] = fault
                 continue
             router = Router(self.state_dir / "routers" / r.id, r, spec, self.scope)
             self._ensure_ns(router.namespace)

@@ -149,6 +149,12 @@ class RouterSpec:
     floating_ips: tuple[FloatingIp, ...] = ()
     routes: tuple[HostRoute, ...] = ()
 
+    def leg_networks(self) -> list[str]:
+        """The networks the router has a leg on: its interfaces', then its gateway's."""
+        return [i.network_id for i in self.interfaces] + (
+            [self.gateway.network_id] if self.gateway else []
+        )
+
 
 @dataclass(frozen=True)
 class HostNetworkSpec:
@@ -194,11 +200,10 @@ class HostNetworkSpec:
             for subnet in dhcp.subnets:
                 ipaddress.ip_network(subnet.cidr)
         for router in self.routers:
-            legs = [i.network_id for i in router.interfaces]
-            if router.gateway:
-                legs.append(router.gateway.network_id)
             problems += [
-                f"router {router.id}: network {n} not in spec" for n in legs if n not in ids
+                f"router {router.id}: network {n} not in spec"
+                for n in router.leg_networks()
+                if n not in ids
             ]
         return problems
 
