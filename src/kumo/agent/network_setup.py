@@ -125,6 +125,10 @@ def make_network(
         except netns.NetworkError as exc:
             log.warning("network driver disabled: %s", exc)
             return None, HostNetworkConfig()
+    elif name == "fake":
+        # The fake datapath pretends kumo up's provider is there, so `public` (its gateways
+        # and floating IPs) is carried and reported up, as the linux driver's would be.
+        physical.setdefault(PUBLIC_PHYSNET, PROVIDER_LINK)
     underlay = (
         Underlay(interface=config.agent.underlay_interface, local_ip=config.agent.underlay_ip)
         if config.agent.underlay_interface and config.agent.underlay_ip
