@@ -244,3 +244,29 @@ def test_ips_and_the_core_view_show_version_and_address_only(compute: Compute) -
     compute.converge()
     stopped = compute.show(server_id, admin)
     assert stopped["status"] == "SHUTOFF" and "progress" not in stopped
+
+
+def test_security_group_changes_are_recorded_as_instance_actions(compute: Compute) -> None:
+    """addSecurityGroup and removeSecurityGroup run through the operations' lifecycle like
+    every server action: each is an instance action under its request's id; a refused one
+    leaves none."""
+    admin = compute.cloud.admin
+    net_id = _network(compute, admin, "sg-actions", "10.41.0.0/24")
+    server_id = _server(compute, admin, networks=[{"uuid": net_id}])
+    compute.converge()
+
+    def recorded() -> dict[str, str]:
+        resp = compute.client.get(f"{SERVERS}/{server_id}/os-instance-actions", headers=admin)
+        assert resp.status_code == 200, resp.text
+        return {a["request_id"]: a["action"] for a in resp.json()["instanceActions"]}
+
+    asked: dict[str, str] = {}
+    for name in ("removeSecurityGroup", "addSecurityGroup"):
+        resp = compute.action(server_id, admin, {name: {"name": "default"}})
+        assert resp.status_code == 202, resp.text
+        asked[resp.headers["X-Compute-Request-ID"]] = name
+    before = recorded()
+    assert asked.items() <= before.items()
+    refused = compute.action(server_id, admin, {"addSecurityGroup": {"name": "no-such-group"}})
+    assert refused.status_code in (400, 404), refused.text
+    assert recorded() == before

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import policy
-from kumo.core.compute import moves, nics, placement, servers
+from kumo.core.compute import moves, nics, placement, servers, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.core.params import body_bool
@@ -53,7 +53,6 @@ ENDED_BADLY = ("failed", "error", "cancelled")
 # it (a guest that dirties memory faster than it can be copied never converges on its own).
 MIGRATION_DEADLINE = dt.timedelta(minutes=15)
 MIGRATING = "migrating"
-LIVE_VM_STATES = ("active", "paused")
 
 
 def _boolean(value: Any, field: str, allow_auto: bool) -> bool | str:
@@ -123,12 +122,7 @@ def live_migrate(
 
     attachments.check_movable(session, instance)
     servers.check_not_locked(ctx, instance)
-    if instance.vm_state not in LIVE_VM_STATES or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'os-migrateLive' instance {server_id} while it is in vm_state "
-            f"{instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check("os-migrateLive", instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     source = session.get(m.Host, instance.host_id)
@@ -187,7 +181,6 @@ def live_migrate(
     placement.claim(session, migration.uuid, chosen, selection.request.need)
     instance.task_state = MIGRATING
     instance.task_deadline = utcnow() + MIGRATION_DEADLINE
-    servers.record_action(session, ctx, instance.id, LIVE)
     session.flush()
     return instance, migration
 

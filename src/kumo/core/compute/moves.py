@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import hosts, policy
-from kumo.core.compute import nics, placement, servers
+from kumo.core.compute import nics, placement, servers, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.core.params import body_bool
@@ -53,7 +53,6 @@ from kumo.db.types import utcnow
 
 EVACUATION = "evacuation"
 COLD = "migration"
-EVACUATE_VM_STATES = ("active", "stopped", "error")
 # An evacuation the destination has not finished rebuilding yet.
 EVACUATION_OPEN = ("accepted", "pre-migrating")
 # A cold migration before the switch, and the statuses in which the migration's UUID holds
@@ -173,12 +172,7 @@ def evacuate(
     attachments.check_movable(session, instance)
     if named is not None and instance.host_id == named.id:
         raise BadRequest("The target host can't be the same one.")
-    if instance.vm_state not in EVACUATE_VM_STATES or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'evacuate' instance {server_id} while it is in vm_state "
-            f"{instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check("evacuate", instance)
     source = session.get(m.Host, instance.host_id) if instance.host_id else None
     if source is None:
         raise Conflict(f"Instance {server_id} is not ready")
@@ -210,7 +204,6 @@ def evacuate(
     instance.task_state = "rebuilding"
     instance.generation += 1
     instance.task_deadline = utcnow() + servers.TASK_DEADLINE
-    servers.record_action(session, ctx, instance.id, "evacuate")
     session.flush()
     return instance, migration
 
@@ -314,12 +307,7 @@ def cold_migrate(
 
     attachments.check_movable(session, instance)
     servers.check_not_locked(ctx, instance)
-    if instance.vm_state not in ("active", "stopped") or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'migrate' instance {server_id} while it is in vm_state "
-            f"{instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check("migrate", instance)
     source = session.get(m.Host, instance.host_id) if instance.host_id else None
     if source is None:
         raise Conflict(f"Instance {server_id} is not ready")
@@ -335,7 +323,6 @@ def cold_migrate(
     instance.task_state = "resize_prep"
     instance.generation += 1
     instance.task_deadline = utcnow() + servers.TASK_DEADLINE
-    servers.record_action(session, ctx, instance.id, "migrate")
     session.flush()
     return instance, migration
 

@@ -140,6 +140,9 @@ def _no_description_before_2_19(body: dict[str, Any], version: APIVersion) -> No
         )
 
 
+no_description_before_2_19 = _no_description_before_2_19
+
+
 def _count(body: dict[str, Any], key: str, default: int) -> int:
     value = body.get(key, default)
     if isinstance(value, float) or (isinstance(value, str) and not value.strip().isdigit()):
@@ -624,7 +627,6 @@ def delete(session: Session, ctx: Context, server_id: str, force: bool = False) 
     destroys the guest and reports, and the row is soft-deleted then."""
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    record_action(session, ctx, instance.id, "delete")
     if instance.task_state in states.UPLOAD_TASKS:
         snapshot = pending_snapshot(session, instance)
         if snapshot is not None:  # never a half-taken snapshot left behind
@@ -680,19 +682,21 @@ def drop_shelved_image(session: Session, instance: m.Instance) -> str | None:
 
 @dataclass(frozen=True)
 class Action:
+    """A power action: the instance action's name (its allowed states are in
+    states.SERVER_TRANSITIONS under that name) and what it asks the agent for."""
+
     name: str
-    allowed_vm_states: tuple[str, ...]
     desired: str | None
     task: str
 
 
 ACTIONS: dict[str, Action] = {
-    "os-start": Action("start", ("stopped",), "active", "powering-on"),
-    "os-stop": Action("stop", ("active", "error"), "stopped", "powering-off"),
-    "pause": Action("pause", ("active",), "paused", "pausing"),
-    "unpause": Action("unpause", ("paused",), "active", "unpausing"),
-    "suspend": Action("suspend", ("active",), "suspended", "suspending"),
-    "resume": Action("resume", ("suspended",), "active", "resuming"),
+    "os-start": Action("start", "active", "powering-on"),
+    "os-stop": Action("stop", "stopped", "powering-off"),
+    "pause": Action("pause", "paused", "pausing"),
+    "unpause": Action("unpause", "active", "unpausing"),
+    "suspend": Action("suspend", "suspended", "suspending"),
+    "resume": Action("resume", "active", "resuming"),
 }
 
 
@@ -700,14 +704,8 @@ def act(session: Session, ctx: Context, server_id: str, action_key: str) -> m.In
     action = ACTIONS[action_key]
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state not in action.allowed_vm_states or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot '{action_key}' instance {server_id} while it is in "
-            f"vm_state {instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check(action.name, instance)
     _ask(instance, action.desired, action.task)
-    record_action(session, ctx, instance.id, action.name)
     return instance
 
 
@@ -716,19 +714,9 @@ def reboot(session: Session, ctx: Context, server_id: str, kind: Any) -> m.Insta
         raise BadRequest("Invalid input for field/attribute type: SOFT or HARD expected.")
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    allowed = (
-        ("active", "stopped", "paused", "suspended", "error") if kind == "HARD" else ("active",)
-    )
-    busy = instance.task_state is not None and not (
-        kind == "HARD" and instance.task_state in ("rebooting", "reboot_pending")
-    )
-    if instance.vm_state not in allowed or busy:
-        raise Conflict(
-            f"Cannot 'reboot' instance {server_id} while it is in vm_state {instance.vm_state}"
-        )
+    states.check("reboot_hard" if kind == "HARD" else "reboot", instance, "reboot")
     instance.reboot_kind = kind.lower()
     _ask(instance, "active", "rebooting_hard" if kind == "HARD" else "rebooting")
-    record_action(session, ctx, instance.id, "reboot")
     return instance
 
 
@@ -753,24 +741,18 @@ def set_lock(
     instance.locked = locked
     instance.locked_reason = reason if locked else None
     instance.locked_by = ("admin" if ctx.is_admin else "owner") if locked else None
-    record_action(session, ctx, instance.id, "lock" if locked else "unlock")
     return instance
 
 
-def rebuild(
-    session: Session, ctx: Context, server_id: str, body: Any, version: APIVersion
-) -> tuple[m.Instance, str]:
+def rebuild(session: Session, ctx: Context, server_id: str, body: Any) -> tuple[m.Instance, str]:
     """Re-create the server's disk from an image, keeping its id, name and host. A stopped
-    server stays stopped; the agent destroys and re-spawns the guest."""
+    server stays stopped; the agent destroys and re-spawns the guest. (The API refused a
+    description before 2.19.)"""
     if not isinstance(body, dict):
         raise BadRequest("Invalid input for field/attribute rebuild: an object expected.")
-    _no_description_before_2_19(body, version)
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state not in ("active", "stopped", "error") or instance.task_state:
-        raise Conflict(
-            f"Cannot 'rebuild' instance {server_id} while it is in vm_state {instance.vm_state}"
-        )
+    states.check("rebuild", instance)
     image_id, min_disk, min_ram = _image(session, ctx, body.get("imageRef"))
     if instance.flavor.get("disk") and min_disk > instance.flavor["disk"]:
         raise BadRequest("Flavor's disk is too small for requested image.")
@@ -795,7 +777,6 @@ def rebuild(
     if instance.vm_state == "error":
         instance.desired_state = "active"
     _ask(instance, None, "rebuilding")
-    record_action(session, ctx, instance.id, "rebuild")
     return instance, admin_pass
 
 
@@ -828,10 +809,7 @@ def resize(
         raise BadRequest("Invalid input for field/attribute resize: an object expected.")
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state not in ("active", "stopped") or instance.task_state:
-        raise Conflict(
-            f"Cannot 'resize' instance {server_id} while it is in vm_state {instance.vm_state}"
-        )
+    states.check("resize", instance)
     flavor_id = _ref_id(body.get("flavorRef"), "flavor")
     try:
         flavor = flavors.get(session, flavor_id, ctx.project_id, ctx.is_admin)
@@ -860,7 +838,6 @@ def resize(
     instance.flavor = new
     instance.flavor_id = flavor.id
     _ask(instance, None, "resize_migrating")
-    record_action(session, ctx, instance.id, "resize")
     return instance
 
 
@@ -878,7 +855,6 @@ def confirm_resize(session: Session, ctx: Context, server_id: str) -> m.Instance
         allocation.vcpus, allocation.memory_mb, allocation.disk_gb = _need(instance.flavor)
     instance.old_flavor = None
     instance.vm_state = states.VM_STATE_FOR_DESIRED[instance.desired_state]
-    record_action(session, ctx, instance.id, "confirmResize")
     return instance
 
 
@@ -891,7 +867,6 @@ def revert_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     cold = moves.waiting_cold(session, instance)
     if cold is not None:  # back to the source host, where the guest was kept
         moves.revert(session, instance, cold)
-        record_action(session, ctx, instance.id, "revertResize")
         return instance
     instance.flavor = instance.old_flavor
     instance.flavor_id = str(instance.old_flavor["id"])
@@ -900,13 +875,11 @@ def revert_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     if allocation is not None:
         allocation.vcpus, allocation.memory_mb, allocation.disk_gb = _need(instance.flavor)
     _ask(instance, None, "resize_reverting")
-    record_action(session, ctx, instance.id, "revertResize")
     return instance
 
 
 # Snapshots (createImage) ----------------------------------------------------------------
 
-SNAPSHOT_VM_STATES = ("active", "stopped", "paused", "suspended")
 # What a snapshot keeps of its base image so that it boots the same way (a kernel/ramdisk
 # image boots by direct kernel boot: without these the snapshot of kumo-tiny would not).
 INHERITED_IMAGE_PROPERTIES = (
@@ -924,7 +897,6 @@ INHERITED_IMAGE_PROPERTIES = (
 
 # The instance actions whose request an image task carries out.
 SNAPSHOT_ACTIONS = ("createImage", "createBackup")
-BACKUP_VM_STATES = ("active", "stopped")
 ROTATION_PREFIX = "rotation="
 
 
@@ -1032,7 +1004,6 @@ def _snapshot(
     server_id: str,
     body: dict[str, Any],
     action: str,
-    vm_states: tuple[str, ...],
     image_type: str,
     request_props: dict[str, str] | None = None,
 ) -> tuple[m.Instance, m.Image]:
@@ -1044,17 +1015,11 @@ def _snapshot(
     _check_not_locked(ctx, instance)
     limit = quotas.limits(session, instance.project_id)["metadata_items"]
     meta = _metadata(body.get("metadata"), limit)
-    if instance.vm_state not in vm_states or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot '{action}' instance {server_id} while it is in "
-            f"vm_state {instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check(action, instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     image = snapshot_image(session, ctx, instance, name, meta, image_type, request_props)
     _ask(instance, None, "image_snapshot")
-    record_action(session, ctx, instance.id, action)
     session.flush()
     return instance, image
 
@@ -1067,7 +1032,7 @@ def create_image(
     The image exists at once (queued, then saving while the agent uploads); the server's
     task goes image_snapshot -> image_pending_upload -> image_uploading -> None."""
     _check_body("createImage", body, {"name", "metadata"}, ())
-    return _snapshot(session, ctx, server_id, body, "createImage", SNAPSHOT_VM_STATES, "snapshot")
+    return _snapshot(session, ctx, server_id, body, "createImage", "snapshot")
 
 
 def _rotation(value: Any) -> int:
@@ -1112,20 +1077,9 @@ def create_backup(
         server_id,
         body,
         "createBackup",
-        BACKUP_VM_STATES,
         "backup",
         {"backup_type": backup_type},
     )
-    action = session.scalars(
-        select(m.InstanceAction)
-        .where(
-            m.InstanceAction.instance_id == instance.id,
-            m.InstanceAction.action == "createBackup",
-        )
-        .order_by(m.InstanceAction.id.desc())
-        .limit(1)
-    ).one()
-    action.message = f"{ROTATION_PREFIX}{rotation}"
     return instance, image, rotation
 
 
@@ -1172,14 +1126,16 @@ def rotate_backups(session: Session, image: m.Image) -> list[str]:
 
 # Rescue ---------------------------------------------------------------------------------
 
-RESCUE_VM_STATES = ("active", "stopped", "error")
 RESCUE_IMAGE_PREFIX = "Rescue image "
 
 
-def rescue(session: Session, ctx: Context, server_id: str, body: Any) -> tuple[m.Instance, str]:
+def rescue(
+    session: Session, ctx: Context, server_id: str, body: Any
+) -> tuple[m.Instance, str, str]:
     """Boot the server from a rescue image (default: its own image) with its root disk
     attached as a second disk. Where the rescue image is recorded: the ``rescue`` instance
-    action's message, which the agent's work item reads back (rescue_image_id)."""
+    action's message (the third value returned, for the lifecycle to record), which the
+    agent's work item reads back (rescue_image_id)."""
     if body is None:
         body = {}
     if not isinstance(body, dict):
@@ -1195,11 +1151,7 @@ def rescue(session: Session, ctx: Context, server_id: str, body: Any) -> tuple[m
         raise BadRequest("Invalid input for field/attribute adminPass.")
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state not in RESCUE_VM_STATES or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'rescue' instance {server_id} while it is in vm_state {instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check("rescue", instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     ref = body.get("rescue_image_ref")
@@ -1207,8 +1159,7 @@ def rescue(session: Session, ctx: Context, server_id: str, body: Any) -> tuple[m
     if image_id is None:
         raise BadRequest("Cannot rescue a server booted from a volume without rescue_image_ref.")
     _ask(instance, "rescued", "rescuing")
-    record_action(session, ctx, instance.id, "rescue", RESCUE_IMAGE_PREFIX + image_id)
-    return instance, password or secrets.token_urlsafe(9)
+    return instance, password or secrets.token_urlsafe(9), RESCUE_IMAGE_PREFIX + image_id
 
 
 def rescue_image_id(session: Session, instance: m.Instance) -> str | None:
@@ -1227,38 +1178,23 @@ def rescue_image_id(session: Session, instance: m.Instance) -> str | None:
 def unrescue(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state != "rescued" or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'unrescue' instance {server_id} while it is in vm_state {instance.vm_state}"
-        )
+    states.check("unrescue", instance)
     _ask(instance, "active", "unrescuing")
-    record_action(session, ctx, instance.id, "unrescue")
     return instance
 
 
 # Crash dump (2.17) ----------------------------------------------------------------------
 
 CRASH_DUMP = "trigger_crash_dump"
-CRASH_DUMP_VM_STATES = ("active", "paused", "rescued", "resized", "error")
 
 
-def trigger_crash_dump(session: Session, ctx: Context, server_id: str, body: Any) -> m.Instance:
+def trigger_crash_dump(session: Session, ctx: Context, server_id: str) -> m.Instance:
     """Ask the server's agent to send its guest an NMI. As in Nova there is no task state:
     the request is the unfinished ``trigger_crash_dump`` instance action, carried to the
     agent with a new generation and finished when the agent reports on it."""
-    if body is not None:
-        raise BadRequest(
-            f"Invalid input for field/attribute trigger_crash_dump. Value: {body}. "
-            f"{body!r} is not of type 'null'"
-        )
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state not in CRASH_DUMP_VM_STATES or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot '{CRASH_DUMP}' instance {server_id} while it is in vm_state "
-            f"{instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check(CRASH_DUMP, instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     host = session.get(m.Host, instance.host_id)
@@ -1266,7 +1202,6 @@ def trigger_crash_dump(session: Session, ctx: Context, server_id: str, body: Any
         # An agent from before inject_nmi (or a driver without it) would never send one.
         raise BadRequest("Triggering crash dump is not supported")
     instance.generation += 1
-    record_action(session, ctx, instance.id, CRASH_DUMP)
     return instance
 
 

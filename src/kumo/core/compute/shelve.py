@@ -21,22 +21,13 @@ from sqlalchemy.orm import Session
 from kumo.core import policy
 from kumo.core.compute import nics, servers, states
 from kumo.core.errors import BadRequest, Conflict
-from kumo.core.microversion import APIVersion
 from kumo.core.policy import Context
 from kumo.db import models as m
 from kumo.db.types import utcnow
 
-SHELVE_VM_STATES = ("active", "stopped", "paused", "suspended")
 UNSHELVE_VM_STATES = ("shelved", "shelved_offloaded")
 # The unshelve request's scheduler task: the scheduler places it as it places a new server.
 UNSHELVING = "unshelving"
-
-
-def _refuse(action: str, instance: m.Instance) -> Conflict:
-    return Conflict(
-        f"Cannot '{action}' instance {instance.id} while it is in vm_state {instance.vm_state}"
-        + (f" (task_state {instance.task_state})" if instance.task_state else "")
-    )
 
 
 def _no_arguments(action: str, args: Any) -> None:
@@ -49,8 +40,7 @@ def shelve(session: Session, ctx: Context, server_id: str, args: Any) -> m.Insta
     _no_arguments("shelve", args)
     instance = servers.get(session, ctx, server_id)
     servers.check_not_locked(ctx, instance)
-    if instance.vm_state not in SHELVE_VM_STATES or instance.task_state is not None:
-        raise _refuse("shelve", instance)
+    states.check("shelve", instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     image = servers.snapshot_image(
@@ -58,7 +48,6 @@ def shelve(session: Session, ctx: Context, server_id: str, args: Any) -> m.Insta
     )
     instance.shelved_image_id = image.id
     servers.ask(instance, None, "shelving")
-    servers.record_action(session, ctx, instance.id, "shelve")
     session.flush()
     return instance
 
@@ -71,25 +60,20 @@ def shelve_offload(session: Session, ctx: Context, server_id: str, args: Any) ->
     policy.enforce(ctx, "compute:shelve_offload")
     instance = servers.get(session, ctx, server_id)
     servers.check_not_locked(ctx, instance)
-    if instance.vm_state != "shelved" or instance.task_state is not None:
-        raise _refuse("shelveOffload", instance)
+    states.check("shelveOffload", instance)
     if instance.host_id is None:
         offloaded(session, instance)
     else:
         servers.ask(instance, None, "shelving_offloading")
-    servers.record_action(session, ctx, instance.id, "shelveOffload")
     return instance
 
 
-def unshelve(
-    session: Session, ctx: Context, server_id: str, args: Any, version: APIVersion
-) -> m.Instance:
-    del version  # availability_zone (2.77) and host (2.91) are above this cloud's maximum
+def unshelve(session: Session, ctx: Context, server_id: str, args: Any) -> m.Instance:
+    """(availability_zone (2.77) and host (2.91) are above this cloud's maximum.)"""
     _no_arguments("unshelve", args)
     instance = servers.get(session, ctx, server_id)
     servers.check_not_locked(ctx, instance)
-    if instance.vm_state not in UNSHELVE_VM_STATES or instance.task_state is not None:
-        raise _refuse("unshelve", instance)
+    states.check("unshelve", instance)
     image = session.get(m.Image, instance.shelved_image_id or "")
     if image is None or image.status != "active":
         raise Conflict(
@@ -104,7 +88,6 @@ def unshelve(
         servers.ask(instance, "active", UNSHELVING)  # the scheduler places it
     else:
         servers.ask(instance, "active", "spawning")  # still on its host (SHELVED)
-    servers.record_action(session, ctx, instance.id, "unshelve")
     return instance
 
 
