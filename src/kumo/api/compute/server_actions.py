@@ -21,6 +21,38 @@ def _arg(args: Any, key: str) -> Any:
     return args[key]
 
 
+def _check_body(action: str, body: Any, allowed: set[str], required: tuple[str, ...]) -> None:
+    if not isinstance(body, dict):
+        raise BadRequest(f"Invalid input for field/attribute {action}: an object expected.")
+    unknown = set(body) - allowed
+    if unknown:
+        raise BadRequest(
+            f"Invalid input for field/attribute {action}. Additional properties are not "
+            f"allowed ({', '.join(sorted(unknown))} unexpected)"
+        )
+    for key in required:
+        if key not in body:
+            raise BadRequest(
+                f"Invalid input for field/attribute {action}. '{key}' is a required property"
+            )
+
+
+def _rotation(value: Any) -> int:
+    """Nova's non-negative integer: an int or a string of digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadRequest(
+            f"Invalid input for field/attribute rotation. Value: {value}. "
+            f"{value!r} is not of type 'integer', 'string'"
+        )
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit() or int(text) < 0:
+        raise BadRequest(
+            f"Invalid input for field/attribute rotation. Value: {value}. "
+            f"{value!r} does not match '^[0-9]*$'"
+        )
+    return int(text)
+
+
 def _plain(server_id: str, args: Any, version: APIVersion) -> ops.ServerRequest:
     return ops.ServerRequest(server_id)
 
@@ -31,6 +63,51 @@ def _body(server_id: str, args: Any, version: APIVersion) -> ops.Body:
 
 def _reboot(server_id: str, args: Any, version: APIVersion) -> ops.Reboot:
     return ops.Reboot(server_id, args.get("type") if isinstance(args, dict) else None)
+
+
+def _no_arguments(action: str) -> Parse:
+    """shelve, shelveOffload, unshelve: before 2.77 no arguments (``{"shelve": null}``;
+    unshelve's availability_zone (2.77) and host (2.91) are above this cloud's maximum)."""
+
+    def parse(server_id: str, args: Any, version: APIVersion) -> ops.ServerRequest:
+        if args not in (None, {}):
+            raise BadRequest(f"Invalid input for field/attribute {action}: null expected.")
+        return ops.ServerRequest(server_id)
+
+    return parse
+
+
+def _create_image(server_id: str, args: Any, version: APIVersion) -> ops.Snapshot:
+    _check_body("createImage", args, {"name", "metadata"}, ())
+    return ops.Snapshot(server_id, servers.check_name(args.get("name")), args.get("metadata"))
+
+
+def _create_backup(server_id: str, args: Any, version: APIVersion) -> ops.Backup:
+    _check_body(
+        "createBackup",
+        args,
+        {"name", "backup_type", "rotation", "metadata"},
+        ("name", "backup_type", "rotation"),
+    )
+    backup_type = args["backup_type"]
+    if not isinstance(backup_type, str):
+        raise BadRequest(
+            f"Invalid input for field/attribute backup_type. Value: {backup_type}. "
+            f"{backup_type!r} is not of type 'string'"
+        )
+    rotation = _rotation(args["rotation"])
+    name = servers.check_name(args["name"])
+    return ops.Backup(server_id, name, args.get("metadata"), backup_type, rotation)
+
+
+def _rescue(server_id: str, args: Any, version: APIVersion) -> ops.Rescue:
+    if args is None:
+        args = {}
+    _check_body("rescue", args, {"adminPass", "rescue_image_ref"}, ())
+    password = args.get("adminPass")
+    if password is not None and (not isinstance(password, str) or not password):
+        raise BadRequest("Invalid input for field/attribute adminPass.")
+    return ops.Rescue(server_id, password, args.get("rescue_image_ref"))
 
 
 def _lock(server_id: str, args: Any, version: APIVersion) -> ops.Lock:
@@ -93,16 +170,16 @@ ACTIONS: dict[str, tuple[Parse, ops.ServerOperation, str]] = {
     "lock": (_lock, ops.LOCK, "2.1"),
     "unlock": (_plain, ops.UNLOCK, "2.1"),
     "rebuild": (_rebuild, ops.REBUILD, "2.1"),
-    "shelve": (_body, ops.SHELVE, "2.1"),
-    "shelveOffload": (_body, ops.SHELVE_OFFLOAD, "2.1"),
-    "unshelve": (_body, ops.UNSHELVE, "2.1"),
+    "shelve": (_no_arguments("shelve"), ops.SHELVE, "2.1"),
+    "shelveOffload": (_no_arguments("shelveOffload"), ops.SHELVE_OFFLOAD, "2.1"),
+    "unshelve": (_no_arguments("unshelve"), ops.UNSHELVE, "2.1"),
     "resize": (_body, ops.RESIZE, "2.1"),
     "confirmResize": (_plain, ops.CONFIRM_RESIZE, "2.1"),
     "revertResize": (_plain, ops.REVERT_RESIZE, "2.1"),
     "forceDelete": (_force_delete, ops.DELETE, "2.1"),
-    "createImage": (_body, ops.CREATE_IMAGE, "2.1"),
-    "createBackup": (_body, ops.CREATE_BACKUP, "2.1"),
-    "rescue": (_body, ops.RESCUE, "2.1"),
+    "createImage": (_create_image, ops.CREATE_IMAGE, "2.1"),
+    "createBackup": (_create_backup, ops.CREATE_BACKUP, "2.1"),
+    "rescue": (_rescue, ops.RESCUE, "2.1"),
     "unrescue": (_plain, ops.UNRESCUE, "2.1"),
     "trigger_crash_dump": (_crash_dump, ops.TRIGGER_CRASH_DUMP, "2.17"),
     "os-migrateLive": (_live, ops.LIVE_MIGRATE, "2.1"),

@@ -6,9 +6,9 @@ the CLI and the controller build it from their own arguments. The instance actio
 records is the operation's name; the states each may start from are
 states.SERVER_TRANSITIONS.
 
-``Body`` is transitional: the actions that take it (rebuild, resize, shelve,
-shelveOffload, unshelve, createImage, createBackup, rescue) still check their JSON
-arguments in core. Their next step is a request of values each, parsed at the API edge.
+``Body`` is transitional: the actions that take it (rebuild, resize) still check their
+JSON arguments in core. Their next step is a request of values each, parsed at the API
+edge as the others are.
 """
 
 from __future__ import annotations
@@ -70,6 +70,27 @@ class SecurityGroup(ServerRequest):
 
 
 @dataclass(frozen=True)
+class Snapshot(ServerRequest):
+    """createImage: the new image's name; its metadata is checked against the project's
+    limit in core."""
+
+    name: str
+    metadata: Any = None
+
+
+@dataclass(frozen=True)
+class Backup(Snapshot):
+    backup_type: str = ""
+    rotation: int = 0  # how many backups of this type to keep
+
+
+@dataclass(frozen=True)
+class Rescue(ServerRequest):
+    admin_pass: str | None = None
+    image_ref: Any = None  # the rescue image (default: the server's own)
+
+
+@dataclass(frozen=True)
 class Evacuate(ServerRequest):
     evacuation: moves.EvacuateRequest
 
@@ -128,16 +149,16 @@ def _delete(session: Session, ctx: Context, req: Delete, env: Env) -> Result[Ans
     return _done(instance, dropped_images=dropped)
 
 
-def _shelve(session: Session, ctx: Context, req: Body, env: Env) -> Result[Answer]:
-    return _done(shelve.shelve(session, ctx, req.server_id, req.args))
+def _shelve(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    return _done(shelve.shelve(session, ctx, req.server_id))
 
 
-def _shelve_offload(session: Session, ctx: Context, req: Body, env: Env) -> Result[Answer]:
-    return _done(shelve.shelve_offload(session, ctx, req.server_id, req.args))
+def _shelve_offload(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    return _done(shelve.shelve_offload(session, ctx, req.server_id))
 
 
-def _unshelve(session: Session, ctx: Context, req: Body, env: Env) -> Result[Answer]:
-    return _done(shelve.unshelve(session, ctx, req.server_id, req.args))
+def _unshelve(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    return _done(shelve.unshelve(session, ctx, req.server_id))
 
 
 def _resize(session: Session, ctx: Context, req: Body, env: Env) -> Result[Answer]:
@@ -167,20 +188,24 @@ def _revert(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Res
     return _done(servers.revert_resize(session, ctx, req.server_id), source)
 
 
-def _create_image(session: Session, ctx: Context, req: Body, env: Env) -> Result[Answer]:
-    instance, image = servers.create_image(session, ctx, req.server_id, req.args)
+def _create_image(session: Session, ctx: Context, req: Snapshot, env: Env) -> Result[Answer]:
+    instance, image = servers.create_image(session, ctx, req.server_id, req.name, req.metadata)
     return _done(instance, image_id=image.id)
 
 
-def _create_backup(session: Session, ctx: Context, req: Body, env: Env) -> Result[Answer]:
-    instance, image, rotation = servers.create_backup(session, ctx, req.server_id, req.args)
-    result = _done(instance, image_id=image.id, rotation=rotation)
-    result.message = f"{servers.ROTATION_PREFIX}{rotation}"  # rotate_backups reads it back
+def _create_backup(session: Session, ctx: Context, req: Backup, env: Env) -> Result[Answer]:
+    instance, image = servers.create_backup(
+        session, ctx, req.server_id, req.name, req.metadata, req.backup_type
+    )
+    result = _done(instance, image_id=image.id, rotation=req.rotation)
+    result.message = f"{servers.ROTATION_PREFIX}{req.rotation}"  # rotate_backups reads it
     return result
 
 
-def _rescue(session: Session, ctx: Context, req: Body, env: Env) -> Result[Answer]:
-    instance, admin_pass, message = servers.rescue(session, ctx, req.server_id, req.args)
+def _rescue(session: Session, ctx: Context, req: Rescue, env: Env) -> Result[Answer]:
+    instance, admin_pass, message = servers.rescue(
+        session, ctx, req.server_id, req.admin_pass, req.image_ref
+    )
     result = _done(instance, admin_pass=admin_pass)
     result.message = message  # the rescue image, which the agent's work item reads back
     return result
@@ -247,15 +272,15 @@ LOCK = Operation("lock", Lock, _lock)
 UNLOCK = Operation("unlock", ServerRequest, _unlock)
 REBUILD = Operation("rebuild", Body, _rebuild)
 DELETE = Operation("delete", Delete, _delete)
-SHELVE = Operation("shelve", Body, _shelve)
-SHELVE_OFFLOAD = Operation("shelveOffload", Body, _shelve_offload)
-UNSHELVE = Operation("unshelve", Body, _unshelve)
+SHELVE = Operation("shelve", ServerRequest, _shelve)
+SHELVE_OFFLOAD = Operation("shelveOffload", ServerRequest, _shelve_offload)
+UNSHELVE = Operation("unshelve", ServerRequest, _unshelve)
 RESIZE = Operation("resize", Body, _resize, locks=(CLAIMS,))
 CONFIRM_RESIZE = Operation("confirmResize", ServerRequest, _confirm)
 REVERT_RESIZE = Operation("revertResize", ServerRequest, _revert)
-CREATE_IMAGE = Operation("createImage", Body, _create_image)
-CREATE_BACKUP = Operation("createBackup", Body, _create_backup)
-RESCUE = Operation("rescue", Body, _rescue)
+CREATE_IMAGE = Operation("createImage", Snapshot, _create_image)
+CREATE_BACKUP = Operation("createBackup", Backup, _create_backup)
+RESCUE = Operation("rescue", Rescue, _rescue)
 UNRESCUE = Operation("unrescue", ServerRequest, _unrescue)
 TRIGGER_CRASH_DUMP = Operation(servers.CRASH_DUMP, ServerRequest, _crash_dump)
 LIVE_MIGRATE = Operation(migrations.LIVE, LiveMigrate, _live, locks=(CLAIMS,))

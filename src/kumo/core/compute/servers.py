@@ -55,6 +55,11 @@ def _name(body: dict[str, Any], required: bool = True) -> str | None:
     name = body.get("name")
     if name is None and not required:
         return None
+    return check_name(name)
+
+
+def check_name(name: Any) -> str:
+    """A server's or an image's name: 1 to 255 characters, no surrounding spaces."""
     if not isinstance(name, str) or not name.strip() or len(name) > 255:
         raise BadRequest(
             "Invalid input for field/attribute name. A name of 1 to 255 "
@@ -922,22 +927,6 @@ def drop_snapshot(session: Session, image: m.Image) -> None:
     image.deleted_at = image.updated_at = utcnow()
 
 
-def _check_body(action: str, body: Any, allowed: set[str], required: tuple[str, ...]) -> None:
-    if not isinstance(body, dict):
-        raise BadRequest(f"Invalid input for field/attribute {action}: an object expected.")
-    unknown = set(body) - allowed
-    if unknown:
-        raise BadRequest(
-            f"Invalid input for field/attribute {action}. Additional properties are not "
-            f"allowed ({', '.join(sorted(unknown))} unexpected)"
-        )
-    for key in required:
-        if key not in body:
-            raise BadRequest(
-                f"Invalid input for field/attribute {action}. '{key}' is a required property"
-            )
-
-
 def snapshot_image(
     session: Session,
     ctx: Context,
@@ -1002,19 +991,20 @@ def _snapshot(
     session: Session,
     ctx: Context,
     server_id: str,
-    body: dict[str, Any],
+    name: str,
+    metadata: Any,
     action: str,
     image_type: str,
     request_props: dict[str, str] | None = None,
 ) -> tuple[m.Instance, m.Image]:
     """The image a snapshot of the server's root disk will fill, queued, owned by the
     server's project, and the server's task started (shared by createImage and
-    createBackup, which differ only in what they accept and the properties they add)."""
-    name = _name(body)
+    createBackup, which differ only in the properties they add). ``metadata`` is checked
+    here, against the project's limit."""
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
     limit = quotas.limits(session, instance.project_id)["metadata_items"]
-    meta = _metadata(body.get("metadata"), limit)
+    meta = _metadata(metadata, limit)
     states.check(action, instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
@@ -1025,62 +1015,37 @@ def _snapshot(
 
 
 def create_image(
-    session: Session, ctx: Context, server_id: str, body: Any
+    session: Session, ctx: Context, server_id: str, name: str, metadata: Any
 ) -> tuple[m.Instance, m.Image]:
     """Snapshot the server's root disk to a new image, owned by the server's project.
 
     The image exists at once (queued, then saving while the agent uploads); the server's
     task goes image_snapshot -> image_pending_upload -> image_uploading -> None."""
-    _check_body("createImage", body, {"name", "metadata"}, ())
-    return _snapshot(session, ctx, server_id, body, "createImage", "snapshot")
-
-
-def _rotation(value: Any) -> int:
-    """Nova's non-negative integer: an int or a string of digits."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise BadRequest(
-            f"Invalid input for field/attribute rotation. Value: {value}. "
-            f"{value!r} is not of type 'integer', 'string'"
-        )
-    text = str(value).strip()
-    if not text.lstrip("-").isdigit() or int(text) < 0:
-        raise BadRequest(
-            f"Invalid input for field/attribute rotation. Value: {value}. "
-            f"{value!r} does not match '^[0-9]*$'"
-        )
-    return int(text)
+    return _snapshot(session, ctx, server_id, name, metadata, "createImage", "snapshot")
 
 
 def create_backup(
-    session: Session, ctx: Context, server_id: str, body: Any
-) -> tuple[m.Instance, m.Image, int]:
-    """A snapshot kept as a backup (``image_type=backup``, ``backup_type``) and the
-    rotation: once the backup has its data, only the newest ``rotation`` backups of this
-    server and type remain (rotate_backups). The rotation waits in the createBackup
-    instance action until then, the record of the request, as the image row is."""
-    _check_body(
-        "createBackup",
-        body,
-        {"name", "backup_type", "rotation", "metadata"},
-        ("name", "backup_type", "rotation"),
-    )
-    backup_type = body["backup_type"]
-    if not isinstance(backup_type, str):
-        raise BadRequest(
-            f"Invalid input for field/attribute backup_type. Value: {backup_type}. "
-            f"{backup_type!r} is not of type 'string'"
-        )
-    rotation = _rotation(body["rotation"])
-    instance, image = _snapshot(
+    session: Session,
+    ctx: Context,
+    server_id: str,
+    name: str,
+    metadata: Any,
+    backup_type: str,
+) -> tuple[m.Instance, m.Image]:
+    """A snapshot kept as a backup (``image_type=backup``, ``backup_type``). Its rotation
+    (once the backup has its data, only the newest ``rotation`` backups of this server and
+    type remain: rotate_backups) waits in the createBackup instance action's message until
+    then, the record of the request, as the image row is."""
+    return _snapshot(
         session,
         ctx,
         server_id,
-        body,
+        name,
+        metadata,
         "createBackup",
         "backup",
         {"backup_type": backup_type},
     )
-    return instance, image, rotation
 
 
 def rotate_backups(session: Session, image: m.Image) -> list[str]:
@@ -1130,31 +1095,17 @@ RESCUE_IMAGE_PREFIX = "Rescue image "
 
 
 def rescue(
-    session: Session, ctx: Context, server_id: str, body: Any
+    session: Session, ctx: Context, server_id: str, password: str | None, ref: Any
 ) -> tuple[m.Instance, str, str]:
     """Boot the server from a rescue image (default: its own image) with its root disk
     attached as a second disk. Where the rescue image is recorded: the ``rescue`` instance
     action's message (the third value returned, for the lifecycle to record), which the
     agent's work item reads back (rescue_image_id)."""
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise BadRequest("Invalid input for field/attribute rescue: an object expected.")
-    unknown = set(body) - {"adminPass", "rescue_image_ref"}
-    if unknown:
-        raise BadRequest(
-            "Invalid input for field/attribute rescue. Additional properties are not "
-            f"allowed ({', '.join(sorted(unknown))} unexpected)"
-        )
-    password = body.get("adminPass")
-    if password is not None and (not isinstance(password, str) or not password):
-        raise BadRequest("Invalid input for field/attribute adminPass.")
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
     states.check("rescue", instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
-    ref = body.get("rescue_image_ref")
     image_id = _image(session, ctx, ref)[0] if ref not in (None, "") else instance.image_id
     if image_id is None:
         raise BadRequest("Cannot rescue a server booted from a volume without rescue_image_ref.")

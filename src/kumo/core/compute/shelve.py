@@ -14,13 +14,11 @@ reason in its instance action.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from kumo.core import policy
 from kumo.core.compute import nics, servers, states
-from kumo.core.errors import BadRequest, Conflict
+from kumo.core.errors import Conflict
 from kumo.core.policy import Context
 from kumo.db import models as m
 from kumo.db.types import utcnow
@@ -30,14 +28,7 @@ UNSHELVE_VM_STATES = ("shelved", "shelved_offloaded")
 UNSHELVING = "unshelving"
 
 
-def _no_arguments(action: str, args: Any) -> None:
-    """Before 2.77 these actions take no arguments: ``{"shelve": null}``."""
-    if args not in (None, {}):
-        raise BadRequest(f"Invalid input for field/attribute {action}: null expected.")
-
-
-def shelve(session: Session, ctx: Context, server_id: str, args: Any) -> m.Instance:
-    _no_arguments("shelve", args)
+def shelve(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = servers.get(session, ctx, server_id)
     servers.check_not_locked(ctx, instance)
     states.check("shelve", instance)
@@ -52,11 +43,10 @@ def shelve(session: Session, ctx: Context, server_id: str, args: Any) -> m.Insta
     return instance
 
 
-def shelve_offload(session: Session, ctx: Context, server_id: str, args: Any) -> m.Instance:
+def shelve_offload(session: Session, ctx: Context, server_id: str) -> m.Instance:
     """Offload a server held SHELVED on its host. This cloud offloads at once, so only a
     server that an older release left SHELVED is in that state; it is offloaded the same
     way (the agent destroys the guest; its snapshot already exists)."""
-    _no_arguments("shelveOffload", args)
     policy.enforce(ctx, "compute:shelve_offload")
     instance = servers.get(session, ctx, server_id)
     servers.check_not_locked(ctx, instance)
@@ -68,9 +58,7 @@ def shelve_offload(session: Session, ctx: Context, server_id: str, args: Any) ->
     return instance
 
 
-def unshelve(session: Session, ctx: Context, server_id: str, args: Any) -> m.Instance:
-    """(availability_zone (2.77) and host (2.91) are above this cloud's maximum.)"""
-    _no_arguments("unshelve", args)
+def unshelve(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = servers.get(session, ctx, server_id)
     servers.check_not_locked(ctx, instance)
     states.check("unshelve", instance)
