@@ -57,8 +57,10 @@ def _plain(server_id: str, args: Any, version: APIVersion) -> ops.ServerRequest:
     return ops.ServerRequest(server_id)
 
 
-def _body(server_id: str, args: Any, version: APIVersion) -> ops.Body:
-    return ops.Body(server_id, args)
+def _resize(server_id: str, args: Any, version: APIVersion) -> ops.Resize:
+    if not isinstance(args, dict):
+        raise BadRequest("Invalid input for field/attribute resize: an object expected.")
+    return ops.Resize(server_id, args.get("flavorRef"))
 
 
 def _reboot(server_id: str, args: Any, version: APIVersion) -> ops.Reboot:
@@ -114,10 +116,24 @@ def _lock(server_id: str, args: Any, version: APIVersion) -> ops.Lock:
     return ops.Lock(server_id, args.get("locked_reason") if isinstance(args, dict) else None)
 
 
-def _rebuild(server_id: str, args: Any, version: APIVersion) -> ops.Body:
-    if isinstance(args, dict):
-        servers.no_description_before_2_19(args, version)
-    return ops.Body(server_id, args)
+# Rebuild's JSON members -> the request's fields (absent ones stay servers.ABSENT).
+_REBUILD_FIELDS = {
+    "name": "name",
+    "metadata": "metadata",
+    "accessIPv4": "access_ipv4",
+    "accessIPv6": "access_ipv6",
+    "description": "description",
+}
+
+
+def _rebuild(server_id: str, args: Any, version: APIVersion) -> servers.Rebuild:
+    if not isinstance(args, dict):
+        raise BadRequest("Invalid input for field/attribute rebuild: an object expected.")
+    servers.no_description_before_2_19(args, version)
+    given = {field: args[key] for key, field in _REBUILD_FIELDS.items() if key in args}
+    return servers.Rebuild(
+        server_id, args.get("imageRef"), admin_pass=args.get("adminPass"), **given
+    )
 
 
 def _crash_dump(server_id: str, args: Any, version: APIVersion) -> ops.ServerRequest:
@@ -173,7 +189,7 @@ ACTIONS: dict[str, tuple[Parse, ops.ServerOperation, str]] = {
     "shelve": (_no_arguments("shelve"), ops.SHELVE, "2.1"),
     "shelveOffload": (_no_arguments("shelveOffload"), ops.SHELVE_OFFLOAD, "2.1"),
     "unshelve": (_no_arguments("unshelve"), ops.UNSHELVE, "2.1"),
-    "resize": (_body, ops.RESIZE, "2.1"),
+    "resize": (_resize, ops.RESIZE, "2.1"),
     "confirmResize": (_plain, ops.CONFIRM_RESIZE, "2.1"),
     "revertResize": (_plain, ops.REVERT_RESIZE, "2.1"),
     "forceDelete": (_force_delete, ops.DELETE, "2.1"),

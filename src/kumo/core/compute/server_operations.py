@@ -2,13 +2,9 @@
 requests and what each executes in the runner's transaction.
 
 The API builds the request from each microversion's JSON (kumo.api.compute.server_actions);
-the CLI and the controller build it from their own arguments. The instance action each
-records is the operation's name; the states each may start from are
-states.SERVER_TRANSITIONS.
-
-``Body`` is transitional: the actions that take it (rebuild, resize) still check their
-JSON arguments in core. Their next step is a request of values each, parsed at the API
-edge as the others are.
+the CLI and the controller build it from their own arguments. A request carries values,
+never a body or a microversion. The instance action each records is the operation's
+name; the states each may start from are states.SERVER_TRANSITIONS.
 """
 
 from __future__ import annotations
@@ -33,10 +29,8 @@ class ServerRequest:
 
 
 @dataclass(frozen=True)
-class Body(ServerRequest):
-    """Transitional: an action whose JSON arguments core still checks (see above)."""
-
-    args: Any
+class Resize(ServerRequest):
+    flavor_ref: Any  # an id or a URL ending in one, checked after the server's state
 
 
 @dataclass(frozen=True)
@@ -137,9 +131,9 @@ def _unlock(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Res
     return _done(servers.set_lock(session, ctx, req.server_id, False))
 
 
-def _rebuild(session: Session, ctx: Context, req: Body, env: Env) -> Result[Answer]:
+def _rebuild(session: Session, ctx: Context, req: servers.Rebuild, env: Env) -> Result[Answer]:
     shelved = servers.get(session, ctx, req.server_id).shelved_image_id
-    instance, admin_pass = servers.rebuild(session, ctx, req.server_id, req.args)
+    instance, admin_pass = servers.rebuild(session, ctx, req)
     return _done(instance, admin_pass=admin_pass, dropped_images=[shelved] if shelved else [])
 
 
@@ -161,7 +155,7 @@ def _unshelve(session: Session, ctx: Context, req: ServerRequest, env: Env) -> R
     return _done(shelve.unshelve(session, ctx, req.server_id))
 
 
-def _resize(session: Session, ctx: Context, req: Body, env: Env) -> Result[Answer]:
+def _resize(session: Session, ctx: Context, req: Resize, env: Env) -> Result[Answer]:
     """In place: the host's free capacity, read under the claims lock the runner took."""
     row = session.get(m.Instance, req.server_id)
     free = (
@@ -169,7 +163,7 @@ def _resize(session: Session, ctx: Context, req: Body, env: Env) -> Result[Answe
         if row is not None and row.host_id is not None
         else None
     )
-    return _done(servers.resize(session, ctx, req.server_id, req.args, free))
+    return _done(servers.resize(session, ctx, req.server_id, req.flavor_ref, free))
 
 
 def _resize_source(session: Session, ctx: Context, server_id: str) -> str | None:
@@ -270,12 +264,12 @@ SUSPEND, RESUME = _power("suspend"), _power("resume")
 REBOOT = Operation("reboot", Reboot, _reboot)
 LOCK = Operation("lock", Lock, _lock)
 UNLOCK = Operation("unlock", ServerRequest, _unlock)
-REBUILD = Operation("rebuild", Body, _rebuild)
+REBUILD = Operation("rebuild", servers.Rebuild, _rebuild)
 DELETE = Operation("delete", Delete, _delete)
 SHELVE = Operation("shelve", ServerRequest, _shelve)
 SHELVE_OFFLOAD = Operation("shelveOffload", ServerRequest, _shelve_offload)
 UNSHELVE = Operation("unshelve", ServerRequest, _unshelve)
-RESIZE = Operation("resize", Body, _resize, locks=(CLAIMS,))
+RESIZE = Operation("resize", Resize, _resize, locks=(CLAIMS,))
 CONFIRM_RESIZE = Operation("confirmResize", ServerRequest, _confirm)
 REVERT_RESIZE = Operation("revertResize", ServerRequest, _revert)
 CREATE_IMAGE = Operation("createImage", Snapshot, _create_image)

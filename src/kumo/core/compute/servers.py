@@ -115,9 +115,12 @@ def _printable(char: str) -> bool:
 
 
 def _description(body: dict[str, Any]) -> str | None:
-    """The server description of a 2.19+ request body: a string of at most 255 printable
-    characters, or null (no description)."""
-    value = body.get("description")
+    return check_description(body.get("description"))
+
+
+def check_description(value: Any) -> str | None:
+    """A server description (2.19+): a string of at most 255 printable characters, or null
+    (no description)."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -749,33 +752,56 @@ def set_lock(
     return instance
 
 
-def rebuild(session: Session, ctx: Context, server_id: str, body: Any) -> tuple[m.Instance, str]:
+class _Absent:
+    """An argument not given: the server keeps what it has."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """A rebuild's arguments as given (ABSENT: not given). Their values are checked here,
+    after the server's state, in Nova's order."""
+
+    server_id: str
+    image_ref: Any
+    name: Any = ABSENT
+    metadata: Any = ABSENT
+    access_ipv4: Any = ABSENT
+    access_ipv6: Any = ABSENT
+    description: Any = ABSENT
+    admin_pass: Any = None
+
+
+def rebuild(session: Session, ctx: Context, req: Rebuild) -> tuple[m.Instance, str]:
     """Re-create the server's disk from an image, keeping its id, name and host. A stopped
     server stays stopped; the agent destroys and re-spawns the guest. (The API refused a
     description before 2.19.)"""
-    if not isinstance(body, dict):
-        raise BadRequest("Invalid input for field/attribute rebuild: an object expected.")
-    instance = get(session, ctx, server_id)
+    instance = get(session, ctx, req.server_id)
     _check_not_locked(ctx, instance)
     states.check("rebuild", instance)
-    image_id, min_disk, min_ram = _image(session, ctx, body.get("imageRef"))
+    image_id, min_disk, min_ram = _image(session, ctx, req.image_ref)
     if instance.flavor.get("disk") and min_disk > instance.flavor["disk"]:
         raise BadRequest("Flavor's disk is too small for requested image.")
     if min_ram > int(instance.flavor.get("ram", 0)):
         raise BadRequest("Flavor's memory is too small for requested image.")
-    if "name" in body:
-        instance.name = _name(body) or instance.name
-    if "metadata" in body:
+    if req.name is not ABSENT:
+        instance.name = check_name(req.name)
+    if req.metadata is not ABSENT:
         instance.meta = _metadata(
-            body["metadata"], quotas.limits(session, instance.project_id)["metadata_items"]
+            req.metadata, quotas.limits(session, instance.project_id)["metadata_items"]
         )
-    if "accessIPv4" in body:
-        instance.access_ipv4 = access_ip(body["accessIPv4"], 4)
-    if "accessIPv6" in body:
-        instance.access_ipv6 = access_ip(body["accessIPv6"], 6)
-    if "description" in body:
-        instance.description = _description(body)
-    admin_pass = body.get("adminPass") or secrets.token_urlsafe(9)
+    if req.access_ipv4 is not ABSENT:
+        instance.access_ipv4 = access_ip(req.access_ipv4, 4)
+    if req.access_ipv6 is not ABSENT:
+        instance.access_ipv6 = access_ip(req.access_ipv6, 6)
+    if req.description is not ABSENT:
+        instance.description = check_description(req.description)
+    admin_pass = req.admin_pass or secrets.token_urlsafe(9)
     instance.image_id = image_id
     drop_shelved_image(session, instance)  # a failed unshelve: the new image replaces it
     instance.shelved_image_id = None
@@ -802,20 +828,19 @@ def resize(
     session: Session,
     ctx: Context,
     server_id: str,
-    body: Any,
+    flavor_ref: Any,
     free_on_host: tuple[float, float, float] | None,
 ) -> m.Instance:
     """Resize in place on the server's host: the allocation grows to hold both sizes until
-    the user confirms (keep the new) or reverts (back to the old).
+    the user confirms (keep the new) or reverts (back to the old). ``flavor_ref`` is the
+    flavorRef given (an id or a URL), checked after the server's state, as Nova does.
 
     ``free_on_host`` is the host's free capacity (from the scheduler's view), computed by the
     caller under the claims lock."""
-    if not isinstance(body, dict):
-        raise BadRequest("Invalid input for field/attribute resize: an object expected.")
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
     states.check("resize", instance)
-    flavor_id = _ref_id(body.get("flavorRef"), "flavor")
+    flavor_id = _ref_id(flavor_ref, "flavor")
     try:
         flavor = flavors.get(session, flavor_id, ctx.project_id, ctx.is_admin)
     except NotFound:
