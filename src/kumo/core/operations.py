@@ -39,6 +39,7 @@ from kumo.db import models as m
 from kumo.db.engine import Database
 from kumo.db.locking import lock_for_claims
 from kumo.db.lost_updates import retry_lost_updates
+from kumo.db.types import utcnow
 
 Req = TypeVar("Req")
 Val = TypeVar("Val")
@@ -57,13 +58,15 @@ class Env:
 @dataclass
 class Result(Generic[Val]):
     """What an operation's transaction leaves: its value for the caller, the server its
-    action is recorded on (None: no action to record), the action's message, and the other
-    hosts that have their part to do (the server's own host is woken anyway)."""
+    action is recorded on (None: no action to record), the action's message, whether the
+    action is finished already (nothing is left for an agent to do), and the other hosts
+    that have their part to do (the server's own host is woken anyway)."""
 
     value: Val
     instance: m.Instance | None = None
     message: str | None = None
     other_hosts: tuple[str | None, ...] = ()
+    finished: bool = False
 
     def hosts(self) -> list[str]:
         """The hosts whose agents are woken after the commit, each once."""
@@ -100,7 +103,9 @@ def run(db: Database, ctx: Context, op: Operation[Req, Val], request: Req, env: 
             _take(session, op.locks)
             result = op.execute(session, ctx, request, env)
             if result.instance is not None:
-                record_action(session, ctx, result.instance.id, op.name, result.message)
+                action = record_action(session, ctx, result.instance.id, op.name, result.message)
+                if result.finished:
+                    action.finish_time = utcnow()
             return result
 
     result = retry_lost_updates(attempt)

@@ -276,13 +276,9 @@ def delete_server(
 ) -> Response:
     # A delete wins over the scheduler or an agent report that changed the row just before
     # (the runner repeats a lost update).
-    done = operations.run(state.db, who.ctx, ops.DELETE, ops.Delete(server_id), _env(state))
+    done = operations.run(state.db, who.ctx, ops.DELETE, ops.Delete(server_id), state.env)
     purge_image_data(state, done.value.dropped_images)
     return Response(status_code=204)
-
-
-def _env(state: AppState) -> operations.Env:
-    return operations.Env(state.config.scheduler, state.config.hosts.heartbeat_timeout)
 
 
 CONSOLE_WAIT = 1.0  # seconds a console reader waits for the agent's fresh copy
@@ -308,7 +304,7 @@ def server_action(
             servers.get(session, ctx, server_id)  # 404 first
         raise BadRequest(f"There is no such action: {action}")
     parse, operation = found
-    done = operations.run(state.db, ctx, operation, parse(server_id, args, version), _env(state))
+    done = operations.run(state.db, ctx, operation, parse(server_id, args, version), state.env)
     answer = done.value
     purge_image_data(state, answer.dropped_images)
     if action == "rebuild":
