@@ -315,7 +315,6 @@ def force_complete(
             f"{migration.status}. Cannot force_complete while the migration is in this state."
         )
     migration.force_complete = True
-    servers.record_action(session, ctx, instance.id, "live_migration_force_complete")
     return instance, migration
 
 
@@ -334,7 +333,6 @@ def abort(
             "this state."
         )
     migration.abort_requested = True
-    servers.record_action(session, ctx, instance.id, "live_migration_abort")
     return instance, migration
 
 

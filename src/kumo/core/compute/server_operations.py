@@ -9,6 +9,7 @@ name; the states each may start from are states.SERVER_TRANSITIONS.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,25 @@ class Evacuate(ServerRequest):
 @dataclass(frozen=True)
 class LiveMigrate(ServerRequest):
     live: migrations.LiveRequest
+
+
+@dataclass(frozen=True)
+class MigrationRequest(ServerRequest):
+    """force_complete or abort of one of the server's live migrations."""
+
+    migration_id: str
+
+
+@dataclass(frozen=True)
+class AttachInterface(ServerRequest):
+    net_id: Any = None
+    port_id: Any = None
+    fixed_ip: Any = None
+
+
+@dataclass(frozen=True)
+class DetachInterface(ServerRequest):
+    port_id: str
 
 
 @dataclass
@@ -235,6 +255,36 @@ def _evacuate(session: Session, ctx: Context, req: Evacuate, env: Env) -> Result
     return _done(instance, admin_pass=req.evacuation.admin_pass, destination=migration.dest_compute)
 
 
+def _migration_step(
+    step: Callable[[Session, Context, str, str], tuple[m.Instance, m.Migration]],
+) -> Callable[[Session, Context, MigrationRequest, Env], Result[Answer]]:
+    """A request to a running live migration: both of its hosts have their part to do."""
+
+    def execute(session: Session, ctx: Context, req: MigrationRequest, env: Env) -> Result[Answer]:
+        instance, migration = step(session, ctx, req.server_id, req.migration_id)
+        return _done(instance, migration.source_host_id, migration.dest_host_id)
+
+    return execute
+
+
+def _attach_interface(
+    session: Session, ctx: Context, req: AttachInterface, env: Env
+) -> Result[dict[str, Any]]:
+    """The value: the new interface in Nova's shape (read in the transaction)."""
+    instance = servers.get(session, ctx, req.server_id)
+    port = nics.attach(session, ctx, instance, req.net_id, req.port_id, req.fixed_ip)
+    session.flush()
+    return Result(nics.interface_view(session, port), instance)
+
+
+def _detach_interface(
+    session: Session, ctx: Context, req: DetachInterface, env: Env
+) -> Result[None]:
+    instance = servers.get(session, ctx, req.server_id)
+    nics.detach(session, ctx, instance, req.port_id)
+    return Result(None, instance)
+
+
 def _add_fixed_ip(session: Session, ctx: Context, req: AddFixedIp, env: Env) -> Result[Answer]:
     instance = servers.get(session, ctx, req.server_id)
     nics.add_fixed_ip(session, ctx, instance, req.network_id)
@@ -282,5 +332,13 @@ MIGRATE = Operation("migrate", ServerRequest, _migrate, locks=(CLAIMS,))
 EVACUATE = Operation("evacuate", Evacuate, _evacuate, locks=(CLAIMS,))
 ADD_FIXED_IP = Operation("addFixedIp", AddFixedIp, _add_fixed_ip)
 REMOVE_FIXED_IP = Operation("removeFixedIp", RemoveFixedIp, _remove_fixed_ip)
+FORCE_COMPLETE = Operation(
+    "live_migration_force_complete", MigrationRequest, _migration_step(migrations.force_complete)
+)
+ABORT_MIGRATION = Operation(
+    "live_migration_abort", MigrationRequest, _migration_step(migrations.abort)
+)
+ATTACH_INTERFACE = Operation("attach_interface", AttachInterface, _attach_interface)
+DETACH_INTERFACE = Operation("detach_interface", DetachInterface, _detach_interface)
 ADD_SECURITY_GROUP = _group(True)
 REMOVE_SECURITY_GROUP = _group(False)
