@@ -40,7 +40,6 @@ from kumo.core.microversion import APIVersion
 from kumo.core.params import body_bool
 from kumo.core.policy import Context
 from kumo.db import models as m
-from kumo.db.locking import lock_for_claims
 from kumo.db.types import utcnow
 
 LIVE = "live-migration"
@@ -115,8 +114,7 @@ def live_migrate(
     never the source; a named host goes through the same filters. No destination: 400, as
     Nova answers before 2.34."""
     policy.enforce(ctx, "compute:migrate_live")
-    # First, before any read: on SQLite the claims lock must open the transaction.
-    lock_for_claims(session)
+    # Under the claims lock its operation declares (the runner takes it first).
     instance = servers.get(session, ctx, server_id)
     from kumo.core.volume import attachments  # block storage imports compute
 

@@ -48,7 +48,6 @@ from kumo.core.microversion import APIVersion
 from kumo.core.params import body_bool
 from kumo.core.policy import Context
 from kumo.db import models as m
-from kumo.db.locking import lock_for_claims
 from kumo.db.types import utcnow
 
 EVACUATION = "evacuation"
@@ -159,8 +158,7 @@ def evacuate(
     (400); the server is ACTIVE, STOPPED or ERROR with no task (409); its host is down,
     by heartbeat or forced down (400 "still in use" otherwise); a destination fits (400)."""
     policy.enforce(ctx, "compute:evacuate")
-    # First, before any read: on SQLite the claims lock must open the transaction.
-    lock_for_claims(session)
+    # Under the claims lock its operation declares (the runner takes it first).
     named: m.Host | None = None
     if request.host is not None:
         named = session.scalars(select(m.Host).where(m.Host.name == request.host)).first()
@@ -301,7 +299,7 @@ def cold_migrate(
     agent starts it. Nova's checks: not locked (409 for non-admins), ACTIVE or STOPPED with
     no task (409), a destination of the same hypervisor driver with room (400)."""
     policy.enforce(ctx, "compute:migrate")
-    lock_for_claims(session)  # first: on SQLite it must open the transaction
+    # Under the claims lock its operation declares (the runner takes it first).
     instance = servers.get(session, ctx, server_id)
     from kumo.core.volume import attachments  # block storage imports compute
 

@@ -1,9 +1,12 @@
 """Servers: create, read, update and delete; what each action asks of the agent.
 
-Every mutation follows one lifecycle (Ganeti's): check arguments, lock the row (optimistic
-``version``), check the state allows it, write the desired state with a new ``generation``
-and a task, record the action. The agent does the work and reports back
-(kumo.core.compute.reports); the scheduler places new servers (kumo.controller.scheduler).
+The actions are the execute steps of lifecycle operations (kumo.core.operations, declared
+in kumo.core.compute.server_operations): the runner checks nothing here but the request's
+type; these functions load the server (optimistic ``version``), check its state against
+states.SERVER_TRANSITIONS, and write the desired state with a new ``generation`` and a
+task; the runner records the action and wakes the agent after the commit. The agent does
+the work and reports back (kumo.core.compute.reports); the scheduler places new servers
+(kumo.controller.scheduler).
 """
 
 from __future__ import annotations
