@@ -290,14 +290,6 @@ def list_all(session: Session, ctx: Context, f: ListFilters) -> list[m.Migration
 # --- force complete and abort -----------------------------------------------------------
 
 
-def _check_migrating(instance: m.Instance, action: str) -> None:
-    if instance.task_state != MIGRATING:
-        raise Conflict(
-            f"Cannot '{action}' instance {instance.id} while it is in task_state "
-            f"{instance.task_state}"
-        )
-
-
 def force_complete(
     session: Session, ctx: Context, server_id: str, migration_id: str
 ) -> tuple[m.Instance, m.Migration]:
@@ -306,7 +298,7 @@ def force_complete(
     policy.enforce(ctx, "compute:server_migrations:force_complete")
     instance, migration = _server_migration(session, ctx, server_id, migration_id, "force")
     servers.check_not_locked(ctx, instance)
-    _check_migrating(instance, "force_complete")
+    states.check("force_complete", instance)
     if migration.migration_type != LIVE or migration.status != "running":
         raise BadRequest(
             f"Migration {migration.id} state of instance {instance.id} is "
@@ -323,7 +315,7 @@ def abort(
     policy.enforce(ctx, "compute:server_migrations:delete")
     instance, migration = _server_migration(session, ctx, server_id, migration_id, "abort")
     servers.check_not_locked(ctx, instance)
-    _check_migrating(instance, "abort")
+    states.check("abort", instance)
     if migration.migration_type != LIVE or migration.status != "running":
         raise BadRequest(
             f"Migration {migration.id} state of instance {instance.id} is "

@@ -105,15 +105,19 @@ def vm_states_for_status(wanted: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Allowed:
-    """The (vm_state, task_state) pairs an action may start from: any of ``vm_states`` with
-    any of ``task_states`` (by default, no task in flight)."""
+    """The (vm_state, task_state) pairs an action may start from: any of ``vm_states``
+    (None: any vm_state) with any of ``task_states`` (by default, no task in flight)."""
 
-    vm_states: frozenset[str]
+    vm_states: frozenset[str] | None
     task_states: frozenset[str | None] = frozenset({None})
 
 
 def _allowed(*vm_states: str, tasks: tuple[str | None, ...] = (None,)) -> Allowed:
-    return Allowed(frozenset(vm_states), frozenset(tasks))
+    return Allowed(frozenset(vm_states) if vm_states else None, frozenset(tasks))
+
+
+_INTERFACES = _allowed("active", "stopped", "paused")
+_METADATA = _allowed("active", "paused", "suspended", "stopped")
 
 
 # Action (as the instance action records it) -> the states it may start from. Nova's
@@ -148,6 +152,19 @@ SERVER_TRANSITIONS: dict[str, Allowed] = {
     "migrate": _allowed("active", "stopped"),
     "os-migrateLive": _allowed("active", "paused"),
     "evacuate": _allowed("active", "stopped", "error"),
+    "attach_interface": _INTERFACES,
+    "detach_interface": _INTERFACES,
+    "addFixedIp": _INTERFACES,
+    "removeFixedIp": _INTERFACES,
+    "attach_volume": _allowed(
+        "active", "paused", "stopped", "resized", "shelved", "shelved_offloaded"
+    ),
+    "detach_volume": _allowed(),  # in any vm_state, with no task in flight
+    # A running live migration is made to converge or aborted: in any vm_state.
+    "force_complete": _allowed(tasks=("migrating",)),
+    "abort": _allowed(tasks=("migrating",)),
+    "update metadata": _METADATA,
+    "delete metadata": _METADATA,
 }
 
 
@@ -162,7 +179,7 @@ def check(action: str, instance: _Stateful, shown: str | None = None) -> None:
     server's state; ``shown`` names it in the message when the table's key differs."""
     allowed = SERVER_TRANSITIONS[action]
     name = shown or action
-    if instance.vm_state not in allowed.vm_states:
+    if allowed.vm_states is not None and instance.vm_state not in allowed.vm_states:
         attr, state = "vm_state", instance.vm_state
     elif instance.task_state not in allowed.task_states:
         attr, state = "task_state", str(instance.task_state)
