@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -305,33 +306,59 @@ def server_action(
         raise BadRequest(f"There is no such action: {action}")
     parse, operation = found
     done = operations.run(state.db, ctx, operation, parse(server_id, args, version), state.env)
-    answer = done.value
-    purge_image_data(state, answer.dropped_images)
-    if action == "rebuild":
-        assert done.instance is not None
-        view = _core(state, who, version, done.instance)
-        view["adminPass"] = answer.admin_pass
-        return JSONResponse({"server": view}, status_code=202)
-    if action == "createImage":
-        # Before 2.45 the image is named only by the Location header (an image URL).
-        location = f"{state.config.public_url}/image/v2/images/{answer.image_id}"
-        return Response(status_code=202, headers={"Location": location})
-    if action == "createBackup":
-        # Nova names the backup (a compute image URL) only when rotation keeps it.
-        if answer.rotation == 0:
-            return Response(status_code=202)
-        location = f"{state.config.public_url}/compute/v2.1/images/{answer.image_id}"
-        return Response(status_code=202, headers={"Location": location})
-    if action == "rescue":
-        return JSONResponse({"adminPass": answer.admin_pass})
-    if action == "confirmResize":
-        return Response(status_code=204)  # as Nova answers it (the other actions: 202)
-    if action == "evacuate":
-        # 200, not 202 (Nova keeps it for compatibility); the password only before 2.14.
-        if version.at_least("2.14"):
-            return Response(status_code=200)
-        return JSONResponse({"adminPass": answer.admin_pass})
-    return Response(status_code=202)
+    purge_image_data(state, done.value.dropped_images)
+    answer = _ANSWERS.get(action)
+    return answer(state, who, version, done) if answer else Response(status_code=202)
+
+
+Done = operations.Result[ops.Answer]
+
+
+def _rebuilt(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    assert done.instance is not None
+    view = _core(state, who, version, done.instance)
+    view["adminPass"] = done.value.admin_pass
+    return JSONResponse({"server": view}, status_code=202)
+
+
+def _imaged(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    # Before 2.45 the image is named only by the Location header (an image URL).
+    location = f"{state.config.public_url}/image/v2/images/{done.value.image_id}"
+    return Response(status_code=202, headers={"Location": location})
+
+
+def _backed_up(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    # Nova names the backup (a compute image URL) only when rotation keeps it.
+    if done.value.rotation == 0:
+        return Response(status_code=202)
+    location = f"{state.config.public_url}/compute/v2.1/images/{done.value.image_id}"
+    return Response(status_code=202, headers={"Location": location})
+
+
+def _rescued(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    return JSONResponse({"adminPass": done.value.admin_pass})
+
+
+def _confirmed(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    return Response(status_code=204)  # as Nova answers it (the other actions: 202)
+
+
+def _evacuated(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    # 200, not 202 (Nova keeps it for compatibility); the password only before 2.14.
+    if version.at_least("2.14"):
+        return Response(status_code=200)
+    return JSONResponse({"adminPass": done.value.admin_pass})
+
+
+# The actions whose answer is not an empty 202, and how each answers.
+_ANSWERS: dict[str, Callable[[AppState, Caller, APIVersion, Done], Response]] = {
+    "rebuild": _rebuilt,
+    "createImage": _imaged,
+    "createBackup": _backed_up,
+    "rescue": _rescued,
+    "confirmResize": _confirmed,
+    "evacuate": _evacuated,
+}
 
 
 def _console_output(state: AppState, ctx: Context, server_id: str, args: Any) -> Response:
