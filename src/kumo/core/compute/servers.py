@@ -876,8 +876,7 @@ def resize(
 
 def confirm_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
-    if instance.vm_state != "resized" or instance.task_state:
-        raise Conflict(f"Instance {server_id} is not resized and waiting for confirmation.")
+    states.check("confirmResize", instance)
     from kumo.core.compute import moves  # imports this module
 
     cold = moves.waiting_cold(session, instance)
@@ -893,7 +892,8 @@ def confirm_resize(session: Session, ctx: Context, server_id: str) -> m.Instance
 
 def revert_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
-    if instance.vm_state != "resized" or instance.task_state or not instance.old_flavor:
+    states.check("revertResize", instance)
+    if not instance.old_flavor:
         raise Conflict(f"Instance {server_id} is not resized and waiting for confirmation.")
     from kumo.core.compute import moves  # imports this module
 

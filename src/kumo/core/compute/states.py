@@ -141,6 +141,8 @@ SERVER_TRANSITIONS: dict[str, Allowed] = {
     ),
     "rebuild": _allowed("active", "stopped", "error"),
     "resize": _allowed("active", "stopped"),
+    "confirmResize": _allowed("resized"),
+    "revertResize": _allowed("resized"),
     "createImage": _allowed("active", "stopped", "paused", "suspended"),
     "createBackup": _allowed("active", "stopped"),
     "rescue": _allowed("active", "stopped", "error"),
