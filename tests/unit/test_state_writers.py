@@ -28,6 +28,9 @@ LIFECYCLE = {
     ("core/compute/moves.py", "cold_migrate"): "the migrate operation",
     ("core/compute/moves.py", "revert"): "the revertResize operation of a cold move",
     ("core/compute/migrations.py", "live_migrate"): "the os-migrateLive operation",
+    ("core/compute/scheduling.py", "_place"): "the placement operation (the scheduler)",
+    ("core/compute/scheduling.py", "_no_valid_host"): "the placement operation: no host",
+    ("core/compute/shelve.py", "no_host"): "the placement operation: no host to unshelve on",
 }
 OBSERVED = {
     ("core/compute/reports.py", "_record"): "an agent's report of the guest's state",
@@ -46,9 +49,6 @@ OBSERVED = {
 # Not on the lifecycle yet. Shrinks: move one onto an operation, then delete its line.
 REMAINING = {
     ("core/compute/servers.py", "create"): "create is not an operation yet",
-    ("controller/scheduler.py", "place_many"): "the scheduler's placement of a new server",
-    ("controller/scheduler.py", "_no_valid_host"): "the scheduler found no host",
-    ("core/compute/shelve.py", "no_host"): "the scheduler found no host for an unshelve",
     ("core/compute/stuck.py", "resolve_in_session"): "the controller ends a stuck task",
     ("core/compute/migrations.py", "stuck"): "the controller ends a stuck live migration",
 }
