@@ -17,10 +17,21 @@ controller):
    wake the agents of the hosts concerned. Nothing is woken for a transaction that did not
    commit, and no caller wakes anyone itself.
 
-Adding an operation: write its request dataclass and an ``execute(session, ctx, request,
-env) -> Result`` that loads the resource, calls the transition table's check and writes
-the desired state; give it an entry in the resource's transition table; declare it as an
-``Operation`` (see kumo.core.compute.server_operations); call ``run`` from every caller.
+Adding an operation:
+
+- write its request dataclass (values only) and an ``execute(session, ctx, request, env)
+  -> Result`` that loads the resource, calls the transition table's check
+  (``states.check(name, instance)``) and writes the desired state;
+- give it an entry in the resource's transition table (states.SERVER_TRANSITIONS);
+- declare it as an ``Operation`` with its action name and locks (examples:
+  kumo.core.compute.server_operations, volume_operations, scheduling);
+- run it with ``run`` from every caller; for a server action, add its parser to the API's
+  table (kumo.api.compute.server_actions.ACTIONS).
+
+The ``Result`` says what to record and whom to wake: ``instance`` (None: no action, as
+placement records none), ``message``, ``finished`` (nothing is left for an agent),
+``other_hosts``. A function that writes vm_state or task_state must be an execute step
+(or the agents' observation path): tests/unit/test_state_writers.py fails otherwise.
 """
 
 from __future__ import annotations
