@@ -36,6 +36,7 @@ network_app = typer.Typer(no_args_is_help=True, help="This host's network datapa
 app.add_typer(network_app, name="network")
 
 FORMAT = typer.Option("table", "--format", "-f", help="table or json")
+RELAY_READY = 10.0  # seconds a command waits for its wake-up relay to see the cloud
 
 
 def _version(value: bool) -> None:
@@ -528,7 +529,10 @@ def host_evacuate(
     except KumoError as exc:
         fail(exc.message)
     results: dict[str, dict[str, Any]] = {}
-    with wakeups_across_processes(runtime.db):
+    with wakeups_across_processes(runtime.db) as relay:
+        # A relay sends only once it has seen the serving processes listening.
+        if relay is not None:
+            relay.wait_listening(RELAY_READY)
         for server_id in server_ids:
             try:
                 done = operations.run(
