@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kumo.core.compute import migrations, moves, servers
+from kumo.api.compute import move_bodies
 from kumo.core.compute import server_operations as ops
+from kumo.core.compute import servers
 from kumo.core.errors import BadRequest
 from kumo.core.microversion import APIVersion
 
@@ -150,16 +151,16 @@ def _force_delete(server_id: str, args: Any, version: APIVersion) -> ops.Delete:
 
 
 def _live(server_id: str, args: Any, version: APIVersion) -> ops.LiveMigrate:
-    return ops.LiveMigrate(server_id, migrations.parse_live(args, version))
+    return ops.LiveMigrate(server_id, move_bodies.parse_live(args, version))
 
 
 def _migrate(server_id: str, args: Any, version: APIVersion) -> ops.ServerRequest:
-    moves.parse_migrate(args, version)
+    move_bodies.parse_migrate(args, version)
     return ops.ServerRequest(server_id)
 
 
 def _evacuate(server_id: str, args: Any, version: APIVersion) -> ops.Evacuate:
-    return ops.Evacuate(server_id, moves.parse_evacuate(args, version))
+    return ops.Evacuate(server_id, move_bodies.parse_evacuate(args, version))
 
 
 def _add_fixed_ip(server_id: str, args: Any, version: APIVersion) -> ops.AddFixedIp:

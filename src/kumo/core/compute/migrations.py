@@ -36,8 +36,6 @@ from kumo.config import SchedulerConfig
 from kumo.core import policy
 from kumo.core.compute import moves, nics, placement, servers, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
-from kumo.core.microversion import APIVersion
-from kumo.core.params import body_bool
 from kumo.core.policy import Context
 from kumo.db import models as m
 from kumo.db.types import utcnow
@@ -54,48 +52,10 @@ MIGRATION_DEADLINE = dt.timedelta(minutes=15)
 MIGRATING = "migrating"
 
 
-def _boolean(value: Any, field: str, allow_auto: bool) -> bool | str:
-    """Nova's boolean, or (2.25 block_migration) the word "auto"."""
-    if allow_auto and value == "auto":
-        return "auto"
-    return body_bool(value, field)
-
-
 @dataclass(frozen=True)
 class LiveRequest:
     host: str | None
     block_migration: bool | str  # True, False or "auto"
-
-
-def parse_live(args: Any, version: APIVersion) -> LiveRequest:
-    """os-migrateLive's body as Nova validates it: 2.1-2.24 need ``host``,
-    ``block_migration`` and ``disk_over_commit`` (booleans); from 2.25 ``block_migration`` may
-    be "auto" and ``disk_over_commit`` is gone (giving it is a 400). Later fields (``force``
-    at 2.30) are not served here yet, so they are unexpected."""
-    if not isinstance(args, dict):
-        raise BadRequest("Invalid input for field/attribute os-migrateLive: an object expected.")
-    v225 = version.at_least("2.25")
-    allowed = {"host", "block_migration"} | (set() if v225 else {"disk_over_commit"})
-    unknown = set(args) - allowed
-    if unknown:
-        raise BadRequest(
-            "Invalid input for field/attribute os-migrateLive. Additional properties are not "
-            f"allowed ({', '.join(repr(k) for k in sorted(unknown))} "
-            f"{'was' if len(unknown) == 1 else 'were'} unexpected)"
-        )
-    for key in sorted(allowed):
-        if key not in args:
-            raise BadRequest(
-                f"Invalid input for field/attribute os-migrateLive. Value: {args}. "
-                f"'{key}' is a required property"
-            )
-    host = args["host"]
-    if host is not None and (not isinstance(host, str) or not 1 <= len(host) <= 255):
-        raise BadRequest(f"Invalid input for field/attribute host. Value: {host}.")
-    block = _boolean(args["block_migration"], "block_migration", allow_auto=v225)
-    if not v225:
-        _boolean(args["disk_over_commit"], "disk_over_commit", allow_auto=False)
-    return LiveRequest(host, block)
 
 
 def live_migrate(

@@ -32,7 +32,6 @@ until confirm releases it or revert takes it back), as Nova's placement does.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -44,8 +43,6 @@ from kumo.config import SchedulerConfig
 from kumo.core import hosts, policy
 from kumo.core.compute import nics, placement, servers, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
-from kumo.core.microversion import APIVersion
-from kumo.core.params import body_bool
 from kumo.core.policy import Context
 from kumo.db import models as m
 from kumo.db.types import utcnow
@@ -61,60 +58,11 @@ COLD_HOLDS_CLAIM = ("pre-migrating", "migrating", "finished", "reverting")
 COLD_EVENTS = ("exported", "imported", "failed", "reverted", "cleaned")
 
 
-def _boolean(value: Any, field: str) -> bool:
-    return body_bool(value, field)
-
-
-def _unexpected(action: str, unknown: set[str]) -> BadRequest:
-    return BadRequest(
-        f"Invalid input for field/attribute {action}. Additional properties are not "
-        f"allowed ({', '.join(repr(k) for k in sorted(unknown))} "
-        f"{'was' if len(unknown) == 1 else 'were'} unexpected)"
-    )
-
-
-def _host_name(value: Any) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 255:
-        raise BadRequest(f"Invalid input for field/attribute host. Value: {value}.")
-    return value
-
-
 @dataclass(frozen=True)
 class EvacuateRequest:
     host: str | None
     admin_pass: str | None  # the password to answer with (before 2.14), None: none
     on_shared_storage: bool
-
-
-def parse_evacuate(args: Any, version: APIVersion) -> EvacuateRequest:
-    """The evacuate body as Nova's schemas check it: 2.1-2.13 ``onSharedStorage``
-    (required boolean), ``host``, ``adminPass``; from 2.14 ``onSharedStorage`` is gone
-    (giving it is a 400). An admin password cannot be set on a disk that is kept."""
-    if not isinstance(args, dict):
-        raise BadRequest(
-            f"Invalid input for field/attribute evacuate. Value: {args}. "
-            f"{args!r} is not of type 'object'"
-        )
-    v214 = version.at_least("2.14")
-    allowed = {"host", "adminPass"} | (set() if v214 else {"onSharedStorage"})
-    unknown = set(args) - allowed
-    if unknown:
-        raise _unexpected("evacuate", unknown)
-    if not v214 and "onSharedStorage" not in args:
-        raise BadRequest(
-            f"Invalid input for field/attribute evacuate. Value: {args}. "
-            "'onSharedStorage' is a required property"
-        )
-    host = _host_name(args["host"]) if args.get("host") is not None else None
-    password = args.get("adminPass")
-    if password is not None and not isinstance(password, str):
-        raise BadRequest(f"Invalid input for field/attribute adminPass. Value: {password}.")
-    shared = False if v214 else _boolean(args["onSharedStorage"], "onSharedStorage")
-    if shared and password is not None:
-        raise BadRequest("admin password can't be changed on existing disk")
-    if password is None and not shared:
-        password = secrets.token_urlsafe(9)
-    return EvacuateRequest(host, password, shared)
 
 
 def _new_migration(
@@ -274,18 +222,6 @@ def servers_of_host(session: Session, ctx: Context, host_ref: str) -> tuple[m.Ho
 
 
 # --- cold migrate -------------------------------------------------------------------------
-
-
-def parse_migrate(args: Any, version: APIVersion) -> None:
-    """``{"migrate": null}``; a ``host`` is served from 2.56 only (beyond this cloud's
-    maximum), so a body naming one is a 400 rather than a request silently not honoured."""
-    if args is None or args == {}:
-        return
-    if isinstance(args, dict):
-        raise _unexpected("migrate", set(args))
-    raise BadRequest(
-        f"Invalid input for field/attribute migrate. Value: {args}. {args!r} is not of type 'null'"
-    )
 
 
 def cold_migrate(
