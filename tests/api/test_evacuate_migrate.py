@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from test_live_migration import AUTO, Pair, v
 from test_servers import SERVERS
 
@@ -449,6 +450,82 @@ def test_cli_host_evacuate_moves_every_server_of_the_host(
     assert rows[second]["result"] == "refused" and "paused" in rows[second]["detail"]
     shown = evac.show(first, evac.cloud.admin)
     assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", evac.name(dest))
+
+
+def test_cli_host_evacuate_wakes_the_destination_agent_and_records_the_action(
+    evac: Evac, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI runs the evacuate operation through the lifecycle, as the API does: the
+    destination's agent is woken after the commit (not left to its next poll), and the
+    evacuation is an instance action of the server."""
+    from typer.testing import CliRunner
+
+    from kumo.cli.main import app
+    from kumo.core import wakeup
+
+    server_id, source, dest = evac.server()
+    evac.force_down(source)
+    monkeypatch.setenv("KUMO_DATABASE_URL", evac.db.url)
+    monkeypatch.setenv("KUMO_STATE_DIR", str(tmp_path / "cli"))
+    topic = wakeup.host_topic(dest)
+    before = wakeup.mark(topic)
+    result = CliRunner().invoke(
+        app, ["host", "evacuate", evac.name(source), "--no-wait", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert wakeup.mark(topic) != before
+    with evac.db.session() as session:
+        assert session.get(m.Instance, server_id).host_id == dest
+        recorded = session.scalars(
+            select(m.InstanceAction.action).where(m.InstanceAction.instance_id == server_id)
+        ).all()
+    assert "evacuate" in recorded
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
+def test_cli_host_evacuate_wakes_an_agent_polling_another_process(
+    evac: Evac, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI is a process of its own: its wake-up reaches the process whose agents
+    long-poll (a relay here stands for it) through the database, even with --no-wait,
+    when the CLI exits at once."""
+    import threading
+    from collections.abc import Sequence
+
+    from typer.testing import CliRunner
+
+    from kumo.cli.main import app
+    from kumo.core import wakeup
+    from kumo.db.notify_relay import NotifyRelay
+    from kumo.db.table_relay import TableRelay
+    from kumo.db.wakeup_relay import WakeupRelay
+
+    _, source, dest = evac.server()
+    evac.force_down(source)
+    monkeypatch.setenv("KUMO_DATABASE_URL", evac.db.url)
+    monkeypatch.setenv("KUMO_STATE_DIR", str(tmp_path / "cli"))
+    woken = threading.Event()
+    topic = wakeup.host_topic(dest)
+
+    def deliver(topics: Sequence[str]) -> None:
+        if topic in topics:
+            woken.set()
+
+    # The serving process's relay, as kumo.runtime.wakeups_across_processes makes it.
+    serving: WakeupRelay = (
+        NotifyRelay(evac.db.url, deliver)
+        if evac.db.backend == "postgresql"
+        else TableRelay(evac.db.engine, deliver)
+    ).start()
+    try:
+        assert serving.wait_listening(15.0)
+        result = CliRunner().invoke(
+            app, ["host", "evacuate", evac.name(source), "--no-wait", "--format", "json"]
+        )
+        assert result.exit_code == 0, result.output
+        assert woken.wait(15.0), "the CLI's wake-up never reached the serving process"
+    finally:
+        serving.stop()
 
 
 def test_no_move_lands_on_a_host_that_cannot_carry_the_servers_network(evac: Evac) -> None:

@@ -42,6 +42,15 @@ def _server(compute: Compute, headers: dict[str, str], **extra: Any) -> str:
     return server_id
 
 
+def _actions(compute: Compute, server_id: str) -> dict[str, str]:
+    """The server's instance actions: the action by request id."""
+    resp = compute.client.get(
+        f"{SERVERS}/{server_id}/os-instance-actions", headers=compute.cloud.admin
+    )
+    assert resp.status_code == 200, resp.text
+    return {a["request_id"]: a["action"] for a in resp.json()["instanceActions"]}
+
+
 def _ports_of(compute: Compute, server_id: str) -> list[dict[str, Any]]:
     resp = compute.client.get(PORTS, params={"device_id": server_id}, headers=compute.cloud.admin)
     assert resp.status_code == 200, resp.text
@@ -221,6 +230,11 @@ def test_interfaces_attach_detach_and_fixed_ips(compute: Compute) -> None:
     assert set(compute.show(server_id, admin)["addresses"]) == {"first"}
     both = {"interfaceAttachment": {"net_id": first, "port_id": port_id}}
     assert compute.client.post(url, json=both, headers=admin).status_code == 400
+    # Each ran through the lifecycle: recorded as the server's instance actions, as Nova.
+    recorded = sorted(_actions(compute, server_id).values())
+    assert recorded == sorted(
+        ["create", "attach_interface", "addFixedIp", "removeFixedIp", "detach_interface"]
+    )
 
 
 def test_ips_and_the_core_view_show_version_and_address_only(compute: Compute) -> None:
@@ -244,3 +258,23 @@ def test_ips_and_the_core_view_show_version_and_address_only(compute: Compute) -
     compute.converge()
     stopped = compute.show(server_id, admin)
     assert stopped["status"] == "SHUTOFF" and "progress" not in stopped
+
+
+def test_security_group_changes_are_recorded_as_instance_actions(compute: Compute) -> None:
+    """addSecurityGroup and removeSecurityGroup run through the operations' lifecycle like
+    every server action: each is an instance action under its request's id; a refused one
+    leaves none."""
+    admin = compute.cloud.admin
+    net_id = _network(compute, admin, "sg-actions", "10.41.0.0/24")
+    server_id = _server(compute, admin, networks=[{"uuid": net_id}])
+    compute.converge()
+    asked: dict[str, str] = {}
+    for name in ("removeSecurityGroup", "addSecurityGroup"):
+        resp = compute.action(server_id, admin, {name: {"name": "default"}})
+        assert resp.status_code == 202, resp.text
+        asked[resp.headers["X-Compute-Request-ID"]] = name
+    before = _actions(compute, server_id)
+    assert asked.items() <= before.items()
+    refused = compute.action(server_id, admin, {"addSecurityGroup": {"name": "no-such-group"}})
+    assert refused.status_code in (400, 404), refused.text
+    assert _actions(compute, server_id) == before

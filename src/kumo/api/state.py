@@ -10,6 +10,7 @@ from kumo.config import Config
 from kumo.core.identity.auth import load_codec
 from kumo.core.identity.cache import TokenCache
 from kumo.core.identity.tokens import TokenCodec
+from kumo.core.operations import Env
 from kumo.db.engine import Database
 
 
@@ -33,6 +34,11 @@ class AppState:
     @property
     def identity_url(self) -> str:
         return self.config.public_url + "/identity/v3"
+
+    @property
+    def env(self) -> Env:
+        """What the lifecycle's operations read of the configuration (kumo.core.operations)."""
+        return Env(self.config.scheduler, self.config.hosts.heartbeat_timeout)
 
 
 def app_state(request: Request) -> AppState:

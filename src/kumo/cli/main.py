@@ -36,6 +36,7 @@ network_app = typer.Typer(no_args_is_help=True, help="This host's network datapa
 app.add_typer(network_app, name="network")
 
 FORMAT = typer.Option("table", "--format", "-f", help="table or json")
+RELAY_READY = 10.0  # seconds a command waits for its wake-up relay to see the cloud
 
 
 def _version(value: bool) -> None:
@@ -499,12 +500,18 @@ def host_evacuate(
 ) -> None:
     """Rebuild every server of a down (or forced-down) host on other hosts, one evacuate
     request per server as the compute API makes it; the host's agent, if it comes back,
-    destroys its leftover guests. Exit code 1 when a server could not be evacuated."""
+    destroys its leftover guests. Exit code 1 when a server could not be evacuated.
+
+    Each evacuation runs through the operations' lifecycle, as the API's: recorded as an
+    instance action, and the destination's agent woken (in the cloud's other processes
+    too, through the database, on PostgreSQL and MariaDB)."""
     import time
 
     from rich.progress import Progress
 
+    from kumo.core import operations
     from kumo.core.compute import moves
+    from kumo.core.compute import server_operations as ops
     from kumo.core.errors import KumoError
     from kumo.core.policy import Context
     from kumo.db import models as m
@@ -514,7 +521,7 @@ def host_evacuate(
         user_id="kumo-cli", user_domain_id="default", roles=frozenset({"admin"}), system=True
     )
     request = moves.EvacuateRequest(target, None, False)
-    scheduler_cfg, heartbeat = runtime.config.scheduler, runtime.config.hosts.heartbeat_timeout
+    env = operations.Env(runtime.config.scheduler, runtime.config.hosts.heartbeat_timeout)
     try:
         with runtime.db.session() as session:
             row, server_ids = moves.servers_of_host(session, operator, host)
@@ -522,27 +529,30 @@ def host_evacuate(
     except KumoError as exc:
         fail(exc.message)
     results: dict[str, dict[str, Any]] = {}
-    for server_id in server_ids:
-        try:
-            with runtime.db.session() as session:
-                instance, migration = moves.evacuate(
-                    session, operator, server_id, request, scheduler_cfg, heartbeat
+    with wakeups_across_processes(runtime.db) as relay:
+        # A relay sends only once it has seen the serving processes listening.
+        if relay is not None:
+            relay.wait_listening(RELAY_READY)
+        for server_id in server_ids:
+            try:
+                done = operations.run(
+                    runtime.db, operator, ops.EVACUATE, ops.Evacuate(server_id, request), env
                 )
                 results[server_id] = {
                     "server": server_id,
-                    "name": instance.name,
-                    "destination": migration.dest_compute,
+                    "name": done.instance.name if done.instance is not None else "",
+                    "destination": done.value.destination,
                     "result": "accepted",
                     "detail": "",
                 }
-        except KumoError as exc:
-            results[server_id] = {
-                "server": server_id,
-                "name": "",
-                "destination": "",
-                "result": "refused",
-                "detail": exc.message,
-            }
+            except KumoError as exc:
+                results[server_id] = {
+                    "server": server_id,
+                    "name": "",
+                    "destination": "",
+                    "result": "refused",
+                    "detail": exc.message,
+                }
     accepted = [sid for sid, r in results.items() if r["result"] == "accepted"]
     if wait and accepted:
         deadline = time.monotonic() + timeout

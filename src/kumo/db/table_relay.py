@@ -1,9 +1,10 @@
 """Wake-ups across processes on MariaDB: a polled table (``kumo.db.wakeup_relay``).
 
 MariaDB has no LISTEN/NOTIFY. Each process instead:
-- heartbeats its row in ``wakeup_listeners`` every ``peer_check`` second and counts the
-  others whose heartbeat is fresh: the only statements it pays while alone (three cheap
-  ones a second);
+- heartbeats its row in ``wakeup_listeners`` every ``peer_check`` second, counts the
+  others whose heartbeat is fresh and reads the notes written since its last look (by a
+  process that came and went in between): the only statements it pays while alone (four
+  cheap ones a second);
 - while others listen, inserts each batch of its wake-ups into ``wakeup_notes`` and reads
   the notes after the last one it saw every ``poll`` seconds (a primary-key range read);
 - every ``PRUNE_EVERY`` heartbeats, prunes notes older than a minute and listeners gone
@@ -85,10 +86,12 @@ class TableRelay(WakeupRelay):
         next_beat = time.monotonic() + self.peer_check
         while not self._stop.is_set():
             if time.monotonic() >= next_beat:
-                newest = self._heartbeat()
+                self._heartbeat()
                 next_beat = time.monotonic() + self.peer_check
                 if not self._peers:
-                    last = newest  # nothing to read while alone: start from now
+                    # Alone now, but a short-lived process (a command such as `kumo host
+                    # evacuate`) may have written its notes and left since the last look.
+                    last = self._last_read = self._read_after(last)
             if self._peers:
                 last = self._last_read = self._read_after(last)
                 self._stop.wait(self.poll)

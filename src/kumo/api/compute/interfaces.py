@@ -11,8 +11,9 @@ from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
 from kumo.api.compute.common import body_member
 from kumo.api.state import AppState, app_state
-from kumo.core import wakeup
+from kumo.core import operations
 from kumo.core.compute import nics, servers
+from kumo.core.compute import server_operations as ops
 from kumo.core.errors import BadRequest, NotFound
 from kumo.db import models as m
 
@@ -72,15 +73,9 @@ def attach_interface(
         ):
             raise BadRequest("Invalid input for field/attribute fixed_ips.")
         fixed_ip = fixed[0].get("ip_address")
-    with state.db.session() as session:
-        instance = servers.get(session, who.ctx, server_id)
-        port = nics.attach(session, who.ctx, instance, net_id, port_id, fixed_ip)
-        session.flush()
-        view = nics.interface_view(session, port)
-        host_id = instance.host_id
-    if host_id:
-        wakeup.notify(wakeup.host_topic(host_id))
-    return {"interfaceAttachment": view}
+    request = ops.AttachInterface(server_id, net_id, port_id, fixed_ip)
+    done = operations.run(state.db, who.ctx, ops.ATTACH_INTERFACE, request, state.env)
+    return {"interfaceAttachment": done.value}
 
 
 @router.delete("/servers/{server_id}/os-interface/{port_id}", status_code=202)
@@ -90,10 +85,6 @@ def detach_interface(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> Response:
-    with state.db.session() as session:
-        instance = servers.get(session, who.ctx, server_id)
-        nics.detach(session, who.ctx, instance, port_id)
-        host_id = instance.host_id
-    if host_id:
-        wakeup.notify(wakeup.host_topic(host_id))
+    request = ops.DetachInterface(server_id, port_id)
+    operations.run(state.db, who.ctx, ops.DETACH_INTERFACE, request, state.env)
     return Response(status_code=202)

@@ -14,8 +14,9 @@ from kumo.api.body import json_body
 from kumo.api.compute.common import nova_time
 from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
-from kumo.core import wakeup
+from kumo.core import operations
 from kumo.core.compute import migrations
+from kumo.core.compute import server_operations as ops
 from kumo.core.errors import BadRequest, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.db import models as m
@@ -76,11 +77,6 @@ def show_server_migration(
         return {"migration": view(row)}
 
 
-def _wake(row: m.Migration) -> None:
-    topics = [wakeup.host_topic(h) for h in (row.source_host_id, row.dest_host_id) if h]
-    wakeup.notify(*topics)
-
-
 @router.post("/servers/{server_id}/migrations/{migration_id}/action", status_code=202)
 def migration_action(
     server_id: str,
@@ -96,9 +92,8 @@ def migration_action(
             "Invalid input for field/attribute force_complete: the body must be "
             '{"force_complete": null}.'
         )
-    with state.db.session() as session:
-        _, row = migrations.force_complete(session, who.ctx, server_id, migration_id)
-    _wake(row)
+    request = ops.MigrationRequest(server_id, migration_id)
+    operations.run(state.db, who.ctx, ops.FORCE_COMPLETE, request, state.env)
     return Response(status_code=202)
 
 
@@ -111,7 +106,6 @@ def abort_server_migration(
     version: APIVersion = Depends(api_version),
 ) -> Response:
     _need(version, "2.24")
-    with state.db.session() as session:
-        _, row = migrations.abort(session, who.ctx, server_id, migration_id)
-    _wake(row)
+    request = ops.MigrationRequest(server_id, migration_id)
+    operations.run(state.db, who.ctx, ops.ABORT_MIGRATION, request, state.env)
     return Response(status_code=202)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
+from kumo.api.compute import server_actions
 from kumo.api.compute import server_views as views
 from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
@@ -20,26 +21,21 @@ from kumo.api.compute.security_groups import nova_groups
 from kumo.api.image.store import purge_image_data
 from kumo.api.state import AppState, app_state
 from kumo.api.volume.volumes import placement, wake_host
-from kumo.core import wakeup
+from kumo.core import operations, wakeup
 from kumo.core.compute import (
     aggregates,
-    migrations,
-    moves,
     nics,
     reports,
     server_groups,
     servers,
-    shelve,
 )
+from kumo.core.compute import server_operations as ops
 from kumo.core.compute import services as compute_services
-from kumo.core.compute.placement import free_on
 from kumo.core.errors import BadRequest, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.core.policy import Context
 from kumo.core.volume import attachments as volume_attachments
 from kumo.db import models as m
-from kumo.db.locking import lock_for_claims
-from kumo.db.lost_updates import retry_lost_updates
 from kumo.db.types import utcnow
 
 router = APIRouter(prefix="/compute/v2.1")
@@ -279,148 +275,14 @@ def update_server(
 def delete_server(
     server_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> Response:
-
-    def delete() -> tuple[str | None, list[str]]:
-        with state.db.session() as session:
-            instance = servers.delete(session, who.ctx, server_id)
-            return instance.host_id, deleted_shelved_image(instance)
-
-    # A delete wins over the scheduler or an agent report that changed the row just before.
-    host_id, dropped_images = retry_lost_updates(delete)
-    purge_image_data(state, dropped_images)
-    if host_id:
-        wakeup.notify(wakeup.host_topic(host_id))
+    # A delete wins over the scheduler or an agent report that changed the row just before
+    # (the runner repeats a lost update).
+    done = operations.run(state.db, who.ctx, ops.DELETE, ops.Delete(server_id), state.env)
+    purge_image_data(state, done.value.dropped_images)
     return Response(status_code=204)
 
 
-def deleted_shelved_image(instance: m.Instance) -> list[str]:
-    """The shelved snapshot a delete that finished at once dropped (its data goes next)."""
-    return [instance.shelved_image_id] if instance.deleted and instance.shelved_image_id else []
-
-
-def _free_on_host(
-    session: Session, state: AppState, server_id: str
-) -> tuple[float, float, float] | None:
-    """The free capacity of the server's host, under the claims lock (resize in place)."""
-    lock_for_claims(session)  # first: on SQLite it must open the transaction
-    instance = session.get(m.Instance, server_id)
-    if instance is None or instance.host_id is None:
-        return None
-    return free_on(
-        session, state.config.scheduler, state.config.hosts.heartbeat_timeout, instance.host_id
-    )
-
-
 CONSOLE_WAIT = 1.0  # seconds a console reader waits for the agent's fresh copy
-
-
-@dataclass
-class _ActionDone:
-    """What an action's transaction leaves for its answer and for the wake-ups."""
-
-    instance: m.Instance
-    moving_to: str | None = None  # the other host of a move, which has its part to do
-    dropped_images: list[str] = field(default_factory=list)
-    admin_pass: str | None = None
-    image_id: str | None = None
-    rotation: int = 0
-    evacuated_pass: str | None = None
-
-
-def _perform(
-    session: Session,
-    state: AppState,
-    ctx: Context,
-    server_id: str,
-    action: str,
-    args: Any,
-    version: APIVersion,
-) -> _ActionDone:
-    """One server action in the caller's transaction: check, then write."""
-    moving_to: str | None = None
-    dropped_images: list[str] = []
-    admin_pass: str | None = None
-    image_id: str | None = None
-    rotation = 0
-    evacuated_pass: str | None = None
-    placing = (state.config.scheduler, state.config.hosts.heartbeat_timeout)  # for moves
-    if action in servers.ACTIONS:
-        instance = servers.act(session, ctx, server_id, action)
-    elif action == "reboot":
-        kind = args.get("type") if isinstance(args, dict) else None
-        instance = servers.reboot(session, ctx, server_id, kind)
-    elif action == "lock":
-        reason = args.get("locked_reason") if isinstance(args, dict) else None
-        instance = servers.set_lock(session, ctx, server_id, True, reason)
-    elif action == "unlock":
-        instance = servers.set_lock(session, ctx, server_id, False)
-    elif action == "rebuild":
-        shelved = servers.get(session, ctx, server_id).shelved_image_id
-        instance, admin_pass = servers.rebuild(session, ctx, server_id, args, version)
-        dropped_images += [shelved] if shelved else []
-    elif action == "shelve":
-        instance = shelve.shelve(session, ctx, server_id, args)
-    elif action == "shelveOffload":
-        instance = shelve.shelve_offload(session, ctx, server_id, args)
-    elif action == "unshelve":
-        instance = shelve.unshelve(session, ctx, server_id, args, version)
-    elif action == "resize":
-        instance = servers.resize(
-            session, ctx, server_id, args, _free_on_host(session, state, server_id)
-        )
-    elif action == "confirmResize":
-        cold = moves.waiting_cold(session, servers.get(session, ctx, server_id))
-        moving_to = cold.source_host_id if cold is not None else None
-        instance = servers.confirm_resize(session, ctx, server_id)
-    elif action == "revertResize":
-        cold = moves.waiting_cold(session, servers.get(session, ctx, server_id))
-        moving_to = cold.source_host_id if cold is not None else None
-        instance = servers.revert_resize(session, ctx, server_id)
-    elif action == "forceDelete":
-        instance = servers.delete(session, ctx, server_id, force=True)
-        dropped_images += deleted_shelved_image(instance)
-    elif action == "createImage":
-        instance, snapshot = servers.create_image(session, ctx, server_id, args)
-        image_id = snapshot.id
-    elif action == "createBackup":
-        instance, snapshot, rotation = servers.create_backup(session, ctx, server_id, args)
-        image_id = snapshot.id
-    elif action == "rescue":
-        instance, admin_pass = servers.rescue(session, ctx, server_id, args)
-    elif action == "unrescue":
-        instance = servers.unrescue(session, ctx, server_id)
-    elif action == "trigger_crash_dump" and version.at_least("2.17"):
-        instance = servers.trigger_crash_dump(session, ctx, server_id, args)
-    elif action == "os-migrateLive":
-        request = migrations.parse_live(args, version)
-        instance, migration = migrations.live_migrate(session, ctx, server_id, request, *placing)
-        moving_to = migration.dest_host_id
-    elif action == "migrate":
-        moves.parse_migrate(args, version)
-        instance, migration = moves.cold_migrate(session, ctx, server_id, *placing)
-        moving_to = migration.dest_host_id
-    elif action == "evacuate":
-        evacuation = moves.parse_evacuate(args, version)
-        instance, migration = moves.evacuate(session, ctx, server_id, evacuation, *placing)
-        evacuated_pass = evacuation.admin_pass
-    elif action in ("addFixedIp", "removeFixedIp"):
-        instance = servers.get(session, ctx, server_id)
-        servers.record_action(session, ctx, instance.id, action)
-        if action == "addFixedIp":
-            nics.add_fixed_ip(session, ctx, instance, _arg(args, "networkId"))
-        else:
-            nics.remove_fixed_ip(session, ctx, instance, _arg(args, "address"))
-    elif action in ("addSecurityGroup", "removeSecurityGroup"):
-        instance = servers.get(session, ctx, server_id)
-        nics.change_security_group(
-            session, ctx, instance, _arg(args, "name"), add=action == "addSecurityGroup"
-        )
-    else:
-        servers.get(session, ctx, server_id)
-        raise BadRequest(f"There is no such action: {action}")
-    return _ActionDone(
-        instance, moving_to, dropped_images, admin_pass, image_id, rotation, evacuated_pass
-    )
 
 
 @router.post("/servers/{server_id}/action")
@@ -436,67 +298,87 @@ def server_action(
     action, args = next(iter(body.items()))
     ctx = who.ctx
     if action == "os-getConsoleOutput":
+        return _console_output(state, ctx, server_id, args)
+    found = server_actions.lookup(action, version)
+    if found is None:
         with state.db.session() as session:
-            instance = servers.get(session, ctx, server_id)
-            length = reports.parse_console_length(args)
-            reports.console_output(session, instance, length)  # 409 when not on a host
-            host_id = instance.host_id
-        if host_id is not None:
-            # Fresh from the guest, as Nova reads it from the hypervisor: ask the agent and
-            # wait briefly for its post; an agent that does not answer in time leaves the
-            # copy it posted last.
-            mark = wakeup.want_console(host_id, server_id)
-            if mark is not None:
-                wakeup.wait(wakeup.console_topic(server_id), mark, CONSOLE_WAIT)
-        with state.db.session() as session:
-            instance = servers.get(session, ctx, server_id)
-            output = reports.console_output(session, instance, length)
-        return JSONResponse({"output": output})
-
-    def attempt() -> _ActionDone:
-        with state.db.session() as session:
-            return _perform(session, state, ctx, server_id, action, args, version)
-
-    # No action depends on the row version the client saw: one whose write lost to the
-    # scheduler or an agent report repeats on the fresh row, its checks run again.
-    done = retry_lost_updates(attempt)
-    instance = done.instance
-    host_id, moving_to = instance.host_id, done.moving_to
-    purge_image_data(state, done.dropped_images)
-    if host_id:
-        wakeup.notify(wakeup.host_topic(host_id))
-    if moving_to:  # the other host of a move has its part to do too
-        wakeup.notify(wakeup.host_topic(moving_to))
-    if action == "rebuild":
-        view = _core(state, who, version, instance)
-        view["adminPass"] = done.admin_pass
-        return JSONResponse({"server": view}, status_code=202)
-    if action == "createImage":
-        # Before 2.45 the image is named only by the Location header (an image URL).
-        location = f"{state.config.public_url}/image/v2/images/{done.image_id}"
-        return Response(status_code=202, headers={"Location": location})
-    if action == "createBackup":
-        # Nova names the backup (a compute image URL) only when rotation keeps it.
-        if done.rotation == 0:
-            return Response(status_code=202)
-        location = f"{state.config.public_url}/compute/v2.1/images/{done.image_id}"
-        return Response(status_code=202, headers={"Location": location})
-    if action == "rescue":
-        return JSONResponse({"adminPass": done.admin_pass})
-    if action == "confirmResize":
-        return Response(status_code=204)  # as Nova answers it (the other actions: 202)
-    if action == "evacuate":
-        # 200, not 202 (Nova keeps it for compatibility); the password only before 2.14.
-        if version.at_least("2.14"):
-            return Response(status_code=200)
-        return JSONResponse({"adminPass": done.evacuated_pass})
-    return Response(status_code=202)
+            servers.get(session, ctx, server_id)  # 404 first
+        raise BadRequest(f"There is no such action: {action}")
+    parse, operation = found
+    done = operations.run(state.db, ctx, operation, parse(server_id, args, version), state.env)
+    purge_image_data(state, done.value.dropped_images)
+    answer = _ANSWERS.get(action)
+    return answer(state, who, version, done) if answer else Response(status_code=202)
 
 
-def _arg(args: Any, key: str) -> Any:
-    if not isinstance(args, dict) or key not in args:
-        raise BadRequest(f"Invalid input for field/attribute {key}: it is required.")
-    return args[key]
+Done = operations.Result[ops.Answer]
+
+
+def _rebuilt(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    assert done.instance is not None
+    view = _core(state, who, version, done.instance)
+    view["adminPass"] = done.value.admin_pass
+    return JSONResponse({"server": view}, status_code=202)
+
+
+def _imaged(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    # Before 2.45 the image is named only by the Location header (an image URL).
+    location = f"{state.config.public_url}/image/v2/images/{done.value.image_id}"
+    return Response(status_code=202, headers={"Location": location})
+
+
+def _backed_up(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    # Nova names the backup (a compute image URL) only when rotation keeps it.
+    if done.value.rotation == 0:
+        return Response(status_code=202)
+    location = f"{state.config.public_url}/compute/v2.1/images/{done.value.image_id}"
+    return Response(status_code=202, headers={"Location": location})
+
+
+def _rescued(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    return JSONResponse({"adminPass": done.value.admin_pass})
+
+
+def _confirmed(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    return Response(status_code=204)  # as Nova answers it (the other actions: 202)
+
+
+def _evacuated(state: AppState, who: Caller, version: APIVersion, done: Done) -> Response:
+    # 200, not 202 (Nova keeps it for compatibility); the password only before 2.14.
+    if version.at_least("2.14"):
+        return Response(status_code=200)
+    return JSONResponse({"adminPass": done.value.admin_pass})
+
+
+# The actions whose answer is not an empty 202, and how each answers.
+_ANSWERS: dict[str, Callable[[AppState, Caller, APIVersion, Done], Response]] = {
+    "rebuild": _rebuilt,
+    "createImage": _imaged,
+    "createBackup": _backed_up,
+    "rescue": _rescued,
+    "confirmResize": _confirmed,
+    "evacuate": _evacuated,
+}
+
+
+def _console_output(state: AppState, ctx: Context, server_id: str, args: Any) -> Response:
+    """os-getConsoleOutput: a read, not an operation (it changes nothing)."""
+    with state.db.session() as session:
+        instance = servers.get(session, ctx, server_id)
+        length = reports.parse_console_length(args)
+        reports.console_output(session, instance, length)  # 409 when not on a host
+        host_id = instance.host_id
+    if host_id is not None:
+        # Fresh from the guest, as Nova reads it from the hypervisor: ask the agent and
+        # wait briefly for its post; an agent that does not answer in time leaves the
+        # copy it posted last.
+        mark = wakeup.want_console(host_id, server_id)
+        if mark is not None:
+            wakeup.wait(wakeup.console_topic(server_id), mark, CONSOLE_WAIT)
+    with state.db.session() as session:
+        instance = servers.get(session, ctx, server_id)
+        output = reports.console_output(session, instance, length)
+    return JSONResponse({"output": output})
 
 
 @router.get("/servers/{server_id}/ips")

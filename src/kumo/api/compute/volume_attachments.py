@@ -12,9 +12,9 @@ from kumo.api.body import json_body
 from kumo.api.compute.common import body_member
 from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
-from kumo.core import wakeup
-from kumo.core.compute import servers
-from kumo.core.errors import BadRequest, Conflict
+from kumo.core import operations
+from kumo.core.compute import servers, volume_operations
+from kumo.core.errors import BadRequest
 from kumo.core.microversion import APIVersion
 from kumo.core.volume import attachments
 from kumo.db import models as m
@@ -53,14 +53,6 @@ def show_attachment(
         return {"volumeAttachment": _view(attachments.find(session, instance.id, volume_id))}
 
 
-def _shelved_before_2_20(instance: m.Instance, version: APIVersion, action: str) -> None:
-    """Volumes of a shelved server are changed from 2.20 on, as in Nova."""
-    if instance.vm_state in ("shelved", "shelved_offloaded") and not version.at_least("2.20"):
-        raise Conflict(
-            f"Cannot '{action}' instance {instance.id} while it is in vm_state {instance.vm_state}"
-        )
-
-
 @router.post("/servers/{server_id}/os-volume_attachments")
 def attach_volume(
     server_id: str,
@@ -76,19 +68,11 @@ def attach_volume(
             "Invalid input for field/attribute volumeAttachment. Additional properties are "
             f"not allowed ({', '.join(sorted(unknown))} unexpected)"
         )
-    with state.db.session() as session:
-        instance = servers.get(session, who.ctx, server_id)
-        servers.check_not_locked(who.ctx, instance)
-        _shelved_before_2_20(instance, version, "attach_volume")
-        row = attachments.attach(
-            session, who.ctx, instance, data.get("volumeId"), data.get("device")
-        )
-        servers.record_action(session, who.ctx, instance.id, "attach_volume")
-        if instance.host_id is None:
-            servers.end_action(session, instance.id, "attach_volume", None)
-        view, host_id = _view(row), instance.host_id
-    if host_id:
-        wakeup.notify(wakeup.host_topic(host_id))
+    request = volume_operations.Attach(
+        server_id, data.get("volumeId"), version.at_least("2.20"), data.get("device")
+    )
+    done = operations.run(state.db, who.ctx, volume_operations.ATTACH_VOLUME, request, state.env)
+    view = _view(done.value)
     return {"volumeAttachment": view}
 
 
@@ -100,15 +84,6 @@ def detach_volume(
     state: AppState = Depends(app_state),
     version: APIVersion = Depends(api_version),
 ) -> Response:
-    with state.db.session() as session:
-        instance = servers.get(session, who.ctx, server_id)
-        servers.check_not_locked(who.ctx, instance)
-        _shelved_before_2_20(instance, version, "detach_volume")
-        row = attachments.detach(session, instance, volume_id)
-        servers.record_action(session, who.ctx, instance.id, "detach_volume")
-        if row.deleted:
-            servers.end_action(session, instance.id, "detach_volume", None)
-        host_id = instance.host_id
-    if host_id:
-        wakeup.notify(wakeup.host_topic(host_id))
+    request = volume_operations.VolumeRequest(server_id, volume_id, version.at_least("2.20"))
+    operations.run(state.db, who.ctx, volume_operations.DETACH_VOLUME, request, state.env)
     return Response(status_code=202)

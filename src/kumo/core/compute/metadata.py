@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import quotas, servers
+from kumo.core.compute import quotas, servers, states
 from kumo.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.core.policy import Context
 from kumo.db import models as m
@@ -20,7 +20,6 @@ from kumo.db import models as m
 # Nova's parameter_types.metadata: keys of these characters, values strings.
 _KEY = re.compile(r"^[a-zA-Z0-9-_:. /]{1,255}$")
 # Nova refuses metadata changes in these states (check_instance_state on the compute API).
-_CHANGEABLE = ("active", "paused", "suspended", "stopped")
 
 
 def validate(items: Any) -> dict[str, str]:
@@ -45,10 +44,7 @@ def _changeable(session: Session, ctx: Context, server_id: str, verb: str) -> m.
     instance = servers.get(session, ctx, server_id)
     if instance.locked and not ctx.is_admin:
         raise Conflict(f"Instance {server_id} is locked")
-    if instance.vm_state not in _CHANGEABLE or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot '{verb}' instance {server_id} while it is in vm_state {instance.vm_state}"
-        )
+    states.check(verb, instance)
     return instance
 
 

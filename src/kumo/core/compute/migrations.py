@@ -34,13 +34,10 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import policy
-from kumo.core.compute import moves, nics, placement, servers
+from kumo.core.compute import moves, nics, placement, servers, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
-from kumo.core.microversion import APIVersion
-from kumo.core.params import body_bool
 from kumo.core.policy import Context
 from kumo.db import models as m
-from kumo.db.locking import lock_for_claims
 from kumo.db.types import utcnow
 
 LIVE = "live-migration"
@@ -53,51 +50,12 @@ ENDED_BADLY = ("failed", "error", "cancelled")
 # it (a guest that dirties memory faster than it can be copied never converges on its own).
 MIGRATION_DEADLINE = dt.timedelta(minutes=15)
 MIGRATING = "migrating"
-LIVE_VM_STATES = ("active", "paused")
-
-
-def _boolean(value: Any, field: str, allow_auto: bool) -> bool | str:
-    """Nova's boolean, or (2.25 block_migration) the word "auto"."""
-    if allow_auto and value == "auto":
-        return "auto"
-    return body_bool(value, field)
 
 
 @dataclass(frozen=True)
 class LiveRequest:
     host: str | None
     block_migration: bool | str  # True, False or "auto"
-
-
-def parse_live(args: Any, version: APIVersion) -> LiveRequest:
-    """os-migrateLive's body as Nova validates it: 2.1-2.24 need ``host``,
-    ``block_migration`` and ``disk_over_commit`` (booleans); from 2.25 ``block_migration`` may
-    be "auto" and ``disk_over_commit`` is gone (giving it is a 400). Later fields (``force``
-    at 2.30) are not served here yet, so they are unexpected."""
-    if not isinstance(args, dict):
-        raise BadRequest("Invalid input for field/attribute os-migrateLive: an object expected.")
-    v225 = version.at_least("2.25")
-    allowed = {"host", "block_migration"} | (set() if v225 else {"disk_over_commit"})
-    unknown = set(args) - allowed
-    if unknown:
-        raise BadRequest(
-            "Invalid input for field/attribute os-migrateLive. Additional properties are not "
-            f"allowed ({', '.join(repr(k) for k in sorted(unknown))} "
-            f"{'was' if len(unknown) == 1 else 'were'} unexpected)"
-        )
-    for key in sorted(allowed):
-        if key not in args:
-            raise BadRequest(
-                f"Invalid input for field/attribute os-migrateLive. Value: {args}. "
-                f"'{key}' is a required property"
-            )
-    host = args["host"]
-    if host is not None and (not isinstance(host, str) or not 1 <= len(host) <= 255):
-        raise BadRequest(f"Invalid input for field/attribute host. Value: {host}.")
-    block = _boolean(args["block_migration"], "block_migration", allow_auto=v225)
-    if not v225:
-        _boolean(args["disk_over_commit"], "disk_over_commit", allow_auto=False)
-    return LiveRequest(host, block)
 
 
 def live_migrate(
@@ -116,19 +74,13 @@ def live_migrate(
     never the source; a named host goes through the same filters. No destination: 400, as
     Nova answers before 2.34."""
     policy.enforce(ctx, "compute:migrate_live")
-    # First, before any read: on SQLite the claims lock must open the transaction.
-    lock_for_claims(session)
+    # Under the claims lock its operation declares (the runner takes it first).
     instance = servers.get(session, ctx, server_id)
     from kumo.core.volume import attachments  # block storage imports compute
 
     attachments.check_movable(session, instance)
     servers.check_not_locked(ctx, instance)
-    if instance.vm_state not in LIVE_VM_STATES or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'os-migrateLive' instance {server_id} while it is in vm_state "
-            f"{instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check("os-migrateLive", instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     source = session.get(m.Host, instance.host_id)
@@ -187,7 +139,6 @@ def live_migrate(
     placement.claim(session, migration.uuid, chosen, selection.request.need)
     instance.task_state = MIGRATING
     instance.task_deadline = utcnow() + MIGRATION_DEADLINE
-    servers.record_action(session, ctx, instance.id, LIVE)
     session.flush()
     return instance, migration
 
@@ -299,14 +250,6 @@ def list_all(session: Session, ctx: Context, f: ListFilters) -> list[m.Migration
 # --- force complete and abort -----------------------------------------------------------
 
 
-def _check_migrating(instance: m.Instance, action: str) -> None:
-    if instance.task_state != MIGRATING:
-        raise Conflict(
-            f"Cannot '{action}' instance {instance.id} while it is in task_state "
-            f"{instance.task_state}"
-        )
-
-
 def force_complete(
     session: Session, ctx: Context, server_id: str, migration_id: str
 ) -> tuple[m.Instance, m.Migration]:
@@ -315,14 +258,13 @@ def force_complete(
     policy.enforce(ctx, "compute:server_migrations:force_complete")
     instance, migration = _server_migration(session, ctx, server_id, migration_id, "force")
     servers.check_not_locked(ctx, instance)
-    _check_migrating(instance, "force_complete")
+    states.check("force_complete", instance)
     if migration.migration_type != LIVE or migration.status != "running":
         raise BadRequest(
             f"Migration {migration.id} state of instance {instance.id} is "
             f"{migration.status}. Cannot force_complete while the migration is in this state."
         )
     migration.force_complete = True
-    servers.record_action(session, ctx, instance.id, "live_migration_force_complete")
     return instance, migration
 
 
@@ -333,7 +275,7 @@ def abort(
     policy.enforce(ctx, "compute:server_migrations:delete")
     instance, migration = _server_migration(session, ctx, server_id, migration_id, "abort")
     servers.check_not_locked(ctx, instance)
-    _check_migrating(instance, "abort")
+    states.check("abort", instance)
     if migration.migration_type != LIVE or migration.status != "running":
         raise BadRequest(
             f"Migration {migration.id} state of instance {instance.id} is "
@@ -341,7 +283,6 @@ def abort(
             "this state."
         )
     migration.abort_requested = True
-    servers.record_action(session, ctx, instance.id, "live_migration_abort")
     return instance, migration
 
 

@@ -32,7 +32,6 @@ until confirm releases it or revert takes it back), as Nova's placement does.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -42,18 +41,14 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import hosts, policy
-from kumo.core.compute import nics, placement, servers
+from kumo.core.compute import nics, placement, servers, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
-from kumo.core.microversion import APIVersion
-from kumo.core.params import body_bool
 from kumo.core.policy import Context
 from kumo.db import models as m
-from kumo.db.locking import lock_for_claims
 from kumo.db.types import utcnow
 
 EVACUATION = "evacuation"
 COLD = "migration"
-EVACUATE_VM_STATES = ("active", "stopped", "error")
 # An evacuation the destination has not finished rebuilding yet.
 EVACUATION_OPEN = ("accepted", "pre-migrating")
 # A cold migration before the switch, and the statuses in which the migration's UUID holds
@@ -63,60 +58,11 @@ COLD_HOLDS_CLAIM = ("pre-migrating", "migrating", "finished", "reverting")
 COLD_EVENTS = ("exported", "imported", "failed", "reverted", "cleaned")
 
 
-def _boolean(value: Any, field: str) -> bool:
-    return body_bool(value, field)
-
-
-def _unexpected(action: str, unknown: set[str]) -> BadRequest:
-    return BadRequest(
-        f"Invalid input for field/attribute {action}. Additional properties are not "
-        f"allowed ({', '.join(repr(k) for k in sorted(unknown))} "
-        f"{'was' if len(unknown) == 1 else 'were'} unexpected)"
-    )
-
-
-def _host_name(value: Any) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 255:
-        raise BadRequest(f"Invalid input for field/attribute host. Value: {value}.")
-    return value
-
-
 @dataclass(frozen=True)
 class EvacuateRequest:
     host: str | None
     admin_pass: str | None  # the password to answer with (before 2.14), None: none
     on_shared_storage: bool
-
-
-def parse_evacuate(args: Any, version: APIVersion) -> EvacuateRequest:
-    """The evacuate body as Nova's schemas check it: 2.1-2.13 ``onSharedStorage``
-    (required boolean), ``host``, ``adminPass``; from 2.14 ``onSharedStorage`` is gone
-    (giving it is a 400). An admin password cannot be set on a disk that is kept."""
-    if not isinstance(args, dict):
-        raise BadRequest(
-            f"Invalid input for field/attribute evacuate. Value: {args}. "
-            f"{args!r} is not of type 'object'"
-        )
-    v214 = version.at_least("2.14")
-    allowed = {"host", "adminPass"} | (set() if v214 else {"onSharedStorage"})
-    unknown = set(args) - allowed
-    if unknown:
-        raise _unexpected("evacuate", unknown)
-    if not v214 and "onSharedStorage" not in args:
-        raise BadRequest(
-            f"Invalid input for field/attribute evacuate. Value: {args}. "
-            "'onSharedStorage' is a required property"
-        )
-    host = _host_name(args["host"]) if args.get("host") is not None else None
-    password = args.get("adminPass")
-    if password is not None and not isinstance(password, str):
-        raise BadRequest(f"Invalid input for field/attribute adminPass. Value: {password}.")
-    shared = False if v214 else _boolean(args["onSharedStorage"], "onSharedStorage")
-    if shared and password is not None:
-        raise BadRequest("admin password can't be changed on existing disk")
-    if password is None and not shared:
-        password = secrets.token_urlsafe(9)
-    return EvacuateRequest(host, password, shared)
 
 
 def _new_migration(
@@ -160,8 +106,7 @@ def evacuate(
     (400); the server is ACTIVE, STOPPED or ERROR with no task (409); its host is down,
     by heartbeat or forced down (400 "still in use" otherwise); a destination fits (400)."""
     policy.enforce(ctx, "compute:evacuate")
-    # First, before any read: on SQLite the claims lock must open the transaction.
-    lock_for_claims(session)
+    # Under the claims lock its operation declares (the runner takes it first).
     named: m.Host | None = None
     if request.host is not None:
         named = session.scalars(select(m.Host).where(m.Host.name == request.host)).first()
@@ -173,12 +118,7 @@ def evacuate(
     attachments.check_movable(session, instance)
     if named is not None and instance.host_id == named.id:
         raise BadRequest("The target host can't be the same one.")
-    if instance.vm_state not in EVACUATE_VM_STATES or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'evacuate' instance {server_id} while it is in vm_state "
-            f"{instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check("evacuate", instance)
     source = session.get(m.Host, instance.host_id) if instance.host_id else None
     if source is None:
         raise Conflict(f"Instance {server_id} is not ready")
@@ -210,7 +150,6 @@ def evacuate(
     instance.task_state = "rebuilding"
     instance.generation += 1
     instance.task_deadline = utcnow() + servers.TASK_DEADLINE
-    servers.record_action(session, ctx, instance.id, "evacuate")
     session.flush()
     return instance, migration
 
@@ -285,18 +224,6 @@ def servers_of_host(session: Session, ctx: Context, host_ref: str) -> tuple[m.Ho
 # --- cold migrate -------------------------------------------------------------------------
 
 
-def parse_migrate(args: Any, version: APIVersion) -> None:
-    """``{"migrate": null}``; a ``host`` is served from 2.56 only (beyond this cloud's
-    maximum), so a body naming one is a 400 rather than a request silently not honoured."""
-    if args is None or args == {}:
-        return
-    if isinstance(args, dict):
-        raise _unexpected("migrate", set(args))
-    raise BadRequest(
-        f"Invalid input for field/attribute migrate. Value: {args}. {args!r} is not of type 'null'"
-    )
-
-
 def cold_migrate(
     session: Session,
     ctx: Context,
@@ -308,18 +235,13 @@ def cold_migrate(
     agent starts it. Nova's checks: not locked (409 for non-admins), ACTIVE or STOPPED with
     no task (409), a destination of the same hypervisor driver with room (400)."""
     policy.enforce(ctx, "compute:migrate")
-    lock_for_claims(session)  # first: on SQLite it must open the transaction
+    # Under the claims lock its operation declares (the runner takes it first).
     instance = servers.get(session, ctx, server_id)
     from kumo.core.volume import attachments  # block storage imports compute
 
     attachments.check_movable(session, instance)
     servers.check_not_locked(ctx, instance)
-    if instance.vm_state not in ("active", "stopped") or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'migrate' instance {server_id} while it is in vm_state "
-            f"{instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check("migrate", instance)
     source = session.get(m.Host, instance.host_id) if instance.host_id else None
     if source is None:
         raise Conflict(f"Instance {server_id} is not ready")
@@ -335,7 +257,6 @@ def cold_migrate(
     instance.task_state = "resize_prep"
     instance.generation += 1
     instance.task_deadline = utcnow() + servers.TASK_DEADLINE
-    servers.record_action(session, ctx, instance.id, "migrate")
     session.flush()
     return instance, migration
 

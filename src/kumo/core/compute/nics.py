@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from kumo.core.compute import states
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.microversion import APIVersion
 from kumo.core.network import dhcp_ports
@@ -443,17 +444,6 @@ def security_group_names(session: Session, instances: Iterable[m.Instance]) -> d
 
 # Interfaces of a running server (os-interface, addFixedIp/removeFixedIp) ---------------
 
-INTERFACE_STATES = ("active", "stopped", "paused")
-
-
-def _check_can_change(instance: m.Instance, what: str) -> None:
-    if instance.vm_state not in INTERFACE_STATES or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot '{what}' instance {instance.id} while it is in vm_state "
-            f"{instance.vm_state}"
-            + (f" and task_state {instance.task_state}" if instance.task_state else "")
-        )
-
 
 def _changed(instance: m.Instance) -> None:
     """The agent plugs or unplugs on its next look: the server's desired state moved."""
@@ -470,7 +460,7 @@ def attach(
 ) -> m.Port:
     """os-interface create: a new port on a network (or the caller's free port) plugged
     into the server, bound to its host."""
-    _check_can_change(instance, "attach_interface")
+    states.check("attach_interface", instance)
     if port_id is None and network_id is None:
         usable = resolve(session, ctx, None)
         if not usable:
@@ -488,7 +478,7 @@ def attach(
 
 
 def detach(session: Session, ctx: Context, instance: m.Instance, port_id: str) -> None:
-    _check_can_change(instance, "detach_interface")
+    states.check("detach_interface", instance)
     entries = [nic for nic in instance.nics or () if nic["port_id"] == port_id]
     if not entries:
         raise NotFound(f"Port {port_id} is not attached")
@@ -499,7 +489,7 @@ def detach(session: Session, ctx: Context, instance: m.Instance, port_id: str) -
 
 def add_fixed_ip(session: Session, ctx: Context, instance: m.Instance, network_id: Any) -> None:
     """addFixedIp (<= 2.43): one more address, on the server's port on that network."""
-    _check_can_change(instance, "addFixedIp")
+    states.check("addFixedIp", instance)
     if not isinstance(network_id, str) or not network_id:
         raise BadRequest("Invalid input for field/attribute networkId.")
     for port_id in port_ids(instance):
@@ -521,7 +511,7 @@ def add_fixed_ip(session: Session, ctx: Context, instance: m.Instance, network_i
 
 
 def remove_fixed_ip(session: Session, ctx: Context, instance: m.Instance, address: Any) -> None:
-    _check_can_change(instance, "removeFixedIp")
+    states.check("removeFixedIp", instance)
     if not isinstance(address, str) or not address:
         raise BadRequest("Invalid input for field/attribute address.")
     for port_id, fixed in port_core.fixed_ips_of(session, port_ids(instance)).items():

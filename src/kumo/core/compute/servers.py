@@ -1,9 +1,12 @@
 """Servers: create, read, update and delete; what each action asks of the agent.
 
-Every mutation follows one lifecycle (Ganeti's): check arguments, lock the row (optimistic
-``version``), check the state allows it, write the desired state with a new ``generation``
-and a task, record the action. The agent does the work and reports back
-(kumo.core.compute.reports); the scheduler places new servers (kumo.controller.scheduler).
+The actions are the execute steps of lifecycle operations (kumo.core.operations, declared
+in kumo.core.compute.server_operations): the runner checks nothing here but the request's
+type; these functions load the server (optimistic ``version``), check its state against
+states.SERVER_TRANSITIONS, and write the desired state with a new ``generation`` and a
+task; the runner records the action and wakes the agent after the commit. The agent does
+the work and reports back (kumo.core.compute.reports); the scheduler places new servers
+(kumo.controller.scheduler).
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ def _name(body: dict[str, Any], required: bool = True) -> str | None:
     name = body.get("name")
     if name is None and not required:
         return None
+    return check_name(name)
+
+
+def check_name(name: Any) -> str:
+    """A server's or an image's name: 1 to 255 characters, no surrounding spaces."""
     if not isinstance(name, str) or not name.strip() or len(name) > 255:
         raise BadRequest(
             "Invalid input for field/attribute name. A name of 1 to 255 "
@@ -110,9 +118,12 @@ def _printable(char: str) -> bool:
 
 
 def _description(body: dict[str, Any]) -> str | None:
-    """The server description of a 2.19+ request body: a string of at most 255 printable
-    characters, or null (no description)."""
-    value = body.get("description")
+    return check_description(body.get("description"))
+
+
+def check_description(value: Any) -> str | None:
+    """A server description (2.19+): a string of at most 255 printable characters, or null
+    (no description)."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -138,6 +149,9 @@ def _no_description_before_2_19(body: dict[str, Any], version: APIVersion) -> No
             "Invalid input for field/attribute server. Additional properties are not "
             "allowed ('description' was unexpected); it needs microversion 2.19"
         )
+
+
+no_description_before_2_19 = _no_description_before_2_19
 
 
 def _count(body: dict[str, Any], key: str, default: int) -> int:
@@ -624,7 +638,6 @@ def delete(session: Session, ctx: Context, server_id: str, force: bool = False) 
     destroys the guest and reports, and the row is soft-deleted then."""
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    record_action(session, ctx, instance.id, "delete")
     if instance.task_state in states.UPLOAD_TASKS:
         snapshot = pending_snapshot(session, instance)
         if snapshot is not None:  # never a half-taken snapshot left behind
@@ -680,19 +693,21 @@ def drop_shelved_image(session: Session, instance: m.Instance) -> str | None:
 
 @dataclass(frozen=True)
 class Action:
+    """A power action: the instance action's name (its allowed states are in
+    states.SERVER_TRANSITIONS under that name) and what it asks the agent for."""
+
     name: str
-    allowed_vm_states: tuple[str, ...]
     desired: str | None
     task: str
 
 
 ACTIONS: dict[str, Action] = {
-    "os-start": Action("start", ("stopped",), "active", "powering-on"),
-    "os-stop": Action("stop", ("active", "error"), "stopped", "powering-off"),
-    "pause": Action("pause", ("active",), "paused", "pausing"),
-    "unpause": Action("unpause", ("paused",), "active", "unpausing"),
-    "suspend": Action("suspend", ("active",), "suspended", "suspending"),
-    "resume": Action("resume", ("suspended",), "active", "resuming"),
+    "os-start": Action("start", "active", "powering-on"),
+    "os-stop": Action("stop", "stopped", "powering-off"),
+    "pause": Action("pause", "paused", "pausing"),
+    "unpause": Action("unpause", "active", "unpausing"),
+    "suspend": Action("suspend", "suspended", "suspending"),
+    "resume": Action("resume", "active", "resuming"),
 }
 
 
@@ -700,14 +715,8 @@ def act(session: Session, ctx: Context, server_id: str, action_key: str) -> m.In
     action = ACTIONS[action_key]
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state not in action.allowed_vm_states or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot '{action_key}' instance {server_id} while it is in "
-            f"vm_state {instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check(action.name, instance)
     _ask(instance, action.desired, action.task)
-    record_action(session, ctx, instance.id, action.name)
     return instance
 
 
@@ -716,19 +725,9 @@ def reboot(session: Session, ctx: Context, server_id: str, kind: Any) -> m.Insta
         raise BadRequest("Invalid input for field/attribute type: SOFT or HARD expected.")
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    allowed = (
-        ("active", "stopped", "paused", "suspended", "error") if kind == "HARD" else ("active",)
-    )
-    busy = instance.task_state is not None and not (
-        kind == "HARD" and instance.task_state in ("rebooting", "reboot_pending")
-    )
-    if instance.vm_state not in allowed or busy:
-        raise Conflict(
-            f"Cannot 'reboot' instance {server_id} while it is in vm_state {instance.vm_state}"
-        )
+    states.check("reboot_hard" if kind == "HARD" else "reboot", instance, "reboot")
     instance.reboot_kind = kind.lower()
     _ask(instance, "active", "rebooting_hard" if kind == "HARD" else "rebooting")
-    record_action(session, ctx, instance.id, "reboot")
     return instance
 
 
@@ -753,49 +752,65 @@ def set_lock(
     instance.locked = locked
     instance.locked_reason = reason if locked else None
     instance.locked_by = ("admin" if ctx.is_admin else "owner") if locked else None
-    record_action(session, ctx, instance.id, "lock" if locked else "unlock")
     return instance
 
 
-def rebuild(
-    session: Session, ctx: Context, server_id: str, body: Any, version: APIVersion
-) -> tuple[m.Instance, str]:
+class _Absent:
+    """An argument not given: the server keeps what it has."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """A rebuild's arguments as given (ABSENT: not given). Their values are checked here,
+    after the server's state, in Nova's order."""
+
+    server_id: str
+    image_ref: Any
+    name: Any = ABSENT
+    metadata: Any = ABSENT
+    access_ipv4: Any = ABSENT
+    access_ipv6: Any = ABSENT
+    description: Any = ABSENT
+    admin_pass: Any = None
+
+
+def rebuild(session: Session, ctx: Context, req: Rebuild) -> tuple[m.Instance, str]:
     """Re-create the server's disk from an image, keeping its id, name and host. A stopped
-    server stays stopped; the agent destroys and re-spawns the guest."""
-    if not isinstance(body, dict):
-        raise BadRequest("Invalid input for field/attribute rebuild: an object expected.")
-    _no_description_before_2_19(body, version)
-    instance = get(session, ctx, server_id)
+    server stays stopped; the agent destroys and re-spawns the guest. (The API refused a
+    description before 2.19.)"""
+    instance = get(session, ctx, req.server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state not in ("active", "stopped", "error") or instance.task_state:
-        raise Conflict(
-            f"Cannot 'rebuild' instance {server_id} while it is in vm_state {instance.vm_state}"
-        )
-    image_id, min_disk, min_ram = _image(session, ctx, body.get("imageRef"))
+    states.check("rebuild", instance)
+    image_id, min_disk, min_ram = _image(session, ctx, req.image_ref)
     if instance.flavor.get("disk") and min_disk > instance.flavor["disk"]:
         raise BadRequest("Flavor's disk is too small for requested image.")
     if min_ram > int(instance.flavor.get("ram", 0)):
         raise BadRequest("Flavor's memory is too small for requested image.")
-    if "name" in body:
-        instance.name = _name(body) or instance.name
-    if "metadata" in body:
+    if req.name is not ABSENT:
+        instance.name = check_name(req.name)
+    if req.metadata is not ABSENT:
         instance.meta = _metadata(
-            body["metadata"], quotas.limits(session, instance.project_id)["metadata_items"]
+            req.metadata, quotas.limits(session, instance.project_id)["metadata_items"]
         )
-    if "accessIPv4" in body:
-        instance.access_ipv4 = access_ip(body["accessIPv4"], 4)
-    if "accessIPv6" in body:
-        instance.access_ipv6 = access_ip(body["accessIPv6"], 6)
-    if "description" in body:
-        instance.description = _description(body)
-    admin_pass = body.get("adminPass") or secrets.token_urlsafe(9)
+    if req.access_ipv4 is not ABSENT:
+        instance.access_ipv4 = access_ip(req.access_ipv4, 4)
+    if req.access_ipv6 is not ABSENT:
+        instance.access_ipv6 = access_ip(req.access_ipv6, 6)
+    if req.description is not ABSENT:
+        instance.description = check_description(req.description)
+    admin_pass = req.admin_pass or secrets.token_urlsafe(9)
     instance.image_id = image_id
     drop_shelved_image(session, instance)  # a failed unshelve: the new image replaces it
     instance.shelved_image_id = None
     if instance.vm_state == "error":
         instance.desired_state = "active"
     _ask(instance, None, "rebuilding")
-    record_action(session, ctx, instance.id, "rebuild")
     return instance, admin_pass
 
 
@@ -816,23 +831,19 @@ def resize(
     session: Session,
     ctx: Context,
     server_id: str,
-    body: Any,
+    flavor_ref: Any,
     free_on_host: tuple[float, float, float] | None,
 ) -> m.Instance:
     """Resize in place on the server's host: the allocation grows to hold both sizes until
-    the user confirms (keep the new) or reverts (back to the old).
+    the user confirms (keep the new) or reverts (back to the old). ``flavor_ref`` is the
+    flavorRef given (an id or a URL), checked after the server's state, as Nova does.
 
     ``free_on_host`` is the host's free capacity (from the scheduler's view), computed by the
     caller under the claims lock."""
-    if not isinstance(body, dict):
-        raise BadRequest("Invalid input for field/attribute resize: an object expected.")
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state not in ("active", "stopped") or instance.task_state:
-        raise Conflict(
-            f"Cannot 'resize' instance {server_id} while it is in vm_state {instance.vm_state}"
-        )
-    flavor_id = _ref_id(body.get("flavorRef"), "flavor")
+    states.check("resize", instance)
+    flavor_id = _ref_id(flavor_ref, "flavor")
     try:
         flavor = flavors.get(session, flavor_id, ctx.project_id, ctx.is_admin)
     except NotFound:
@@ -860,14 +871,12 @@ def resize(
     instance.flavor = new
     instance.flavor_id = flavor.id
     _ask(instance, None, "resize_migrating")
-    record_action(session, ctx, instance.id, "resize")
     return instance
 
 
 def confirm_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
-    if instance.vm_state != "resized" or instance.task_state:
-        raise Conflict(f"Instance {server_id} is not resized and waiting for confirmation.")
+    states.check("confirmResize", instance)
     from kumo.core.compute import moves  # imports this module
 
     cold = moves.waiting_cold(session, instance)
@@ -878,20 +887,19 @@ def confirm_resize(session: Session, ctx: Context, server_id: str) -> m.Instance
         allocation.vcpus, allocation.memory_mb, allocation.disk_gb = _need(instance.flavor)
     instance.old_flavor = None
     instance.vm_state = states.VM_STATE_FOR_DESIRED[instance.desired_state]
-    record_action(session, ctx, instance.id, "confirmResize")
     return instance
 
 
 def revert_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
-    if instance.vm_state != "resized" or instance.task_state or not instance.old_flavor:
+    states.check("revertResize", instance)
+    if not instance.old_flavor:
         raise Conflict(f"Instance {server_id} is not resized and waiting for confirmation.")
     from kumo.core.compute import moves  # imports this module
 
     cold = moves.waiting_cold(session, instance)
     if cold is not None:  # back to the source host, where the guest was kept
         moves.revert(session, instance, cold)
-        record_action(session, ctx, instance.id, "revertResize")
         return instance
     instance.flavor = instance.old_flavor
     instance.flavor_id = str(instance.old_flavor["id"])
@@ -900,13 +908,11 @@ def revert_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     if allocation is not None:
         allocation.vcpus, allocation.memory_mb, allocation.disk_gb = _need(instance.flavor)
     _ask(instance, None, "resize_reverting")
-    record_action(session, ctx, instance.id, "revertResize")
     return instance
 
 
 # Snapshots (createImage) ----------------------------------------------------------------
 
-SNAPSHOT_VM_STATES = ("active", "stopped", "paused", "suspended")
 # What a snapshot keeps of its base image so that it boots the same way (a kernel/ramdisk
 # image boots by direct kernel boot: without these the snapshot of kumo-tiny would not).
 INHERITED_IMAGE_PROPERTIES = (
@@ -924,7 +930,6 @@ INHERITED_IMAGE_PROPERTIES = (
 
 # The instance actions whose request an image task carries out.
 SNAPSHOT_ACTIONS = ("createImage", "createBackup")
-BACKUP_VM_STATES = ("active", "stopped")
 ROTATION_PREFIX = "rotation="
 
 
@@ -948,22 +953,6 @@ def drop_snapshot(session: Session, image: m.Image) -> None:
     """A snapshot that will never get its data: deleted, as Nova deletes a failed one."""
     image.status = "deleted"
     image.deleted_at = image.updated_at = utcnow()
-
-
-def _check_body(action: str, body: Any, allowed: set[str], required: tuple[str, ...]) -> None:
-    if not isinstance(body, dict):
-        raise BadRequest(f"Invalid input for field/attribute {action}: an object expected.")
-    unknown = set(body) - allowed
-    if unknown:
-        raise BadRequest(
-            f"Invalid input for field/attribute {action}. Additional properties are not "
-            f"allowed ({', '.join(sorted(unknown))} unexpected)"
-        )
-    for key in required:
-        if key not in body:
-            raise BadRequest(
-                f"Invalid input for field/attribute {action}. '{key}' is a required property"
-            )
 
 
 def snapshot_image(
@@ -1030,103 +1019,61 @@ def _snapshot(
     session: Session,
     ctx: Context,
     server_id: str,
-    body: dict[str, Any],
+    name: str,
+    metadata: Any,
     action: str,
-    vm_states: tuple[str, ...],
     image_type: str,
     request_props: dict[str, str] | None = None,
 ) -> tuple[m.Instance, m.Image]:
     """The image a snapshot of the server's root disk will fill, queued, owned by the
     server's project, and the server's task started (shared by createImage and
-    createBackup, which differ only in what they accept and the properties they add)."""
-    name = _name(body)
+    createBackup, which differ only in the properties they add). ``metadata`` is checked
+    here, against the project's limit."""
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
     limit = quotas.limits(session, instance.project_id)["metadata_items"]
-    meta = _metadata(body.get("metadata"), limit)
-    if instance.vm_state not in vm_states or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot '{action}' instance {server_id} while it is in "
-            f"vm_state {instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    meta = _metadata(metadata, limit)
+    states.check(action, instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     image = snapshot_image(session, ctx, instance, name, meta, image_type, request_props)
     _ask(instance, None, "image_snapshot")
-    record_action(session, ctx, instance.id, action)
     session.flush()
     return instance, image
 
 
 def create_image(
-    session: Session, ctx: Context, server_id: str, body: Any
+    session: Session, ctx: Context, server_id: str, name: str, metadata: Any
 ) -> tuple[m.Instance, m.Image]:
     """Snapshot the server's root disk to a new image, owned by the server's project.
 
     The image exists at once (queued, then saving while the agent uploads); the server's
     task goes image_snapshot -> image_pending_upload -> image_uploading -> None."""
-    _check_body("createImage", body, {"name", "metadata"}, ())
-    return _snapshot(session, ctx, server_id, body, "createImage", SNAPSHOT_VM_STATES, "snapshot")
-
-
-def _rotation(value: Any) -> int:
-    """Nova's non-negative integer: an int or a string of digits."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise BadRequest(
-            f"Invalid input for field/attribute rotation. Value: {value}. "
-            f"{value!r} is not of type 'integer', 'string'"
-        )
-    text = str(value).strip()
-    if not text.lstrip("-").isdigit() or int(text) < 0:
-        raise BadRequest(
-            f"Invalid input for field/attribute rotation. Value: {value}. "
-            f"{value!r} does not match '^[0-9]*$'"
-        )
-    return int(text)
+    return _snapshot(session, ctx, server_id, name, metadata, "createImage", "snapshot")
 
 
 def create_backup(
-    session: Session, ctx: Context, server_id: str, body: Any
-) -> tuple[m.Instance, m.Image, int]:
-    """A snapshot kept as a backup (``image_type=backup``, ``backup_type``) and the
-    rotation: once the backup has its data, only the newest ``rotation`` backups of this
-    server and type remain (rotate_backups). The rotation waits in the createBackup
-    instance action until then, the record of the request, as the image row is."""
-    _check_body(
-        "createBackup",
-        body,
-        {"name", "backup_type", "rotation", "metadata"},
-        ("name", "backup_type", "rotation"),
-    )
-    backup_type = body["backup_type"]
-    if not isinstance(backup_type, str):
-        raise BadRequest(
-            f"Invalid input for field/attribute backup_type. Value: {backup_type}. "
-            f"{backup_type!r} is not of type 'string'"
-        )
-    rotation = _rotation(body["rotation"])
-    instance, image = _snapshot(
+    session: Session,
+    ctx: Context,
+    server_id: str,
+    name: str,
+    metadata: Any,
+    backup_type: str,
+) -> tuple[m.Instance, m.Image]:
+    """A snapshot kept as a backup (``image_type=backup``, ``backup_type``). Its rotation
+    (once the backup has its data, only the newest ``rotation`` backups of this server and
+    type remain: rotate_backups) waits in the createBackup instance action's message until
+    then, the record of the request, as the image row is."""
+    return _snapshot(
         session,
         ctx,
         server_id,
-        body,
+        name,
+        metadata,
         "createBackup",
-        BACKUP_VM_STATES,
         "backup",
         {"backup_type": backup_type},
     )
-    action = session.scalars(
-        select(m.InstanceAction)
-        .where(
-            m.InstanceAction.instance_id == instance.id,
-            m.InstanceAction.action == "createBackup",
-        )
-        .order_by(m.InstanceAction.id.desc())
-        .limit(1)
-    ).one()
-    action.message = f"{ROTATION_PREFIX}{rotation}"
-    return instance, image, rotation
 
 
 def rotate_backups(session: Session, image: m.Image) -> list[str]:
@@ -1172,43 +1119,26 @@ def rotate_backups(session: Session, image: m.Image) -> list[str]:
 
 # Rescue ---------------------------------------------------------------------------------
 
-RESCUE_VM_STATES = ("active", "stopped", "error")
 RESCUE_IMAGE_PREFIX = "Rescue image "
 
 
-def rescue(session: Session, ctx: Context, server_id: str, body: Any) -> tuple[m.Instance, str]:
+def rescue(
+    session: Session, ctx: Context, server_id: str, password: str | None, ref: Any
+) -> tuple[m.Instance, str, str]:
     """Boot the server from a rescue image (default: its own image) with its root disk
     attached as a second disk. Where the rescue image is recorded: the ``rescue`` instance
-    action's message, which the agent's work item reads back (rescue_image_id)."""
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise BadRequest("Invalid input for field/attribute rescue: an object expected.")
-    unknown = set(body) - {"adminPass", "rescue_image_ref"}
-    if unknown:
-        raise BadRequest(
-            "Invalid input for field/attribute rescue. Additional properties are not "
-            f"allowed ({', '.join(sorted(unknown))} unexpected)"
-        )
-    password = body.get("adminPass")
-    if password is not None and (not isinstance(password, str) or not password):
-        raise BadRequest("Invalid input for field/attribute adminPass.")
+    action's message (the third value returned, for the lifecycle to record), which the
+    agent's work item reads back (rescue_image_id)."""
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state not in RESCUE_VM_STATES or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'rescue' instance {server_id} while it is in vm_state {instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check("rescue", instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
-    ref = body.get("rescue_image_ref")
     image_id = _image(session, ctx, ref)[0] if ref not in (None, "") else instance.image_id
     if image_id is None:
         raise BadRequest("Cannot rescue a server booted from a volume without rescue_image_ref.")
     _ask(instance, "rescued", "rescuing")
-    record_action(session, ctx, instance.id, "rescue", RESCUE_IMAGE_PREFIX + image_id)
-    return instance, password or secrets.token_urlsafe(9)
+    return instance, password or secrets.token_urlsafe(9), RESCUE_IMAGE_PREFIX + image_id
 
 
 def rescue_image_id(session: Session, instance: m.Instance) -> str | None:
@@ -1227,38 +1157,23 @@ def rescue_image_id(session: Session, instance: m.Instance) -> str | None:
 def unrescue(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state != "rescued" or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'unrescue' instance {server_id} while it is in vm_state {instance.vm_state}"
-        )
+    states.check("unrescue", instance)
     _ask(instance, "active", "unrescuing")
-    record_action(session, ctx, instance.id, "unrescue")
     return instance
 
 
 # Crash dump (2.17) ----------------------------------------------------------------------
 
 CRASH_DUMP = "trigger_crash_dump"
-CRASH_DUMP_VM_STATES = ("active", "paused", "rescued", "resized", "error")
 
 
-def trigger_crash_dump(session: Session, ctx: Context, server_id: str, body: Any) -> m.Instance:
+def trigger_crash_dump(session: Session, ctx: Context, server_id: str) -> m.Instance:
     """Ask the server's agent to send its guest an NMI. As in Nova there is no task state:
     the request is the unfinished ``trigger_crash_dump`` instance action, carried to the
     agent with a new generation and finished when the agent reports on it."""
-    if body is not None:
-        raise BadRequest(
-            f"Invalid input for field/attribute trigger_crash_dump. Value: {body}. "
-            f"{body!r} is not of type 'null'"
-        )
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    if instance.vm_state not in CRASH_DUMP_VM_STATES or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot '{CRASH_DUMP}' instance {server_id} while it is in vm_state "
-            f"{instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check(CRASH_DUMP, instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     host = session.get(m.Host, instance.host_id)
@@ -1266,7 +1181,6 @@ def trigger_crash_dump(session: Session, ctx: Context, server_id: str, body: Any
         # An agent from before inject_nmi (or a driver without it) would never send one.
         raise BadRequest("Triggering crash dump is not supported")
     instance.generation += 1
-    record_action(session, ctx, instance.id, CRASH_DUMP)
     return instance
 
 

@@ -14,43 +14,24 @@ reason in its instance action.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from kumo.core import policy
 from kumo.core.compute import nics, servers, states
-from kumo.core.errors import BadRequest, Conflict
-from kumo.core.microversion import APIVersion
+from kumo.core.errors import Conflict
 from kumo.core.policy import Context
 from kumo.db import models as m
 from kumo.db.types import utcnow
 
-SHELVE_VM_STATES = ("active", "stopped", "paused", "suspended")
 UNSHELVE_VM_STATES = ("shelved", "shelved_offloaded")
 # The unshelve request's scheduler task: the scheduler places it as it places a new server.
 UNSHELVING = "unshelving"
 
 
-def _refuse(action: str, instance: m.Instance) -> Conflict:
-    return Conflict(
-        f"Cannot '{action}' instance {instance.id} while it is in vm_state {instance.vm_state}"
-        + (f" (task_state {instance.task_state})" if instance.task_state else "")
-    )
-
-
-def _no_arguments(action: str, args: Any) -> None:
-    """Before 2.77 these actions take no arguments: ``{"shelve": null}``."""
-    if args not in (None, {}):
-        raise BadRequest(f"Invalid input for field/attribute {action}: null expected.")
-
-
-def shelve(session: Session, ctx: Context, server_id: str, args: Any) -> m.Instance:
-    _no_arguments("shelve", args)
+def shelve(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = servers.get(session, ctx, server_id)
     servers.check_not_locked(ctx, instance)
-    if instance.vm_state not in SHELVE_VM_STATES or instance.task_state is not None:
-        raise _refuse("shelve", instance)
+    states.check("shelve", instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     image = servers.snapshot_image(
@@ -58,38 +39,29 @@ def shelve(session: Session, ctx: Context, server_id: str, args: Any) -> m.Insta
     )
     instance.shelved_image_id = image.id
     servers.ask(instance, None, "shelving")
-    servers.record_action(session, ctx, instance.id, "shelve")
     session.flush()
     return instance
 
 
-def shelve_offload(session: Session, ctx: Context, server_id: str, args: Any) -> m.Instance:
+def shelve_offload(session: Session, ctx: Context, server_id: str) -> m.Instance:
     """Offload a server held SHELVED on its host. This cloud offloads at once, so only a
     server that an older release left SHELVED is in that state; it is offloaded the same
     way (the agent destroys the guest; its snapshot already exists)."""
-    _no_arguments("shelveOffload", args)
     policy.enforce(ctx, "compute:shelve_offload")
     instance = servers.get(session, ctx, server_id)
     servers.check_not_locked(ctx, instance)
-    if instance.vm_state != "shelved" or instance.task_state is not None:
-        raise _refuse("shelveOffload", instance)
+    states.check("shelveOffload", instance)
     if instance.host_id is None:
         offloaded(session, instance)
     else:
         servers.ask(instance, None, "shelving_offloading")
-    servers.record_action(session, ctx, instance.id, "shelveOffload")
     return instance
 
 
-def unshelve(
-    session: Session, ctx: Context, server_id: str, args: Any, version: APIVersion
-) -> m.Instance:
-    del version  # availability_zone (2.77) and host (2.91) are above this cloud's maximum
-    _no_arguments("unshelve", args)
+def unshelve(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = servers.get(session, ctx, server_id)
     servers.check_not_locked(ctx, instance)
-    if instance.vm_state not in UNSHELVE_VM_STATES or instance.task_state is not None:
-        raise _refuse("unshelve", instance)
+    states.check("unshelve", instance)
     image = session.get(m.Image, instance.shelved_image_id or "")
     if image is None or image.status != "active":
         raise Conflict(
@@ -104,7 +76,6 @@ def unshelve(
         servers.ask(instance, "active", UNSHELVING)  # the scheduler places it
     else:
         servers.ask(instance, "active", "spawning")  # still on its host (SHELVED)
-    servers.record_action(session, ctx, instance.id, "unshelve")
     return instance
 
 

@@ -6,6 +6,11 @@ state; the status a client sees is derived here, in one place.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Protocol
+
+from kumo.core.errors import Conflict
+
 # power_state integers as Nova reports them.
 NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED = 0, 1, 3, 4, 6, 7
 POWER_BY_NAME = {
@@ -93,3 +98,93 @@ def status(vm_state: str, task_state: str | None) -> str:
 
 def vm_states_for_status(wanted: str) -> list[str]:
     return [vm for vm, st in STATUS_BY_VM_STATE.items() if st == wanted]
+
+
+# The transition table of servers: what each action may start from -------------------------
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The (vm_state, task_state) pairs an action may start from: any of ``vm_states``
+    (None: any vm_state) with any of ``task_states`` (by default, no task in flight)."""
+
+    vm_states: frozenset[str] | None
+    task_states: frozenset[str | None] = frozenset({None})
+
+
+def _allowed(*vm_states: str, tasks: tuple[str | None, ...] = (None,)) -> Allowed:
+    return Allowed(frozenset(vm_states) if vm_states else None, frozenset(tasks))
+
+
+_INTERFACES = _allowed("active", "stopped", "paused")
+_METADATA = _allowed("active", "paused", "suspended", "stopped")
+
+
+# Action (as the instance action records it) -> the states it may start from. Nova's
+# check_instance_state decorators, in one place; a refusal is the 409 ``check`` words.
+SERVER_TRANSITIONS: dict[str, Allowed] = {
+    "start": _allowed("stopped"),
+    "stop": _allowed("active", "error"),
+    "pause": _allowed("active"),
+    "unpause": _allowed("paused"),
+    "suspend": _allowed("active"),
+    "resume": _allowed("suspended"),
+    "reboot": _allowed("active"),
+    # A hard reboot may also take over a soft one still in flight.
+    "reboot_hard": _allowed(
+        "active",
+        "stopped",
+        "paused",
+        "suspended",
+        "error",
+        tasks=(None, "rebooting", "reboot_pending"),
+    ),
+    "rebuild": _allowed("active", "stopped", "error"),
+    "resize": _allowed("active", "stopped"),
+    "confirmResize": _allowed("resized"),
+    "revertResize": _allowed("resized"),
+    "createImage": _allowed("active", "stopped", "paused", "suspended"),
+    "createBackup": _allowed("active", "stopped"),
+    "rescue": _allowed("active", "stopped", "error"),
+    "unrescue": _allowed("rescued"),
+    "trigger_crash_dump": _allowed("active", "paused", "rescued", "resized", "error"),
+    "shelve": _allowed("active", "stopped", "paused", "suspended"),
+    "shelveOffload": _allowed("shelved"),
+    "unshelve": _allowed("shelved", "shelved_offloaded"),
+    "migrate": _allowed("active", "stopped"),
+    "os-migrateLive": _allowed("active", "paused"),
+    "evacuate": _allowed("active", "stopped", "error"),
+    "attach_interface": _INTERFACES,
+    "detach_interface": _INTERFACES,
+    "addFixedIp": _INTERFACES,
+    "removeFixedIp": _INTERFACES,
+    "attach_volume": _allowed(
+        "active", "paused", "stopped", "resized", "shelved", "shelved_offloaded"
+    ),
+    "detach_volume": _allowed(),  # in any vm_state, with no task in flight
+    # A running live migration is made to converge or aborted: in any vm_state.
+    "force_complete": _allowed(tasks=("migrating",)),
+    "abort": _allowed(tasks=("migrating",)),
+    "update metadata": _METADATA,
+    "delete metadata": _METADATA,
+}
+
+
+class _Stateful(Protocol):
+    id: str
+    vm_state: str
+    task_state: str | None
+
+
+def check(action: str, instance: _Stateful, shown: str | None = None) -> None:
+    """Refuse ``action`` (409, Nova's words) unless the table lets it start from the
+    server's state; ``shown`` names it in the message when the table's key differs."""
+    allowed = SERVER_TRANSITIONS[action]
+    name = shown or action
+    if allowed.vm_states is not None and instance.vm_state not in allowed.vm_states:
+        attr, state = "vm_state", instance.vm_state
+    elif instance.task_state not in allowed.task_states:
+        attr, state = "task_state", str(instance.task_state)
+    else:
+        return
+    raise Conflict(f"Cannot '{name}' instance {instance.id} while it is in {attr} {state}")

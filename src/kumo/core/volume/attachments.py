@@ -17,13 +17,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kumo.core.compute import states
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.policy import Context
 from kumo.core.volume import volumes
 from kumo.db import models as m
 from kumo.db.types import utcnow
 
-ATTACH_VM_STATES = ("active", "paused", "stopped", "resized", "shelved", "shelved_offloaded")
 # Backends whose data any host can reach (the fake one has none).
 SHARED_BACKENDS = ("fake",)
 
@@ -157,12 +157,7 @@ def attach(
     its next start); a server with no host (shelved) just records it."""
     if not isinstance(volume_ref, str) or not volume_ref:
         raise BadRequest("Invalid input for field/attribute volumeId.")
-    if instance.vm_state not in ATTACH_VM_STATES or instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'attach_volume' instance {instance.id} while it is in vm_state "
-            f"{instance.vm_state}"
-            + (f" (task_state {instance.task_state})" if instance.task_state else "")
-        )
+    states.check("attach_volume", instance)
     try:
         volume = volumes.get(session, ctx, volume_ref)
     except NotFound:
@@ -256,11 +251,7 @@ def detach(session: Session, instance: m.Instance, volume_id: str) -> m.VolumeAt
         )
     if row.boot_index == 0:
         raise BadRequest("Can't detach root device volume")
-    if instance.task_state is not None:
-        raise Conflict(
-            f"Cannot 'detach_volume' instance {instance.id} while it is in task_state "
-            f"{instance.task_state}"
-        )
+    states.check("detach_volume", instance)
     if instance.host_id is None or not row.plugged:
         detached(session, volume, row)
         return row

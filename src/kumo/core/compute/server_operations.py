@@ -1,0 +1,344 @@
+"""The server actions as lifecycle operations (kumo.core.operations): their typed
+requests and what each executes in the runner's transaction.
+
+The API builds the request from each microversion's JSON (kumo.api.compute.server_actions);
+the CLI and the controller build it from their own arguments. A request carries values,
+never a body or a microversion. The instance action each records is the operation's
+name; the states each may start from are states.SERVER_TRANSITIONS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from kumo.core.compute import migrations, moves, nics, servers, shelve
+from kumo.core.compute.placement import free_on
+from kumo.core.operations import CLAIMS, Env, Operation, Result
+from kumo.core.policy import Context
+from kumo.db import models as m
+
+
+@dataclass(frozen=True)
+class ServerRequest:
+    """An action on one server that takes no arguments."""
+
+    server_id: str
+
+
+@dataclass(frozen=True)
+class Resize(ServerRequest):
+    flavor_ref: Any  # an id or a URL ending in one, checked after the server's state
+
+
+@dataclass(frozen=True)
+class Reboot(ServerRequest):
+    kind: object  # "SOFT" or "HARD"; anything else is a 400
+
+
+@dataclass(frozen=True)
+class Lock(ServerRequest):
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Delete(ServerRequest):
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class AddFixedIp(ServerRequest):
+    network_id: Any
+
+
+@dataclass(frozen=True)
+class RemoveFixedIp(ServerRequest):
+    address: Any
+
+
+@dataclass(frozen=True)
+class SecurityGroup(ServerRequest):
+    name: Any
+
+
+@dataclass(frozen=True)
+class Snapshot(ServerRequest):
+    """createImage: the new image's name; its metadata is checked against the project's
+    limit in core."""
+
+    name: str
+    metadata: Any = None
+
+
+@dataclass(frozen=True)
+class Backup(Snapshot):
+    backup_type: str = ""
+    rotation: int = 0  # how many backups of this type to keep
+
+
+@dataclass(frozen=True)
+class Rescue(ServerRequest):
+    admin_pass: str | None = None
+    image_ref: Any = None  # the rescue image (default: the server's own)
+
+
+@dataclass(frozen=True)
+class Evacuate(ServerRequest):
+    evacuation: moves.EvacuateRequest
+
+
+@dataclass(frozen=True)
+class LiveMigrate(ServerRequest):
+    live: migrations.LiveRequest
+
+
+@dataclass(frozen=True)
+class MigrationRequest(ServerRequest):
+    """force_complete or abort of one of the server's live migrations."""
+
+    migration_id: str
+
+
+@dataclass(frozen=True)
+class AttachInterface(ServerRequest):
+    net_id: Any = None
+    port_id: Any = None
+    fixed_ip: Any = None
+
+
+@dataclass(frozen=True)
+class DetachInterface(ServerRequest):
+    port_id: str
+
+
+@dataclass
+class Answer:
+    """What a server action answers with, beyond the server itself."""
+
+    admin_pass: str | None = None
+    image_id: str | None = None
+    rotation: int = 0
+    destination: str | None = None  # the host name a move goes to
+    dropped_images: list[str] = field(default_factory=list)  # whose data the caller purges
+
+
+ServerOperation = Operation[Any, Answer]
+
+
+def _done(instance: m.Instance, *other_hosts: str | None, **answer: Any) -> Result[Answer]:
+    return Result(Answer(**answer), instance, other_hosts=other_hosts)
+
+
+def _power(key: str) -> ServerOperation:
+    def execute(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+        return _done(servers.act(session, ctx, req.server_id, key))
+
+    return Operation(servers.ACTIONS[key].name, ServerRequest, execute)
+
+
+def _reboot(session: Session, ctx: Context, req: Reboot, env: Env) -> Result[Answer]:
+    return _done(servers.reboot(session, ctx, req.server_id, req.kind))
+
+
+def _lock(session: Session, ctx: Context, req: Lock, env: Env) -> Result[Answer]:
+    return _done(servers.set_lock(session, ctx, req.server_id, True, req.reason))
+
+
+def _unlock(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    return _done(servers.set_lock(session, ctx, req.server_id, False))
+
+
+def _rebuild(session: Session, ctx: Context, req: servers.Rebuild, env: Env) -> Result[Answer]:
+    shelved = servers.get(session, ctx, req.server_id).shelved_image_id
+    instance, admin_pass = servers.rebuild(session, ctx, req)
+    return _done(instance, admin_pass=admin_pass, dropped_images=[shelved] if shelved else [])
+
+
+def _delete(session: Session, ctx: Context, req: Delete, env: Env) -> Result[Answer]:
+    instance = servers.delete(session, ctx, req.server_id, force=req.force)
+    dropped = [instance.shelved_image_id] if instance.deleted and instance.shelved_image_id else []
+    return _done(instance, dropped_images=dropped)
+
+
+def _shelve(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    return _done(shelve.shelve(session, ctx, req.server_id))
+
+
+def _shelve_offload(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    return _done(shelve.shelve_offload(session, ctx, req.server_id))
+
+
+def _unshelve(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    return _done(shelve.unshelve(session, ctx, req.server_id))
+
+
+def _resize(session: Session, ctx: Context, req: Resize, env: Env) -> Result[Answer]:
+    """In place: the host's free capacity, read under the claims lock the runner took."""
+    row = session.get(m.Instance, req.server_id)
+    free = (
+        free_on(session, env.scheduler, env.heartbeat_timeout, row.host_id)
+        if row is not None and row.host_id is not None
+        else None
+    )
+    return _done(servers.resize(session, ctx, req.server_id, req.flavor_ref, free))
+
+
+def _resize_source(session: Session, ctx: Context, server_id: str) -> str | None:
+    """The source host of a cold move waiting for confirmation, which has its part to do."""
+    cold = moves.waiting_cold(session, servers.get(session, ctx, server_id))
+    return cold.source_host_id if cold is not None else None
+
+
+def _confirm(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    source = _resize_source(session, ctx, req.server_id)
+    return _done(servers.confirm_resize(session, ctx, req.server_id), source)
+
+
+def _revert(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    source = _resize_source(session, ctx, req.server_id)
+    return _done(servers.revert_resize(session, ctx, req.server_id), source)
+
+
+def _create_image(session: Session, ctx: Context, req: Snapshot, env: Env) -> Result[Answer]:
+    instance, image = servers.create_image(session, ctx, req.server_id, req.name, req.metadata)
+    return _done(instance, image_id=image.id)
+
+
+def _create_backup(session: Session, ctx: Context, req: Backup, env: Env) -> Result[Answer]:
+    instance, image = servers.create_backup(
+        session, ctx, req.server_id, req.name, req.metadata, req.backup_type
+    )
+    result = _done(instance, image_id=image.id, rotation=req.rotation)
+    result.message = f"{servers.ROTATION_PREFIX}{req.rotation}"  # rotate_backups reads it
+    return result
+
+
+def _rescue(session: Session, ctx: Context, req: Rescue, env: Env) -> Result[Answer]:
+    instance, admin_pass, message = servers.rescue(
+        session, ctx, req.server_id, req.admin_pass, req.image_ref
+    )
+    result = _done(instance, admin_pass=admin_pass)
+    result.message = message  # the rescue image, which the agent's work item reads back
+    return result
+
+
+def _unrescue(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    return _done(servers.unrescue(session, ctx, req.server_id))
+
+
+def _crash_dump(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    return _done(servers.trigger_crash_dump(session, ctx, req.server_id))
+
+
+def _live(session: Session, ctx: Context, req: LiveMigrate, env: Env) -> Result[Answer]:
+    instance, migration = migrations.live_migrate(
+        session, ctx, req.server_id, req.live, env.scheduler, env.heartbeat_timeout
+    )
+    return _done(instance, migration.dest_host_id)
+
+
+def _migrate(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
+    instance, migration = moves.cold_migrate(
+        session, ctx, req.server_id, env.scheduler, env.heartbeat_timeout
+    )
+    return _done(instance, migration.dest_host_id)
+
+
+def _evacuate(session: Session, ctx: Context, req: Evacuate, env: Env) -> Result[Answer]:
+    """The destination is the server's host once moved: its agent is woken to rebuild."""
+    instance, migration = moves.evacuate(
+        session, ctx, req.server_id, req.evacuation, env.scheduler, env.heartbeat_timeout
+    )
+    return _done(instance, admin_pass=req.evacuation.admin_pass, destination=migration.dest_compute)
+
+
+def _migration_step(
+    step: Callable[[Session, Context, str, str], tuple[m.Instance, m.Migration]],
+) -> Callable[[Session, Context, MigrationRequest, Env], Result[Answer]]:
+    """A request to a running live migration: both of its hosts have their part to do."""
+
+    def execute(session: Session, ctx: Context, req: MigrationRequest, env: Env) -> Result[Answer]:
+        instance, migration = step(session, ctx, req.server_id, req.migration_id)
+        return _done(instance, migration.source_host_id, migration.dest_host_id)
+
+    return execute
+
+
+def _attach_interface(
+    session: Session, ctx: Context, req: AttachInterface, env: Env
+) -> Result[dict[str, Any]]:
+    """The value: the new interface in Nova's shape (read in the transaction)."""
+    instance = servers.get(session, ctx, req.server_id)
+    port = nics.attach(session, ctx, instance, req.net_id, req.port_id, req.fixed_ip)
+    session.flush()
+    return Result(nics.interface_view(session, port), instance)
+
+
+def _detach_interface(
+    session: Session, ctx: Context, req: DetachInterface, env: Env
+) -> Result[None]:
+    instance = servers.get(session, ctx, req.server_id)
+    nics.detach(session, ctx, instance, req.port_id)
+    return Result(None, instance)
+
+
+def _add_fixed_ip(session: Session, ctx: Context, req: AddFixedIp, env: Env) -> Result[Answer]:
+    instance = servers.get(session, ctx, req.server_id)
+    nics.add_fixed_ip(session, ctx, instance, req.network_id)
+    return _done(instance)
+
+
+def _remove_fixed_ip(
+    session: Session, ctx: Context, req: RemoveFixedIp, env: Env
+) -> Result[Answer]:
+    instance = servers.get(session, ctx, req.server_id)
+    nics.remove_fixed_ip(session, ctx, instance, req.address)
+    return _done(instance)
+
+
+def _group(add: bool) -> ServerOperation:
+    def execute(session: Session, ctx: Context, req: SecurityGroup, env: Env) -> Result[Answer]:
+        instance = servers.get(session, ctx, req.server_id)
+        nics.change_security_group(session, ctx, instance, req.name, add=add)
+        return _done(instance)
+
+    return Operation("addSecurityGroup" if add else "removeSecurityGroup", SecurityGroup, execute)
+
+
+START, STOP = _power("os-start"), _power("os-stop")
+PAUSE, UNPAUSE = _power("pause"), _power("unpause")
+SUSPEND, RESUME = _power("suspend"), _power("resume")
+REBOOT = Operation("reboot", Reboot, _reboot)
+LOCK = Operation("lock", Lock, _lock)
+UNLOCK = Operation("unlock", ServerRequest, _unlock)
+REBUILD = Operation("rebuild", servers.Rebuild, _rebuild)
+DELETE = Operation("delete", Delete, _delete)
+SHELVE = Operation("shelve", ServerRequest, _shelve)
+SHELVE_OFFLOAD = Operation("shelveOffload", ServerRequest, _shelve_offload)
+UNSHELVE = Operation("unshelve", ServerRequest, _unshelve)
+RESIZE = Operation("resize", Resize, _resize, locks=(CLAIMS,))
+CONFIRM_RESIZE = Operation("confirmResize", ServerRequest, _confirm)
+REVERT_RESIZE = Operation("revertResize", ServerRequest, _revert)
+CREATE_IMAGE = Operation("createImage", Snapshot, _create_image)
+CREATE_BACKUP = Operation("createBackup", Backup, _create_backup)
+RESCUE = Operation("rescue", Rescue, _rescue)
+UNRESCUE = Operation("unrescue", ServerRequest, _unrescue)
+TRIGGER_CRASH_DUMP = Operation(servers.CRASH_DUMP, ServerRequest, _crash_dump)
+LIVE_MIGRATE = Operation(migrations.LIVE, LiveMigrate, _live, locks=(CLAIMS,))
+MIGRATE = Operation("migrate", ServerRequest, _migrate, locks=(CLAIMS,))
+EVACUATE = Operation("evacuate", Evacuate, _evacuate, locks=(CLAIMS,))
+ADD_FIXED_IP = Operation("addFixedIp", AddFixedIp, _add_fixed_ip)
+REMOVE_FIXED_IP = Operation("removeFixedIp", RemoveFixedIp, _remove_fixed_ip)
+FORCE_COMPLETE = Operation(
+    "live_migration_force_complete", MigrationRequest, _migration_step(migrations.force_complete)
+)
+ABORT_MIGRATION = Operation(
+    "live_migration_abort", MigrationRequest, _migration_step(migrations.abort)
+)
+ATTACH_INTERFACE = Operation("attach_interface", AttachInterface, _attach_interface)
+DETACH_INTERFACE = Operation("detach_interface", DetachInterface, _detach_interface)
+ADD_SECURITY_GROUP = _group(True)
+REMOVE_SECURITY_GROUP = _group(False)
