@@ -97,3 +97,15 @@ def _keyed(raw: Any, name: str, kind: str, allowed: tuple[str, ...] | None) -> d
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def virtio_disk_name(index: int) -> str:
+    """The Linux kernel's name for a guest's index-th virtio disk (0: vda, 25: vdz, 26:
+    vdaa, ...): what the control plane reports as a volume's device and what a driver shows
+    the guest calling it, so the two cannot disagree."""
+    name = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        name = chr(ord("a") + rest) + name
+    return "vd" + name

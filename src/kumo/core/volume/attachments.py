@@ -23,6 +23,7 @@ from kumo.core.policy import Context
 from kumo.core.volume import volumes
 from kumo.db import models as m
 from kumo.db.types import utcnow
+from kumo.protocol import virtio_disk_name
 
 # Backends whose data any host can reach (the fake one has none).
 SHARED_BACKENDS = ("fake",)
@@ -64,16 +65,6 @@ def find(session: Session, instance_id: str, volume_id: str) -> m.VolumeAttachme
     raise NotFound(f"Volume {volume_id} is not attached to server {instance_id}.")
 
 
-def device_name(index: int) -> str:
-    """The Linux kernel's name for its index-th virtio disk: /dev/vda..vdz, vdaa, ..."""
-    name = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        name = chr(ord("a") + rest) + name
-    return "/dev/vd" + name
-
-
 MAX_DISKS = 16  # extra disks a guest can have (the hypervisor's EXTRA_DISK_SLOTS)
 
 
@@ -89,7 +80,7 @@ def _next_device(session: Session, instance: m.Instance, wanted: Any) -> str:
     used = {a.mountpoint for a in of_server(session, instance.id) if a.plugged}
     first = 2 if instance.config_drive else 1
     for index in range(first, first + MAX_DISKS):
-        device = device_name(index)
+        device = "/dev/" + virtio_disk_name(index)
         if device not in used:
             return device
     raise Conflict(f"Server {instance.id} has no free disk device name left.")

@@ -38,6 +38,7 @@ from kumo.drivers.hypervisor.base import (
     storage_id,
     virtio_serial,
 )
+from kumo.protocol import virtio_disk_name
 
 _pids = itertools.count(1_000_000)
 
@@ -136,17 +137,7 @@ def _boot_names(spec: GuestSpec) -> dict[str, str]:
     keys += [_disk_key(i, d) for i, d in extra if d.pci_slot is None]
     slotted = sorted((d.pci_slot, _disk_key(i, d)) for i, d in extra if d.pci_slot is not None)
     keys += [key for _, key in slotted]
-    return {key: _disk_name(n) for n, key in enumerate(keys)}
-
-
-def _disk_name(index: int) -> str:
-    """The kernel's name for the index-th virtio disk: vda..vdz, vdaa, ..."""
-    name = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        name = chr(ord("a") + rest) + name
-    return "vd" + name
+    return {key: virtio_disk_name(n) for n, key in enumerate(keys)}
 
 
 class FakeDriver:
@@ -413,7 +404,11 @@ class FakeDriver:
                 guest.spec = dataclasses.replace(spec, extra_disks=(*spec.extra_disks, disk))
             if guest.pid is not None and disk.serial not in guest.names:
                 used = set(guest.names.values())
-                name = next(_disk_name(n) for n in itertools.count() if _disk_name(n) not in used)
+                name = next(
+                    virtio_disk_name(n)
+                    for n in itertools.count()
+                    if virtio_disk_name(n) not in used
+                )
                 guest.names[disk.serial] = name
                 guest.console.append(_disk_line(name, disk.serial))
             return self._state(guest)
