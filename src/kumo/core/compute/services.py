@@ -29,8 +29,24 @@ ZONE = aggregates.DEFAULT_ZONE
 INTERNAL_ZONE = aggregates.INTERNAL_ZONE
 
 
+class UpDown:
+    """The two words OpenStack's services lists derive from a service's flags: ``status``
+    (enabled/disabled, the operator's choice) and ``state`` (up/down, its heartbeat)."""
+
+    enabled: bool
+    up: bool
+
+    @property
+    def status(self) -> str:
+        return "enabled" if self.enabled else "disabled"
+
+    @property
+    def state(self) -> str:
+        return "up" if self.up else "down"
+
+
 @dataclass(frozen=True)
-class ServiceRecord:
+class ServiceRecord(UpDown):
     id: int
     binary: str
     host: str
@@ -40,14 +56,6 @@ class ServiceRecord:
     updated_at: dt.datetime | None
     disabled_reason: str | None
     forced_down: bool = False
-
-    @property
-    def status(self) -> str:
-        return "enabled" if self.enabled else "disabled"
-
-    @property
-    def state(self) -> str:
-        return "up" if self.up else "down"
 
 
 def _compute(status: hosts.HostStatus, zone: str = ZONE) -> ServiceRecord:

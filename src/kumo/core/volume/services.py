@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from kumo.core import hosts
-from kumo.core.compute.services import controller_hosts
+from kumo.core.compute.services import UpDown, controller_hosts
 from kumo.db.types import utcnow
 
 SCHEDULER = "cinder-scheduler"
@@ -24,7 +24,7 @@ ZONE = "nova"  # the storage availability zone every volume is created in
 
 
 @dataclass(frozen=True)
-class VolumeService:
+class VolumeService(UpDown):
     binary: str
     host: str
     enabled: bool
@@ -32,14 +32,6 @@ class VolumeService:
     updated_at: dt.datetime | None
     disabled_reason: str | None
     zone: str = ZONE
-
-    @property
-    def status(self) -> str:
-        return "enabled" if self.enabled else "disabled"
-
-    @property
-    def state(self) -> str:
-        return "up" if self.up else "down"
 
 
 def _volume_services(status: hosts.HostStatus) -> list[VolumeService]:
