@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Any
 
 import openstack
 import pytest
 
-from kumoproc import Cloud
+from kumoproc import Cloud, wait_for
 
 pytestmark = pytest.mark.clients
 
@@ -64,9 +65,14 @@ def test_demo_cloud_token_is_scoped_to_demo(sdk_env: Cloud) -> None:
 def test_block_storage_services(sdk_env: Cloud) -> None:
     conn = openstack.connect(cloud="kumo")
     try:
-        services = list(conn.block_storage.services())
-        binaries = sorted(s.binary for s in services)
-        assert binaries == ["cinder-scheduler", "cinder-volume", "cinder-volume"], binaries
+        expected = ["cinder-scheduler", "cinder-volume", "cinder-volume"]
+
+        def registered() -> list[Any] | None:
+            # the agent registers its volume backends a moment after the API first answers
+            found = list(conn.block_storage.services())
+            return found if sorted(s.binary for s in found) == expected else None
+
+        services = wait_for(registered, 60, "the agent's two volume backends as cinder-volume")
         volume = next(s for s in services if s.binary == "cinder-volume")
         assert "@" in volume.host and (volume.status, volume.state) == ("enabled", "up")
     finally:
