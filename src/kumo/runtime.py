@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import yaml
 
 from kumo.config import Config
-from kumo.core import wakeup
 
 # The database layer is imported where it is used: the `kumo` command that runs an agent
 # imports this module too, and an agent process never touches the database (DESIGN.md
@@ -79,6 +78,10 @@ def wakeups_across_processes(db: Database) -> Iterator[WakeupRelay | None]:
     """While serving: this process's wake-ups reach the cloud's other API copies and
     controller, and theirs reach it (kumo.db.wakeup_relay): by LISTEN/NOTIFY on
     PostgreSQL, through a polled table on MariaDB. A SQLite cloud is one process."""
+    # Here, not at the top: the agent imports this module and must not load kumo.core
+    # (whose import installs the database flush hook, and with it SQLAlchemy).
+    from kumo.core import wakeup
+
     relay: WakeupRelay
     if db.backend == "postgresql":
         from kumo.db.notify_relay import NotifyRelay
