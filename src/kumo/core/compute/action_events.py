@@ -132,11 +132,17 @@ def _open(
     id before the flush)."""
     opened: dict[int, list[InstanceActionEvent]] = {}
     for action in actions:
+        if action.start_time is None:
+            # Fixed now rather than by the column default at INSERT, so that its events
+            # begin with it and an action finished in its own transaction ends after it.
+            action.start_time = utcnow()
+            if action.finish_time is not None:
+                action.finish_time = max(action.finish_time, action.start_time)
         names = EVENTS.get(action.action, ())
         if not names:
             continue
         instance = session.get(m.Instance, action.instance_id)
-        start = action.start_time or utcnow()
+        start = action.start_time
         rows = [
             InstanceActionEvent(
                 action=action, event=name, start_time=start, host=_host(session, name, instance)

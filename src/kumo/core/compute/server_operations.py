@@ -204,7 +204,10 @@ def _resize_source(session: Session, ctx: Context, server_id: str) -> str | None
 
 def _confirm(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
     source = _resize_source(session, ctx, req.server_id)
-    return _done(servers.confirm_resize(session, ctx, req.server_id), source)
+    result = _done(servers.confirm_resize(session, ctx, req.server_id), source)
+    # Resized in place: the confirm is all there is. A move's ends when its source host
+    # reports its copy destroyed (moves.py ends the action then).
+    return _at_once(result) if source is None else result
 
 
 def _revert(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
