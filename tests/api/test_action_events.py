@@ -508,3 +508,28 @@ def test_a_failure_on_the_host_is_an_error_event_with_its_traceback_for_admins(
     admin_84 = views["admin", "2.84"][0]
     assert (admin_84["host"], admin_84["details"]) == (host, "disk on fire")
     assert admin_84["hostId"] == views["member", "2.62"][0]["hostId"] != ""
+
+
+def test_a_task_that_ends_in_error_is_an_error_event(
+    cloud: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop the host cannot do leaves the server in ERROR with a fault: the stop's event
+    is an Error whose traceback is the host's error, and the action says Error (Nova)."""
+    w = World(cloud, tmp_path)
+    w.boot()
+    w.settle()
+
+    def stuck(uuid: str, timeout: float = 30.0) -> Any:
+        raise HypervisorError("the power button is stuck")
+
+    monkeypatch.setattr(w.loops[w.host_of()].driver, "power_off", stuck)
+    request_id = w.ask({"os-stop": None}).headers["X-OpenStack-Request-ID"]
+    w.settle()
+    assert w.show(w.server_id, w.member)["status"] == "ERROR"
+    url = f"{SERVERS}/{w.server_id}/os-instance-actions/{request_id}"
+    action = w.client.get(url, headers=w.cloud.admin).json()["instanceAction"]
+    assert action["message"] == "Error"
+    (event,) = action["events"]
+    assert (event["event"], event["result"]) == ("compute_stop_instance", "Error")
+    assert event["finish_time"] is not None
+    assert "the power button is stuck" in event["traceback"]
