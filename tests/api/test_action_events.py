@@ -383,7 +383,7 @@ def test_every_action_records_its_action_and_events(
             admin=True,
         ),
         "live_migration_abort": Case(
-            "live_migration_abort",
+            "live_migration_cancel",  # Nova's name for the action (its event says abort)
             ("compute_live_migration_abort",),
             lambda w: _abort(w, monkeypatch),
             admin=True,

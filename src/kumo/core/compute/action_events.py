@@ -75,7 +75,7 @@ EVENTS: dict[str, tuple[str, ...]] = {
         "compute_post_live_migration_at_destination",
     ),
     "live_migration_force_complete": ("compute_live_migration_force_complete",),
-    "live_migration_abort": ("compute_live_migration_abort",),
+    "live_migration_cancel": ("compute_live_migration_abort",),
     "shelve": ("compute_shelve_instance",),
     "shelveOffload": ("compute_shelve_offload_instance",),
     "unshelve": ("get_image_info", "schedule_instances", "compute_unshelve_instance"),

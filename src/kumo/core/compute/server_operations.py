@@ -349,7 +349,7 @@ FORCE_COMPLETE = Operation(
     "live_migration_force_complete", MigrationRequest, _migration_step(migrations.force_complete)
 )
 ABORT_MIGRATION = Operation(
-    "live_migration_abort", MigrationRequest, _migration_step(migrations.abort)
+    "live_migration_cancel", MigrationRequest, _migration_step(migrations.abort)
 )
 ATTACH_INTERFACE = Operation("attach_interface", AttachInterface, _attach_interface)
 DETACH_INTERFACE = Operation("detach_interface", DetachInterface, _detach_interface)
