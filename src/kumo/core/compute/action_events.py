@@ -18,6 +18,13 @@ derived from what the database already says, in the flush that says it:
 Every path that finishes a server's work therefore records the event, including the ones
 that know nothing of events (agent reports, stuck-task resolution, HA).
 
+Unlike recording.py's general rule, this recorder changes rows besides its own, on
+purpose: an action whose task ended gets its ``finish_time`` (and ``Error`` as its message
+when the server went to ERROR, as Nova marks an action with a failed event), because that
+task's end *is* the action's end and no path records it otherwise. Explicit ends are
+handled first, so an ``end_action`` message in the same flush decides the result
+(``end_action`` does not autoflush, so the task's end and its message flush together).
+
 kumo runs each action's parts as one unit of agent work, so an action with several Nova
 events (a resize's prep/resize/finish) opens them together and finishes them together.
 """
