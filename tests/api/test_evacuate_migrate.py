@@ -19,6 +19,7 @@ from kumo.controller import scheduler
 from kumo.core.checks import run_checks
 from kumo.core.compute.stuck import resolve_in_session
 from kumo.db import models as m
+from kumo.db.action_events import InstanceActionEvent
 
 import netapi
 
@@ -480,6 +481,18 @@ def test_cli_host_evacuate_wakes_the_destination_agent_and_records_the_action(
             select(m.InstanceAction.action).where(m.InstanceAction.instance_id == server_id)
         ).all()
     assert "evacuate" in recorded
+    # Its events are Nova's, and end when the destination has rebuilt the server.
+    evac.only(dest)
+    with evac.db.session() as session:
+        events = session.scalars(
+            select(InstanceActionEvent)
+            .join(m.InstanceAction, m.InstanceAction.id == InstanceActionEvent.action_id)
+            .where(m.InstanceAction.instance_id == server_id, m.InstanceAction.action == "evacuate")
+        ).all()
+        assert sorted((e.event, e.result) for e in events) == [
+            ("compute_rebuild_instance", "Success"),
+            ("rebuild_server", "Success"),
+        ]
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)

@@ -135,11 +135,12 @@ def test_metrics_follow_the_cloud(compute: Compute) -> None:
     assert value(samples, "kumo_routers_unplaced") == 0
     # The scheduler placed them (its histogram is this process's, as in kumo up).
     assert (value(samples, "kumo_scheduler_placement_seconds_count") or 0) > placed
-    # Actions: four creates and a stop asked for, none with a recorded end yet.
+    # Actions: four creates and a stop asked for, each ended with its task.
     assert value(samples, "kumo_server_actions_total", action="create") == 4
     assert value(samples, "kumo_server_actions_total", action="stop") == 1
     assert value(samples, "kumo_server_action_failures_total", action="stop") == 0
-    assert value(samples, "kumo_server_action_duration_seconds_count", action="stop") is None
+    # The stop ended with its task (the agent powered the guest off): it has a duration.
+    assert value(samples, "kumo_server_action_duration_seconds_count", action="stop") == 1
     query = value(samples, "kumo_cloud_metrics_query_seconds")
     assert query is not None and query > 0
 

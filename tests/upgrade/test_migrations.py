@@ -374,3 +374,41 @@ def test_0016_to_head_servers_survive_and_volumes_work(db_factory):
         assert s.get(m.VolumeAttachment, "a1").instance_id == "i1"
         assert s.get(m.VolumeSnapshot, "s1").status == "creating"
         assert s.get(m.VolumeTransfer, "t1") is not None
+
+
+def test_0020_to_0021_actions_survive_and_take_events(db_factory):
+    """0021: an action recorded before the upgrade keeps its row and has no events (old
+    actions were never given any); one finished after it gets its event finished by the
+    recorder, and a new action opens its own."""
+    from kumo.db.action_events import InstanceActionEvent
+
+    db = db_factory.create()
+    migrate.upgrade(db, "0020")
+    actions = Base.metadata.tables["instance_actions"]
+    with db.engine.begin() as conn:
+        conn.execute(
+            actions.insert().values(
+                instance_id="i1", action="stop", request_id="req-old", user_id="u",
+                project_id="p", start_time=dt.datetime(2026, 1, 1),
+            )
+        )  # fmt: skip
+    migrate.upgrade(db, "0021")
+    assert migrate.status(db).current == "0021"
+    with db.session() as s:
+        old = s.query(m.InstanceAction).filter_by(request_id="req-old").one()
+        assert (old.action, old.finish_time) == ("stop", None)
+        assert s.query(InstanceActionEvent).count() == 0
+        old.finish_time = dt.datetime(2026, 1, 1, 0, 1)  # nothing to finish: no error
+        s.add(
+            m.InstanceAction(
+                instance_id="i1", action="reboot", request_id="req-new", user_id="u",
+                project_id="p",
+            )
+        )  # fmt: skip
+    with db.session() as s:
+        (event,) = s.query(InstanceActionEvent).all()
+        assert (event.event, event.action.request_id, event.finish_time) == (
+            "compute_reboot_instance",
+            "req-new",
+            None,
+        )

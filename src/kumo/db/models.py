@@ -1058,3 +1058,6 @@ class VolumeTransfer(Base):
     salt: Mapped[str] = mapped_column(String(32))
     key_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+from kumo.db import action_events as _action_events  # noqa: E402,F401  (its table joins Base.metadata)

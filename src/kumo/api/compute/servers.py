@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
+from kumo.api.compute import action_event_views as event_views
 from kumo.api.compute import server_actions
 from kumo.api.compute import server_views as views
 from kumo.api.compute.common import body_member, bool_param, int_param, links
@@ -23,6 +24,7 @@ from kumo.api.state import AppState, app_state
 from kumo.api.volume.volumes import placement, wake_host
 from kumo.core import operations, wakeup
 from kumo.core.compute import (
+    action_events,
     aggregates,
     nics,
     reports,
@@ -471,12 +473,22 @@ def instance_action(
     version: APIVersion = Depends(api_version),
 ) -> dict[str, Any]:
     with state.db.session() as session:
-        servers.get(session, who.ctx, server_id, include_deleted=version.at_least("2.21"))
+        instance = servers.get(
+            session, who.ctx, server_id, include_deleted=version.at_least("2.21")
+        )
         row = session.scalars(
             select(m.InstanceAction).where(
                 m.InstanceAction.instance_id == server_id, m.InstanceAction.request_id == request_id
             )
         ).first()
-    if row is None:
-        raise NotFound(f"Action {request_id} not found")
-    return {"instanceAction": {**_action_view(row), "events": []}}
+        if row is None:
+            raise NotFound(f"Action {request_id} not found")
+        view = _action_view(row)
+        if event_views.shows_events(who.ctx, version):
+            view["events"] = event_views.event_views(
+                action_events.events_of(session, row),
+                row.project_id or instance.project_id,
+                who.ctx,
+                version,
+            )
+    return {"instanceAction": view}

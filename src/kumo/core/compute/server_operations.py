@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,8 @@ from kumo.core.compute.placement import free_on
 from kumo.core.operations import CLAIMS, Env, Operation, Result
 from kumo.core.policy import Context
 from kumo.db import models as m
+
+Val = TypeVar("Val")
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,14 @@ def _done(instance: m.Instance, *other_hosts: str | None, **answer: Any) -> Resu
     return Result(Answer(**answer), instance, other_hosts=other_hosts)
 
 
+def _at_once(result: Result[Val]) -> Result[Val]:
+    """An action no task tracks and no agent reports on (its desired state is all there
+    is to write, as Nova does these in its API or by a call that returns when done): it is
+    finished with its transaction, and so are its events (kumo.core.compute.action_events)."""
+    result.finished = True
+    return result
+
+
 def _power(key: str) -> ServerOperation:
     def execute(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
         return _done(servers.act(session, ctx, req.server_id, key))
@@ -144,11 +154,11 @@ def _reboot(session: Session, ctx: Context, req: Reboot, env: Env) -> Result[Ans
 
 
 def _lock(session: Session, ctx: Context, req: Lock, env: Env) -> Result[Answer]:
-    return _done(servers.set_lock(session, ctx, req.server_id, True, req.reason))
+    return _at_once(_done(servers.set_lock(session, ctx, req.server_id, True, req.reason)))
 
 
 def _unlock(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
-    return _done(servers.set_lock(session, ctx, req.server_id, False))
+    return _at_once(_done(servers.set_lock(session, ctx, req.server_id, False)))
 
 
 def _rebuild(session: Session, ctx: Context, req: servers.Rebuild, env: Env) -> Result[Answer]:
@@ -194,7 +204,10 @@ def _resize_source(session: Session, ctx: Context, server_id: str) -> str | None
 
 def _confirm(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
     source = _resize_source(session, ctx, req.server_id)
-    return _done(servers.confirm_resize(session, ctx, req.server_id), source)
+    result = _done(servers.confirm_resize(session, ctx, req.server_id), source)
+    # Resized in place: the confirm is all there is. A move's ends when its source host
+    # reports its copy destroyed (moves.py ends the action then).
+    return _at_once(result) if source is None else result
 
 
 def _revert(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
@@ -274,7 +287,7 @@ def _attach_interface(
     instance = servers.get(session, ctx, req.server_id)
     port = nics.attach(session, ctx, instance, req.net_id, req.port_id, req.fixed_ip)
     session.flush()
-    return Result(nics.interface_view(session, port), instance)
+    return _at_once(Result(nics.interface_view(session, port), instance))
 
 
 def _detach_interface(
@@ -282,13 +295,13 @@ def _detach_interface(
 ) -> Result[None]:
     instance = servers.get(session, ctx, req.server_id)
     nics.detach(session, ctx, instance, req.port_id)
-    return Result(None, instance)
+    return _at_once(Result(None, instance))
 
 
 def _add_fixed_ip(session: Session, ctx: Context, req: AddFixedIp, env: Env) -> Result[Answer]:
     instance = servers.get(session, ctx, req.server_id)
     nics.add_fixed_ip(session, ctx, instance, req.network_id)
-    return _done(instance)
+    return _at_once(_done(instance))
 
 
 def _remove_fixed_ip(
@@ -296,14 +309,14 @@ def _remove_fixed_ip(
 ) -> Result[Answer]:
     instance = servers.get(session, ctx, req.server_id)
     nics.remove_fixed_ip(session, ctx, instance, req.address)
-    return _done(instance)
+    return _at_once(_done(instance))
 
 
 def _group(add: bool) -> ServerOperation:
     def execute(session: Session, ctx: Context, req: SecurityGroup, env: Env) -> Result[Answer]:
         instance = servers.get(session, ctx, req.server_id)
         nics.change_security_group(session, ctx, instance, req.name, add=add)
-        return _done(instance)
+        return _at_once(_done(instance))
 
     return Operation("addSecurityGroup" if add else "removeSecurityGroup", SecurityGroup, execute)
 
@@ -336,7 +349,7 @@ FORCE_COMPLETE = Operation(
     "live_migration_force_complete", MigrationRequest, _migration_step(migrations.force_complete)
 )
 ABORT_MIGRATION = Operation(
-    "live_migration_abort", MigrationRequest, _migration_step(migrations.abort)
+    "live_migration_cancel", MigrationRequest, _migration_step(migrations.abort)
 )
 ATTACH_INTERFACE = Operation("attach_interface", AttachInterface, _attach_interface)
 DETACH_INTERFACE = Operation("detach_interface", DetachInterface, _detach_interface)

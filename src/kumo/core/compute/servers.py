@@ -438,12 +438,15 @@ def record_action(
 
 
 def end_action(session: Session, instance_id: str, action: str, message: str | None) -> None:
-    row = session.scalars(
-        select(m.InstanceAction)
-        .where(m.InstanceAction.instance_id == instance_id, m.InstanceAction.action == action)
-        .order_by(m.InstanceAction.id.desc())
-        .limit(1)
-    ).first()
+    # No autoflush: the caller's other changes (the task it just ended) are flushed with
+    # this end, so the action-events recorder sees the action's own message (its result).
+    with session.no_autoflush:
+        row = session.scalars(
+            select(m.InstanceAction)
+            .where(m.InstanceAction.instance_id == instance_id, m.InstanceAction.action == action)
+            .order_by(m.InstanceAction.id.desc())
+            .limit(1)
+        ).first()
     if row is not None and row.finish_time is None:
         row.finish_time = utcnow()
         if message:
