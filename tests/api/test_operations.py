@@ -15,6 +15,7 @@ from test_servers import Compute
 
 from kumo.config import SchedulerConfig
 from kumo.core import operations, wakeup
+from kumo.core.compute import server_operations as ops
 from kumo.core.compute import servers
 from kumo.core.errors import Conflict
 from kumo.core.operations import Env, Operation, Result
@@ -96,3 +97,34 @@ def test_a_request_of_another_type_is_refused_before_any_transaction(compute: Co
     )
     with pytest.raises(TypeError):
         operations.run(compute.db, ctx, Operation("typed", int, never), "a string", ENV)  # type: ignore[arg-type]
+
+
+def test_a_create_run_from_core_records_each_server_and_wakes_the_scheduler(
+    compute: Compute,
+) -> None:
+    """No HTTP handler involved: the runner records the ``create`` action of every server
+    of a multiple create and wakes the scheduler after the commit."""
+    ctx = Context(
+        user_id="op-test",
+        user_domain_id="default",
+        roles=frozenset({"member"}),
+        project_id="op-project",
+        request_id="req-op-create",
+    )
+    request = servers.CreateRequest(
+        name="core", flavor_id="1", image_id=compute.image_id, min_count=2, max_count=2
+    )
+    before = wakeup.mark(wakeup.SCHEDULER)
+    done = operations.run(compute.db, ctx, ops.CREATE, request, ENV)
+    ids = [i.id for i in done.value.instances]
+    assert len(ids) == 2
+    assert wakeup.mark(wakeup.SCHEDULER) == before + 1
+    with compute.db.session() as session:
+        rows = session.scalars(
+            select(m.InstanceAction).where(m.InstanceAction.instance_id.in_(ids))
+        ).all()
+        assert sorted((r.instance_id, r.action, r.request_id) for r in rows) == sorted(
+            (i, "create", "req-op-create") for i in ids
+        )
+    compute.converge()
+    assert {compute.show(i, compute.cloud.admin)["status"] for i in ids} == {"ACTIVE"}

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,9 @@ from kumo.db.locking import lock_for_claims
 from kumo.db.lost_updates import retry_lost_updates
 from kumo.db.types import utcnow
 
+if TYPE_CHECKING:
+    from kumo.core.volume.volumes import Placement
+
 Req = TypeVar("Req")
 Val = TypeVar("Val")
 
@@ -60,24 +63,36 @@ CLAIMS = "claims"  # the host claims lock (kumo.db.locking): moves and resizes t
 
 @dataclass(frozen=True)
 class Env:
-    """What some operations need of the cloud's configuration (placing a move)."""
+    """What some operations need of the cloud's configuration: placing a move; placing a
+    create's new volumes (None: the defaults) and whether every server gets a config
+    drive."""
 
     scheduler: SchedulerConfig
     heartbeat_timeout: float
+    volume_placement: Placement | None = None
+    force_config_drive: bool = False
 
 
 @dataclass
 class Result(Generic[Val]):
     """What an operation's transaction leaves: its value for the caller, the server its
-    action is recorded on (None: no action to record), the action's message, whether the
-    action is finished already (nothing is left for an agent to do), and the other hosts
-    that have their part to do (the server's own host is woken anyway)."""
+    action is recorded on (None: no action to record) and the further servers the same
+    action is recorded on (the others of a create of several), the action's message,
+    whether the action is finished already (nothing is left for an agent to do), the
+    other hosts that have their part to do (the server's own host is woken anyway) and
+    any other wake-up topics (kumo.core.wakeup: the scheduler's, a volume host's)."""
 
     value: Val
     instance: m.Instance | None = None
     message: str | None = None
     other_hosts: tuple[str | None, ...] = ()
     finished: bool = False
+    also: tuple[m.Instance, ...] = ()
+    topics: tuple[str, ...] = ()
+
+    def recorded(self) -> list[m.Instance]:
+        """The servers whose instance action the runner records."""
+        return [self.instance, *self.also] if self.instance is not None else list(self.also)
 
     def hosts(self) -> list[str]:
         """The hosts whose agents are woken after the commit, each once."""
@@ -113,8 +128,8 @@ def run(db: Database, ctx: Context, op: Operation[Req, Val], request: Req, env: 
         with db.session() as session:
             _take(session, op.locks)
             result = op.execute(session, ctx, request, env)
-            if result.instance is not None:
-                action = record_action(session, ctx, result.instance.id, op.name, result.message)
+            for instance in result.recorded():
+                action = record_action(session, ctx, instance.id, op.name, result.message)
                 if result.finished:
                     action.finish_time = utcnow()
             return result
@@ -127,6 +142,6 @@ def run(db: Database, ctx: Context, op: Operation[Req, Val], request: Req, env: 
 def after_commit(result: Result[Val]) -> None:
     """The effects of a committed operation: its hosts' agents act now, not at their next
     poll (a wake-up lost costs latency only, DESIGN.md 3.2)."""
-    hosts = result.hosts()
-    if hosts:
-        wakeup.notify(*(wakeup.host_topic(h) for h in hosts))
+    topics = [*(wakeup.host_topic(h) for h in result.hosts()), *result.topics]
+    if topics:
+        wakeup.notify(*topics)

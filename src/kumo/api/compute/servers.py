@@ -13,20 +13,18 @@ from sqlalchemy.orm import Session
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.compute import server_actions
+from kumo.api.compute import create_body, server_actions
 from kumo.api.compute import server_views as views
 from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
 from kumo.api.compute.security_groups import nova_groups
 from kumo.api.image.store import purge_image_data
 from kumo.api.state import AppState, app_state
-from kumo.api.volume.volumes import placement, wake_host
 from kumo.core import operations, wakeup
 from kumo.core.compute import (
     aggregates,
     nics,
     reports,
-    server_groups,
     servers,
 )
 from kumo.core.compute import server_operations as ops
@@ -203,20 +201,8 @@ def create_server(
     version: APIVersion = Depends(api_version),
 ) -> JSONResponse:
     data = body_member(body, "server")
-    group_id = server_groups.group_hint(body)
-    with state.db.session() as session:
-        created = servers.create(
-            session,
-            who.ctx,
-            data,
-            version,
-            group_id,
-            volume_placement=placement(state),
-            force_config_drive=state.config.compute.force_config_drive,
-        )
-    for host_id in created.new_volume_hosts:
-        wake_host(host_id)
-    wakeup.notify(wakeup.SCHEDULER)
+    request = create_body.parse_create(body, data, version)
+    created = operations.run(state.db, who.ctx, ops.CREATE, request, state.env).value
     if (body.get("return_reservation_id") if isinstance(body, dict) else False) or data.get(
         "return_reservation_id"
     ):

@@ -30,12 +30,9 @@ router = APIRouter(prefix=PREFIX)
 
 
 def placement(state: AppState) -> volumes.Placement:
-    cfg = state.config
-    return volumes.Placement(
-        default_backend=cfg.volumes.default_backend,
-        over_subscription_ratio=cfg.volumes.over_subscription_ratio,
-        heartbeat_timeout=cfg.hosts.heartbeat_timeout,
-    )
+    found = state.env.volume_placement
+    assert found is not None
+    return found
 
 
 def wake_host(host_id: str | None) -> None:

@@ -25,7 +25,6 @@ from kumo.db.locking import lock_for_claims
 
 HARD = ("affinity", "anti-affinity")
 SOFT = ("soft-affinity", "soft-anti-affinity")
-HINT_KEYS = ("os:scheduler_hints", "OS-SCH-HNT:scheduler_hints")
 
 
 def policies_for(version: APIVersion) -> tuple[str, ...]:
@@ -143,29 +142,6 @@ def members(session: Session, group_ids: list[str]) -> dict[str, list[str]]:
     for group_id, instance_id in rows:
         result[group_id].append(instance_id)
     return result
-
-
-def group_hint(body: Any) -> str | None:
-    """The ``group`` scheduler hint of a server create request, checked like Nova's schema."""
-    if not isinstance(body, dict):
-        return None
-    for key in HINT_KEYS:
-        hints = body.get(key)
-        if hints is None:
-            continue
-        if not isinstance(hints, dict):
-            raise BadRequest(f"Invalid input for field/attribute {key}. An object is required.")
-        group = hints.get("group")
-        if group is None:
-            return None
-        try:
-            return str(uuid.UUID(str(group)))
-        except ValueError:
-            raise BadRequest(
-                f"Invalid input for field/attribute group. Value: {group}. "
-                f"'{group}' is not a 'uuid'"
-            ) from None
-    return None
 
 
 def join(session: Session, ctx: Context, group_id: str, instances: list[m.Instance]) -> None:

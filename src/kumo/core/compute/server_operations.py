@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from kumo.core import wakeup
 from kumo.core.compute import migrations, moves, nics, servers, shelve
 from kumo.core.compute.placement import free_on
 from kumo.core.operations import CLAIMS, Env, Operation, Result
@@ -130,6 +131,17 @@ ServerOperation = Operation[Any, Answer]
 
 def _done(instance: m.Instance, *other_hosts: str | None, **answer: Any) -> Result[Answer]:
     return Result(Answer(**answer), instance, other_hosts=other_hosts)
+
+
+def _create(
+    session: Session, ctx: Context, req: servers.CreateRequest, env: Env
+) -> Result[servers.Created]:
+    """Each new server gets its ``create`` action; the scheduler places them, and the
+    agents of the hosts of new volumes (block device mappings) make those."""
+    created = servers.create(session, ctx, req, env.volume_placement, env.force_config_drive)
+    first, *others = created.instances
+    volume_hosts = (wakeup.volume_topic(h) for h in sorted(created.new_volume_hosts))
+    return Result(created, first, also=tuple(others), topics=(*volume_hosts, wakeup.SCHEDULER))
 
 
 def _power(key: str) -> ServerOperation:
@@ -308,6 +320,7 @@ def _group(add: bool) -> ServerOperation:
     return Operation("addSecurityGroup" if add else "removeSecurityGroup", SecurityGroup, execute)
 
 
+CREATE = Operation("create", servers.CreateRequest, _create)
 START, STOP = _power("os-start"), _power("os-stop")
 PAUSE, UNPAUSE = _power("pause"), _power("unpause")
 SUSPEND, RESUME = _power("suspend"), _power("resume")

@@ -11,8 +11,6 @@ the work and reports back (kumo.core.compute.reports); the scheduler places new 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import ipaddress
 import re
@@ -42,7 +40,6 @@ from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
 from kumo.db.types import utcnow
 
-MAX_USER_DATA = 65535
 # How long a task may stay in flight before the controller calls it stuck.
 TASK_DEADLINE = dt.timedelta(minutes=10)
 
@@ -52,6 +49,9 @@ def _ref_id(ref: Any, what: str) -> str:
     if not isinstance(ref, str | int) or isinstance(ref, bool) or not str(ref).strip():
         raise BadRequest(f"Invalid {what}Ref provided.")
     return str(ref).rstrip("/").rsplit("/", 1)[-1]
+
+
+ref_id = _ref_id
 
 
 def _name(body: dict[str, Any], required: bool = True) -> str | None:
@@ -75,15 +75,13 @@ def check_name(name: Any) -> str:
     return name
 
 
-def _metadata(value: Any, limit: int) -> dict[str, str]:
+def check_metadata(value: Any) -> dict[str, str]:
+    """A server's metadata as given: an object of strings, keys of 1 to 255 characters and
+    values of at most 255 (its size against the project's limit: ``_metadata_within``)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise BadRequest("Invalid input for field/attribute metadata: an object expected.")
-    if len(value) > limit:
-        raise Forbidden(
-            f"Quota exceeded for metadata_items: Requested {len(value)}, but the limit is {limit}"
-        )
     for key, item in value.items():
         if not isinstance(key, str) or not 0 < len(key) <= 255:
             raise BadRequest("Invalid metadata key: 1 to 255 characters expected.")
@@ -94,19 +92,16 @@ def _metadata(value: Any, limit: int) -> dict[str, str]:
     return dict(value)
 
 
-def _user_data(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > MAX_USER_DATA:
-        raise BadRequest(
-            "Invalid input for field/attribute user_data: base64 text of at "
-            f"most {MAX_USER_DATA} characters expected."
+def _metadata_within(meta: dict[str, str], limit: int) -> dict[str, str]:
+    if len(meta) > limit:
+        raise Forbidden(
+            f"Quota exceeded for metadata_items: Requested {len(meta)}, but the limit is {limit}"
         )
-    try:
-        base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest("User data needs to be valid base 64.") from None
-    return value
+    return meta
+
+
+def _metadata(value: Any, limit: int) -> dict[str, str]:
+    return _metadata_within(check_metadata(value), limit)
 
 
 def _printable(char: str) -> bool:
@@ -141,30 +136,6 @@ def check_description(value: Any) -> str | None:
             "Only printable characters are allowed"
         )
     return value
-
-
-def _no_description_before_2_19(body: dict[str, Any], version: APIVersion) -> None:
-    if "description" in body and not version.at_least("2.19"):
-        raise BadRequest(
-            "Invalid input for field/attribute server. Additional properties are not "
-            "allowed ('description' was unexpected); it needs microversion 2.19"
-        )
-
-
-no_description_before_2_19 = _no_description_before_2_19
-
-
-def _count(body: dict[str, Any], key: str, default: int) -> int:
-    value = body.get(key, default)
-    if isinstance(value, float) or (isinstance(value, str) and not value.strip().isdigit()):
-        raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value}.")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"Invalid input for field/attribute {key}.") from None
-    if isinstance(value, bool) or number < 1:
-        raise BadRequest(f"Invalid input for field/attribute {key}: must be >= 1.")
-    return number
 
 
 def _image(session: Session, ctx: Context, ref: Any) -> tuple[str | None, int, int]:
@@ -203,6 +174,32 @@ def flavor_snapshot(flavor: m.Flavor) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class CreateRequest:
+    """A server create as values: the API parses each microversion's body into it
+    (kumo.api.compute.create_body). What needs the database (the flavor, the image, the
+    networks, the security groups, the key pair, the zone, the quota) is checked here."""
+
+    name: str
+    flavor_id: str
+    image_id: str | None = None  # imageRef; None: the mappings' image or a boot volume
+    mappings: block_devices.Mappings = field(default_factory=block_devices.Mappings)
+    networks: tuple[nics.RequestedNic, ...] | None = None  # None: pick the network
+    security_groups: tuple[str, ...] | None = None  # names or ids; None: the default
+    metadata: dict[str, str] = field(default_factory=dict)  # its size is checked here
+    user_data: str | None = None
+    key_name: str | None = None
+    config_drive: bool = False
+    availability_zone: str | None = None  # az, az:host, az:host:node, az::node
+    description: str | None = None
+    access_ipv4: str = ""
+    access_ipv6: str = ""
+    min_count: int = 1
+    max_count: int = 1
+    admin_pass: str | None = None  # None: one is made
+    group_id: str | None = None  # the server group named by the ``group`` scheduler hint
+
+
+@dataclass(frozen=True)
 class Created:
     instances: list[m.Instance]
     admin_pass: str
@@ -214,43 +211,39 @@ class Created:
 def create(
     session: Session,
     ctx: Context,
-    body: dict[str, Any],
-    version: APIVersion,
-    group_id: str | None = None,
+    req: CreateRequest,
     volume_placement: Any = None,
     force_config_drive: bool = False,
 ) -> Created:
-    """``group_id``: the server group named by the ``group`` scheduler hint, if any;
-    ``volume_placement`` (kumo.core.volume.volumes.Placement): how new volumes of its block
-    device mappings are placed (defaults when None); ``force_config_drive`` (the [compute]
-    setting): every server gets a config drive, and shows ``config_drive`` true as Nova's
-    do, so the disk names its volumes get leave the config drive's (vdb) out."""
-    name = _name(body)
-    assert name is not None
+    """The create operation's execute step (server_operations.CREATE), which records the
+    ``create`` action of each server and wakes the scheduler. ``volume_placement``
+    (kumo.core.volume.volumes.Placement): how new volumes of its block device mappings
+    are placed (defaults when None); ``force_config_drive`` (the [compute] setting):
+    every server gets a config drive, and shows ``config_drive`` true as Nova's do, so
+    the disk names its volumes get leave the config drive's (vdb) out."""
+    name = req.name
     if ctx.project_id is None:
         raise Forbidden("Servers are created with a project-scoped token.")
-    flavor_id = _ref_id(body.get("flavorRef"), "flavor")
+    flavor_id = req.flavor_id
     try:
         flavor = flavors.get(session, flavor_id, ctx.project_id, ctx.is_admin)
     except NotFound:
         raise BadRequest(f"Flavor {flavor_id} could not be found.") from None
     if flavor.disabled:
         raise BadRequest(f"Flavor {flavor_id} is disabled.")
-    mappings = block_devices.parse(body)
+    mappings = req.mappings
     from kumo.core.volume.volumes import Placement  # block storage imports compute
 
     prepared = block_devices.prepare(session, ctx, mappings, volume_placement or Placement())
     root_volume = block_devices.boot_volume(prepared)
-    if root_volume is not None and not body.get("imageRef"):
+    if root_volume is not None and not req.image_id:
         image_id, min_disk, min_ram = (
             None,
             0,
             int((root_volume.image_meta or {}).get("min_ram") or 0),
         )
     else:
-        image_id, min_disk, min_ram = _image(
-            session, ctx, body.get("imageRef") or mappings.image_id
-        )
+        image_id, min_disk, min_ram = _image(session, ctx, req.image_id or mappings.image_id)
     if flavor.root_gb and min_disk > flavor.root_gb:
         raise BadRequest(
             f"Flavor's disk is too small for requested image. Flavor disk is "
@@ -258,37 +251,23 @@ def create(
         )
     if min_ram > flavor.memory_mb:
         raise BadRequest("Flavor's memory is too small for requested image.")
-    requested_nics = nics.resolve(session, ctx, nics.parse_requested(body.get("networks"), version))
-    groups = nics.security_group_ids(session, ctx, body.get("security_groups"))
+    requested_nics = nics.resolve(
+        session, ctx, list(req.networks) if req.networks is not None else None
+    )
+    groups = nics.security_group_ids(session, ctx, req.security_groups)
     limits = quotas.limits(session, ctx.project_id)
-    meta = _metadata(body.get("metadata"), limits["metadata_items"])
-    user_data = _user_data(body.get("user_data"))
-    key_name = body.get("key_name")
+    meta = _metadata_within(req.metadata, limits["metadata_items"])
+    key_name = req.key_name
     key_data = None
     if key_name is not None:
         try:
-            key_data = keypairs.get(session, ctx.user_id, str(key_name)).public_key
+            key_data = keypairs.get(session, ctx.user_id, key_name).public_key
         except NotFound:
             raise BadRequest("Invalid key_name provided.") from None
-    config_drive = body.get("config_drive", False)
-    if config_drive in ("True", "true", True, "1", 1):
-        config_drive = True
-    elif config_drive in ("", "False", "false", False, None, "0", 0):
-        config_drive = False
-    else:
-        raise BadRequest("Invalid input for field/attribute config_drive.")
-    config_drive = config_drive or force_config_drive
-    zone, forced_host_id = requested_zone(session, ctx, body.get("availability_zone"))
-    # Before 2.19 Nova stores the name as the description (and shows it from 2.19 on).
-    description = _description(body) if version.at_least("2.19") else name
-    _no_description_before_2_19(body, version)
-    ipv4 = access_ip(body.get("accessIPv4"), 4)
-    ipv6 = access_ip(body.get("accessIPv6"), 6)
-    min_count = _count(body, "min_count", 1)
-    max_count = _count(body, "max_count", min_count)
-    if min_count > max_count:
-        raise BadRequest("min_count must be <= max_count.")
-    admin_pass = body.get("adminPass") or secrets.token_urlsafe(9)
+    config_drive = req.config_drive or force_config_drive
+    zone, forced_host_id = requested_zone(session, ctx, req.availability_zone)
+    min_count, max_count = req.min_count, req.max_count
+    admin_pass = req.admin_pass or secrets.token_urlsafe(9)
 
     # Claims: quota is checked under the lock, then the rows are written, in one transaction.
     # A project unlimited in servers, cores and RAM has nothing to check, and its creates
@@ -331,15 +310,15 @@ def create(
             image_id=image_id,
             key_name=key_name,
             key_data=key_data,
-            user_data=user_data,
+            user_data=req.user_data,
             meta=meta,
             config_drive=config_drive,
             availability_zone=zone,
             requested_host_id=forced_host_id,
-            description=description,
+            description=req.description,
             hostname=_hostname(server_name),
-            access_ipv4=ipv4,
-            access_ipv6=ipv6,
+            access_ipv4=req.access_ipv4,
+            access_ipv6=req.access_ipv6,
             reservation_id=reservation,
             launch_index=index,
             vm_state="building",
@@ -351,10 +330,9 @@ def create(
         session.add(instance)
         nics.plug_on_create(session, ctx, instance, requested_nics, groups)
         block_devices.attach_on_create(session, instance, prepared)
-        record_action(session, ctx, instance.id, "create")
         created.append(instance)
-    if group_id is not None:
-        server_groups.join(session, ctx, group_id, created)
+    if req.group_id is not None:
+        server_groups.join(session, ctx, req.group_id, created)
     session.flush()
     new_volume_hosts = {
         volume.host_id
@@ -364,19 +342,14 @@ def create(
     return Created(created, admin_pass, reservation, new_volume_hosts)
 
 
-def requested_zone(session: Session, ctx: Context, value: Any) -> tuple[str, str | None]:
+def requested_zone(session: Session, ctx: Context, value: str | None) -> tuple[str, str | None]:
     """The zone a create asks for ("" for any) and the id of the host an admin forces with
     ``az:host`` (or ``az:host:node``, ``az::node``; a kumo node is its host).
 
     The zone must be one of the available zones, as Nova checks at the API; an unknown
     forced host is refused here rather than failing later at the scheduler."""
-    if value in (None, ""):
+    if not value:
         return "", None
-    if not isinstance(value, str) or len(value) > 255:
-        raise BadRequest(
-            f"Invalid input for field/attribute availability_zone. Value: {value}. "
-            "A string of 1 to 255 characters is required."
-        )
     zone, _, rest = value.partition(":")
     host, _, node = rest.partition(":")
     host = host or node
