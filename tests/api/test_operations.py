@@ -16,7 +16,7 @@ from test_servers import Compute
 from kumo.config import SchedulerConfig
 from kumo.core import operations, wakeup
 from kumo.core.compute import server_operations as ops
-from kumo.core.compute import servers
+from kumo.core.compute import servers, stuck
 from kumo.core.errors import Conflict
 from kumo.core.operations import Env, Operation, Result
 from kumo.core.policy import Context
@@ -128,3 +128,49 @@ def test_a_create_run_from_core_records_each_server_and_wakes_the_scheduler(
         )
     compute.converge()
     assert {compute.show(i, compute.cloud.admin)["status"] for i in ids} == {"ACTIVE"}
+
+
+def test_the_runner_checks_the_declared_transition_before_execute(compute: Compute) -> None:
+    """Phase 3: a server whose state the transition table refuses never reaches execute,
+    and nothing is recorded or woken."""
+    server_id, ctx = _placed(compute)  # ACTIVE: "start" is refused
+    ran: list[str] = []
+
+    def execute(session: Session, ctx: Context, req: ops.ServerRequest, env: Env) -> Result[None]:
+        ran.append(req.server_id)
+        return Result(None, servers.get(session, ctx, req.server_id))
+
+    op = Operation("start", ops.ServerRequest, execute, transition="start")
+    topic = wakeup.host_topic(compute.host_id)
+    before = wakeup.mark(topic)
+    with pytest.raises(Conflict, match=r"Cannot 'start' instance .* in vm_state active"):
+        operations.run(compute.db, ctx, op, ops.ServerRequest(server_id), ENV)
+    assert ran == []
+    assert "start" not in _actions(compute, server_id)
+    assert wakeup.mark(topic) == before
+
+
+def test_a_stuck_task_is_resolved_as_an_operation_recorded_and_woken(compute: Compute) -> None:
+    """The controller's stuck-task resolution runs through the runner: the server's
+    ``task_deadline`` action says why, and its host's agent is woken after the commit."""
+    server_id, ctx = _placed(compute)
+    operations.run(compute.db, ctx, ops.STOP, ops.ServerRequest(server_id), ENV)
+    with compute.db.session() as session:
+        row = session.get(m.Instance, server_id)
+        assert row is not None and row.task_state == "powering-off"
+        row.task_deadline = row.task_deadline.replace(year=2000)
+    topic = wakeup.host_topic(compute.host_id)
+    before = wakeup.mark(topic)
+    assert stuck.resolve_all(compute.db) == 1
+    assert stuck.resolve_all(compute.db) == 0  # resolved once
+    assert wakeup.mark(topic) == before + 1
+    with compute.db.session() as session:
+        action = session.scalars(
+            select(m.InstanceAction).where(
+                m.InstanceAction.instance_id == server_id,
+                m.InstanceAction.action == stuck.ACTION,
+            )
+        ).one()
+        assert action.finish_time is not None
+        assert "powering-off" in (action.message or "")
+    assert compute.show(server_id, compute.cloud.admin)["status"] == "ERROR"

@@ -1,8 +1,8 @@
-"""The body of a server create in each microversion, as Nova's schemas check it, turned
-into the typed request of the create operation (kumo.core.compute.servers.CreateRequest):
-the API's part, so that core sees values only. What needs the database (the flavor, the
-image, the networks, the security groups, the key pair, the zone, the quota) is checked
-by the operation."""
+"""The bodies of a server create and update in each microversion, as Nova's schemas
+check them, turned into core's typed requests (kumo.core.compute.servers.CreateRequest,
+servers.Update): the API's part, so that core sees values only. What needs the database
+(the flavor, the image, the networks, the security groups, the key pair, the zone, the
+quota) is checked by the create operation."""
 
 from __future__ import annotations
 
@@ -61,6 +61,27 @@ def parse_create(body: Any, data: dict[str, Any], version: APIVersion) -> server
         max_count=max_count,
         admin_pass=str(admin_pass) if admin_pass else None,
         group_id=group_id,
+    )
+
+
+def parse_update(data: dict[str, Any], version: APIVersion) -> servers.Update:
+    """PUT /servers/{id}: which fields are given, in the caller's microversion (a
+    description from 2.19); their values are checked after the server's lock, in core."""
+    allowed = {"name", "accessIPv4", "accessIPv6"} | (
+        {"description"} if version.at_least("2.19") else set()
+    )
+    unknown = set(data) - allowed
+    if unknown:
+        raise BadRequest(
+            f"Invalid input: additional properties are not allowed "
+            f"({', '.join(sorted(unknown))} unexpected)."
+        )
+    absent = servers.ABSENT
+    return servers.Update(
+        name=data.get("name", absent),
+        description=data.get("description", absent),
+        access_ipv4=data.get("accessIPv4", absent),
+        access_ipv6=data.get("accessIPv6", absent),
     )
 
 

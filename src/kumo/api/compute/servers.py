@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.compute import create_body, server_actions
+from kumo.api.compute import server_actions, server_bodies
 from kumo.api.compute import server_views as views
 from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
@@ -201,7 +201,7 @@ def create_server(
     version: APIVersion = Depends(api_version),
 ) -> JSONResponse:
     data = body_member(body, "server")
-    request = create_body.parse_create(body, data, version)
+    request = server_bodies.parse_create(body, data, version)
     created = operations.run(state.db, who.ctx, ops.CREATE, request, state.env).value
     if (body.get("return_reservation_id") if isinstance(body, dict) else False) or data.get(
         "return_reservation_id"
@@ -253,7 +253,9 @@ def update_server(
 ) -> dict[str, Any]:
     data = body_member(body, "server")
     with state.db.session() as session:
-        instance = servers.update(session, who.ctx, server_id, data, version)
+        instance = servers.update(
+            session, who.ctx, server_id, server_bodies.parse_update(data, version)
+        )
     return {"server": _core(state, who, version, instance)}
 
 

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import hosts, policy
-from kumo.core.compute import nics, placement, servers, states
+from kumo.core.compute import nics, placement, servers
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.policy import Context
 from kumo.db import models as m
@@ -105,8 +105,8 @@ def evacuate(
     Nova's checks, in Nova's order: the named host exists (404) and is not the server's
     (400); the server is ACTIVE, STOPPED or ERROR with no task (409); its host is down,
     by heartbeat or forced down (400 "still in use" otherwise); a destination fits (400)."""
-    policy.enforce(ctx, "compute:evacuate")
-    # Under the claims lock its operation declares (the runner takes it first).
+    # Under the claims lock its operation declares (the runner takes it first), after the
+    # runner checked the caller's right and the server's state.
     named: m.Host | None = None
     if request.host is not None:
         named = session.scalars(select(m.Host).where(m.Host.name == request.host)).first()
@@ -118,7 +118,6 @@ def evacuate(
     attachments.check_movable(session, instance)
     if named is not None and instance.host_id == named.id:
         raise BadRequest("The target host can't be the same one.")
-    states.check("evacuate", instance)
     source = session.get(m.Host, instance.host_id) if instance.host_id else None
     if source is None:
         raise Conflict(f"Instance {server_id} is not ready")
@@ -234,14 +233,12 @@ def cold_migrate(
     """Record a cold migration and claim the destination, in one transaction; the source's
     agent starts it. Nova's checks: not locked (409 for non-admins), ACTIVE or STOPPED with
     no task (409), a destination of the same hypervisor driver with room (400)."""
-    policy.enforce(ctx, "compute:migrate")
-    # Under the claims lock its operation declares (the runner takes it first).
+    # Under the claims lock its operation declares (the runner takes it first), after the
+    # runner checked the caller's right, the server's lock and its state.
     instance = servers.get(session, ctx, server_id)
     from kumo.core.volume import attachments  # block storage imports compute
 
     attachments.check_movable(session, instance)
-    servers.check_not_locked(ctx, instance)
-    states.check("migrate", instance)
     source = session.get(m.Host, instance.host_id) if instance.host_id else None
     if source is None:
         raise Conflict(f"Instance {server_id} is not ready")

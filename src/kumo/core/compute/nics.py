@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import states
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.network import dhcp_ports
 from kumo.core.network import networks as net_core
@@ -401,7 +400,6 @@ def attach(
 ) -> m.Port:
     """os-interface create: a new port on a network (or the caller's free port) plugged
     into the server, bound to its host."""
-    states.check("attach_interface", instance)
     if port_id is None and network_id is None:
         usable = resolve(session, ctx, None)
         if not usable:
@@ -419,7 +417,6 @@ def attach(
 
 
 def detach(session: Session, ctx: Context, instance: m.Instance, port_id: str) -> None:
-    states.check("detach_interface", instance)
     entries = [nic for nic in instance.nics or () if nic["port_id"] == port_id]
     if not entries:
         raise NotFound(f"Port {port_id} is not attached")
@@ -430,7 +427,6 @@ def detach(session: Session, ctx: Context, instance: m.Instance, port_id: str) -
 
 def add_fixed_ip(session: Session, ctx: Context, instance: m.Instance, network_id: Any) -> None:
     """addFixedIp (<= 2.43): one more address, on the server's port on that network."""
-    states.check("addFixedIp", instance)
     if not isinstance(network_id, str) or not network_id:
         raise BadRequest("Invalid input for field/attribute networkId.")
     for port_id in port_ids(instance):
@@ -452,7 +448,6 @@ def add_fixed_ip(session: Session, ctx: Context, instance: m.Instance, network_i
 
 
 def remove_fixed_ip(session: Session, ctx: Context, instance: m.Instance, address: Any) -> None:
-    states.check("removeFixedIp", instance)
     if not isinstance(address, str) or not address:
         raise BadRequest("Invalid input for field/attribute address.")
     for port_id, fixed in port_core.fixed_ips_of(session, port_ids(instance)).items():

@@ -1,10 +1,11 @@
 """Servers: create, read, update and delete; what each action asks of the agent.
 
-The actions are the execute steps of lifecycle operations (kumo.core.operations, declared
-in kumo.core.compute.server_operations): the runner checks nothing here but the request's
-type; these functions load the server (optimistic ``version``), check its state against
-states.SERVER_TRANSITIONS, and write the desired state with a new ``generation`` and a
-task; the runner records the action and wakes the agent after the commit. The agent does
+Create and the actions are the execute steps of lifecycle operations (kumo.core.operations,
+declared in kumo.core.compute.server_operations): the runner has checked the caller's
+right, the server's lock and its state against states.SERVER_TRANSITIONS (the transition
+each operation declares); these functions check what depends on other rows and write the
+desired state with a new ``generation`` and a task; the runner records the action and
+wakes the agent (or the scheduler) after the commit. The agent does
 the work and reports back (kumo.core.compute.reports); the scheduler places new servers
 (kumo.controller.scheduler).
 """
@@ -34,7 +35,6 @@ from kumo.core.compute import (
     states,
 )
 from kumo.core.errors import BadRequest, Conflict, Forbidden, NotFound
-from kumo.core.microversion import APIVersion
 from kumo.core.policy import Context, enforce
 from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
@@ -52,13 +52,6 @@ def _ref_id(ref: Any, what: str) -> str:
 
 
 ref_id = _ref_id
-
-
-def _name(body: dict[str, Any], required: bool = True) -> str | None:
-    name = body.get("name")
-    if name is None and not required:
-        return None
-    return check_name(name)
 
 
 def check_name(name: Any) -> str:
@@ -110,10 +103,6 @@ def _printable(char: str) -> bool:
     and spaces are fine."""
     category = unicodedata.category(char)
     return not category.startswith("C") and (not category.startswith("Z") or category == "Zs")
-
-
-def _description(body: dict[str, Any]) -> str | None:
-    return check_description(body.get("description"))
 
 
 def check_description(value: Any) -> str | None:
@@ -176,7 +165,7 @@ def flavor_snapshot(flavor: m.Flavor) -> dict[str, Any]:
 @dataclass(frozen=True)
 class CreateRequest:
     """A server create as values: the API parses each microversion's body into it
-    (kumo.api.compute.create_body). What needs the database (the flavor, the image, the
+    (kumo.api.compute.server_bodies). What needs the database (the flavor, the image, the
     networks, the security groups, the key pair, the zone, the quota) is checked here."""
 
     name: str
@@ -204,8 +193,6 @@ class Created:
     instances: list[m.Instance]
     admin_pass: str
     reservation_id: str
-    # Hosts of the volumes its block device mappings made: their agents have work.
-    new_volume_hosts: set[str] = field(default_factory=set)
 
 
 def create(
@@ -334,12 +321,7 @@ def create(
     if req.group_id is not None:
         server_groups.join(session, ctx, req.group_id, created)
     session.flush()
-    new_volume_hosts = {
-        volume.host_id
-        for _, volume in prepared
-        if volume.status == "creating" and volume.host_id is not None
-    }
-    return Created(created, admin_pass, reservation, new_volume_hosts)
+    return Created(created, admin_pass, reservation)
 
 
 def requested_zone(session: Session, ctx: Context, value: str | None) -> tuple[str, str | None]:
@@ -573,28 +555,28 @@ def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Insta
     return rows[: f.limit] if f.limit is not None else rows
 
 
-def update(
-    session: Session, ctx: Context, server_id: str, body: dict[str, Any], version: APIVersion
-) -> m.Instance:
+@dataclass(frozen=True)
+class Update:
+    """A server's update as given (ABSENT: not given; the API refused a description
+    before 2.19); the values are checked here, after the server's lock."""
+
+    name: Any
+    description: Any
+    access_ipv4: Any
+    access_ipv6: Any
+
+
+def update(session: Session, ctx: Context, server_id: str, req: Update) -> m.Instance:
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    allowed = {"name", "accessIPv4", "accessIPv6"} | (
-        {"description"} if version.at_least("2.19") else set()
-    )
-    unknown = set(body) - allowed
-    if unknown:
-        raise BadRequest(
-            f"Invalid input: additional properties are not allowed "
-            f"({', '.join(sorted(unknown))} unexpected)."
-        )
-    if "name" in body:
-        instance.name = _name(body) or instance.name
-    if "description" in body:
-        instance.description = _description(body)
-    if "accessIPv4" in body:
-        instance.access_ipv4 = access_ip(body["accessIPv4"], 4)
-    if "accessIPv6" in body:
-        instance.access_ipv6 = access_ip(body["accessIPv6"], 6)
+    if req.name is not ABSENT:
+        instance.name = check_name(req.name)
+    if req.description is not ABSENT:
+        instance.description = check_description(req.description)
+    if req.access_ipv4 is not ABSENT:
+        instance.access_ipv4 = access_ip(req.access_ipv4, 4)
+    if req.access_ipv6 is not ABSENT:
+        instance.access_ipv6 = access_ip(req.access_ipv6, 6)
     return instance
 
 
@@ -621,10 +603,7 @@ def delete(session: Session, ctx: Context, server_id: str, force: bool = False) 
     if instance.host_id is None:
         finish_delete(session, instance)
         return instance
-    instance.desired_state = "deleted"
-    instance.task_state = "deleting"
-    instance.generation += 1
-    instance.task_deadline = utcnow() + TASK_DEADLINE
+    _ask(instance, "deleted", "deleting")
     return instance
 
 
@@ -687,18 +666,13 @@ ACTIONS: dict[str, Action] = {
 def act(session: Session, ctx: Context, server_id: str, action_key: str) -> m.Instance:
     action = ACTIONS[action_key]
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check(action.name, instance)
     _ask(instance, action.desired, action.task)
     return instance
 
 
-def reboot(session: Session, ctx: Context, server_id: str, kind: Any) -> m.Instance:
-    if kind not in ("SOFT", "HARD"):
-        raise BadRequest("Invalid input for field/attribute type: SOFT or HARD expected.")
+def reboot(session: Session, ctx: Context, server_id: str, kind: str) -> m.Instance:
+    """``kind``: SOFT or HARD (the API checked it)."""
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check("reboot_hard" if kind == "HARD" else "reboot", instance, "reboot")
     instance.reboot_kind = kind.lower()
     _ask(instance, "active", "rebooting_hard" if kind == "HARD" else "rebooting")
     return instance
@@ -758,8 +732,6 @@ def rebuild(session: Session, ctx: Context, req: Rebuild) -> tuple[m.Instance, s
     server stays stopped; the agent destroys and re-spawns the guest. (The API refused a
     description before 2.19.)"""
     instance = get(session, ctx, req.server_id)
-    _check_not_locked(ctx, instance)
-    states.check("rebuild", instance)
     image_id, min_disk, min_ram = _image(session, ctx, req.image_ref)
     if instance.flavor.get("disk") and min_disk > instance.flavor["disk"]:
         raise BadRequest("Flavor's disk is too small for requested image.")
@@ -814,8 +786,6 @@ def resize(
     ``free_on_host`` is the host's free capacity (from the scheduler's view), computed by the
     caller under the claims lock."""
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check("resize", instance)
     flavor_id = _ref_id(flavor_ref, "flavor")
     try:
         flavor = flavors.get(session, flavor_id, ctx.project_id, ctx.is_admin)
@@ -849,7 +819,6 @@ def resize(
 
 def confirm_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
-    states.check("confirmResize", instance)
     from kumo.core.compute import moves  # imports this module
 
     cold = moves.waiting_cold(session, instance)
@@ -865,7 +834,6 @@ def confirm_resize(session: Session, ctx: Context, server_id: str) -> m.Instance
 
 def revert_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
-    states.check("revertResize", instance)
     if not instance.old_flavor:
         raise Conflict(f"Instance {server_id} is not resized and waiting for confirmation.")
     from kumo.core.compute import moves  # imports this module
@@ -1003,10 +971,8 @@ def _snapshot(
     createBackup, which differ only in the properties they add). ``metadata`` is checked
     here, against the project's limit."""
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
     limit = quotas.limits(session, instance.project_id)["metadata_items"]
     meta = _metadata(metadata, limit)
-    states.check(action, instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     image = snapshot_image(session, ctx, instance, name, meta, image_type, request_props)
@@ -1103,8 +1069,6 @@ def rescue(
     action's message (the third value returned, for the lifecycle to record), which the
     agent's work item reads back (rescue_image_id)."""
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check("rescue", instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     image_id = _image(session, ctx, ref)[0] if ref not in (None, "") else instance.image_id
@@ -1129,8 +1093,6 @@ def rescue_image_id(session: Session, instance: m.Instance) -> str | None:
 
 def unrescue(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check("unrescue", instance)
     _ask(instance, "active", "unrescuing")
     return instance
 
@@ -1145,8 +1107,6 @@ def trigger_crash_dump(session: Session, ctx: Context, server_id: str) -> m.Inst
     the request is the unfinished ``trigger_crash_dump`` instance action, carried to the
     agent with a new generation and finished when the agent reports on it."""
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check(CRASH_DUMP, instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     host = session.get(m.Host, instance.host_id)
