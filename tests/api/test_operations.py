@@ -15,8 +15,8 @@ from test_servers import Compute
 
 from kumo.config import SchedulerConfig
 from kumo.core import operations, wakeup
+from kumo.core.compute import server_create, servers, stuck
 from kumo.core.compute import server_operations as ops
-from kumo.core.compute import servers, stuck
 from kumo.core.errors import Conflict
 from kumo.core.operations import Env, Operation, Result
 from kumo.core.policy import Context
@@ -111,7 +111,7 @@ def test_a_create_run_from_core_records_each_server_and_wakes_the_scheduler(
         project_id="op-project",
         request_id="req-op-create",
     )
-    request = servers.CreateRequest(
+    request = server_create.CreateRequest(
         name="core", flavor_id="1", image_id=compute.image_id, min_count=2, max_count=2
     )
     before = wakeup.mark(wakeup.SCHEDULER)

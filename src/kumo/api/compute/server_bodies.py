@@ -1,5 +1,5 @@
 """The bodies of a server create and update in each microversion, as Nova's schemas
-check them, turned into core's typed requests (kumo.core.compute.servers.CreateRequest,
+check them, turned into core's typed requests (kumo.core.compute.server_create.CreateRequest,
 servers.Update): the API's part, so that core sees values only. What needs the database
 (the flavor, the image, the networks, the security groups, the key pair, the zone, the
 quota) is checked by the create operation."""
@@ -12,7 +12,7 @@ import ipaddress
 import uuid
 from typing import Any
 
-from kumo.core.compute import block_devices, nics, servers
+from kumo.core.compute import block_devices, nics, server_create, servers
 from kumo.core.errors import BadRequest
 from kumo.core.microversion import APIVersion
 
@@ -20,7 +20,9 @@ MAX_USER_DATA = 65535
 HINT_KEYS = ("os:scheduler_hints", "OS-SCH-HNT:scheduler_hints")
 
 
-def parse_create(body: Any, data: dict[str, Any], version: APIVersion) -> servers.CreateRequest:
+def parse_create(
+    body: Any, data: dict[str, Any], version: APIVersion
+) -> server_create.CreateRequest:
     """``body`` is the whole request (its scheduler hints sit beside ``server``), ``data``
     its ``server`` member."""
     group_id = group_hint(body)
@@ -42,7 +44,7 @@ def parse_create(body: Any, data: dict[str, Any], version: APIVersion) -> server
         raise BadRequest("min_count must be <= max_count.")
     key_name = data.get("key_name")
     admin_pass = data.get("adminPass")
-    return servers.CreateRequest(
+    return server_create.CreateRequest(
         name=name,
         flavor_id=flavor_id,
         image_id=servers.ref_id(image_ref, "image") if image_ref else None,

@@ -25,6 +25,7 @@ from kumo.core.compute import (
     aggregates,
     nics,
     reports,
+    server_listing,
     servers,
 )
 from kumo.core.compute import server_operations as ops
@@ -105,7 +106,7 @@ def _core(
     return view
 
 
-def _filters(request: Request, who: Caller, version: APIVersion) -> servers.ListFilters:
+def _filters(request: Request, who: Caller, version: APIVersion) -> server_listing.ListFilters:
     q = request.query_params
     ctx = who.ctx
     all_projects = bool(
@@ -123,7 +124,7 @@ def _filters(request: Request, who: Caller, version: APIVersion) -> servers.List
         if since.tzinfo is not None:
             since = since.astimezone(dt.UTC).replace(tzinfo=None)
     tags = q.get("tags")
-    return servers.ListFilters(
+    return server_listing.ListFilters(
         all_projects=all_projects and ctx.is_admin,
         project_id=(q.get("project_id") or q.get("tenant_id")) if ctx.is_admin else None,
         name=q.get("name"),
@@ -168,7 +169,7 @@ def list_servers(
 ) -> dict[str, Any]:
     f = _filters(request, who, version)
     with state.db.session() as session:
-        rows = servers.list_servers(session, who.ctx, f)
+        rows = server_listing.list_servers(session, who.ctx, f)
     return {
         "servers": [views.brief(state, i) for i in rows],
         **_page_links(state, request, rows, f.limit),
@@ -185,7 +186,7 @@ def list_servers_detail(
     f = _filters(request, who, version)
     f.lean = True
     with state.db.session() as session:
-        rows = servers.list_servers(session, who.ctx, f)
+        rows = server_listing.list_servers(session, who.ctx, f)
         shown = _details(state, who, version, rows, session)
     return {
         "servers": shown,

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from kumo.core import wakeup
-from kumo.core.compute import migrations, moves, nics, servers, shelve
+from kumo.core.compute import migrations, moves, nics, server_create, servers, shelve
 from kumo.core.compute.placement import free_on
 from kumo.core.operations import CLAIMS, Env, Operation, Result
 from kumo.core.policy import Context
@@ -138,12 +138,12 @@ def _done(instance: m.Instance, *other_hosts: str | None, **answer: Any) -> Resu
 
 
 def _create(
-    session: Session, ctx: Context, req: servers.CreateRequest, env: Env
-) -> Result[servers.Created]:
+    session: Session, ctx: Context, req: server_create.CreateRequest, env: Env
+) -> Result[server_create.Created]:
     """Each new server gets its ``create`` action and the scheduler places them (the
     agents of the hosts of new volumes its block device mappings made are woken by
     volumes.create, after the same commit)."""
-    created = servers.create(session, ctx, req, env.volume_placement, env.force_config_drive)
+    created = server_create.create(session, ctx, req, env.volume_placement, env.force_config_drive)
     first, *others = created.instances
     return Result(created, first, also=tuple(others), topics=(wakeup.SCHEDULER,))
 
@@ -348,7 +348,7 @@ def _on(
     )
 
 
-CREATE = Operation("create", servers.CreateRequest, _create)
+CREATE = Operation("create", server_create.CreateRequest, _create)
 START, STOP = _power("os-start"), _power("os-stop")
 PAUSE, UNPAUSE = _power("pause"), _power("unpause")
 SUSPEND, RESUME = _power("suspend"), _power("resume")

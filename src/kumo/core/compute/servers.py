@@ -1,4 +1,5 @@
-"""Servers: create, read, update and delete; what each action asks of the agent.
+"""Servers: read, update and delete; what each action asks of the agent (create:
+kumo.core.compute.server_create; listing: server_listing).
 
 Create and the actions are the execute steps of lifecycle operations (kumo.core.operations,
 declared in kumo.core.compute.server_operations): the runner has checked the caller's
@@ -14,30 +15,24 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import re
 import secrets
 import unicodedata
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kumo.core.compute import (
-    aggregates,
-    block_devices,
     flavors,
-    keypairs,
     nics,
     quotas,
-    server_groups,
     states,
 )
 from kumo.core.errors import BadRequest, Conflict, Forbidden, NotFound
-from kumo.core.policy import Context, enforce
+from kumo.core.policy import Context
 from kumo.db import models as m
-from kumo.db.locking import lock_for_claims
 from kumo.db.types import utcnow
 
 # How long a task may stay in flight before the controller calls it stuck.
@@ -70,7 +65,7 @@ def check_name(name: Any) -> str:
 
 def check_metadata(value: Any) -> dict[str, str]:
     """A server's metadata as given: an object of strings, keys of 1 to 255 characters and
-    values of at most 255 (its size against the project's limit: ``_metadata_within``)."""
+    values of at most 255 (its size against the project's limit: ``metadata_within``)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -85,7 +80,7 @@ def check_metadata(value: Any) -> dict[str, str]:
     return dict(value)
 
 
-def _metadata_within(meta: dict[str, str], limit: int) -> dict[str, str]:
+def metadata_within(meta: dict[str, str], limit: int) -> dict[str, str]:
     if len(meta) > limit:
         raise Forbidden(
             f"Quota exceeded for metadata_items: Requested {len(meta)}, but the limit is {limit}"
@@ -94,7 +89,7 @@ def _metadata_within(meta: dict[str, str], limit: int) -> dict[str, str]:
 
 
 def _metadata(value: Any, limit: int) -> dict[str, str]:
-    return _metadata_within(check_metadata(value), limit)
+    return metadata_within(check_metadata(value), limit)
 
 
 def _printable(char: str) -> bool:
@@ -127,7 +122,7 @@ def check_description(value: Any) -> str | None:
     return value
 
 
-def _image(session: Session, ctx: Context, ref: Any) -> tuple[str | None, int, int]:
+def check_image(session: Session, ctx: Context, ref: Any) -> tuple[str | None, int, int]:
     """The image id, its min_disk and min_ram (a server without one boots from a volume:
     block_device_mapping_v2)."""
     if ref in (None, ""):
@@ -162,193 +157,6 @@ def flavor_snapshot(flavor: m.Flavor) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class CreateRequest:
-    """A server create as values: the API parses each microversion's body into it
-    (kumo.api.compute.server_bodies). What needs the database (the flavor, the image, the
-    networks, the security groups, the key pair, the zone, the quota) is checked here."""
-
-    name: str
-    flavor_id: str
-    image_id: str | None = None  # imageRef; None: the mappings' image or a boot volume
-    mappings: block_devices.Mappings = field(default_factory=block_devices.Mappings)
-    networks: tuple[nics.RequestedNic, ...] | None = None  # None: pick the network
-    security_groups: tuple[str, ...] | None = None  # names or ids; None: the default
-    metadata: dict[str, str] = field(default_factory=dict)  # its size is checked here
-    user_data: str | None = None
-    key_name: str | None = None
-    config_drive: bool = False
-    availability_zone: str | None = None  # az, az:host, az:host:node, az::node
-    description: str | None = None
-    access_ipv4: str = ""
-    access_ipv6: str = ""
-    min_count: int = 1
-    max_count: int = 1
-    admin_pass: str | None = None  # None: one is made
-    group_id: str | None = None  # the server group named by the ``group`` scheduler hint
-
-
-@dataclass(frozen=True)
-class Created:
-    instances: list[m.Instance]
-    admin_pass: str
-    reservation_id: str
-
-
-def create(
-    session: Session,
-    ctx: Context,
-    req: CreateRequest,
-    volume_placement: Any = None,
-    force_config_drive: bool = False,
-) -> Created:
-    """The create operation's execute step (server_operations.CREATE), which records the
-    ``create`` action of each server and wakes the scheduler. ``volume_placement``
-    (kumo.core.volume.volumes.Placement): how new volumes of its block device mappings
-    are placed (defaults when None); ``force_config_drive`` (the [compute] setting):
-    every server gets a config drive, and shows ``config_drive`` true as Nova's do, so
-    the disk names its volumes get leave the config drive's (vdb) out."""
-    name = req.name
-    if ctx.project_id is None:
-        raise Forbidden("Servers are created with a project-scoped token.")
-    flavor_id = req.flavor_id
-    try:
-        flavor = flavors.get(session, flavor_id, ctx.project_id, ctx.is_admin)
-    except NotFound:
-        raise BadRequest(f"Flavor {flavor_id} could not be found.") from None
-    if flavor.disabled:
-        raise BadRequest(f"Flavor {flavor_id} is disabled.")
-    mappings = req.mappings
-    from kumo.core.volume.volumes import Placement  # block storage imports compute
-
-    prepared = block_devices.prepare(session, ctx, mappings, volume_placement or Placement())
-    root_volume = block_devices.boot_volume(prepared)
-    if root_volume is not None and not req.image_id:
-        image_id, min_disk, min_ram = (
-            None,
-            0,
-            int((root_volume.image_meta or {}).get("min_ram") or 0),
-        )
-    else:
-        image_id, min_disk, min_ram = _image(session, ctx, req.image_id or mappings.image_id)
-    if flavor.root_gb and min_disk > flavor.root_gb:
-        raise BadRequest(
-            f"Flavor's disk is too small for requested image. Flavor disk is "
-            f"{flavor.root_gb} GiB, image needs {min_disk} GiB."
-        )
-    if min_ram > flavor.memory_mb:
-        raise BadRequest("Flavor's memory is too small for requested image.")
-    requested_nics = nics.resolve(
-        session, ctx, list(req.networks) if req.networks is not None else None
-    )
-    groups = nics.security_group_ids(session, ctx, req.security_groups)
-    limits = quotas.limits(session, ctx.project_id)
-    meta = _metadata_within(req.metadata, limits["metadata_items"])
-    key_name = req.key_name
-    key_data = None
-    if key_name is not None:
-        try:
-            key_data = keypairs.get(session, ctx.user_id, key_name).public_key
-        except NotFound:
-            raise BadRequest("Invalid key_name provided.") from None
-    config_drive = req.config_drive or force_config_drive
-    zone, forced_host_id = requested_zone(session, ctx, req.availability_zone)
-    min_count, max_count = req.min_count, req.max_count
-    admin_pass = req.admin_pass or secrets.token_urlsafe(9)
-
-    # Claims: quota is checked under the lock, then the rows are written, in one transaction.
-    # A project unlimited in servers, cores and RAM has nothing to check, and its creates
-    # need not queue one behind the other on its row.
-    if not quotas.instances_unlimited(limits):
-        lock_for_claims(session, project_id=ctx.project_id)
-    count = max_count
-    try:
-        quotas.check_instances(
-            session, ctx.project_id, count, flavor.vcpus, flavor.memory_mb, limits
-        )
-    except Forbidden:
-        if min_count == max_count:
-            raise
-        count = min_count
-        quotas.check_instances(
-            session, ctx.project_id, count, flavor.vcpus, flavor.memory_mb, limits
-        )
-    if count > 1 and any(nic.port_id for nic in requested_nics):
-        raise BadRequest("Unable to launch multiple instances with a single configured port ID.")
-    if count > 1 and mappings.volumes:
-        raise BadRequest("Unable to launch multiple instances with the same volumes mapped.")
-    if root_volume is not None and forced_host_id is None and image_id is None:
-        from kumo.core.volume import attachments  # block storage imports compute
-
-        if root_volume.backend not in attachments.SHARED_BACKENDS:
-            forced_host_id = root_volume.host_id  # its data is on that host's disk
-    reservation = "r-" + secrets.token_hex(4)
-    snapshot = flavor_snapshot(flavor)
-    created = []
-    for index in range(count):
-        server_name = name if count == 1 else f"{name}-{index + 1}"
-        instance = m.Instance(
-            id=str(uuid.uuid4()),
-            name=server_name,
-            project_id=ctx.project_id,
-            user_id=ctx.user_id,
-            flavor_id=flavor.id,
-            flavor=snapshot,
-            image_id=image_id,
-            key_name=key_name,
-            key_data=key_data,
-            user_data=req.user_data,
-            meta=meta,
-            config_drive=config_drive,
-            availability_zone=zone,
-            requested_host_id=forced_host_id,
-            description=req.description,
-            hostname=_hostname(server_name),
-            access_ipv4=req.access_ipv4,
-            access_ipv6=req.access_ipv6,
-            reservation_id=reservation,
-            launch_index=index,
-            vm_state="building",
-            task_state="scheduling",
-            desired_state="active",
-            task_deadline=utcnow() + TASK_DEADLINE,
-            tags=[],
-        )
-        session.add(instance)
-        nics.plug_on_create(session, ctx, instance, requested_nics, groups)
-        block_devices.attach_on_create(session, instance, prepared)
-        created.append(instance)
-    if req.group_id is not None:
-        server_groups.join(session, ctx, req.group_id, created)
-    session.flush()
-    return Created(created, admin_pass, reservation)
-
-
-def requested_zone(session: Session, ctx: Context, value: str | None) -> tuple[str, str | None]:
-    """The zone a create asks for ("" for any) and the id of the host an admin forces with
-    ``az:host`` (or ``az:host:node``, ``az::node``; a kumo node is its host).
-
-    The zone must be one of the available zones, as Nova checks at the API; an unknown
-    forced host is refused here rather than failing later at the scheduler."""
-    if not value:
-        return "", None
-    zone, _, rest = value.partition(":")
-    host, _, node = rest.partition(":")
-    host = host or node
-    forced = None
-    if host:
-        enforce(ctx, "compute:servers:create:forced_host")
-        row = session.scalars(select(m.Host).where(m.Host.name == host)).first()
-        if row is None:
-            raise BadRequest(f"Compute host {host} could not be found.")
-        forced = row.id
-    if not zone and forced is None:
-        return "", None
-    if zone and not aggregates.zones(session).get(zone, False):
-        raise BadRequest("The requested availability zone is not available")
-    return zone, forced
-
-
 def access_ip(value: Any, version: int) -> str:
     """accessIPv4/accessIPv6 validated and in canonical form, as Nova stores them."""
     if value in (None, ""):
@@ -366,12 +174,6 @@ def access_ip(value: Any, version: int) -> str:
             f"{value}. '{value}' is not a 'ipv{version}'"
         )
     return str(address)
-
-
-def _hostname(name: str) -> str:
-    """A DNS label from the server name, as Nova derives it."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-.")[:63]
-    return label or "server"
 
 
 def record_action(
@@ -420,139 +222,6 @@ def get(
     ):
         raise NotFound(f"Instance {server_id} could not be found.")
     return instance
-
-
-@dataclass
-class ListFilters:
-    all_projects: bool = False
-    project_id: str | None = None
-    name: str | None = None
-    # Each ``status`` asked for (Nova takes the parameter repeated and ignores the ones it
-    # does not know while one is known); ``reject_unknown_status``: none known is a 400
-    # from 2.38, an empty list before.
-    statuses: tuple[str, ...] = ()
-    reject_unknown_status: bool = True
-    host: str | None = None
-    image: str | None = None
-    flavor: str | None = None
-    changes_since: dt.datetime | None = None
-    deleted: bool = False
-    ip: str | None = None
-    ip6: str | None = None
-    tags: list[str] | None = None
-    limit: int | None = None
-    marker: str | None = None
-    sort_key: str = "created_at"
-    sort_dir: str = "desc"
-    # Leave out the columns a server view does not show (flavor snapshots, the public
-    # key): a listing of 1,000 servers then decodes a third less JSON.
-    lean: bool = False
-
-
-_SORT_KEYS = {
-    "created_at",
-    "updated_at",
-    "display_name",
-    "name",
-    "uuid",
-    "id",
-    "vm_state",
-    "task_state",
-    "power_state",
-    "launched_at",
-    "terminated_at",
-    "host",
-    "availability_zone",
-    "key_name",
-    "launch_index",
-    "hostname",
-    "project_id",
-    "user_id",
-}
-
-
-# Sort keys whose column is never NULL: a keyset page after the marker is plain comparisons.
-_NOT_NULL_SORT_KEYS = {"created_at", "name", "id", "project_id", "user_id", "vm_state"}
-
-
-def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Instance]:
-    query = select(m.Instance)
-    if f.lean:
-        query = query.options(
-            defer(m.Instance.flavor), defer(m.Instance.old_flavor), defer(m.Instance.key_data)
-        )
-    if not (ctx.is_admin and f.all_projects):
-        query = query.where(m.Instance.project_id == ctx.project_id)
-    elif f.project_id:
-        query = query.where(m.Instance.project_id == f.project_id)
-    if f.changes_since is not None:
-        query = query.where(m.Instance.updated_at >= f.changes_since)
-    elif not (ctx.is_admin and f.deleted):
-        query = query.where(m.Instance.deleted.is_(False))
-    wanted_statuses = {s.upper() for s in f.statuses} & states.ALL_STATUSES
-    if f.statuses:
-        if not wanted_statuses:
-            if f.reject_unknown_status:
-                raise BadRequest("Invalid status value")
-            return []
-        vm = [states.vm_states_for_status(wanted) for wanted in wanted_statuses]
-        if all(vm):  # a status shown by a task (REBOOT, MIGRATING...) spans vm_states
-            query = query.where(m.Instance.vm_state.in_([v for vms in vm for v in vms]))
-    if f.image:
-        query = query.where(m.Instance.image_id == f.image.rstrip("/").rsplit("/", 1)[-1])
-    if f.flavor:
-        query = query.where(m.Instance.flavor_id == f.flavor.rstrip("/").rsplit("/", 1)[-1])
-    if f.host and ctx.is_admin:
-        hosts = select(m.Host.id).where(m.Host.name == f.host)
-        query = query.where(m.Instance.host_id.in_(hosts))
-    for ip_pattern, family in ((f.ip, 4), (f.ip6, 6)):
-        if ip_pattern:
-            matching = nics.servers_with_ip(session, ip_pattern, family)
-            query = query.where(m.Instance.id.in_(matching))
-    key = {"display_name": "name", "uuid": "id", "host": "host_id"}.get(f.sort_key, f.sort_key)
-    if f.sort_key not in _SORT_KEYS:
-        raise BadRequest(f"Invalid sort_key: {f.sort_key}")
-    if f.sort_dir not in ("asc", "desc"):
-        raise BadRequest(f"Invalid sort_dir: {f.sort_dir}")
-    column = getattr(m.Instance, key)
-    desc = f.sort_dir == "desc"
-    order = column.desc() if desc else column.asc()
-    tiebreak = m.Instance.id.desc() if desc else m.Instance.id.asc()
-    query = query.order_by(order, tiebreak)
-    if not (f.name or f.statuses or f.tags) and key in _NOT_NULL_SORT_KEYS:
-        # Every filter is in SQL: so is the page (keyset after the marker, then LIMIT),
-        # and a page of 10 costs 10 rows, not the whole list.
-        if f.marker is not None:
-            after = session.execute(
-                query.with_only_columns(column, m.Instance.id).where(m.Instance.id == f.marker)
-            ).first()
-            if after is None:
-                raise BadRequest(f"marker [{f.marker}] not found")
-            beyond = (column < after[0]) if desc else (column > after[0])
-            past_id = (m.Instance.id < after[1]) if desc else (m.Instance.id > after[1])
-            query = query.where(or_(beyond, and_(column == after[0], past_id)))
-        if f.limit is not None:
-            query = query.limit(f.limit)
-        return list(session.scalars(query))
-    rows = list(session.scalars(query))
-    if f.name:
-        try:
-            pattern = re.compile(f.name)
-        except re.error:
-            raise BadRequest(f"Invalid name filter: {f.name}") from None
-        rows = [r for r in rows if pattern.search(r.name)]
-    if f.statuses:
-        # The SQL filter narrowed by vm_state; tasks (REBOOT, RESIZE...) refine the status.
-        rows = [r for r in rows if states.status(r.vm_state, r.task_state) in wanted_statuses]
-    if f.tags:
-        wanted_tags = set(f.tags)
-        rows = [r for r in rows if wanted_tags <= set(r.tags or [])]
-    if f.marker is not None:
-        ids = [r.id for r in rows]
-        if f.marker not in ids:
-            raise BadRequest(f"marker [{f.marker}] not found")
-        rows = rows[ids.index(f.marker) + 1 :]
-    return rows[: f.limit] if f.limit is not None else rows
 
 
 @dataclass(frozen=True)
@@ -732,7 +401,7 @@ def rebuild(session: Session, ctx: Context, req: Rebuild) -> tuple[m.Instance, s
     server stays stopped; the agent destroys and re-spawns the guest. (The API refused a
     description before 2.19.)"""
     instance = get(session, ctx, req.server_id)
-    image_id, min_disk, min_ram = _image(session, ctx, req.image_ref)
+    image_id, min_disk, min_ram = check_image(session, ctx, req.image_ref)
     if instance.flavor.get("disk") and min_disk > instance.flavor["disk"]:
         raise BadRequest("Flavor's disk is too small for requested image.")
     if min_ram > int(instance.flavor.get("ram", 0)):
@@ -1071,7 +740,7 @@ def rescue(
     instance = get(session, ctx, server_id)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
-    image_id = _image(session, ctx, ref)[0] if ref not in (None, "") else instance.image_id
+    image_id = check_image(session, ctx, ref)[0] if ref not in (None, "") else instance.image_id
     if image_id is None:
         raise BadRequest("Cannot rescue a server booted from a volume without rescue_image_ref.")
     _ask(instance, "rescued", "rescuing")
