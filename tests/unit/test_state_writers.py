@@ -21,14 +21,12 @@ FIELDS = {"vm_state", "task_state"}
 
 # (module, function): why it may write the states.
 LIFECYCLE = {
-    ("core/compute/servers.py", "create"): "the create operation (its new rows)",
+    ("core/compute/server_create.py", "create"): "the create operation (its new rows)",
     ("core/compute/stuck.py", "_resolve"): "the stuck-task operation (controller, db check)",
     ("core/compute/migrations.py", "stuck"): "the stuck-task operation: a live migration",
-    ("core/compute/servers.py", "_ask"): "every server action's desired state and task",
+    ("core/compute/servers.py", "_ask"): "every server action's desired state and task "
+    "(the moves' too: evacuate, migrate, a cold move's revert)",
     ("core/compute/servers.py", "confirm_resize"): "the confirmResize operation",
-    ("core/compute/moves.py", "evacuate"): "the evacuate operation (API and CLI)",
-    ("core/compute/moves.py", "cold_migrate"): "the migrate operation",
-    ("core/compute/moves.py", "revert"): "the revertResize operation of a cold move",
     ("core/compute/migrations.py", "live_migrate"): "the os-migrateLive operation",
     ("core/compute/scheduling.py", "_place"): "the placement operation (the scheduler)",
     ("core/compute/scheduling.py", "_no_valid_host"): "the placement operation: no host",

@@ -146,9 +146,7 @@ def evacuate(
     instance.reboot_kind = None
     if instance.vm_state == "error" or instance.desired_state not in ("active", "stopped"):
         instance.desired_state = "active"  # as Nova: an evacuated ERROR server comes up
-    instance.task_state = "rebuilding"
-    instance.generation += 1
-    instance.task_deadline = utcnow() + servers.TASK_DEADLINE
+    servers.ask(instance, None, "rebuilding")
     session.flush()
     return instance, migration
 
@@ -251,9 +249,7 @@ def cold_migrate(
     session.add(migration)
     placement.claim(session, migration.uuid, chosen, servers.flavor_need(instance.flavor))
     instance.old_flavor = instance.flavor  # as Nova: the same flavor on both sides
-    instance.task_state = "resize_prep"
-    instance.generation += 1
-    instance.task_deadline = utcnow() + servers.TASK_DEADLINE
+    servers.ask(instance, None, "resize_prep")
     session.flush()
     return instance, migration
 
@@ -314,9 +310,7 @@ def revert(session: Session, instance: m.Instance, migration: m.Migration) -> No
     """Back to the source: the destination destroys its copy first, then the server
     switches back and the source starts the guest it kept (task resize_reverting)."""
     migration.status = "reverting"
-    instance.task_state = "resize_reverting"
-    instance.generation += 1
-    instance.task_deadline = utcnow() + servers.TASK_DEADLINE
+    servers.ask(instance, None, "resize_reverting")
 
 
 def _end_cold_badly(
