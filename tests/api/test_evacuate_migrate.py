@@ -17,7 +17,7 @@ from test_servers import SERVERS
 from kumo.config import SchedulerConfig
 from kumo.controller import scheduler
 from kumo.core.checks import run_checks
-from kumo.core.compute.stuck import resolve_in_session
+from kumo.core.compute.stuck import resolve_all
 from kumo.db import models as m
 from kumo.db.action_events import InstanceActionEvent
 
@@ -237,8 +237,7 @@ def test_stuck_rebuild_ends_the_evacuation_in_error(evac: Evac) -> None:
     with evac.db.session() as session:
         instance = session.get(m.Instance, server_id)
         instance.task_deadline = instance.task_deadline.replace(year=2000)
-    with evac.db.session() as session:
-        assert resolve_in_session(session) == 1
+    assert resolve_all(evac.db) == 1
     assert evac.show(server_id, evac.cloud.admin)["status"] == "ERROR"
     row = evac.migration(server_id)
     assert (row.status, row.dest_done) == ("error", True)
@@ -391,8 +390,7 @@ def test_cold_migrate_stuck_before_the_switch_leaves_the_server_on_its_host(
     with evac.db.session() as session:
         instance = session.get(m.Instance, server_id)
         instance.task_deadline = instance.task_deadline.replace(year=2000)
-    with evac.db.session() as session:
-        assert resolve_in_session(session) == 1
+    assert resolve_all(evac.db) == 1
     row = evac.migration(server_id)
     assert row.status == "error"
     assert evac.allocations() == {server_id: source}

@@ -18,7 +18,7 @@ from kumo.api.compute.microversion import MAX_VERSION
 from kumo.config import SchedulerConfig
 from kumo.controller import scheduler
 from kumo.core.checks import run_checks
-from kumo.core.compute.stuck import resolve_in_session
+from kumo.core.compute.stuck import resolve_all
 from kumo.db import models as m
 from kumo.drivers.hypervisor import fake as fake_driver
 from kumo.drivers.hypervisor.fake import FakeDriver
@@ -360,8 +360,7 @@ def test_deadline_ends_migration_in_error_on_the_source(
     assert pair.migration(server_id).status == "running"
     with pair.db.session() as session:
         session.get(m.Instance, server_id).task_deadline = dt.datetime(2000, 1, 1)
-    with pair.db.session() as session:
-        assert resolve_in_session(session) == 1
+    assert resolve_all(pair.db) == 1
     assert pair.migration(server_id).status == "error"
     shown = pair.settle(server_id)
     assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", pair.name(source))

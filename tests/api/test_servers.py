@@ -17,6 +17,7 @@ from kumo.agent.compute import ComputeLoop
 from kumo.config import SchedulerConfig
 from kumo.controller import scheduler
 from kumo.core import hosts
+from kumo.core.compute import server_listing
 from kumo.core.compute import servers as core_servers
 from kumo.core.errors import BadRequest
 from kumo.core.policy import Context
@@ -391,11 +392,11 @@ def test_unknown_status_filter_lists_nothing_before_2_38(compute: Compute) -> No
             roles=frozenset({"reader"}),
             project_id=project["id"],
         )
-        strict = core_servers.ListFilters(statuses=("non_existing_status",))
+        strict = server_listing.ListFilters(statuses=("non_existing_status",))
         with pytest.raises(BadRequest, match=r"^Invalid status value$"):
-            core_servers.list_servers(session, ctx, strict)
+            server_listing.list_servers(session, ctx, strict)
         lenient = dataclasses.replace(strict, reject_unknown_status=False)
-        assert core_servers.list_servers(session, ctx, lenient) == []
+        assert server_listing.list_servers(session, ctx, lenient) == []
 
 
 def test_list_filters_and_locking(compute: Compute) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from kumo.core.checks import run_checks
+from kumo.core.checks import repair_by_operations, run_checks
 from kumo.db import models as m
 from kumo.db.engine import Database
 from kumo.db.types import utcnow
@@ -49,8 +49,12 @@ def _server(database: Database, host_id: str | None, **fields: object) -> str:
 
 
 def _checks(database: Database, repair: bool = False) -> list[str]:
+    """As `kumo db check [--repair]` runs them."""
     with database.session() as session:
-        return [p.check for p in run_checks(session, repair=repair)]
+        found = [p.check for p in run_checks(session, repair=repair)]
+    if repair:
+        repair_by_operations(database)
+    return found
 
 
 def test_leaked_and_missing_allocations_are_repaired(database: Database) -> None:

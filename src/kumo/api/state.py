@@ -11,6 +11,7 @@ from kumo.core.identity.auth import load_codec
 from kumo.core.identity.cache import TokenCache
 from kumo.core.identity.tokens import TokenCodec
 from kumo.core.operations import Env
+from kumo.core.volume.volumes import Placement
 from kumo.db.engine import Database
 
 
@@ -38,7 +39,17 @@ class AppState:
     @property
     def env(self) -> Env:
         """What the lifecycle's operations read of the configuration (kumo.core.operations)."""
-        return Env(self.config.scheduler, self.config.hosts.heartbeat_timeout)
+        cfg = self.config
+        return Env(
+            cfg.scheduler,
+            cfg.hosts.heartbeat_timeout,
+            volume_placement=Placement(
+                default_backend=cfg.volumes.default_backend,
+                over_subscription_ratio=cfg.volumes.over_subscription_ratio,
+                heartbeat_timeout=cfg.hosts.heartbeat_timeout,
+            ),
+            force_config_drive=cfg.compute.force_config_drive,
+        )
 
 
 def app_state(request: Request) -> AppState:

@@ -347,7 +347,7 @@ def db_check(
     ctx: typer.Context, repair: bool = typer.Option(False, "--repair"), fmt: str = FORMAT
 ) -> None:
     """Check database invariants; exit code 1 when a problem is found."""
-    from kumo.core.checks import run_checks
+    from kumo.core.checks import repair_by_operations, run_checks
 
     runtime = open_runtime(ctx)
     try:
@@ -356,6 +356,8 @@ def db_check(
         fail(str(exc))
     with runtime.db.session() as session:
         problems = run_checks(session, repair=repair)
+    if repair:
+        repair_by_operations(runtime.db)
     rows = [
         {
             "check": p.check,

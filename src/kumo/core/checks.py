@@ -22,6 +22,7 @@ from kumo.core.compute import stuck as compute_stuck
 from kumo.core.volume import attachments
 from kumo.core.volume import stuck as volume_stuck
 from kumo.db import models as m
+from kumo.db.engine import Database
 from kumo.db.types import utcnow
 
 
@@ -34,9 +35,18 @@ class Problem:
 
 @dataclass(frozen=True)
 class Check:
+    """``repair`` fixes in the checking transaction; ``by_operations``: the problem is
+    repaired by lifecycle operations, each in its own transaction (repair_by_operations,
+    after the check's)."""
+
     name: str
     find: Callable[[Session], list[str]]
     repair: Callable[[Session], None] | None
+    by_operations: bool = False
+
+    @property
+    def repairable(self) -> bool:
+        return self.repair is not None or self.by_operations
 
 
 def _ids(session: Session, model: type[m.Base]) -> set[str]:
@@ -237,11 +247,6 @@ def _find_stuck_tasks(session: Session) -> list[str]:
     ]
 
 
-def _repair_stuck_tasks(session: Session) -> None:
-    # The repair is the domain's own rule for stuck tasks, shared with the controller.
-    compute_stuck.resolve_in_session(session)
-
-
 def _find_stuck_volumes(session: Session) -> list[str]:
     now = utcnow()
     late = [
@@ -340,7 +345,7 @@ CHECKS: tuple[Check, ...] = (
     Check("allocations of deleted servers", _find_leaked_allocations, _repair_leaked_allocations),
     Check("servers without their allocation", _find_unclaimed, _repair_unclaimed),
     Check("servers on unregistered hosts", _find_orphan_servers, None),
-    Check("tasks past their deadline", _find_stuck_tasks, _repair_stuck_tasks),
+    Check("tasks past their deadline", _find_stuck_tasks, None, by_operations=True),
     Check("volume requests past their deadline", _find_stuck_volumes, _repair_stuck_volumes),
     Check(
         "volumes attached to deleted servers", _find_orphan_attachments, _repair_orphan_attachments
@@ -357,12 +362,20 @@ CHECKS: tuple[Check, ...] = (
 
 
 def run_checks(session: Session, repair: bool = False) -> list[Problem]:
-    """Every problem found (before any repair); with ``repair`` the repairable are fixed."""
+    """Every problem found (before any repair); with ``repair`` the repairable are fixed,
+    but for those repaired by operations: the caller runs repair_by_operations once the
+    checking transaction is over."""
     problems: list[Problem] = []
     for check in CHECKS:
         found = check.find(session)
-        problems += [Problem(check.name, detail, check.repair is not None) for detail in found]
+        problems += [Problem(check.name, detail, check.repairable) for detail in found]
         if found and repair and check.repair is not None:
             check.repair(session)
             session.flush()
     return problems
+
+
+def repair_by_operations(db: Database) -> int:
+    """The repairs that are lifecycle operations: stuck tasks are resolved by the domain's
+    own rule, shared with the controller (recorded, their agents woken). How many."""
+    return compute_stuck.resolve_all(db)

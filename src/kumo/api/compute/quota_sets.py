@@ -12,6 +12,7 @@ from kumo.api.compute.common import body_member
 from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core.compute import quota_sets
+from kumo.core.errors import BadRequest
 from kumo.core.microversion import APIVersion
 from kumo.core.policy import enforce
 
@@ -42,6 +43,51 @@ _USED = {
 }
 
 
+def resources(version: APIVersion) -> tuple[str, ...]:
+    """The quota names a response shows at this microversion."""
+    names: tuple[str, ...] = quota_sets.CORE
+    if not version.at_least("2.36"):
+        names += quota_sets.NETWORK
+    if not version.at_least("2.57"):
+        names += quota_sets.INJECTED
+    return names
+
+
+def class_resources(version: APIVersion) -> tuple[str, ...]:
+    return tuple(name for name in resources(version) if name not in quota_sets.CLASS_HIDDEN)
+
+
+def _unexpected(member: str, unknown: set[str]) -> BadRequest:
+    return BadRequest(
+        f"Invalid input for field/attribute {member}. Additional properties are not "
+        f"allowed ({', '.join(sorted(unknown))} unexpected)"
+    )
+
+
+def _update_args(data: dict[str, Any], version: APIVersion) -> tuple[dict[str, int], bool]:
+    """A quota set update's limits (Nova's schema: the names this microversion shows) and
+    ``force``."""
+    unknown = set(data) - set(resources(version)) - {"force"}
+    if unknown:
+        raise _unexpected("quota_set", unknown)
+    force = data.get("force", False)
+    if force in ("True", "true", "1", 1):
+        force = True
+    elif force in ("False", "false", "0", 0, None):
+        force = False
+    if not isinstance(force, bool):
+        raise BadRequest(f"Invalid input for field/attribute force. Value: {force}.")
+    wanted = {name: quota_sets.value_of(name, raw) for name, raw in data.items() if name != "force"}
+    return wanted, force
+
+
+def _class_update_args(data: dict[str, Any], version: APIVersion) -> dict[str, int]:
+    unknown = set(data) - set(class_resources(version))
+    if unknown:
+        raise _unexpected("quota_class_set", unknown)
+    return {name: quota_sets.value_of(name, raw) for name, raw in data.items()}
+
+
 @router.get("/limits")
 def get_limits(
     request: Request,
@@ -54,7 +100,7 @@ def get_limits(
     if project_id != ctx.project_id:
         enforce(ctx, "compute:limits:other_project")
     with state.db.session() as session:
-        limit = quota_sets.limits(session, project_id, version)
+        limit = quota_sets.limits(session, project_id, resources(version))
         used = quota_sets.usage(session, project_id)
     absolute = {_ABSOLUTE[k]: v for k, v in limit.items() if k in _ABSOLUTE}
     absolute.update({_USED[k]: used.get(k, 0) for k in limit if k in _USED})
@@ -77,7 +123,7 @@ def show(
     _readable(who, project_id)
     with state.db.session() as session:
         quota_sets.project_exists(session, project_id)
-        limit = quota_sets.limits(session, project_id, version)
+        limit = quota_sets.limits(session, project_id, resources(version))
     return {"quota_set": {"id": project_id, **limit}}
 
 
@@ -91,7 +137,7 @@ def show_defaults(
     _readable(who, project_id)
     with state.db.session() as session:
         quota_sets.project_exists(session, project_id)
-        found = quota_sets.defaults(session, version)
+        found = quota_sets.defaults(session, resources(version))
     return {"quota_set": {"id": project_id, **found}}
 
 
@@ -105,7 +151,7 @@ def show_detail(
     _readable(who, project_id)
     with state.db.session() as session:
         quota_sets.project_exists(session, project_id)
-        found = quota_sets.detail(session, project_id, version)
+        found = quota_sets.detail(session, project_id, resources(version))
     return {"quota_set": {"id": project_id, **found}}
 
 
@@ -121,7 +167,8 @@ def update(
     enforce(who.ctx, "compute:quota_sets:update")
     data = body_member(body, "quota_set")
     with state.db.session() as session:
-        limit = quota_sets.update(session, project_id, data, version)
+        wanted, force = _update_args(data, version)
+        limit = quota_sets.update(session, project_id, wanted, force, resources(version))
     return {"quota_set": limit}
 
 
@@ -145,7 +192,7 @@ def show_class(
     """Admin only (Nova's os_compute_api:os-quota-class-sets:show default)."""
     enforce(who.ctx, "compute:quota_class_sets")
     with state.db.session() as session:
-        found = quota_sets.show_class(session, class_name, version)
+        found = quota_sets.show_class(session, class_name, class_resources(version))
     return {"quota_class_set": {"id": class_name, **found}}
 
 
@@ -161,5 +208,6 @@ def update_class(
     enforce(who.ctx, "compute:quota_class_sets")
     data = body_member(body, "quota_class_set")
     with state.db.session() as session:
-        found = quota_sets.update_class(session, class_name, data, version)
+        wanted = _class_update_args(data, version)
+        found = quota_sets.update_class(session, class_name, wanted, class_resources(version))
     return {"quota_class_set": found}

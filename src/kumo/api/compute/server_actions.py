@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kumo.api.compute import move_bodies
+from kumo.api.compute import move_bodies, server_bodies
 from kumo.core.compute import server_operations as ops
 from kumo.core.compute import servers
 from kumo.core.errors import BadRequest
@@ -65,7 +65,10 @@ def _resize(server_id: str, args: Any, version: APIVersion) -> ops.Resize:
 
 
 def _reboot(server_id: str, args: Any, version: APIVersion) -> ops.Reboot:
-    return ops.Reboot(server_id, args.get("type") if isinstance(args, dict) else None)
+    kind = args.get("type") if isinstance(args, dict) else None
+    if kind not in ("SOFT", "HARD"):
+        raise BadRequest("Invalid input for field/attribute type: SOFT or HARD expected.")
+    return ops.Reboot(server_id, kind)
 
 
 def _no_arguments(action: str) -> Parse:
@@ -130,7 +133,7 @@ _REBUILD_FIELDS = {
 def _rebuild(server_id: str, args: Any, version: APIVersion) -> servers.Rebuild:
     if not isinstance(args, dict):
         raise BadRequest("Invalid input for field/attribute rebuild: an object expected.")
-    servers.no_description_before_2_19(args, version)
+    server_bodies.no_description_before_2_19(args, version)
     given = {field: args[key] for key, field in _REBUILD_FIELDS.items() if key in args}
     return servers.Rebuild(
         server_id, args.get("imageRef"), admin_pass=args.get("adminPass"), **given

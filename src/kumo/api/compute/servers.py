@@ -14,21 +14,20 @@ from sqlalchemy.orm import Session
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
 from kumo.api.compute import action_event_views as event_views
-from kumo.api.compute import server_actions
+from kumo.api.compute import server_actions, server_bodies
 from kumo.api.compute import server_views as views
 from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
 from kumo.api.compute.security_groups import nova_groups
 from kumo.api.image.store import purge_image_data
 from kumo.api.state import AppState, app_state
-from kumo.api.volume.volumes import placement, wake_host
 from kumo.core import operations, wakeup
 from kumo.core.compute import (
     action_events,
     aggregates,
     nics,
     reports,
-    server_groups,
+    server_listing,
     servers,
 )
 from kumo.core.compute import server_operations as ops
@@ -109,7 +108,7 @@ def _core(
     return view
 
 
-def _filters(request: Request, who: Caller, version: APIVersion) -> servers.ListFilters:
+def _filters(request: Request, who: Caller, version: APIVersion) -> server_listing.ListFilters:
     q = request.query_params
     ctx = who.ctx
     all_projects = bool(
@@ -127,7 +126,7 @@ def _filters(request: Request, who: Caller, version: APIVersion) -> servers.List
         if since.tzinfo is not None:
             since = since.astimezone(dt.UTC).replace(tzinfo=None)
     tags = q.get("tags")
-    return servers.ListFilters(
+    return server_listing.ListFilters(
         all_projects=all_projects and ctx.is_admin,
         project_id=(q.get("project_id") or q.get("tenant_id")) if ctx.is_admin else None,
         name=q.get("name"),
@@ -172,7 +171,7 @@ def list_servers(
 ) -> dict[str, Any]:
     f = _filters(request, who, version)
     with state.db.session() as session:
-        rows = servers.list_servers(session, who.ctx, f)
+        rows = server_listing.list_servers(session, who.ctx, f)
     return {
         "servers": [views.brief(state, i) for i in rows],
         **_page_links(state, request, rows, f.limit),
@@ -189,7 +188,7 @@ def list_servers_detail(
     f = _filters(request, who, version)
     f.lean = True
     with state.db.session() as session:
-        rows = servers.list_servers(session, who.ctx, f)
+        rows = server_listing.list_servers(session, who.ctx, f)
         shown = _details(state, who, version, rows, session)
     return {
         "servers": shown,
@@ -205,20 +204,8 @@ def create_server(
     version: APIVersion = Depends(api_version),
 ) -> JSONResponse:
     data = body_member(body, "server")
-    group_id = server_groups.group_hint(body)
-    with state.db.session() as session:
-        created = servers.create(
-            session,
-            who.ctx,
-            data,
-            version,
-            group_id,
-            volume_placement=placement(state),
-            force_config_drive=state.config.compute.force_config_drive,
-        )
-    for host_id in created.new_volume_hosts:
-        wake_host(host_id)
-    wakeup.notify(wakeup.SCHEDULER)
+    request = server_bodies.parse_create(body, data, version)
+    created = operations.run(state.db, who.ctx, ops.CREATE, request, state.env).value
     if (body.get("return_reservation_id") if isinstance(body, dict) else False) or data.get(
         "return_reservation_id"
     ):
@@ -269,7 +256,9 @@ def update_server(
 ) -> dict[str, Any]:
     data = body_member(body, "server")
     with state.db.session() as session:
-        instance = servers.update(session, who.ctx, server_id, data, version)
+        instance = servers.update(
+            session, who.ctx, server_id, server_bodies.parse_update(data, version)
+        )
     return {"server": _core(state, who, version, instance)}
 
 

@@ -68,8 +68,11 @@ def attach_volume(
             "Invalid input for field/attribute volumeAttachment. Additional properties are "
             f"not allowed ({', '.join(sorted(unknown))} unexpected)"
         )
+    volume_id = data.get("volumeId")
+    if not isinstance(volume_id, str) or not volume_id:
+        raise BadRequest("Invalid input for field/attribute volumeId.")
     request = volume_operations.Attach(
-        server_id, data.get("volumeId"), version.at_least("2.20"), data.get("device")
+        server_id, volume_id, version.at_least("2.20"), data.get("device")
     )
     done = operations.run(state.db, who.ctx, volume_operations.ATTACH_VOLUME, request, state.env)
     view = _view(done.value)

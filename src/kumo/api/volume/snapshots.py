@@ -10,7 +10,6 @@ from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body, member
 from kumo.api.state import AppState, app_state
 from kumo.api.volume.common import PREFIX, bool_param, int_param, next_link, snapshot_view
-from kumo.api.volume.volumes import wake_host
 from kumo.core.errors import BadRequest
 from kumo.core.volume import snapshots
 
@@ -72,8 +71,7 @@ def create_snapshot(
     data = member(body, "snapshot")
     with state.db.session() as session:
         snapshot = snapshots.create(session, who.ctx, data)
-        view, host_id = snapshot_view(who.ctx, snapshot), snapshot.host_id
-    wake_host(host_id)
+        view = snapshot_view(who.ctx, snapshot)
     return {"snapshot": view}
 
 
@@ -104,8 +102,7 @@ def delete_snapshot(
     snapshot_id: str, who: Caller = Depends(caller), state: AppState = Depends(app_state)
 ) -> Response:
     with state.db.session() as session:
-        host_id = snapshots.delete(session, who.ctx, snapshot_id).host_id
-    wake_host(host_id)
+        snapshots.delete(session, who.ctx, snapshot_id)
     return Response(status_code=202)
 
 

@@ -21,7 +21,6 @@ from kumo.api.volume.common import (
     volume_view_one,
     volume_views,
 )
-from kumo.core import wakeup
 from kumo.core.errors import BadRequest
 from kumo.core.volume import attachments, uploads, volumes
 from kumo.db import models as m
@@ -30,18 +29,9 @@ router = APIRouter(prefix=PREFIX)
 
 
 def placement(state: AppState) -> volumes.Placement:
-    cfg = state.config
-    return volumes.Placement(
-        default_backend=cfg.volumes.default_backend,
-        over_subscription_ratio=cfg.volumes.over_subscription_ratio,
-        heartbeat_timeout=cfg.hosts.heartbeat_timeout,
-    )
-
-
-def wake_host(host_id: str | None) -> None:
-    """The volume's agent has work: its volume long-poll returns."""
-    if host_id:
-        wakeup.notify(wakeup.volume_topic(host_id))
+    found = state.env.volume_placement
+    assert found is not None
+    return found
 
 
 def _filters(request: Request, who: Caller) -> volumes.ListFilters:
@@ -102,8 +92,6 @@ def create_volume(
     with state.db.session() as session:
         volume = volumes.create(session, who.ctx, data, placement(state))
         view = created_view(volume_view_one(session, state, who.ctx, volume))
-        host_id = volume.host_id
-    wake_host(host_id)
     return JSONResponse({"volume": view}, status_code=202)
 
 
@@ -141,9 +129,7 @@ def delete_volume(
     cascade = bool_param(q, "cascade") or False
     force = bool_param(q, "force") or False
     with state.db.session() as session:
-        volume = volumes.delete(session, who.ctx, volume_id, cascade=cascade, force=force)
-        host_id = volume.host_id
-    wake_host(host_id)
+        volumes.delete(session, who.ctx, volume_id, cascade=cascade, force=force)
     return Response(status_code=202)
 
 
@@ -266,8 +252,7 @@ def volume_action(
         else:
             volumes.get(session, ctx, volume_id)
             raise BadRequest(f"There is no such action: {action}")
-        host_id = volume.host_id
-    wake_host(host_id)
+    # The actions that leave work for the volume's agent woke it (volumes.ask).
     if answer is not None:
         return JSONResponse(answer, status_code=status)
     return Response(status_code=status)

@@ -65,10 +65,11 @@ def _boot_index(value: Any) -> int | None:
         raise _invalid(f"boot_index {value!r} is not an integer.") from None
 
 
-def parse(body: dict[str, Any]) -> Mappings:
-    raw = body.get("block_device_mapping_v2")
+def parse(raw: Any, legacy: Any = None) -> Mappings:
+    """A create request's ``block_device_mapping_v2`` (``legacy``: its
+    ``block_device_mapping``, refused)."""
     if raw is None:
-        if body.get("block_device_mapping"):
+        if legacy:
             raise BadRequest(
                 "The legacy block_device_mapping is not supported; use block_device_mapping_v2."
             )

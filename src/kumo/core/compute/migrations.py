@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import policy
-from kumo.core.compute import moves, nics, placement, servers, states
+from kumo.core.compute import moves, nics, placement, servers
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.policy import Context
 from kumo.db import models as m
@@ -73,14 +73,12 @@ def live_migrate(
     allocation ratios, hard server-group policy, storage that fits ``block_migration``),
     never the source; a named host goes through the same filters. No destination: 400, as
     Nova answers before 2.34."""
-    policy.enforce(ctx, "compute:migrate_live")
-    # Under the claims lock its operation declares (the runner takes it first).
+    # Under the claims lock its operation declares (the runner takes it first), after the
+    # runner checked the caller's right, the server's lock and its state.
     instance = servers.get(session, ctx, server_id)
     from kumo.core.volume import attachments  # block storage imports compute
 
     attachments.check_movable(session, instance)
-    servers.check_not_locked(ctx, instance)
-    states.check("os-migrateLive", instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     source = session.get(m.Host, instance.host_id)
@@ -255,10 +253,7 @@ def force_complete(
 ) -> tuple[m.Instance, m.Migration]:
     """Make a running live migration converge: the source pauses the guest (Nova's libvirt
     default; post-copy is not offered), so no memory is dirtied while the rest is copied."""
-    policy.enforce(ctx, "compute:server_migrations:force_complete")
     instance, migration = _server_migration(session, ctx, server_id, migration_id, "force")
-    servers.check_not_locked(ctx, instance)
-    states.check("force_complete", instance)
     if migration.migration_type != LIVE or migration.status != "running":
         raise BadRequest(
             f"Migration {migration.id} state of instance {instance.id} is "
@@ -272,10 +267,7 @@ def abort(
     session: Session, ctx: Context, server_id: str, migration_id: str
 ) -> tuple[m.Instance, m.Migration]:
     """Ask the source to cancel a running live migration; the guest stays where it was."""
-    policy.enforce(ctx, "compute:server_migrations:delete")
     instance, migration = _server_migration(session, ctx, server_id, migration_id, "abort")
-    servers.check_not_locked(ctx, instance)
-    states.check("abort", instance)
     if migration.migration_type != LIVE or migration.status != "running":
         raise BadRequest(
             f"Migration {migration.id} state of instance {instance.id} is "

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from kumo.config import SchedulerConfig
 from kumo.core import hosts, policy
-from kumo.core.compute import nics, placement, servers, states
+from kumo.core.compute import nics, placement, servers
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.policy import Context
 from kumo.db import models as m
@@ -105,8 +105,8 @@ def evacuate(
     Nova's checks, in Nova's order: the named host exists (404) and is not the server's
     (400); the server is ACTIVE, STOPPED or ERROR with no task (409); its host is down,
     by heartbeat or forced down (400 "still in use" otherwise); a destination fits (400)."""
-    policy.enforce(ctx, "compute:evacuate")
-    # Under the claims lock its operation declares (the runner takes it first).
+    # Under the claims lock its operation declares (the runner takes it first), after the
+    # runner checked the caller's right and the server's state.
     named: m.Host | None = None
     if request.host is not None:
         named = session.scalars(select(m.Host).where(m.Host.name == request.host)).first()
@@ -118,7 +118,6 @@ def evacuate(
     attachments.check_movable(session, instance)
     if named is not None and instance.host_id == named.id:
         raise BadRequest("The target host can't be the same one.")
-    states.check("evacuate", instance)
     source = session.get(m.Host, instance.host_id) if instance.host_id else None
     if source is None:
         raise Conflict(f"Instance {server_id} is not ready")
@@ -147,9 +146,7 @@ def evacuate(
     instance.reboot_kind = None
     if instance.vm_state == "error" or instance.desired_state not in ("active", "stopped"):
         instance.desired_state = "active"  # as Nova: an evacuated ERROR server comes up
-    instance.task_state = "rebuilding"
-    instance.generation += 1
-    instance.task_deadline = utcnow() + servers.TASK_DEADLINE
+    servers.ask(instance, None, "rebuilding")
     session.flush()
     return instance, migration
 
@@ -234,14 +231,12 @@ def cold_migrate(
     """Record a cold migration and claim the destination, in one transaction; the source's
     agent starts it. Nova's checks: not locked (409 for non-admins), ACTIVE or STOPPED with
     no task (409), a destination of the same hypervisor driver with room (400)."""
-    policy.enforce(ctx, "compute:migrate")
-    # Under the claims lock its operation declares (the runner takes it first).
+    # Under the claims lock its operation declares (the runner takes it first), after the
+    # runner checked the caller's right, the server's lock and its state.
     instance = servers.get(session, ctx, server_id)
     from kumo.core.volume import attachments  # block storage imports compute
 
     attachments.check_movable(session, instance)
-    servers.check_not_locked(ctx, instance)
-    states.check("migrate", instance)
     source = session.get(m.Host, instance.host_id) if instance.host_id else None
     if source is None:
         raise Conflict(f"Instance {server_id} is not ready")
@@ -254,9 +249,7 @@ def cold_migrate(
     session.add(migration)
     placement.claim(session, migration.uuid, chosen, servers.flavor_need(instance.flavor))
     instance.old_flavor = instance.flavor  # as Nova: the same flavor on both sides
-    instance.task_state = "resize_prep"
-    instance.generation += 1
-    instance.task_deadline = utcnow() + servers.TASK_DEADLINE
+    servers.ask(instance, None, "resize_prep")
     session.flush()
     return instance, migration
 
@@ -317,9 +310,7 @@ def revert(session: Session, instance: m.Instance, migration: m.Migration) -> No
     """Back to the source: the destination destroys its copy first, then the server
     switches back and the source starts the guest it kept (task resize_reverting)."""
     migration.status = "reverting"
-    instance.task_state = "resize_reverting"
-    instance.generation += 1
-    instance.task_deadline = utcnow() + servers.TASK_DEADLINE
+    servers.ask(instance, None, "resize_reverting")
 
 
 def _end_cold_badly(

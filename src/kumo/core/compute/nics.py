@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +21,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import states
 from kumo.core.errors import BadRequest, Conflict, NotFound
-from kumo.core.microversion import APIVersion
 from kumo.core.network import dhcp_ports
 from kumo.core.network import networks as net_core
 from kumo.core.network import ports as port_core
@@ -44,61 +41,6 @@ class RequestedNic:
     port_id: str | None = None
     fixed_ip: str | None = None
     tag: str | None = None
-
-
-def _uuid_like(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
-
-
-def parse_requested(value: Any, version: APIVersion) -> list[RequestedNic] | None:
-    """The ``networks`` of a create request: a list of NICs, or None for "pick for me"
-    (absent before 2.37, or ``auto``); ``none`` is an empty list."""
-    if value is None:
-        if version.at_least("2.37"):
-            raise BadRequest(
-                "Invalid input for field/attribute networks: 'networks' is a "
-                "required property from microversion 2.37."
-            )
-        return None
-    if value in ("none", "auto"):
-        if not version.at_least("2.37"):
-            raise BadRequest(
-                f"Invalid input for field/attribute networks: '{value}' needs microversion 2.37."
-            )
-        return [] if value == "none" else None
-    if not isinstance(value, list):
-        raise BadRequest("Invalid input for field/attribute networks.")
-    requested = []
-    for item in value:
-        if not isinstance(item, dict) or set(item) - {"uuid", "port", "fixed_ip", "tag"}:
-            raise BadRequest("Invalid input for field/attribute networks.")
-        port, net, fixed = item.get("port"), item.get("uuid"), item.get("fixed_ip")
-        if port is not None and not _uuid_like(port):
-            raise BadRequest(f"Bad networks format: port uuid is not in proper format ({port})")
-        if port is None and net is None:
-            raise BadRequest("Bad networks format: each network needs a uuid or a port.")
-        if port is None and not _uuid_like(net):
-            raise BadRequest(f"Bad networks format: network uuid is not in proper format ({net})")
-        if fixed is not None:
-            try:
-                ipaddress.ip_address(str(fixed))
-            except ValueError:
-                raise BadRequest(f"Invalid fixed IP address ({fixed})") from None
-        if item.get("tag") is not None and not version.at_least("2.32"):
-            raise BadRequest("Invalid input for field/attribute networks: 'tag' needs 2.32.")
-        requested.append(
-            RequestedNic(
-                network_id=None if port else str(net),
-                port_id=str(port) if port else None,
-                fixed_ip=str(fixed) if fixed is not None else None,
-                tag=item.get("tag"),
-            )
-        )
-    return requested
 
 
 def _usable_networks(session: Session, ctx: Context) -> list[m.Network]:
@@ -152,17 +94,15 @@ def resolve(
     return requested
 
 
-def security_group_ids(session: Session, ctx: Context, value: Any) -> list[str] | None:
-    """A create request's ``security_groups`` ([{"name": name-or-id}]) as group ids of the
-    caller's project (None: the network service's default)."""
-    if value is None:
+def security_group_ids(
+    session: Session, ctx: Context, wanted_groups: Iterable[str] | None
+) -> list[str] | None:
+    """A create request's security groups (names or ids) as group ids of the caller's
+    project (None: the network service's default)."""
+    if wanted_groups is None:
         return None
-    if not isinstance(value, list) or not all(
-        isinstance(g, dict) and isinstance(g.get("name"), str) and g["name"] for g in value
-    ):
-        raise BadRequest("Invalid input for field/attribute security_groups.")
     ids: list[str] = []
-    for wanted in dict.fromkeys(g["name"] for g in value):
+    for wanted in dict.fromkeys(wanted_groups):
         if wanted == DEFAULT_GROUP_NAME:
             ids.append(default_group_id(session, str(ctx.project_id)))
             continue
@@ -460,7 +400,6 @@ def attach(
 ) -> m.Port:
     """os-interface create: a new port on a network (or the caller's free port) plugged
     into the server, bound to its host."""
-    states.check("attach_interface", instance)
     if port_id is None and network_id is None:
         usable = resolve(session, ctx, None)
         if not usable:
@@ -478,7 +417,6 @@ def attach(
 
 
 def detach(session: Session, ctx: Context, instance: m.Instance, port_id: str) -> None:
-    states.check("detach_interface", instance)
     entries = [nic for nic in instance.nics or () if nic["port_id"] == port_id]
     if not entries:
         raise NotFound(f"Port {port_id} is not attached")
@@ -489,7 +427,6 @@ def detach(session: Session, ctx: Context, instance: m.Instance, port_id: str) -
 
 def add_fixed_ip(session: Session, ctx: Context, instance: m.Instance, network_id: Any) -> None:
     """addFixedIp (<= 2.43): one more address, on the server's port on that network."""
-    states.check("addFixedIp", instance)
     if not isinstance(network_id, str) or not network_id:
         raise BadRequest("Invalid input for field/attribute networkId.")
     for port_id in port_ids(instance):
@@ -511,7 +448,6 @@ def add_fixed_ip(session: Session, ctx: Context, instance: m.Instance, network_i
 
 
 def remove_fixed_ip(session: Session, ctx: Context, instance: m.Instance, address: Any) -> None:
-    states.check("removeFixedIp", instance)
     if not isinstance(address, str) or not address:
         raise BadRequest("Invalid input for field/attribute address.")
     for port_id, fixed in port_core.fixed_ips_of(session, port_ids(instance)).items():

@@ -3,7 +3,9 @@
 A project's limits are rows over defaults; usage is counted from rows (never a counter).
 Nova still shows network quotas (floating IPs, security groups) before microversion 2.36
 and injected-file quotas before 2.57: kumo keeps them as plain numbers, enforced elsewhere
-(by the network service) or not at all (kumo has no file injection).
+(by the network service) or not at all (kumo has no file injection). Which names a caller
+sees is the API's to say (kumo.api.compute.quota_sets.resources, from the microversion):
+these functions take the names shown, and the values as numbers.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from kumo.core.compute import quotas, server_groups
 from kumo.core.errors import BadRequest
-from kumo.core.microversion import APIVersion
 from kumo.db import models as m
 
 NETWORK_DEFAULTS = {
@@ -38,29 +39,20 @@ CORE = (
 MAX_LIMIT = 0x7FFFFFFF
 
 
-def resources(version: APIVersion) -> tuple[str, ...]:
-    """The quota names a response shows at this microversion."""
-    names: tuple[str, ...] = CORE
-    if not version.at_least("2.36"):
-        names += NETWORK
-    if not version.at_least("2.57"):
-        names += INJECTED
-    return names
-
-
 def project_exists(session: Session, project_id: str) -> None:
     if session.get(m.Project, project_id) is None:
         raise BadRequest(f"Project ID {project_id} is not a valid project.")
 
 
-def defaults(session: Session, version: APIVersion) -> dict[str, int]:
+def defaults(session: Session, names: tuple[str, ...]) -> dict[str, int]:
     """The ``default`` quota class: what a project without limits of its own gets."""
-    return limits(session, quotas.class_row_id(quotas.DEFAULT_CLASS), version)
+    return limits(session, quotas.class_row_id(quotas.DEFAULT_CLASS), names)
 
 
-def limits(session: Session, project_id: str, version: APIVersion) -> dict[str, int]:
+def limits(session: Session, project_id: str, names: tuple[str, ...]) -> dict[str, int]:
+    """The project's limits of the quotas ``names`` (those the caller is shown)."""
     every = {**NETWORK_DEFAULTS, **quotas.limits(session, project_id)}
-    return {name: every[name] for name in resources(version)}
+    return {name: every[name] for name in names}
 
 
 def usage(session: Session, project_id: str) -> dict[str, int]:
@@ -75,11 +67,11 @@ def usage(session: Session, project_id: str) -> dict[str, int]:
     return used
 
 
-def detail(session: Session, project_id: str, version: APIVersion) -> dict[str, dict[str, int]]:
+def detail(session: Session, project_id: str, names: tuple[str, ...]) -> dict[str, dict[str, int]]:
     used = usage(session, project_id)
     return {
         name: {"limit": limit, "in_use": used.get(name, 0), "reserved": 0}
-        for name, limit in limits(session, project_id, version).items()
+        for name, limit in limits(session, project_id, names).items()
     }
 
 
@@ -90,37 +82,26 @@ CLASS_HIDDEN = ("server_groups", "server_group_members")
 MAX_CLASS_NAME = 64 - len(quotas.CLASS_ROW_PREFIX)
 
 
-def class_resources(version: APIVersion) -> tuple[str, ...]:
-    return tuple(name for name in resources(version) if name not in CLASS_HIDDEN)
-
-
 def _class_id(class_name: str) -> str:
     if not 0 < len(class_name) <= MAX_CLASS_NAME:
         raise BadRequest(f"Quota class name must be 1 to {MAX_CLASS_NAME} characters.")
     return quotas.class_row_id(class_name)
 
 
-def show_class(session: Session, class_name: str, version: APIVersion) -> dict[str, int]:
-    """A class's limits over the defaults (an unknown class is the defaults, as in Nova)."""
-    found = limits(session, _class_id(class_name), version)
-    return {name: found[name] for name in class_resources(version)}
+def show_class(session: Session, class_name: str, names: tuple[str, ...]) -> dict[str, int]:
+    """A class's limits over the defaults (an unknown class is the defaults, as in Nova),
+    of the quotas ``names`` (a class's, those the caller is shown)."""
+    return limits(session, _class_id(class_name), names)
 
 
 def update_class(
-    session: Session, class_name: str, body: dict[str, Any], version: APIVersion
+    session: Session, class_name: str, wanted: dict[str, int], names: tuple[str, ...]
 ) -> dict[str, int]:
     """Set some of a class's limits. Changing the ``default`` class changes the limit of
     every project that has none of its own for that resource."""
     row_id = _class_id(class_name)
-    unknown = set(body) - set(class_resources(version))
-    if unknown:
-        raise BadRequest(
-            "Invalid input for field/attribute quota_class_set. Additional properties are not "
-            f"allowed ({', '.join(sorted(unknown))} unexpected)"
-        )
-    wanted = {name: _value(name, raw) for name, raw in body.items()}
     store(session, row_id, wanted)
-    return show_class(session, class_name, version)
+    return show_class(session, class_name, names)
 
 
 def store(session: Session, row_id: str, wanted: dict[str, int]) -> None:
@@ -133,7 +114,7 @@ def store(session: Session, row_id: str, wanted: dict[str, int]) -> None:
     session.flush()
 
 
-def _value(name: str, raw: Any) -> int:
+def value_of(name: str, raw: Any) -> int:
     """Nova's schema: an integer (or a string of one) from -1 to 2**31-1."""
     if isinstance(raw, bool):
         raise BadRequest(
@@ -161,24 +142,14 @@ def _value(name: str, raw: Any) -> int:
 
 
 def update(
-    session: Session, project_id: str, body: dict[str, Any], version: APIVersion
+    session: Session,
+    project_id: str,
+    wanted: dict[str, int],
+    force: bool,
+    names: tuple[str, ...],
 ) -> dict[str, int]:
-    """Set some limits. A limit below what is in use is refused unless ``force`` is true."""
-    allowed = set(resources(version))
-    unknown = set(body) - allowed - {"force"}
-    if unknown:
-        raise BadRequest(
-            "Invalid input for field/attribute quota_set. Additional properties are not "
-            f"allowed ({', '.join(sorted(unknown))} unexpected)"
-        )
-    force = body.get("force", False)
-    if force in ("True", "true", "1", 1):
-        force = True
-    elif force in ("False", "false", "0", 0, None):
-        force = False
-    if not isinstance(force, bool):
-        raise BadRequest(f"Invalid input for field/attribute force. Value: {force}.")
-    wanted = {name: _value(name, raw) for name, raw in body.items() if name != "force"}
+    """Set some limits. A limit below what is in use is refused unless ``force`` is true.
+    The answer: the limits of the quotas ``names`` (those the caller is shown)."""
     project_exists(session, project_id)
     if not force:
         used = usage(session, project_id)
@@ -189,7 +160,7 @@ def update(
                     f"already used and reserved {used[name]}."
                 )
     store(session, project_id, wanted)
-    return limits(session, project_id, version)
+    return limits(session, project_id, names)
 
 
 def reset(session: Session, project_id: str) -> None:

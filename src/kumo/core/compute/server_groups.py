@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
@@ -18,64 +17,17 @@ from sqlalchemy.orm import Session
 
 from kumo.core.compute import quotas
 from kumo.core.errors import BadRequest, Forbidden, NotFound
-from kumo.core.microversion import APIVersion
 from kumo.core.policy import Context
 from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
 
 HARD = ("affinity", "anti-affinity")
 SOFT = ("soft-affinity", "soft-anti-affinity")
-HINT_KEYS = ("os:scheduler_hints", "OS-SCH-HNT:scheduler_hints")
 
 
-def policies_for(version: APIVersion) -> tuple[str, ...]:
-    """The soft policies arrived with microversion 2.15."""
-    return HARD + SOFT if version.at_least("2.15") else HARD
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 255:
-        raise BadRequest(
-            "Invalid input for field/attribute name. Value: "
-            f"{value}. A name of 1 to 255 characters is required."
-        )
-    if value != value.strip():
-        raise BadRequest(
-            f"Invalid input for field/attribute name. Value: {value}. "
-            "Leading or trailing whitespace is not allowed."
-        )
-    return value
-
-
-def _policy(body: dict[str, Any], version: APIVersion) -> str:
-    """Before 2.64 the body carries ``policies``: a list of exactly one known policy."""
-    policies = body.get("policies")
-    allowed = policies_for(version)
-    if not isinstance(policies, list) or len(policies) != 1:
-        raise BadRequest(
-            f"Invalid input for field/attribute policies. Value: {policies}. "
-            "A list with exactly one policy is required."
-        )
-    policy = policies[0]
-    if policy not in allowed:
-        raise BadRequest(
-            f"Invalid input for field/attribute policies. Value: {policies}. "
-            f"'{policy}' is not one of {list(allowed)}"
-        )
-    return str(policy)
-
-
-def create(
-    session: Session, ctx: Context, body: dict[str, Any], version: APIVersion
-) -> m.ServerGroup:
-    unknown = set(body) - {"name", "policies"}
-    if unknown:
-        raise BadRequest(
-            "Invalid input for field/attribute server_group. Additional properties are not "
-            f"allowed ({', '.join(sorted(unknown))} unexpected)"
-        )
-    name = _name(body.get("name"))
-    policy = _policy(body, version)
+def create(session: Session, ctx: Context, name: str, policy: str) -> m.ServerGroup:
+    """A new group of the caller's project (its name and policy checked by the API, in the
+    caller's microversion), within the project's quota of groups."""
     if ctx.project_id is None:
         raise Forbidden("Server groups are created with a project-scoped token.")
     lock_for_claims(session, project_id=ctx.project_id)
@@ -143,29 +95,6 @@ def members(session: Session, group_ids: list[str]) -> dict[str, list[str]]:
     for group_id, instance_id in rows:
         result[group_id].append(instance_id)
     return result
-
-
-def group_hint(body: Any) -> str | None:
-    """The ``group`` scheduler hint of a server create request, checked like Nova's schema."""
-    if not isinstance(body, dict):
-        return None
-    for key in HINT_KEYS:
-        hints = body.get(key)
-        if hints is None:
-            continue
-        if not isinstance(hints, dict):
-            raise BadRequest(f"Invalid input for field/attribute {key}. An object is required.")
-        group = hints.get("group")
-        if group is None:
-            return None
-        try:
-            return str(uuid.UUID(str(group)))
-        except ValueError:
-            raise BadRequest(
-                f"Invalid input for field/attribute group. Value: {group}. "
-                f"'{group}' is not a 'uuid'"
-            ) from None
-    return None
 
 
 def join(session: Session, ctx: Context, group_id: str, instances: list[m.Instance]) -> None:

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import migrations, moves, nics, servers, shelve
+from kumo.core import wakeup
+from kumo.core.compute import migrations, moves, nics, server_create, servers, shelve
 from kumo.core.compute.placement import free_on
 from kumo.core.operations import CLAIMS, Env, Operation, Result
 from kumo.core.policy import Context
@@ -38,7 +39,11 @@ class Resize(ServerRequest):
 
 @dataclass(frozen=True)
 class Reboot(ServerRequest):
-    kind: object  # "SOFT" or "HARD"; anything else is a 400
+    kind: str  # "SOFT" or "HARD" (the API refuses anything else)
+
+    def transition(self) -> str:
+        """A hard reboot may start from more states than a soft one."""
+        return "reboot_hard" if self.kind == "HARD" else "reboot"
 
 
 @dataclass(frozen=True)
@@ -142,11 +147,23 @@ def _at_once(result: Result[Val]) -> Result[Val]:
     return result
 
 
+def _create(
+    session: Session, ctx: Context, req: server_create.CreateRequest, env: Env
+) -> Result[server_create.Created]:
+    """Each new server gets its ``create`` action and the scheduler places them (the
+    agents of the hosts of new volumes its block device mappings made are woken by
+    volumes.create, after the same commit)."""
+    created = server_create.create(session, ctx, req, env.volume_placement, env.force_config_drive)
+    first, *others = created.instances
+    return Result(created, first, also=tuple(others), topics=(wakeup.SCHEDULER,))
+
+
 def _power(key: str) -> ServerOperation:
     def execute(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:
         return _done(servers.act(session, ctx, req.server_id, key))
 
-    return Operation(servers.ACTIONS[key].name, ServerRequest, execute)
+    name = servers.ACTIONS[key].name
+    return Operation(name, ServerRequest, execute, transition=name, checks_lock=True)
 
 
 def _reboot(session: Session, ctx: Context, req: Reboot, env: Env) -> Result[Answer]:
@@ -321,37 +338,82 @@ def _group(add: bool) -> ServerOperation:
     return Operation("addSecurityGroup" if add else "removeSecurityGroup", SecurityGroup, execute)
 
 
+def _on(
+    name: str,
+    request: type[Any],
+    execute: Callable[..., Result[Any]],
+    *,
+    transition: str | None = None,
+    locks: tuple[str, ...] = (),
+    policy: str | None = None,
+    checks_lock: bool = True,
+) -> ServerOperation:
+    """An action on one server whose state the runner checks first: its entry in
+    states.SERVER_TRANSITIONS is the action's name unless given."""
+    return Operation(
+        name,
+        request,
+        execute,
+        locks=locks,
+        transition=transition or name,
+        checks_lock=checks_lock,
+        policy=policy,
+    )
+
+
+CREATE = Operation("create", server_create.CreateRequest, _create)
 START, STOP = _power("os-start"), _power("os-stop")
 PAUSE, UNPAUSE = _power("pause"), _power("unpause")
 SUSPEND, RESUME = _power("suspend"), _power("resume")
-REBOOT = Operation("reboot", Reboot, _reboot)
+REBOOT: ServerOperation = Operation(
+    "reboot", Reboot, _reboot, transition=Reboot.transition, checks_lock=True
+)
 LOCK = Operation("lock", Lock, _lock)
 UNLOCK = Operation("unlock", ServerRequest, _unlock)
-REBUILD = Operation("rebuild", servers.Rebuild, _rebuild)
+REBUILD = _on("rebuild", servers.Rebuild, _rebuild)
 DELETE = Operation("delete", Delete, _delete)
-SHELVE = Operation("shelve", ServerRequest, _shelve)
-SHELVE_OFFLOAD = Operation("shelveOffload", ServerRequest, _shelve_offload)
-UNSHELVE = Operation("unshelve", ServerRequest, _unshelve)
-RESIZE = Operation("resize", Resize, _resize, locks=(CLAIMS,))
-CONFIRM_RESIZE = Operation("confirmResize", ServerRequest, _confirm)
-REVERT_RESIZE = Operation("revertResize", ServerRequest, _revert)
-CREATE_IMAGE = Operation("createImage", Snapshot, _create_image)
-CREATE_BACKUP = Operation("createBackup", Backup, _create_backup)
-RESCUE = Operation("rescue", Rescue, _rescue)
-UNRESCUE = Operation("unrescue", ServerRequest, _unrescue)
-TRIGGER_CRASH_DUMP = Operation(servers.CRASH_DUMP, ServerRequest, _crash_dump)
-LIVE_MIGRATE = Operation(migrations.LIVE, LiveMigrate, _live, locks=(CLAIMS,))
-MIGRATE = Operation("migrate", ServerRequest, _migrate, locks=(CLAIMS,))
-EVACUATE = Operation("evacuate", Evacuate, _evacuate, locks=(CLAIMS,))
-ADD_FIXED_IP = Operation("addFixedIp", AddFixedIp, _add_fixed_ip)
-REMOVE_FIXED_IP = Operation("removeFixedIp", RemoveFixedIp, _remove_fixed_ip)
-FORCE_COMPLETE = Operation(
-    "live_migration_force_complete", MigrationRequest, _migration_step(migrations.force_complete)
+SHELVE = _on("shelve", ServerRequest, _shelve)
+SHELVE_OFFLOAD = _on(
+    "shelveOffload", ServerRequest, _shelve_offload, policy="compute:shelve_offload"
 )
-ABORT_MIGRATION = Operation(
-    "live_migration_cancel", MigrationRequest, _migration_step(migrations.abort)
+UNSHELVE = _on("unshelve", ServerRequest, _unshelve)
+RESIZE = _on("resize", Resize, _resize, locks=(CLAIMS,))
+CONFIRM_RESIZE = _on("confirmResize", ServerRequest, _confirm, checks_lock=False)
+REVERT_RESIZE = _on("revertResize", ServerRequest, _revert, checks_lock=False)
+CREATE_IMAGE = _on("createImage", Snapshot, _create_image)
+CREATE_BACKUP = _on("createBackup", Backup, _create_backup)
+RESCUE = _on("rescue", Rescue, _rescue)
+UNRESCUE = _on("unrescue", ServerRequest, _unrescue)
+TRIGGER_CRASH_DUMP = _on(servers.CRASH_DUMP, ServerRequest, _crash_dump)
+LIVE_MIGRATE = _on(
+    migrations.LIVE,
+    LiveMigrate,
+    _live,
+    transition="os-migrateLive",
+    locks=(CLAIMS,),
+    policy="compute:migrate_live",
 )
-ATTACH_INTERFACE = Operation("attach_interface", AttachInterface, _attach_interface)
-DETACH_INTERFACE = Operation("detach_interface", DetachInterface, _detach_interface)
+MIGRATE = _on("migrate", ServerRequest, _migrate, locks=(CLAIMS,), policy="compute:migrate")
+EVACUATE = _on(
+    "evacuate", Evacuate, _evacuate, locks=(CLAIMS,), policy="compute:evacuate", checks_lock=False
+)
+ADD_FIXED_IP = _on("addFixedIp", AddFixedIp, _add_fixed_ip, checks_lock=False)
+REMOVE_FIXED_IP = _on("removeFixedIp", RemoveFixedIp, _remove_fixed_ip, checks_lock=False)
+FORCE_COMPLETE = _on(
+    "live_migration_force_complete",
+    MigrationRequest,
+    _migration_step(migrations.force_complete),
+    transition="force_complete",
+    policy="compute:server_migrations:force_complete",
+)
+ABORT_MIGRATION = _on(
+    "live_migration_cancel",
+    MigrationRequest,
+    _migration_step(migrations.abort),
+    transition="abort",
+    policy="compute:server_migrations:delete",
+)
+ATTACH_INTERFACE = _on("attach_interface", AttachInterface, _attach_interface, checks_lock=False)
+DETACH_INTERFACE = _on("detach_interface", DetachInterface, _detach_interface, checks_lock=False)
 ADD_SECURITY_GROUP = _group(True)
 REMOVE_SECURITY_GROUP = _group(False)

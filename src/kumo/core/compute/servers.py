@@ -1,48 +1,40 @@
-"""Servers: create, read, update and delete; what each action asks of the agent.
+"""Servers: read, update and delete; what each action asks of the agent (create:
+kumo.core.compute.server_create; listing: server_listing).
 
-The actions are the execute steps of lifecycle operations (kumo.core.operations, declared
-in kumo.core.compute.server_operations): the runner checks nothing here but the request's
-type; these functions load the server (optimistic ``version``), check its state against
-states.SERVER_TRANSITIONS, and write the desired state with a new ``generation`` and a
-task; the runner records the action and wakes the agent after the commit. The agent does
+Create and the actions are the execute steps of lifecycle operations (kumo.core.operations,
+declared in kumo.core.compute.server_operations): the runner has checked the caller's
+right, the server's lock and its state against states.SERVER_TRANSITIONS (the transition
+each operation declares); these functions check what depends on other rows and write the
+desired state with a new ``generation`` and a task; the runner records the action and
+wakes the agent (or the scheduler) after the commit. The agent does
 the work and reports back (kumo.core.compute.reports); the scheduler places new servers
 (kumo.controller.scheduler).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import ipaddress
-import re
 import secrets
 import unicodedata
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kumo.core.compute import (
-    aggregates,
-    block_devices,
     flavors,
-    keypairs,
     nics,
     quotas,
-    server_groups,
     states,
 )
 from kumo.core.errors import BadRequest, Conflict, Forbidden, NotFound
-from kumo.core.microversion import APIVersion
-from kumo.core.policy import Context, enforce
+from kumo.core.policy import Context
 from kumo.db import models as m
-from kumo.db.locking import lock_for_claims
 from kumo.db.types import utcnow
 
-MAX_USER_DATA = 65535
 # How long a task may stay in flight before the controller calls it stuck.
 TASK_DEADLINE = dt.timedelta(minutes=10)
 
@@ -54,11 +46,7 @@ def _ref_id(ref: Any, what: str) -> str:
     return str(ref).rstrip("/").rsplit("/", 1)[-1]
 
 
-def _name(body: dict[str, Any], required: bool = True) -> str | None:
-    name = body.get("name")
-    if name is None and not required:
-        return None
-    return check_name(name)
+ref_id = _ref_id
 
 
 def check_name(name: Any) -> str:
@@ -75,15 +63,13 @@ def check_name(name: Any) -> str:
     return name
 
 
-def _metadata(value: Any, limit: int) -> dict[str, str]:
+def check_metadata(value: Any) -> dict[str, str]:
+    """A server's metadata as given: an object of strings, keys of 1 to 255 characters and
+    values of at most 255 (its size against the project's limit: ``metadata_within``)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise BadRequest("Invalid input for field/attribute metadata: an object expected.")
-    if len(value) > limit:
-        raise Forbidden(
-            f"Quota exceeded for metadata_items: Requested {len(value)}, but the limit is {limit}"
-        )
     for key, item in value.items():
         if not isinstance(key, str) or not 0 < len(key) <= 255:
             raise BadRequest("Invalid metadata key: 1 to 255 characters expected.")
@@ -94,19 +80,16 @@ def _metadata(value: Any, limit: int) -> dict[str, str]:
     return dict(value)
 
 
-def _user_data(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > MAX_USER_DATA:
-        raise BadRequest(
-            "Invalid input for field/attribute user_data: base64 text of at "
-            f"most {MAX_USER_DATA} characters expected."
+def metadata_within(meta: dict[str, str], limit: int) -> dict[str, str]:
+    if len(meta) > limit:
+        raise Forbidden(
+            f"Quota exceeded for metadata_items: Requested {len(meta)}, but the limit is {limit}"
         )
-    try:
-        base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest("User data needs to be valid base 64.") from None
-    return value
+    return meta
+
+
+def _metadata(value: Any, limit: int) -> dict[str, str]:
+    return metadata_within(check_metadata(value), limit)
 
 
 def _printable(char: str) -> bool:
@@ -115,10 +98,6 @@ def _printable(char: str) -> bool:
     and spaces are fine."""
     category = unicodedata.category(char)
     return not category.startswith("C") and (not category.startswith("Z") or category == "Zs")
-
-
-def _description(body: dict[str, Any]) -> str | None:
-    return check_description(body.get("description"))
 
 
 def check_description(value: Any) -> str | None:
@@ -143,31 +122,7 @@ def check_description(value: Any) -> str | None:
     return value
 
 
-def _no_description_before_2_19(body: dict[str, Any], version: APIVersion) -> None:
-    if "description" in body and not version.at_least("2.19"):
-        raise BadRequest(
-            "Invalid input for field/attribute server. Additional properties are not "
-            "allowed ('description' was unexpected); it needs microversion 2.19"
-        )
-
-
-no_description_before_2_19 = _no_description_before_2_19
-
-
-def _count(body: dict[str, Any], key: str, default: int) -> int:
-    value = body.get(key, default)
-    if isinstance(value, float) or (isinstance(value, str) and not value.strip().isdigit()):
-        raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value}.")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"Invalid input for field/attribute {key}.") from None
-    if isinstance(value, bool) or number < 1:
-        raise BadRequest(f"Invalid input for field/attribute {key}: must be >= 1.")
-    return number
-
-
-def _image(session: Session, ctx: Context, ref: Any) -> tuple[str | None, int, int]:
+def check_image(session: Session, ctx: Context, ref: Any) -> tuple[str | None, int, int]:
     """The image id, its min_disk and min_ram (a server without one boots from a volume:
     block_device_mapping_v2)."""
     if ref in (None, ""):
@@ -202,198 +157,6 @@ def flavor_snapshot(flavor: m.Flavor) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Created:
-    instances: list[m.Instance]
-    admin_pass: str
-    reservation_id: str
-    # Hosts of the volumes its block device mappings made: their agents have work.
-    new_volume_hosts: set[str] = field(default_factory=set)
-
-
-def create(
-    session: Session,
-    ctx: Context,
-    body: dict[str, Any],
-    version: APIVersion,
-    group_id: str | None = None,
-    volume_placement: Any = None,
-    force_config_drive: bool = False,
-) -> Created:
-    """``group_id``: the server group named by the ``group`` scheduler hint, if any;
-    ``volume_placement`` (kumo.core.volume.volumes.Placement): how new volumes of its block
-    device mappings are placed (defaults when None); ``force_config_drive`` (the [compute]
-    setting): every server gets a config drive, and shows ``config_drive`` true as Nova's
-    do, so the disk names its volumes get leave the config drive's (vdb) out."""
-    name = _name(body)
-    assert name is not None
-    if ctx.project_id is None:
-        raise Forbidden("Servers are created with a project-scoped token.")
-    flavor_id = _ref_id(body.get("flavorRef"), "flavor")
-    try:
-        flavor = flavors.get(session, flavor_id, ctx.project_id, ctx.is_admin)
-    except NotFound:
-        raise BadRequest(f"Flavor {flavor_id} could not be found.") from None
-    if flavor.disabled:
-        raise BadRequest(f"Flavor {flavor_id} is disabled.")
-    mappings = block_devices.parse(body)
-    from kumo.core.volume.volumes import Placement  # block storage imports compute
-
-    prepared = block_devices.prepare(session, ctx, mappings, volume_placement or Placement())
-    root_volume = block_devices.boot_volume(prepared)
-    if root_volume is not None and not body.get("imageRef"):
-        image_id, min_disk, min_ram = (
-            None,
-            0,
-            int((root_volume.image_meta or {}).get("min_ram") or 0),
-        )
-    else:
-        image_id, min_disk, min_ram = _image(
-            session, ctx, body.get("imageRef") or mappings.image_id
-        )
-    if flavor.root_gb and min_disk > flavor.root_gb:
-        raise BadRequest(
-            f"Flavor's disk is too small for requested image. Flavor disk is "
-            f"{flavor.root_gb} GiB, image needs {min_disk} GiB."
-        )
-    if min_ram > flavor.memory_mb:
-        raise BadRequest("Flavor's memory is too small for requested image.")
-    requested_nics = nics.resolve(session, ctx, nics.parse_requested(body.get("networks"), version))
-    groups = nics.security_group_ids(session, ctx, body.get("security_groups"))
-    limits = quotas.limits(session, ctx.project_id)
-    meta = _metadata(body.get("metadata"), limits["metadata_items"])
-    user_data = _user_data(body.get("user_data"))
-    key_name = body.get("key_name")
-    key_data = None
-    if key_name is not None:
-        try:
-            key_data = keypairs.get(session, ctx.user_id, str(key_name)).public_key
-        except NotFound:
-            raise BadRequest("Invalid key_name provided.") from None
-    config_drive = body.get("config_drive", False)
-    if config_drive in ("True", "true", True, "1", 1):
-        config_drive = True
-    elif config_drive in ("", "False", "false", False, None, "0", 0):
-        config_drive = False
-    else:
-        raise BadRequest("Invalid input for field/attribute config_drive.")
-    config_drive = config_drive or force_config_drive
-    zone, forced_host_id = requested_zone(session, ctx, body.get("availability_zone"))
-    # Before 2.19 Nova stores the name as the description (and shows it from 2.19 on).
-    description = _description(body) if version.at_least("2.19") else name
-    _no_description_before_2_19(body, version)
-    ipv4 = access_ip(body.get("accessIPv4"), 4)
-    ipv6 = access_ip(body.get("accessIPv6"), 6)
-    min_count = _count(body, "min_count", 1)
-    max_count = _count(body, "max_count", min_count)
-    if min_count > max_count:
-        raise BadRequest("min_count must be <= max_count.")
-    admin_pass = body.get("adminPass") or secrets.token_urlsafe(9)
-
-    # Claims: quota is checked under the lock, then the rows are written, in one transaction.
-    # A project unlimited in servers, cores and RAM has nothing to check, and its creates
-    # need not queue one behind the other on its row.
-    if not quotas.instances_unlimited(limits):
-        lock_for_claims(session, project_id=ctx.project_id)
-    count = max_count
-    try:
-        quotas.check_instances(
-            session, ctx.project_id, count, flavor.vcpus, flavor.memory_mb, limits
-        )
-    except Forbidden:
-        if min_count == max_count:
-            raise
-        count = min_count
-        quotas.check_instances(
-            session, ctx.project_id, count, flavor.vcpus, flavor.memory_mb, limits
-        )
-    if count > 1 and any(nic.port_id for nic in requested_nics):
-        raise BadRequest("Unable to launch multiple instances with a single configured port ID.")
-    if count > 1 and mappings.volumes:
-        raise BadRequest("Unable to launch multiple instances with the same volumes mapped.")
-    if root_volume is not None and forced_host_id is None and image_id is None:
-        from kumo.core.volume import attachments  # block storage imports compute
-
-        if root_volume.backend not in attachments.SHARED_BACKENDS:
-            forced_host_id = root_volume.host_id  # its data is on that host's disk
-    reservation = "r-" + secrets.token_hex(4)
-    snapshot = flavor_snapshot(flavor)
-    created = []
-    for index in range(count):
-        server_name = name if count == 1 else f"{name}-{index + 1}"
-        instance = m.Instance(
-            id=str(uuid.uuid4()),
-            name=server_name,
-            project_id=ctx.project_id,
-            user_id=ctx.user_id,
-            flavor_id=flavor.id,
-            flavor=snapshot,
-            image_id=image_id,
-            key_name=key_name,
-            key_data=key_data,
-            user_data=user_data,
-            meta=meta,
-            config_drive=config_drive,
-            availability_zone=zone,
-            requested_host_id=forced_host_id,
-            description=description,
-            hostname=_hostname(server_name),
-            access_ipv4=ipv4,
-            access_ipv6=ipv6,
-            reservation_id=reservation,
-            launch_index=index,
-            vm_state="building",
-            task_state="scheduling",
-            desired_state="active",
-            task_deadline=utcnow() + TASK_DEADLINE,
-            tags=[],
-        )
-        session.add(instance)
-        nics.plug_on_create(session, ctx, instance, requested_nics, groups)
-        block_devices.attach_on_create(session, instance, prepared)
-        record_action(session, ctx, instance.id, "create")
-        created.append(instance)
-    if group_id is not None:
-        server_groups.join(session, ctx, group_id, created)
-    session.flush()
-    new_volume_hosts = {
-        volume.host_id
-        for _, volume in prepared
-        if volume.status == "creating" and volume.host_id is not None
-    }
-    return Created(created, admin_pass, reservation, new_volume_hosts)
-
-
-def requested_zone(session: Session, ctx: Context, value: Any) -> tuple[str, str | None]:
-    """The zone a create asks for ("" for any) and the id of the host an admin forces with
-    ``az:host`` (or ``az:host:node``, ``az::node``; a kumo node is its host).
-
-    The zone must be one of the available zones, as Nova checks at the API; an unknown
-    forced host is refused here rather than failing later at the scheduler."""
-    if value in (None, ""):
-        return "", None
-    if not isinstance(value, str) or len(value) > 255:
-        raise BadRequest(
-            f"Invalid input for field/attribute availability_zone. Value: {value}. "
-            "A string of 1 to 255 characters is required."
-        )
-    zone, _, rest = value.partition(":")
-    host, _, node = rest.partition(":")
-    host = host or node
-    forced = None
-    if host:
-        enforce(ctx, "compute:servers:create:forced_host")
-        row = session.scalars(select(m.Host).where(m.Host.name == host)).first()
-        if row is None:
-            raise BadRequest(f"Compute host {host} could not be found.")
-        forced = row.id
-    if not zone and forced is None:
-        return "", None
-    if zone and not aggregates.zones(session).get(zone, False):
-        raise BadRequest("The requested availability zone is not available")
-    return zone, forced
-
-
 def access_ip(value: Any, version: int) -> str:
     """accessIPv4/accessIPv6 validated and in canonical form, as Nova stores them."""
     if value in (None, ""):
@@ -411,12 +174,6 @@ def access_ip(value: Any, version: int) -> str:
             f"{value}. '{value}' is not a 'ipv{version}'"
         )
     return str(address)
-
-
-def _hostname(name: str) -> str:
-    """A DNS label from the server name, as Nova derives it."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-.")[:63]
-    return label or "server"
 
 
 def record_action(
@@ -470,161 +227,28 @@ def get(
     return instance
 
 
-@dataclass
-class ListFilters:
-    all_projects: bool = False
-    project_id: str | None = None
-    name: str | None = None
-    # Each ``status`` asked for (Nova takes the parameter repeated and ignores the ones it
-    # does not know while one is known); ``reject_unknown_status``: none known is a 400
-    # from 2.38, an empty list before.
-    statuses: tuple[str, ...] = ()
-    reject_unknown_status: bool = True
-    host: str | None = None
-    image: str | None = None
-    flavor: str | None = None
-    changes_since: dt.datetime | None = None
-    deleted: bool = False
-    ip: str | None = None
-    ip6: str | None = None
-    tags: list[str] | None = None
-    limit: int | None = None
-    marker: str | None = None
-    sort_key: str = "created_at"
-    sort_dir: str = "desc"
-    # Leave out the columns a server view does not show (flavor snapshots, the public
-    # key): a listing of 1,000 servers then decodes a third less JSON.
-    lean: bool = False
+@dataclass(frozen=True)
+class Update:
+    """A server's update as given (ABSENT: not given; the API refused a description
+    before 2.19); the values are checked here, after the server's lock."""
+
+    name: Any
+    description: Any
+    access_ipv4: Any
+    access_ipv6: Any
 
 
-_SORT_KEYS = {
-    "created_at",
-    "updated_at",
-    "display_name",
-    "name",
-    "uuid",
-    "id",
-    "vm_state",
-    "task_state",
-    "power_state",
-    "launched_at",
-    "terminated_at",
-    "host",
-    "availability_zone",
-    "key_name",
-    "launch_index",
-    "hostname",
-    "project_id",
-    "user_id",
-}
-
-
-# Sort keys whose column is never NULL: a keyset page after the marker is plain comparisons.
-_NOT_NULL_SORT_KEYS = {"created_at", "name", "id", "project_id", "user_id", "vm_state"}
-
-
-def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Instance]:
-    query = select(m.Instance)
-    if f.lean:
-        query = query.options(
-            defer(m.Instance.flavor), defer(m.Instance.old_flavor), defer(m.Instance.key_data)
-        )
-    if not (ctx.is_admin and f.all_projects):
-        query = query.where(m.Instance.project_id == ctx.project_id)
-    elif f.project_id:
-        query = query.where(m.Instance.project_id == f.project_id)
-    if f.changes_since is not None:
-        query = query.where(m.Instance.updated_at >= f.changes_since)
-    elif not (ctx.is_admin and f.deleted):
-        query = query.where(m.Instance.deleted.is_(False))
-    wanted_statuses = {s.upper() for s in f.statuses} & states.ALL_STATUSES
-    if f.statuses:
-        if not wanted_statuses:
-            if f.reject_unknown_status:
-                raise BadRequest("Invalid status value")
-            return []
-        vm = [states.vm_states_for_status(wanted) for wanted in wanted_statuses]
-        if all(vm):  # a status shown by a task (REBOOT, MIGRATING...) spans vm_states
-            query = query.where(m.Instance.vm_state.in_([v for vms in vm for v in vms]))
-    if f.image:
-        query = query.where(m.Instance.image_id == f.image.rstrip("/").rsplit("/", 1)[-1])
-    if f.flavor:
-        query = query.where(m.Instance.flavor_id == f.flavor.rstrip("/").rsplit("/", 1)[-1])
-    if f.host and ctx.is_admin:
-        hosts = select(m.Host.id).where(m.Host.name == f.host)
-        query = query.where(m.Instance.host_id.in_(hosts))
-    for ip_pattern, family in ((f.ip, 4), (f.ip6, 6)):
-        if ip_pattern:
-            matching = nics.servers_with_ip(session, ip_pattern, family)
-            query = query.where(m.Instance.id.in_(matching))
-    key = {"display_name": "name", "uuid": "id", "host": "host_id"}.get(f.sort_key, f.sort_key)
-    if f.sort_key not in _SORT_KEYS:
-        raise BadRequest(f"Invalid sort_key: {f.sort_key}")
-    if f.sort_dir not in ("asc", "desc"):
-        raise BadRequest(f"Invalid sort_dir: {f.sort_dir}")
-    column = getattr(m.Instance, key)
-    desc = f.sort_dir == "desc"
-    order = column.desc() if desc else column.asc()
-    tiebreak = m.Instance.id.desc() if desc else m.Instance.id.asc()
-    query = query.order_by(order, tiebreak)
-    if not (f.name or f.statuses or f.tags) and key in _NOT_NULL_SORT_KEYS:
-        # Every filter is in SQL: so is the page (keyset after the marker, then LIMIT),
-        # and a page of 10 costs 10 rows, not the whole list.
-        if f.marker is not None:
-            after = session.execute(
-                query.with_only_columns(column, m.Instance.id).where(m.Instance.id == f.marker)
-            ).first()
-            if after is None:
-                raise BadRequest(f"marker [{f.marker}] not found")
-            beyond = (column < after[0]) if desc else (column > after[0])
-            past_id = (m.Instance.id < after[1]) if desc else (m.Instance.id > after[1])
-            query = query.where(or_(beyond, and_(column == after[0], past_id)))
-        if f.limit is not None:
-            query = query.limit(f.limit)
-        return list(session.scalars(query))
-    rows = list(session.scalars(query))
-    if f.name:
-        try:
-            pattern = re.compile(f.name)
-        except re.error:
-            raise BadRequest(f"Invalid name filter: {f.name}") from None
-        rows = [r for r in rows if pattern.search(r.name)]
-    if f.statuses:
-        # The SQL filter narrowed by vm_state; tasks (REBOOT, RESIZE...) refine the status.
-        rows = [r for r in rows if states.status(r.vm_state, r.task_state) in wanted_statuses]
-    if f.tags:
-        wanted_tags = set(f.tags)
-        rows = [r for r in rows if wanted_tags <= set(r.tags or [])]
-    if f.marker is not None:
-        ids = [r.id for r in rows]
-        if f.marker not in ids:
-            raise BadRequest(f"marker [{f.marker}] not found")
-        rows = rows[ids.index(f.marker) + 1 :]
-    return rows[: f.limit] if f.limit is not None else rows
-
-
-def update(
-    session: Session, ctx: Context, server_id: str, body: dict[str, Any], version: APIVersion
-) -> m.Instance:
+def update(session: Session, ctx: Context, server_id: str, req: Update) -> m.Instance:
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
-    allowed = {"name", "accessIPv4", "accessIPv6"} | (
-        {"description"} if version.at_least("2.19") else set()
-    )
-    unknown = set(body) - allowed
-    if unknown:
-        raise BadRequest(
-            f"Invalid input: additional properties are not allowed "
-            f"({', '.join(sorted(unknown))} unexpected)."
-        )
-    if "name" in body:
-        instance.name = _name(body) or instance.name
-    if "description" in body:
-        instance.description = _description(body)
-    if "accessIPv4" in body:
-        instance.access_ipv4 = access_ip(body["accessIPv4"], 4)
-    if "accessIPv6" in body:
-        instance.access_ipv6 = access_ip(body["accessIPv6"], 6)
+    if req.name is not ABSENT:
+        instance.name = check_name(req.name)
+    if req.description is not ABSENT:
+        instance.description = check_description(req.description)
+    if req.access_ipv4 is not ABSENT:
+        instance.access_ipv4 = access_ip(req.access_ipv4, 4)
+    if req.access_ipv6 is not ABSENT:
+        instance.access_ipv6 = access_ip(req.access_ipv6, 6)
     return instance
 
 
@@ -651,10 +275,7 @@ def delete(session: Session, ctx: Context, server_id: str, force: bool = False) 
     if instance.host_id is None:
         finish_delete(session, instance)
         return instance
-    instance.desired_state = "deleted"
-    instance.task_state = "deleting"
-    instance.generation += 1
-    instance.task_deadline = utcnow() + TASK_DEADLINE
+    _ask(instance, "deleted", "deleting")
     return instance
 
 
@@ -717,18 +338,13 @@ ACTIONS: dict[str, Action] = {
 def act(session: Session, ctx: Context, server_id: str, action_key: str) -> m.Instance:
     action = ACTIONS[action_key]
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check(action.name, instance)
     _ask(instance, action.desired, action.task)
     return instance
 
 
-def reboot(session: Session, ctx: Context, server_id: str, kind: Any) -> m.Instance:
-    if kind not in ("SOFT", "HARD"):
-        raise BadRequest("Invalid input for field/attribute type: SOFT or HARD expected.")
+def reboot(session: Session, ctx: Context, server_id: str, kind: str) -> m.Instance:
+    """``kind``: SOFT or HARD (the API checked it)."""
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check("reboot_hard" if kind == "HARD" else "reboot", instance, "reboot")
     instance.reboot_kind = kind.lower()
     _ask(instance, "active", "rebooting_hard" if kind == "HARD" else "rebooting")
     return instance
@@ -788,9 +404,7 @@ def rebuild(session: Session, ctx: Context, req: Rebuild) -> tuple[m.Instance, s
     server stays stopped; the agent destroys and re-spawns the guest. (The API refused a
     description before 2.19.)"""
     instance = get(session, ctx, req.server_id)
-    _check_not_locked(ctx, instance)
-    states.check("rebuild", instance)
-    image_id, min_disk, min_ram = _image(session, ctx, req.image_ref)
+    image_id, min_disk, min_ram = check_image(session, ctx, req.image_ref)
     if instance.flavor.get("disk") and min_disk > instance.flavor["disk"]:
         raise BadRequest("Flavor's disk is too small for requested image.")
     if min_ram > int(instance.flavor.get("ram", 0)):
@@ -844,8 +458,6 @@ def resize(
     ``free_on_host`` is the host's free capacity (from the scheduler's view), computed by the
     caller under the claims lock."""
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check("resize", instance)
     flavor_id = _ref_id(flavor_ref, "flavor")
     try:
         flavor = flavors.get(session, flavor_id, ctx.project_id, ctx.is_admin)
@@ -879,7 +491,6 @@ def resize(
 
 def confirm_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
-    states.check("confirmResize", instance)
     from kumo.core.compute import moves  # imports this module
 
     cold = moves.waiting_cold(session, instance)
@@ -895,7 +506,6 @@ def confirm_resize(session: Session, ctx: Context, server_id: str) -> m.Instance
 
 def revert_resize(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
-    states.check("revertResize", instance)
     if not instance.old_flavor:
         raise Conflict(f"Instance {server_id} is not resized and waiting for confirmation.")
     from kumo.core.compute import moves  # imports this module
@@ -1033,10 +643,8 @@ def _snapshot(
     createBackup, which differ only in the properties they add). ``metadata`` is checked
     here, against the project's limit."""
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
     limit = quotas.limits(session, instance.project_id)["metadata_items"]
     meta = _metadata(metadata, limit)
-    states.check(action, instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     image = snapshot_image(session, ctx, instance, name, meta, image_type, request_props)
@@ -1133,11 +741,9 @@ def rescue(
     action's message (the third value returned, for the lifecycle to record), which the
     agent's work item reads back (rescue_image_id)."""
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check("rescue", instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
-    image_id = _image(session, ctx, ref)[0] if ref not in (None, "") else instance.image_id
+    image_id = check_image(session, ctx, ref)[0] if ref not in (None, "") else instance.image_id
     if image_id is None:
         raise BadRequest("Cannot rescue a server booted from a volume without rescue_image_ref.")
     _ask(instance, "rescued", "rescuing")
@@ -1159,8 +765,6 @@ def rescue_image_id(session: Session, instance: m.Instance) -> str | None:
 
 def unrescue(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check("unrescue", instance)
     _ask(instance, "active", "unrescuing")
     return instance
 
@@ -1175,8 +779,6 @@ def trigger_crash_dump(session: Session, ctx: Context, server_id: str) -> m.Inst
     the request is the unfinished ``trigger_crash_dump`` instance action, carried to the
     agent with a new generation and finished when the agent reports on it."""
     instance = get(session, ctx, server_id)
-    _check_not_locked(ctx, instance)
-    states.check(CRASH_DUMP, instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     host = session.get(m.Host, instance.host_id)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from kumo.core import policy
 from kumo.core.compute import nics, servers, states
 from kumo.core.errors import Conflict
 from kumo.core.policy import Context
@@ -30,8 +29,6 @@ UNSHELVING = "unshelving"
 
 def shelve(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = servers.get(session, ctx, server_id)
-    servers.check_not_locked(ctx, instance)
-    states.check("shelve", instance)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
     image = servers.snapshot_image(
@@ -47,10 +44,7 @@ def shelve_offload(session: Session, ctx: Context, server_id: str) -> m.Instance
     """Offload a server held SHELVED on its host. This cloud offloads at once, so only a
     server that an older release left SHELVED is in that state; it is offloaded the same
     way (the agent destroys the guest; its snapshot already exists)."""
-    policy.enforce(ctx, "compute:shelve_offload")
     instance = servers.get(session, ctx, server_id)
-    servers.check_not_locked(ctx, instance)
-    states.check("shelveOffload", instance)
     if instance.host_id is None:
         offloaded(session, instance)
     else:
@@ -60,8 +54,6 @@ def shelve_offload(session: Session, ctx: Context, server_id: str) -> m.Instance
 
 def unshelve(session: Session, ctx: Context, server_id: str) -> m.Instance:
     instance = servers.get(session, ctx, server_id)
-    servers.check_not_locked(ctx, instance)
-    states.check("unshelve", instance)
     image = session.get(m.Image, instance.shelved_image_id or "")
     if image is None or image.status != "active":
         raise Conflict(

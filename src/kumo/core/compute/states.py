@@ -110,10 +110,13 @@ class Allowed:
 
     vm_states: frozenset[str] | None
     task_states: frozenset[str | None] = frozenset({None})
+    shown: str | None = None  # the action's name in a refusal, when not the table's key
 
 
-def _allowed(*vm_states: str, tasks: tuple[str | None, ...] = (None,)) -> Allowed:
-    return Allowed(frozenset(vm_states) if vm_states else None, frozenset(tasks))
+def _allowed(
+    *vm_states: str, tasks: tuple[str | None, ...] = (None,), shown: str | None = None
+) -> Allowed:
+    return Allowed(frozenset(vm_states) if vm_states else None, frozenset(tasks), shown)
 
 
 _INTERFACES = _allowed("active", "stopped", "paused")
@@ -138,6 +141,7 @@ SERVER_TRANSITIONS: dict[str, Allowed] = {
         "suspended",
         "error",
         tasks=(None, "rebooting", "reboot_pending"),
+        shown="reboot",
     ),
     "rebuild": _allowed("active", "stopped", "error"),
     "resize": _allowed("active", "stopped"),
@@ -176,11 +180,12 @@ class _Stateful(Protocol):
     task_state: str | None
 
 
-def check(action: str, instance: _Stateful, shown: str | None = None) -> None:
+def check(action: str, instance: _Stateful) -> None:
     """Refuse ``action`` (409, Nova's words) unless the table lets it start from the
-    server's state; ``shown`` names it in the message when the table's key differs."""
+    server's state. The lifecycle runner calls it (phase 3) for the transition each
+    operation declares (kumo.core.operations)."""
     allowed = SERVER_TRANSITIONS[action]
-    name = shown or action
+    name = allowed.shown or action
     if allowed.vm_states is not None and instance.vm_state not in allowed.vm_states:
         attr, state = "vm_state", instance.vm_state
     elif instance.task_state not in allowed.task_states:

@@ -21,7 +21,7 @@ from kumo.db import models as m
 @dataclass(frozen=True)
 class VolumeRequest:
     server_id: str
-    volume_id: Any
+    volume_id: str
     shelved_too: bool  # a shelved server's volumes change too (the API's 2.20 and later)
 
 
@@ -31,8 +31,9 @@ class Attach(VolumeRequest):
 
 
 def _server(session: Session, ctx: Context, req: VolumeRequest, action: str) -> m.Instance:
+    """The server, whose lock and state the runner checked; before 2.20 a shelved one's
+    volumes do not change."""
     instance = servers.get(session, ctx, req.server_id)
-    servers.check_not_locked(ctx, instance)
     if instance.vm_state in ("shelved", "shelved_offloaded") and not req.shelved_too:
         raise Conflict(
             f"Cannot '{action}' instance {instance.id} while it is in vm_state {instance.vm_state}"
@@ -50,9 +51,13 @@ def _detach(
     session: Session, ctx: Context, req: VolumeRequest, env: Env
 ) -> Result[m.VolumeAttachment]:
     instance = _server(session, ctx, req, "detach_volume")
-    row = attachments.detach(session, instance, str(req.volume_id))
+    row = attachments.detach(session, instance, req.volume_id)
     return Result(row, instance, finished=row.deleted)
 
 
-ATTACH_VOLUME = Operation("attach_volume", Attach, _attach)
-DETACH_VOLUME = Operation("detach_volume", VolumeRequest, _detach)
+ATTACH_VOLUME = Operation(
+    "attach_volume", Attach, _attach, transition="attach_volume", checks_lock=True
+)
+DETACH_VOLUME = Operation(
+    "detach_volume", VolumeRequest, _detach, transition="detach_volume", checks_lock=True
+)

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import states
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.policy import Context
 from kumo.core.volume import volumes
@@ -139,16 +138,13 @@ def attach(
     session: Session,
     ctx: Context,
     instance: m.Instance,
-    volume_ref: Any,
+    volume_ref: str,
     device: Any = None,
     tag: Any = None,
     delete_on_termination: bool = False,
 ) -> m.VolumeAttachment:
     """Nova's attach: the server's agent hot-plugs the volume (a shut-off server gets it at
     its next start); a server with no host (shelved) just records it."""
-    if not isinstance(volume_ref, str) or not volume_ref:
-        raise BadRequest("Invalid input for field/attribute volumeId.")
-    states.check("attach_volume", instance)
     try:
         volume = volumes.get(session, ctx, volume_ref)
     except NotFound:
@@ -242,7 +238,6 @@ def detach(session: Session, instance: m.Instance, volume_id: str) -> m.VolumeAt
         )
     if row.boot_index == 0:
         raise BadRequest("Can't detach root device volume")
-    states.check("detach_volume", instance)
     if instance.host_id is None or not row.plugged:
         detached(session, volume, row)
         return row

@@ -120,6 +120,7 @@ def create(session: Session, ctx: Context, body: Any) -> m.VolumeSnapshot:
     )
     session.add(snapshot)
     session.flush()
+    volumes.wake_agent(session, snapshot.host_id)
     return snapshot
 
 
@@ -162,4 +163,5 @@ def delete(session: Session, ctx: Context, snapshot_id: str) -> m.VolumeSnapshot
     snapshot.generation += 1
     snapshot.task_deadline = utcnow() + volumes.TASK_DEADLINE
     snapshot.updated_at = utcnow()
+    volumes.wake_agent(session, snapshot.host_id)
     return snapshot

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from kumo.core import hosts, policy
+from kumo.core import hosts, policy, wakeup
+from kumo.core.commit_wakeups import wake_after_commit
 from kumo.core.errors import BadRequest, Forbidden, NotFound
 from kumo.core.params import body_bool
 from kumo.core.policy import Context
@@ -350,6 +351,8 @@ def create(session: Session, ctx: Context, body: dict[str, Any], placement: Plac
             volume.fault = f"No valid backend was found. {why}"
     volume.host_id = host_id
     session.flush()
+    if volume.status == "creating":
+        wake_agent(session, host_id)
     return volume
 
 
@@ -486,12 +489,23 @@ def update(session: Session, ctx: Context, volume_id: str, body: Any) -> m.Volum
     return volume
 
 
+def wake_agent(session: Session, host_id: str | None) -> None:
+    """The volume agent of ``host_id`` has work: its long-poll returns once the caller's
+    transaction commits (whoever the caller: API, CLI, controller)."""
+    if host_id:
+        wake_after_commit(session, wakeup.volume_topic(host_id))
+
+
 def ask(volume: m.Volume, status: str) -> None:
-    """A request for the volume's agent: a status with a deadline and a new generation."""
+    """A request for the volume's agent: a status with a deadline and a new generation;
+    its agent is woken after the commit."""
     volume.status = status
     volume.generation += 1
     volume.task_deadline = utcnow() + TASK_DEADLINE
     volume.updated_at = utcnow()
+    session = object_session(volume)
+    if session is not None:
+        wake_agent(session, volume.host_id)
 
 
 def delete(
