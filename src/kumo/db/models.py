@@ -1058,3 +1058,8 @@ class VolumeTransfer(Base):
     salt: Mapped[str] = mapped_column(String(32))
     key_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Tables of their own subject live in their own modules; importing them here puts them in
+# Base.metadata for everything that reads it (alembic's env, create_all, the tests' wipe).
+from kumo.db import usage_tables as _usage_tables  # noqa: E402, F401
