@@ -149,16 +149,22 @@ class Kind:
 KINDS: dict[type[m.Base], Kind] = {
     m.Instance: Kind(
         server_shape,
-        ("vm_state", "host_id", "flavor", "old_flavor", "flavor_id", "project_id", "user_id")
-        + ("deleted",),
+        (
+            "vm_state",
+            "host_id",
+            "flavor",
+            "old_flavor",
+            "flavor_id",
+            "project_id",
+            "user_id",
+            "deleted",
+        ),
     ),
     m.Volume: Kind(
         volume_shape,
         ("size", "status", "volume_type_id", "project_id", "user_id", "deleted"),
     ),
-    m.VolumeSnapshot: Kind(
-        snapshot_shape, ("size", "status", "project_id", "user_id", "deleted")
-    ),
+    m.VolumeSnapshot: Kind(snapshot_shape, ("size", "status", "project_id", "user_id", "deleted")),
     m.Image: Kind(image_shape, ("size", "status", "owner")),
     m.FloatingIP: Kind(floating_ip_shape, ("project_id", "floating_ip_address")),
 }

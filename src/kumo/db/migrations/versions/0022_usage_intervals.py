@@ -114,9 +114,7 @@ def _seed(conn: sa.Connection, table: sa.Table) -> None:
             }
         )
     for r in conn.execute(
-        sa.text(
-            "SELECT id, owner, size FROM images WHERE status = 'active' AND owner IS NOT NULL"
-        )
+        sa.text("SELECT id, owner, size FROM images WHERE status = 'active' AND owner IS NOT NULL")
     ).mappings():
         rows.append(
             {
@@ -172,8 +170,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_usage_intervals_resource", "usage_intervals", ["resource_id", "ended_at"])
     op.create_index("ix_usage_intervals_started", "usage_intervals", ["started_at"])
-    op.create_index(
-        "ix_usage_intervals_project", "usage_intervals", ["project_id", "started_at"]
-    )
+    op.create_index("ix_usage_intervals_project", "usage_intervals", ["project_id", "started_at"])
     assert table is not None
     _seed(op.get_bind(), table)
