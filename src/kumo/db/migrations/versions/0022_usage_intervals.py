@@ -50,7 +50,12 @@ def _json(value: Any) -> dict[str, Any]:
 def _seed(conn: sa.Connection, table: sa.Table) -> None:
     now = utcnow()
     rows: list[dict[str, Any]] = []
-    base = {"vcpus": 0, "memory_mb": 0, "disk_gb": 0, "size_gb": 0, "started_at": now}
+    # Every row names every column (one multi-row INSERT).
+    base: dict[str, Any] = {
+        **dict.fromkeys(("user_id", "flavor_id", "flavor_name", "state", "host_id")),
+        **dict.fromkeys(("volume_type_id", "address", "ended_at")),
+        **{"vcpus": 0, "memory_mb": 0, "disk_gb": 0, "size_gb": 0, "started_at": now},
+    }
     for r in conn.execute(
         sa.text(
             "SELECT id, project_id, user_id, host_id, flavor_id, flavor, old_flavor, vm_state "
