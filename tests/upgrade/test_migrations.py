@@ -403,22 +403,36 @@ def test_0022_ledger_seeded_with_one_open_interval_per_live_billable_thing(db_fa
                     deleted=deleted,
                 )
             )  # fmt: skip
-        conn.execute(t["volumes"].insert().values(id="v1", project_id="p", user_id="u", size=2,
-                                                  status="available", volume_type_id="vt"))  # fmt: skip
-        conn.execute(t["volumes"].insert().values(id="v-err", project_id="p", user_id="u", size=9,
-                                                  status="error"))  # fmt: skip
-        conn.execute(t["volume_snapshots"].insert().values(
-            id="s1", volume_id="v1", project_id="p", user_id="u", size=2, status="available"))  # fmt: skip
-        conn.execute(t["images"].insert().values(id="img", owner="p", status="active",
-                                                 size=3 * 1024**3 // 2))  # fmt: skip
-        conn.execute(t["images"].insert().values(id="pub", owner=None, status="active", size=5))
-        conn.execute(t["networks"].insert().values(id="n1", project_id="admin", name="public",
-                                                  network_type="flat"))  # fmt: skip
-        conn.execute(t["ports"].insert().values(id="fp1", network_id="n1", project_id="",
-                                                name="", mac_address="fa:16:3e:00:00:01"))  # fmt: skip
-        conn.execute(t["floating_ips"].insert().values(
-            id="f1", project_id="p", floating_network_id="n1", floating_port_id="fp1",
-            floating_ip_address="203.0.113.7"))  # fmt: skip
+        for table, values in (
+            ("volumes", dict(id="v1", size=2, status="available", volume_type_id="vt")),
+            ("volumes", dict(id="v-err", size=9, status="error")),
+            ("volume_snapshots", dict(id="s1", volume_id="v1", size=2, status="available")),
+        ):
+            conn.execute(t[table].insert().values(project_id="p", user_id="u", **values))
+        img = t["images"].insert()
+        conn.execute(img.values(id="img", owner="p", status="active", size=3 << 29))
+        conn.execute(img.values(id="pub", owner=None, status="active", size=5))
+        conn.execute(
+            t["networks"]
+            .insert()
+            .values(id="n1", project_id="admin", name="public", network_type="flat")
+        )
+        conn.execute(
+            t["ports"]
+            .insert()
+            .values(id="fp1", network_id="n1", project_id="", name="", mac_address="fa:16:3e:0:0:1")
+        )
+        conn.execute(
+            t["floating_ips"]
+            .insert()
+            .values(
+                id="f1",
+                project_id="p",
+                floating_network_id="n1",
+                floating_port_id="fp1",
+                floating_ip_address="203.0.113.7",
+            )
+        )
     migrate.upgrade(db)
     assert migrate.status(db).up_to_date
     from kumo.core import usage_ledger
