@@ -9,8 +9,9 @@ path that changes those rows has to know about billing, so none can forget it.
 
 What a server is billed as follows its ``vm_state`` (its *state class*):
 
-- ``running``: active, paused, suspended, rescued, resized (VERIFY_RESIZE): the guest
-  exists on its host with its vCPUs and RAM.
+- ``running``: active, paused, suspended, rescued: the guest exists on its host with its
+  vCPUs and RAM; resized (VERIFY_RESIZE) too, unless the server was stopped when resized
+  (its ``desired_state``), which it still is.
 - ``stopped`` (stopped but held): stopped, shelved-but-not-offloaded, soft-deleted, and
   error *on a host*: the guest is off but the host keeps its claim.
 - ``shelved``: shelved_offloaded: nothing on any host; the disk lives on as the shelve
@@ -45,7 +46,7 @@ from kumo.db.usage_tables import UsageInterval
 # The ledger's one clock; tests replace it (monkeypatch) to advance time step by step.
 clock: Callable[[], dt.datetime] = utcnow
 
-RUNNING_STATES = frozenset({"active", "paused", "suspended", "rescued", "resized"})
+RUNNING_STATES = frozenset({"active", "paused", "suspended", "rescued"})
 HELD_STATES = frozenset({"stopped", "shelved", "soft-delete"})
 GIB = 1024**3
 
@@ -69,8 +70,10 @@ SHAPE_COLUMNS = (
 Shape = dict[str, Any]
 
 
-def state_class(vm_state: str, host_id: str | None) -> str | None:
+def state_class(vm_state: str, host_id: str | None, desired_state: str = "active") -> str | None:
     """How a server in ``vm_state`` is billed (see the module docstring); None: not billed."""
+    if vm_state == "resized":
+        return "stopped" if desired_state == "stopped" else "running"
     if vm_state in RUNNING_STATES:
         return "running"
     if vm_state in HELD_STATES:
@@ -92,7 +95,7 @@ def _shape(resource_type: str, project_id: str | None, **values: Any) -> Shape |
 
 
 def server_shape(i: m.Instance) -> Shape | None:
-    state = None if i.deleted else state_class(i.vm_state, i.host_id)
+    state = None if i.deleted else state_class(i.vm_state, i.host_id, i.desired_state)
     if state is None:
         return None
     flavor = i.old_flavor or i.flavor or {}
@@ -151,6 +154,7 @@ KINDS: dict[type[m.Base], Kind] = {
         server_shape,
         (
             "vm_state",
+            "desired_state",
             "host_id",
             "flavor",
             "old_flavor",

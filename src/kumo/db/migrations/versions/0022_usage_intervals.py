@@ -25,11 +25,13 @@ depends_on = None
 PHASE = "expand"
 
 ID = sa.String(64)
-RUNNING = ("active", "paused", "suspended", "rescued", "resized")
+RUNNING = ("active", "paused", "suspended", "rescued")
 HELD = ("stopped", "shelved", "soft-delete")
 
 
-def _state_class(vm_state: str, host_id: str | None) -> str | None:
+def _state_class(vm_state: str, host_id: str | None, desired: str) -> str | None:
+    if vm_state == "resized":
+        return "stopped" if desired == "stopped" else "running"
     if vm_state in RUNNING:
         return "running"
     if vm_state in HELD or (vm_state == "error" and host_id is not None):
@@ -58,12 +60,13 @@ def _seed(conn: sa.Connection, table: sa.Table) -> None:
     }
     for r in conn.execute(
         sa.text(
-            "SELECT id, project_id, user_id, host_id, flavor_id, flavor, old_flavor, vm_state "
+            "SELECT id, project_id, user_id, host_id, flavor_id, flavor, old_flavor, vm_state, "
+            "desired_state "
             "FROM instances WHERE deleted = :f"
         ),
         {"f": False},
     ).mappings():
-        state = _state_class(r["vm_state"], r["host_id"])
+        state = _state_class(r["vm_state"], r["host_id"], r["desired_state"])
         if state is None:
             continue
         flavor = _json(r["old_flavor"]) or _json(r["flavor"])
