@@ -17,15 +17,17 @@ from kumo.cli.output import console
 
 usage_app = typer.Typer(no_args_is_help=True, help="Usage and showback from the usage ledger.")
 
-# Short headings for the human table (the JSON and CSV keep the full dimension names).
+# Names for the human table (the JSON and CSV keep the dimension keys).
 HEADINGS = {
-    "running_vcpu_hours": "vCPU-h",
-    "running_ram_gib_hours": "RAM GiB-h",
-    "running_disk_gib_hours": "disk GiB-h",
+    "running_server_hours": "running servers (h)",
+    "running_vcpu_hours": "running vCPU-h",
+    "running_ram_gib_hours": "running RAM GiB-h",
+    "running_disk_gib_hours": "running disk GiB-h",
+    "stopped_server_hours": "stopped servers (h)",
     "stopped_vcpu_hours": "stopped vCPU-h",
     "stopped_ram_gib_hours": "stopped RAM GiB-h",
     "stopped_disk_gib_hours": "stopped disk GiB-h",
-    "shelved_server_hours": "shelved h",
+    "shelved_server_hours": "shelved servers (h)",
     "volume_gib_hours": "volume GiB-h",
     "snapshot_gib_hours": "snapshot GiB-h",
     "image_gib_hours": "image GiB-h",
@@ -33,24 +35,36 @@ HEADINGS = {
 }
 
 
-def _table(body: dict[str, Any], names: dict[str, str]) -> None:
+def _table(body: dict[str, Any], names: dict[str, str], prices: dict[str, float] | None) -> None:
+    """One line per project and dimension used (long, so it fits any terminal), with the
+    price and cost of each line when prices are set: showback as OpenNebula prints it."""
     from rich.table import Table
 
-    priced = "cost" in body["total"]
+    from kumo.core.usage_report import PRICED
+
+    price_of = {dim: (prices or {}).get(key) for key, dims in PRICED.items() for dim in dims}
     table = Table(title=f"usage from {body['start']} to {body['end']}")
-    table.add_column("project")
-    for heading in HEADINGS.values():
-        table.add_column(heading, justify="right")
-    if priced:
+    for column in ("project", "dimension", "hours"):
+        table.add_column(column, justify="right" if column == "hours" else "left")
+    if prices is not None:
+        table.add_column("price", justify="right")
         table.add_column("cost", justify="right")
-    rows = [*body["projects"], {"project_id": "total", **body["total"]}]
-    for row in rows:
+    for row in [*body["projects"], {"project_id": "total", **body["total"]}]:
         pid = row["project_id"]
         label = f"{names[pid]} ({pid})" if pid in names else pid
-        cells = [f"{row[k]:.2f}" for k in HEADINGS]
-        if priced:
-            cells.append(f"{row['cost']:.2f}")
-        table.add_row(label, *cells, end_section=row is rows[-2] if len(rows) > 1 else False)
+        used = [d for d in HEADINGS if row[d]]
+        for index, dim in enumerate(used):
+            cells = [label if index == 0 else "", HEADINGS[dim], f"{row[dim]:.2f}"]
+            if prices is not None:
+                price = price_of.get(dim)
+                cells += ["", ""] if price is None else [f"{price:g}", f"{row[dim] * price:.2f}"]
+            table.add_row(*cells)
+        if not used:
+            table.add_row(label, "nothing", "0.00", *(["", ""] if prices is not None else []))
+        if prices is not None:
+            table.add_row("", "cost", "", "", f"{row['cost']:.2f}", end_section=True)
+        else:
+            table.rows[-1].end_section = True
     console.print(table)
 
 
@@ -102,4 +116,4 @@ def report_command(
     elif fmt == "csv":
         _csv(body)
     else:
-        _table(body, names)
+        _table(body, names, runtime.config.usage.prices.as_prices())
