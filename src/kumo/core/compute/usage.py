@@ -80,14 +80,14 @@ def usages(
         select(
             U.project_id,
             U.resource_id,
+            U.vcpus,
+            U.memory_mb,
+            U.disk_gb,
             func.min(U.started_at),
             func.sum(seconds),
-            func.sum(seconds * U.vcpus),
-            func.sum(seconds * U.memory_mb),
-            func.sum(seconds * U.disk_gb),
         )
         .where(U.resource_type == "server", *usage_report.overlapping(start, stop))
-        .group_by(U.project_id, U.resource_id)
+        .group_by(U.project_id, U.resource_id, U.vcpus, U.memory_mb, U.disk_gb)
     )
     if project_id is not None:
         query = query.where(U.project_id == project_id)
@@ -99,19 +99,28 @@ def usages(
             select(m.Instance).where(m.Instance.id.in_([r[1] for r in rows[chunk : chunk + 500]]))
         )
     }
+    # One server's rows (one per flavor it had) summed: its hours and first start.
+    servers: dict[tuple[str, str], list[Any]] = {}
+    for pid, server_id, vcpus, ram, disk, first, secs in rows:
+        hours = float(secs or 0.0) / 3600.0
+        acc = servers.setdefault((pid, server_id), [first, 0.0, 0.0, 0.0, 0.0])
+        acc[0] = min(acc[0], first)
+        acc[1] += hours
+        acc[2] += hours * vcpus
+        acc[3] += hours * ram
+        acc[4] += hours * disk
     now = utcnow()
     result: dict[str, ProjectUsage] = {}
-    for pid, server_id, first, secs, vcpu_s, ram_s, disk_s in sorted(
-        rows, key=lambda r: (r[0], r[2], r[1])
+    for (pid, server_id), (first, hours, vcpu_h, ram_h, disk_h) in sorted(
+        servers.items(), key=lambda kv: (kv[0][0], kv[1][0], kv[0][1])
     ):
         instance = instances.get(server_id)
         if instance is None:
             continue
-        hours = float(secs or 0.0) / 3600.0
         u = result.setdefault(pid, ProjectUsage(pid, start, stop))
         u.total_hours += hours
-        u.total_vcpus_usage += float(vcpu_s or 0.0) / 3600.0
-        u.total_memory_mb_usage += float(ram_s or 0.0) / 3600.0
-        u.total_local_gb_usage += float(disk_s or 0.0) / 3600.0
+        u.total_vcpus_usage += vcpu_h
+        u.total_memory_mb_usage += ram_h
+        u.total_local_gb_usage += disk_h
         u.server_usages.append(_server(instance, first, hours, now))
     return list(result.values())
