@@ -88,7 +88,7 @@ class ProjectUsage:
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"project_id": self.project_id, **self.hours}
         if self.cost is not None:
-            body["cost"] = self.cost
+            body["cost"] = round(self.cost, 6)  # money: no float noise in the 15th digit
         return body
 
 
