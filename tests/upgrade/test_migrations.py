@@ -380,13 +380,15 @@ def test_0022_ledger_seeded_with_one_open_interval_per_live_billable_thing(db_fa
     """0020 -> 0022: an upgraded cloud starts its usage ledger with one open interval per
     live billable resource, of its current shape (a server waiting for a resize confirm at
     the flavor it had), and none for what is not billed; the recorder carries on from
-    there."""
+    there. Launched servers keep their past as os-simple-tenant-usage counted it: one closed
+    interval from launch to termination (or the upgrade), of unknown state class."""
     db = db_factory.create()
     migrate.upgrade(db, "0020")
     t = Base.metadata.tables
     small = {"id": "1", "name": "m1.tiny", "vcpus": 1, "ram": 512, "disk": 1}
     big = {"id": "2", "name": "m1.small", "vcpus": 2, "ram": 2048, "disk": 20, "ephemeral": 5}
     with db.engine.begin() as conn:
+        launched = dt.datetime(2026, 10, 1)
         for sid, vm_state, host, flavor, old, deleted in (
             ("i-run", "active", "h1", big, None, False),
             ("i-off", "stopped", "h1", small, None, False),
@@ -401,6 +403,8 @@ def test_0022_ledger_seeded_with_one_open_interval_per_live_billable_thing(db_fa
                     id=sid, name=sid, project_id="p", user_id="u", host_id=host,
                     flavor_id=flavor["id"], flavor=flavor, old_flavor=old, vm_state=vm_state,
                     deleted=deleted,
+                    launched_at=launched if sid in ("i-run", "i-gone") else None,
+                    terminated_at=launched + dt.timedelta(hours=5) if deleted else None,
                 )
             )  # fmt: skip
         for table, values in (
@@ -439,7 +443,22 @@ def test_0022_ledger_seeded_with_one_open_interval_per_live_billable_thing(db_fa
     from kumo.db.usage_tables import UsageInterval
 
     with db.session() as s:
-        rows = {r.resource_id: r for r in s.scalars(sa.select(UsageInterval))}
+        history = s.scalars(
+            sa.select(UsageInterval)
+            .where(UsageInterval.ended_at.is_not(None))
+            .order_by(UsageInterval.resource_id)
+        ).all()
+        assert [(r.resource_id, r.state, r.vcpus, r.started_at) for r in history] == [
+            ("i-gone", None, 1, launched),
+            ("i-run", None, 2, launched),
+        ]
+        gone, run_history = history
+        assert gone.ended_at == launched + dt.timedelta(hours=5)
+        rows = {
+            r.resource_id: r
+            for r in s.scalars(sa.select(UsageInterval).where(UsageInterval.ended_at.is_(None)))
+        }
+        assert run_history.ended_at == rows["i-run"].started_at  # no gap at the upgrade
         assert set(rows) == {"i-run", "i-off", "i-shelf", "i-resz", "v1", "s1", "img", "f1"}
         assert all(r.ended_at is None and r.project_id == "p" for r in rows.values())
         run = rows["i-run"]
@@ -461,7 +480,8 @@ def test_0022_ledger_seeded_with_one_open_interval_per_live_billable_thing(db_fa
             .order_by(UsageInterval.id)
         ).all()
         assert [(r.state, r.ended_at is None) for r in mine] == [
+            (None, False),
             ("running", False),
             ("stopped", True),
         ]
-        assert mine[0].ended_at == mine[1].started_at
+        assert mine[1].ended_at == mine[2].started_at

@@ -3,8 +3,14 @@ resource, so an upgraded cloud bills from the upgrade on exactly as a new one do
 
 A new table old code never reads: an expand step. The seed is a frozen copy of the rules of
 ``kumo.core.usage_ledger`` as they were at this revision (a migration must not change
-meaning when core does later, and db does not import core). What happened before the
-upgrade is not in the ledger: the intervals start at the upgrade.
+meaning when core does later, and db does not import core).
+
+What happened before the upgrade is known only as os-simple-tenant-usage knew it: each
+server's launch and termination, with its flavor now. So every launched server also gets one
+closed interval from its launch to its termination (or to the upgrade) with its flavor and
+no state class (NULL: unknown). os-simple-tenant-usage, which counts every state, gives the
+same numbers for past periods as before the upgrade; the usage report, which bills by state
+class, counts servers from the upgrade on.
 
 Revision ID: 0022
 Revises: 0020
@@ -61,15 +67,31 @@ def _seed(conn: sa.Connection, table: sa.Table) -> None:
     for r in conn.execute(
         sa.text(
             "SELECT id, project_id, user_id, host_id, flavor_id, flavor, old_flavor, vm_state, "
-            "desired_state "
-            "FROM instances WHERE deleted = :f"
-        ),
-        {"f": False},
+            "desired_state, deleted, launched_at, terminated_at FROM instances"
+        ).columns(deleted=sa.Boolean(), launched_at=UTCDateTime(), terminated_at=UTCDateTime())
     ).mappings():
-        state = _state_class(r["vm_state"], r["host_id"], r["desired_state"])
-        if state is None:
-            continue
         flavor = _json(r["old_flavor"]) or _json(r["flavor"])
+        launched, ended = r["launched_at"], r["terminated_at"] if r["deleted"] else now
+        if launched is not None and ended is not None and launched < min(ended, now):
+            rows.append(
+                {
+                    **base,
+                    "resource_type": "server",
+                    "resource_id": r["id"],
+                    "project_id": r["project_id"],
+                    "user_id": r["user_id"],
+                    "flavor_id": str(flavor.get("id", r["flavor_id"])),
+                    "flavor_name": str(flavor.get("name", r["flavor_id"])),
+                    "vcpus": int(flavor.get("vcpus", 0)),
+                    "memory_mb": int(flavor.get("ram", 0)),
+                    "disk_gb": int(flavor.get("disk", 0)) + int(flavor.get("ephemeral", 0)),
+                    "started_at": launched,
+                    "ended_at": min(ended, now),
+                }
+            )
+        state = _state_class(r["vm_state"], r["host_id"], r["desired_state"])
+        if state is None or r["deleted"]:
+            continue
         rows.append(
             {
                 **base,
