@@ -13,7 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(Exception):
@@ -177,6 +184,41 @@ class VolumeConfig(_Section):
         return value
 
 
+class UsagePrices(_Section):
+    """Showback prices (as OpenNebula's): unset ones are not charged; with none set, usage
+    reports show no cost. One currency, whatever the operator means by it."""
+
+    vcpu_hour: float | None = Field(None, ge=0)
+    ram_gib_hour: float | None = Field(None, ge=0)
+    disk_gib_hour: float | None = Field(None, ge=0)
+    volume_gib_hour: float | None = Field(None, ge=0)
+    snapshot_gib_hour: float | None = Field(None, ge=0)
+    image_gib_hour: float | None = Field(None, ge=0)
+    floating_ip_hour: float | None = Field(None, ge=0)
+
+    def as_prices(self) -> dict[str, float] | None:
+        """Price key -> price for the ones set; None when none is (no cost shown)."""
+        set_ = {k: v for k, v in self.model_dump().items() if v is not None}
+        return set_ or None
+
+
+class UsageConfig(_Section):
+    prices: UsagePrices = UsagePrices()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nested_from_environment(cls, value: Any) -> Any:
+        # KUMO_USAGE_PRICES_VCPU_HOUR arrives as {"prices_vcpu_hour": "..."}.
+        if isinstance(value, dict):
+            value = dict(value)
+            flat = {k: value.pop(k) for k in list(value) if k.startswith("prices_")}
+            if flat:
+                prices = dict(value.get("prices") or {})
+                prices.update({k[len("prices_") :]: v for k, v in flat.items()})
+                value["prices"] = prices
+        return value
+
+
 class Config(_Section):
     state_dir: Path = (
         Path("/var/lib/kumo") if os.geteuid() == 0 else (Path.home() / ".local/share/kumo")
@@ -192,6 +234,7 @@ class Config(_Section):
     images: ImagesConfig = ImagesConfig()
     network: NetworkConfig = NetworkConfig()
     volumes: VolumeConfig = VolumeConfig()
+    usage: UsageConfig = UsageConfig()
 
     @property
     def database_url(self) -> str:

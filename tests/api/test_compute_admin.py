@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from test_servers import SERVERS, Compute
 
+from kumo.core import usage_ledger
 from kumo.db import models as m
 
 V21 = "/compute/v2.1"
@@ -263,17 +264,24 @@ def test_unknown_project_quota_is_400(compute: Compute) -> None:
     assert "is not a valid project" in resp.json()["badRequest"]["message"]
 
 
-def test_simple_tenant_usage_counts_hours_of_live_and_deleted(compute: Compute) -> None:
+def test_simple_tenant_usage_counts_hours_of_live_and_deleted(
+    compute: Compute, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cloud = compute.cloud
     project = cloud.project("use-p")
     _, token = cloud.member("use-u", project["id"])
-    live = compute.create(cloud.h(token)).json()["server"]["id"]
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    # The usage ledger's clock: the gone one runs from 3 h ago to 2 h ago, the live one
+    # from 2 h ago on.
+    monkeypatch.setattr(usage_ledger, "clock", lambda: now - dt.timedelta(hours=3))
     gone = compute.create(cloud.h(token)).json()["server"]["id"]
     compute.converge()
+    monkeypatch.setattr(usage_ledger, "clock", lambda: now - dt.timedelta(hours=2))
+    live = compute.create(cloud.h(token)).json()["server"]["id"]
     assert compute.client.delete(f"{SERVERS}/{gone}", headers=cloud.h(token)).status_code == 204
     compute.converge()
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with compute.db.session() as session:  # the live one ran 2 h, the gone one 1 h then ended
+    monkeypatch.setattr(usage_ledger, "clock", lambda: now)
+    with compute.db.session() as session:  # launch times as the ledger saw them
         session.get(m.Instance, live).launched_at = now - dt.timedelta(hours=2)
         row = session.get(m.Instance, gone)
         row.launched_at = now - dt.timedelta(hours=3)

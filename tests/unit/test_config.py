@@ -73,3 +73,17 @@ def test_every_section_takes_its_keys_from_the_environment() -> None:
             assert getattr(getattr(config, section), key) == "not-a-valid-value-for-most"
     config = load_config(environ={"KUMO_VOLUMES_DEFAULT_BACKEND": "raw"})
     assert config.volumes.default_backend == "raw"
+
+
+def test_usage_prices_from_file_and_environment(tmp_path: Path) -> None:
+    """[usage.prices] is a nested section; KUMO_USAGE_PRICES_<KEY> reaches it too, and no
+    price set means reports show no cost."""
+    assert load_config(environ={}).usage.prices.as_prices() is None
+    path = tmp_path / "kumo.toml"
+    path.write_text("[usage.prices]\nvcpu_hour = 0.02\n")
+    cfg = load_config(path, environ={"KUMO_USAGE_PRICES_FLOATING_IP_HOUR": "0.5"})
+    assert cfg.usage.prices.as_prices() == {"vcpu_hour": 0.02, "floating_ip_hour": 0.5}
+    with pytest.raises(ConfigError, match="vcpu_hour"):
+        load_config(environ={"KUMO_USAGE_PRICES_VCPU_HOUR": "-1"})
+    with pytest.raises(ConfigError, match="bogus"):
+        load_config(environ={"KUMO_USAGE_PRICES_BOGUS": "1"})

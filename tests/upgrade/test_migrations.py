@@ -412,3 +412,114 @@ def test_0020_to_0021_actions_survive_and_take_events(db_factory):
             "req-new",
             None,
         )
+
+
+def test_0022_ledger_seeded_with_one_open_interval_per_live_billable_thing(db_factory):
+    """0020 -> 0022: an upgraded cloud starts its usage ledger with one open interval per
+    live billable resource, of its current shape (a server waiting for a resize confirm at
+    the flavor it had), and none for what is not billed; the recorder carries on from
+    there. Launched servers keep their past as os-simple-tenant-usage counted it: one closed
+    interval from launch to termination (or the upgrade), of unknown state class."""
+    db = db_factory.create()
+    migrate.upgrade(db, "0020")
+    t = Base.metadata.tables
+    small = {"id": "1", "name": "m1.tiny", "vcpus": 1, "ram": 512, "disk": 1}
+    big = {"id": "2", "name": "m1.small", "vcpus": 2, "ram": 2048, "disk": 20, "ephemeral": 5}
+    with db.engine.begin() as conn:
+        launched = dt.datetime(2026, 10, 1)
+        for sid, vm_state, host, flavor, old, deleted in (
+            ("i-run", "active", "h1", big, None, False),
+            ("i-off", "stopped", "h1", small, None, False),
+            ("i-shelf", "shelved_offloaded", None, small, None, False),
+            ("i-resz", "resized", "h1", big, small, False),
+            ("i-build", "building", None, small, None, False),
+            ("i-err", "error", None, small, None, False),
+            ("i-gone", "deleted", None, small, None, True),
+        ):
+            conn.execute(
+                t["instances"].insert().values(
+                    id=sid, name=sid, project_id="p", user_id="u", host_id=host,
+                    flavor_id=flavor["id"], flavor=flavor, old_flavor=old, vm_state=vm_state,
+                    deleted=deleted,
+                    launched_at=launched if sid in ("i-run", "i-gone") else None,
+                    terminated_at=launched + dt.timedelta(hours=5) if deleted else None,
+                )
+            )  # fmt: skip
+        for table, values in (
+            ("volumes", dict(id="v1", size=2, status="available", volume_type_id="vt")),
+            ("volumes", dict(id="v-err", size=9, status="error")),
+            ("volume_snapshots", dict(id="s1", volume_id="v1", size=2, status="available")),
+        ):
+            conn.execute(t[table].insert().values(project_id="p", user_id="u", **values))
+        img = t["images"].insert()
+        conn.execute(img.values(id="img", owner="p", status="active", size=3 << 29))
+        conn.execute(img.values(id="pub", owner=None, status="active", size=5))
+        conn.execute(
+            t["networks"]
+            .insert()
+            .values(id="n1", project_id="admin", name="public", network_type="flat")
+        )
+        conn.execute(
+            t["ports"]
+            .insert()
+            .values(id="fp1", network_id="n1", project_id="", name="", mac_address="fa:16:3e:0:0:1")
+        )
+        conn.execute(
+            t["floating_ips"]
+            .insert()
+            .values(
+                id="f1",
+                project_id="p",
+                floating_network_id="n1",
+                floating_port_id="fp1",
+                floating_ip_address="203.0.113.7",
+            )
+        )
+    migrate.upgrade(db)
+    assert migrate.status(db).up_to_date
+    from kumo.core import usage_ledger
+    from kumo.db.usage_tables import UsageInterval
+
+    with db.session() as s:
+        history = s.scalars(
+            sa.select(UsageInterval)
+            .where(UsageInterval.ended_at.is_not(None))
+            .order_by(UsageInterval.resource_id)
+        ).all()
+        assert [(r.resource_id, r.state, r.vcpus, r.started_at) for r in history] == [
+            ("i-gone", None, 1, launched),
+            ("i-run", None, 2, launched),
+        ]
+        gone, run_history = history
+        assert gone.ended_at == launched + dt.timedelta(hours=5)
+        rows = {
+            r.resource_id: r
+            for r in s.scalars(sa.select(UsageInterval).where(UsageInterval.ended_at.is_(None)))
+        }
+        assert run_history.ended_at == rows["i-run"].started_at  # no gap at the upgrade
+        assert set(rows) == {"i-run", "i-off", "i-shelf", "i-resz", "v1", "s1", "img", "f1"}
+        assert all(r.ended_at is None and r.project_id == "p" for r in rows.values())
+        run = rows["i-run"]
+        assert (run.state, run.host_id, run.vcpus, run.memory_mb, run.disk_gb) == (
+            "running", "h1", 2, 2048, 25,
+        )  # fmt: skip
+        assert (rows["i-off"].state, rows["i-off"].host_id) == ("stopped", "h1")
+        assert (rows["i-shelf"].state, rows["i-shelf"].host_id) == ("shelved", None)
+        assert (rows["i-resz"].flavor_name, rows["i-resz"].vcpus) == ("m1.tiny", 1)
+        assert (rows["v1"].size_gb, rows["v1"].volume_type_id) == (2, "vt")
+        assert (rows["s1"].size_gb, rows["img"].size_gb) == (2, 2)  # images: GiB rounded up
+        assert rows["f1"].address == "203.0.113.7"
+        assert usage_ledger.disagreements(s) == []
+        s.get(m.Instance, "i-run").vm_state = "stopped"  # the recorder takes over
+    with db.session() as s:
+        mine = s.scalars(
+            sa.select(UsageInterval)
+            .where(UsageInterval.resource_id == "i-run")
+            .order_by(UsageInterval.id)
+        ).all()
+        assert [(r.state, r.ended_at is None) for r in mine] == [
+            (None, False),
+            ("running", False),
+            ("stopped", True),
+        ]
+        assert mine[1].ended_at == mine[2].started_at

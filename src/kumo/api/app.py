@@ -6,7 +6,16 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 import kumo
-from kumo.api import admin, agent, agent_network, agent_volume, errors, metrics, request_id
+from kumo.api import (
+    admin,
+    admin_usage,
+    agent,
+    agent_network,
+    agent_volume,
+    errors,
+    metrics,
+    request_id,
+)
 from kumo.api.compute import (
     aggregates,
     availability_zones,
@@ -172,6 +181,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
     ):
         app.include_router(module.router, prefix=IDENTITY_V3)
     app.include_router(admin.router)
+    app.include_router(admin_usage.router)
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> HTMLResponse:

@@ -15,6 +15,7 @@ import kumo
 from kumo.cli import owner
 from kumo.cli.options import SERVICES, GlobalOptionsGroup, configure_logging, record
 from kumo.cli.output import emit, err_console
+from kumo.cli.usage import usage_app
 from kumo.config import Config, ConfigError, load_config
 from kumo.runtime import NotReady, Runtime, prepare_state_dir, wakeups_across_processes
 
@@ -34,6 +35,7 @@ app.add_typer(serve_app, name="serve")
 app.add_typer(upgrade_app, name="upgrade")
 network_app = typer.Typer(no_args_is_help=True, help="This host's network datapath.")
 app.add_typer(network_app, name="network")
+app.add_typer(usage_app, name="usage")
 
 FORMAT = typer.Option("table", "--format", "-f", help="table or json")
 RELAY_READY = 10.0  # seconds a command waits for its wake-up relay to see the cloud

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from kumo.core import usage_ledger
 from kumo.core.compute import migrations, moves, servers
 from kumo.core.compute import stuck as compute_stuck
 from kumo.core.volume import attachments
@@ -357,6 +358,11 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         "expired token revocation events", _find_expired_revocations, _repair_expired_revocations
+    ),
+    Check(
+        "usage ledger out of step with the resources",
+        usage_ledger.disagreements,
+        usage_ledger.repair,
     ),
 )
 

@@ -212,6 +212,7 @@ RULES: dict[str, Rule] = {
     "compute:server_migrations:delete": _admin,
     "kumo:list_hosts": _admin,
     "kumo:update_host": _admin,
+    "kumo:usage": _admin,
 }
 
 

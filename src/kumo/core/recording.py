@@ -30,9 +30,10 @@ Recorder = Callable[[Session], None]
 
 def _recorders() -> Iterable[Recorder]:
     """Every recorder, in the order they run (a later one sees the rows an earlier added)."""
+    from kumo.core import usage_ledger
     from kumo.core.compute import action_events
 
-    return (action_events.record,)
+    return (usage_ledger.record, action_events.record)
 
 
 @event.listens_for(Session, "before_flush")

@@ -37,9 +37,19 @@ def _args(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> tuple[s
 
 @compiles(seconds_between, "sqlite")
 def _sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps timestamps as ISO text; julianday() reads them to within about 1 ms.
+    # SQLite keeps timestamps as ISO text, 'YYYY-MM-DD HH:MM:SS.ffffff' as SQLAlchemy writes
+    # them: whole epoch seconds from strftime plus the microseconds read off the text, exact
+    # (julianday()'s floating days were off by up to a millisecond, and usage reports sum
+    # thousands of intervals that must add up to the second).
     start, end = _args(element, compiler, **kw)
-    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+    return f"({_sqlite_epoch(end)} - {_sqlite_epoch(start)})"
+
+
+def _sqlite_epoch(value: str) -> str:
+    return (
+        f"(CAST(strftime('%s', {value}) AS INTEGER)"
+        f" + CAST(substr({value}, 21, 6) AS INTEGER) / 1000000.0)"
+    )
 
 
 @compiles(seconds_between, "postgresql")

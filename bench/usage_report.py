@@ -1,0 +1,226 @@
+"""`kumo usage report` over 10,000 servers and a month of ledger rows (issue 14, part 5).
+
+For each backend the script makes a throwaway database (as servers.py does), migrates it
+and writes the usage ledger directly (no agents, no API calls): 50 projects, ``--servers``
+servers each with ``--intervals`` intervals spread over November 2026 (running, stopped,
+a resize to another flavor, a move to another host; the last one left open), and per
+project 20 volumes (one extend each), 5 floating IPs and 2 images. Then it times, after a
+warm-up:
+
+* ``core report, all projects``: ``kumo.core.usage_report.report`` for the month, one
+  session, with prices (the cost columns);
+* ``core report, one project``: the same for one project (``--project``);
+* ``cli json`` / ``cli table``: the real ``kumo usage report`` command in a new process
+  (``.venv/bin/kumo``), interpreter start and imports included (its ``cpu ms`` is the
+  child process's CPU time).
+
+Run: ``.venv/bin/python bench/usage_report.py`` (``--help`` for the flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from servers import BACKENDS, BackendUnavailable
+from sqlalchemy import insert, select
+
+from kumo.core import usage_report
+from kumo.db.engine import Database
+from kumo.db.migrate import upgrade
+from kumo.db.usage_tables import UsageInterval
+
+from _common import BIN, log, machine, percentile, print_table
+
+PROJECTS = 50
+START, END = dt.datetime(2026, 11, 1), dt.datetime(2026, 12, 1)
+FLAVORS = [
+    ("1", "m1.tiny", 1, 128, 1),
+    ("2", "m1.small", 1, 2048, 20),
+    ("3", "m1.medium", 2, 4096, 40),
+]
+PRICES = {"vcpu_hour": 0.02, "ram_gib_hour": 0.005, "disk_gib_hour": 0.0002,
+          "volume_gib_hour": 0.0001, "floating_ip_hour": 0.004}  # fmt: skip
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def _cuts(rng: random.Random, n: int) -> list[dt.datetime]:
+    """n instants in the month, sorted: where one interval ends and the next starts."""
+    seconds = int((END - START).total_seconds())
+    return sorted(START + dt.timedelta(seconds=rng.randrange(seconds)) for _ in range(n))
+
+
+def populate(db: Database, servers: int, per_server: int) -> int:
+    """Write the ledger; returns the number of rows."""
+    rng = random.Random(14)
+    projects = [_uuid() for _ in range(PROJECTS)]
+    hosts = [_uuid() for _ in range(20)]
+    rows: list[dict[str, Any]] = []
+    base = dict.fromkeys(("user_id", "flavor_id", "flavor_name", "state", "host_id",
+                          "volume_type_id", "address"))  # fmt: skip
+    base.update(vcpus=0, memory_mb=0, disk_gb=0, size_gb=0)
+    for index in range(servers):
+        project = projects[index % PROJECTS]
+        server, host = _uuid(), rng.choice(hosts)
+        flavor = rng.choice(FLAVORS)
+        cuts = _cuts(rng, per_server)
+        for k, begin in enumerate(cuts):
+            if k % 4 == 2:  # resized
+                flavor = rng.choice(FLAVORS)
+            if k % 4 == 3:  # moved
+                host = rng.choice(hosts)
+            rows.append({**base, "resource_type": "server", "resource_id": server,
+                         "project_id": project, "user_id": project, "flavor_id": flavor[0],
+                         "flavor_name": flavor[1], "vcpus": flavor[2], "memory_mb": flavor[3],
+                         "disk_gb": flavor[4], "state": "stopped" if k % 4 == 1 else "running",
+                         "host_id": host, "started_at": begin,
+                         "ended_at": cuts[k + 1] if k + 1 < len(cuts) else None})  # fmt: skip
+    for project in projects:
+        for _ in range(20):
+            volume, size = _uuid(), rng.randint(1, 100)
+            first, second = _cuts(rng, 2)
+            for begin, end, gb in ((first, second, size), (second, None, size * 2)):
+                rows.append({**base, "resource_type": "volume", "resource_id": volume,
+                             "project_id": project, "size_gb": gb, "started_at": begin,
+                             "ended_at": end})  # fmt: skip
+        for n in range(5):
+            rows.append({**base, "resource_type": "floating_ip", "resource_id": _uuid(),
+                         "project_id": project, "address": f"203.0.113.{n}",
+                         "started_at": _cuts(rng, 1)[0], "ended_at": None})  # fmt: skip
+        for _ in range(2):
+            rows.append({**base, "resource_type": "image", "resource_id": _uuid(),
+                         "project_id": project, "size_gb": 2, "started_at": START,
+                         "ended_at": None})  # fmt: skip
+    with db.engine.begin() as conn:
+        for chunk in range(0, len(rows), 5000):
+            conn.execute(insert(UsageInterval), rows[chunk : chunk + 5000])
+    return len(rows)
+
+
+def _times(fn: Any, iterations: int, warmup: int) -> tuple[list[float], float]:
+    for _ in range(warmup):
+        fn()
+    durations = []
+    cpu = time.process_time()
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn()
+        durations.append(time.perf_counter() - start)
+    return durations, (time.process_time() - cpu) / iterations
+
+
+def _row(backend: str, case: str, timing: tuple[list[float], float], rows: int) -> dict[str, Any]:
+    durations, cpu = timing
+    return {
+        "backend": backend,
+        "case": case,
+        "ledger_rows": rows,
+        "n": len(durations),
+        "p50_ms": round(percentile(durations, 50) * 1000, 1),
+        "p99_ms": round(percentile(durations, 99) * 1000, 1),
+        "cpu_ms": round(cpu * 1000, 1) if cpu else "",
+    }
+
+
+def measure(backend: str, url: str, opts: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
+    db = Database(url)
+    try:
+        upgrade(db)
+        started = time.perf_counter()
+        count = populate(db, opts.servers, opts.intervals)
+        log(f"{backend}: {count} ledger rows written in {time.perf_counter() - started:.1f} s")
+        with db.session() as session:
+            one = session.scalars(select(UsageInterval.project_id).limit(1)).one()
+
+        def core(project: str | None) -> Any:
+            def run() -> None:
+                with db.session() as session:
+                    found = usage_report.report(session, START, END, project, PRICES)
+                    if not found.projects:
+                        raise RuntimeError("an empty report")
+
+            return run
+
+        out: list[dict[str, Any]] = []
+        for case, project in (("all projects", None), ("one project", one)):
+            timing = _times(core(project), opts.iterations, 2)
+            out.append(_row(backend, f"core report, {case}", timing, count))
+        config = root / "kumo.toml"
+        config.write_text(
+            f'state_dir = "{root / "state"}"\n[database]\nurl = "{url}"\n[usage.prices]\n'
+            + "".join(f"{k} = {v}\n" for k, v in PRICES.items())
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KUMO_", "OS_"))}
+        for fmt in ("json", "table", "baseline"):
+            period = ["--start", START.isoformat(), "--end", END.isoformat()]
+            cmd = [str(BIN / "kumo"), "--config", str(config), "usage", "report", *period]
+            cmd += ["--format", fmt]
+            if fmt == "baseline":  # what any kumo command costs: Python and its imports
+                cmd = [str(BIN / "kumo"), "--help"]
+
+            def cli(cmd: list[str] = cmd) -> None:
+                done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise RuntimeError(f"kumo usage report: {done.stderr[-500:]}")
+
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            durations, _ = _times(cli, opts.cli_iterations, 1)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            # The command's own CPU (children's user + system), warm-up run included.
+            cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / (
+                opts.cli_iterations + 1
+            )
+            case = "kumo --help (baseline)" if fmt == "baseline" else f"cli {fmt} (new process)"
+            out.append(_row(backend, case, (durations, cpu), count))
+        return out
+    finally:
+        db.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backends", default="sqlite,postgresql")
+    p.add_argument("--servers", type=int, default=10_000)
+    p.add_argument("--intervals", type=int, default=4, help="ledger rows per server")
+    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--cli-iterations", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    opts = p.parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    failed = False
+    for backend in opts.backends.split(","):
+        with tempfile.TemporaryDirectory(prefix="kumo-bench-usage-") as tmp:
+            root = Path(tmp)
+            (root / "state").mkdir()
+            try:
+                with BACKENDS[backend](root) as url:
+                    rows += measure(backend, url, opts, root)
+            except BackendUnavailable as exc:
+                print(f"SKIP {backend}: {exc}", file=sys.stderr)
+            except Exception as exc:  # a failed backend is reported, the others still run
+                print(f"FAIL {backend}: {exc!r}", file=sys.stderr)
+                failed = True
+    if opts.json:
+        print(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+    else:
+        keys = ("backend", "case", "ledger_rows", "n", "p50_ms", "p99_ms", "cpu_ms")
+        print_table([list(keys)] + [[str(r.get(k, "")) for k in keys] for r in rows])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
