@@ -30,7 +30,9 @@ Recorder = Callable[[Session], None]
 
 def _recorders() -> Iterable[Recorder]:
     """Every recorder, in the order they run (a later one sees the rows an earlier added)."""
-    return ()
+    from kumo.core.notifications import recorder as notifications
+
+    return (notifications.record,)
 
 
 @event.listens_for(Session, "before_flush")

@@ -1058,3 +1058,8 @@ class VolumeTransfer(Base):
     salt: Mapped[str] = mapped_column(String(32))
     key_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Tables whose models live in modules of their own, named for their subject: imported here
+# so that Base.metadata (alembic, create_all, the models-vs-migrations test) has them all.
+from kumo.db import outbox_tables as outbox_tables  # noqa: E402
