@@ -63,7 +63,7 @@ def _action_event(
         versioned = f"{event.versioned}.{phase}"
         legacy = f"{event.legacy}.{phase}" if event.legacy else None
         kind = event.payload
-    instance = session.get(m.Instance, action.instance_id)
+    instance = _instance(session, action.instance_id)
     if instance is None:
         return
     priority = "error" if phase == "error" else "info"
@@ -93,3 +93,12 @@ def _action_event(
     session.add_all(rows)
     if rows:
         session.info[WRITTEN] = True
+
+
+def _instance(session: Session, instance_id: str) -> m.Instance | None:
+    """The server, also when it is being created in this very flush (pending, it is not in
+    the identity map yet, and a query would not see it: no autoflush inside a flush)."""
+    for obj in session.new:
+        if isinstance(obj, m.Instance) and obj.id == instance_id:
+            return obj
+    return session.get(m.Instance, instance_id)
