@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 BATCH = 200  # rows read per transaction
 CONFIRM_TIMEOUT = 10.0  # seconds the broker has to confirm one message
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # reconnect delays, doubling up to the max
+# After a wake-up, wait this long for more commits before draining: under a stream of
+# requests each drain (a read and a delete transaction, which on SQLite take the one
+# writer's turn from the API) carries many rows instead of one request's few.
+LINGER = 0.05
 
 
 @dataclass
@@ -68,11 +72,13 @@ class Publisher:
         url: str,
         active: Callable[[], bool] = lambda: True,
         poll: float = 1.0,
+        linger: float = LINGER,
     ) -> None:
         self.db = db
         self.url = url
         self.active = active
         self.poll = poll
+        self.linger = linger
         self._channel: _Channel | None = None
         self._backoff = BACKOFF_FIRST
 
@@ -89,7 +95,10 @@ class Publisher:
                 stop.wait(self._backoff)
                 self._backoff = min(self._backoff * 2, BACKOFF_MAX)
                 continue
-            mark = wakeup.wait(wakeup.OUTBOX, mark, self.poll)
+            woken = wakeup.wait(wakeup.OUTBOX, mark, self.poll)
+            if woken != mark:  # let a burst of commits gather: one read, one delete for all
+                stop.wait(self.linger)
+            mark = woken
         self._disconnect()
 
     def drain(self, stop: threading.Event | None = None) -> int:

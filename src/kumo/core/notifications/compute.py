@@ -18,7 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from kumo.core.compute import states
@@ -125,8 +125,14 @@ class Address:
     label: str
 
 
+def _new(instance: m.Instance) -> bool:
+    """Being created in this flush: nothing of it is in the database to look up yet (and
+    Nova's create.start has no addresses or block devices either)."""
+    return inspect(instance).pending
+
+
 def addresses(session: Session, instance: m.Instance) -> list[Address]:
-    if instance.deleted:
+    if instance.deleted or _new(instance):
         return []  # Nova's delete.end has none: the ports went with the server
     port_ids = [nic["port_id"] for nic in instance.nics or [] if nic.get("port_id")]
     if not port_ids:
@@ -187,7 +193,7 @@ def _fault(message: str | None) -> dict[str, Any] | None:
 
 
 def _block_devices(session: Session, instance: m.Instance) -> list[dict[str, Any]]:
-    if instance.deleted:
+    if instance.deleted or _new(instance):
         return []
     rows = session.scalars(
         select(m.VolumeAttachment)
