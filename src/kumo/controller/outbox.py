@@ -1,16 +1,17 @@
 """The outbox publisher: sends committed notifications to RabbitMQ, then forgets them.
 
-DESIGN.md rule 3.10. Rows (kumo.db.outbox_tables) are read oldest first and published one
-by one with publisher confirms (kombu on py-amqp, ``confirm_publish``): a row is deleted
-only once the broker confirmed it, so a broker that is down, restarted or unreachable
-delays messages and never loses them. Order: rows leave in ``id`` order, so each
+DESIGN.md rule 3.10. Rows (kumo.db.outbox_tables) are read oldest first, a batch at a
+time, and published with publisher confirms (kombu on py-amqp, the channel in confirm
+mode; a batch is sent back to back and its confirms awaited together): a row is deleted
+only once the broker confirmed it and every row before it, so a broker that is down,
+restarted or unreachable delays messages and never loses them. Order: rows leave in ``id`` order, so each
 resource's messages arrive in the order their changes committed; after a failure the
 oldest unconfirmed row is sent first again.
 
 Delivery is at least once. In the normal path each row is sent once: rows confirmed are
 deleted even when the connection fails right after (the ids are kept in memory until the
-delete commits). Only a message whose confirm was lost in flight with the connection is
-sent again, with the same ``message_id`` (fixed in the row), so a consumer can drop it.
+delete commits). Only messages whose confirms were lost in flight with the connection (at
+most one batch) are sent again, with the same ``message_id`` (fixed in the row), so a consumer can drop the copy.
 
 Where it runs: in the controller process, only while this controller holds the lease
 (one publisher per cloud); it wakes when a transaction commits rows (wakeup.OUTBOX, also
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -40,7 +42,7 @@ from kumo.db.types import utcnow
 log = logging.getLogger(__name__)
 
 BATCH = 200  # rows read per transaction
-CONFIRM_TIMEOUT = 10.0  # seconds the broker has to confirm one message
+CONFIRM_TIMEOUT = 10.0  # seconds the broker has to confirm a batch
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # reconnect delays, doubling up to the max
 # After a wake-up, wait this long for more commits before draining: under a stream of
 # requests each drain (a read and a delete transaction, which on SQLite take the one
@@ -50,11 +52,23 @@ LINGER = 0.05
 
 @dataclass
 class _Channel:
-    """A connection with its channel and what was declared on it (declared once each)."""
+    """A connection with its channel in confirm mode, what was declared on it (once each)
+    and the broker's confirms so far: ``published`` is the delivery tag of the last
+    message sent (tags count from 1 per channel), ``acked`` the highest tag up to which
+    the broker confirmed them all, ``nacked`` whether it refused any."""
 
     connection: kombu.Connection
     producer: kombu.Producer
     declared: set[tuple[str, str]] = field(default_factory=set)
+    published: int = 0
+    acked: set[int] = field(default_factory=set)
+    nacked: bool = False
+
+    def on_ack(self, tag: int, multiple: bool) -> None:
+        self.acked.update(range(1, tag + 1) if multiple else (tag,))
+
+    def on_nack(self, tag: int, multiple: bool) -> None:
+        self.nacked = True
 
     def close(self) -> None:
         try:
@@ -113,22 +127,47 @@ class Publisher:
             if not rows:
                 return sent
             channel = self._connect()
-            confirmed: list[int] = []
+            confirmed: list[OutboxMessage] = []
             try:
-                for row in rows:
-                    self._publish(channel, row)
-                    confirmed.append(row.id)
-                    metrics.OUTBOX_PUBLISH_SECONDS.observe(
-                        max(0.0, (utcnow() - row.created_at).total_seconds())
-                    )
+                self._publish_confirmed(channel, rows, confirmed)
             finally:
                 self._forget(confirmed)
             sent += len(confirmed)
             self._backoff = BACKOFF_FIRST
         return sent
 
-    def _forget(self, ids: Iterable[int]) -> None:
-        ids = list(ids)
+    def _publish_confirmed(
+        self, channel: _Channel, rows: list[OutboxMessage], confirmed: list[OutboxMessage]
+    ) -> None:
+        """Publish ``rows`` back to back, then wait for the broker's confirms (one round
+        trip for the batch instead of one per message); ``confirmed`` gets, in order, the
+        rows confirmed so far, also when this raises. A row is only counted when every row
+        before it was confirmed too, so what is left for the next try keeps its order."""
+        first = channel.published + 1
+        for row in rows:
+            self._publish(channel, row)
+            channel.published += 1
+        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        try:
+            while not all(tag in channel.acked for tag in range(first, channel.published + 1)):
+                if channel.nacked:
+                    raise RuntimeError("the broker refused (nacked) a message")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the broker did not confirm in time")
+                channel.connection.drain_events(timeout=left)
+        finally:
+            now = utcnow()
+            for tag, row in enumerate(rows, start=first):
+                if tag not in channel.acked:
+                    break
+                confirmed.append(row)
+                metrics.OUTBOX_PUBLISH_SECONDS.observe(
+                    max(0.0, (now - row.created_at).total_seconds())
+                )
+
+    def _forget(self, rows: Iterable[OutboxMessage]) -> None:
+        ids = [row.id for row in rows]
         if ids:
             with self.db.session() as session:
                 session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
@@ -136,13 +175,14 @@ class Publisher:
 
     def _connect(self) -> _Channel:
         if self._channel is None:
-            connection = kombu.Connection(
-                self.url,
-                connect_timeout=5,
-                transport_options={"confirm_publish": True},
-            )
+            connection = kombu.Connection(self.url, connect_timeout=5)
             connection.connect()
-            self._channel = _Channel(connection, kombu.Producer(connection.channel()))
+            amqp_channel = connection.channel()
+            channel = _Channel(connection, kombu.Producer(amqp_channel))
+            amqp_channel.events["basic_ack"].add(channel.on_ack)
+            amqp_channel.events["basic_nack"].add(channel.on_nack)
+            amqp_channel.confirm_select()  # publisher confirms (RabbitMQ's extension)
+            self._channel = channel
             log.info("outbox: connected to %s", connection.as_uri())
         return self._channel
 
@@ -171,7 +211,6 @@ class Publisher:
             content_type="application/json",
             content_encoding="utf-8",
             message_id=row.message_id,
-            confirm_timeout=CONFIRM_TIMEOUT,
         )
 
 
