@@ -23,6 +23,7 @@ from kumo.db.engine import Database
 from kumo.db.outbox_tables import OutboxMessage
 
 from apihelpers import make_client
+from netapi import V2
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -51,9 +52,13 @@ class Message:
     body: dict[str, Any]  # the decoded "oslo.message"
 
 
-def _outbox(db: Database) -> list[Message]:
+def _outbox(db: Database, exchange: str | None = "nova") -> list[Message]:
+    """The outbox's messages in order (those on ``exchange``; None: all)."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id)
+    if exchange is not None:
+        query = query.where(OutboxMessage.exchange == exchange)
     with db.session() as session:
-        rows = list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        rows = list(session.scalars(query))
     found = []
     for row in rows:
         envelope = json.loads(row.envelope)
@@ -83,7 +88,7 @@ def test_without_a_url_nothing_is_written(cloud: Any, tmp_path: Path) -> None:
     compute.converge()
     assert compute.client.delete(f"{SERVERS}/{resp.json()['server']['id']}", headers=cloud.admin)
     compute.converge()
-    assert _outbox(compute.db) == []
+    assert _outbox(compute.db, exchange=None) == []
 
 
 def test_create_and_delete_write_nova_notifications_in_order(notifying: Compute) -> None:
@@ -191,3 +196,45 @@ def test_an_action_without_a_nova_event_writes_nothing_and_stop_starts_power_off
         "compute.instance.power_off.start",
     ]
     assert latest[0].body["payload"]["nova_object.data"]["task_state"] == "powering-off"
+
+
+def test_neutron_glance_and_keystone_legacy_notifications(notifying: Compute) -> None:
+    """The test's own image (made by Compute) is left out: it was registered before."""
+    admin = notifying.cloud.admin
+    client = notifying.client
+    resp = client.post(f"{V2}/networks", json={"network": {"name": "n1"}}, headers=admin)
+    assert resp.status_code == 201, resp.text
+    network_id = resp.json()["network"]["id"]
+    assert client.delete(f"{V2}/networks/{network_id}", headers=admin).status_code == 204
+    resp = client.post(
+        "/image/v2/images",
+        json={"name": "i1", "disk_format": "raw", "container_format": "bare"},
+        headers=admin,
+    )
+    assert resp.status_code == 201, resp.text
+    image_id = resp.json()["id"]
+    assert client.delete(f"/image/v2/images/{image_id}", headers=admin).status_code == 204
+    resp = client.post("/identity/v3/projects", json={"project": {"name": "p1"}}, headers=admin)
+    assert resp.status_code == 201, resp.text
+    project_id = resp.json()["project"]["id"]
+
+    messages = [
+        m for m in _outbox(notifying.db, exchange=None) if m.row.resource_id != notifying.image_id
+    ]
+    found = [
+        (m.row.exchange, m.row.routing_key, m.body["event_type"], m.row.resource_id)
+        for m in messages
+    ]
+    assert found == [
+        ("neutron", "notifications.info", "network.create.end", network_id),
+        ("neutron", "notifications.info", "network.delete.end", network_id),
+        ("glance", "notifications.info", "image.create", image_id),
+        ("glance", "notifications.info", "image.delete", image_id),
+        ("keystone", "notifications.info", "identity.project.created", project_id),
+    ]
+    created = messages[0].body
+    assert created["publisher_id"] == "network.kumo-test"
+    assert created["payload"]["network"]["name"] == "n1"
+    assert created["payload"]["network"]["tenant_id"] == notifying.cloud.boot.admin_project_id
+    assert messages[1].body["payload"] == {"network_id": network_id}
+    assert messages[4].body["payload"] == {"resource_info": project_id}

@@ -67,7 +67,10 @@ class Bus:
 def bus(cloud: Any, tmp_path: Path) -> Iterator[Bus]:
     tag = f"kumotest-{uuid.uuid4().hex[:12]}"
     settings = NotificationsConfig(
-        url=URL, versioned_topic=f"{tag}.versioned", topic=f"{tag}.legacy"
+        url=URL,
+        versioned_topic=f"{tag}.versioned",
+        topic=f"{tag}.legacy",
+        publisher_host="localhost",
     )
     db = Database(cloud.db.url, session_info=notifications.session_info(settings))
     config = cloud.config.model_copy(update={"notifications": settings})
@@ -101,14 +104,15 @@ def test_publishes_in_order_once_and_empties_the_outbox(bus: Bus) -> None:
             (row.message_id, row.routing_key)
             for row in session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
         ]
-    assert len(written) == 8
+    # create and delete, start and end, versioned and legacy; and the test image's (Glance)
+    assert len(written) == 9
     samples = scrape(bus.compute.client)
-    assert value(samples, "kumo_outbox_backlog") == 8
+    assert value(samples, "kumo_outbox_backlog") == 9
     assert (value(samples, "kumo_outbox_oldest_age_seconds") or 0) > 0
     before = value(scrape(bus.compute.client), "kumo_outbox_publish_seconds_count") or 0
 
     publisher = Publisher(bus.compute.db, URL)
-    assert publisher.drain() == 8
+    assert publisher.drain() == 9
     assert bus.backlog() == 0
     assert publisher.drain() == 0  # nothing twice
 
@@ -121,15 +125,29 @@ def test_publishes_in_order_once_and_empties_the_outbox(bus: Bus) -> None:
         "instance.delete.start",
         "instance.delete.end",
     ]
-    assert [m["event_type"] for m in legacy][-1] == "compute.instance.delete.end"
+    assert [m["event_type"] for m in legacy] == [
+        "image.create",  # the test's image, on exchange glance, same routing key
+        "compute.instance.create.start",
+        "compute.instance.create.end",
+        "compute.instance.delete.start",
+        "compute.instance.delete.end",
+    ]
     assert {m["payload"]["nova_object.data"]["uuid"] for m in versioned} == {server_id}
+    # create.start has no host yet: the configured publisher_host stands in
+    assert [m["publisher_id"] for m in legacy] == [
+        "image.localhost",
+        "nova-compute:localhost",
+        "nova-compute:fake-1",
+        "nova-compute:fake-1",
+        "nova-compute:fake-1",
+    ]
     sent = {(m["message_id"], f"{versioned_topic}.info") for m in versioned} | {
         (m["message_id"], f"{legacy_topic}.info") for m in legacy
     }
     assert sent == set(written)
     samples = scrape(bus.compute.client)
     assert value(samples, "kumo_outbox_backlog") == 0
-    assert value(samples, "kumo_outbox_publish_seconds_count") == before + 8
+    assert value(samples, "kumo_outbox_publish_seconds_count") == before + 9
 
 
 def test_rows_wait_while_the_broker_is_unreachable(bus: Bus) -> None:
@@ -137,7 +155,7 @@ def test_rows_wait_while_the_broker_is_unreachable(bus: Bus) -> None:
     down = Publisher(bus.compute.db, f"amqp://guest:guest@127.0.0.1:{free_port()}/")
     with pytest.raises(OSError):
         down.drain()
-    assert bus.backlog() == 8  # nothing lost, nothing forgotten
+    assert bus.backlog() == 9  # nothing lost, nothing forgotten
 
     # The running loop backs off, then delivers once it can reach a broker.
     stop = threading.Event()

@@ -4,14 +4,15 @@ DESIGN.md rule 3.10. Rows (kumo.db.outbox_tables) are read oldest first, a batch
 time, and published with publisher confirms (kombu on py-amqp, the channel in confirm
 mode; a batch is sent back to back and its confirms awaited together): a row is deleted
 only once the broker confirmed it and every row before it, so a broker that is down,
-restarted or unreachable delays messages and never loses them. Order: rows leave in ``id`` order, so each
-resource's messages arrive in the order their changes committed; after a failure the
-oldest unconfirmed row is sent first again.
+restarted or unreachable delays messages and never loses them. Order: rows leave in
+``id`` order, so each resource's messages arrive in the order their changes committed;
+after a failure the oldest unconfirmed row is sent first again.
 
 Delivery is at least once. In the normal path each row is sent once: rows confirmed are
 deleted even when the connection fails right after (the ids are kept in memory until the
 delete commits). Only messages whose confirms were lost in flight with the connection (at
-most one batch) are sent again, with the same ``message_id`` (fixed in the row), so a consumer can drop the copy.
+most one batch) are sent again, with the same ``message_id`` (fixed in the row), so a
+consumer can drop the copy.
 
 Where it runs: in the controller process, only while this controller holds the lease
 (one publisher per cloud); it wakes when a transaction commits rows (wakeup.OUTBOX, also

@@ -1,6 +1,7 @@
 """The notifications recorder: outbox rows for the instance actions a flush writes.
 
-Registered in kumo.core.recording. It looks at what the session is about to flush: an
+Registered in kumo.core.recording. It looks at what the session is about to flush (the
+other services' resources: kumo.core.notifications.services). For compute, an
 instance action inserted is its event's ``.start``; an action whose ``finish_time`` goes
 from unset to set is its ``.end`` (or ``.error`` when its message says it failed). The
 runner (kumo.core.operations) and server creation record one action per operation, and
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-from kumo.core.notifications import WRITTEN, Settings, compute, envelope, settings_of
+from kumo.core.notifications import WRITTEN, Settings, compute, envelope, services, settings_of
 from kumo.db import models as m
 from kumo.db.outbox_tables import OutboxMessage
 
@@ -36,6 +37,11 @@ def record(session: Session) -> None:
     dirty = [a for a in session.dirty if isinstance(a, m.InstanceAction) and _just_finished(a)]
     for action in sorted(dirty, key=lambda a: a.id):
         _action_event(session, settings, action, _ending(action))
+    if settings.legacy:
+        rows = services.record(session, settings, settings.publisher_host)
+        session.add_all(rows)
+        if rows:
+            session.info[WRITTEN] = True
 
 
 def _just_finished(action: m.InstanceAction) -> bool:
