@@ -72,7 +72,9 @@ def _action_event(
     instance = _instance(session, action.instance_id)
     if instance is None:
         return
-    priority = "error" if phase == "error" else "info"
+    # A failure is an ERROR notification, except a live migration's: Nova tells of its
+    # rollback as one more INFO step (instance.live_migration_rollback.end).
+    priority = "error" if phase == "error" and action.action != compute.LIVE_MIGRATION else "info"
     ips = compute.addresses(session, instance)
     publisher = f"nova-compute:{compute.host_name(session, instance) or settings.publisher_host}"
     origin = envelope.Origin(action.request_id, action.user_id, action.project_id)
