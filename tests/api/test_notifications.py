@@ -238,3 +238,31 @@ def test_neutron_glance_and_keystone_legacy_notifications(notifying: Compute) ->
     assert created["payload"]["network"]["tenant_id"] == notifying.cloud.boot.admin_project_id
     assert messages[1].body["payload"] == {"network_id": network_id}
     assert messages[4].body["payload"] == {"resource_info": project_id}
+
+
+@pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")
+def test_shelve_and_unshelve_start_and_end(notifying: Compute, tmp_path: Path) -> None:
+    """Ends recorded by an agent's report (the shelve snapshot uploaded, the guest gone;
+    unshelved and running) are the .end notifications, with the state they left."""
+    notifying.loop.scratch_dir = tmp_path / "snapshots"
+    admin = notifying.cloud.admin
+    server_id = notifying.create(admin).json()["server"]["id"]
+    notifying.converge()
+    assert notifying.action(server_id, admin, {"shelve": None}).status_code == 202
+    notifying.converge()
+    assert notifying.show(server_id, admin)["status"] == "SHELVED_OFFLOADED"
+    assert notifying.action(server_id, admin, {"unshelve": None}).status_code == 202
+    notifying.converge()
+    assert notifying.show(server_id, admin)["status"] == "ACTIVE"
+    versioned = [m for m in _outbox(notifying.db) if "versioned" in m.row.routing_key]
+    events = [m.body["event_type"] for m in versioned]
+    assert events == [
+        "instance.create.start",
+        "instance.create.end",
+        "instance.shelve.start",
+        "instance.shelve.end",
+        "instance.unshelve.start",
+        "instance.unshelve.end",
+    ]
+    states = [m.body["payload"]["nova_object.data"]["state"] for m in versioned]
+    assert states[3] == "shelved_offloaded" and states[5] == "active"
