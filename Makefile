@@ -59,4 +59,4 @@ bench: python-deps
 	$(VENV)/bin/python bench/servers.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .venv .venv-tempest .venv-ansible .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-tempest .venv-ansible .venv-oslo .tools .pytest_cache .mypy_cache .ruff_cache

@@ -219,6 +219,39 @@ class UsageConfig(_Section):
         return value
 
 
+class NotificationsConfig(_Section):
+    """OpenStack notifications on RabbitMQ (docs/notifications.md). Without ``url`` nothing
+    is written to the outbox and nothing is published."""
+
+    # amqp://user:password@host:5672/vhost; empty: notifications are off.
+    url: str = ""
+    # Nova's versioned notifications (compute) on ``versioned_topic``.
+    versioned: bool = True
+    # The legacy (unversioned) notifications of every service on ``topic``.
+    legacy: bool = True
+    # Routing key prefixes, as Nova's [notifications] versioned_notifications_topics and
+    # oslo.messaging's [oslo_messaging_notifications] topics: "<topic>.<priority>".
+    versioned_topic: str = "versioned_notifications"
+    topic: str = "notifications"
+    # The host part of ``publisher_id`` ("nova-compute:<host>"); empty: the server's host,
+    # or this machine's name for what has no host.
+    publisher_host: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _amqp(cls, value: str) -> str:
+        if value and not value.startswith(("amqp://", "amqps://")):
+            raise ValueError(f"{value!r} is not an amqp:// or amqps:// URL")
+        return value
+
+    @field_validator("versioned_topic", "topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not value or any(c in value for c in " #*"):
+            raise ValueError(f"{value!r} is not a routing key prefix")
+        return value
+
+
 class Config(_Section):
     state_dir: Path = (
         Path("/var/lib/kumo") if os.geteuid() == 0 else (Path.home() / ".local/share/kumo")
@@ -235,6 +268,8 @@ class Config(_Section):
     network: NetworkConfig = NetworkConfig()
     volumes: VolumeConfig = VolumeConfig()
     usage: UsageConfig = UsageConfig()
+
+    notifications: NotificationsConfig = NotificationsConfig()
 
     @property
     def database_url(self) -> str:

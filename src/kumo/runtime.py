@@ -36,10 +36,13 @@ class Runtime:
 
     @classmethod
     def open(cls, config: Config) -> Runtime:
+        from kumo.core import notifications
         from kumo.db.engine import Database
 
         prepare_state_dir(config.state_dir)
-        return cls(config, Database(config.database_url))
+        # Notifications on: this process's sessions write the outbox (none when off).
+        info = notifications.session_info(config.notifications)
+        return cls(config, Database(config.database_url, session_info=info))
 
     def require_current_schema(self) -> None:
         from kumo.db import migrate

@@ -87,3 +87,24 @@ def test_usage_prices_from_file_and_environment(tmp_path: Path) -> None:
         load_config(environ={"KUMO_USAGE_PRICES_VCPU_HOUR": "-1"})
     with pytest.raises(ConfigError, match="bogus"):
         load_config(environ={"KUMO_USAGE_PRICES_BOGUS": "1"})
+
+
+def test_notifications_url_from_the_environment_and_refused_when_not_amqp() -> None:
+    """Off by default; KUMO_NOTIFICATIONS_URL turns it on (kumo.core.notifications puts the
+    settings in each session's info then, and nothing otherwise)."""
+    from kumo.core import notifications
+
+    assert load_config(environ={}).notifications.url == ""
+    assert notifications.session_info(load_config(environ={}).notifications) == {}
+    url = "amqp://guest:guest@127.0.0.1:5672/"
+    config = load_config(environ={"KUMO_NOTIFICATIONS_URL": url, "KUMO_NOTIFICATIONS_TOPIC": "t"})
+    settings = notifications.session_info(config.notifications)[notifications.SETTINGS]
+    assert (settings.topic, settings.versioned_topic, settings.legacy) == (
+        "t",
+        "versioned_notifications",
+        True,
+    )
+    for bad, key in (("http://rabbit/", "notifications.url"), ("a#b", "notifications.topic")):
+        name = "URL" if key.endswith("url") else "TOPIC"
+        with pytest.raises(ConfigError, match=key):
+            load_config(environ={f"KUMO_NOTIFICATIONS_{name}": bad})

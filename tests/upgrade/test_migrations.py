@@ -523,3 +523,50 @@ def test_0022_ledger_seeded_with_one_open_interval_per_live_billable_thing(db_fa
             ("stopped", True),
         ]
         assert mine[1].ended_at == mine[2].started_at
+
+
+def test_0023_outbox_is_added_and_holds_large_envelopes(db_factory):
+    """0023 adds the notification outbox next to data already there; an envelope past
+    MariaDB's 64 KiB TEXT (a server with much metadata) fits, and message ids are unique."""
+    from kumo.db.outbox_tables import OutboxMessage
+
+    db = db_factory.create()
+    migrate.upgrade(db, "0020")
+    with db.engine.begin() as conn:
+        assert "outbox" not in sa.inspect(conn).get_table_names()
+        conn.execute(
+            Base.metadata.tables["wakeup_notes"].insert(),
+            [{"payload": "origin host:x", "created_at": dt.datetime(2024, 5, 1)}],
+        )
+    migrate.upgrade(db)
+    envelope = '{"oslo.version": "2.0", "oslo.message": "' + "x" * 100_000 + '"}'
+    with db.session() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(m.WakeupNote)) == 1
+        s.add(
+            OutboxMessage(
+                message_id="m-1",
+                exchange="nova",
+                routing_key="notifications.info",
+                event_type="compute.instance.create.end",
+                resource_id="server-1",
+                envelope=envelope,
+            )
+        )
+    with db.session() as s:
+        assert s.scalars(sa.select(OutboxMessage.envelope)).one() == envelope
+    try:
+        with db.session() as s:
+            s.add(
+                OutboxMessage(
+                    message_id="m-1",
+                    exchange="nova",
+                    routing_key="notifications.info",
+                    event_type="x",
+                    resource_id="server-1",
+                    envelope="{}",
+                )
+            )
+    except sa.exc.IntegrityError:
+        pass
+    else:
+        raise AssertionError("two outbox rows with one message id")

@@ -2,10 +2,9 @@
 scrape (kumo.core.monitoring), so any API copy answers with the same cloud-wide numbers.
 
 Labels stay bounded: host names, project ids, server statuses and action names; never a
-server id. Outbox backlog and publish latency are not here yet: there is no outbox
-(DESIGN.md rule 3.10, built by a later part of issue 14). When it lands, its backlog is
-one more count in this collector and its publish latency a histogram in the publisher's
-process (kumo.controller.metrics), as the scheduler's is.
+server id. The notification outbox's backlog is here (rows and the oldest one's age, read
+from the database); its publish latency is a histogram in the publisher's process
+(kumo.controller.metrics: kumo_outbox_publish_seconds), as the scheduler's is.
 """
 
 from __future__ import annotations
@@ -96,6 +95,7 @@ class CloudCollector(Collector):
             )
             unplaced = monitoring.unplaced_routers(session)
             actions = monitoring.action_figures(session, ACTION_BUCKETS)
+            outbox = monitoring.outbox_figures(session)
         elapsed = time.perf_counter() - start
 
         family = GaugeMetricFamily(
@@ -116,6 +116,16 @@ class CloudCollector(Collector):
             "kumo_routers_unplaced", "Routers no host carries yet", value=unplaced
         )
         yield from _action_families(actions)
+        yield GaugeMetricFamily(
+            "kumo_outbox_backlog",
+            "Notifications committed to the outbox and not yet confirmed by the broker",
+            value=outbox.rows,
+        )
+        yield GaugeMetricFamily(
+            "kumo_outbox_oldest_age_seconds",
+            "Age of the oldest notification waiting in the outbox (0 when it is empty)",
+            value=outbox.oldest_age_seconds or 0.0,
+        )
         yield GaugeMetricFamily(
             "kumo_cloud_metrics_query_seconds",
             "Seconds this scrape spent reading the cloud's state from the database",

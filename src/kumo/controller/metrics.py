@@ -1,7 +1,9 @@
 """The controller's own metrics, and the endpoint that serves them.
 
 What only the controller process can measure lives here: how long the scheduler takes to
-place servers, and whether this controller holds the lease. A process that runs a
+place servers, whether this controller holds the lease, and how fast the outbox publisher
+gets notifications confirmed by the broker (the backlog itself is cloud state, read from
+the database by any API copy: kumo.api.cloud_metrics). A process that runs a
 controller shows them in its process-wide registry.
 ``kumo serve controller`` serves them at ``[controller] metrics_listen`` (empty: not
 served); ``kumo up`` runs the controller inside the API's process, whose /metrics shows
@@ -37,6 +39,22 @@ ACTIVE = Gauge(
     "1 while this controller holds the lease (the active one)",
     registry=None,
 )
+OUTBOX_PUBLISH_SECONDS = Histogram(
+    "kumo_outbox_publish_seconds",
+    "Seconds from a notification's commit to the outbox until the broker confirmed it",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+    registry=None,
+)
+OUTBOX_PUBLISHED = Counter(
+    "kumo_outbox_published_total",
+    "Notifications the broker confirmed (and the outbox forgot)",
+    registry=None,
+)
+OUTBOX_FAILURES = Counter(
+    "kumo_outbox_publish_failures_total",
+    "Times the publisher lost the broker (or the database) and backed off before retrying",
+    registry=None,
+)
 _registered = False
 _lock = threading.Lock()
 
@@ -46,7 +64,14 @@ def register() -> None:
     global _registered
     with _lock:
         if not _registered:
-            for metric in (PLACEMENT_SECONDS, SERVERS_PLACED, ACTIVE):
+            for metric in (
+                PLACEMENT_SECONDS,
+                SERVERS_PLACED,
+                ACTIVE,
+                OUTBOX_PUBLISH_SECONDS,
+                OUTBOX_PUBLISHED,
+                OUTBOX_FAILURES,
+            ):
                 REGISTRY.register(metric)
             _registered = True
 

@@ -12,6 +12,7 @@ import time
 from kumo.config import Config
 from kumo.controller import metrics
 from kumo.controller.lease import release, try_acquire
+from kumo.controller.outbox import Publisher
 from kumo.controller.scheduler import schedule_pending
 from kumo.controller.stuck import resolve_stuck
 from kumo.core import wakeup
@@ -80,9 +81,20 @@ class Controller:
                 stop_metrics = metrics.serve(listen)
             except OSError as exc:  # the control loops matter more than their metrics
                 log.error("cannot serve the controller's metrics at %s: %s", listen, exc)
+        publisher = None
+        if self.config.notifications.url:  # only the active controller publishes
+            publisher = threading.Thread(
+                target=Publisher(self.db, self.config.notifications.url, lambda: self.active).run,
+                args=(stop,),
+                name="outbox-publisher",
+                daemon=True,
+            )
+            publisher.start()
         try:
             self._loop(stop)
         finally:
+            if publisher is not None:
+                publisher.join(10)
             if stop_metrics is not None:
                 stop_metrics()
 

@@ -29,6 +29,8 @@ from kumo.core.compute import hypervisors, placement, states
 from kumo.core.network.dhcp_ports import DHCP_OWNER
 from kumo.db import models as m
 from kumo.db.expressions import seconds_between
+from kumo.db.outbox_tables import OutboxMessage
+from kumo.db.types import utcnow
 
 MIB = 1024**2
 GIB = 1024**3
@@ -141,6 +143,23 @@ def unplaced_routers(session: Session) -> int:
     """Routers no host carries yet (made while no host was up; the controller places them)."""
     query = select(func.count()).select_from(m.Router).where(m.Router.host_id.is_(None))
     return int(session.scalar(query) or 0)
+
+
+@dataclass(frozen=True)
+class OutboxFigures:
+    """The notifications committed and not yet confirmed by the broker: how many, and the
+    age of the oldest (None: the outbox is empty). A backlog that grows means the broker
+    is unreachable or the publisher is not running (no active controller)."""
+
+    rows: int
+    oldest_age_seconds: float | None
+
+
+def outbox_figures(session: Session) -> OutboxFigures:
+    query = select(func.count(), func.min(OutboxMessage.created_at))
+    count, oldest = session.execute(query).one()
+    age = (utcnow() - oldest).total_seconds() if oldest is not None else None
+    return OutboxFigures(int(count or 0), age)
 
 
 def action_figures(session: Session, bounds: Sequence[float]) -> list[ActionFigures]:

@@ -32,8 +32,11 @@ def _recorders() -> Iterable[Recorder]:
     """Every recorder, in the order they run (a later one sees the rows an earlier added)."""
     from kumo.core import usage_ledger
     from kumo.core.compute import action_events
+    from kumo.core.notifications import recorder as notifications
 
-    return (usage_ledger.record, action_events.record)
+    # The events' recorder ends an action whose task ended; the notifications' recorder
+    # then sees that end and writes the ".end" message in the same flush.
+    return (usage_ledger.record, action_events.record, notifications.record)
 
 
 @event.listens_for(Session, "before_flush")

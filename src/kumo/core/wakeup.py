@@ -18,6 +18,7 @@ _stopping = False  # set once by interrupt(), when the process stops serving
 
 SCHEDULER = "scheduler"
 NETWORK = "network"  # any change to what a host's datapath is built from
+OUTBOX = "outbox"  # notifications were committed to the outbox: the publisher sends them
 
 
 # Where this process's wake-ups also go: other processes' waiters, through the database

@@ -120,10 +120,13 @@ def make_engine(url: str) -> Engine:
 class Database:
     """An engine plus a session factory; one per process and database URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, session_info: dict[str, Any] | None = None) -> None:
+        """``session_info`` goes into every session's ``info``: what the process's
+        configuration tells the recorders (kumo.core.recording), e.g. that notifications
+        are on (kumo.core.notifications.session_info)."""
         self.url = url
         self.engine = make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=session_info)
         track_identity_writes(self._sessions)
 
     @property

@@ -230,6 +230,8 @@ def _record(session: Session, host_id: str, instance: m.Instance, obs: Observati
     if obs.fault:
         if instance.task_state == "rebuilding":
             moves.evacuation_rebuilt(session, instance, host_id, obs.fault)
+        if instance.vm_state == "building":
+            servers.end_action(session, instance.id, "create", f"Error: {obs.fault}")
         instance.vm_state = "error"
         instance.task_state = None
         instance.task_deadline = None
@@ -243,6 +245,8 @@ def _record(session: Session, host_id: str, instance: m.Instance, obs: Observati
     wanted = states.POWER_FOR_DESIRED.get(instance.desired_state)
     if wanted is None or instance.power_state != wanted:
         return
+    if instance.vm_state == "building":
+        servers.end_action(session, instance.id, "create", None)
     if instance.vm_state == "building" or instance.task_state == "rebuilding":
         instance.launched_at = utcnow()
     if instance.task_state == "rebuilding":

@@ -187,7 +187,9 @@ def _rebuild(session: Session, ctx: Context, req: servers.Rebuild, env: Env) -> 
 def _delete(session: Session, ctx: Context, req: Delete, env: Env) -> Result[Answer]:
     instance = servers.delete(session, ctx, req.server_id, force=req.force)
     dropped = [instance.shelved_image_id] if instance.deleted and instance.shelved_image_id else []
-    return _done(instance, dropped_images=dropped)
+    result = _done(instance, dropped_images=dropped)
+    result.finished = instance.deleted  # no host had it: deleted in this transaction
+    return result
 
 
 def _shelve(session: Session, ctx: Context, req: ServerRequest, env: Env) -> Result[Answer]:

@@ -298,6 +298,7 @@ def finish_delete(session: Session, instance: m.Instance) -> None:
     instance.deleted_at = now
     instance.terminated_at = now
     instance.task_deadline = None
+    end_action(session, instance.id, "delete", None)
 
 
 def drop_shelved_image(session: Session, instance: m.Instance) -> str | None:

@@ -1,0 +1,112 @@
+"""The notifications recorder: outbox rows for the instance actions a flush writes.
+
+Registered in kumo.core.recording. It looks at what the session is about to flush (the
+other services' resources: kumo.core.notifications.services). For compute, an
+instance action inserted is its event's ``.start``; an action whose ``finish_time`` goes
+from unset to set is its ``.end`` (or ``.error`` when its message says it failed). The
+runner (kumo.core.operations) and server creation record one action per operation, and
+the paths that end them set the finish time, so every path that starts or ends an
+operation is covered without any of them calling this module.
+
+A session whose ``info`` has no notification settings (kumo.core.notifications) writes
+nothing: notifications are off, and the outbox stays empty.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session
+
+from kumo.core.notifications import WRITTEN, Settings, compute, envelope, services, settings_of
+from kumo.db import models as m
+from kumo.db.outbox_tables import OutboxMessage
+
+
+def record(session: Session) -> None:
+    settings = settings_of(session)
+    if settings is None:
+        return
+    # In the order they were added (and by id): a resource's messages leave in that order.
+    new = [a for a in session.new if isinstance(a, m.InstanceAction)]
+    for action in sorted(new, key=lambda a: inspect(a).insert_order or 0):
+        _action_event(session, settings, action, "start")
+        if action.finish_time is not None:  # finished in the transaction that asked
+            _action_event(session, settings, action, _ending(action))
+    dirty = [a for a in session.dirty if isinstance(a, m.InstanceAction) and _just_finished(a)]
+    for action in sorted(dirty, key=lambda a: a.id):
+        _action_event(session, settings, action, _ending(action))
+    if settings.legacy:
+        rows = services.record(session, settings, settings.publisher_host)
+        session.add_all(rows)
+        if rows:
+            session.info[WRITTEN] = True
+
+
+def _just_finished(action: m.InstanceAction) -> bool:
+    history = inspect(action).attrs.finish_time.history
+    added, deleted = list(history.added or ()), list(history.deleted or ())
+    return any(v is not None for v in added) and not any(v is not None for v in deleted)
+
+
+def _ending(action: m.InstanceAction) -> str:
+    failed = (action.message or "").startswith(compute.ERROR_PREFIX)
+    return "error" if failed else "end"
+
+
+def _action_event(
+    session: Session, settings: Settings, action: m.InstanceAction, phase: str
+) -> None:
+    legacy: str | None
+    if action.action == compute.LIVE_MIGRATION:
+        versioned, legacy = compute.LIVE_EVENTS[phase]
+        kind = "InstanceActionPayload"
+    else:
+        event = compute.EVENTS.get(action.action)
+        if event is None:
+            return  # an action Nova tells no one of (lock, addSecurityGroup...)
+        versioned = f"{event.versioned}.{phase}"
+        legacy = f"{event.legacy}.{phase}" if event.legacy else None
+        kind = event.payload
+    instance = _instance(session, action.instance_id)
+    if instance is None:
+        return
+    # A failure is an ERROR notification, except a live migration's: Nova tells of its
+    # rollback as one more INFO step (instance.live_migration_rollback.end).
+    priority = "error" if phase == "error" and action.action != compute.LIVE_MIGRATION else "info"
+    ips = compute.addresses(session, instance)
+    publisher = f"nova-compute:{compute.host_name(session, instance) or settings.publisher_host}"
+    origin = envelope.Origin(action.request_id, action.user_id, action.project_id)
+    common: dict[str, Any] = {
+        "exchange": "nova",
+        "priority": priority,
+        "publisher_id": publisher,
+        "resource_id": instance.id,
+        "origin": origin,
+    }
+    rows: list[OutboxMessage] = []
+    if settings.versioned:
+        payload = compute.versioned_payload(session, instance, action, kind, ips)
+        rows.append(
+            envelope.row(
+                topic=settings.versioned_topic, event_type=versioned, payload=payload, **common
+            )
+        )
+    if settings.legacy and legacy is not None:
+        payload = compute.legacy_payload(session, instance, action, ips)
+        rows.append(
+            envelope.row(topic=settings.topic, event_type=legacy, payload=payload, **common)
+        )
+    session.add_all(rows)
+    if rows:
+        session.info[WRITTEN] = True
+
+
+def _instance(session: Session, instance_id: str) -> m.Instance | None:
+    """The server, also when it is being created in this very flush (pending, it is not in
+    the identity map yet, and a query would not see it: no autoflush inside a flush)."""
+    for obj in session.new:
+        if isinstance(obj, m.Instance) and obj.id == instance_id:
+            return obj
+    return session.get(m.Instance, instance_id)

@@ -1,0 +1,268 @@
+"""Notifications written to the outbox in the transaction of the change (kumo.core.
+notifications), on every database backend: the envelope as oslo.messaging writes it, the
+versioned payloads with the fields of Nova's samples, start/end/error as the instance
+action starts and ends, in order per server; and nothing at all when notifications are off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from test_servers import SERVERS, Compute
+
+from kumo.config import NotificationsConfig
+from kumo.core import notifications, wakeup
+from kumo.db import models as m
+from kumo.db.engine import Database
+from kumo.db.outbox_tables import OutboxMessage
+
+from apihelpers import make_client
+from netapi import V2
+
+URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+# The fields of Nova's InstanceActionPayload 1.9 (doc/notification_samples/common_payloads:
+# InstancePayload.json plus InstanceActionPayload.json's fault).
+ACTION_FIELDS = {
+    "architecture", "availability_zone", "block_devices", "created_at", "deleted_at",
+    "display_name", "display_description", "host", "host_name", "ip_addresses",
+    "kernel_id", "key_name", "launched_at", "image_uuid", "metadata", "locked", "node",
+    "os_type", "progress", "ramdisk_id", "reservation_id", "state", "task_state",
+    "power_state", "tenant_id", "terminated_at", "auto_disk_config", "flavor", "updated_at",
+    "user_id", "uuid", "request_id", "action_initiator_user", "action_initiator_project",
+    "locked_reason", "shares", "fault",
+}  # fmt: skip
+CREATE_FIELDS = ACTION_FIELDS | {"keypairs", "tags", "trusted_image_certificates", "instance_name"}
+FLAVOR_FIELDS = {
+    "flavorid", "name", "root_gb", "vcpus", "ephemeral_gb", "memory_mb", "disabled",
+    "rxtx_factor", "extra_specs", "projects", "swap", "is_public", "vcpu_weight", "description",
+}  # fmt: skip
+NOTIFIER_KEYS = {"message_id", "publisher_id", "event_type", "priority", "payload", "timestamp"}
+
+
+@dataclasses.dataclass
+class Message:
+    row: OutboxMessage
+    body: dict[str, Any]  # the decoded "oslo.message"
+
+
+def _outbox(db: Database, exchange: str | None = "nova") -> list[Message]:
+    """The outbox's messages in order (those on ``exchange``; None: all)."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id)
+    if exchange is not None:
+        query = query.where(OutboxMessage.exchange == exchange)
+    with db.session() as session:
+        rows = list(session.scalars(query))
+    found = []
+    for row in rows:
+        envelope = json.loads(row.envelope)
+        assert envelope["oslo.version"] == "2.0"
+        assert isinstance(envelope["oslo.message"], str)  # JSON text inside JSON, as oslo
+        found.append(Message(row, json.loads(envelope["oslo.message"])))
+    return found
+
+
+@pytest.fixture
+def notifying(cloud: Any, tmp_path: Path) -> Iterator[Compute]:
+    """The cloud's API over a Database whose sessions carry notification settings, as
+    kumo.runtime builds it when [notifications] url is set."""
+    settings = NotificationsConfig(url=URL, publisher_host="kumo-test")
+    db = Database(cloud.db.url, session_info=notifications.session_info(settings))
+    config = cloud.config.model_copy(update={"notifications": settings})
+    with make_client(config, db) as client:
+        yield Compute(dataclasses.replace(cloud, client=client, db=db), tmp_path)
+    db.dispose()
+
+
+def test_without_a_url_nothing_is_written(cloud: Any, tmp_path: Path) -> None:
+    compute = Compute(cloud, tmp_path)
+    assert notifications.session_info(NotificationsConfig()) == {}
+    resp = compute.create(cloud.admin)
+    assert resp.status_code == 202, resp.text
+    compute.converge()
+    assert compute.client.delete(f"{SERVERS}/{resp.json()['server']['id']}", headers=cloud.admin)
+    compute.converge()
+    assert _outbox(compute.db, exchange=None) == []
+
+
+def test_create_and_delete_write_nova_notifications_in_order(notifying: Compute) -> None:
+    admin = notifying.cloud.admin
+    mark = wakeup.mark(wakeup.OUTBOX)
+    resp = notifying.create(admin, metadata={"k": "v"})
+    assert resp.status_code == 202, resp.text
+    server_id = resp.json()["server"]["id"]
+    request_id = resp.headers["x-openstack-request-id"]
+    assert wakeup.mark(wakeup.OUTBOX) > mark  # the publisher is woken after the commit
+    started = _outbox(notifying.db)
+    assert [(m.row.routing_key, m.body["event_type"]) for m in started] == [
+        ("versioned_notifications.info", "instance.create.start"),
+        ("notifications.info", "compute.instance.create.start"),
+    ]
+    notifying.converge()
+    assert notifying.client.delete(f"{SERVERS}/{server_id}", headers=admin).status_code == 204
+    notifying.converge()
+    messages = _outbox(notifying.db)
+    versioned = [m for m in messages if m.row.routing_key == "versioned_notifications.info"]
+    assert [m.body["event_type"] for m in versioned] == [
+        "instance.create.start",
+        "instance.create.end",
+        "instance.delete.start",
+        "instance.delete.end",
+    ]
+    legacy = [m.body["event_type"] for m in messages if m.row.routing_key == "notifications.info"]
+    assert legacy == [
+        "compute.instance.create.start",
+        "compute.instance.create.end",
+        "compute.instance.delete.start",
+        "compute.instance.delete.end",
+    ]
+    for message in messages:
+        assert message.row.exchange == "nova" and message.row.resource_id == server_id
+        assert set(message.body) >= NOTIFIER_KEYS
+        assert message.body["message_id"] == message.row.message_id
+        assert message.body["priority"] == "INFO"
+        assert message.body["publisher_id"] in ("nova-compute:fake-1", "nova-compute:kumo-test")
+    assert len({m.row.message_id for m in messages}) == len(messages)
+
+    create_end, delete_end = versioned[1].body["payload"], versioned[3].body["payload"]
+    assert create_end["nova_object.name"] == "InstanceCreatePayload"
+    assert create_end["nova_object.namespace"] == "nova"
+    assert create_end["nova_object.version"] == "1.13"
+    data = create_end["nova_object.data"]
+    assert set(data) == CREATE_FIELDS
+    assert (data["uuid"], data["state"], data["power_state"]) == (server_id, "active", "running")
+    assert data["host"] == "fake-1" and data["launched_at"] and data["metadata"] == {"k": "v"}
+    assert data["request_id"] == versioned[0].body["payload"]["nova_object.data"]["request_id"]
+    assert data["request_id"] == request_id
+    assert data["flavor"]["nova_object.name"] == "FlavorPayload"
+    assert set(data["flavor"]["nova_object.data"]) == FLAVOR_FIELDS
+    assert data["fault"] is None
+    assert delete_end["nova_object.name"] == "InstanceActionPayload"
+    deleted = delete_end["nova_object.data"]
+    assert set(deleted) == ACTION_FIELDS
+    assert (deleted["state"], deleted["ip_addresses"]) == ("deleted", [])
+    assert deleted["deleted_at"] and deleted["terminated_at"]
+    legacy_end = messages[-1].body["payload"]
+    assert (legacy_end["instance_id"], legacy_end["state"]) == (server_id, "deleted")
+    assert legacy_end["memory_mb"] > 0 and legacy_end["instance_type"]
+
+
+def test_a_server_deleted_before_it_was_placed_starts_and_ends_its_delete(
+    notifying: Compute,
+) -> None:
+    admin = notifying.cloud.admin
+    server_id = notifying.create(admin).json()["server"]["id"]
+    assert notifying.client.delete(f"{SERVERS}/{server_id}", headers=admin).status_code == 204
+    messages = _outbox(notifying.db)
+    events = [m.body["event_type"] for m in messages if "versioned" in m.row.routing_key]
+    assert events == ["instance.create.start", "instance.delete.start", "instance.delete.end"]
+
+
+def test_a_server_no_host_fits_ends_its_create_in_error(notifying: Compute) -> None:
+    server_id = notifying.create(notifying.cloud.admin).json()["server"]["id"]
+    with notifying.db.session() as session:
+        session.get(m.Host, notifying.host_id).forced_down = True  # fenced after the request
+    notifying.converge()
+    assert notifying.show(server_id, notifying.cloud.admin)["status"] == "ERROR"
+    errors = [m for m in _outbox(notifying.db) if m.row.routing_key.endswith(".error")]
+    assert [(m.row.routing_key, m.body["event_type"], m.body["priority"]) for m in errors] == [
+        ("versioned_notifications.error", "instance.create.error", "ERROR"),
+        ("notifications.error", "compute.instance.create.error", "ERROR"),
+    ]
+    fault = errors[0].body["payload"]["nova_object.data"]["fault"]
+    assert fault["nova_object.name"] == "ExceptionPayload"
+    assert "No valid host" in fault["nova_object.data"]["exception_message"]
+
+
+def test_an_action_without_a_nova_event_writes_nothing_and_stop_starts_power_off(
+    notifying: Compute,
+) -> None:
+    admin = notifying.cloud.admin
+    server_id = notifying.create(admin).json()["server"]["id"]
+    notifying.converge()
+    before = len(_outbox(notifying.db))
+    assert notifying.action(server_id, admin, {"lock": None}).status_code == 202
+    assert len(_outbox(notifying.db)) == before
+    assert notifying.action(server_id, admin, {"os-stop": None}).status_code == 202
+    latest = _outbox(notifying.db)[before:]
+    assert [m.body["event_type"] for m in latest] == [
+        "instance.power_off.start",
+        "compute.instance.power_off.start",
+    ]
+    assert latest[0].body["payload"]["nova_object.data"]["task_state"] == "powering-off"
+
+
+def test_neutron_glance_and_keystone_legacy_notifications(notifying: Compute) -> None:
+    """The test's own image (made by Compute) is left out: it was registered before."""
+    admin = notifying.cloud.admin
+    client = notifying.client
+    resp = client.post(f"{V2}/networks", json={"network": {"name": "n1"}}, headers=admin)
+    assert resp.status_code == 201, resp.text
+    network_id = resp.json()["network"]["id"]
+    assert client.delete(f"{V2}/networks/{network_id}", headers=admin).status_code == 204
+    resp = client.post(
+        "/image/v2/images",
+        json={"name": "i1", "disk_format": "raw", "container_format": "bare"},
+        headers=admin,
+    )
+    assert resp.status_code == 201, resp.text
+    image_id = resp.json()["id"]
+    assert client.delete(f"/image/v2/images/{image_id}", headers=admin).status_code == 204
+    resp = client.post("/identity/v3/projects", json={"project": {"name": "p1"}}, headers=admin)
+    assert resp.status_code == 201, resp.text
+    project_id = resp.json()["project"]["id"]
+
+    messages = [
+        m for m in _outbox(notifying.db, exchange=None) if m.row.resource_id != notifying.image_id
+    ]
+    found = [
+        (m.row.exchange, m.row.routing_key, m.body["event_type"], m.row.resource_id)
+        for m in messages
+    ]
+    assert found == [
+        ("neutron", "notifications.info", "network.create.end", network_id),
+        ("neutron", "notifications.info", "network.delete.end", network_id),
+        ("glance", "notifications.info", "image.create", image_id),
+        ("glance", "notifications.info", "image.delete", image_id),
+        ("keystone", "notifications.info", "identity.project.created", project_id),
+    ]
+    created = messages[0].body
+    assert created["publisher_id"] == "network.kumo-test"
+    assert created["payload"]["network"]["name"] == "n1"
+    assert created["payload"]["network"]["tenant_id"] == notifying.cloud.boot.admin_project_id
+    assert messages[1].body["payload"] == {"network_id": network_id}
+    assert messages[4].body["payload"] == {"resource_info": project_id}
+
+
+@pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")
+def test_shelve_and_unshelve_start_and_end(notifying: Compute, tmp_path: Path) -> None:
+    """Ends recorded by an agent's report (the shelve snapshot uploaded, the guest gone;
+    unshelved and running) are the .end notifications, with the state they left."""
+    notifying.loop.scratch_dir = tmp_path / "snapshots"
+    admin = notifying.cloud.admin
+    server_id = notifying.create(admin).json()["server"]["id"]
+    notifying.converge()
+    assert notifying.action(server_id, admin, {"shelve": None}).status_code == 202
+    notifying.converge()
+    assert notifying.show(server_id, admin)["status"] == "SHELVED_OFFLOADED"
+    assert notifying.action(server_id, admin, {"unshelve": None}).status_code == 202
+    notifying.converge()
+    assert notifying.show(server_id, admin)["status"] == "ACTIVE"
+    versioned = [m for m in _outbox(notifying.db) if "versioned" in m.row.routing_key]
+    events = [m.body["event_type"] for m in versioned]
+    assert events == [
+        "instance.create.start",
+        "instance.create.end",
+        "instance.shelve.start",
+        "instance.shelve.end",
+        "instance.unshelve.start",
+        "instance.unshelve.end",
+    ]
+    states = [m.body["payload"]["nova_object.data"]["state"] for m in versioned]
+    assert states[3] == "shelved_offloaded" and states[5] == "active"
