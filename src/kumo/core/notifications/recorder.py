@@ -72,6 +72,8 @@ def _action_event(
     instance = _instance(session, action.instance_id)
     if instance is None:
         return
+    if phase != "start" and instance.deleted and not versioned.startswith("instance.delete"):
+        return  # cut short by the server's deletion: as Nova, only the delete is told
     # A failure is an ERROR notification, except a live migration's: Nova tells of its
     # rollback as one more INFO step (instance.live_migration_rollback.end).
     priority = "error" if phase == "error" and action.action != compute.LIVE_MIGRATION else "info"
