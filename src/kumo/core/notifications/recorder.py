@@ -72,6 +72,10 @@ def _action_event(
     instance = _instance(session, action.instance_id)
     if instance is None:
         return
+    if action.action == "create" and phase != "start" and instance.deleted:
+        # Deleted before it was built: the delete closes the create action, and Nova tells
+        # of the delete only (instance.delete.start/.end), never of a create that ended.
+        return
     # A failure is an ERROR notification, except a live migration's: Nova tells of its
     # rollback as one more INFO step (instance.live_migration_rollback.end).
     priority = "error" if phase == "error" and action.action != compute.LIVE_MIGRATION else "info"
