@@ -22,6 +22,7 @@ started is stopped at the end, and the queues it declared are deleted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -36,6 +37,7 @@ from typing import Any
 import httpx
 import kombu
 from prometheus_client.parser import text_string_to_metric_families
+from servers import BACKENDS
 from sqlalchemy import delete
 
 from kumo.db import models as m
@@ -64,14 +66,15 @@ BIG = {  # one host that never runs out of room: every POST is a server that get
 
 
 class Cloud:
-    def __init__(self, name: str, root: Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, root: Path, env: dict[str, str], db_url: str) -> None:
         self.name = name
         self.root = root
         self.up: Proc | None = None
-        self.up, self.url = start_up(root, env)
+        config = "" if db_url.startswith("sqlite") else f'[database]\nurl = "{db_url}"\n'
+        self.up, self.url = start_up(root, env, config)
         token, project_id = admin_token(self.url, root / "state")
         self.headers = {"X-Auth-Token": token, "X-OpenStack-Nova-API-Version": "2.10"}
-        db = Database(f"sqlite:///{root / 'state' / 'kumo.db'}")
+        db = Database(db_url)
         try:
             with db.session() as session:
                 session.execute(delete(m.QuotaLimit).where(m.QuotaLimit.project_id == project_id))
@@ -181,6 +184,9 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=4, help="concurrent clients")
     p.add_argument("--quick", action="store_true", help="4 rounds of 20")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--backend", choices=sorted(BACKENDS), default="sqlite", help="both clouds' database"
+    )
     args = p.parse_args()
     if args.quick:
         args.rounds, args.batch = 4, 20
@@ -201,10 +207,15 @@ def main() -> int:
     rates: dict[str, list[float]] = {"off": [], "on": []}
     cpu: dict[str, list[float]] = {"off": [], "on": []}
     try:
-        with tempfile.TemporaryDirectory(prefix="kumo-bench-notify-") as tmp:
-            log("starting two clouds (notifications off and on)")
-            clouds["off"] = Cloud("off", Path(tmp) / "off", base)
-            clouds["on"] = Cloud("on", Path(tmp) / "on", on_env)
+        with (
+            tempfile.TemporaryDirectory(prefix="kumo-bench-notify-") as tmp,
+            contextlib.ExitStack() as databases,
+        ):
+            log(f"starting two clouds (notifications off and on) on {args.backend}")
+            for name, env in (("off", base), ("on", on_env)):
+                root = Path(tmp) / name
+                db_url = databases.enter_context(BACKENDS[args.backend](root))
+                clouds[name] = Cloud(name, root, env, db_url)
             for name in ("off", "on"):  # warm-up, not counted
                 clouds[name].post_batch(min(10, args.batch), args.clients)
             for round_ in range(args.rounds):
@@ -241,6 +252,7 @@ def main() -> int:
         "rounds": args.rounds,
         "batch": args.batch,
         "clients": args.clients,
+        "backend": args.backend,
         "post_sps_off": rates["off"],
         "post_sps_on": rates["on"],
         "median_off": median_off,

@@ -25,11 +25,13 @@ kept for the first one.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import kombu
 from sqlalchemy import delete, select
@@ -51,6 +53,18 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # reconnect delays, doubling up to the m
 LINGER = 0.05
 
 
+class _Row(NamedTuple):
+    """What the publisher needs of an outbox row (the envelope is the JSON text built once
+    when the row was written: it is sent as it is, never decoded or encoded again)."""
+
+    id: int
+    exchange: str
+    routing_key: str
+    message_id: str
+    envelope: str
+    created_at: dt.datetime
+
+
 @dataclass
 class _Channel:
     """A connection with its channel in confirm mode, what was declared on it (once each)
@@ -61,6 +75,7 @@ class _Channel:
     connection: kombu.Connection
     producer: kombu.Producer
     declared: set[tuple[str, str]] = field(default_factory=set)
+    exchanges: dict[str, kombu.Exchange] = field(default_factory=dict)
     published: int = 0
     acked: set[int] = field(default_factory=set)
     nacked: bool = False
@@ -121,24 +136,43 @@ class Publisher:
         the broker fails (the rows not confirmed stay for the next try)."""
         sent = 0
         while stop is None or not stop.is_set():
-            with self.db.session() as session:
-                rows = list(
-                    session.scalars(select(OutboxMessage).order_by(OutboxMessage.id).limit(BATCH))
-                )
+            rows = self._read()
             if not rows:
                 return sent
             channel = self._connect()
-            confirmed: list[OutboxMessage] = []
+            confirmed: list[_Row] = []
             try:
                 self._publish_confirmed(channel, rows, confirmed)
             finally:
                 self._forget(confirmed)
             sent += len(confirmed)
             self._backoff = BACKOFF_FIRST
+            if len(rows) < BATCH:  # that was all there was: no second read to learn it
+                return sent
         return sent
 
+    def _read(self) -> list[_Row]:
+        """The oldest rows, as plain tuples of the columns sent: a read takes no write
+        turn (on SQLite, kumo.db.engine.WriteGate) and builds no ORM objects."""
+        with self.db.session() as session:
+            return [
+                _Row(*row)
+                for row in session.execute(
+                    select(
+                        OutboxMessage.id,
+                        OutboxMessage.exchange,
+                        OutboxMessage.routing_key,
+                        OutboxMessage.message_id,
+                        OutboxMessage.envelope,
+                        OutboxMessage.created_at,
+                    )
+                    .order_by(OutboxMessage.id)
+                    .limit(BATCH)
+                )
+            ]
+
     def _publish_confirmed(
-        self, channel: _Channel, rows: list[OutboxMessage], confirmed: list[OutboxMessage]
+        self, channel: _Channel, rows: list[_Row], confirmed: list[_Row]
     ) -> None:
         """Publish ``rows`` back to back, then wait for the broker's confirms (one round
         trip for the batch instead of one per message); ``confirmed`` gets, in order, the
@@ -167,7 +201,8 @@ class Publisher:
                     max(0.0, (now - row.created_at).total_seconds())
                 )
 
-    def _forget(self, rows: Iterable[OutboxMessage]) -> None:
+    def _forget(self, rows: Iterable[_Row]) -> None:
+        """Delete the confirmed rows: one statement, one (short) write transaction."""
         ids = [row.id for row in rows]
         if ids:
             with self.db.session() as session:
@@ -192,8 +227,11 @@ class Publisher:
             self._channel.close()
             self._channel = None
 
-    def _publish(self, channel: _Channel, row: OutboxMessage) -> None:
-        exchange = kombu.Exchange(row.exchange, type="topic", durable=False, auto_delete=False)
+    def _publish(self, channel: _Channel, row: _Row) -> None:
+        exchange = channel.exchanges.get(row.exchange)
+        if exchange is None:
+            exchange = kombu.Exchange(row.exchange, type="topic", durable=False, auto_delete=False)
+            channel.exchanges[row.exchange] = exchange
         if (row.exchange, row.routing_key) not in channel.declared:
             bound = exchange(channel.producer.channel)
             bound.declare()

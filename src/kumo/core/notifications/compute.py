@@ -15,11 +15,13 @@ when its message says it failed, as Nova's are.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from kumo.core.compute import states
 from kumo.db import models as m
@@ -109,9 +111,31 @@ def _time(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
 
 
+# Host id -> (name, when read): the names in payloads and ``publisher_id``. Every message
+# of a server needs its host's name, and reading the hosts row in the flush that writes the
+# outbox rows kept SQLite's one writer waiting (the largest part of the recorder's cost in
+# bench/notifications.py's profile). A name changes only when an agent registers again
+# under another one, so a name read within HOST_NAME_TTL seconds is used as it is (a host
+# this session changes is read from the session, so this process sees its own renames).
+HOST_NAME_TTL = 30.0
+_host_names: dict[str, tuple[str, float]] = {}
+
+
 def host_name(session: Session, instance: m.Instance) -> str | None:
-    host = session.get(m.Host, instance.host_id) if instance.host_id else None
-    return host.name if host is not None else None
+    host_id = instance.host_id
+    if not host_id:
+        return None
+    loaded = session.identity_map.get(identity_key(m.Host, host_id))
+    if isinstance(loaded, m.Host):
+        _host_names[host_id] = (loaded.name, time.monotonic())
+        return loaded.name
+    cached = _host_names.get(host_id)
+    if cached is not None and time.monotonic() - cached[1] < HOST_NAME_TTL:
+        return cached[0]
+    name = session.scalar(select(m.Host.name).where(m.Host.id == host_id))
+    if name is not None:
+        _host_names[host_id] = (name, time.monotonic())
+    return name
 
 
 @dataclass(frozen=True)
