@@ -32,9 +32,12 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install -q uv
 
-# Python dependencies from the lock file (uv.lock), into .venv.
+# Python dependencies from the lock file (uv.lock), into .venv, with their bytecode
+# compiled: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set (CI, agents'
+# shells) every `kumo` command then compiled SQLAlchemy, pydantic and rich from source:
+# 1.5-2 s of CPU per command (bench/README.md, "CLI start"). A no-op once compiled.
 python-deps: $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 
 up: system-deps python-deps
 	$(KUMO) $(if $(STATE_DIR),--state-dir $(STATE_DIR)) up

@@ -12,7 +12,8 @@ warm-up:
 * ``core report, one project``: the same for one project (``--project``);
 * ``cli json`` / ``cli table``: the real ``kumo usage report`` command in a new process
   (``.venv/bin/kumo``), interpreter start and imports included (its ``cpu ms`` is the
-  child process's CPU time).
+  child process's CPU time); ``kumo --help`` and ``kumo host list`` (no hosts) next to it,
+  what any command and a small database command cost (bench/README.md, "CLI start").
 
 Run: ``.venv/bin/python bench/usage_report.py`` (``--help`` for the flags).
 """
@@ -165,12 +166,14 @@ def measure(backend: str, url: str, opts: argparse.Namespace, root: Path) -> lis
             + "".join(f"{k} = {v}\n" for k, v in PRICES.items())
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUMO_", "OS_"))}
-        for fmt in ("json", "table", "baseline"):
+        for fmt in ("json", "table", "baseline", "hosts"):
             period = ["--start", START.isoformat(), "--end", END.isoformat()]
             cmd = [str(BIN / "kumo"), "--config", str(config), "usage", "report", *period]
             cmd += ["--format", fmt]
             if fmt == "baseline":  # what any kumo command costs: Python and its imports
                 cmd = [str(BIN / "kumo"), "--help"]
+            if fmt == "hosts":  # a small database command: config, engine, one query
+                cmd = [str(BIN / "kumo"), "--config", str(config), "host", "list", "-f", "json"]
 
             def cli(cmd: list[str] = cmd) -> None:
                 done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -184,7 +187,9 @@ def measure(backend: str, url: str, opts: argparse.Namespace, root: Path) -> lis
             cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / (
                 opts.cli_iterations + 1
             )
-            case = "kumo --help (baseline)" if fmt == "baseline" else f"cli {fmt} (new process)"
+            case = {"baseline": "kumo --help (baseline)", "hosts": "kumo host list -f json"}.get(
+                fmt, f"cli {fmt} (new process)"
+            )
             out.append(_row(backend, case, (durations, cpu), count))
         return out
     finally:

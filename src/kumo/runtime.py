@@ -11,16 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
-from kumo.config import Config
-
 # The database layer is imported where it is used: the `kumo` command that runs an agent
 # imports this module too, and an agent process never touches the database (DESIGN.md
 # section 7), and what it loads costs it: psycopg, imported through this module for a
 # moment, doubled the agents' CPU per deleted server in bench/servers.py (the cause was
 # not pinned down; not loading it was the fix).
+# The configuration's pydantic models and yaml too: every `kumo` command imports this
+# module, and `kumo --help` needs neither (tests/cli/test_cli_imports.py).
 if TYPE_CHECKING:
+    from kumo.config import Config
     from kumo.db.engine import Database
     from kumo.db.wakeup_relay import WakeupRelay
 
@@ -154,6 +153,8 @@ def write_clouds_yaml(config: Config, admin_password: str) -> Path:
             "kumo-demo": cloud(config.identity.demo_project),
         }
     }
+    import yaml
+
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         yaml.safe_dump(doc, handle, sort_keys=False)

@@ -1,4 +1,10 @@
-"""`kumo`: run the cloud and operate it. Every command accepts --state-dir and --config."""
+"""`kumo`: run the cloud and operate it. Every command accepts --state-dir and --config.
+
+Every command imports what it uses inside its function; this module imports only typer,
+the standard library and the CLI's small helpers, so that `kumo --help` or `kumo host list`
+does not pay for the API, the controller, the configuration's pydantic models or rich
+tables it does not use (bench/README.md, "CLI start"; tests/cli/test_cli_imports.py).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,19 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 import kumo
 from kumo.cli import owner
 from kumo.cli.options import SERVICES, GlobalOptionsGroup, configure_logging, record
-from kumo.cli.output import emit, err_console
+from kumo.cli.output import emit, print_error
 from kumo.cli.usage import usage_app
-from kumo.config import Config, ConfigError, load_config
 from kumo.runtime import NotReady, Runtime, prepare_state_dir, wakeups_across_processes
+
+if TYPE_CHECKING:
+    from kumo.config import Config
 
 app = typer.Typer(
     cls=GlobalOptionsGroup,
@@ -72,6 +80,8 @@ def main_options(
 
 
 def load(ctx: typer.Context, extra: dict[str, Any] | None = None) -> Config:
+    from kumo.config import ConfigError, load_config
+
     overrides = dict(ctx.obj["overrides"])
     for key, value in (extra or {}).items():
         if isinstance(value, dict):
@@ -86,7 +96,7 @@ def load(ctx: typer.Context, extra: dict[str, Any] | None = None) -> Config:
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[red]error:[/red] {message}")
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -444,8 +454,12 @@ def upgrade_check(ctx: typer.Context, fmt: str = FORMAT) -> None:
 @host_app.command("list")
 def host_list(ctx: typer.Context, fmt: str = FORMAT) -> None:
     """Hosts with their state (up/down from heartbeats), like `nova service-list`."""
-    from kumo.api.identity.views import timestamp
     from kumo.core import hosts
+
+    def timestamp(value: Any) -> str | None:
+        # Keystone's format, as kumo.api.identity.views.timestamp writes it: importing
+        # that module here loaded the API's identity code, argon2 and cryptography.
+        return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     runtime = open_runtime(ctx)
     with runtime.db.session() as session:
@@ -513,6 +527,7 @@ def host_evacuate(
 
     from rich.progress import Progress
 
+    from kumo.cli.output import err_console
     from kumo.core import operations
     from kumo.core.compute import moves
     from kumo.core.compute import server_operations as ops
@@ -593,5 +608,5 @@ def main() -> None:
     try:
         app()
     except NotReady as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        print_error(str(exc))
         sys.exit(2)

@@ -13,8 +13,6 @@ from typing import Any
 
 import typer
 
-from kumo.cli.output import console
-
 usage_app = typer.Typer(no_args_is_help=True, help="Usage and showback from the usage ledger.")
 
 # Names for the human table (the JSON and CSV keep the dimension keys).
@@ -40,6 +38,7 @@ def _table(body: dict[str, Any], names: dict[str, str], prices: dict[str, float]
     price and cost of each line when prices are set: showback as OpenNebula prints it."""
     from rich.table import Table
 
+    from kumo.cli.output import console
     from kumo.core.usage_report import PRICED
 
     price_of = {dim: (prices or {}).get(key) for key, dims in PRICED.items() for dim in dims}
