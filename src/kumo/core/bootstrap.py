@@ -60,7 +60,7 @@ def bootstrap(
         if existing:
             role_ids[name] = existing[0].id
         else:
-            role_ids[name] = roles.create_role(session, {"name": name}).id
+            role_ids[name] = roles.create_role(session, roles.RoleSpec(name=name)).id
             created_roles.add(name)
     # Default inference rules come with new roles only: an operator who removed one keeps
     # it removed across restarts.

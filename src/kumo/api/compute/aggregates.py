@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.compute.common import body_member, nova_time
+from kumo.api.compute.common import body_member, nova_time, unknown_keys
 from kumo.api.state import AppState, app_state
 from kumo.core.compute import aggregates
 from kumo.core.errors import BadRequest
@@ -39,7 +39,7 @@ def view(a: aggregates.AggregateView, full: bool = True) -> dict[str, Any]:
 def _only(body: Any, key: str) -> dict[str, Any]:
     """``body[key]`` as an object, and nothing beside it (Nova's additionalProperties)."""
     data = body_member(body, key)
-    aggregates.unknown_keys(body, {key})
+    unknown_keys(body, {key})
     return data
 
 
@@ -61,8 +61,15 @@ def create_aggregate(
 ) -> dict[str, Any]:
     enforce(who.ctx, "compute:aggregates:create")
     data = _only(body, "aggregate")
+    unknown_keys(data, {"name", aggregates.AZ_KEY})
+    if "name" not in data:
+        raise BadRequest(
+            "Invalid input for field/attribute aggregate. 'name' is a required property"
+        )
+    name = aggregates.check_name(data["name"])
+    zone = aggregates.check_create_zone(data.get(aggregates.AZ_KEY))
     with state.db.session() as session:
-        return {"aggregate": view(aggregates.create(session, data), full=False)}
+        return {"aggregate": view(aggregates.create(session, name, zone), full=False)}
 
 
 @router.get("/{aggregate_id}")
@@ -83,9 +90,25 @@ def update_aggregate(
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
     enforce(who.ctx, "compute:aggregates:update")
-    data = _only(body, "aggregate")
+    change = _parse_update(_only(body, "aggregate"))
     with state.db.session() as session:
-        return {"aggregate": view(aggregates.update(session, aggregate_id, data))}
+        return {"aggregate": view(aggregates.update(session, aggregate_id, change))}
+
+
+def _parse_update(data: dict[str, Any]) -> aggregates.AggregateUpdate:
+    """Nova's update schema: at least one of name and availability_zone, nothing else."""
+    unknown_keys(data, {"name", aggregates.AZ_KEY})
+    if not data:
+        raise BadRequest(
+            "Invalid input for field/attribute aggregate. {} does not have enough properties"
+        )
+    name = aggregates.check_name(data["name"]) if "name" in data else None
+    zone = data.get(aggregates.AZ_KEY)
+    return aggregates.AggregateUpdate(
+        name=name,
+        set_zone=aggregates.AZ_KEY in data,
+        zone=aggregates.zone_name(zone) if zone is not None else None,
+    )
 
 
 @router.delete("/{aggregate_id}")
@@ -126,7 +149,7 @@ def aggregate_action(
             f"Invalid input for field/attribute {action}. Value: {data}. "
             f"'{field}' is a required property"
         )
-    aggregates.unknown_keys(data, {field})
+    unknown_keys(data, {field})
     with state.db.session() as session:
         if action == "add_host":
             found = aggregates.add_host(session, aggregate_id, data[field])

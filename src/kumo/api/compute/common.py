@@ -62,6 +62,17 @@ def body_member(body: Any, key: str) -> dict[str, Any]:
     return value
 
 
+def unknown_keys(body: dict[str, Any], allowed: set[str]) -> None:
+    """Nova's schemas allow no additional properties: name them in the 400."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(
+            "Additional properties are not allowed "
+            f"({', '.join(repr(k) for k in unknown)} {'was' if len(unknown) == 1 else 'were'}"
+            " unexpected)"
+        )
+
+
 def nova_time(value: dt.datetime | None) -> str | None:
     """Nova's timestamps on services, zones and usage: ISO 8601 with microseconds, no zone."""
     return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%f")

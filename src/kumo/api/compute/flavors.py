@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
+from kumo.api.compute import flavor_bodies
 from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.state import AppState, app_state
 from kumo.core.compute import flavors
@@ -75,8 +76,9 @@ def create_flavor(
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
     enforce(who.ctx, "compute:manage_flavors")
+    spec = flavor_bodies.parse_create(body_member(body, "flavor"))
     with state.db.session() as session:
-        flavor = flavors.create(session, body_member(body, "flavor"))
+        flavor = flavors.create(session, spec)
     return {"flavor": detail(state, flavor)}
 
 

@@ -72,6 +72,19 @@ def list_keypairs(
     return {"keypairs": [{"keypair": _view(p, version)} for p in rows]}
 
 
+def parse_create(data: dict[str, Any], version: APIVersion) -> keypairs.KeyPairRequest:
+    """The ``keypair`` member as Nova's schema for ``version`` takes it: ``type`` from 2.2
+    on (ssh before it, whatever was sent)."""
+    name = keypairs.check_name(data.get("name"))
+    key_type = data.get("type", "ssh") if version.at_least("2.2") else "ssh"
+    if key_type not in ("ssh", "x509"):
+        raise BadRequest(f"Invalid input for field/attribute type. Value: {key_type}.")
+    public = data.get("public_key")
+    if public is not None and (not isinstance(public, str) or not public.strip()):
+        raise BadRequest("Keypair data is invalid: public_key must be a non-empty string.")
+    return keypairs.KeyPairRequest(name=name, type=key_type, public_key=public)
+
+
 @router.post("/os-keypairs")
 def create_keypair(
     body: Any = Depends(json_body),
@@ -81,10 +94,9 @@ def create_keypair(
 ) -> JSONResponse:
     data = body_member(body, "keypair")
     owner = _owner(who, data.get("user_id"), version)
+    request = parse_create(data, version)
     with state.db.session() as session:
-        pair, private = keypairs.create(
-            session, owner, who.ctx.project_id or "", data, allow_type=version.at_least("2.2")
-        )
+        pair, private = keypairs.create(session, owner, who.ctx.project_id or "", request)
     view = _view(pair, version)
     view["user_id"] = pair.user_id
     if private is not None:

@@ -69,8 +69,21 @@ def set_item(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
+    value = meta_value(body, key)
     with state.db.session() as session:
-        return {"meta": {key: metadata.set_item(session, who.ctx, server_id, key, body)}}
+        return {"meta": {key: metadata.set_item(session, who.ctx, server_id, key, value)}}
+
+
+def meta_value(body: Any, key: str) -> Any:
+    """The value of ``{"meta": {key: value}}``: one key, named the same as in the URL."""
+    meta = body.get("meta") if isinstance(body, dict) else None
+    if not isinstance(meta, dict):
+        raise BadRequest("Malformed request body: 'meta' is a required property")
+    if len(meta) > 1:
+        raise BadRequest("Request body contains too many items")
+    if key not in meta:
+        raise BadRequest("Request body and URI mismatch")
+    return meta[key]
 
 
 @router.delete("/{key}", status_code=204)

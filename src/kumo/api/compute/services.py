@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.compute.common import body_bool, nova_time
+from kumo.api.compute.common import body_bool, nova_time, unknown_keys
 from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core.compute import services
@@ -61,13 +61,7 @@ def _check_update_body(body: Any, version: APIVersion) -> dict[str, Any]:
     allowed = {"host", "binary", "disabled_reason"}
     if version.at_least("2.11"):
         allowed.add("forced_down")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise BadRequest(
-            "Additional properties are not allowed "
-            f"({', '.join(repr(k) for k in unknown)} {'was' if len(unknown) == 1 else 'were'}"
-            " unexpected)"
-        )
+    unknown_keys(body, allowed)
     for key in ("host", "binary"):
         if key not in body:
             raise BadRequest(

@@ -13,7 +13,7 @@ from kumo.api.identity import views
 from kumo.api.state import AppState, app_state
 from kumo.core.errors import BadRequest
 from kumo.core.identity import roles
-from kumo.core.identity.common import parse_bool_filter
+from kumo.core.identity.common import optional_str, parse_bool_filter, require_str
 from kumo.core.policy import enforce
 from kumo.db import models as m
 
@@ -41,6 +41,25 @@ def list_roles(
     return views.collection("roles", [views.role(r, base) for r in rows], base + "/roles")
 
 
+def _parse_create(data: dict[str, Any]) -> roles.RoleSpec:
+    return roles.RoleSpec(
+        name=require_str(data, "name", "a role", 255),
+        domain_id=optional_str(data, "domain_id") or "",
+        description=optional_str(data, "description", "") or "",
+    )
+
+
+def _parse_update(data: dict[str, Any]) -> roles.RoleUpdate:
+    """Only the fields named change; a role's domain cannot (core refuses a different one)."""
+    return roles.RoleUpdate(
+        name=require_str(data, "name", "a role", 255) if "name" in data else None,
+        description=(optional_str(data, "description", "") or "")
+        if "description" in data
+        else None,
+        domain_id=str(data["domain_id"] or "") if "domain_id" in data else None,
+    )
+
+
 @router.post("/roles", status_code=201)
 def create_role(
     body: Any = Depends(json_body),
@@ -49,7 +68,7 @@ def create_role(
 ) -> dict[str, Any]:
     enforce(who.ctx, "identity:create_role")
     with state.db.session() as session:
-        role = roles.create_role(session, member(body, "role"))
+        role = roles.create_role(session, _parse_create(member(body, "role")))
     return {"role": views.role(role, state.identity_url)}
 
 
@@ -71,8 +90,9 @@ def update_role(
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
     enforce(who.ctx, "identity:update_role")
+    change = _parse_update(member(body, "role"))
     with state.db.session() as session:
-        role = roles.update_role(session, role_id, member(body, "role"))
+        role = roles.update_role(session, role_id, change)
     return {"role": views.role(role, state.identity_url)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,7 +14,7 @@ from kumo.api.image import views
 from kumo.api.image.store import image_store
 from kumo.api.state import AppState, app_state
 from kumo.core.errors import BadRequest, KumoError, NotFound
-from kumo.core.images import images, members, query
+from kumo.core.images import fields, images, members, query
 from kumo.core.policy import enforce
 
 router = APIRouter(prefix="/image/v2")
@@ -51,6 +52,33 @@ def list_images(
     return result
 
 
+def parse_create(body: dict[str, Any]) -> images.ImageCreate:
+    """Glance's image schema: ``id`` (a UUID, made when absent), the base attributes and
+    extra properties, each checked by core's fields rules."""
+    values: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    image_id = body.get("id")
+    for key, value in body.items():
+        if key == "id":
+            continue
+        fields.check_key(key)
+        if key in fields.BASE:
+            values[key] = fields.base_value(key, value)
+        else:
+            properties[key] = fields.property_value(key, value)
+    fields.check_property_count(properties)
+    if image_id is None:
+        image_id = str(uuid.uuid4())
+    elif not isinstance(image_id, str) or not fields.is_uuid(image_id):
+        raise BadRequest(
+            f"Provided object does not match schema 'image': {image_id!r} is not "
+            "a valid UUID (attribute 'id')."
+        )
+    else:
+        image_id = str(uuid.UUID(image_id))
+    return images.ImageCreate(id=image_id, base=values, properties=properties)
+
+
 @router.post("/images", status_code=201)
 def create_image(
     response: Response,
@@ -58,8 +86,11 @@ def create_image(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
+    # The policy first (403 before any 400), as when core parsed the body.
+    enforce(who.ctx, "image:add_image", {"project_id": who.ctx.project_id})
+    request = parse_create(_object(body))
     with state.db.session() as session:
-        image = images.create_image(session, who.ctx, _object(body))
+        image = images.create_image(session, who.ctx, request)
         view = views.image(image)
     response.headers["Location"] = f"{state.config.public_url}/image/v2/images/{image.id}"
     return view

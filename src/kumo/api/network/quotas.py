@@ -10,7 +10,7 @@ from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
 from kumo.api.network.common import V2, resource_body
 from kumo.api.state import AppState, app_state
-from kumo.core.errors import Forbidden
+from kumo.core.errors import BadRequest, Forbidden
 from kumo.core.network import quotas
 from kumo.core.policy import Context
 
@@ -88,8 +88,13 @@ def update_quota(
 ) -> dict[str, Any]:
     _admin(who.ctx)
     data = resource_body(body, "quota")
+    unknown = sorted(set(data) - set(quotas.DEFAULTS) - {"force", "check_limit"})
+    if unknown:
+        raise BadRequest("Unrecognized attribute(s) '{}'".format(", ".join(unknown)))
+    wanted = {n: quotas.check_value(n, v) for n, v in data.items() if n in quotas.DEFAULTS}
+    check_limit = data.get("check_limit") in (True, "true", "True")
     with state.db.session() as session:
-        return {"quota": quotas.update(session, project_id, data)}
+        return {"quota": quotas.update(session, project_id, wanted, check_limit)}
 
 
 @router.delete("/quotas/{project_id}")

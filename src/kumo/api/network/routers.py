@@ -16,6 +16,7 @@ from kumo.api.network import handlers
 from kumo.api.network.availability_zones import ZONE
 from kumo.api.network.common import V2, check_update_attributes, resource_body, standard_attrs
 from kumo.api.state import AppState, app_state
+from kumo.core.errors import BadRequest
 from kumo.core.network import router_gateway, router_interfaces, routers
 from kumo.core.network.tags import tags_of
 from kumo.db import models as m
@@ -111,6 +112,24 @@ def delete_router(
     return handlers.delete(request, state, who.ctx, ROUTER, router_id, routers.delete_router)
 
 
+_INTERFACE_KEYS = frozenset({"subnet_id", "port_id"})
+
+
+def _interface_ids(body: Any) -> tuple[str | None, str | None]:
+    """The subnet and/or port an add/remove_router_interface body names (at least one).
+    Checked after the router is found, as Neutron does: an unknown router is a 404 first."""
+    if not isinstance(body, dict) or not (body.get("subnet_id") or body.get("port_id")):
+        raise BadRequest("Bad router request: Either subnet_id or port_id must be specified.")
+    unknown = sorted(set(body) - _INTERFACE_KEYS)
+    if unknown:
+        raise BadRequest("Unrecognized attribute(s) '{}'".format(", ".join(unknown)))
+    subnet_id, port_id = body.get("subnet_id"), body.get("port_id")
+    for key, value in (("subnet_id", subnet_id), ("port_id", port_id)):
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"Invalid input for {key}. Reason: '{value}' is not a valid UUID.")
+    return subnet_id, port_id
+
+
 @router.put("/{router_id}/add_router_interface")
 def add_router_interface(
     router_id: str,
@@ -120,7 +139,8 @@ def add_router_interface(
 ) -> dict[str, Any]:
     with state.db.session() as session:
         found = routers.get_router(session, who.ctx, router_id)
-        return router_interfaces.add_interface(session, who.ctx, found, body)
+        subnet_id, port_id = _interface_ids(body)
+        return router_interfaces.add_interface(session, who.ctx, found, subnet_id, port_id)
 
 
 @router.put("/{router_id}/remove_router_interface")
@@ -132,4 +152,5 @@ def remove_router_interface(
 ) -> dict[str, Any]:
     with state.db.session() as session:
         found = routers.get_router(session, who.ctx, router_id)
-        return router_interfaces.remove_interface(session, who.ctx, found, body)
+        subnet_id, port_id = _interface_ids(body)
+        return router_interfaces.remove_interface(session, who.ctx, found, subnet_id, port_id)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body, member
 from kumo.api.state import AppState, app_state
+from kumo.api.volume import snapshot_bodies
 from kumo.api.volume.common import PREFIX, bool_param, int_param, next_link, snapshot_view
 from kumo.core.errors import BadRequest
 from kumo.core.volume import snapshots
@@ -68,9 +69,9 @@ def create_snapshot(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = member(body, "snapshot")
+    request = snapshot_bodies.parse_create(member(body, "snapshot"))
     with state.db.session() as session:
-        snapshot = snapshots.create(session, who.ctx, data)
+        snapshot = snapshots.create(session, who.ctx, request)
         view = snapshot_view(who.ctx, snapshot)
     return {"snapshot": view}
 
@@ -90,9 +91,9 @@ def update_snapshot(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = member(body, "snapshot")
+    change = snapshot_bodies.parse_update(member(body, "snapshot"))
     with state.db.session() as session:
-        snapshot = snapshots.update(session, who.ctx, snapshot_id, data)
+        snapshot = snapshots.update(session, who.ctx, snapshot_id, change)
         session.flush()
         return {"snapshot": snapshot_view(who.ctx, snapshot)}
 

@@ -10,6 +10,7 @@ from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body, member
 from kumo.api.state import AppState, app_state
 from kumo.api.volume.common import PREFIX, bool_param, cinder_time, links
+from kumo.core.errors import BadRequest
 from kumo.core.volume import transfers
 from kumo.db import models as m
 
@@ -29,15 +30,25 @@ def _view(state: AppState, row: m.VolumeTransfer, detail: bool) -> dict[str, Any
     return view
 
 
+def _parse_create(data: Any) -> tuple[str, str | None]:
+    """The ``transfer`` member: the volume's id and an optional name."""
+    if not isinstance(data, dict) or not data.get("volume_id"):
+        raise BadRequest("Incorrect request body format: 'volume_id' is a required property")
+    name = data.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > 255):
+        raise BadRequest("Invalid input for field/attribute name.")
+    return str(data["volume_id"]), name
+
+
 @router.post(f"/{COLLECTION}", status_code=202)
 def create_transfer(
     body: Any = Depends(json_body),
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = member(body, "transfer")
+    volume_id, name = _parse_create(member(body, "transfer"))
     with state.db.session() as session:
-        row, key = transfers.create(session, who.ctx, data)
+        row, key = transfers.create(session, who.ctx, volume_id, name)
         view = _view(state, row, detail=True)
     return {"transfer": {**view, "auth_key": key}}
 
@@ -88,6 +99,8 @@ def accept_transfer(
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
     data = member(body, "accept")
+    if not isinstance(data, dict) or not isinstance(data.get("auth_key"), str):
+        raise BadRequest("Incorrect request body format: 'auth_key' is a required property")
     with state.db.session() as session:
-        row = transfers.accept(session, who.ctx, transfer_id, data)
+        row = transfers.accept(session, who.ctx, transfer_id, data["auth_key"])
         return {"transfer": _view(state, row, detail=False)}

@@ -11,6 +11,7 @@ from kumo.api.body import json_body, member
 from kumo.api.state import AppState, app_state
 from kumo.api.volume.common import PREFIX, bool_param, type_view
 from kumo.core.errors import BadRequest, NotFound
+from kumo.core.policy import enforce
 from kumo.core.volume import types
 
 router = APIRouter(prefix=PREFIX)
@@ -32,15 +33,52 @@ def default_type(who: Caller = Depends(caller), state: AppState = Depends(app_st
         return {"volume_type": type_view(types.ensure_default(session), who.ctx)}
 
 
+def _is_public(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise BadRequest("Invalid input for field/attribute is_public: a boolean expected.")
+    return value
+
+
+def _description(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or len(value) > 255):
+        raise BadRequest("Invalid input for field/attribute description.")
+    return value
+
+
+def _parse_create(data: dict[str, Any]) -> types.TypeSpec:
+    """The ``volume_type`` member of a create: ``is_public`` also under its v2 extension
+    name, ``os-volume-type-access:is_public``."""
+    name = types.check_name(data.get("name"))
+    is_public = _is_public(data.get("os-volume-type-access:is_public", data.get("is_public", True)))
+    return types.TypeSpec(
+        name=name,
+        is_public=is_public,
+        description=_description(data.get("description")),
+        extra_specs=types.check_specs(data.get("extra_specs")),
+    )
+
+
+def _parse_update(data: dict[str, Any]) -> types.TypeUpdate:
+    """Only the fields named change; a null name keeps the name."""
+    name = data.get("name")
+    return types.TypeUpdate(
+        name=types.check_name(name) if name is not None else None,
+        is_public=_is_public(data["is_public"]) if "is_public" in data else None,
+        set_description="description" in data,
+        description=_description(data.get("description")),
+    )
+
+
 @router.post("/types")
 def create_type(
     body: Any = Depends(json_body),
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = member(body, "volume_type")
+    enforce(who.ctx, "volume:manage_types")  # a 403 before any 400, as before parsing moved here
+    spec = _parse_create(member(body, "volume_type"))
     with state.db.session() as session:
-        row = types.create(session, who.ctx, data)
+        row = types.create(session, who.ctx, spec)
         view = type_view(row, who.ctx)
     view.pop("qos_specs_id")  # not in a create answer
     return {"volume_type": view}
@@ -61,9 +99,10 @@ def update_type(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = member(body, "volume_type")
+    enforce(who.ctx, "volume:manage_types")
+    change = _parse_update(member(body, "volume_type"))
     with state.db.session() as session:
-        row = types.update(session, who.ctx, type_id, data)
+        row = types.update(session, who.ctx, type_id, change)
         session.flush()
         view = type_view(row, who.ctx)
     view.pop("qos_specs_id")

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body, member
 from kumo.api.state import AppState, app_state
+from kumo.api.volume import volume_bodies
 from kumo.api.volume.common import (
     PREFIX,
     bool_param,
@@ -88,9 +89,9 @@ def create_volume(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> JSONResponse:
-    data = member(body, "volume")
+    request = volume_bodies.parse_create(member(body, "volume"))
     with state.db.session() as session:
-        volume = volumes.create(session, who.ctx, data, placement(state))
+        volume = volumes.create(session, who.ctx, request, placement(state))
         view = created_view(volume_view_one(session, state, who.ctx, volume))
     return JSONResponse({"volume": view}, status_code=202)
 
@@ -111,9 +112,9 @@ def update_volume(
     who: Caller = Depends(caller),
     state: AppState = Depends(app_state),
 ) -> dict[str, Any]:
-    data = member(body, "volume")
+    change = volume_bodies.parse_update(member(body, "volume"))
     with state.db.session() as session:
-        volume = volumes.update(session, who.ctx, volume_id, data)
+        volume = volumes.update(session, who.ctx, volume_id, change)
         session.flush()
         return {"volume": created_view(volume_view_one(session, state, who.ctx, volume))}
 

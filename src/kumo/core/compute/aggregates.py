@@ -126,7 +126,7 @@ def zones(session: Session) -> dict[str, bool]:
 # -- validation ---------------------------------------------------------------------------
 
 
-def _name(value: Any, field: str = "name") -> str:
+def check_name(value: Any, field: str = "name") -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 255 or value.strip() != value:
         raise BadRequest(
             f"Invalid input for field/attribute {field}. Value: {value}. "
@@ -137,24 +137,13 @@ def _name(value: Any, field: str = "name") -> str:
 
 def zone_name(value: Any, field: str = AZ_KEY) -> str:
     """Nova's az_name: 1-255 characters and no ``:`` (which would read as ``az:host``)."""
-    name = _name(value, field)
+    name = check_name(value, field)
     if ":" in name:
         raise BadRequest(
             f"Invalid input for field/attribute {field}. Value: {value}. "
             f"'{value}' does not match '^[^:]*$'"
         )
     return name
-
-
-def unknown_keys(body: dict[str, Any], allowed: set[str]) -> None:
-    """Nova's schemas allow no additional properties: name them in the 400."""
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise BadRequest(
-            "Additional properties are not allowed "
-            f"({', '.join(repr(k) for k in unknown)} {'was' if len(unknown) == 1 else 'were'}"
-            " unexpected)"
-        )
 
 
 def _flush_unique(session: Session, name: str) -> None:
@@ -241,22 +230,20 @@ def _invalid(action: str, aggregate_id: int, reason: str) -> None:
 # -- changes ------------------------------------------------------------------------------
 
 
-def create(session: Session, body: dict[str, Any]) -> AggregateView:
-    """Nova's create schema: ``name`` required, ``availability_zone`` optional (or null)."""
-    unknown_keys(body, {"name", AZ_KEY})
-    if "name" not in body:
+def check_create_zone(zone: Any) -> str | None:
+    """The zone a create may name: none, or a valid name other than the internal one."""
+    if zone is None:
+        return None
+    zone = zone_name(zone)
+    if zone == INTERNAL_ZONE:
         raise BadRequest(
-            "Invalid input for field/attribute aggregate. 'name' is a required property"
+            f"Cannot create aggregate. Reason: The {INTERNAL_ZONE} availability zone is reserved."
         )
-    name = _name(body["name"])
-    zone = body.get(AZ_KEY)
-    if zone is not None:
-        zone = zone_name(zone)
-        if zone == INTERNAL_ZONE:
-            raise BadRequest(
-                f"Cannot create aggregate. Reason: The {INTERNAL_ZONE} availability zone "
-                "is reserved."
-            )
+    return zone
+
+
+def create(session: Session, name: str, zone: str | None) -> AggregateView:
+    """``name`` and ``zone`` as the API checked them (check_name, check_create_zone)."""
     lock_for_claims(session)
     if _name_taken(session, name):
         raise Conflict(f"Aggregate {name} already exists.")
@@ -266,26 +253,28 @@ def create(session: Session, body: dict[str, Any]) -> AggregateView:
     return views(session, [row])[0]
 
 
-def update(session: Session, aggregate_id: str, body: dict[str, Any]) -> AggregateView:
-    """Rename and/or re-zone (Nova's update schema: at least one of the two, nothing else)."""
-    unknown_keys(body, {"name", AZ_KEY})
-    if not body:
-        raise BadRequest(
-            "Invalid input for field/attribute aggregate. {} does not have enough properties"
-        )
-    name = _name(body["name"]) if "name" in body else None
-    zone = body.get(AZ_KEY)
-    if zone is not None:
-        zone = zone_name(zone)
+@dataclass(frozen=True)
+class AggregateUpdate:
+    """A rename and/or re-zone as the API parsed it: ``name`` None keeps the name; the zone
+    changes only when ``set_zone`` (to ``zone``, None clearing it)."""
+
+    name: str | None = None
+    set_zone: bool = False
+    zone: str | None = None
+
+
+def update(session: Session, aggregate_id: str, change: AggregateUpdate) -> AggregateView:
+    """Rename and/or re-zone; the zone change is checked against the hosts' other zones and
+    their servers (_check_zone_change)."""
     lock_for_claims(session)
     agg = get(session, aggregate_id)
-    if name is not None and name != agg.name:
-        if _name_taken(session, name, agg.id):
-            raise Conflict(f"Aggregate {name} already exists.")
-        agg.name = name
-    if AZ_KEY in body:
-        _check_zone_change(session, agg, zone, "update")
-        agg.availability_zone = zone
+    if change.name is not None and change.name != agg.name:
+        if _name_taken(session, change.name, agg.id):
+            raise Conflict(f"Aggregate {change.name} already exists.")
+        agg.name = change.name
+    if change.set_zone:
+        _check_zone_change(session, agg, change.zone, "update")
+        agg.availability_zone = change.zone
     agg.updated_at = utcnow()
     _flush_unique(session, agg.name)
     return views(session, [agg])[0]

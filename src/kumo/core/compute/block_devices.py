@@ -151,14 +151,13 @@ def prepare(
                 raise _invalid(f"failed to get volume {mapping.volume_id}.") from None
             attachments.check_attachable(session, volume)
         else:
-            body: dict[str, Any] = {"name": ""}
-            if mapping.size is not None:
-                body["size"] = mapping.size
-            if mapping.source == "image":
-                body["imageRef"] = mapping.source_id
-            elif mapping.source == "snapshot":
-                body["snapshot_id"] = mapping.source_id
-            volume = volumes.create(session, ctx, body, placement)
+            request = volumes.VolumeCreate(
+                name="",
+                size=volumes.size_of(mapping.size) if mapping.size is not None else None,
+                image_ref=mapping.source_id if mapping.source == "image" else None,
+                snapshot_id=mapping.source_id if mapping.source == "snapshot" else None,
+            )
+            volume = volumes.create(session, ctx, request, placement)
             if volume.status == "error":
                 raise _invalid(f"the {mapping.source} volume cannot be made: {volume.fault}")
         if mapping.boot_index == 0:

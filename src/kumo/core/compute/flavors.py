@@ -3,92 +3,51 @@
 from __future__ import annotations
 
 import re
-import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from kumo.core.errors import BadRequest, Conflict, NotFound
-from kumo.core.params import body_bool
 from kumo.db import models as m
 
-# Nova's rule for flavor names and ids: printable, no leading/trailing whitespace.
-_ID_PATTERN = re.compile(r"^(?! )[a-zA-Z0-9. _-]+(?<! )$")
-_INT_LIMIT = 2**31 - 1
+
+@dataclass(frozen=True)
+class FlavorSpec:
+    """A flavor to create, its values checked by the API (kumo.api.compute.flavor_bodies);
+    core checks only what needs the database: that its id and name are free."""
+
+    id: str
+    name: str
+    vcpus: int
+    memory_mb: int
+    root_gb: int
+    ephemeral_gb: int
+    swap_mb: int
+    rxtx_factor: float
+    is_public: bool
+    description: str | None
 
 
-def _int(body: dict[str, Any], key: str, minimum: int, default: int | None = None) -> int:
-    value = body.get(key, default)
-    if value is None:
-        raise BadRequest(
-            f"Invalid input for field/attribute {key}. Value: None. "
-            "None is not of type 'integer', 'string'"
-        )
-    if isinstance(value, bool):
-        raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value}.")
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise BadRequest(
-            f"Invalid input for field/attribute {key}. Value: {value}. "
-            f"'{value}' is not a valid integer"
-        ) from None
-    if not minimum <= number <= _INT_LIMIT:
-        raise BadRequest(
-            f"Invalid input for field/attribute {key}. Value: {value}. "
-            f"{value} must be between {minimum} and {_INT_LIMIT}"
-        )
-    return number
-
-
-def create(session: Session, body: dict[str, Any]) -> m.Flavor:
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 255:
-        raise BadRequest(
-            "Invalid input for field/attribute name: a name of 1 to 255 characters is required."
-        )
-    name = name.strip()
-    flavor_id = body.get("id")
-    if flavor_id in (None, "", "auto"):
-        flavor_id = str(uuid.uuid4())
-    elif (
-        not isinstance(flavor_id, str | int)
-        or isinstance(flavor_id, bool)
-        or not _ID_PATTERN.match(str(flavor_id))
-        or len(str(flavor_id)) > 255
-    ):
-        raise BadRequest(f"Invalid input for field/attribute id. Value: {flavor_id}.")
-    rxtx = body.get("rxtx_factor", 1.0)
-    try:
-        rxtx = float(rxtx)
-    except (TypeError, ValueError):
-        raise BadRequest(f"Invalid input for field/attribute rxtx_factor. Value: {rxtx}.") from None
-    if not 0 < rxtx <= 3.4e38:
-        raise BadRequest("rxtx_factor must be a positive number.")
-    is_public = body_bool(
-        body.get("os-flavor-access:is_public", True), "os-flavor-access:is_public"
-    )
-    description = body.get("description")
-    if description is not None and (not isinstance(description, str) or len(description) > 65535):
-        raise BadRequest("Invalid input for field/attribute description.")
+def create(session: Session, spec: FlavorSpec) -> m.Flavor:
     flavor = m.Flavor(
-        id=str(flavor_id),
-        name=name,
-        vcpus=_int(body, "vcpus", 1),
-        memory_mb=_int(body, "ram", 1),
-        root_gb=_int(body, "disk", 0),
-        ephemeral_gb=_int(body, "OS-FLV-EXT-DATA:ephemeral", 0, 0),
-        swap_mb=_int(body, "swap", 0, 0) if body.get("swap") != "" else 0,
-        rxtx_factor=rxtx,
-        is_public=is_public,
-        description=description,
+        id=spec.id,
+        name=spec.name,
+        vcpus=spec.vcpus,
+        memory_mb=spec.memory_mb,
+        root_gb=spec.root_gb,
+        ephemeral_gb=spec.ephemeral_gb,
+        swap_mb=spec.swap_mb,
+        rxtx_factor=spec.rxtx_factor,
+        is_public=spec.is_public,
+        description=spec.description,
         extra_specs={},
     )
     if session.get(m.Flavor, flavor.id) is not None:
         raise Conflict(f"Flavor with ID {flavor.id} already exists.")
-    if session.scalars(select(m.Flavor.id).where(m.Flavor.name == name)).first():
-        raise Conflict(f"Flavor with name {name} already exists.")
+    if session.scalars(select(m.Flavor.id).where(m.Flavor.name == spec.name)).first():
+        raise Conflict(f"Flavor with name {spec.name} already exists.")
     session.add(flavor)
     session.flush()
     return flavor

@@ -208,18 +208,12 @@ def set_metadata(
 
 
 def set_metadata_item(
-    session: Session, ctx: Context, image_id: str, key: str, body: Any
+    session: Session, ctx: Context, image_id: str, key: str, value: Any
 ) -> dict[str, Any]:
-    """One key, named the same in the URL and in ``{"meta": {key: value}}``."""
+    """One key; the API checked that the body names that key alone
+    (kumo.api.compute.images.meta_value)."""
     image = get(session, ctx, image_id)
-    meta = body.get("meta") if isinstance(body, dict) else None
-    if not isinstance(meta, dict) or not meta:
-        raise BadRequest("Malformed request body: 'meta' is a required object.")
-    if len(meta) > 1:
-        raise BadRequest("Request body contains too many items")
-    if key not in meta:
-        raise BadRequest("Request body and URI mismatch")
-    item = _checked(meta)
+    item = _checked({key: value})
     _save(session, ctx, image_id, {**(image.properties or {}), **item})
     return item
 

@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -114,18 +115,31 @@ def x509_fingerprint(certificate: str) -> str:
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
-def create(
-    session: Session, user_id: str, project_id: str, body: dict[str, Any], allow_type: bool
-) -> tuple[m.KeyPair, str | None]:
-    name = body.get("name")
+@dataclass(frozen=True)
+class KeyPairRequest:
+    """A key pair to import (``public_key`` set) or generate, as the API parsed it
+    (kumo.api.compute.keypairs.parse_create); the key itself is parsed here, after the
+    quota check, so an over-quota request is refused before any key is read or made."""
+
+    name: str
+    type: str = "ssh"
+    public_key: str | None = None
+
+
+def check_name(name: Any) -> str:
+    """Nova's key pair name: 1 to 255 of letters, digits, space and ``_-.@``."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise BadRequest(
             "Keypair data is invalid: Keypair name contains unsafe characters "
             "or is not 1 to 255 characters long."
         )
-    key_type = body.get("type", "ssh") if allow_type else "ssh"
-    if key_type not in ("ssh", "x509"):
-        raise BadRequest(f"Invalid input for field/attribute type. Value: {key_type}.")
+    return name
+
+
+def create(
+    session: Session, user_id: str, project_id: str, request: KeyPairRequest
+) -> tuple[m.KeyPair, str | None]:
+    name, key_type = request.name, request.type
     # Key pairs count against the project's key_pairs limit per user, as in Nova; under the
     # claims lock so two racing imports cannot both take the last one.
     lock_for_claims(session, project_id=project_id)
@@ -138,12 +152,10 @@ def create(
         owned = session.scalar(select(func.count(m.KeyPair.id)).where(m.KeyPair.user_id == user_id))
         if int(owned or 0) + 1 > limit:
             raise Forbidden("Quota exceeded, too many key pairs.")
-    public = body.get("public_key")
+    public = request.public_key
     private = None
     if public is None:
         public, private = generate() if key_type == "ssh" else generate_x509(user_id, project_id)
-    elif not isinstance(public, str) or not public.strip():
-        raise BadRequest("Keypair data is invalid: public_key must be a non-empty string.")
     key_fingerprint = fingerprint(public) if key_type == "ssh" else x509_fingerprint(public)
     # Stored as given (a final newline included), as Nova does: clients compare the key
     # they hold with what they read back (Ansible's keypair module fails on a difference).

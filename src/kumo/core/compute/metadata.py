@@ -79,21 +79,15 @@ def update(
     return dict(wanted)
 
 
-def set_item(session: Session, ctx: Context, server_id: str, key: str, body: Any) -> str:
-    """PUT /metadata/{key}: the body names exactly that one key."""
-    meta = body.get("meta") if isinstance(body, dict) else None
-    if not isinstance(meta, dict):
-        raise BadRequest("Malformed request body: 'meta' is a required property")
-    if len(meta) > 1:
-        raise BadRequest("Request body contains too many items")
-    if key not in meta:
-        raise BadRequest("Request body and URI mismatch")
-    validate(meta)
+def set_item(session: Session, ctx: Context, server_id: str, key: str, value: Any) -> str:
+    """PUT /metadata/{key}; the API checked that the body names that key alone
+    (kumo.api.compute.server_metadata.meta_value)."""
+    validate({key: value})
     instance = _changeable(session, ctx, server_id, "update metadata")
-    wanted = {**(instance.meta or {}), key: meta[key]}
+    wanted = {**(instance.meta or {}), key: value}
     _check_quota(session, instance, wanted)
     instance.meta = wanted
-    return str(meta[key])
+    return str(value)
 
 
 def delete_item(session: Session, ctx: Context, server_id: str, key: str) -> None:

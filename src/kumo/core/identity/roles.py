@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from kumo.core.errors import BadRequest, Forbidden, NotFound
-from kumo.core.identity.common import flush_unique, get_or_404, new_id, optional_str, require_str
+from kumo.core.identity.common import flush_unique, get_or_404, new_id
 from kumo.db import models as m
 
 
@@ -26,30 +26,47 @@ def list_roles(
     return list(session.scalars(query))
 
 
-def create_role(session: Session, body: dict[str, Any], role_id: str | None = None) -> m.Role:
-    name = require_str(body, "name", "a role", 255)
-    domain_id = optional_str(body, "domain_id") or ""
-    if domain_id and session.get(m.Domain, domain_id) is None:
-        raise NotFound(f"Could not find domain: {domain_id}.")
+@dataclass(frozen=True)
+class RoleSpec:
+    """A role to create, its fields checked by the API (kumo.api.identity.roles)."""
+
+    name: str
+    domain_id: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RoleUpdate:
+    """What a role update changes: a field left None keeps its value. ``domain_id`` is
+    what the request named ("" for none), only to refuse moving a role to another domain."""
+
+    name: str | None = None
+    description: str | None = None
+    domain_id: str | None = None
+
+
+def create_role(session: Session, spec: RoleSpec, role_id: str | None = None) -> m.Role:
+    if spec.domain_id and session.get(m.Domain, spec.domain_id) is None:
+        raise NotFound(f"Could not find domain: {spec.domain_id}.")
     role = m.Role(
         id=role_id or new_id(),
-        name=name,
-        domain_id=domain_id,
-        description=optional_str(body, "description", "") or "",
+        name=spec.name,
+        domain_id=spec.domain_id,
+        description=spec.description,
     )
     session.add(role)
-    flush_unique(session, "role", name)
+    flush_unique(session, "role", spec.name)
     return role
 
 
-def update_role(session: Session, role_id: str, body: dict[str, Any]) -> m.Role:
+def update_role(session: Session, role_id: str, change: RoleUpdate) -> m.Role:
     role = get_role(session, role_id)
-    if "domain_id" in body and (body["domain_id"] or "") != role.domain_id:
+    if change.domain_id is not None and change.domain_id != role.domain_id:
         raise BadRequest("Cannot change the role's domain.")
-    if "name" in body:
-        role.name = require_str(body, "name", "a role", 255)
-    if "description" in body:
-        role.description = optional_str(body, "description", "") or ""
+    if change.name is not None:
+        role.name = change.name
+    if change.description is not None:
+        role.description = change.description
     flush_unique(session, "role", role.name)
     return role
 

@@ -9,7 +9,7 @@ is 403.
 
 from __future__ import annotations
 
-import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -76,29 +76,21 @@ def _check_owner(ctx: Context, owner: str | None) -> None:
         enforce(ctx, "image:set_owner")
 
 
-def create_image(session: Session, ctx: Context, body: dict[str, Any]) -> m.Image:
+@dataclass(frozen=True)
+class ImageCreate:
+    """An image record to create, its attributes checked by the API
+    (kumo.api.image.images.parse_create, with core's fields checks): ``base`` the base
+    attributes given (fields.BASE), ``properties`` the extra ones. Core checks what the
+    caller may do with them (visibility, owner) and that the id is free."""
+
+    id: str
+    base: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def create_image(session: Session, ctx: Context, request: ImageCreate) -> m.Image:
     enforce(ctx, "image:add_image", {"project_id": ctx.project_id})
-    values: dict[str, Any] = {}
-    properties: dict[str, Any] = {}
-    image_id = body.get("id")
-    for key, value in body.items():
-        if key == "id":
-            continue
-        fields.check_key(key)
-        if key in fields.BASE:
-            values[key] = fields.base_value(key, value)
-        else:
-            properties[key] = fields.property_value(key, value)
-    fields.check_property_count(properties)
-    if image_id is None:
-        image_id = str(uuid.uuid4())
-    elif not isinstance(image_id, str) or not fields.is_uuid(image_id):
-        raise BadRequest(
-            f"Provided object does not match schema 'image': {image_id!r} is not "
-            "a valid UUID (attribute 'id')."
-        )
-    else:
-        image_id = str(uuid.UUID(image_id))
+    image_id, values, properties = request.id, request.base, request.properties
     visibility = values.get("visibility", "shared")
     _check_visibility_change(ctx, visibility)
     owner = values.get("owner", ctx.project_id)

@@ -84,7 +84,8 @@ def check_quota(session: Session, project_id: str, resource: str, adding: int = 
         raise Conflict(f"Quota exceeded for resources: ['{resource}'].", kind="OverQuota")
 
 
-def _value(name: str, raw: Any) -> int:
+def check_value(name: str, raw: Any) -> int:
+    """A limit as Neutron takes one: an integer (or its string) from -1 to the maximum."""
     if isinstance(raw, bool):
         raise BadRequest(f"Invalid input for {name}. Reason: '{raw}' is not an integer.")
     try:
@@ -103,14 +104,12 @@ def _value(name: str, raw: Any) -> int:
     return value
 
 
-def update(session: Session, project_id: str, body: dict[str, Any]) -> dict[str, int]:
-    """Set some of a project's limits (admin). As Neutron, a limit below what is in use is
-    accepted unless the request asks for ``check_limit``."""
-    unknown = sorted(set(body) - set(DEFAULTS) - {"force", "check_limit"})
-    if unknown:
-        raise BadRequest("Unrecognized attribute(s) '{}'".format(", ".join(unknown)))
-    wanted = {n: _value(n, v) for n, v in body.items() if n in DEFAULTS}
-    if body.get("check_limit") in (True, "true", "True"):
+def update(
+    session: Session, project_id: str, wanted: dict[str, int], check_limit: bool = False
+) -> dict[str, int]:
+    """Set some of a project's limits (admin), named and checked by the API (check_value).
+    As Neutron, a limit below what is in use is accepted unless ``check_limit``."""
+    if check_limit:
         for name, value in wanted.items():
             in_use = used(session, project_id, name)
             if value != UNLIMITED and value < in_use:

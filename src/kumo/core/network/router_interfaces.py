@@ -29,21 +29,6 @@ from kumo.core.network.scope import owns
 from kumo.core.policy import Context
 from kumo.db import models as m
 
-BODY_KEYS = frozenset({"subnet_id", "port_id"})
-
-
-def _body(body: Any) -> tuple[str | None, str | None]:
-    if not isinstance(body, dict) or not (body.get("subnet_id") or body.get("port_id")):
-        raise BadRequest("Bad router request: Either subnet_id or port_id must be specified.")
-    unknown = sorted(set(body) - BODY_KEYS)
-    if unknown:
-        raise BadRequest("Unrecognized attribute(s) '{}'".format(", ".join(unknown)))
-    subnet_id, port_id = body.get("subnet_id"), body.get("port_id")
-    for key, value in (("subnet_id", subnet_id), ("port_id", port_id)):
-        if value is not None and not isinstance(value, str):
-            raise BadRequest(f"Invalid input for {key}. Reason: '{value}' is not a valid UUID.")
-    return subnet_id, port_id
-
 
 def _subnets_of(session: Session, port: m.Port) -> list[m.Subnet]:
     fixed = ports.fixed_ips_of(session, [port.id])[port.id]
@@ -179,8 +164,11 @@ def _by_port(
     return port, subnets
 
 
-def add_interface(session: Session, ctx: Context, router: m.Router, body: Any) -> dict[str, Any]:
-    subnet_id, port_id = _body(body)
+def add_interface(
+    session: Session, ctx: Context, router: m.Router, subnet_id: str | None, port_id: str | None
+) -> dict[str, Any]:
+    """Attach the subnet (a new port on it) or the existing port; the API checked that the
+    body names at least one of them."""
     if subnet_id and port_id:
         raise BadRequest("Bad router request: Cannot specify both subnet-id and port-id.")
     if port_id:
@@ -214,8 +202,9 @@ def _check_unused(session: Session, router: m.Router, subnets: list[m.Subnet]) -
             )
 
 
-def remove_interface(session: Session, ctx: Context, router: m.Router, body: Any) -> dict[str, Any]:
-    subnet_id, port_id = _body(body)
+def remove_interface(
+    session: Session, ctx: Context, router: m.Router, subnet_id: str | None, port_id: str | None
+) -> dict[str, Any]:
     subnet = subnets_core.get_subnet(session, ctx, subnet_id) if subnet_id else None
     if port_id:
         port = session.get(m.Port, port_id)

@@ -94,7 +94,7 @@ def seed_networks(
         },
         heartbeat_timeout,
     )
-    add_interface(session, SERVICE, router, {"subnet_id": private_subnet.id})
+    add_interface(session, SERVICE, router, private_subnet.id, None)
     session.add(m.Setting(key=SEEDED, value=public.id))
     session.flush()
     return Seeded(public.id, private.id, router.id)

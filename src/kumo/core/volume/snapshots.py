@@ -8,24 +8,39 @@ as Cinder asks; the copy then holds what the guest had flushed.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.core.errors import BadRequest
-from kumo.core.params import body_bool
 from kumo.core.policy import Context
 from kumo.core.volume import quotas, volumes
 from kumo.db import models as m
 from kumo.db.locking import lock_for_claims
 from kumo.db.types import utcnow
 
-CREATE_KEYS = {
-    "volume_id", "force", "name", "display_name", "description", "display_description",
-    "metadata",
-}  # fmt: skip
+
+@dataclass(frozen=True)
+class SnapshotCreate:
+    """A snapshot to take, its fields checked by the API (kumo.api.volume.snapshot_bodies);
+    core checks the volume (visible, in a state to snapshot) and the quota."""
+
+    volume_id: str
+    force: bool = False
+    name: str | None = None
+    description: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SnapshotUpdate:
+    """``texts``: the name and/or description to set (None clears one); ``meta``, when not
+    None, replaces the metadata."""
+
+    texts: dict[str, str | None] = field(default_factory=dict)
+    meta: dict[str, str] | None = None
 
 
 def get(session: Session, ctx: Context, snapshot_id: str) -> m.VolumeSnapshot:
@@ -69,34 +84,15 @@ def list_snapshots(session: Session, ctx: Context, f: ListFilters) -> list[m.Vol
     return rows[: f.limit] if f.limit is not None else rows
 
 
-def create(session: Session, ctx: Context, body: Any) -> m.VolumeSnapshot:
-    if not isinstance(body, dict):
-        raise BadRequest("Invalid input for field/attribute snapshot: an object expected.")
-    unknown = set(body) - CREATE_KEYS
-    if unknown:
-        raise BadRequest(
-            "Invalid input for field/attribute snapshot. Additional properties are not allowed "
-            f"({', '.join(sorted(unknown))} unexpected)"
-        )
-    if not body.get("volume_id"):
-        raise BadRequest(
-            "Invalid input for field/attribute snapshot. 'volume_id' is a required property"
-        )
-    force = body_bool(body.get("force", False), "force")
-    volume = volumes.get(session, ctx, str(body["volume_id"]))
-    if volume.status == "in-use" and not force:
+def create(session: Session, ctx: Context, request: SnapshotCreate) -> m.VolumeSnapshot:
+    volume = volumes.get(session, ctx, request.volume_id)
+    if volume.status == "in-use" and not request.force:
         raise BadRequest(
             f"Invalid volume: Volume {volume.id} is in-use; snapshot it with force=True (the "
             "copy holds what the guest has flushed)."
         )
     if volume.status not in ("available", "in-use"):
         raise volumes.invalid_status(volume, "available or in-use", "snapshot it")
-    name = body.get("name", body.get("display_name"))
-    description = body.get("description", body.get("display_description"))
-    for key, value in (("name", name), ("description", description)):
-        if value is not None and (not isinstance(value, str) or len(value) > 255):
-            raise BadRequest(f"Invalid input for field/attribute {key}.")
-    meta = volumes.metadata_of(body.get("metadata"))
     lock_for_claims(session)
     quotas.check(session, volume.project_id, snapshots=1, gigabytes=volume.size)
     now = utcnow()
@@ -105,11 +101,11 @@ def create(session: Session, ctx: Context, body: Any) -> m.VolumeSnapshot:
         volume_id=volume.id,
         project_id=volume.project_id,
         user_id=ctx.user_id,
-        name=name,
-        description=description,
+        name=request.name,
+        description=request.description,
         size=volume.size,
         status="creating",
-        meta=meta,
+        meta=dict(request.meta),
         host_id=volume.host_id,
         backend=volume.backend,
         generation=1,
@@ -124,18 +120,14 @@ def create(session: Session, ctx: Context, body: Any) -> m.VolumeSnapshot:
     return snapshot
 
 
-def update(session: Session, ctx: Context, snapshot_id: str, body: Any) -> m.VolumeSnapshot:
-    if not isinstance(body, dict):
-        raise BadRequest("Invalid input for field/attribute snapshot: an object expected.")
+def update(
+    session: Session, ctx: Context, snapshot_id: str, change: SnapshotUpdate
+) -> m.VolumeSnapshot:
     snapshot = get(session, ctx, snapshot_id)
-    for key, legacy in (("name", "display_name"), ("description", "display_description")):
-        if key in body or legacy in body:
-            value = body.get(key, body.get(legacy))
-            if value is not None and (not isinstance(value, str) or len(value) > 255):
-                raise BadRequest(f"Invalid input for field/attribute {key}.")
-            setattr(snapshot, key, value)
-    if "metadata" in body:
-        snapshot.meta = volumes.metadata_of(body["metadata"])
+    for key, value in change.texts.items():
+        setattr(snapshot, key, value)
+    if change.meta is not None:
+        snapshot.meta = dict(change.meta)
     snapshot.updated_at = utcnow()
     return snapshot
 

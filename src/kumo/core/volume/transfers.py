@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -46,14 +45,11 @@ def list_transfers(session: Session, ctx: Context, all_tenants: bool) -> list[m.
     return list(session.scalars(query))
 
 
-def create(session: Session, ctx: Context, body: Any) -> tuple[m.VolumeTransfer, str]:
-    """The transfer and its auth key (shown once)."""
-    if not isinstance(body, dict) or not body.get("volume_id"):
-        raise BadRequest("Incorrect request body format: 'volume_id' is a required property")
-    name = body.get("name")
-    if name is not None and (not isinstance(name, str) or len(name) > 255):
-        raise BadRequest("Invalid input for field/attribute name.")
-    volume = volumes.get(session, ctx, str(body["volume_id"]))
+def create(
+    session: Session, ctx: Context, volume_id: str, name: str | None
+) -> tuple[m.VolumeTransfer, str]:
+    """The transfer and its auth key (shown once); ``name`` as the API checked it."""
+    volume = volumes.get(session, ctx, volume_id)
     if volume.status != "available":
         raise volumes.invalid_status(volume, "available", "transfer it")
     key = secrets.token_hex(KEY_BYTES)
@@ -83,16 +79,14 @@ def delete(session: Session, ctx: Context, transfer_id: str) -> None:
     session.delete(row)
 
 
-def accept(session: Session, ctx: Context, transfer_id: str, body: Any) -> m.VolumeTransfer:
+def accept(session: Session, ctx: Context, transfer_id: str, auth_key: str) -> m.VolumeTransfer:
     """The caller's project takes the volume: any project that knows the id and key."""
-    if not isinstance(body, dict) or not isinstance(body.get("auth_key"), str):
-        raise BadRequest("Incorrect request body format: 'auth_key' is a required property")
     receiver = volumes.project_of(ctx)
     lock_for_claims(session)
     row = session.get(m.VolumeTransfer, transfer_id)
     if row is None:
         raise NotFound(f"Transfer {transfer_id} could not be found.")
-    if not hmac.compare_digest(row.key_hash, _hash(row.salt, body["auth_key"])):
+    if not hmac.compare_digest(row.key_hash, _hash(row.salt, auth_key)):
         raise BadRequest(
             f"Invalid auth key: Attempt to transfer {row.volume_id} with invalid auth key."
         )

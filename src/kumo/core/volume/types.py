@@ -8,6 +8,7 @@ an agent offers (``file``, ``raw``, ``fake``); without it the default backend is
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -73,13 +74,13 @@ def list_types(session: Session, ctx: Context, is_public: bool | None = None) ->
     return list(session.scalars(query))
 
 
-def _name(value: Any) -> str:
+def check_name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
         raise BadRequest("Volume type name can not be empty and must be at most 255 characters.")
     return value.strip()
 
 
-def _specs(value: Any) -> dict[str, str]:
+def check_specs(value: Any) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(
@@ -90,44 +91,57 @@ def _specs(value: Any) -> dict[str, str]:
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
 
 
-def create(session: Session, ctx: Context, body: dict[str, Any]) -> m.VolumeType:
+@dataclass(frozen=True)
+class TypeSpec:
+    """A volume type to create, its fields checked by the API (kumo.api.volume.types)."""
+
+    name: str
+    is_public: bool = True
+    description: str | None = None
+    extra_specs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TypeUpdate:
+    """What an update changes: a field left None keeps its value, except ``description``,
+    set (to ``description``, None clearing it) when ``set_description``."""
+
+    name: str | None = None
+    is_public: bool | None = None
+    set_description: bool = False
+    description: str | None = None
+
+
+def create(session: Session, ctx: Context, spec: TypeSpec) -> m.VolumeType:
     policy.enforce(ctx, "volume:manage_types")
-    name = _name(body.get("name"))
-    if session.scalars(select(m.VolumeType).where(m.VolumeType.name == name)).first():
-        raise Conflict(f"Volume Type {name} already exists.")
-    is_public = body.get("os-volume-type-access:is_public", body.get("is_public", True))
-    if not isinstance(is_public, bool):
-        raise BadRequest("Invalid input for field/attribute is_public: a boolean expected.")
-    description = body.get("description")
-    if description is not None and (not isinstance(description, str) or len(description) > 255):
-        raise BadRequest("Invalid input for field/attribute description.")
+    if session.scalars(select(m.VolumeType).where(m.VolumeType.name == spec.name)).first():
+        raise Conflict(f"Volume Type {spec.name} already exists.")
     row = m.VolumeType(
         id=str(uuid.uuid4()),
-        name=name,
-        description=description,
-        is_public=is_public,
-        extra_specs=_specs(body.get("extra_specs")),
+        name=spec.name,
+        description=spec.description,
+        is_public=spec.is_public,
+        extra_specs=dict(spec.extra_specs),
     )
     session.add(row)
     session.flush()
     return row
 
 
-def update(session: Session, ctx: Context, type_id: str, body: dict[str, Any]) -> m.VolumeType:
+def update(session: Session, ctx: Context, type_id: str, change: TypeUpdate) -> m.VolumeType:
     policy.enforce(ctx, "volume:manage_types")
     row = get(session, ctx, type_id)
-    if "name" in body and body["name"] is not None:
-        name = _name(body["name"])
-        clash = session.scalars(select(m.VolumeType).where(m.VolumeType.name == name)).first()
+    if change.name is not None:
+        clash = session.scalars(
+            select(m.VolumeType).where(m.VolumeType.name == change.name)
+        ).first()
         if clash is not None and clash.id != row.id:
-            raise Conflict(f"Volume Type {name} already exists.")
-        row.name = name
-    if "description" in body:
-        row.description = body["description"]
-    if "is_public" in body:
-        if not isinstance(body["is_public"], bool):
-            raise BadRequest("Invalid input for field/attribute is_public: a boolean expected.")
-        row.is_public = body["is_public"]
+            raise Conflict(f"Volume Type {change.name} already exists.")
+        row.name = change.name
+    if change.set_description:
+        row.description = change.description
+    if change.is_public is not None:
+        row.is_public = change.is_public
     row.updated_at = utcnow()
     return row
 
@@ -148,7 +162,7 @@ def delete(session: Session, ctx: Context, type_id: str) -> None:
 def set_extra_specs(session: Session, ctx: Context, type_id: str, specs: Any) -> dict[str, str]:
     policy.enforce(ctx, "volume:manage_types")
     row = get(session, ctx, type_id)
-    row.extra_specs = {**(row.extra_specs or {}), **_specs(specs)}
+    row.extra_specs = {**(row.extra_specs or {}), **check_specs(specs)}
     row.updated_at = utcnow()
     return dict(row.extra_specs)
 
