@@ -239,8 +239,11 @@ class Walk(Pair):
     def server_op(self, project: str, touched: set[str]) -> list[tuple[Thing, str]]:
         """One server operation; returns what changes once the agents are done."""
         headers = self.projects[project]
-        servers = [t for t in self.mine("server", project) if t.id not in touched]
-        if len(servers) < 6 and (not servers or self.rng.random() < 0.25):
+        alive = self.mine("server", project)
+        servers = [t for t in alive if t.id not in touched]
+        # The cap counts every server the project has, also those this round touches (a
+        # delete in flight still counts against the quota of 10 instances).
+        if len(alive) < 6 and (not servers or self.rng.random() < 0.25):
             flavor = self.rng.choice(list(FLAVORS))
             body = {"server": {"name": "u", "imageRef": self.image_id, "flavorRef": flavor}}
             resp = self.ok(self.client.post(SERVERS, json=body, headers=headers), "create")
