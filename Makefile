@@ -12,7 +12,7 @@ STATE_DIR ?=
 PYTEST_WORKERS ?= 2
 SYSTEM_PACKAGES := python3 python3-venv qemu-system-x86 qemu-utils dnsmasq-base dnsmasq-utils nftables \
 	iproute2 busybox-static linux-image-amd64 dropbear-bin openssh-client postgresql-client \
-	mariadb-client
+	mariadb-client chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: up test lint compat bench system-deps python-deps clean
