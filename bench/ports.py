@@ -30,15 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from servers import BACKENDS, BackendUnavailable
 
 from _common import (
+    BACKENDS,
+    BackendUnavailable,
     BenchError,
     admin_token,
     clean_env,
+    database_config,
+    latency_ms,
     log,
     machine,
-    percentile,
     print_table,
     start_up,
 )
@@ -126,8 +128,7 @@ def race(url: str, token: str, clients: int) -> dict[str, Any]:
         "statuses": statuses,
         "wall_s": round(wall, 2),
         "ports_per_s": round(len(addresses) / wall, 1),
-        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        **latency_ms(latencies),
         "correct": ok,
     }
 
@@ -182,8 +183,7 @@ def throughput(url: str, token: str, ports: int, clients: int) -> list[dict[str,
                 "ports": ports,
                 "wall_s": round(wall, 2),
                 "ports_per_s": round(ports / wall, 1),
-                "p50_ms": round(percentile(latencies, 50) * 1000, 1),
-                "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+                **latency_ms(latencies),
             }
         )
     return rows
@@ -193,8 +193,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kumo-bench-ports-") as tmp:
         root = Path(tmp)
         with BACKENDS[backend](root) as db_url:
-            config = f'[database]\nurl = "{db_url}"\n' if backend != "sqlite" else ""
-            up, url = start_up(root, clean_env(KUMO_COMPUTE_HYPERVISOR="fake"), config)
+            env = clean_env(KUMO_COMPUTE_HYPERVISOR="fake")
+            up, url = start_up(root, env, database_config(db_url))
             try:
                 token, project = admin_token(url, root / "state")
                 quota = httpx.put(
