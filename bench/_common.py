@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -174,6 +175,18 @@ BACKENDS: dict[str, Callable[[Path], Any]] = {
     "postgresql": postgresql_backend,
     "mariadb": mariadb_backend,
 }
+
+
+@contextlib.contextmanager
+def backend_run(backend: str, prefix: str) -> Iterator[tuple[Path, str]]:
+    """One backend's run: a temporary directory (with its ``state`` directory) and the URL
+    of a throwaway database of ``backend``, both gone after the block. BackendUnavailable
+    when that database server is not there (the bench skips the backend)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        root = Path(tmp)
+        (root / "state").mkdir()
+        with BACKENDS[backend](root) as url:
+            yield root, url
 
 
 def database_config(db_url: str) -> str:

@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +39,7 @@ from kumo.db.engine import Database
 from kumo.db.migrate import upgrade
 from kumo.db.types import utcnow
 
-from _common import BACKENDS, BackendUnavailable, latency_ms, log, machine, print_table, timed
+from _common import BackendUnavailable, backend_run, latency_ms, log, machine, print_table, timed
 
 HOSTS, PROJECTS, ROUTERS = 20, 50, 100
 FLAVOR = {"id": "1", "name": "m1.tiny", "vcpus": 1, "ram": 128, "disk": 1}
@@ -244,15 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     opts = p.parse_args(argv)
     rows: list[dict[str, Any]] = []
     for backend in opts.backends.split(","):
-        with tempfile.TemporaryDirectory(prefix="kumo-bench-metrics-") as tmp:
-            root = Path(tmp)
-            (root / "state").mkdir()
-            try:
-                with BACKENDS[backend](root) as url:
-                    log(f"{backend}: {opts.servers} servers")
-                    rows += measure(backend, url, opts, root)
-            except BackendUnavailable as exc:
-                print(f"SKIP {backend}: {exc}", file=sys.stderr)
+        try:
+            with backend_run(backend, "kumo-bench-metrics-") as (root, url):
+                log(f"{backend}: {opts.servers} servers")
+                rows += measure(backend, url, opts, root)
+        except BackendUnavailable as exc:
+            print(f"SKIP {backend}: {exc}", file=sys.stderr)
     if opts.json:
         print(json.dumps({"machine": machine(), "rows": rows}, indent=2))
         return 0

@@ -22,20 +22,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from _common import (
-    BACKENDS,
     BackendUnavailable,
     BenchError,
     admin_token,
+    backend_run,
     clean_env,
     database_config,
     latency_ms,
@@ -190,27 +188,25 @@ def throughput(url: str, token: str, ports: int, clients: int) -> list[dict[str,
 
 
 def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="kumo-bench-ports-") as tmp:
-        root = Path(tmp)
-        with BACKENDS[backend](root) as db_url:
-            env = clean_env(KUMO_COMPUTE_HYPERVISOR="fake")
-            up, url = start_up(root, env, database_config(db_url))
-            try:
-                token, project = admin_token(url, root / "state")
-                quota = httpx.put(
-                    f"{url}{V2}/quotas/{project}",
-                    json={"quota": {"port": -1, "network": -1, "subnet": -1}},
-                    headers={"X-Auth-Token": token},
-                    timeout=30,
-                )
-                if quota.status_code != 200:
-                    raise BenchError(f"PUT quotas: {quota.status_code} {quota.text[:200]}")
-                log(f"{backend}: race of {args.clients} clients on a /24")
-                raced = race(url, token, args.clients)
-                log(f"{backend}: {args.ports} ports, sequential then {args.clients} clients")
-                rows = throughput(url, token, args.ports, args.clients)
-            finally:
-                up.stop()
+    with backend_run(backend, "kumo-bench-ports-") as (root, db_url):
+        env = clean_env(KUMO_COMPUTE_HYPERVISOR="fake")
+        up, url = start_up(root, env, database_config(db_url))
+        try:
+            token, project = admin_token(url, root / "state")
+            quota = httpx.put(
+                f"{url}{V2}/quotas/{project}",
+                json={"quota": {"port": -1, "network": -1, "subnet": -1}},
+                headers={"X-Auth-Token": token},
+                timeout=30,
+            )
+            if quota.status_code != 200:
+                raise BenchError(f"PUT quotas: {quota.status_code} {quota.text[:200]}")
+            log(f"{backend}: race of {args.clients} clients on a /24")
+            raced = race(url, token, args.clients)
+            log(f"{backend}: {args.ports} ports, sequential then {args.clients} clients")
+            rows = throughput(url, token, args.ports, args.clients)
+        finally:
+            up.stop()
     return {"backend": backend, "race": raced, "throughput": rows}
 
 

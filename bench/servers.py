@@ -35,7 +35,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -62,6 +61,7 @@ from _common import (
     Proc,
     add_output_options,
     admin_token,
+    backend_run,
     clean_env,
     cpu_seconds,
     database_config,
@@ -852,35 +852,33 @@ class Bench:
 
 
 def run_backend(backend: str, opts: Options, rows: list[Row]) -> None:
-    with tempfile.TemporaryDirectory(prefix=f"kumo-bench-servers-{backend}-") as tmp:
-        root = Path(tmp)
-        with BACKENDS[backend](root) as db_url:
-            log(f"{backend}: starting kumo up and {opts.hosts - 1} agents in {root}")
-            started = time.perf_counter()
-            cloud = start_cloud(root, db_url, opts.hosts, opts.src)
+    with backend_run(backend, f"kumo-bench-servers-{backend}-") as (root, db_url):
+        log(f"{backend}: starting kumo up and {opts.hosts - 1} agents in {root}")
+        started = time.perf_counter()
+        cloud = start_cloud(root, db_url, opts.hosts, opts.src)
+        try:
+            log(f"{backend}: {opts.hosts} hosts up in {time.perf_counter() - started:.1f}s")
+            bench = Bench(backend, cloud, opts, rows)
             try:
-                log(f"{backend}: {opts.hosts} hosts up in {time.perf_counter() - started:.1f}s")
-                bench = Bench(backend, cloud, opts, rows)
-                try:
-                    bench.single()
-                    log(f"{backend}: one server: {rows[-1].runs}")
-                    if opts.sequential:
-                        bench.sequential()
-                        log(f"{backend}: sequential: {rows[-1].best:.1f} servers/s")
-                    if opts.concurrent:
-                        bench.concurrent()
-                    if opts.large:
-                        bench.large()
-                finally:
-                    bench.close()
-                for proc in cloud.all():
-                    if proc.process.poll() is not None:
-                        raise BenchError(f"{proc.name} died during the run:\n{proc.tail()}")
-            except BaseException:
-                log(f"{backend}: kumo up log tail:\n{cloud.up.tail()}")
-                raise
+                bench.single()
+                log(f"{backend}: one server: {rows[-1].runs}")
+                if opts.sequential:
+                    bench.sequential()
+                    log(f"{backend}: sequential: {rows[-1].best:.1f} servers/s")
+                if opts.concurrent:
+                    bench.concurrent()
+                if opts.large:
+                    bench.large()
             finally:
-                cloud.stop()
+                bench.close()
+            for proc in cloud.all():
+                if proc.process.poll() is not None:
+                    raise BenchError(f"{proc.name} died during the run:\n{proc.tail()}")
+        except BaseException:
+            log(f"{backend}: kumo up log tail:\n{cloud.up.tail()}")
+            raise
+        finally:
+            cloud.stop()
 
 
 # --- output -----------------------------------------------------------------------------

@@ -28,7 +28,6 @@ import random
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -42,9 +41,9 @@ from kumo.db.migrate import upgrade
 from kumo.db.usage_tables import UsageInterval
 
 from _common import (
-    BACKENDS,
     BIN,
     BackendUnavailable,
+    backend_run,
     latency_ms,
     log,
     machine,
@@ -203,17 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     failed = False
     for backend in opts.backends.split(","):
-        with tempfile.TemporaryDirectory(prefix="kumo-bench-usage-") as tmp:
-            root = Path(tmp)
-            (root / "state").mkdir()
-            try:
-                with BACKENDS[backend](root) as url:
-                    rows += measure(backend, url, opts, root)
-            except BackendUnavailable as exc:
-                print(f"SKIP {backend}: {exc}", file=sys.stderr)
-            except Exception as exc:  # a failed backend is reported, the others still run
-                print(f"FAIL {backend}: {exc!r}", file=sys.stderr)
-                failed = True
+        try:
+            with backend_run(backend, "kumo-bench-usage-") as (root, url):
+                rows += measure(backend, url, opts, root)
+        except BackendUnavailable as exc:
+            print(f"SKIP {backend}: {exc}", file=sys.stderr)
+        except Exception as exc:  # a failed backend is reported, the others still run
+            print(f"FAIL {backend}: {exc!r}", file=sys.stderr)
+            failed = True
     if opts.json:
         print(json.dumps({"machine": machine(), "rows": rows}, indent=2))
     else:
