@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks that run a real ``kumo up`` (servers.py, boot.py).
+"""Helpers shared by the benchmarks: the throwaway databases they run on, timing, a real
+``kumo up`` and its processes, output.
 
 Processes are started in their own session (so a hung one can be killed with its group)
 and stopped by PID; nothing here looks processes up by name.
@@ -11,16 +12,26 @@ import contextlib
 import datetime as dt
 import os
 import platform
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+from psycopg import sql
+from sqlalchemy import create_engine, delete, text
+from sqlalchemy.exc import DBAPIError
+
+from kumo.db import models as m
+from kumo.db.engine import Database, normalize_url
 
 BIN = Path(sys.executable).parent
 KUMO = str(BIN / "kumo")
@@ -99,6 +110,125 @@ def machine() -> dict[str, Any]:
         "loadavg_1m": round(load[0], 2),
         "loadavg": [round(v, 2) for v in load],
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+# --- databases --------------------------------------------------------------------------
+# A throwaway database per run on the machine's servers (DESIGN.md: PostgreSQL
+# 127.0.0.1:5432 user postgres, MariaDB 127.0.0.1:3306 root), dropped after it; SQLite in
+# the run's state directory. ``BACKENDS[name](root)`` is a context manager of its URL.
+
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+MARIADB_SERVER = "mysql://root@127.0.0.1:3306"
+
+
+class BackendUnavailable(Exception):
+    """The database server is not there: a bench skips that backend."""
+
+
+@contextlib.contextmanager
+def sqlite_backend(root: Path) -> Iterator[str]:
+    yield f"sqlite:///{root / 'state' / 'kumo.db'}"
+
+
+@contextlib.contextmanager
+def postgresql_backend(root: Path) -> Iterator[str]:
+    name = f"kumo_bench_{secrets.token_hex(6)}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise BackendUnavailable(str(exc).strip().splitlines()[0]) from exc
+    try:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        finally:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    finally:
+        admin.close()
+
+
+@contextlib.contextmanager
+def mariadb_backend(root: Path) -> Iterator[str]:
+    name = f"kumo_bench_{secrets.token_hex(6)}"
+    admin = create_engine(
+        normalize_url(MARIADB_SERVER + "/"), isolation_level="AUTOCOMMIT", pool_pre_ping=True
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    except DBAPIError as exc:
+        admin.dispose()
+        raise BackendUnavailable(str(exc.orig).strip().splitlines()[0]) from exc
+    try:
+        yield f"{MARIADB_SERVER}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+BACKENDS: dict[str, Callable[[Path], Any]] = {
+    "sqlite": sqlite_backend,
+    "postgresql": postgresql_backend,
+    "mariadb": mariadb_backend,
+}
+
+
+@contextlib.contextmanager
+def backend_run(backend: str, prefix: str) -> Iterator[tuple[Path, str]]:
+    """One backend's run: a temporary directory (with its ``state`` directory) and the URL
+    of a throwaway database of ``backend``, both gone after the block. BackendUnavailable
+    when that database server is not there (the bench skips the backend)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        root = Path(tmp)
+        (root / "state").mkdir()
+        with BACKENDS[backend](root) as url:
+            yield root, url
+
+
+def database_config(db_url: str) -> str:
+    """The kumo.toml lines that point ``kumo up`` at ``db_url`` (none for SQLite: ``kumo
+    up``'s own default is the state directory's kumo.db, where sqlite_backend puts it)."""
+    return "" if db_url.startswith("sqlite") else f'[database]\nurl = "{db_url}"\n'
+
+
+def lift_quotas(db_url: str, project_id: str) -> None:
+    """No os-quota-sets yet: write the admin project's limits directly (-1 is unlimited)."""
+    db = Database(db_url)
+    try:
+        with db.session() as session:
+            session.execute(delete(m.QuotaLimit).where(m.QuotaLimit.project_id == project_id))
+            for resource in ("instances", "cores", "ram"):
+                session.add(m.QuotaLimit(project_id=project_id, resource=resource, hard_limit=-1))
+    finally:
+        db.dispose()
+
+
+# --- timing -----------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], object], iterations: int, warmup: int) -> tuple[list[float], float]:
+    """Wall-clock durations of each call, and this process's CPU seconds per call (it leaves
+    out a database server's own work, and the waits for a CPU on a busy machine)."""
+    for _ in range(warmup):
+        fn()
+    durations = []
+    cpu = time.process_time()
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn()
+        durations.append(time.perf_counter() - start)
+    return durations, (time.process_time() - cpu) / iterations
+
+
+def latency_ms(seconds: list[float]) -> dict[str, float]:
+    """p50 and p99 of ``seconds``, in milliseconds as the results tables give them."""
+    return {
+        "p50_ms": round(percentile(seconds, 50) * 1000, 1),
+        "p99_ms": round(percentile(seconds, 99) * 1000, 1),
     }
 
 

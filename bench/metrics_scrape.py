@@ -2,7 +2,7 @@
 
 The cloud's gauges are read from the database at each scrape (kumo.core.monitoring), so
 their cost grows with the cloud. For each backend the script makes a throwaway database
-(as servers.py does), migrates it and fills it with rows written directly (no agents): 20
+(_common.BACKENDS), migrates it and fills it with rows written directly (no agents): 20
 hosts, 50 projects, ``--servers`` servers (80% ACTIVE, 15% SHUTOFF, 5% ERROR) each with
 its allocation, a guest port on its project's network, a ``create`` action and one
 finished ``attach_volume`` action (one in ten failed), a DHCP port per network and host
@@ -21,15 +21,12 @@ import argparse
 import datetime as dt
 import json
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from servers import BACKENDS, BackendUnavailable
 from sqlalchemy import event, insert
 from sqlalchemy.orm import Session
 
@@ -42,7 +39,7 @@ from kumo.db.engine import Database
 from kumo.db.migrate import upgrade
 from kumo.db.types import utcnow
 
-from _common import log, machine, percentile, print_table
+from _common import BackendUnavailable, backend_run, latency_ms, log, machine, print_table, timed
 
 HOSTS, PROJECTS, ROUTERS = 20, 50, 100
 FLAVOR = {"id": "1", "name": "m1.tiny", "vcpus": 1, "ram": 128, "disk": 1}
@@ -179,20 +176,6 @@ class Statements:
         self.count += 1
 
 
-def _times(fn: Callable[[], object], iterations: int, warmup: int) -> tuple[list[float], float]:
-    """Wall-clock durations of each call, and this process's CPU seconds per call (it leaves
-    out PostgreSQL's own work, and the waits for a CPU on a busy machine)."""
-    for _ in range(warmup):
-        fn()
-    durations = []
-    cpu = time.process_time()
-    for _ in range(iterations):
-        start = time.perf_counter()
-        fn()
-        durations.append(time.perf_counter() - start)
-    return durations, (time.process_time() - cpu) / iterations
-
-
 def _row(
     backend: str, servers: int, case: str, timing: tuple[list[float], float], **extra: Any
 ) -> dict[str, Any]:
@@ -202,8 +185,7 @@ def _row(
         "servers": servers,
         "case": case,
         "n": len(durations),
-        "p50_ms": round(percentile(durations, 50) * 1000, 1),
-        "p99_ms": round(percentile(durations, 99) * 1000, 1),
+        **latency_ms(durations),
         "cpu_ms": round(cpu * 1000, 1),
         **extra,
     }
@@ -230,7 +212,7 @@ def measure(backend: str, url: str, opts: argparse.Namespace, root: Path) -> lis
         per_scrape = statements.count - before
         body = client.get("/metrics").content
         series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
-        timing = _times(scrape, opts.iterations, 3)
+        timing = timed(scrape, opts.iterations, 3)
         sizes = {"statements": per_scrape, "bytes": len(body), "series": series}
         rows = [_row(backend, opts.servers, "GET /metrics", timing, **sizes)]
         cfg = SchedulerConfig()
@@ -246,7 +228,7 @@ def measure(backend: str, url: str, opts: argparse.Namespace, root: Path) -> lis
                 with db.session() as session:
                     part(session)
 
-            rows.append(_row(backend, opts.servers, name, _times(run, opts.iterations, 3)))
+            rows.append(_row(backend, opts.servers, name, timed(run, opts.iterations, 3)))
         return rows
     finally:
         db.dispose()
@@ -261,15 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     opts = p.parse_args(argv)
     rows: list[dict[str, Any]] = []
     for backend in opts.backends.split(","):
-        with tempfile.TemporaryDirectory(prefix="kumo-bench-metrics-") as tmp:
-            root = Path(tmp)
-            (root / "state").mkdir()
-            try:
-                with BACKENDS[backend](root) as url:
-                    log(f"{backend}: {opts.servers} servers")
-                    rows += measure(backend, url, opts, root)
-            except BackendUnavailable as exc:
-                print(f"SKIP {backend}: {exc}", file=sys.stderr)
+        try:
+            with backend_run(backend, "kumo-bench-metrics-") as (root, url):
+                log(f"{backend}: {opts.servers} servers")
+                rows += measure(backend, url, opts, root)
+        except BackendUnavailable as exc:
+            print(f"SKIP {backend}: {exc}", file=sys.stderr)
     if opts.json:
         print(json.dumps({"machine": machine(), "rows": rows}, indent=2))
         return 0

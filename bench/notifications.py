@@ -37,18 +37,16 @@ from typing import Any
 import httpx
 import kombu
 from prometheus_client.parser import text_string_to_metric_families
-from servers import BACKENDS
-from sqlalchemy import delete
-
-from kumo.db import models as m
-from kumo.db.engine import Database
 
 from _common import (
+    BACKENDS,
     BenchError,
     Proc,
     admin_token,
     clean_env,
     cpu_seconds,
+    database_config,
+    lift_quotas,
     log,
     machine,
     percentile,
@@ -70,19 +68,10 @@ class Cloud:
         self.name = name
         self.root = root
         self.up: Proc | None = None
-        config = "" if db_url.startswith("sqlite") else f'[database]\nurl = "{db_url}"\n'
-        self.up, self.url = start_up(root, env, config)
+        self.up, self.url = start_up(root, env, database_config(db_url))
         token, project_id = admin_token(self.url, root / "state")
         self.headers = {"X-Auth-Token": token, "X-OpenStack-Nova-API-Version": "2.10"}
-        db = Database(db_url)
-        try:
-            with db.session() as session:
-                session.execute(delete(m.QuotaLimit).where(m.QuotaLimit.project_id == project_id))
-                for resource in ("instances", "cores", "ram"):
-                    limit = m.QuotaLimit(project_id=project_id, resource=resource, hard_limit=-1)
-                    session.add(limit)
-        finally:
-            db.dispose()
+        lift_quotas(db_url, project_id)
         images = httpx.get(
             f"{self.url}/image/v2/images", params={"name": "kumo-tiny"}, headers=self.headers
         ).json()["images"]

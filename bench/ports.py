@@ -22,23 +22,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
-from servers import BACKENDS, BackendUnavailable
 
 from _common import (
+    BackendUnavailable,
     BenchError,
     admin_token,
+    backend_run,
     clean_env,
+    database_config,
+    latency_ms,
     log,
     machine,
-    percentile,
     print_table,
     start_up,
 )
@@ -126,8 +126,7 @@ def race(url: str, token: str, clients: int) -> dict[str, Any]:
         "statuses": statuses,
         "wall_s": round(wall, 2),
         "ports_per_s": round(len(addresses) / wall, 1),
-        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        **latency_ms(latencies),
         "correct": ok,
     }
 
@@ -182,35 +181,32 @@ def throughput(url: str, token: str, ports: int, clients: int) -> list[dict[str,
                 "ports": ports,
                 "wall_s": round(wall, 2),
                 "ports_per_s": round(ports / wall, 1),
-                "p50_ms": round(percentile(latencies, 50) * 1000, 1),
-                "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+                **latency_ms(latencies),
             }
         )
     return rows
 
 
 def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="kumo-bench-ports-") as tmp:
-        root = Path(tmp)
-        with BACKENDS[backend](root) as db_url:
-            config = f'[database]\nurl = "{db_url}"\n' if backend != "sqlite" else ""
-            up, url = start_up(root, clean_env(KUMO_COMPUTE_HYPERVISOR="fake"), config)
-            try:
-                token, project = admin_token(url, root / "state")
-                quota = httpx.put(
-                    f"{url}{V2}/quotas/{project}",
-                    json={"quota": {"port": -1, "network": -1, "subnet": -1}},
-                    headers={"X-Auth-Token": token},
-                    timeout=30,
-                )
-                if quota.status_code != 200:
-                    raise BenchError(f"PUT quotas: {quota.status_code} {quota.text[:200]}")
-                log(f"{backend}: race of {args.clients} clients on a /24")
-                raced = race(url, token, args.clients)
-                log(f"{backend}: {args.ports} ports, sequential then {args.clients} clients")
-                rows = throughput(url, token, args.ports, args.clients)
-            finally:
-                up.stop()
+    with backend_run(backend, "kumo-bench-ports-") as (root, db_url):
+        env = clean_env(KUMO_COMPUTE_HYPERVISOR="fake")
+        up, url = start_up(root, env, database_config(db_url))
+        try:
+            token, project = admin_token(url, root / "state")
+            quota = httpx.put(
+                f"{url}{V2}/quotas/{project}",
+                json={"quota": {"port": -1, "network": -1, "subnet": -1}},
+                headers={"X-Auth-Token": token},
+                timeout=30,
+            )
+            if quota.status_code != 200:
+                raise BenchError(f"PUT quotas: {quota.status_code} {quota.text[:200]}")
+            log(f"{backend}: race of {args.clients} clients on a /24")
+            raced = race(url, token, args.clients)
+            log(f"{backend}: {args.ports} ports, sequential then {args.clients} clients")
+            rows = throughput(url, token, args.ports, args.clients)
+        finally:
+            up.stop()
     return {"backend": backend, "race": raced, "throughput": rows}
 
 

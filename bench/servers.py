@@ -31,12 +31,10 @@ import contextlib
 import datetime as dt
 import json
 import os
-import secrets
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -48,24 +46,26 @@ from typing import Any
 
 import httpx
 import psycopg
-from psycopg import sql
-from sqlalchemy import create_engine, delete, text
-from sqlalchemy.exc import DBAPIError
 
 from kumo.core import hosts as core_hosts
-from kumo.db import models as m
-from kumo.db.engine import Database, normalize_url
+from kumo.db.engine import Database
 
 from _common import (
+    BACKENDS,
     BIN,
     KUMO,
+    PG_ADMIN_DSN,
     START_DEADLINE,
+    BackendUnavailable,
     BenchError,
     Proc,
     add_output_options,
     admin_token,
+    backend_run,
     clean_env,
     cpu_seconds,
+    database_config,
+    lift_quotas,
     log,
     machine,
     percentile,
@@ -75,8 +75,6 @@ from _common import (
 )
 
 PY_SPY = BIN / "py-spy"
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-MARIADB_SERVER = "mysql://root@127.0.0.1:3306"
 MICROVERSION = "2.10"
 COMPUTE = "/compute/v2.1"
 FLAVOR = "1"  # m1.tiny: 1 vCPU, 128 MiB, 1 GiB
@@ -107,70 +105,6 @@ TARGETS = {
     "concurrent_sps": (">=", 50.0),
     "detail_small_p50_ms": ("<", 20.0),
     "detail_large_p50_ms": ("<", 100.0),
-}
-
-
-# --- small helpers ----------------------------------------------------------------------
-
-
-class BackendUnavailable(Exception):
-    pass
-
-
-# --- processes --------------------------------------------------------------------------
-
-
-# --- backends ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def sqlite_backend(root: Path) -> Iterator[str]:
-    yield f"sqlite:///{root / 'state' / 'kumo.db'}"
-
-
-@contextlib.contextmanager
-def postgresql_backend(root: Path) -> Iterator[str]:
-    name = f"kumo_bench_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise BackendUnavailable(str(exc).strip().splitlines()[0]) from exc
-    try:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-    finally:
-        admin.close()
-
-
-@contextlib.contextmanager
-def mariadb_backend(root: Path) -> Iterator[str]:
-    name = f"kumo_bench_{secrets.token_hex(6)}"
-    admin = create_engine(
-        normalize_url(MARIADB_SERVER + "/"), isolation_level="AUTOCOMMIT", pool_pre_ping=True
-    )
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    except DBAPIError as exc:
-        admin.dispose()
-        raise BackendUnavailable(str(exc.orig).strip().splitlines()[0]) from exc
-    try:
-        yield f"{MARIADB_SERVER}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
-
-
-BACKENDS: dict[str, Callable[[Path], Any]] = {
-    "sqlite": sqlite_backend,
-    "postgresql": postgresql_backend,
-    "mariadb": mariadb_backend,
 }
 
 
@@ -213,13 +147,12 @@ class Cloud:
 
 def start_cloud(root: Path, db_url: str, hosts: int, src: Path | None = None) -> Cloud:
     state = root / "state"
-    lines = [f"[scheduler]\ncpu_allocation_ratio = {CPU_ALLOCATION_RATIO}\n"]
-    if not db_url.startswith("sqlite"):
-        lines.append(f'[database]\nurl = "{db_url}"\n')
+    config = f"[scheduler]\ncpu_allocation_ratio = {CPU_ALLOCATION_RATIO}\n\n"
+    config += database_config(db_url)
     env = clean_env(KUMO_COMPUTE_HYPERVISOR="fake", KUMO_AGENT_HEARTBEAT_INTERVAL="1")
     if src is not None:  # run another source tree (an A/B comparison), ahead of the venv's
         env["PYTHONPATH"] = str(src.resolve())
-    up, url = start_up(root, env, "\n".join(lines))
+    up, url = start_up(root, env, config)
     cloud = Cloud(url, db_url, root, up)
     try:
         credential = state / "host-credential"
@@ -339,18 +272,6 @@ class Client:
         resp = self.http.get(f"{COMPUTE}/servers/detail")
         took = time.perf_counter() - start
         return len(self.check(resp, 200).json()["servers"]), took
-
-
-def lift_quotas(db_url: str, project_id: str) -> None:
-    """No os-quota-sets yet: write the admin project's limits directly (-1 is unlimited)."""
-    db = Database(db_url)
-    try:
-        with db.session() as session:
-            session.execute(delete(m.QuotaLimit).where(m.QuotaLimit.project_id == project_id))
-            for resource in ("instances", "cores", "ram"):
-                session.add(m.QuotaLimit(project_id=project_id, resource=resource, hard_limit=-1))
-    finally:
-        db.dispose()
 
 
 def upload_image(client: Client) -> str:
@@ -931,35 +852,33 @@ class Bench:
 
 
 def run_backend(backend: str, opts: Options, rows: list[Row]) -> None:
-    with tempfile.TemporaryDirectory(prefix=f"kumo-bench-servers-{backend}-") as tmp:
-        root = Path(tmp)
-        with BACKENDS[backend](root) as db_url:
-            log(f"{backend}: starting kumo up and {opts.hosts - 1} agents in {root}")
-            started = time.perf_counter()
-            cloud = start_cloud(root, db_url, opts.hosts, opts.src)
+    with backend_run(backend, f"kumo-bench-servers-{backend}-") as (root, db_url):
+        log(f"{backend}: starting kumo up and {opts.hosts - 1} agents in {root}")
+        started = time.perf_counter()
+        cloud = start_cloud(root, db_url, opts.hosts, opts.src)
+        try:
+            log(f"{backend}: {opts.hosts} hosts up in {time.perf_counter() - started:.1f}s")
+            bench = Bench(backend, cloud, opts, rows)
             try:
-                log(f"{backend}: {opts.hosts} hosts up in {time.perf_counter() - started:.1f}s")
-                bench = Bench(backend, cloud, opts, rows)
-                try:
-                    bench.single()
-                    log(f"{backend}: one server: {rows[-1].runs}")
-                    if opts.sequential:
-                        bench.sequential()
-                        log(f"{backend}: sequential: {rows[-1].best:.1f} servers/s")
-                    if opts.concurrent:
-                        bench.concurrent()
-                    if opts.large:
-                        bench.large()
-                finally:
-                    bench.close()
-                for proc in cloud.all():
-                    if proc.process.poll() is not None:
-                        raise BenchError(f"{proc.name} died during the run:\n{proc.tail()}")
-            except BaseException:
-                log(f"{backend}: kumo up log tail:\n{cloud.up.tail()}")
-                raise
+                bench.single()
+                log(f"{backend}: one server: {rows[-1].runs}")
+                if opts.sequential:
+                    bench.sequential()
+                    log(f"{backend}: sequential: {rows[-1].best:.1f} servers/s")
+                if opts.concurrent:
+                    bench.concurrent()
+                if opts.large:
+                    bench.large()
             finally:
-                cloud.stop()
+                bench.close()
+            for proc in cloud.all():
+                if proc.process.poll() is not None:
+                    raise BenchError(f"{proc.name} died during the run:\n{proc.tail()}")
+        except BaseException:
+            log(f"{backend}: kumo up log tail:\n{cloud.up.tail()}")
+            raise
+        finally:
+            cloud.stop()
 
 
 # --- output -----------------------------------------------------------------------------

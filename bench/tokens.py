@@ -23,23 +23,19 @@ import json
 import os
 import platform
 import pstats
-import secrets
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from fastapi.testclient import TestClient
-from psycopg import sql
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -55,10 +51,11 @@ from kumo.db import models as m
 from kumo.db.engine import Database
 from kumo.db.migrate import upgrade
 
+from _common import BACKENDS, BackendUnavailable, backend_run
+
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "pw"
 ADMIN_PROJECT = "admin"
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 TOKEN_LIFETIME = 3600
 IDENTITY = "/identity/v3"
 
@@ -161,44 +158,6 @@ class QueryCounter:
         finally:
             self.record = False
         return list(self.statements)
-
-
-# --- backends ---------------------------------------------------------------------------
-
-
-@contextmanager
-def sqlite_backend() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="kumo-bench-") as tmp:
-        yield f"sqlite:///{Path(tmp) / 'kumo.db'}"
-
-
-class BackendUnavailable(Exception):
-    pass
-
-
-@contextmanager
-def postgresql_backend() -> Iterator[str]:
-    name = f"kumo_bench_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise BackendUnavailable(str(exc).strip().splitlines()[0]) from exc
-    try:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-    finally:
-        admin.close()
-
-
-BACKENDS: dict[str, Callable[[], Any]] = {
-    "sqlite": sqlite_backend,
-    "postgresql": postgresql_backend,
-}
 
 
 # --- the benchmark ----------------------------------------------------------------------
@@ -497,7 +456,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--backends",
         default="sqlite,postgresql",
-        help="comma-separated: sqlite, postgresql (default: both)",
+        help="comma-separated: sqlite, postgresql, mariadb (default: the first two)",
     )
     p.add_argument("--iterations", type=int, default=2000, help="validations timed per case")
     p.add_argument(
@@ -543,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     log = sys.stderr
     for backend in args.backend_list:
         try:
-            with BACKENDS[backend]() as url:
+            with backend_run(backend, "kumo-bench-tokens-") as (_, url):
                 print(f"# {backend}: measuring ...", file=log, flush=True)
                 notes[backend] = run_backend(backend, url, opts, results)
         except BackendUnavailable as exc:

@@ -1,6 +1,6 @@
 """`kumo usage report` over 10,000 servers and a month of ledger rows (issue 14, part 5).
 
-For each backend the script makes a throwaway database (as servers.py does), migrates it
+For each backend the script makes a throwaway database (_common.BACKENDS), migrates it
 and writes the usage ledger directly (no agents, no API calls): 50 projects, ``--servers``
 servers each with ``--intervals`` intervals spread over November 2026 (running, stopped,
 a resize to another flavor, a move to another host; the last one left open), and per
@@ -28,13 +28,11 @@ import random
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from servers import BACKENDS, BackendUnavailable
 from sqlalchemy import insert, select
 
 from kumo.core import usage_report
@@ -42,7 +40,16 @@ from kumo.db.engine import Database
 from kumo.db.migrate import upgrade
 from kumo.db.usage_tables import UsageInterval
 
-from _common import BIN, log, machine, percentile, print_table
+from _common import (
+    BIN,
+    BackendUnavailable,
+    backend_run,
+    latency_ms,
+    log,
+    machine,
+    print_table,
+    timed,
+)
 
 PROJECTS = 50
 START, END = dt.datetime(2026, 11, 1), dt.datetime(2026, 12, 1)
@@ -112,18 +119,6 @@ def populate(db: Database, servers: int, per_server: int) -> int:
     return len(rows)
 
 
-def _times(fn: Any, iterations: int, warmup: int) -> tuple[list[float], float]:
-    for _ in range(warmup):
-        fn()
-    durations = []
-    cpu = time.process_time()
-    for _ in range(iterations):
-        start = time.perf_counter()
-        fn()
-        durations.append(time.perf_counter() - start)
-    return durations, (time.process_time() - cpu) / iterations
-
-
 def _row(backend: str, case: str, timing: tuple[list[float], float], rows: int) -> dict[str, Any]:
     durations, cpu = timing
     return {
@@ -131,8 +126,7 @@ def _row(backend: str, case: str, timing: tuple[list[float], float], rows: int) 
         "case": case,
         "ledger_rows": rows,
         "n": len(durations),
-        "p50_ms": round(percentile(durations, 50) * 1000, 1),
-        "p99_ms": round(percentile(durations, 99) * 1000, 1),
+        **latency_ms(durations),
         "cpu_ms": round(cpu * 1000, 1) if cpu else "",
     }
 
@@ -158,7 +152,7 @@ def measure(backend: str, url: str, opts: argparse.Namespace, root: Path) -> lis
 
         out: list[dict[str, Any]] = []
         for case, project in (("all projects", None), ("one project", one)):
-            timing = _times(core(project), opts.iterations, 2)
+            timing = timed(core(project), opts.iterations, 2)
             out.append(_row(backend, f"core report, {case}", timing, count))
         config = root / "kumo.toml"
         config.write_text(
@@ -181,7 +175,7 @@ def measure(backend: str, url: str, opts: argparse.Namespace, root: Path) -> lis
                     raise RuntimeError(f"kumo usage report: {done.stderr[-500:]}")
 
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            durations, _ = _times(cli, opts.cli_iterations, 1)
+            durations, _ = timed(cli, opts.cli_iterations, 1)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             # The command's own CPU (children's user + system), warm-up run included.
             cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / (
@@ -208,17 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     failed = False
     for backend in opts.backends.split(","):
-        with tempfile.TemporaryDirectory(prefix="kumo-bench-usage-") as tmp:
-            root = Path(tmp)
-            (root / "state").mkdir()
-            try:
-                with BACKENDS[backend](root) as url:
-                    rows += measure(backend, url, opts, root)
-            except BackendUnavailable as exc:
-                print(f"SKIP {backend}: {exc}", file=sys.stderr)
-            except Exception as exc:  # a failed backend is reported, the others still run
-                print(f"FAIL {backend}: {exc!r}", file=sys.stderr)
-                failed = True
+        try:
+            with backend_run(backend, "kumo-bench-usage-") as (root, url):
+                rows += measure(backend, url, opts, root)
+        except BackendUnavailable as exc:
+            print(f"SKIP {backend}: {exc}", file=sys.stderr)
+        except Exception as exc:  # a failed backend is reported, the others still run
+            print(f"FAIL {backend}: {exc!r}", file=sys.stderr)
+            failed = True
     if opts.json:
         print(json.dumps({"machine": machine(), "rows": rows}, indent=2))
     else:

@@ -13,6 +13,21 @@ from kumo.db.engine import Database
 PUBLIC_URL = "http://kumo.test"
 ADMIN_PASSWORD = "adminpw"
 
+# The fields of Nova's versioned notification payloads, as its samples give them
+# (doc/notification_samples/common_payloads): InstanceActionPayload 1.9 (InstancePayload.json
+# plus InstanceActionPayload.json's fault), and what InstanceCreatePayload 1.13 adds. The
+# outbox tests (tests/api) and the oslo.messaging consumer (tests/e2e) check against them.
+ACTION_FIELDS = {
+    "architecture", "availability_zone", "block_devices", "created_at", "deleted_at",
+    "display_name", "display_description", "host", "host_name", "ip_addresses",
+    "kernel_id", "key_name", "launched_at", "image_uuid", "metadata", "locked", "node",
+    "os_type", "progress", "ramdisk_id", "reservation_id", "state", "task_state",
+    "power_state", "tenant_id", "terminated_at", "auto_disk_config", "flavor", "updated_at",
+    "user_id", "uuid", "request_id", "action_initiator_user", "action_initiator_project",
+    "locked_reason", "shares", "fault",
+}  # fmt: skip
+CREATE_FIELDS = ACTION_FIELDS | {"keypairs", "tags", "trusted_image_certificates", "instance_name"}
+
 
 def auth_body(
     user: str | dict[str, Any],

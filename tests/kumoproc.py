@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import pytest
 
 from kumo.agent.network_setup import namespace_suffix
 from kumo.drivers.network import names
 
 T = TypeVar("T")
 
+ROOT = Path(__file__).resolve().parents[1]
+UV = ROOT / ".tools" / "bin" / "uv"
 BIN = Path(sys.executable).parent
 KUMO = str(BIN / "kumo")
 OPENSTACK = str(BIN / "openstack")
@@ -49,6 +52,47 @@ FAST_ENV = {
 def in_ci() -> bool:
     """CI=true: what a laptop may skip (no network, a missing server) fails the run there."""
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def separate_venv(venv: Path, requirements: Path, program: str = "python") -> Path:
+    """The bin directory of ``venv``: a venv of its own for a test-only client whose pins
+    clash with kumo's (DESIGN.md section 8), built with uv on first use and rebuilt when
+    ``requirements`` changed since the last build (a stamp file keeps the one it was built
+    from) or ``program`` is missing from it. RuntimeError or subprocess.TimeoutExpired when
+    it cannot be built (no uv, no network)."""
+    bin_dir = venv / "bin"
+    stamp = venv / ".requirements"
+    wanted = requirements.read_text()
+    if (bin_dir / program).exists() and stamp.exists() and stamp.read_text() == wanted:
+        return bin_dir
+    if not UV.exists():
+        raise RuntimeError(f"{UV} missing; run `make python-deps` first")
+    python = str(bin_dir / "python")
+    steps = [
+        [str(UV), "venv", "--quiet", "--clear", "--python", "3.11", str(venv)],
+        [str(UV), "pip", "install", "--quiet", "--python", python, "-r", str(requirements)],
+    ]
+    stamp.unlink(missing_ok=True)
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(step[:3])} failed: {done.stderr.strip()[-2000:]}")
+    stamp.write_text(wanted)
+    return bin_dir
+
+
+def separate_venv_or_skip(
+    venv: Path, requirements: Path, what: str, program: str = "python"
+) -> Path:
+    """separate_venv for a fixture: a machine that cannot build the venv skips the tests
+    that need it, with the reason; under CI=true that is a failure."""
+    try:
+        return separate_venv(venv, requirements, program)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        reason = f"cannot build {venv.name} with {what} ({exc})"
+        if in_ci():
+            pytest.fail(f"{reason}; CI=true requires it")
+        pytest.skip(reason)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

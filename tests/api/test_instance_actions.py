@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from test_servers import SERVERS, Compute
 
-from kumo.core.compute import servers as core_servers
+from kumo.core.compute import instance_actions
 from kumo.core.policy import SERVICE
 from kumo.db import models as m
 
@@ -93,8 +93,8 @@ def test_an_action_outside_a_request_gets_an_id_of_its_own(compute: Compute) -> 
     action gets a fresh req- id, never a shared or empty one."""
     server_id = compute.create(compute.cloud.admin).json()["server"]["id"]
     with compute.db.session() as session:
-        one = core_servers.record_action(session, SERVICE, server_id, "evacuate")
-        two = core_servers.record_action(session, SERVICE, server_id, "evacuate")
+        one = instance_actions.record_action(session, SERVICE, server_id, "evacuate")
+        two = instance_actions.record_action(session, SERVICE, server_id, "evacuate")
         session.flush()
         ids = [one.request_id, two.request_id]
         assert session.get(m.InstanceAction, one.id) is one

@@ -6,9 +6,11 @@ text parser, as Prometheus reads it."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -224,17 +226,31 @@ def test_action_durations_are_summed_in_the_database(cloud: Any) -> None:
     assert value(samples, bucket, action="stop", le="+Inf") is None  # nothing finished
 
 
-def test_the_controller_serves_its_own_metrics(config: Any, database: Any) -> None:
-    """`kumo serve controller` with [controller] metrics_listen: its scheduler histogram and
-    whether it holds the lease, at its own port, for as long as it runs."""
-    listen = f"127.0.0.1:{free_port()}"
+@contextlib.contextmanager
+def _controller(config: Any, database: Any, metrics_listen: str) -> Iterator[Controller]:
+    """A controller with [controller] metrics_listen, running in a thread for the block's
+    duration, then stopped (and gone: its thread ended)."""
     config = config.model_copy(
-        update={"controller": config.controller.model_copy(update={"metrics_listen": listen})}
+        update={
+            "controller": config.controller.model_copy(update={"metrics_listen": metrics_listen})
+        }
     )
     controller = Controller(database, config, poll=0.05)
     stop = threading.Event()
     thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
     thread.start()
+    try:
+        yield controller
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
+
+
+def test_the_controller_serves_its_own_metrics(config: Any, database: Any) -> None:
+    """`kumo serve controller` with [controller] metrics_listen: its scheduler histogram and
+    whether it holds the lease, at its own port, for as long as it runs."""
+    listen = f"127.0.0.1:{free_port()}"
     url = f"http://{listen}/metrics"
 
     def active() -> bool:
@@ -244,15 +260,11 @@ def test_the_controller_serves_its_own_metrics(config: Any, database: Any) -> No
             return False
         return value(samples, "kumo_controller_active") == 1
 
-    try:
+    with _controller(config, database, listen):
         wait_for(active, 20, "the controller's metrics to say it is active")
         samples = parse(httpx.get(url, timeout=5).text)
         assert value(samples, "kumo_scheduler_placement_seconds_count") is not None
         assert value(samples, "kumo_scheduler_servers_placed_total") is not None
-    finally:
-        stop.set()
-        thread.join(15)
-    assert not thread.is_alive()
     with pytest.raises(httpx.TransportError):
         httpx.get(url, timeout=5)
 
@@ -266,16 +278,6 @@ def test_a_taken_metrics_port_does_not_stop_the_controller(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         listen = f"127.0.0.1:{taken.getsockname()[1]}"
-        config = config.model_copy(
-            update={"controller": config.controller.model_copy(update={"metrics_listen": listen})}
-        )
-        controller = Controller(database, config, poll=0.05)
-        stop = threading.Event()
-        thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
-        thread.start()
-        try:
+        with _controller(config, database, listen) as controller:
             wait_for(lambda: controller.active, 20, "the controller to take the lease")
-        finally:
-            stop.set()
-            thread.join(15)
     assert f"cannot serve the controller's metrics at {listen}" in caplog.text

@@ -22,23 +22,11 @@ from kumo.db import models as m
 from kumo.db.engine import Database
 from kumo.db.outbox_tables import OutboxMessage
 
-from apihelpers import make_client
+from apihelpers import ACTION_FIELDS, CREATE_FIELDS, make_client
 from netapi import V2
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 
-# The fields of Nova's InstanceActionPayload 1.9 (doc/notification_samples/common_payloads:
-# InstancePayload.json plus InstanceActionPayload.json's fault).
-ACTION_FIELDS = {
-    "architecture", "availability_zone", "block_devices", "created_at", "deleted_at",
-    "display_name", "display_description", "host", "host_name", "ip_addresses",
-    "kernel_id", "key_name", "launched_at", "image_uuid", "metadata", "locked", "node",
-    "os_type", "progress", "ramdisk_id", "reservation_id", "state", "task_state",
-    "power_state", "tenant_id", "terminated_at", "auto_disk_config", "flavor", "updated_at",
-    "user_id", "uuid", "request_id", "action_initiator_user", "action_initiator_project",
-    "locked_reason", "shares", "fault",
-}  # fmt: skip
-CREATE_FIELDS = ACTION_FIELDS | {"keypairs", "tags", "trusted_image_certificates", "instance_name"}
 FLAVOR_FIELDS = {
     "flavorid", "name", "root_gb", "vcpus", "ephemeral_gb", "memory_mb", "disabled",
     "rxtx_factor", "extra_specs", "projects", "swap", "is_public", "vcpu_weight", "description",

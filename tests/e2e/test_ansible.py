@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from kumoproc import Cloud, Result, clean_env, in_ci, run, start_cloud
+from kumoproc import Cloud, Result, clean_env, run, separate_venv_or_skip, start_cloud
 
 # Two playbook runs of 12 tasks, each task a fresh Python that imports openstacksdk: 40 s
 # of CPU, but 116 s at load 8 and 185 s at load 14 on a shared 2-core machine, too close
@@ -36,7 +35,6 @@ HERE = Path(__file__).resolve().parent / "ansible"
 REQUIREMENTS = HERE / "requirements.txt"
 PLAYBOOK = HERE / "playbook.yml"
 VENV = ROOT / ".venv-ansible"
-UV = ROOT / ".tools" / "bin" / "uv"
 PLAYBOOK_TIMEOUT = 240.0  # one run: 25-50 s here (about 3 s a task, mostly module start-up)
 RECAP = re.compile(
     r"^localhost\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
@@ -45,38 +43,9 @@ RECAP = re.compile(
 )
 
 
-def _venv_bin() -> Path:
-    """.venv-ansible/bin, (re)built when requirements.txt changed since the last build."""
-    bin_dir = VENV / "bin"
-    stamp = VENV / ".requirements"
-    wanted = REQUIREMENTS.read_text()
-    if (bin_dir / "ansible-playbook").exists() and stamp.exists() and stamp.read_text() == wanted:
-        return bin_dir
-    if not UV.exists():
-        raise RuntimeError(f"{UV} missing; run `make python-deps` first")
-    python = str(bin_dir / "python")
-    steps = [
-        [str(UV), "venv", "--quiet", "--clear", "--python", "3.11", str(VENV)],
-        [str(UV), "pip", "install", "--quiet", "--python", python, "-r", str(REQUIREMENTS)],
-    ]
-    stamp.unlink(missing_ok=True)
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=300, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(step[:3])} failed: {done.stderr.strip()[-2000:]}")
-    stamp.write_text(wanted)
-    return bin_dir
-
-
 @pytest.fixture(scope="module")
 def ansible_bin() -> Path:
-    try:
-        return _venv_bin()
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        reason = f"cannot build {VENV.name} with Ansible ({exc})"
-        if in_ci():
-            pytest.fail(f"{reason}; CI=true requires it")
-        pytest.skip(reason)
+    return separate_venv_or_skip(VENV, REQUIREMENTS, "Ansible", program="ansible-playbook")
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tcpproxy import TcpProxy
 
+from apihelpers import ACTION_FIELDS, CREATE_FIELDS
 from computeapi import Api
-from kumoproc import Cloud, clean_env, in_ci, start_cloud, wait_for
+from kumoproc import Cloud, clean_env, separate_venv_or_skip, start_cloud, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -41,23 +42,10 @@ HERE = Path(__file__).resolve().parent / "notifications"
 REQUIREMENTS = HERE / "requirements.txt"
 LISTENER = HERE / "listener.py"
 VENV = ROOT / ".venv-oslo"
-UV = ROOT / ".tools" / "bin" / "uv"
 RABBIT_PORT = 5672
 RABBIT = f"amqp://guest:guest@127.0.0.1:{RABBIT_PORT}/"
 OSLO_URL = f"rabbit://guest:guest@127.0.0.1:{RABBIT_PORT}/"  # oslo's name for the driver
 
-# Nova's InstanceActionPayload 1.9 fields (doc/notification_samples/common_payloads), and
-# what InstanceCreatePayload 1.13 adds.
-ACTION_FIELDS = {
-    "architecture", "availability_zone", "block_devices", "created_at", "deleted_at",
-    "display_name", "display_description", "host", "host_name", "ip_addresses",
-    "kernel_id", "key_name", "launched_at", "image_uuid", "metadata", "locked", "node",
-    "os_type", "progress", "ramdisk_id", "reservation_id", "state", "task_state",
-    "power_state", "tenant_id", "terminated_at", "auto_disk_config", "flavor", "updated_at",
-    "user_id", "uuid", "request_id", "action_initiator_user", "action_initiator_project",
-    "locked_reason", "shares", "fault",
-}  # fmt: skip
-CREATE_FIELDS = ACTION_FIELDS | {"keypairs", "tags", "trusted_image_certificates", "instance_name"}
 LEGACY_FIELDS = {
     "tenant_id", "user_id", "instance_id", "display_name", "reservation_id", "hostname",
     "instance_type", "instance_type_id", "instance_flavor_id", "memory_mb", "disk_gb",
@@ -73,37 +61,9 @@ LIFECYCLE = [
 ]
 
 
-def _venv_python() -> Path:
-    """.venv-oslo's python, (re)built when requirements.txt changed since the last build."""
-    python = VENV / "bin" / "python"
-    stamp = VENV / ".requirements"
-    wanted = REQUIREMENTS.read_text()
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return python
-    if not UV.exists():
-        raise RuntimeError(f"{UV} missing; run `make python-deps` first")
-    steps = [
-        [str(UV), "venv", "--quiet", "--clear", "--python", "3.11", str(VENV)],
-        [str(UV), "pip", "install", "--quiet", "--python", str(python), "-r", str(REQUIREMENTS)],
-    ]
-    stamp.unlink(missing_ok=True)
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=300, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(step[:3])} failed: {done.stderr.strip()[-2000:]}")
-    stamp.write_text(wanted)
-    return python
-
-
 @pytest.fixture(scope="module")
 def oslo_python() -> Path:
-    try:
-        return _venv_python()
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        reason = f"cannot build {VENV.name} with oslo.messaging ({exc})"
-        if in_ci():
-            pytest.fail(f"{reason}; CI=true requires it")
-        pytest.skip(reason)
+    return separate_venv_or_skip(VENV, REQUIREMENTS, "oslo.messaging") / "python"
 
 
 @dataclass

@@ -48,7 +48,8 @@ from sqlalchemy.orm import Session
 from kumo.config import SchedulerConfig
 from kumo.core import wakeup
 from kumo.core.compute import states
-from kumo.core.compute.servers import check_not_locked, get, record_action
+from kumo.core.compute.instance_actions import record_action
+from kumo.core.compute.servers import check_not_locked, get
 from kumo.core.policy import Context, enforce
 from kumo.db import models as m
 from kumo.db.engine import Database

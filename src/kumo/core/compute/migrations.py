@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from kumo.config import SchedulerConfig
 from kumo.core import policy
 from kumo.core.compute import moves, nics, placement, servers
+from kumo.core.compute.instance_actions import end_action
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.policy import Context
 from kumo.db import models as m
@@ -301,8 +302,6 @@ def end_badly(session: Session, migration: m.Migration, status: str, message: st
         instance.task_state = None
         instance.task_deadline = None
         instance.generation += 1
-        from kumo.core.compute.servers import end_action
-
         label = {"cancelled": "Cancelled", "failed": "Error", "error": "Error"}[status]
         end_action(session, instance.id, LIVE, f"{label}: {message}" if message else label)
 
@@ -372,8 +371,6 @@ def stuck(session: Session, instance: m.Instance) -> None:
     migration.status = "error"
     migration.message = "the destination did not continue the guest in time"
     instance.task_state = None
-    from kumo.core.compute.servers import end_action
-
     end_action(session, instance.id, LIVE, "Error: the destination did not report in time")
 
 
@@ -499,8 +496,6 @@ def record_event(session: Session, host_id: str, migration_uuid: str, body: Any)
                 # What the guest lived through: QEMU's stop-and-copy plus the switch.
                 waited = (utcnow() - migration.switched_at).total_seconds()
                 migration.downtime_ms += max(0, int(waited * 1000))
-            from kumo.core.compute.servers import end_action
-
             end_action(session, instance.id, LIVE, None)
         if instance.task_state == MIGRATING:
             instance.task_state = None

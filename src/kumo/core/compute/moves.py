@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from kumo.config import SchedulerConfig
 from kumo.core import hosts, policy
 from kumo.core.compute import nics, placement, servers
+from kumo.core.compute.instance_actions import end_action
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.policy import Context
 from kumo.db import models as m
@@ -180,8 +181,6 @@ def evacuation_rebuilt(
         migration.message = error[:4000]
     else:
         migration.status = "completed" if migration.source_done else "done"
-    from kumo.core.compute.servers import end_action
-
     end_action(session, instance.id, "evacuate", f"Error: {error}" if error else None)
 
 
@@ -330,8 +329,6 @@ def _end_cold_badly(
         instance.task_deadline = None
         instance.old_flavor = None
         instance.generation += 1
-    from kumo.core.compute.servers import end_action
-
     if instance is not None:
         end_action(session, instance.id, "migrate", f"Error: {message}")
 
@@ -397,8 +394,6 @@ def cold_event(session: Session, migration: m.Migration, role: str, body: dict[s
     elif event == "cleaned":
         if status == "confirming" and role == "source":
             migration.status = "confirmed"
-            from kumo.core.compute.servers import end_action
-
             if instance is not None:
                 end_action(session, instance.id, "confirmResize", None)
         elif status not in ("confirmed", "reverted", "failed", "error"):

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import moves, nics, servers, shelve, states
+from kumo.core.compute import instance_actions, moves, nics, servers, shelve, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.images import data
 from kumo.db import models as m
@@ -79,13 +79,13 @@ def work_item(
     its volumes and NICs, when the caller read them for many servers at once."""
     extra: dict[str, Any] = {}
     if i.task_state in states.UPLOAD_TASKS:
-        snapshot = servers.pending_snapshot(session, i)
+        snapshot = instance_actions.pending_snapshot(session, i)
         extra["snapshot_image_id"] = snapshot.id if snapshot is not None else None
     if i.task_state in states.SHELVE_TASKS:
         # Uploaded already (the agent stopped before destroying the guest): offload only.
         extra["shelved_image_ready"] = shelve.image_ready(session, i)
     if i.desired_state == "rescued":
-        extra["rescue_image_id"] = servers.rescue_image_id(session, i)
+        extra["rescue_image_id"] = instance_actions.rescue_image_id(session, i)
     if nic_views is None:
         nic_views = nics.work_nics(session, [i]).get(i.id, [])
     if nic_views:
@@ -99,7 +99,7 @@ def work_item(
     if (
         i.generation > i.observed_generation
         and i.task_state is None
-        and servers.pending_crash_dumps(session, i)
+        and instance_actions.pending_crash_dumps(session, i)
     ):
         extra["crash_dump"] = True
     return {
@@ -186,7 +186,9 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
 
 
 def _record(session: Session, host_id: str, instance: m.Instance, obs: Observation) -> None:
-    crash_dumps = servers.pending_crash_dumps(session, instance) if not instance.task_state else []
+    crash_dumps = (
+        instance_actions.pending_crash_dumps(session, instance) if not instance.task_state else []
+    )
     if crash_dumps:
         # The agent sent the NMI (or says why not); the server's state is not the request's.
         error = obs.task_error or obs.fault
@@ -215,13 +217,15 @@ def _record(session: Session, host_id: str, instance: m.Instance, obs: Observati
         return
     instance.observed_generation = obs.generation
     if instance.task_state in states.SNAPSHOT_TASKS:
-        snapshot = servers.pending_snapshot(session, instance)
+        snapshot = instance_actions.pending_snapshot(session, instance)
         error = obs.task_error or obs.fault
         if snapshot is not None:  # the agent is done, yet the image has no data
             error = error or "the host finished without uploading the snapshot"
-            servers.drop_snapshot(session, snapshot)
-        for action in servers.SNAPSHOT_ACTIONS:
-            servers.end_action(session, instance.id, action, f"Error: {error}" if error else None)
+            instance_actions.drop_snapshot(session, snapshot)
+        for action in instance_actions.SNAPSHOT_ACTIONS:
+            instance_actions.end_action(
+                session, instance.id, action, f"Error: {error}" if error else None
+            )
         if not obs.fault:
             instance.task_state = None
             instance.task_deadline = None
@@ -231,7 +235,7 @@ def _record(session: Session, host_id: str, instance: m.Instance, obs: Observati
         if instance.task_state == "rebuilding":
             moves.evacuation_rebuilt(session, instance, host_id, obs.fault)
         if instance.vm_state == "building":
-            servers.end_action(session, instance.id, "create", f"Error: {obs.fault}")
+            instance_actions.end_action(session, instance.id, "create", f"Error: {obs.fault}")
         instance.vm_state = "error"
         instance.task_state = None
         instance.task_deadline = None
@@ -246,7 +250,7 @@ def _record(session: Session, host_id: str, instance: m.Instance, obs: Observati
     if wanted is None or instance.power_state != wanted:
         return
     if instance.vm_state == "building":
-        servers.end_action(session, instance.id, "create", None)
+        instance_actions.end_action(session, instance.id, "create", None)
     if instance.vm_state == "building" or instance.task_state == "rebuilding":
         instance.launched_at = utcnow()
     if instance.task_state == "rebuilding":
@@ -303,7 +307,7 @@ def begin_snapshot_upload(session: Session, image_id: str) -> m.Image:
         or instance.deleted
         or instance.desired_state == "deleted"
         or instance.task_state not in states.UPLOAD_TASKS
-        or servers.pending_snapshot(session, instance) is not image
+        or instance_actions.pending_snapshot(session, instance) is not image
     ):
         raise NotFound(f"Image {image_id} is not a snapshot in progress.")
     if image.status != "queued":
@@ -327,7 +331,7 @@ def finish_snapshot_upload(session: Session, image_id: str, stored: data.StoredD
     image = session.get(m.Image, image_id)
     if image is not None and _snapshot_server_gone(session, image):
         raise data.Gone("The server was deleted during its snapshot; the data was discarded.")
-    return servers.rotate_backups(session, data.finish_upload(session, image_id, stored))
+    return instance_actions.rotate_backups(session, data.finish_upload(session, image_id, stored))
 
 
 def abort_snapshot_upload(session: Session, image_id: str) -> None:
@@ -337,7 +341,7 @@ def abort_snapshot_upload(session: Session, image_id: str) -> None:
     if image is None or image.status not in ("queued", "saving"):
         return
     if _snapshot_server_gone(session, image):
-        servers.drop_snapshot(session, image)
+        instance_actions.drop_snapshot(session, image)
     else:
         data.abort_upload(session, image_id)
 

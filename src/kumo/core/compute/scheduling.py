@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import nics, placement, servers, shelve
+from kumo.core.compute import instance_actions, nics, placement, shelve
 from kumo.core.compute.servers import TASK_DEADLINE
 from kumo.core.operations import CLAIMS, Env, Operation, Result
 from kumo.core.policy import Context
@@ -126,5 +126,5 @@ def _no_valid_host(session: Session, instance: m.Instance, selection: placement.
         "message": f"{placement.NO_VALID_HOST} There are not enough hosts available.",
         "details": detail,
     }
-    servers.end_action(session, instance.id, "create", f"Error: {placement.NO_VALID_HOST}")
+    instance_actions.end_action(session, instance.id, "create", f"Error: {placement.NO_VALID_HOST}")
     log.info("server %s: no valid host (%s)", instance.id, detail)

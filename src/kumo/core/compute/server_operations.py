@@ -16,7 +16,15 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from kumo.core import wakeup
-from kumo.core.compute import migrations, moves, nics, server_create, servers, shelve
+from kumo.core.compute import (
+    instance_actions,
+    migrations,
+    moves,
+    nics,
+    server_create,
+    servers,
+    shelve,
+)
 from kumo.core.compute.placement import free_on
 from kumo.core.operations import CLAIMS, Env, Operation, Result
 from kumo.core.policy import Context
@@ -244,7 +252,7 @@ def _create_backup(session: Session, ctx: Context, req: Backup, env: Env) -> Res
         session, ctx, req.server_id, req.name, req.metadata, req.backup_type
     )
     result = _done(instance, image_id=image.id, rotation=req.rotation)
-    result.message = f"{servers.ROTATION_PREFIX}{req.rotation}"  # rotate_backups reads it
+    result.message = f"{instance_actions.ROTATION_PREFIX}{req.rotation}"  # rotate_backups reads it
     return result
 
 
@@ -386,7 +394,7 @@ CREATE_IMAGE = _on("createImage", Snapshot, _create_image)
 CREATE_BACKUP = _on("createBackup", Backup, _create_backup)
 RESCUE = _on("rescue", Rescue, _rescue)
 UNRESCUE = _on("unrescue", ServerRequest, _unrescue)
-TRIGGER_CRASH_DUMP = _on(servers.CRASH_DUMP, ServerRequest, _crash_dump)
+TRIGGER_CRASH_DUMP = _on(instance_actions.CRASH_DUMP, ServerRequest, _crash_dump)
 LIVE_MIGRATE = _on(
     migrations.LIVE,
     LiveMigrate,

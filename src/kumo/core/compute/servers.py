@@ -8,7 +8,9 @@ each operation declares); these functions check what depends on other rows and w
 desired state with a new ``generation`` and a task; the runner records the action and
 wakes the agent (or the scheduler) after the commit. The agent does
 the work and reports back (kumo.core.compute.reports); the scheduler places new servers
-(kumo.controller.scheduler).
+(kumo.controller.scheduler). The instance actions themselves, and what a request leaves
+in them for later (a rescue's image, a backup's rotation, a pending snapshot or crash
+dump), are kept by kumo.core.compute.instance_actions.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.core.compute import (
     flavors,
+    instance_actions,
     nics,
     quotas,
     states,
@@ -176,40 +178,6 @@ def access_ip(value: Any, version: int) -> str:
     return str(address)
 
 
-def record_action(
-    session: Session, ctx: Context, instance_id: str, action: str, message: str | None = None
-) -> m.InstanceAction:
-    """The instance action under the id of the request that asked for it (what a client
-    got back as X-OpenStack-Request-ID and looks the action up by, as in Nova); work the
-    cloud does on its own (outside a request) gets an id of its own."""
-    row = m.InstanceAction(
-        instance_id=instance_id,
-        action=action,
-        request_id=ctx.request_id or "req-" + str(uuid.uuid4()),
-        user_id=ctx.user_id,
-        project_id=ctx.project_id or "",
-        message=message,
-    )
-    session.add(row)
-    return row
-
-
-def end_action(session: Session, instance_id: str, action: str, message: str | None) -> None:
-    # No autoflush: the caller's other changes (the task it just ended) are flushed with
-    # this end, so the action-events recorder sees the action's own message (its result).
-    with session.no_autoflush:
-        row = session.scalars(
-            select(m.InstanceAction)
-            .where(m.InstanceAction.instance_id == instance_id, m.InstanceAction.action == action)
-            .order_by(m.InstanceAction.id.desc())
-            .limit(1)
-        ).first()
-    if row is not None and row.finish_time is None:
-        row.finish_time = utcnow()
-        if message:
-            row.message = message[:4000]
-
-
 def get(
     session: Session,
     ctx: Context,
@@ -266,9 +234,9 @@ def delete(session: Session, ctx: Context, server_id: str, force: bool = False) 
     instance = get(session, ctx, server_id)
     _check_not_locked(ctx, instance)
     if instance.task_state in states.UPLOAD_TASKS:
-        snapshot = pending_snapshot(session, instance)
+        snapshot = instance_actions.pending_snapshot(session, instance)
         if snapshot is not None:  # never a half-taken snapshot left behind
-            drop_snapshot(session, snapshot)
+            instance_actions.drop_snapshot(session, snapshot)
     from kumo.core.compute import migrations  # imports this module
 
     migrations.on_server_delete(session, instance)
@@ -298,7 +266,7 @@ def finish_delete(session: Session, instance: m.Instance) -> None:
     instance.deleted_at = now
     instance.terminated_at = now
     instance.task_deadline = None
-    end_action(session, instance.id, "delete", None)
+    instance_actions.end_action(session, instance.id, "delete", None)
 
 
 def drop_shelved_image(session: Session, instance: m.Instance) -> str | None:
@@ -542,33 +510,6 @@ INHERITED_IMAGE_PROPERTIES = (
 )
 
 
-# The instance actions whose request an image task carries out.
-SNAPSHOT_ACTIONS = ("createImage", "createBackup")
-ROTATION_PREFIX = "rotation="
-
-
-def pending_snapshot(session: Session, instance: m.Instance) -> m.Image | None:
-    """The image a running createImage, createBackup or shelve fills: the server's own
-    image that has no data yet (queued or saving). The image row is the record of the
-    request, linked to its server by the ``instance_uuid`` property (as Nova links a
-    snapshot), which snapshot_image keeps; ``image_type`` is the user's to set."""
-    candidates = session.scalars(
-        select(m.Image)
-        .where(m.Image.owner == instance.project_id, m.Image.status.in_(("queued", "saving")))
-        .order_by(m.Image.created_at.desc())
-    )
-    for image in candidates:
-        if (image.properties or {}).get("instance_uuid") == instance.id:
-            return image
-    return None
-
-
-def drop_snapshot(session: Session, image: m.Image) -> None:
-    """A snapshot that will never get its data: deleted, as Nova deletes a failed one."""
-    image.status = "deleted"
-    image.deleted_at = image.updated_at = utcnow()
-
-
 def snapshot_image(
     session: Session,
     ctx: Context,
@@ -674,8 +615,8 @@ def create_backup(
 ) -> tuple[m.Instance, m.Image]:
     """A snapshot kept as a backup (``image_type=backup``, ``backup_type``). Its rotation
     (once the backup has its data, only the newest ``rotation`` backups of this server and
-    type remain: rotate_backups) waits in the createBackup instance action's message until
-    then, the record of the request, as the image row is."""
+    type remain: instance_actions.rotate_backups) waits in the createBackup instance
+    action's message until then, the record of the request, as the image row is."""
     return _snapshot(
         session,
         ctx,
@@ -688,50 +629,7 @@ def create_backup(
     )
 
 
-def rotate_backups(session: Session, image: m.Image) -> list[str]:
-    """After a backup got its data: delete this server's oldest backups of the same type
-    beyond the rotation its request asked for (0 deletes them all, the new one too, as
-    Nova does). The ids deleted, whose data the caller removes from the image store."""
-    props = image.properties or {}
-    server_id = str(props.get("instance_uuid") or "")
-    if not props.get("backup_type") or not server_id:  # the request's, unlike image_type
-        return []
-    action = session.scalars(
-        select(m.InstanceAction)
-        .where(
-            m.InstanceAction.instance_id == server_id,
-            m.InstanceAction.action == "createBackup",
-            m.InstanceAction.finish_time.is_(None),
-        )
-        .order_by(m.InstanceAction.id.desc())
-        .limit(1)
-    ).first()
-    message = action.message if action is not None else None
-    if message is None or not message.startswith(ROTATION_PREFIX):
-        return []
-    rotation = int(message[len(ROTATION_PREFIX) :])
-    action.message = None  # type: ignore[union-attr]  # the request's parameter is used up
-    backups = [
-        row
-        for row in session.scalars(
-            select(m.Image)
-            .where(m.Image.owner == image.owner, m.Image.status != "deleted")
-            .order_by(m.Image.created_at.desc(), m.Image.id.desc())
-        )
-        if (row.properties or {}).get("instance_uuid") == server_id
-        and (row.properties or {}).get("image_type") == "backup"
-        and (row.properties or {}).get("backup_type") == props.get("backup_type")
-    ]
-    rotated = backups[rotation:]
-    for row in rotated:
-        drop_snapshot(session, row)
-    session.flush()
-    return [row.id for row in rotated]
-
-
 # Rescue ---------------------------------------------------------------------------------
-
-RESCUE_IMAGE_PREFIX = "Rescue image "
 
 
 def rescue(
@@ -740,7 +638,7 @@ def rescue(
     """Boot the server from a rescue image (default: its own image) with its root disk
     attached as a second disk. Where the rescue image is recorded: the ``rescue`` instance
     action's message (the third value returned, for the lifecycle to record), which the
-    agent's work item reads back (rescue_image_id)."""
+    agent's work item reads back (instance_actions.rescue_image_id)."""
     instance = get(session, ctx, server_id)
     if instance.host_id is None:
         raise Conflict(f"Instance {server_id} is not ready")
@@ -748,20 +646,11 @@ def rescue(
     if image_id is None:
         raise BadRequest("Cannot rescue a server booted from a volume without rescue_image_ref.")
     _ask(instance, "rescued", "rescuing")
-    return instance, password or secrets.token_urlsafe(9), RESCUE_IMAGE_PREFIX + image_id
-
-
-def rescue_image_id(session: Session, instance: m.Instance) -> str | None:
-    """The rescue image of the server's latest rescue request."""
-    row = session.scalars(
-        select(m.InstanceAction)
-        .where(m.InstanceAction.instance_id == instance.id, m.InstanceAction.action == "rescue")
-        .order_by(m.InstanceAction.id.desc())
-        .limit(1)
-    ).first()
-    if row is not None and row.message and row.message.startswith(RESCUE_IMAGE_PREFIX):
-        return row.message[len(RESCUE_IMAGE_PREFIX) :]
-    return instance.image_id
+    return (
+        instance,
+        password or secrets.token_urlsafe(9),
+        instance_actions.RESCUE_IMAGE_PREFIX + image_id,
+    )
 
 
 def unrescue(session: Session, ctx: Context, server_id: str) -> m.Instance:
@@ -771,8 +660,6 @@ def unrescue(session: Session, ctx: Context, server_id: str) -> m.Instance:
 
 
 # Crash dump (2.17) ----------------------------------------------------------------------
-
-CRASH_DUMP = "trigger_crash_dump"
 
 
 def trigger_crash_dump(session: Session, ctx: Context, server_id: str) -> m.Instance:
@@ -788,16 +675,3 @@ def trigger_crash_dump(session: Session, ctx: Context, server_id: str) -> m.Inst
         raise BadRequest("Triggering crash dump is not supported")
     instance.generation += 1
     return instance
-
-
-def pending_crash_dumps(session: Session, instance: m.Instance) -> list[m.InstanceAction]:
-    """The server's crash dump requests its agent has not reported on yet."""
-    return list(
-        session.scalars(
-            select(m.InstanceAction).where(
-                m.InstanceAction.instance_id == instance.id,
-                m.InstanceAction.action == CRASH_DUMP,
-                m.InstanceAction.finish_time.is_(None),
-            )
-        )
-    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import nics, servers, states
+from kumo.core.compute import instance_actions, nics, servers, states
 from kumo.core.errors import Conflict
 from kumo.core.policy import Context
 from kumo.db import models as m
@@ -87,8 +87,8 @@ def offloaded(session: Session, instance: m.Instance) -> None:
     instance.power_state = states.NOSTATE
     instance.task_state = None
     instance.task_deadline = None
-    servers.end_action(session, instance.id, "shelve", None)
-    servers.end_action(session, instance.id, "shelveOffload", None)
+    instance_actions.end_action(session, instance.id, "shelve", None)
+    instance_actions.end_action(session, instance.id, "shelveOffload", None)
 
 
 def shelved(session: Session, instance: m.Instance) -> None:
@@ -107,9 +107,9 @@ def failed(session: Session, instance: m.Instance, error: str) -> None:
     """The shelve did not happen: the server keeps its host (stopped, if the agent had
     stopped it), the snapshot that will never be filled is dropped, the action says why
     (as for createImage)."""
-    snapshot = servers.pending_snapshot(session, instance)
+    snapshot = instance_actions.pending_snapshot(session, instance)
     if snapshot is not None:
-        servers.drop_snapshot(session, snapshot)
+        instance_actions.drop_snapshot(session, snapshot)
     instance.shelved_image_id = None
     if instance.power_state == states.SHUTDOWN and instance.vm_state != "stopped":
         # The agent stopped the guest for the snapshot: show it as it is (Nova's power
@@ -118,7 +118,7 @@ def failed(session: Session, instance: m.Instance, error: str) -> None:
     instance.observed_generation = instance.generation
     instance.task_state = None
     instance.task_deadline = None
-    servers.end_action(session, instance.id, "shelve", f"Error: {error}")
+    instance_actions.end_action(session, instance.id, "shelve", f"Error: {error}")
 
 
 def unshelved(session: Session, instance: m.Instance) -> str | None:
@@ -126,7 +126,7 @@ def unshelved(session: Session, instance: m.Instance) -> str | None:
     the image whose data the caller removes."""
     dropped = servers.drop_shelved_image(session, instance)
     instance.shelved_image_id = None
-    servers.end_action(session, instance.id, "unshelve", None)
+    instance_actions.end_action(session, instance.id, "unshelve", None)
     return dropped
 
 
@@ -144,5 +144,7 @@ def no_host(session: Session, instance: m.Instance, detail: str) -> bool:
         "message": "No valid host was found. There are not enough hosts available.",
         "details": detail,
     }
-    servers.end_action(session, instance.id, "unshelve", f"Error: No valid host ({detail})")
+    instance_actions.end_action(
+        session, instance.id, "unshelve", f"Error: No valid host ({detail})"
+    )
     return True

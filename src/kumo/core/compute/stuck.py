@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 from kumo.config import SchedulerConfig
 from kumo.core import operations
 from kumo.core.compute import migrations, moves, shelve
-from kumo.core.compute.servers import (
+from kumo.core.compute.instance_actions import (
     SNAPSHOT_ACTIONS,
     drop_snapshot,
     end_action,
-    finish_delete,
     pending_snapshot,
 )
+from kumo.core.compute.servers import finish_delete
 from kumo.core.compute.states import SHELVE_TASKS, SNAPSHOT_TASKS
 from kumo.core.operations import Env, Operation, Result
 from kumo.core.policy import SERVICE, Context

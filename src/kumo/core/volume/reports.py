@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
+from kumo.core.compute.instance_actions import end_action
 from kumo.core.errors import BadRequest, NotFound
 from kumo.core.volume import attachments, uploads, volumes
 from kumo.db import models as m
@@ -205,8 +206,6 @@ def record_attachment(session: Session, host_id: str, attachment_id: str, body: 
     volume = session.get(m.Volume, row.volume_id)
     if volume is None:
         raise NotFound(f"Attachment {attachment_id} has no volume.")
-    from kumo.core.compute.servers import end_action  # compute imports this package
-
     if outcome == "error":
         action = "attach_volume" if row.status == "attaching" else "detach_volume"
         attachments.failed(session, volume, row, fault or "the host could not do it")

@@ -55,6 +55,26 @@ def _json(value: Any) -> dict[str, Any]:
     return value or {}
 
 
+def _server_interval(
+    base: dict[str, Any], server: sa.RowMapping, flavor: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
+    """A server's interval row: its project, user and flavor's size, then ``fields`` (the
+    closed one of its past and the open one of its present differ only in those)."""
+    return {
+        **base,
+        "resource_type": "server",
+        "resource_id": server["id"],
+        "project_id": server["project_id"],
+        "user_id": server["user_id"],
+        "flavor_id": str(flavor.get("id", server["flavor_id"])),
+        "flavor_name": str(flavor.get("name", server["flavor_id"])),
+        "vcpus": int(flavor.get("vcpus", 0)),
+        "memory_mb": int(flavor.get("ram", 0)),
+        "disk_gb": int(flavor.get("disk", 0)) + int(flavor.get("ephemeral", 0)),
+        **fields,
+    }
+
+
 def _seed(conn: sa.Connection, table: sa.Table) -> None:
     now = utcnow()
     rows: list[dict[str, Any]] = []
@@ -74,40 +94,13 @@ def _seed(conn: sa.Connection, table: sa.Table) -> None:
         launched, ended = r["launched_at"], r["terminated_at"] if r["deleted"] else now
         if launched is not None and ended is not None and launched < min(ended, now):
             rows.append(
-                {
-                    **base,
-                    "resource_type": "server",
-                    "resource_id": r["id"],
-                    "project_id": r["project_id"],
-                    "user_id": r["user_id"],
-                    "flavor_id": str(flavor.get("id", r["flavor_id"])),
-                    "flavor_name": str(flavor.get("name", r["flavor_id"])),
-                    "vcpus": int(flavor.get("vcpus", 0)),
-                    "memory_mb": int(flavor.get("ram", 0)),
-                    "disk_gb": int(flavor.get("disk", 0)) + int(flavor.get("ephemeral", 0)),
-                    "started_at": launched,
-                    "ended_at": min(ended, now),
-                }
+                _server_interval(base, r, flavor, started_at=launched, ended_at=min(ended, now))
             )
         state = _state_class(r["vm_state"], r["host_id"], r["desired_state"])
         if state is None or r["deleted"]:
             continue
-        rows.append(
-            {
-                **base,
-                "resource_type": "server",
-                "resource_id": r["id"],
-                "project_id": r["project_id"],
-                "user_id": r["user_id"],
-                "flavor_id": str(flavor.get("id", r["flavor_id"])),
-                "flavor_name": str(flavor.get("name", r["flavor_id"])),
-                "vcpus": int(flavor.get("vcpus", 0)),
-                "memory_mb": int(flavor.get("ram", 0)),
-                "disk_gb": int(flavor.get("disk", 0)) + int(flavor.get("ephemeral", 0)),
-                "state": state,
-                "host_id": r["host_id"] if state != "shelved" else None,
-            }
-        )
+        host_id = r["host_id"] if state != "shelved" else None
+        rows.append(_server_interval(base, r, flavor, state=state, host_id=host_id))
     for r in conn.execute(
         sa.text(
             "SELECT id, project_id, user_id, size, volume_type_id FROM volumes "
