@@ -66,6 +66,10 @@ def main() -> None:
         listener = oslo_messaging.get_notification_listener(
             transport, targets, [Recorder(output)], executor="threading"
         )
+        # One dispatch thread: with oslo's default pool (64 threads) two messages of one
+        # queue may reach the endpoint in either order, and the tests check the order kumo
+        # published them in. (The server registered this option above.)
+        conf.set_override("executor_thread_pool_size", 1)
         listener.start()
         print("listening", flush=True)
         stop.wait()
