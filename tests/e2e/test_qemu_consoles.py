@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -54,7 +54,8 @@ class Stream:
         return data
 
 
-def _url(cloud: Cloud, kind: str, name: str) -> str:
+def console_url(cloud: Cloud, kind: str, name: str) -> str:
+    """The URL `openstack console url show --novnc|--serial` prints for the server."""
     shown = ok(openstack(cloud, "console", "url", "show", f"--{kind}", name, "-f", "json"))
     url = str(shown.json()["url"])
     assert shown.json()["type"] == ("novnc" if kind == "novnc" else "serial"), shown.json()
@@ -67,7 +68,7 @@ def _vnc_socket(cloud: Cloud, url: str) -> str:
     return cloud.url.replace("http://", "ws://") + f"/console/websocket/vnc?token={token}"
 
 
-def _refused(url: str) -> int:
+def refused(url: str) -> int:
     """The HTTP status the proxy refuses a websocket handshake with."""
     with pytest.raises(InvalidStatus) as refused:
         connect(url, subprotocols=["binary"], open_timeout=30).close()  # type: ignore[list-item]
@@ -97,7 +98,19 @@ def _rfb_session(url: str) -> tuple[int, int]:
         return width, height
 
 
-def _alive(text: str) -> int:
+def read_until(ws: ClientConnection, done: Callable[[str], bool], timeout: float = 60) -> str:
+    """The text of a serial websocket's frames, read until ``done`` says it is enough."""
+    seen, deadline = "", time.monotonic() + timeout
+    while not done(seen):
+        assert time.monotonic() < deadline, f"not on the serial socket in time: {seen[-500:]!r}"
+        frame = ws.recv(timeout=max(0.0, deadline - time.monotonic()))
+        assert isinstance(frame, bytes), f"a text frame from the proxy: {frame!r}"
+        seen += frame.decode(errors="replace")
+    return seen
+
+
+def alive_counter(text: str) -> int:
+    """The last "kumo-guest: alive N" the guest printed (-1: none yet)."""
     numbers = [int(n) for n in re.findall(r"kumo-guest: alive (\d+)", text)]
     return max(numbers) if numbers else -1
 
@@ -111,22 +124,22 @@ def test_vnc_and_serial_consoles_of_a_qemu_guest(
     wait_console(cloud, "vmc", "kumo-guest: hostname vmc")
 
     # noVNC: the page URL the API hands out, its websocket, the RFB handshake, an update.
-    page = _url(cloud, "novnc", "vmc")
+    page = console_url(cloud, "novnc", "vmc")
     assert page.startswith(f"{cloud.url}/console/vnc?token="), page
     vnc = _vnc_socket(cloud, page)
     width, height = _rfb_session(vnc)
     assert width > 0 and height > 0
-    assert _refused(vnc) == 403  # single use
+    assert refused(vnc) == 403  # single use
 
     # An expired token opens nothing. The admin's look-up (404 once it is dead, 401 while
     # it lives: Nova shows VNC tokens only from 2.31) does not use it up.
-    stale = _vnc_socket(cloud, _url(cloud, "novnc", "vmc"))
+    stale = _vnc_socket(cloud, console_url(cloud, "novnc", "vmc"))
     admin = Api(cloud.url, cloud.admin_password)
     try:
         lookup = f"/compute/v2.1/os-console-auth-tokens/{stale.rsplit('=', 1)[1]}"
         assert admin.client.get(lookup).status_code == 401
         wait_for(lambda: admin.client.get(lookup).status_code == 404, TTL + 30, "token expiry")
-        assert _refused(stale) == 403
+        assert refused(stale) == 403
 
         # Another project's user cannot get a console URL for the server: 404.
         ok(openstack(cloud, "project", "create", "other"))
@@ -150,7 +163,7 @@ def test_vnc_and_serial_consoles_of_a_qemu_guest(
 
     # Serial: Nova's ws:// URL; the guest's output arrives live while console.log keeps
     # being written.
-    serial = _url(cloud, "serial", "vmc")
+    serial = console_url(cloud, "serial", "vmc")
     parts = urlsplit(serial)
     assert (parts.scheme, parts.netloc, parts.path) == (
         "ws",
@@ -158,15 +171,10 @@ def test_vnc_and_serial_consoles_of_a_qemu_guest(
         "/console/websocket/serial",
     ), serial
     log = cloud.state_dir / "agent" / "instances" / server_id / "console.log"
-    seen = ""
     with connect(serial, open_timeout=30) as ws:
         ws.send("\r")  # a text frame, as a terminal sends a key
-        deadline = time.monotonic() + 60
-        while _alive(seen) < 0:
-            assert time.monotonic() < deadline, f"no guest output on the serial socket: {seen!r}"
-            frame = ws.recv(timeout=max(0.0, deadline - time.monotonic()))
-            assert isinstance(frame, bytes)
-            seen += frame.decode(errors="replace")
-        live = _alive(seen)
-        wait_for(lambda: _alive(log.read_text(errors="replace")) > live, 60, "console.log grows")
-    assert _refused(serial) == 403
+        live = alive_counter(read_until(ws, lambda text: alive_counter(text) >= 0))
+        wait_for(
+            lambda: alive_counter(log.read_text(errors="replace")) > live, 60, "console.log grows"
+        )
+    assert refused(serial) == 403
