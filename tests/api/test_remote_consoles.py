@@ -284,3 +284,30 @@ def test_legacy_serial_action_answers_in_the_console_key(compute: Compute, echo:
         compute.action(server_id, admin, {"os-getVNCConsole": {"type": "novnc"}}), 400
     )
     assert err["message"] == "Unavailable console type novnc."
+
+
+def test_racing_connections_with_one_token_get_one_console(compute: Compute, echo: int) -> None:
+    """Eight proxies consuming one token at the same moment (each in its own transaction,
+    as API copies would): exactly one gets the console."""
+    admin = compute.cloud.admin
+    server_id = _active(compute, admin)
+    _report_consoles(compute, server_id, echo)
+    token = _token(_console(compute, server_id, admin, SERIAL).json()["remote_console"]["url"])
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def proxy() -> None:
+        start.wait(timeout=30)
+        try:
+            with compute.db.session() as session:
+                target = consoles.consume(session, token, "serial")
+            outcomes.append(f"{target.address}:{target.port}")
+        except consoles.Refused:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=proxy) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == sorted([f"127.0.0.1:{echo}"] + ["refused"] * 7), outcomes
