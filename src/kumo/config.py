@@ -89,6 +89,9 @@ class AgentConfig(_Section):
     # Seconds between posts of a guest's console log when it changed (a reader of the
     # console gets a fresh copy at once: the API asks the agent for it).
     console_interval: float = Field(30.0, gt=0)
+    # Where guests' VNC servers and serial console sockets listen: the address the API's
+    # console proxy reaches this host on. Loopback keeps them off every network.
+    console_address: str = "127.0.0.1"
     # The network datapath: "linux" (bridges, VXLAN, dnsmasq, nftables), "fake", "none"
     # (guests get no NIC), or "auto": linux when running as root, else none.
     network_driver: str = "auto"
@@ -104,6 +107,14 @@ class AgentConfig(_Section):
     # All-in-one: a "provider" namespace standing for the outside world, joined to the
     # physical network "public" and holding this address (the external gateway); "" none.
     provider_gateway: str = "172.24.4.1/24"
+
+
+class ConsolesConfig(_Section):
+    """Remote consoles (noVNC and serial) reached through the API's websocket proxy."""
+
+    # Seconds a console token stays valid before its one use (Nova's [consoleauth]
+    # token_ttl).
+    token_ttl: int = Field(600, ge=1)
 
 
 class ImagesConfig(_Section):
@@ -264,6 +275,7 @@ class Config(_Section):
     agent: AgentConfig = AgentConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     compute: ComputeConfig = ComputeConfig()
+    consoles: ConsolesConfig = ConsolesConfig()
     images: ImagesConfig = ImagesConfig()
     network: NetworkConfig = NetworkConfig()
     volumes: VolumeConfig = VolumeConfig()

@@ -45,6 +45,40 @@ class HostLoad:
         return cls(float(uptime), (float(loads[0]), float(loads[1]), float(loads[2])), users)
 
 
+@dataclass(frozen=True)
+class ConsoleEndpoints:
+    """Where a running guest's remote consoles listen on its host: the address (the host's
+    console listen address, loopback unless configured) with the VNC server's port and the
+    serial console's TCP port. A port is None when the guest has no such console (a guest
+    started before kumo gave guests consoles). Sent with each observation of a guest; the
+    console proxy of the API connects there."""
+
+    address: str
+    vnc_port: int | None = None
+    serial_port: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "vnc_port": self.vnc_port, "serial_port": self.serial_port}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ConsoleEndpoints:
+        """Raises ValueError naming what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("consoles must be an object")
+        address = data.get("address")
+        if not isinstance(address, str) or not address or len(address) > 255:
+            raise ValueError("consoles.address must be a host address")
+        ports: list[int | None] = []
+        for key in ("vnc_port", "serial_port"):
+            port = data.get(key)
+            if port is not None and (
+                not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536
+            ):
+                raise ValueError(f"consoles.{key} must be a TCP port (1-65535) or null")
+            ports.append(port)
+        return cls(address, ports[0], ports[1])
+
+
 # What an agent may report of a port or a floating IP (Neutron's statuses for both).
 STATUSES = ("ACTIVE", "DOWN", "ERROR")
 

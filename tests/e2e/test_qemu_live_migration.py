@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from test_qemu_consoles import alive_counter, console_url, read_until, refused
 from test_qemu_server import (
     Guests,
     _require_qemu,
@@ -32,6 +33,7 @@ from test_qemu_server import (
     show,
     wait_console,
 )
+from websockets.sync.client import connect
 
 from kumoproc import KUMO, Cloud, alive, clean_env, kill_group, kumo, start_cloud, wait_for
 
@@ -149,6 +151,7 @@ def _move_and_check(
     source_pid = dirs[str(source_state)].pid(server_id)
     source_log = source_state / "agent" / "instances" / server_id / "console.log"
     seen = _counter(source_log.read_text(errors="replace"))
+    before_move = console_url(cloud, "serial", server_id)  # opens the source's console
     started = time.monotonic()
     row = _move(cloud, token, server_id, count)
     moved_in = time.monotonic() - started
@@ -182,6 +185,11 @@ def _move_and_check(
         60,
         "the console from the destination",
     )
+    # The destination reports its own console: the URL asked for now opens it; the token
+    # made for the source died with the move.
+    assert refused(before_move) == 403
+    with connect(console_url(cloud, "serial", server_id), open_timeout=30) as ws:
+        read_until(ws, lambda text: alive_counter(text) > seen + 1)
     print(
         f"move {count}: {row['source_compute']} -> {row['dest_compute']} in "
         f"{moved_in:.2f}s (request to completed); qemu total/downtime ms: "

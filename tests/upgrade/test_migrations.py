@@ -570,3 +570,67 @@ def test_0023_outbox_is_added_and_holds_large_envelopes(db_factory):
         pass
     else:
         raise AssertionError("two outbox rows with one message id")
+
+
+def test_0024_console_tables_are_added_next_to_servers(db_factory):
+    """0024 adds the console endpoints and tokens next to data already there (an expand
+    step: old code never reads them); a token is found by its hash and one hash is one
+    token."""
+    from kumo.db.console_tables import ConsoleAuthToken, ConsoleEndpoint
+
+    db = db_factory.create()
+    migrate.upgrade(db, "0023")
+    with db.engine.begin() as conn:
+        names = sa.inspect(conn).get_table_names()
+        assert "console_auth_tokens" not in names and "console_endpoints" not in names
+        conn.execute(
+            Base.metadata.tables["wakeup_notes"].insert(),
+            [{"payload": "origin host:x", "created_at": dt.datetime(2024, 5, 1)}],
+        )
+    migrate.upgrade(db)
+    assert migrate.status(db).current == "0024"
+    when = dt.datetime(2026, 12, 7, 8, 0)
+    with db.session() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(m.WakeupNote)) == 1
+        s.add(ConsoleEndpoint(instance_id="server-1", host_id="h", address="127.0.0.1"))
+        s.add(
+            ConsoleAuthToken(
+                token_hash="a" * 64,
+                instance_id="server-1",
+                console_type="novnc",
+                host_id="h",
+                address="127.0.0.1",
+                port=5900,
+                created_at=when,
+                expires_at=when + dt.timedelta(seconds=600),
+            )
+        )
+    with db.session() as s:
+        endpoint = s.get(ConsoleEndpoint, "server-1")
+        assert endpoint is not None
+        assert (endpoint.vnc_port, endpoint.serial_port) == (None, None)
+        token = s.get(ConsoleAuthToken, "a" * 64)
+        assert token is not None
+        assert (token.port, token.used_at, token.expires_at) == (
+            5900,
+            None,
+            when + dt.timedelta(seconds=600),
+        )
+    try:
+        with db.session() as s:
+            s.add(
+                ConsoleAuthToken(
+                    token_hash="a" * 64,
+                    instance_id="server-2",
+                    console_type="serial",
+                    host_id="h",
+                    address="127.0.0.1",
+                    port=1,
+                    created_at=when,
+                    expires_at=when,
+                )
+            )
+    except sa.exc.IntegrityError:
+        pass
+    else:
+        raise AssertionError("two console tokens with one hash")

@@ -30,11 +30,13 @@ from kumo.drivers.hypervisor.base import (
     PowerState,
 )
 from kumo.drivers.storage.volumes.base import VolumeBackend
+from kumo.protocol import ConsoleEndpoints
 
 log = logging.getLogger(__name__)
 
 SpecBuilder = Callable[[dict[str, Any]], GuestSpec]
 CONSOLE_TAIL = 64 * 1024
+_UNSEEN = object()  # "not looked at": no consoles key in the observation
 SNAPSHOT_TASKS = ("image_snapshot", "image_pending_upload", "image_uploading")
 SHELVE_TASKS = (
     "shelving",
@@ -99,6 +101,8 @@ class ComputeLoop:
         self._lock = threading.Lock()
         self._inflight: dict[str, dict[str, Any] | None] = {}
         self._reported: dict[str, tuple[int, str]] = {}
+        # uuid -> the console endpoints last reported (a restarted QEMU has new ports).
+        self._consoles_reported: dict[str, object] = {}
         self.console_interval = console_interval
         self._console_sent: dict[str, bytes] = {}  # uuid -> digest of the tail last posted
 
@@ -249,8 +253,12 @@ class ComputeLoop:
                 fault=str(exc) or exc.__class__.__name__,
             )
             return
-        if pending or self._reported.get(uuid) != (generation, state.power_state):
-            self.report(uuid, generation, state.power_state)
+        if (
+            pending
+            or self._reported.get(uuid) != (generation, state.power_state)
+            or self._consoles_reported.get(uuid, _UNSEEN) != state.consoles
+        ):
+            self.report(uuid, generation, state.power_state, consoles=state.consoles)
 
     def _waits_for_volumes(self, item: dict[str, Any], generation: int) -> bool:
         """A guest whose boot volume is still being made starts once it exists (the volume
@@ -456,6 +464,7 @@ class ComputeLoop:
 
     def _forget(self, uuid: str) -> None:
         self._reported.pop(uuid, None)
+        self._consoles_reported.pop(uuid, None)
         self._console_sent.pop(uuid, None)
 
     def _evacuation(self, item: dict[str, Any], migration: dict[str, Any]) -> bool:
@@ -655,14 +664,28 @@ class ComputeLoop:
         fault: str | None = None,
         gone: bool = False,
         task_error: str | None = None,
+        consoles: object = _UNSEEN,
     ) -> None:
-        body = {"power_state": str(power), "generation": generation, "fault": fault, "gone": gone}
+        """Post an observation. ``consoles``: where the guest's consoles listen now (None:
+        it has none); left out when this look did not ask the driver (the API keeps what
+        it knew)."""
+        body: dict[str, Any] = {
+            "power_state": str(power),
+            "generation": generation,
+            "fault": fault,
+            "gone": gone,
+        }
         if task_error:
             body["task_error"] = task_error
+        if isinstance(consoles, ConsoleEndpoints) or consoles is None:
+            body["consoles"] = consoles.to_dict() if consoles is not None else None
         response = self.client.post(f"{self.base}/instances/{uuid}/observation", json=body)
         if response.status_code == 404:
             return  # deleted meanwhile
         response.raise_for_status()
         self._reported[uuid] = (generation, str(power))
+        if "consoles" in body:
+            self._consoles_reported[uuid] = consoles
         if gone:
             self._reported.pop(uuid, None)
+            self._consoles_reported.pop(uuid, None)

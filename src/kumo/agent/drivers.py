@@ -64,7 +64,9 @@ def make_driver(
                 "to run simulated guests"
             )
         log.warning("%s: %s", choice.reason, FAKE_WARNING)
-    driver = registry.create(choice.name, (state_dir or config.state_dir) / "agent")
+    # Only QEMU guests have consoles to place (the fake driver reports none).
+    options = {"console_address": config.agent.console_address} if choice.name == "qemu" else {}
+    driver = registry.create(choice.name, (state_dir or config.state_dir) / "agent", **options)
     log.info("hypervisor driver: %s (%s)", choice.name, choice.reason)
     return driver
 

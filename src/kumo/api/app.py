@@ -12,6 +12,7 @@ from kumo.api import (
     agent,
     agent_network,
     agent_volume,
+    console_proxy,
     errors,
     metrics,
     request_id,
@@ -27,6 +28,7 @@ from kumo.api.compute import (
     migrations,
     os_hosts,
     quota_sets,
+    remote_consoles,
     server_diagnostics,
     server_groups,
     server_metadata,
@@ -134,6 +136,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
         server_diagnostics,
         interfaces,
         volume_attachments,
+        remote_consoles,
     ):
         app.include_router(compute_module.router)
     app.include_router(image_versions.router)
@@ -182,6 +185,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
         app.include_router(module.router, prefix=IDENTITY_V3)
     app.include_router(admin.router)
     app.include_router(admin_usage.router)
+    app.include_router(console_proxy.router)
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> HTMLResponse:

@@ -89,6 +89,15 @@ def _image_admin_or_owner_member(ctx: Context, t: dict[str, Any]) -> bool:
     )
 
 
+def _admin_or_project_member(ctx: Context, t: dict[str, Any]) -> bool:
+    # Nova's PROJECT_MEMBER_OR_ADMIN: a reader may look at a server but not drive it.
+    return ctx.is_admin or (
+        bool(ctx.roles & {"admin", "member"})
+        and ctx.project_id is not None
+        and ctx.project_id == t.get("project_id")
+    )
+
+
 RULES: dict[str, Rule] = {
     "identity:get_domain": _admin_or_in_domain,
     "identity:list_domains": _admin,
@@ -185,7 +194,11 @@ RULES: dict[str, Rule] = {
     # os_compute_api:servers:create:forced_host: "az:host" picks the host itself.
     "compute:servers:create:forced_host": _admin,
     "compute:hosts": _admin,  # os_compute_api:os-hosts:* (list, show, update, power)
-    "compute:server_diagnostics": _admin,  # os_compute_api:os-server-diagnostics
+    "compute:server_diagnostics": _admin,
+    # os_compute_api:os-remote-consoles (member of the server's project) and
+    # os_compute_api:os-console-auth-tokens (admin: it shows where a console listens).
+    "compute:remote_consoles": _admin_or_project_member,
+    "compute:console_auth_tokens": _admin,  # os_compute_api:os-server-diagnostics
     "compute:limits:other_project": _admin,
     "compute:quota_sets:show": _admin_or_project_reader,
     "compute:quota_sets:update": _admin,

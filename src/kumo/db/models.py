@@ -1063,5 +1063,6 @@ class VolumeTransfer(Base):
 # Tables of their own subject live in their own modules; importing them here puts them in
 # Base.metadata for everything that reads it (alembic's env, create_all, the tests' wipe).
 from kumo.db import action_events as _action_events  # noqa: E402, F401
+from kumo.db import console_tables as _console_tables  # noqa: E402, F401
 from kumo.db import outbox_tables as _outbox_tables  # noqa: E402, F401
 from kumo.db import usage_tables as _usage_tables  # noqa: E402, F401

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
 from kumo.api.compute import action_event_views as event_views
-from kumo.api.compute import server_actions, server_bodies
+from kumo.api.compute import remote_consoles, server_actions, server_bodies
 from kumo.api.compute import server_views as views
 from kumo.api.compute.common import body_member, bool_param, int_param, links
 from kumo.api.compute.microversion import api_version
@@ -290,6 +290,8 @@ def server_action(
     ctx = who.ctx
     if action == "os-getConsoleOutput":
         return _console_output(state, ctx, server_id, args)
+    if remote_consoles.is_legacy_action(action, version):
+        return remote_consoles.legacy_action(state, who, server_id, action, args)
     found = server_actions.lookup(action, version)
     if found is None:
         with state.db.session() as session:

@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import instance_actions, moves, nics, servers, shelve, states
+from kumo.core.compute import consoles, instance_actions, moves, nics, servers, shelve, states
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.images import data
 from kumo.db import models as m
 from kumo.db.types import utcnow
+from kumo.protocol import ConsoleEndpoints
 
 
 def work_for_host(
@@ -135,6 +136,11 @@ class Observation:
     # A request that failed without harming the guest (a snapshot): the server keeps its
     # state, the task ends, the instance action says why.
     task_error: str | None = None
+    # Where the guest's consoles listen (kumo.protocol.ConsoleEndpoints; None: none). Only
+    # when ``consoles_seen``: an observation that did not look (or an older agent's)
+    # leaves what was known.
+    consoles: ConsoleEndpoints | None = None
+    consoles_seen: bool = False
 
     @classmethod
     def parse(cls, body: Any) -> Observation:
@@ -149,12 +155,20 @@ class Observation:
             )
         fault = body.get("fault")
         task_error = body.get("task_error")
+        endpoints = None
+        if body.get("consoles") is not None:
+            try:
+                endpoints = ConsoleEndpoints.from_dict(body["consoles"])
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from None
         return cls(
             power,
             generation,
             str(fault)[:4000] if fault else None,
             bool(body.get("gone")),
             str(task_error)[:4000] if task_error else None,
+            endpoints,
+            "consoles" in body,
         )
 
 
@@ -164,6 +178,10 @@ def record(session: Session, host_id: str, instance_id: str, obs: Observation) -
     instance = session.get(m.Instance, instance_id)
     if instance is None or instance.deleted or instance.host_id != host_id:
         raise NotFound(f"Instance {instance_id} is not on host {host_id}.")
+    if obs.gone:
+        consoles.forget(session, instance_id)
+    elif obs.consoles_seen:
+        consoles.observe(session, host_id, instance_id, obs.consoles)
     instance.power_state = states.POWER_BY_NAME[obs.power_state]
     if obs.generation != instance.generation:
         return []  # about an older request: keep waiting for the current one

@@ -258,6 +258,9 @@ def finish_delete(session: Session, instance: m.Instance) -> None:
 
     for volume in attachments.on_server_deleted(session, instance):
         volumes.delete_with_server(volume)
+    from kumo.core.compute import consoles  # imports this module
+
+    consoles.forget(session, instance.id)  # its console endpoints and tokens go with it
     now = utcnow()
     instance.vm_state = "deleted"
     instance.task_state = None

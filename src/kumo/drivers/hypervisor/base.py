@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from kumo.protocol import ConsoleEndpoints
+
 
 class HypervisorError(RuntimeError):
     """A driver could not do what was asked; the message says why, for the instance fault."""
@@ -127,6 +129,8 @@ class GuestState:
     name: str = ""
     detail: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # Where its remote consoles listen while it runs (None: it has none, or not running).
+    consoles: ConsoleEndpoints | None = None
 
 
 RebootKind = Literal["soft", "hard"]

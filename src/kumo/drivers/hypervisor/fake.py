@@ -4,6 +4,9 @@ For scale tests (thousands of guests on one machine) and hosts with no QEMU. Gue
 to a simulated host keyed by the state directory, not to the driver object, so a new
 driver on the same directory (an agent restart) adopts them just as the QEMU driver does.
 Its console replays what the kumo-tiny guest would print, reading the real config drive.
+Its guests have no remote console (``GuestState.consoles`` is None, so the API answers
+"Unavailable console type"): a port it made up would point the API's console proxy at
+whatever else listens on this machine.
 """
 
 from __future__ import annotations

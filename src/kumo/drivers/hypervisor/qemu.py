@@ -322,6 +322,7 @@ class QemuDriver(QemuMigration):
                 with contextlib.suppress(FileNotFoundError):
                     socket.unlink()
             shutil.rmtree(directory, ignore_errors=True)
+            self._consoles.pop(uuid, None)
         with self._locks_guard:
             self._locks.pop(uuid, None)
 

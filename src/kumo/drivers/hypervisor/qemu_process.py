@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -28,6 +29,7 @@ from kumo.drivers.hypervisor.base import (
     instance_dir,
     virtio_serial,
 )
+from kumo.protocol import ConsoleEndpoints
 
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its terminating NUL
 
@@ -143,6 +145,41 @@ def _open_taps(spec: GuestSpec) -> dict[int, int]:
     return fds
 
 
+def console_args(address: str, log: Path) -> list[str]:
+    """The serial console and the VNC server of a guest. The serial port is a listening
+    TCP socket that one client at a time may attach to live, while QEMU keeps copying all
+    the guest writes to ``log`` (console.log, appended across power cycles, as the
+    console-log reader expects). Both listen on ``address`` on ports QEMU finds free
+    (port 0 for the socket; the first free VNC display from :0 on), read back over QMP
+    (``consoles``)."""
+    host = f"[{address}]" if ":" in address else address
+    return [
+        "-chardev",
+        f"socket,id=serial0,host={_opt(address)},port=0,server=on,wait=off,"
+        f"logfile={_opt(str(log))},logappend=on",
+        "-serial",
+        "chardev:serial0",
+        "-vnc",
+        f"{host}:0,to={VNC_DISPLAYS}",
+    ]
+
+
+def serial_port_of(chardevs: list[dict[str, Any]]) -> int | None:
+    """The TCP port of the serial console in QMP's ``query-chardev`` answer (its filename
+    is e.g. ``disconnected:tcp:127.0.0.1:38347,server=on``); None when the serial console
+    is not a TCP socket (a guest started with a log file only)."""
+    for chardev in chardevs:
+        if chardev.get("label") != "serial0":
+            continue
+        match = _TCP_CHARDEV.search(str(chardev.get("filename", "")))
+        return int(match.group(1)) if match else None
+    return None
+
+
+VNC_DISPLAYS = 4000  # displays :0 to :4000 (ports 5900-9900) are tried in turn
+_TCP_CHARDEV = re.compile(r"tcp:.*:(\d+),server")
+
+
 class QemuProcesses:
     """The processes of the guests of one state directory, and the ways to reach them."""
 
@@ -153,11 +190,17 @@ class QemuProcesses:
         accelerator: str | None = None,
         start_timeout: float = 30.0,
         migration_address: str = "127.0.0.1",
+        console_address: str = "127.0.0.1",
     ) -> None:
         self.state_dir = Path(state_dir)
         # Where a destination listens for a guest's state and disks (the host's address on
         # the migration network; loopback when all hosts are one machine).
         self.migration_address = migration_address
+        # Where each guest's VNC server and serial console socket listen (the address the
+        # API's console proxy reaches this host on; loopback when all is one machine).
+        self.console_address = console_address
+        # uuid -> (pid, endpoints) read from that QEMU: they never change while it runs.
+        self._consoles: dict[str, tuple[int, ConsoleEndpoints | None]] = {}
         self.binary = binary
         self._accelerator = accelerator
         self.start_timeout = start_timeout
@@ -250,10 +293,7 @@ class QemuProcesses:
             str(directory / "qemu.pid"),
             "-qmp",
             f"unix:{_opt(str(qmp_socket(directory)))},server=on,wait=off",
-            "-chardev",
-            f"file,id=serial0,path={_opt(str(directory / 'console.log'))},append=on",
-            "-serial",
-            "chardev:serial0",
+            *console_args(self.console_address, directory / "console.log"),
         ]
         if spec.kernel:
             argv += ["-kernel", spec.kernel]
@@ -390,7 +430,28 @@ class QemuProcesses:
                     uuid, PowerState.RUNNING, pid, spec.name, f"QMP unavailable: {exc}"
                 )
             power = _RUNSTATE.get(status, PowerState.PAUSED)
-            return GuestState(uuid, power, pid, spec.name, status)
+            return GuestState(
+                uuid, power, pid, spec.name, status, consoles=self._console_endpoints(uuid, pid)
+            )
+
+    def _console_endpoints(self, uuid: str, pid: int) -> ConsoleEndpoints | None:
+        """Where this QEMU's consoles listen, asked once per process over QMP. A guest
+        started before guests had consoles (adopted, untouched) has neither: None."""
+        known = self._consoles.get(uuid)
+        if known is not None and known[0] == pid:
+            return known[1]
+        try:
+            vnc = self._qmp(uuid, "query-vnc", timeout=3.0)
+            chardevs = self._qmp(uuid, "query-chardev", timeout=3.0)
+        except Exception:  # busy or wedged: ask again at the next look
+            return None
+        vnc_port = int(vnc["service"]) if vnc.get("enabled") and vnc.get("service") else None
+        serial_port = serial_port_of(chardevs)
+        found = None
+        if vnc_port is not None or serial_port is not None:
+            found = ConsoleEndpoints(self.console_address, vnc_port, serial_port)
+        self._consoles[uuid] = (pid, found)
+        return found
 
     def list_guests(self) -> list[GuestState]:
         root = self.state_dir / "instances"
