@@ -311,3 +311,21 @@ def test_racing_connections_with_one_token_get_one_console(compute: Compute, ech
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(outcomes) == sorted([f"127.0.0.1:{echo}"] + ["refused"] * 7), outcomes
+
+
+def test_a_page_of_another_site_cannot_open_a_console(compute: Compute, echo: int) -> None:
+    """Cross-site websocket hijacking: the Origin must be this cloud's; the token refused for
+    that reason is not used up, so the cloud's own page can still open the console."""
+    admin = compute.cloud.admin
+    server_id = _active(compute, admin)
+    _report_consoles(compute, server_id, echo)
+    token = _token(_console(compute, server_id, admin, SERIAL).json()["remote_console"]["url"])
+    path = f"/console/websocket/serial?token={token}"
+    for origin in ("http://evil.example", "null", "http://kumo.test.evil.example"):
+        with (
+            pytest.raises(REFUSED),
+            compute.client.websocket_connect(path, headers={"Origin": origin}),
+        ):
+            pass
+    with compute.client.websocket_connect(path, headers={"Origin": "http://kumo.test"}) as ws:
+        assert ws.receive_bytes() == b"login: "

@@ -7,6 +7,12 @@ its host, as Nova's novncproxy and serialproxy do, on the API's own listen addre
 expired or dead one gets the handshake refused (HTTP 403), so no byte of the guest reaches
 a client without one. Frames are binary both ways (the ``binary`` subprotocol when the
 client offers it, as noVNC does); text frames from a client are sent on as UTF-8.
+
+A browser sends an ``Origin`` with every websocket handshake and lets any page open one, so
+a page on another site could otherwise drive a console with a token it obtained; as Nova's
+proxy does, a handshake whose ``Origin`` is neither this request's own host nor the cloud's
+public URL is refused before the token is looked at (clients that send no ``Origin``, such
+as the CLI's or a script's websocket library, are not browsers and are let through).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 from starlette.concurrency import run_in_threadpool
@@ -44,8 +51,25 @@ def _consume(state: AppState, token: str, console_type: str) -> consoles.Target:
         return consoles.consume(session, token, console_type)
 
 
+def same_origin(origin: str | None, host: str | None, public_url: str) -> bool:
+    """Whether a handshake's ``Origin`` names this cloud: the host (and port) the browser
+    reached (its ``Host`` header) or the public URL's; no ``Origin``, no browser."""
+    if origin is None:
+        return True
+    netloc = urlsplit(origin).netloc.lower()
+    allowed = {urlsplit(public_url).netloc.lower()}
+    if host:
+        allowed.add(host.lower())
+    return bool(netloc) and netloc in allowed
+
+
 async def _proxy(websocket: WebSocket, console_type: str) -> None:
     state: AppState = websocket.app.state.kumo
+    origin = websocket.headers.get("origin")
+    if not same_origin(origin, websocket.headers.get("host"), state.config.public_url):
+        log.info("console %s refused: websocket from another origin %s", console_type, origin)
+        await websocket.close(code=POLICY_VIOLATION, reason="origin not allowed")
+        return
     token = websocket.query_params.get("token", "")
     try:
         target = await run_in_threadpool(_consume, state, token, console_type)
