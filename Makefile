@@ -15,7 +15,7 @@ SYSTEM_PACKAGES := python3 python3-venv qemu-system-x86 qemu-utils dnsmasq-base 
 	mariadb-client chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test lint compat bench system-deps python-deps clean
+.PHONY: up test lint compat bench system-deps python-deps clean web-assets
 
 # System packages: installed only when one is missing (dpkg knows).
 system-deps:
@@ -60,6 +60,11 @@ compat: system-deps python-deps
 bench: python-deps
 	$(VENV)/bin/python bench/tokens.py
 	$(VENV)/bin/python bench/servers.py $(BENCH_ARGS)
+
+# The dashboard's front-end libraries, vendored from npm (web/package-lock.json) into
+# src/kumo/web/static/vendor: only after changing web/package.json; the result is committed.
+web-assets:
+	web/vendor.sh
 
 clean:
 	rm -rf .venv .venv-tempest .venv-ansible .venv-oslo .tools .pytest_cache .mypy_cache .ruff_cache

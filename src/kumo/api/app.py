@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
 
 import kumo
 from kumo.api import (
@@ -86,6 +85,7 @@ from kumo.api.volume import volumes as volume_volumes
 from kumo.config import Config
 from kumo.core.network import changes as network_changes
 from kumo.db.engine import Database
+from kumo.web import site as web_site
 
 IDENTITY_V3 = "/identity/v3"
 
@@ -187,13 +187,5 @@ def create_app(config: Config, db: Database) -> FastAPI:
     app.include_router(admin_usage.router)
     app.include_router(console_proxy.router)
 
-    @app.get("/", include_in_schema=False)
-    def dashboard() -> HTMLResponse:
-        return HTMLResponse(
-            f"<!doctype html><title>kumo</title><h1>kumo {kumo.__version__}"
-            "</h1><p>The dashboard arrives in a later release; the "
-            "OpenStack APIs are served under this address: see "
-            f"<code>{config.public_url}/identity</code>.</p>"
-        )
-
+    web_site.install(app, config)  # the dashboard, a client of the APIs above
     return app

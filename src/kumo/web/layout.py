@@ -1,0 +1,74 @@
+"""The frame around every page: navigation, project switcher and user menu.
+
+The navigation lists every area the dashboard is meant to have; an area whose page is not
+served yet is shown as such instead of as a dead link, so adding a page is adding its route.
+The Admin section is offered to admins only (the APIs' policies still decide what works).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from kumo.web import csrf
+from kumo.web.session import Session
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    path: str
+
+
+PROJECT_NAV = (
+    NavItem("Instances", "/project/instances"),
+    NavItem("Images", "/project/images"),
+    NavItem("Volumes", "/project/volumes"),
+    NavItem("Networks", "/project/networks"),
+    NavItem("Security groups", "/project/security-groups"),
+    NavItem("Key pairs", "/project/key-pairs"),
+    NavItem("Usage", "/project/usage"),
+)
+ADMIN_NAV = (
+    NavItem("Hosts", "/admin/hosts"),
+    NavItem("Projects", "/admin/projects"),
+    NavItem("Users", "/admin/users"),
+    NavItem("Flavors", "/admin/flavors"),
+    NavItem("Quotas", "/admin/quotas"),
+)
+
+
+def _served(request: Request) -> set[str]:
+    return {
+        r.path
+        for r in request.app.router.routes
+        if isinstance(r, Route) and r.methods and "GET" in r.methods
+    }
+
+
+def _entries(items: tuple[NavItem, ...], served: set[str], here: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "label": i.label,
+            "path": i.path,
+            "served": i.path in served,
+            "current": here == i.path or here.startswith(i.path + "/"),
+        }
+        for i in items
+    ]
+
+
+def frame(request: Request, session: Session, projects: list[dict[str, Any]]) -> dict[str, Any]:
+    """What base.html needs to draw the frame for ``session``."""
+    served = _served(request)
+    here = request.url.path
+    return {
+        "session": session,
+        "csrf_token": csrf.token_for(session.token),
+        "projects": sorted(projects, key=lambda p: str(p.get("name", ""))),
+        "nav": _entries(PROJECT_NAV, served, here),
+        "admin_nav": _entries(ADMIN_NAV, served, here) if session.is_admin else [],
+    }

@@ -1,0 +1,36 @@
+"""Puts the dashboard on the API application: its pages, its static files and ``/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kumo.config import Config
+from kumo.web.pages import auth, instances
+from kumo.web.routing import DashboardRoute, DashboardStatic, redirect
+from kumo.web.session import COOKIE, SIGN_IN
+from kumo.web.settings import WebSettings
+
+STATIC = Path(__file__).parent / "static"
+HOME = instances.LIST
+
+router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    """The instances when signed in, sign-in otherwise (the instances page would send
+    there too, but one redirect is faster than two)."""
+    return redirect(request, HOME if request.cookies.get(COOKIE) else SIGN_IN)
+
+
+def install(app: FastAPI, config: Config) -> None:
+    """Serve the dashboard on ``app``: after the APIs, whose paths it does not share."""
+    app.state.kumo_web = WebSettings.from_config(config)
+    app.include_router(router)
+    for module in (auth, instances):
+        app.include_router(module.router)
+    app.mount("/static", DashboardStatic(directory=STATIC), name="static")
