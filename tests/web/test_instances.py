@@ -142,3 +142,10 @@ def test_another_projects_server_is_novas_404(visitor: Visitor, cloud: Any, imag
     assert nova in page.text
     assert "admins-secret-vm" not in page.text
     assert "admins-secret-vm" not in visitor.http.get("/project/instances").text
+
+
+def test_a_server_id_cannot_reach_another_api_path(admin_visitor: Visitor) -> None:
+    for path in ("x%3Fall_tenants%3D1", "..", "%2E%2E%2Fdetail"):
+        page = admin_visitor.http.get(f"/project/instances/{path}")
+        assert page.status_code == 404, (path, page.text)
+        assert "could not be found" in page.text
