@@ -168,6 +168,9 @@ def test_spec_for_a_kernel_image_with_overlay_and_config_drive(cloud: Any, tmp_p
     assert info.virtual_size == 1 << 30  # the flavor's 1 GiB
     assert spec.kernel == str(cache.path(kernel)) and spec.ramdisk == str(cache.path(ramdisk))
     assert spec.cmdline == "console=ttyS0 quiet"
+    assert spec.display == "vga"  # what the VNC console shows
+    headless = _add_image(cloud, base.read_bytes(), "qcow2", {"hw_video_model": "none"})
+    assert build(_item(headless)).display == "none"
     assert spec.config_drive == str(directory / "disk.config")
     files = read_config_drive(Path(spec.config_drive))
     assert b'"hostname": "vm-one"' in files["openstack/latest/meta_data.json"]

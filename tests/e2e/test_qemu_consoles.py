@@ -75,27 +75,55 @@ def refused(url: str) -> int:
     return int(refused.value.response.status_code)
 
 
-def _rfb_session(url: str) -> tuple[int, int]:
-    """RFB 3.8 with security None through the proxy up to one framebuffer update; returns
-    the framebuffer's size."""
-    with connect(url, subprotocols=["binary"], open_timeout=30) as ws:  # type: ignore[list-item]
-        assert ws.subprotocol == "binary"
-        rfb = Stream(ws)
-        assert rfb.read(12) == b"RFB 003.008\n"
+class Screen:
+    """An RFB 3.8 client (security None) through the proxy that keeps a copy of the guest's
+    screen: 8 bits a pixel (true colour, BGR233), raw encoding only, so the bytes are the
+    pixels as the guest drew them."""
+
+    PIXEL_FORMAT = struct.pack(">BBBBHHHBBB3x", 8, 8, 0, 1, 7, 7, 3, 0, 3, 6)
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws, self.rfb = ws, Stream(ws)
+        assert self.rfb.read(12) == b"RFB 003.008\n"
         ws.send(b"RFB 003.008\n")
-        count = rfb.read(1)[0]
-        assert 1 in rfb.read(count), "the guest's VNC server offers security type None"
+        count = self.rfb.read(1)[0]
+        assert 1 in self.rfb.read(count), "the guest's VNC server offers security type None"
         ws.send(b"\x01")
-        assert rfb.read(4) == b"\x00\x00\x00\x00"  # SecurityResult: OK
+        assert self.rfb.read(4) == b"\x00\x00\x00\x00"  # SecurityResult: OK
         ws.send(b"\x01")  # ClientInit: shared
-        width, height = struct.unpack(">HH", rfb.read(4))
-        rfb.read(16)  # pixel format
-        (name_length,) = struct.unpack(">I", rfb.read(4))
-        rfb.read(name_length)
-        ws.send(struct.pack(">BBHHHH", 3, 0, 0, 0, width, height))  # full update, please
-        message_type, _pad, rectangles = struct.unpack(">BBH", rfb.read(4))
-        assert message_type == 0 and rectangles >= 1  # FramebufferUpdate
-        return width, height
+        self.width, self.height = struct.unpack(">HH", self.rfb.read(4))
+        self.rfb.read(16)  # the server's pixel format: ours replaces it
+        (name_length,) = struct.unpack(">I", self.rfb.read(4))
+        self.rfb.read(name_length)
+        ws.send(b"\x00\x00\x00\x00" + self.PIXEL_FORMAT)  # SetPixelFormat
+        ws.send(struct.pack(">BxHi", 2, 1, 0))  # SetEncodings: raw only
+        self.pixels = bytearray(self.width * self.height)
+
+    def update(self, incremental: bool, timeout: float = 60.0) -> int:
+        """Ask for the screen (whole, or only what changes: then QEMU answers once the
+        guest drew something) and apply the answer; returns how many pixels it carried."""
+        self.ws.send(struct.pack(">BBHHHH", 3, int(incremental), 0, 0, self.width, self.height))
+        while True:
+            message_type = self.rfb.read(1, timeout)[0]
+            if message_type == 0:  # FramebufferUpdate
+                break
+            if message_type == 2:  # Bell
+                continue
+            assert message_type == 3, f"an RFB message of type {message_type}"
+            self.rfb.read(3)
+            (length,) = struct.unpack(">I", self.rfb.read(4))
+            self.rfb.read(length)  # ServerCutText
+        (rectangles,) = struct.unpack(">xH", self.rfb.read(3, timeout))
+        carried = 0
+        for _ in range(rectangles):
+            x, y, w, h, encoding = struct.unpack(">HHHHi", self.rfb.read(12, timeout))
+            assert encoding == 0, f"an encoding not asked for: {encoding}"
+            data = self.rfb.read(w * h, timeout)
+            for row in range(h):
+                at = (y + row) * self.width + x
+                self.pixels[at : at + w] = data[row * w : (row + 1) * w]
+            carried += w * h
+        return carried
 
 
 def read_until(ws: ClientConnection, done: Callable[[str], bool], timeout: float = 60) -> str:
@@ -123,12 +151,21 @@ def test_vnc_and_serial_consoles_of_a_qemu_guest(
     guests.pid(server_id)
     wait_console(cloud, "vmc", "kumo-guest: hostname vmc")
 
-    # noVNC: the page URL the API hands out, its websocket, the RFB handshake, an update.
+    # noVNC: the page URL the API hands out, its websocket, the RFB handshake; the screen
+    # is the guest's (its display device): text on it, and it changes as the guest goes on.
     page = console_url(cloud, "novnc", "vmc")
     assert page.startswith(f"{cloud.url}/console/vnc?token="), page
     vnc = _vnc_socket(cloud, page)
-    width, height = _rfb_session(vnc)
-    assert width > 0 and height > 0
+    with connect(vnc, subprotocols=["binary"], open_timeout=30) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "binary"
+        screen = Screen(ws)
+        assert screen.update(incremental=False) == screen.width * screen.height > 0
+        first = bytes(screen.pixels)
+        assert len(set(first)) > 1, "a uniform screen: the guest draws nothing on it"
+        deadline = time.monotonic() + 60
+        while bytes(screen.pixels) == first:
+            assert time.monotonic() < deadline, "the guest's screen never changed"
+            screen.update(incremental=True, timeout=max(1.0, deadline - time.monotonic()))
     assert refused(vnc) == 403  # single use
 
     # An expired token opens nothing. The admin's look-up (404 once it is dead, 401 while

@@ -8,8 +8,12 @@ destroy removes it all:
 
 Images: raw and qcow2 disks boot through the BIOS from the overlay; an image with
 ``kernel_id`` (and ``ramdisk_id``) properties naming aki/ari images boots by direct kernel
-boot with ``os_command_line`` (default ``console=ttyS0``), the EC2/UEC way. The kernel and
-ramdisk are read from the image cache as they are (QEMU only reads them).
+boot with ``os_command_line`` (default ``console=tty0 console=ttyS0``: the screen and the
+serial log), the EC2/UEC way. The kernel and ramdisk are read from the image cache as they
+are (QEMU only reads them).
+
+Guests get a display (std VGA, shown by the VNC console) unless their image says
+``hw_video_model=none``, as Nova's.
 """
 
 from __future__ import annotations
@@ -25,13 +29,28 @@ from kumo.agent.disks import root_volume
 from kumo.agent.images import CachedImage, ImageCache, ImageFetchError
 from kumo.drivers import disks
 from kumo.drivers.configdrive import ConfigDriveData, build_config_drive
-from kumo.drivers.hypervisor.base import GuestSpec, HypervisorError, NicSpec, instance_dir
+from kumo.drivers.hypervisor.base import (
+    DisplayModel,
+    GuestSpec,
+    HypervisorError,
+    NicSpec,
+    instance_dir,
+)
 from kumo.drivers.network import names as net_names
 from kumo.drivers.storage.volumes.base import VolumeBackend, VolumeBackendError
 
-DEFAULT_CMDLINE = "console=ttyS0"
+# ttyS0 last: it is /dev/console, so the serial log (console log API) gets everything.
+DEFAULT_CMDLINE = "console=tty0 console=ttyS0"
 DISK_FORMATS = ("raw", "qcow2")
 GIB = 1024**3
+
+
+def display_model(properties: Mapping[str, Any]) -> DisplayModel:
+    """The display of a guest booted from an image with these properties: Nova's
+    ``hw_video_model``, where ``none`` means no display; any other model (or none said)
+    gets std VGA, the one display the driver offers (what Nova-libvirt's x86 default
+    was, and cheap under TCG)."""
+    return "none" if str(properties.get("hw_video_model", "")).lower() == "none" else "vga"
 
 
 def config_drive_data(item: dict[str, Any]) -> ConfigDriveData:
@@ -239,6 +258,7 @@ class QemuSpecBuilder:
                 cmdline=cmdline,
                 config_drive=self._config_drive(directory, item),
                 nics=self.nics(item),
+                display=display_model(props),
             )
         image = self.images.get(str(item["image_id"]))
         kernel, ramdisk, cmdline = self._boot_files(image)
@@ -270,6 +290,7 @@ class QemuSpecBuilder:
             cmdline=cmdline,
             config_drive=self._config_drive(directory, item),
             nics=self.nics(item),
+            display=display_model(image.properties),
         )
 
     def _config_drive(self, directory: Path, item: dict[str, Any]) -> str | None:

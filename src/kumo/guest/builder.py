@@ -23,7 +23,7 @@ from pathlib import Path
 from kumo.guest.cpio import CpioArchive
 from kumo.guest.ssh import SshPayload, ssh_payload
 
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 MODULES = (
     "virtio_pci",
     "virtio_blk",
@@ -36,9 +36,16 @@ MODULES = (
     "nls_utf8",
     "button",
     "evdev",
+    # The std VGA's DRM driver: a PVH-booted kernel gets no text mode from the BIOS
+    # (vgacon needs the screen size the real-mode setup records), so the screen shows
+    # the guest's consoles only through this driver's framebuffer console. A guest
+    # without a display device has no such PCI device and the module loads nothing.
+    "bochs",
 )
 # no_timer_check: on a busy host the kernel otherwise may print a timer error first.
-CMDLINE = "console=ttyS0 quiet no_timer_check"
+# tty0 (the screen) and ttyS0 (the serial log); the last one named is /dev/console, so
+# the serial log still gets everything /init says.
+CMDLINE = "console=tty0 console=ttyS0 quiet no_timer_check"
 ROOT_DISK_SIZE = "64M"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 

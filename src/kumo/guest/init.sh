@@ -8,12 +8,20 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
-say() { echo "kumo-guest: $*"; }
+# The serial console always; the screen too (tty1, when the guest has a display), so a
+# VNC viewer sees the guest at work.
+say() {
+    echo "kumo-guest: $*"
+    [ -n "$screen" ] && echo "kumo-guest: $*" >"$screen" 2>/dev/null
+}
+screen=""
 say "start $(cut -d' ' -f1 /proc/uptime)"
 
 while read -r module; do
     insmod "/lib/modules/$module" 2>/dev/null
 done </etc/modules.order
+
+[ -e /sys/class/graphics/fb0 ] && [ -c /dev/tty1 ] && screen=/dev/tty1
 
 # busybox acpid silently exits without /var/log; the handler is /etc/acpi/PWRF/00000080.
 acpid -c /etc/acpi -l /var/log/acpid.log
@@ -66,6 +74,11 @@ for path in /sys/class/net/*; do
     (udhcpc -i "$nic" -O staticroutes -s /etc/udhcpc.sh -q -n -t 10 -T 1 >/dev/null 2>&1 \
         || say "dhcp-failed $nic") &
 done
+
+# A login prompt on the screen, as a cloud image has (no passwords: nobody logs in).
+if [ -n "$screen" ]; then
+    (while :; do getty 0 tty1 linux; sleep 1; done) >/dev/null 2>&1 &
+fi
 
 known=" "
 n=0

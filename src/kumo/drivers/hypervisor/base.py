@@ -39,11 +39,19 @@ class PowerState(enum.StrEnum):
 # PCI slots on pci.0 reserved for extra disks with a fixed address (DiskSpec.pci_slot).
 # QEMU gives every other device (root disk, config drive, NICs, extra disks without a slot)
 # the lowest free slot from 2 up, so these stay clear of them unless a guest has more than
-# 13 such devices; a slot QEMU has given away is skipped when one is chosen.
+# 13 such devices (12 with a display, whose slot is 0xf); a slot QEMU has given away is
+# skipped when one is chosen.
 EXTRA_DISK_SLOTS = range(0x10, 0x20)
 VIRTIO_SERIAL_BYTES = 20  # what virtio-blk shows the guest (VIRTIO_BLK_ID_BYTES)
 
 DiskKind = Literal["file", "block"]
+
+# A guest's display device, as Nova's ``hw_video_model`` names them: ``vga`` (QEMU's std
+# VGA: cheap under TCG, drawn by every BIOS and OS) or ``none``. Part of the guest's
+# hardware: it never changes under an existing guest, and a live migration's destination
+# must have the source's (`check_display`).
+DisplayModel = Literal["none", "vga"]
+DISPLAY_MODELS: tuple[DisplayModel, ...] = ("none", "vga")
 
 
 @dataclass(frozen=True)
@@ -106,12 +114,17 @@ class GuestSpec:
     config_drive: str | None = None
     extra_disks: tuple[DiskSpec, ...] = ()
     nics: tuple[NicSpec, ...] = ()
+    # "none" when unsaid: guests persisted before displays existed have none (from_dict),
+    # as do specs built by callers that do not choose one.
+    display: DisplayModel = "none"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GuestSpec:
+        """The spec persisted as `to_dict` wrote it, by this version or an older one (a
+        spec without ``display`` is a guest started before guests had displays: none)."""
         data = dict(data)
         data["extra_disks"] = tuple(DiskSpec.from_dict(d) for d in data.get("extra_disks", ()))
         data["nics"] = tuple(NicSpec(**n) for n in data.get("nics", ()))
@@ -357,6 +370,7 @@ def rescue_spec(own: GuestSpec, boot: GuestSpec) -> GuestSpec:
         config_drive=own.config_drive,
         extra_disks=tuple(extra),
         nics=own.nics,
+        display=own.display,
     )
 
 
@@ -445,6 +459,28 @@ def check_pci_slots(uuid: str, spec: GuestSpec, endpoint: dict[str, Any]) -> Non
         raise HypervisorError(
             f"guest {uuid}: the destination's extra disks (serial: PCI slot) {theirs} "
             f"differ from the source's {mine}; prepare it with the source's disks()"
+        )
+
+
+def carry_display(spec: GuestSpec, previous: GuestSpec | None) -> GuestSpec:
+    """`spec` with the display `previous` (the guest's spec persisted here) has: a guest's
+    hardware stays what it booted with for as long as it exists on this host (a suspended
+    guest resumes only into the same devices; a guest from before displays keeps none), so
+    only a guest started afresh gets the display its builder chose."""
+    if previous is None or previous.display == spec.display:
+        return spec
+    return replace(spec, display=previous.display)
+
+
+def check_display(uuid: str, spec: GuestSpec, endpoint: dict[str, Any]) -> None:
+    """Refuse a live migration to a destination started with another display device than
+    the source's: QEMU would fail the migration later, saying much less. A destination
+    that does not say (an agent from before displays) started without one."""
+    theirs = endpoint.get("display", "none")
+    if theirs != spec.display:
+        raise HypervisorError(
+            f"guest {uuid}: the destination's display is {theirs!r}, the source's is "
+            f"{spec.display!r}; prepare it with the source's display"
         )
 
 

@@ -29,7 +29,9 @@ from kumo.drivers.hypervisor.base import (
     MigrationProgress,
     PowerState,
     RebootKind,
+    carry_display,
     carry_pci_slots,
+    check_display,
     check_new_disk,
     check_pci_slots,
     choose_pci_slot,
@@ -195,7 +197,7 @@ class FakeDriver:
                 guest = self._host.guests[spec.uuid] = _Guest(spec)
             elif guest.pid is not None:
                 return self._state(guest)
-            guest.spec = carry_pci_slots(spec, guest.spec)
+            guest.spec = carry_display(carry_pci_slots(spec, guest.spec), guest.spec)
             if guest.power == PowerState.SUSPENDED:
                 return self.resume(spec.uuid)
             guest.spec = slot_disks(guest.spec)
@@ -461,6 +463,7 @@ class FakeDriver:
                 "token": token,
                 "block": block,
                 "pci_slots": pci_slots(spec),
+                "display": spec.display,
             }
             guest = _Guest(spec, PowerState.PAUSED, next(_pids), incoming=endpoint)
             self._host.guests[spec.uuid] = guest
@@ -490,6 +493,7 @@ class FakeDriver:
             if guest.pid is None:
                 raise HypervisorError(f"guest {uuid} has no running process to migrate")
             check_pci_slots(uuid, guest.spec, endpoint)
+            check_display(uuid, guest.spec, endpoint)
             guest.outgoing = _Outgoing(dict(endpoint), MIGRATION_STEPS)
             if self._target(guest.outgoing) is None:
                 guest.outgoing.status = "failed"

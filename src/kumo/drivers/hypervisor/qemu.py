@@ -45,6 +45,7 @@ from kumo.drivers.hypervisor.base import (
     HypervisorError,
     PowerState,
     RebootKind,
+    carry_display,
     carry_pci_slots,
     check_new_disk,
     choose_pci_slot,
@@ -104,7 +105,8 @@ class QemuDriver(QemuMigration):
                 return self.get_state(spec.uuid)
             directory.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(GuestNotFound):
-                spec = carry_pci_slots(spec, self._own_spec(spec.uuid))
+                previous = self._own_spec(spec.uuid)
+                spec = carry_display(carry_pci_slots(spec, previous), previous)
             suspended = (directory / "suspended.state").exists()
             if not suspended:  # a fresh start: its saved device state holds no slots
                 spec = slot_disks(spec)

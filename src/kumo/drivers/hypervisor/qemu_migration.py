@@ -21,6 +21,7 @@ from kumo.drivers.hypervisor.base import (
     GuestState,
     HypervisorError,
     MigrationProgress,
+    check_display,
     check_pci_slots,
     pci_slots,
 )
@@ -176,6 +177,7 @@ class QemuMigration(QemuProcesses):
                     "nbd_port": None,
                     "drives": [],
                     "pci_slots": pci_slots(spec),
+                    "display": spec.display,
                 }
                 if block:
                     endpoint["nbd_port"] = self._serve_disks(spec)
@@ -243,6 +245,7 @@ class QemuMigration(QemuProcesses):
                 ):
                     return  # under way (or done) to this very endpoint
             check_pci_slots(uuid, self._spec(uuid), endpoint)
+            check_display(uuid, self._spec(uuid), endpoint)
             self._write_outgoing(uuid, {"endpoint": endpoint, "block": block, "started": False})
             if block:
                 self._start_mirrors(uuid, endpoint)

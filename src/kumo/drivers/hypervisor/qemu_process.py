@@ -176,6 +176,24 @@ def serial_port_of(chardevs: list[dict[str, Any]]) -> int | None:
     return None
 
 
+# The PCI slot of a guest's display device: the last one QEMU hands out by itself (from 2
+# up) before the extra disks' fixed slots (EXTRA_DISK_SLOTS). Not slot 2 as libvirt has it:
+# a guest that gains a display (started afresh after a cold migration) keeps every other
+# device where it was, so its NICs keep their names (ens3 stays ens3).
+DISPLAY_SLOT = 0x0F
+
+
+def display_args(model: str) -> list[str]:
+    """The display device of a guest (DisplayModel): std VGA in its fixed slot, or none.
+    Drawn on by the BIOS (SeaBIOS's text), a kernel's VGA text console or the ``bochs``
+    DRM driver; QEMU's VNC server shows it (without one VNC shows only a placeholder)."""
+    if model == "none":
+        return []
+    if model == "vga":
+        return ["-device", f"VGA,id=video0,bus=pci.0,addr={DISPLAY_SLOT:#x}"]
+    raise HypervisorError(f"unknown display model {model!r} (none or vga)")
+
+
 VNC_DISPLAYS = 4000  # displays :0 to :4000 (ports 5900-9900) are tried in turn
 _TCP_CHARDEV = re.compile(r"tcp:.*:(\d+),server")
 
@@ -294,6 +312,8 @@ class QemuProcesses:
             "-qmp",
             f"unix:{_opt(str(qmp_socket(directory)))},server=on,wait=off",
             *console_args(self.console_address, directory / "console.log"),
+            # First of the devices: those QEMU places itself go round its fixed slot.
+            *display_args(spec.display),
         ]
         if spec.kernel:
             argv += ["-kernel", spec.kernel]
