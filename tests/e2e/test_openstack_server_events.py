@@ -1,7 +1,8 @@
 """`openstack server event list` and `server event show` against a real `kumo up` (fake
 hypervisor: the events are the control plane's, the guest would only cost time): each
 action the CLI asked for is listed under its request id, and shows Nova's events with
-their start, finish and result."""
+their start, finish and result. Also the CLI's server tags (compute 2.26): `server set
+--tag`, `server list --tag/--not-tag`, `server show` and `server unset --tag`."""
 
 from __future__ import annotations
 
@@ -70,3 +71,33 @@ def test_server_event_list_and_show(cloud: Cloud, tmp_path: Path) -> None:
         assert (event["event"], event["result"]) == (expected, "Success"), event
         assert event["start_time"] <= event["finish_time"], event
         assert event["traceback"] is None  # shown to the admin the CLI runs as
+
+
+def test_server_tags_set_filter_show_and_unset(cloud: Cloud) -> None:
+    at_226 = ("--os-compute-api-version", "2.26")
+    tagged = openstack(
+        cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny", "tagged"
+    )
+    plain = openstack(
+        cloud, "server", "create", "--image", "kumo-tiny", "--flavor", "m1.tiny", "plain"
+    )
+    status(cloud, tagged["id"], "ACTIVE")
+    status(cloud, plain["id"], "ACTIVE")
+    command = [OPENSTACK, "--os-cloud", "kumo", *at_226, "server", "set"]
+    done = run([*command, "--tag", "web", "--tag", "prod", tagged["id"]], cloud.env())
+    assert done.returncode == 0, done.stderr
+    shown = openstack(cloud, *at_226, "server", "show", tagged["id"])
+    assert sorted(shown["tags"]) == ["prod", "web"], shown
+
+    def names(*filters: str) -> list[str]:
+        listed: list[dict[str, Any]] = openstack(cloud, *at_226, "server", "list", *filters)
+        return sorted(s["Name"] for s in listed)
+
+    assert names("--tag", "web") == ["tagged"]
+    assert names("--tag", "web", "--tag", "dev") == []
+    assert names("--not-tag", "web") == ["plain"]
+    unset = [OPENSTACK, "--os-cloud", "kumo", *at_226, "server", "unset", "--tag", "web"]
+    done = run([*unset, tagged["id"]], cloud.env())
+    assert done.returncode == 0, done.stderr
+    assert openstack(cloud, *at_226, "server", "show", tagged["id"])["tags"] == ["prod"]
+    assert names("--tag", "web") == []

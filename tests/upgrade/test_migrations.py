@@ -587,7 +587,7 @@ def test_0024_console_tables_are_added_next_to_servers(db_factory):
             Base.metadata.tables["wakeup_notes"].insert(),
             [{"payload": "origin host:x", "created_at": dt.datetime(2024, 5, 1)}],
         )
-    migrate.upgrade(db)
+    migrate.upgrade(db, "0024")
     assert migrate.status(db).current == "0024"
     when = dt.datetime(2026, 12, 7, 8, 0)
     with db.session() as s:
@@ -634,3 +634,63 @@ def test_0024_console_tables_are_added_next_to_servers(db_factory):
         pass
     else:
         raise AssertionError("two console tokens with one hash")
+
+
+def test_0025_instance_tags_copied_from_the_json_column_and_case_sensitive(db_factory):
+    """0025 adds instance_tags next to servers already there and copies what their JSON
+    ``tags`` column held (each distinct non-empty string of at most 60 characters once,
+    anything else left out); tags differ by case on every backend, and go with a purged
+    server row."""
+    from kumo.db.server_tag_tables import InstanceTag
+
+    db = db_factory.create()
+    migrate.upgrade(db, "0024")
+    now = dt.datetime(2026, 12, 7, 9, 0)
+    held = {
+        "i1": '["web", "db", "web", "", 5, "' + "x" * 61 + '"]',
+        "i2": "[]",
+        "i3": '{"not": "a list"}',
+    }
+    with db.engine.begin() as conn:
+        assert "instance_tags" not in sa.inspect(conn).get_table_names()
+        for server_id, tags in held.items():
+            conn.execute(
+                sa.text(
+                    "INSERT INTO instances (id, name, project_id, user_id, flavor_id, flavor, "
+                    "meta, tags, config_drive, availability_zone, hostname, access_ipv4, "
+                    "access_ipv6, reservation_id, launch_index, locked, vm_state, "
+                    "power_state, desired_state, generation, observed_generation, "
+                    "created_at, updated_at, deleted, version) VALUES (:id, 'vm', 'p', 'u', "
+                    "'f', '{}', '{}', :tags, :f, 'nova', 'vm', '', '', 'r', 0, :f, 'active', "
+                    "1, 'active', 1, 1, :now, :now, :f, 1)"
+                ),
+                {"id": server_id, "tags": tags, "f": False, "now": now},
+            )
+    migrate.upgrade(db, "0025")
+    assert migrate.status(db).current == "0025"
+
+    def tags() -> set[tuple[str, str]]:
+        with db.session() as s:
+            return {(r.instance_id, r.tag) for r in s.scalars(sa.select(InstanceTag))}
+
+    assert tags() == {("i1", "web"), ("i1", "db")}
+    with db.session() as s:
+        s.add_all([InstanceTag(instance_id="i2", tag=t) for t in ("Web", "web", "wéb")])
+    assert tags() == {("i1", "web"), ("i1", "db"), ("i2", "Web"), ("i2", "web"), ("i2", "wéb")}
+    try:
+        with db.session() as s:
+            s.add(InstanceTag(instance_id="i2", tag="web"))
+    except sa.exc.IntegrityError:
+        pass
+    else:
+        raise AssertionError("one tag twice on one server")
+    try:
+        with db.session() as s:
+            s.add(InstanceTag(instance_id="no-such-server", tag="web"))
+    except sa.exc.IntegrityError:
+        pass
+    else:
+        raise AssertionError("a tag on a server that does not exist")
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM instances WHERE id = 'i1'"))
+    assert tags() == {("i2", "Web"), ("i2", "web"), ("i2", "wéb")}

@@ -32,6 +32,7 @@ from kumo.api.compute import (
     server_groups,
     server_metadata,
     server_migrations,
+    server_tags,
     servers,
     usage,
     volume_attachments,
@@ -119,6 +120,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
     app.include_router(keypairs.router)
     for compute_module in (
         server_metadata,
+        server_tags,
         server_groups,
         hypervisors,
         compute_services,

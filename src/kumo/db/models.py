@@ -434,7 +434,9 @@ class Instance(Base):
     key_data: Mapped[str | None] = mapped_column(Text, nullable=True)
     user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
     meta: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Unused since 0025: a server's tags are rows of instance_tags (server_tag_tables).
+    # Still written (the column is NOT NULL) until a contract migration drops it.
+    legacy_tags: Mapped[list[str]] = mapped_column("tags", JSON, default=list)
     config_drive: Mapped[bool] = mapped_column(Boolean, default=False)
     # The zone asked for ("" for any) until the scheduler places the server, then the zone
     # of the host it was placed on, as Nova's conductor records it; views show the zone of
@@ -1065,4 +1067,5 @@ class VolumeTransfer(Base):
 from kumo.db import action_events as _action_events  # noqa: E402, F401
 from kumo.db import console_tables as _console_tables  # noqa: E402, F401
 from kumo.db import outbox_tables as _outbox_tables  # noqa: E402, F401
+from kumo.db import server_tag_tables as _server_tag_tables  # noqa: E402, F401
 from kumo.db import usage_tables as _usage_tables  # noqa: E402, F401

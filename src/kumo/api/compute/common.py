@@ -8,10 +8,18 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from kumo.api.state import AppState
-from kumo.core.errors import BadRequest
+from kumo.core.errors import BadRequest, NotFound
+from kumo.core.microversion import APIVersion
 from kumo.core.params import body_bool
 
-__all__ = ["body_bool", "body_member", "bool_param", "int_param", "links"]
+__all__ = ["body_bool", "body_member", "bool_param", "int_param", "links", "need_version"]
+
+
+def need_version(version: APIVersion, minimum: str) -> None:
+    """A route Nova serves from ``minimum``: below it the route does not exist (404, Nova's
+    words), whatever the server or body."""
+    if not version.at_least(minimum):
+        raise NotFound("The resource could not be found.")
 
 
 def links(state: AppState, collection: str, ident: str) -> list[dict[str, str]]:

@@ -13,7 +13,7 @@ from kumo.core.microversion import APIVersion
 
 MIN_VERSION = APIVersion(2, 1)
 # Raised as features land; every change up to it must be implemented.
-MAX_VERSION = APIVersion(2, 25)
+MAX_VERSION = APIVersion(2, 26)
 LEGACY_HEADER = "X-OpenStack-Nova-API-Version"
 PREFIX = "/compute/v2.1"
 SERVICE = Service(

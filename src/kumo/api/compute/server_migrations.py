@@ -11,22 +11,17 @@ from fastapi import APIRouter, Depends, Response
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
-from kumo.api.compute.common import nova_time
+from kumo.api.compute.common import need_version, nova_time
 from kumo.api.compute.microversion import api_version
 from kumo.api.state import AppState, app_state
 from kumo.core import operations
 from kumo.core.compute import migrations
 from kumo.core.compute import server_operations as ops
-from kumo.core.errors import BadRequest, NotFound
+from kumo.core.errors import BadRequest
 from kumo.core.microversion import APIVersion
 from kumo.db import models as m
 
 router = APIRouter(prefix="/compute/v2.1")
-
-
-def _need(version: APIVersion, minimum: str) -> None:
-    if not version.at_least(minimum):
-        raise NotFound("The resource could not be found.")
 
 
 def view(row: m.Migration) -> dict[str, Any]:
@@ -57,7 +52,7 @@ def list_server_migrations(
     state: AppState = Depends(app_state),
     version: APIVersion = Depends(api_version),
 ) -> dict[str, Any]:
-    _need(version, "2.23")
+    need_version(version, "2.23")
     with state.db.session() as session:
         rows = migrations.list_for_server(session, who.ctx, server_id)
         return {"migrations": [view(r) for r in rows]}
@@ -71,7 +66,7 @@ def show_server_migration(
     state: AppState = Depends(app_state),
     version: APIVersion = Depends(api_version),
 ) -> dict[str, Any]:
-    _need(version, "2.23")
+    need_version(version, "2.23")
     with state.db.session() as session:
         row = migrations.show_for_server(session, who.ctx, server_id, migration_id)
         return {"migration": view(row)}
@@ -86,7 +81,7 @@ def migration_action(
     state: AppState = Depends(app_state),
     version: APIVersion = Depends(api_version),
 ) -> Response:
-    _need(version, "2.22")
+    need_version(version, "2.22")
     if not isinstance(body, dict) or set(body) != {"force_complete"} or body["force_complete"]:
         raise BadRequest(
             "Invalid input for field/attribute force_complete: the body must be "
@@ -105,7 +100,7 @@ def abort_server_migration(
     state: AppState = Depends(app_state),
     version: APIVersion = Depends(api_version),
 ) -> Response:
-    _need(version, "2.24")
+    need_version(version, "2.24")
     request = ops.MigrationRequest(server_id, migration_id)
     operations.run(state.db, who.ctx, ops.ABORT_MIGRATION, request, state.env)
     return Response(status_code=202)

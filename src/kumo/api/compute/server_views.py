@@ -39,11 +39,17 @@ def brief(state: AppState, i: m.Instance) -> dict[str, Any]:
 
 
 def core(
-    state: AppState, ctx: Context, version: APIVersion, i: m.Instance, host_name: str | None
+    state: AppState,
+    ctx: Context,
+    version: APIVersion,
+    i: m.Instance,
+    host_name: str | None,
+    tags: list[str] | None = None,
 ) -> dict[str, Any]:
     """The server as update and rebuild answer it (before 2.75): Nova's core view, without
     the extension attributes (key_name, OS-EXT-*, ...) that only show and detail add. Tempest
-    checks these responses against schemas that forbid any other field."""
+    checks these responses against schemas that forbid any other field. ``tags``: the
+    server's tags, shown from 2.26 (in these answers too, as Nova's view shows them)."""
     status = states.status(i.vm_state, i.task_state)
     body: dict[str, Any] = {
         **brief(state, i),
@@ -69,6 +75,8 @@ def core(
         body["locked"] = i.locked
     if version.at_least("2.19"):
         body["description"] = i.description
+    if version.at_least("2.26"):
+        body["tags"] = list(tags or [])
     if i.vm_state == "error" and i.fault:
         fault = {
             "code": i.fault.get("code", 500),
@@ -89,12 +97,13 @@ def detail(
     host_name: str | None,
     host_status: str = "",
     zone: str | None = None,
+    tags: list[str] | None = None,
 ) -> dict[str, Any]:
     """Show and list-detail: the core view plus the extension attributes; the admin ones
     (OS-EXT-SRV-ATTR, and from 2.16 the state of the server's compute service,
     ``host_status``) by policy. ``zone``: the zone of the server's host (Nova shows that,
     not the one asked for); None falls back to the server's recorded zone."""
-    body = core(state, ctx, version, i, host_name)
+    body = core(state, ctx, version, i, host_name, tags)
     body.update(
         {
             "key_name": i.key_name,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.datastructures import QueryParams
 
 from kumo.api.auth import Caller, caller
 from kumo.api.body import json_body
@@ -28,6 +29,7 @@ from kumo.core.compute import (
     nics,
     reports,
     server_listing,
+    server_tags,
     servers,
 )
 from kumo.core.compute import server_operations as ops
@@ -79,10 +81,11 @@ def _details(
     addresses = nics.addresses_of(session, instances)
     groups = nics.security_group_names(session, instances)
     volumes = volume_attachments.attached_to(session, [i.id for i in instances])
+    tags = _tags_of(session, version, instances)
     result = []
     for i in instances:
         name, status, zone = found.get(i.host_id or "", (None, "", i.availability_zone))
-        view = views.detail(state, who.ctx, version, i, name, status, zone)
+        view = views.detail(state, who.ctx, version, i, name, status, zone, tags.get(i.id, []))
         view["addresses"] = nics.addresses_view(addresses.get(i.id, []))
         view["os-extended-volumes:volumes_attached"] = [
             {"id": a.volume_id, "delete_on_termination": a.delete_on_termination}
@@ -96,6 +99,15 @@ def _details(
     return result
 
 
+def _tags_of(
+    session: Session, version: APIVersion, instances: list[m.Instance]
+) -> dict[str, list[str]]:
+    """The servers' tags when the view shows them (2.26), by server id."""
+    if not version.at_least("2.26"):
+        return {}
+    return server_tags.tags_of(session, [i.id for i in instances])
+
+
 def _core(
     state: AppState, who: Caller, version: APIVersion, instance: m.Instance
 ) -> dict[str, Any]:
@@ -103,7 +115,8 @@ def _core(
     with state.db.session() as session:
         name = _hosts(state, [instance], session).get(instance.host_id or "", (None, "", ""))[0]
         addresses = nics.addresses_of(session, [instance]).get(instance.id, [])
-    view = views.core(state, who.ctx, version, instance, name)
+        tags = _tags_of(session, version, [instance]).get(instance.id, [])
+    view = views.core(state, who.ctx, version, instance, name, tags)
     view["addresses"] = nics.addresses_view(addresses, extended=False)
     return view
 
@@ -125,7 +138,6 @@ def _filters(request: Request, who: Caller, version: APIVersion) -> server_listi
             ) from None
         if since.tzinfo is not None:
             since = since.astimezone(dt.UTC).replace(tzinfo=None)
-    tags = q.get("tags")
     return server_listing.ListFilters(
         all_projects=all_projects and ctx.is_admin,
         project_id=(q.get("project_id") or q.get("tenant_id")) if ctx.is_admin else None,
@@ -137,13 +149,29 @@ def _filters(request: Request, who: Caller, version: APIVersion) -> server_listi
         flavor=q.get("flavor"),
         changes_since=since,
         deleted=bool(bool_param(q, "deleted")) if ctx.is_admin else False,
-        tags=tags.split(",") if tags else None,
+        tags=_tag_filters(q) if version.at_least("2.26") else server_tags.TagFilters(),
         ip=q.get("ip"),
         ip6=q.get("ip6"),
         limit=int_param(q, "limit"),
         marker=q.get("marker"),
         sort_key=q.get("sort_key") or "created_at",
         sort_dir=q.get("sort_dir") or "desc",
+    )
+
+
+def _tag_filters(q: QueryParams) -> server_tags.TagFilters:
+    """From 2.26: each filter a comma-separated list, as Nova splits it (an empty value is
+    the one tag "", which no server has); below, Nova ignores them."""
+
+    def tags(name: str) -> frozenset[str] | None:
+        value = q.get(name)
+        return None if value is None else frozenset(value.split(","))
+
+    return server_tags.TagFilters(
+        all_of=tags("tags"),
+        any_of=tags("tags-any"),
+        not_all_of=tags("not-tags"),
+        not_any_of=tags("not-tags-any"),
     )
 
 

@@ -188,7 +188,6 @@ def create(
             task_state="scheduling",
             desired_state="active",
             task_deadline=utcnow() + servers.TASK_DEADLINE,
-            tags=[],
         )
         session.add(instance)
         nics.plug_on_create(session, ctx, instance, requested_nics, groups)

@@ -1,17 +1,18 @@
 """Listing servers (GET /servers and /servers/detail): Nova's filters, sort keys and
-pages, in SQL where they can be (a keyset page after the marker), in Python where Nova's
-semantics need it (a name regex, a status a task shows, tags)."""
+pages, in SQL where they can be (a keyset page after the marker; the tag filters are
+subqueries), in Python where Nova's semantics need it (a name regex, a status a task shows)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, defer
 
 from kumo.core.compute import nics, states
+from kumo.core.compute.server_tags import TagFilters
 from kumo.core.errors import BadRequest
 from kumo.core.policy import Context
 from kumo.db import models as m
@@ -34,7 +35,7 @@ class ListFilters:
     deleted: bool = False
     ip: str | None = None
     ip6: str | None = None
-    tags: list[str] | None = None
+    tags: TagFilters = field(default_factory=TagFilters)
     limit: int | None = None
     marker: str | None = None
     sort_key: str = "created_at"
@@ -100,6 +101,7 @@ def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Insta
     if f.host and ctx.is_admin:
         hosts = select(m.Host.id).where(m.Host.name == f.host)
         query = query.where(m.Instance.host_id.in_(hosts))
+    query = f.tags.apply(query)
     for ip_pattern, family in ((f.ip, 4), (f.ip6, 6)):
         if ip_pattern:
             matching = nics.servers_with_ip(session, ip_pattern, family)
@@ -114,7 +116,7 @@ def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Insta
     order = column.desc() if desc else column.asc()
     tiebreak = m.Instance.id.desc() if desc else m.Instance.id.asc()
     query = query.order_by(order, tiebreak)
-    if not (f.name or f.statuses or f.tags) and key in _NOT_NULL_SORT_KEYS:
+    if not (f.name or f.statuses) and key in _NOT_NULL_SORT_KEYS:
         # Every filter is in SQL: so is the page (keyset after the marker, then LIMIT),
         # and a page of 10 costs 10 rows, not the whole list.
         if f.marker is not None:
@@ -139,9 +141,6 @@ def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Insta
     if f.statuses:
         # The SQL filter narrowed by vm_state; tasks (REBOOT, RESIZE...) refine the status.
         rows = [r for r in rows if states.status(r.vm_state, r.task_state) in wanted_statuses]
-    if f.tags:
-        wanted_tags = set(f.tags)
-        rows = [r for r in rows if wanted_tags <= set(r.tags or [])]
     if f.marker is not None:
         ids = [r.id for r in rows]
         if f.marker not in ids:

@@ -109,18 +109,25 @@ class Allowed:
     (None: any vm_state) with any of ``task_states`` (by default, no task in flight)."""
 
     vm_states: frozenset[str] | None
-    task_states: frozenset[str | None] = frozenset({None})
+    # None: whatever task is in flight (Nova checks only the vm_state of a tag change).
+    task_states: frozenset[str | None] | None = frozenset({None})
     shown: str | None = None  # the action's name in a refusal, when not the table's key
 
 
 def _allowed(
-    *vm_states: str, tasks: tuple[str | None, ...] = (None,), shown: str | None = None
+    *vm_states: str, tasks: tuple[str | None, ...] | None = (None,), shown: str | None = None
 ) -> Allowed:
-    return Allowed(frozenset(vm_states) if vm_states else None, frozenset(tasks), shown)
+    return Allowed(
+        frozenset(vm_states) if vm_states else None,
+        None if tasks is None else frozenset(tasks),
+        shown,
+    )
 
 
 _INTERFACES = _allowed("active", "stopped", "paused")
 _METADATA = _allowed("active", "paused", "suspended", "stopped")
+# Server tags (2.26): the same vm_states, with or without a task in flight.
+_TAGS = _allowed("active", "paused", "suspended", "stopped", tasks=None)
 
 
 # Action (as the instance action records it) -> the states it may start from. Nova's
@@ -171,6 +178,10 @@ SERVER_TRANSITIONS: dict[str, Allowed] = {
     "abort": _allowed(tasks=("migrating",)),
     "update metadata": _METADATA,
     "delete metadata": _METADATA,
+    "update tag": _TAGS,
+    "update tags": _TAGS,
+    "delete tag": _TAGS,
+    "delete tags": _TAGS,
 }
 
 
@@ -188,7 +199,7 @@ def check(action: str, instance: _Stateful) -> None:
     name = allowed.shown or action
     if allowed.vm_states is not None and instance.vm_state not in allowed.vm_states:
         attr, state = "vm_state", instance.vm_state
-    elif instance.task_state not in allowed.task_states:
+    elif allowed.task_states is not None and instance.task_state not in allowed.task_states:
         attr, state = "task_state", str(instance.task_state)
     else:
         return

@@ -23,7 +23,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from kumo.core.compute import states
+from kumo.core.compute import server_tags, states
 from kumo.db import models as m
 
 ERROR_PREFIX = "Error"  # how a failed action's message starts (kumo.core.monitoring too)
@@ -307,7 +307,7 @@ def versioned_payload(
     }
     if kind == "InstanceCreatePayload":
         data["keypairs"] = _keypairs(session, instance)
-        data["tags"] = list(instance.tags or [])
+        data["tags"] = server_tags.tags_of(session, [instance.id]).get(instance.id, [])
         data["trusted_image_certificates"] = None
         data["instance_name"] = f"instance-{instance.id[:8]}"
     elif kind == "InstanceActionVolumePayload":
