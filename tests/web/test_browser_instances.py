@@ -50,6 +50,14 @@ _CSP_PROBE = """async () => {
 }"""
 
 
+# Waits for the next poll's swap of the rows to settle; the focused element's text then.
+_FOCUS_AFTER_NEXT_POLL = """() => new Promise((done) => {
+  const rows = document.getElementById("instance-rows");
+  rows.addEventListener("htmx:afterSettle", () => done(document.activeElement.textContent),
+                        { once: true });
+})"""
+
+
 def csp_refused_websockets(page: Page) -> list[str]:
     refused: list[str] = page.evaluate(_CSP_PROBE)
     return sorted(set(refused))
@@ -91,6 +99,9 @@ def test_sign_in_watch_a_server_become_active_and_sign_out(
         expect(row).to_contain_text("web-host")  # admins see the host column
         screenshot(page, "instances-active")
         assert page.evaluate("window.kumoTestMark") == "not reloaded"
+        # A keyboard user on a row's link keeps the focus when the next poll replaces it.
+        page.get_by_role("link", name="web-vm").focus()
+        assert page.evaluate(_FOCUS_AFTER_NEXT_POLL) == "web-vm"
 
         # The overview page, then back.
         page.get_by_role("link", name="web-vm").click()

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 SERVERS = "/compute/v2.1/servers"
 _FORM_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-_ROW_NAME = re.compile(r'<tr id="server-([0-9a-f-]+)">\s*<td><a href="[^"]+">([^<]*)</a>')
+_ROW_NAME = re.compile(r'<tr id="server-([0-9a-f-]+)">.*?<td><a [^>]*>([^<]*)</a>', re.S)
 
 
 def form_csrf(html: str) -> str:
