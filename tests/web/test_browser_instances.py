@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from browser import PHONE, Tab, screenshot, sign_in
 from computeapi import Api, kill_leftovers, start_agent
@@ -34,6 +34,35 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         running.stop()
 
 
+# Opens a websocket to this origin (no such endpoint: the handshake fails) and waits for
+# it to close, then one to another origin and waits for the CSP's refusal of it; returns
+# the URLs the page's CSP refused.
+_CSP_PROBE = """async () => {
+  const refused = [];
+  document.addEventListener("securitypolicyviolation", (e) => refused.push(e.blockedURI));
+  const same = new WebSocket(location.origin.replace(/^http/, "ws") + "/no-such-socket");
+  await new Promise((done) => { same.onclose = done; });
+  const violation = new Promise((done) =>
+    document.addEventListener("securitypolicyviolation", done, { once: true }));
+  try { new WebSocket("ws://127.0.0.2:9/"); } catch (e) { refused.push("ws://127.0.0.2:9/"); }
+  await violation;
+  return refused;
+}"""
+
+
+# Waits for the next poll's swap of the rows to settle; the focused element's text then.
+_FOCUS_AFTER_NEXT_POLL = """() => new Promise((done) => {
+  const rows = document.getElementById("instance-rows");
+  rows.addEventListener("htmx:afterSettle", () => done(document.activeElement.textContent),
+                        { once: true });
+})"""
+
+
+def csp_refused_websockets(page: Page) -> list[str]:
+    refused: list[str] = page.evaluate(_CSP_PROBE)
+    return sorted(set(refused))
+
+
 def test_sign_in_watch_a_server_become_active_and_sign_out(
     cloud: Cloud, new_tab: Callable[[Cloud], Tab], tmp_path: Path
 ) -> None:
@@ -44,6 +73,9 @@ def test_sign_in_watch_a_server_become_active_and_sign_out(
     expect(page).to_have_url(re.compile(r"/project/instances$"))
     expect(page.get_by_text("No instances in this project yet.")).to_be_visible()
     screenshot(page, "instances-empty")
+    # connect-src 'self' lets the consoles' websockets to this origin through, and no other.
+    assert csp_refused_websockets(page) == ["ws://127.0.0.2:9/"]
+    tab.console.clear()  # that refusal was expected
     # Anything the page keeps in its window survives only if it is never reloaded.
     page.evaluate("window.kumoTestMark = 'not reloaded'")
 
@@ -67,6 +99,9 @@ def test_sign_in_watch_a_server_become_active_and_sign_out(
         expect(row).to_contain_text("web-host")  # admins see the host column
         screenshot(page, "instances-active")
         assert page.evaluate("window.kumoTestMark") == "not reloaded"
+        # A keyboard user on a row's link keeps the focus when the next poll replaces it.
+        page.get_by_role("link", name="web-vm").focus()
+        assert page.evaluate(_FOCUS_AFTER_NEXT_POLL) == "web-vm"
 
         # The overview page, then back.
         page.get_by_role("link", name="web-vm").click()

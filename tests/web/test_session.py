@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kumo.config import load_config
 from kumo.web.routing import CONTENT_SECURITY_POLICY
 
-from apihelpers import ADMIN_PASSWORD
+from apihelpers import ADMIN_PASSWORD, make_client
 from visitor import Visitor, form_csrf
 
 EXPIRED = "Your session expired or was revoked; sign in again."
@@ -164,3 +165,21 @@ def test_switching_to_no_project_is_keystones_refusal(admin_visitor: Visitor) ->
     resp = admin_visitor.http.post("/auth/project", data={"project_id": "", "csrf_token": csrf})
     assert 400 <= resp.status_code < 500, resp.text
     assert admin_visitor.http.get("/project/instances").status_code == 200
+
+
+def test_cookies_are_secure_when_the_public_url_is_https(cloud: Any, tmp_path: Any) -> None:
+    config = load_config(
+        overrides={
+            "state_dir": str(tmp_path),
+            "database": {"url": cloud.db.url},
+            "api": {"public_url": "https://kumo.test"},
+        },
+        environ={},
+    )
+    with make_client(config, cloud.db) as app:
+        visitor = Visitor(app, base_url="https://testserver")
+        form = visitor.http.get("/auth/login")
+        assert "secure" in _cookie_header(form, "kumo_signin_csrf").lower()
+        resp = visitor.sign_in("admin", ADMIN_PASSWORD)
+        assert resp.status_code == 303, resp.text
+        assert "secure" in _cookie_header(resp, "kumo_session").lower()

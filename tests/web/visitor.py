@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 SERVERS = "/compute/v2.1/servers"
 _FORM_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-_ROW_NAME = re.compile(r'<tr id="server-([0-9a-f-]+)">\s*<td><a href="[^"]+">([^<]*)</a>')
+_ROW_NAME = re.compile(r'<tr id="server-([0-9a-f-]+)">.*?<td><a [^>]*>([^<]*)</a>', re.S)
 
 
 def form_csrf(html: str) -> str:
@@ -28,8 +28,10 @@ def row_names(html: str) -> list[str]:
 class Visitor:
     """A TestClient that keeps cookies as a browser would and shows each redirect."""
 
-    def __init__(self, client: TestClient) -> None:
-        self.http = TestClient(client.app, raise_server_exceptions=False, follow_redirects=False)
+    def __init__(self, client: TestClient, base_url: str = "http://testserver") -> None:
+        self.http = TestClient(
+            client.app, base_url=base_url, raise_server_exceptions=False, follow_redirects=False
+        )
 
     def sign_in(self, user: str, password: str, domain: str = "Default") -> Any:
         form = self.http.get("/auth/login")

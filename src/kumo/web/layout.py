@@ -8,13 +8,15 @@ The Admin section is offered to admins only (the APIs' policies still decide wha
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
 from kumo.web import csrf
-from kumo.web.session import Session
+from kumo.web.apiclient import ApiClient
+from kumo.web.session import Session, current
 from kumo.web.settings import settings
 
 
@@ -52,6 +54,13 @@ def _entries(items: tuple[NavItem, ...], served: frozenset[str], here: str) -> l
         }
         for i in items
     ]
+
+
+async def signed_in(request: Request, api: ApiClient) -> tuple[Session, dict[str, Any]]:
+    """The session of ``api``'s token and the frame for it: what every full page starts
+    with (Keystone validates the token and lists the user's projects, together)."""
+    session, projects = await asyncio.gather(current(api), api.my_projects())
+    return session, frame(request, session, projects)
 
 
 def frame(request: Request, session: Session, projects: list[dict[str, Any]]) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def error_page(request: Request, status: int, title: str, message: str) -> Respo
     )
 
 
-async def _failure(request: Request, exc: Exception) -> Response | None:
+def _failure(request: Request, exc: Exception) -> Response | None:
     if isinstance(exc, csrf.CsrfRefused):
         return error_page(request, 403, "Request refused", f"{exc} Reload the page and try again.")
     if isinstance(exc, SignInRequired):
@@ -101,7 +101,7 @@ class DashboardRoute(APIRoute):
                 await csrf.check(request)
                 response = await handler(request)
             except Exception as exc:
-                failed = await _failure(request, exc)
+                failed = _failure(request, exc)
                 if failed is None:
                     raise
                 response = failed

@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kumo.web.apiclient import ApiClient, ApiError, Page
-from kumo.web.layout import frame
+from kumo.web.layout import signed_in
 from kumo.web.routing import DashboardRoute
-from kumo.web.session import current, session_token
+from kumo.web.session import session_token
 from kumo.web.templating import render
 
 LIST = "/project/instances"
@@ -139,7 +139,7 @@ def _row(server: dict[str, Any], flavors: dict[str, str], images: dict[str, str]
 async def instances(request: Request, page: Listing = Depends(listing)) -> Response:
     """The instances page: frame, filters, and the first render of the live rows."""
     async with ApiClient(request, session_token(request)) as api:
-        session, projects = await asyncio.gather(current(api), api.my_projects())
+        session, framing = await signed_in(request, api)
         error, status = "", 200
         try:
             found = await api.servers(page.nova_params())
@@ -147,7 +147,7 @@ async def instances(request: Request, page: Listing = Depends(listing)) -> Respo
             error, status, found = exc.message, exc.status, Page([], None)
         rows = await _rows(api, found.items)
     context = {
-        **frame(request, session, projects),
+        **framing,
         "title": "Instances",
         "listing": page,
         "rows": rows,
@@ -183,8 +183,8 @@ async def instance(request: Request, server_id: str) -> Response:
     """One server's overview (a later page adds actions, events and consoles). Another
     project's server is Nova's 404, in Nova's words."""
     async with ApiClient(request, session_token(request)) as api:
-        session, projects = await asyncio.gather(current(api), api.my_projects())
-        context: dict[str, Any] = {**frame(request, session, projects), "title": "Instance"}
+        session, framing = await signed_in(request, api)
+        context: dict[str, Any] = {**framing, "title": "Instance"}
         try:
             server = await api.server(server_id)
         except ApiError as exc:
