@@ -75,7 +75,10 @@ def list_servers(session: Session, ctx: Context, f: ListFilters) -> list[m.Insta
     query = select(m.Instance)
     if f.lean:
         query = query.options(
-            defer(m.Instance.flavor), defer(m.Instance.old_flavor), defer(m.Instance.key_data)
+            defer(m.Instance.flavor),
+            defer(m.Instance.old_flavor),
+            defer(m.Instance.key_data),
+            defer(m.Instance.legacy_tags),
         )
     if not (ctx.is_admin and f.all_projects):
         query = query.where(m.Instance.project_id == ctx.project_id)
