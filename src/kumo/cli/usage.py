@@ -91,7 +91,6 @@ def report_command(
     from kumo.cli.main import fail, open_runtime
     from kumo.core import usage_report
     from kumo.core.errors import KumoError
-    from kumo.db import models as m
 
     if fmt not in ("table", "json", "csv"):
         fail(f"unknown format {fmt!r}: table, json or csv")
@@ -106,8 +105,8 @@ def report_command(
         )
         body = usage_report.as_dict(found)
         names = (
-            {p.id: p.name for p in session.query(m.Project).filter(m.Project.id.in_(ids))}
-            if (ids := [p.project_id for p in found.projects]) and fmt == "table"
+            usage_report.project_names(session, (p.project_id for p in found.projects))
+            if fmt == "table"
             else {}
         )
     if fmt == "json":
