@@ -10,10 +10,12 @@ warm-up:
 * ``core report, all projects``: ``kumo.core.usage_report.report`` for the month, one
   session, with prices (the cost columns);
 * ``core report, one project``: the same for one project (``--project``);
-* ``cli json`` / ``cli table``: the real ``kumo usage report`` command in a new process
-  (``.venv/bin/kumo``), interpreter start and imports included (its ``cpu ms`` is the
-  child process's CPU time); ``kumo --help`` and ``kumo host list`` (no hosts) next to it,
-  what any command and a small database command cost (bench/README.md, "CLI start").
+* ``cli json`` / ``cli csv`` / ``cli table``: the real ``kumo usage report`` command in a
+  new process (``.venv/bin/kumo``), interpreter start and imports included (its ``cpu ms``
+  is the child process's CPU time); ``kumo --help`` and ``kumo host list`` (no hosts) next
+  to it, what any command and a small database command cost (bench/README.md, "CLI
+  start"). With ``--baseline-src DIR`` each command also runs from ``DIR/src`` (another
+  checkout, e.g. main's), alternating with this one: an A/B in one window.
 
 Run: ``.venv/bin/python bench/usage_report.py`` (``--help`` for the flags).
 """
@@ -159,35 +161,69 @@ def measure(backend: str, url: str, opts: argparse.Namespace, root: Path) -> lis
             f'state_dir = "{root / "state"}"\n[database]\nurl = "{url}"\n[usage.prices]\n'
             + "".join(f"{k} = {v}\n" for k, v in PRICES.items())
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KUMO_", "OS_"))}
-        for fmt in ("json", "table", "baseline", "hosts"):
-            period = ["--start", START.isoformat(), "--end", END.isoformat()]
-            cmd = [str(BIN / "kumo"), "--config", str(config), "usage", "report", *period]
-            cmd += ["--format", fmt]
-            if fmt == "baseline":  # what any kumo command costs: Python and its imports
-                cmd = [str(BIN / "kumo"), "--help"]
-            if fmt == "hosts":  # a small database command: config, engine, one query
-                cmd = [str(BIN / "kumo"), "--config", str(config), "host", "list", "-f", "json"]
-
-            def cli(cmd: list[str] = cmd) -> None:
-                done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    raise RuntimeError(f"kumo usage report: {done.stderr[-500:]}")
-
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            durations, _ = timed(cli, opts.cli_iterations, 1)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            # The command's own CPU (children's user + system), warm-up run included.
-            cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / (
-                opts.cli_iterations + 1
-            )
-            case = {"baseline": "kumo --help (baseline)", "hosts": "kumo host list -f json"}.get(
-                fmt, f"cli {fmt} (new process)"
-            )
-            out.append(_row(backend, case, (durations, cpu), count))
+        out += commands(backend, config, count, opts)
         return out
     finally:
         db.dispose()
+
+
+# The commands timed in a new process: (case, arguments after `kumo`).
+def _commands(config: Path) -> list[tuple[str, list[str]]]:
+    period = ["--start", START.isoformat(), "--end", END.isoformat()]
+    report = ["--config", str(config), "usage", "report", *period]
+    return [
+        ("cli json (new process)", [*report, "--format", "json"]),
+        ("cli csv (new process)", [*report, "--format", "csv"]),
+        ("cli table (new process)", [*report, "--format", "table"]),
+        # What any kumo command costs: Python and its imports.
+        ("kumo --help (baseline)", ["--help"]),
+        # A small database command: configuration, engine, one query.
+        ("kumo host list -f json", ["--config", str(config), "host", "list", "-f", "json"]),
+    ]
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """One `kumo` process: its wall time and its own CPU (user + system) in seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(BIN / "kumo"), *args], env=env, capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"kumo {' '.join(args[:4])}: {done.stderr[-500:]}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu
+
+
+def commands(
+    backend: str, config: Path, count: int, opts: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Each command ``--cli-iterations`` times after a warm-up; with ``--baseline-src``
+    also with that tree's ``src`` first on PYTHONPATH ("before"), the two alternating
+    A B B A so that both see the same machine load (a shared machine's speed drifts by
+    2x in minutes)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUMO_", "OS_"))}
+    env.pop("PYTHONPATH", None)
+    variants = {"": env}
+    if opts.baseline_src:
+        src = str(Path(opts.baseline_src).absolute() / "src")
+        variants = {" [before]": {**env, "PYTHONPATH": src}, " [after]": env}
+    out: list[dict[str, Any]] = []
+    for case, args in _commands(config):
+        runs: dict[str, list[tuple[float, float]]] = {label: [] for label in variants}
+        for variant in variants.values():  # warm-up: the page cache, the bytecode
+            _run(args, variant)
+        for i in range(opts.cli_iterations):
+            order = list(variants) if i % 2 == 0 else list(reversed(variants))
+            for label in order:
+                runs[label].append(_run(args, variants[label]))
+        for label, timings in runs.items():
+            walls = [w for w, _ in timings]
+            cpu = sum(c for _, c in timings) / len(timings)
+            out.append(_row(backend, case + label, (walls, cpu), count))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--intervals", type=int, default=4, help="ledger rows per server")
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--cli-iterations", type=int, default=5)
+    p.add_argument(
+        "--baseline-src",
+        help="a checkout to compare with (e.g. `git worktree add /tmp/base main`): its src/ "
+        "runs the commands too, alternating with this one's",
+    )
     p.add_argument("--json", action="store_true")
     opts = p.parse_args(argv)
     rows: list[dict[str, Any]] = []

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from test_servers import SERVERS, Compute
 
-from kumo.core import usage_ledger
+from kumo.core import usage_clock
 from kumo.db import models as m
 
 V21 = "/compute/v2.1"
@@ -273,14 +273,14 @@ def test_simple_tenant_usage_counts_hours_of_live_and_deleted(
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     # The usage ledger's clock: the gone one runs from 3 h ago to 2 h ago, the live one
     # from 2 h ago on.
-    monkeypatch.setattr(usage_ledger, "clock", lambda: now - dt.timedelta(hours=3))
+    monkeypatch.setattr(usage_clock, "clock", lambda: now - dt.timedelta(hours=3))
     gone = compute.create(cloud.h(token)).json()["server"]["id"]
     compute.converge()
-    monkeypatch.setattr(usage_ledger, "clock", lambda: now - dt.timedelta(hours=2))
+    monkeypatch.setattr(usage_clock, "clock", lambda: now - dt.timedelta(hours=2))
     live = compute.create(cloud.h(token)).json()["server"]["id"]
     assert compute.client.delete(f"{SERVERS}/{gone}", headers=cloud.h(token)).status_code == 204
     compute.converge()
-    monkeypatch.setattr(usage_ledger, "clock", lambda: now)
+    monkeypatch.setattr(usage_clock, "clock", lambda: now)
     with compute.db.session() as session:  # launch times as the ledger saw them
         session.get(m.Instance, live).launched_at = now - dt.timedelta(hours=2)
         row = session.get(m.Instance, gone)

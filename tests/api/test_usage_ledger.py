@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from kumo.cli.main import app as kumo_cli
 from kumo.config import UsageConfig, UsagePrices
-from kumo.core import usage_ledger
+from kumo.core import usage_clock
 from kumo.core.checks import run_checks
 from kumo.db import models as m
 from kumo.db.usage_tables import UsageInterval
@@ -36,7 +36,7 @@ H = dt.timedelta(hours=1)
 class Clock:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = T0
-        monkeypatch.setattr(usage_ledger, "clock", lambda: self.now)
+        monkeypatch.setattr(usage_clock, "clock", lambda: self.now)
 
     def at(self, when: dt.datetime) -> None:
         self.now = when

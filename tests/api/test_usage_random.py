@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 
 from kumo.agent.volumes import VolumeLoop
 from kumo.cli.main import app as kumo_cli
-from kumo.core import usage_ledger, usage_report
+from kumo.core import usage_clock, usage_report
 from kumo.core.checks import run_checks
 from kumo.db import models as m
 from kumo.drivers.storage.volumes import registry
@@ -438,7 +438,7 @@ def test_ledger_matches_a_random_timeline(
     print(f"usage ledger random walk: USAGE_WALK_SEED={seed}")
     rng = random.Random(seed)
     walk = Walk(cloud, tmp_path, rng)
-    monkeypatch.setattr(usage_ledger, "clock", lambda: walk.timeline.now)
+    monkeypatch.setattr(usage_clock, "clock", lambda: walk.timeline.now)
     while walk.ops < OPERATIONS:
         walk.step()
     walk.timeline.now += dt.timedelta(seconds=rng.randint(1, 3600))

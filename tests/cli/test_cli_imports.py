@@ -79,3 +79,17 @@ def test_a_database_command_loads_no_api_or_messaging_code(state_dir: Path) -> N
     modules = loaded("--state-dir", str(state_dir), "host", "list", "--format", "json")
     assert "sqlalchemy" in modules  # it did run its query
     assert among(modules, (*SERVER_SIDE, "kumo.api", "kumo.controller", "rich")) == []
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_usage_report_maps_no_orm_models(state_dir: Path, fmt: str) -> None:
+    """`kumo usage report` reads the ledger table only: importing kumo.db.models maps every
+    class of the cloud (about 0.4 s of CPU, most of the command's time: bench/README.md,
+    "usage_report.py"), and the report needs none of them. rich only draws the table."""
+    result = run_kumo("--state-dir", str(state_dir), "db", "upgrade", "--no-backup")
+    assert result.returncode == 0, result.stderr
+    period = ("--start", "2026-11-01", "--end", "2026-12-01")
+    modules = loaded("--state-dir", str(state_dir), "usage", "report", *period, "-f", fmt)
+    assert "kumo.db.usage_tables" in modules  # it did run its query
+    unwanted = (*SERVER_SIDE, "kumo.db.models", "kumo.api", "kumo.controller")
+    assert among(modules, (*unwanted, *(["rich"] if fmt != "table" else []))) == []

@@ -35,8 +35,13 @@ HEADINGS = {
 
 def _table(body: dict[str, Any], names: dict[str, str], prices: dict[str, float] | None) -> None:
     """One line per project and dimension used (long, so it fits any terminal), with the
-    price and cost of each line when prices are set: showback as OpenNebula prints it."""
+    price and cost of each line when prices are set: showback as OpenNebula prints it.
+
+    Cells are Text, not str: rich parses a str for markup and highlights it, which took
+    a third of the drawing of a 50-project table (bench/README.md, "usage_report.py"),
+    and read a project named "[red]x" as markup."""
     from rich.table import Table
+    from rich.text import Text
 
     from kumo.cli.output import console
     from kumo.core.usage_report import PRICED
@@ -57,11 +62,13 @@ def _table(body: dict[str, Any], names: dict[str, str], prices: dict[str, float]
             if prices is not None:
                 price = price_of.get(dim)
                 cells += ["", ""] if price is None else [f"{price:g}", f"{row[dim] * price:.2f}"]
-            table.add_row(*cells)
+            table.add_row(*map(Text, cells))
         if not used:
-            table.add_row(label, "nothing", "0.00", *(["", ""] if prices is not None else []))
+            cells = [label, "nothing", "0.00", *(["", ""] if prices is not None else [])]
+            table.add_row(*map(Text, cells))
         if prices is not None:
-            table.add_row("", "cost", "", "", f"{row['cost']:.2f}", end_section=True)
+            cells = ["", "cost", "", "", f"{row['cost']:.2f}"]
+            table.add_row(*map(Text, cells), end_section=True)
         else:
             table.rows[-1].end_section = True
     console.print(table)
@@ -91,7 +98,6 @@ def report_command(
     from kumo.cli.main import fail, open_runtime
     from kumo.core import usage_report
     from kumo.core.errors import KumoError
-    from kumo.db import models as m
 
     if fmt not in ("table", "json", "csv"):
         fail(f"unknown format {fmt!r}: table, json or csv")
@@ -106,8 +112,8 @@ def report_command(
         )
         body = usage_report.as_dict(found)
         names = (
-            {p.id: p.name for p in session.query(m.Project).filter(m.Project.id.in_(ids))}
-            if (ids := [p.project_id for p in found.projects]) and fmt == "table"
+            usage_report.project_names(session, (p.project_id for p in found.projects))
+            if fmt == "table"
             else {}
         )
     if fmt == "json":

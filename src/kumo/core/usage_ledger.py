@@ -24,7 +24,7 @@ While a resize waits for confirm or revert, the server is billed at the flavor i
 host. Volumes and snapshots are billed from their request until deleted, unless in error;
 images while ``active`` with an owner (GiB rounded up); floating IPs while they exist.
 
-Timestamps come from ``clock`` (module attribute, naive UTC): one flush closes and opens at
+Timestamps come from ``kumo.core.usage_clock.clock`` (naive UTC): one flush closes and opens at
 the same instant, and a test can drive it.
 """
 
@@ -39,12 +39,9 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
+from kumo.core import usage_clock
 from kumo.db import models as m
-from kumo.db.types import utcnow
 from kumo.db.usage_tables import UsageInterval
-
-# The ledger's one clock; tests replace it (monkeypatch) to advance time step by step.
-clock: Callable[[], dt.datetime] = utcnow
 
 RUNNING_STATES = frozenset({"active", "paused", "suspended", "rescued"})
 HELD_STATES = frozenset({"stopped", "shelved", "soft-delete"})
@@ -233,7 +230,7 @@ def record(session: Session) -> None:
             wanted[obj.id] = None
     if not wanted:
         return
-    now = clock()
+    now = usage_clock.clock()
     new_ids = {obj.id for obj in session.new if type(obj) in KINDS}
     with session.no_autoflush:
         existing = _open_intervals(session, [i for i in wanted if i not in new_ids])
@@ -296,7 +293,7 @@ def repair(session: Session) -> None:
     """Close what should not be open and open what should, from now (the ledger cannot
     know when a change it missed happened; it stops the drift from growing)."""
     live, opened = live_shapes(session), all_open(session)
-    now = clock()
+    now = usage_clock.clock()
     for resource_id in set(live) | set(opened):
         rows = opened.get(resource_id, [])
         shape = live.get(resource_id)

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import case, column, func, literal, select, table
 from sqlalchemy.orm import Session
 
-from kumo.core import usage_ledger
+from kumo.core import usage_clock
 from kumo.core.errors import BadRequest
 from kumo.db.expressions import seconds_between
 from kumo.db.types import UTCDateTime
@@ -110,7 +110,7 @@ def parse_period(start: str | None, end: str | None) -> tuple[dt.datetime, dt.da
     usage API accepts (ISO 8601, with or without a zone; naive means UTC)."""
     if not start or not end:
         raise BadRequest("Both start and end are required (e.g. start=2026-11-01T00:00:00).")
-    now = usage_ledger.clock()
+    now = usage_clock.clock()
     begin, stop = parse_time(start, now), parse_time(end, now)
     check_period(begin, stop)
     return begin, stop
@@ -163,7 +163,7 @@ def report(
     """Usage of every project (or one) in [start, end]; ``prices`` (price key -> price,
     keys of PRICED) adds the cost. An open interval counts up to now, never beyond."""
     check_period(start, end)
-    stop = min(end, usage_ledger.clock())
+    stop = min(end, usage_clock.clock())
     projects: dict[str, ProjectUsage] = {}
     if start < stop:
         # Grouped by the quantities too, so each row's clipped seconds are worked out once
@@ -205,3 +205,18 @@ def as_dict(r: Report) -> dict[str, Any]:
         "projects": [p.as_dict() for p in r.projects],
         "total": {k: v for k, v in r.total.as_dict().items() if k != "project_id"},
     }
+
+
+# The two columns of kumo.db.models.Project the report's table shows, as a bare table
+# clause: a report maps no ORM model (kumo.db.models maps every class of the cloud, which
+# cost `kumo usage report` more than its query: bench/README.md, "usage_report.py").
+_PROJECTS = table("projects", column("id"), column("name"))
+
+
+def project_names(session: Session, ids: Iterable[str]) -> dict[str, str]:
+    """The names of these projects (id -> name), for a human reader of the report."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    query = select(_PROJECTS.c.id, _PROJECTS.c.name).where(_PROJECTS.c.id.in_(wanted))
+    return {pid: name for pid, name in session.execute(query)}

@@ -18,8 +18,6 @@ from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from kumo.db.revision import track_identity_writes
-
 _DRIVERS = {
     "postgresql": "postgresql+psycopg",
     "mysql": "mysql+pymysql",
@@ -117,6 +115,15 @@ def make_engine(url: str) -> Engine:
     )
 
 
+def _bump_identity_revision(session: Session, _context: Any, _instances: Any) -> None:
+    """kumo.db.revision imported at the first flush, not with the engine: it needs the ORM
+    models, and a command that only reads (`kumo usage report`) maps none of them
+    (bench/README.md, "usage_report.py"). A session with nothing to write does not flush."""
+    from kumo.db import revision
+
+    revision.bump(session)
+
+
 class Database:
     """An engine plus a session factory; one per process and database URL."""
 
@@ -127,7 +134,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=session_info)
-        track_identity_writes(self._sessions)
+        # The identity revision (kumo.db.revision) moves with every identity write.
+        event.listen(self._sessions, "before_flush", _bump_identity_revision)
 
     @property
     def backend(self) -> str:

@@ -22,16 +22,10 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from kumo.db.base import ID, NAME, Base
 from kumo.db.types import UTCDateTime, utcnow
-
-ID = String(64)
-NAME = String(255)
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class Setting(Base):

@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kumo.db.models import ID, Base
+from kumo.db.base import ID, Base
 from kumo.db.types import UTCDateTime, utcnow
 
 OUTBOX_ID = BigInteger().with_variant(Integer(), "sqlite")

@@ -8,7 +8,6 @@ every API copy, at the price of one indexed single-row read per validation.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -39,7 +38,9 @@ def current(session: Session) -> str | None:
     return value
 
 
-def _bump(session: Session, _context: Any, _instances: Any) -> None:
+def bump(session: Session) -> None:
+    """Before each flush (kumo.db.engine.Database calls it): a new revision when the flush
+    writes a row of an identity table, in the same transaction."""
     touched = (*session.new, *session.dirty, *session.deleted)
     if not any(isinstance(obj, IDENTITY_MODELS) for obj in touched):
         return
@@ -49,10 +50,3 @@ def _bump(session: Session, _context: Any, _instances: Any) -> None:
     )
     if not getattr(result, "rowcount", 0):
         session.execute(insert(m.Setting).values(key=IDENTITY_REVISION, value=value))
-
-
-def track_identity_writes(session_factory: Any) -> None:
-    """Register the revision bump on a sessionmaker (done by kumo.db.engine.Database)."""
-    from sqlalchemy import event
-
-    event.listen(session_factory, "before_flush", _bump)

@@ -19,7 +19,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kumo.db.models import ID, Base
+from kumo.db.base import ID, Base
 from kumo.db.types import UTCDateTime
 
 # What can be billed (``resource_type``).
