@@ -141,6 +141,32 @@ def test_create_and_delete_write_nova_notifications_in_order(notifying: Compute)
     assert legacy_end["memory_mb"] > 0 and legacy_end["instance_type"]
 
 
+def test_create_start_tells_no_addresses_and_create_end_tells_them(notifying: Compute) -> None:
+    """As Nova's create.start (its network comes later), though kumo has the port and its
+    address from the request's transaction on: the start does not look them up."""
+    admin, client = notifying.cloud.admin, notifying.client
+    resp = client.post(f"{V2}/networks", json={"network": {"name": "n1"}}, headers=admin)
+    assert resp.status_code == 201, resp.text
+    network_id = resp.json()["network"]["id"]
+    body = {"subnet": {"network_id": network_id, "cidr": "10.9.0.0/24", "ip_version": 4}}
+    assert client.post(f"{V2}/subnets", json=body, headers=admin).status_code == 201
+    resp = notifying.create(admin, networks=[{"uuid": network_id}])
+    assert resp.status_code == 202, resp.text
+    server_id = resp.json()["server"]["id"]
+    notifying.converge()
+    ports = client.get(f"{V2}/ports", params={"device_id": server_id}, headers=admin).json()
+    address = ports["ports"][0]["fixed_ips"][0]["ip_address"]
+    messages = {m.body["event_type"]: m.body["payload"] for m in _outbox(notifying.db)}
+    start = messages["instance.create.start"]["nova_object.data"]
+    assert (start["ip_addresses"], start["block_devices"]) == ([], [])
+    assert messages["compute.instance.create.start"]["fixed_ips"] == []
+    end = messages["instance.create.end"]["nova_object.data"]
+    assert [ip["nova_object.data"]["address"] for ip in end["ip_addresses"]] == [address]
+    assert [ip["address"] for ip in messages["compute.instance.create.end"]["fixed_ips"]] == [
+        address
+    ]
+
+
 def test_a_server_deleted_before_it_was_placed_starts_and_ends_its_delete(
     notifying: Compute,
 ) -> None:

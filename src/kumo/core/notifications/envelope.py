@@ -48,7 +48,8 @@ def row(
 ) -> OutboxMessage:
     """The outbox row of one notification."""
     now = now or utcnow()
-    message_id = str(uuid.uuid4())
+    unique = uuid.uuid4()
+    message_id = str(unique)
     inner: dict[str, Any] = {
         "message_id": message_id,
         "publisher_id": publisher_id,
@@ -56,7 +57,7 @@ def row(
         "priority": priority.upper(),
         "payload": payload,
         "timestamp": str(now),
-        "_unique_id": uuid.UUID(message_id).hex,
+        "_unique_id": unique.hex,
         "_context_request_id": origin.request_id,
         "_context_global_request_id": None,
         "_context_user_id": origin.user_id,

@@ -77,7 +77,8 @@ def _action_event(
     # A failure is an ERROR notification, except a live migration's: Nova tells of its
     # rollback as one more INFO step (instance.live_migration_rollback.end).
     priority = "error" if phase == "error" and action.action != compute.LIVE_MIGRATION else "info"
-    ips = compute.addresses(session, instance)
+    looked_up = not compute.bare(instance, action, phase)
+    ips = compute.addresses(session, instance) if looked_up else []
     publisher = f"nova-compute:{compute.host_name(session, instance) or settings.publisher_host}"
     origin = envelope.Origin(action.request_id, action.user_id, action.project_id)
     common: dict[str, Any] = {
@@ -89,7 +90,7 @@ def _action_event(
     }
     rows: list[OutboxMessage] = []
     if settings.versioned:
-        payload = compute.versioned_payload(session, instance, action, kind, ips)
+        payload = compute.versioned_payload(session, instance, action, kind, ips, looked_up)
         rows.append(
             envelope.row(
                 topic=settings.versioned_topic, event_type=versioned, payload=payload, **common
