@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from test_servers import SERVERS, Compute
 
 from kumo.config import NotificationsConfig
 from kumo.core import notifications, wakeup
+from kumo.core.notifications import envelope, recorder
 from kumo.db import models as m
 from kumo.db.engine import Database
 from kumo.db.outbox_tables import OutboxMessage
@@ -165,6 +166,48 @@ def test_create_start_tells_no_addresses_and_create_end_tells_them(notifying: Co
     assert [ip["address"] for ip in messages["compute.instance.create.end"]["fixed_ips"]] == [
         address
     ]
+
+
+def test_a_transactions_outbox_rows_are_one_insert(notifying: Compute) -> None:
+    """The create's start (versioned and legacy) is one statement in POST /servers' write
+    turn, not one per row; a flush telling of more rows than a statement takes writes
+    them all, in order."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO OUTBOX"):
+            statements.append(statement)
+
+    event.listen(notifying.db.engine, "before_cursor_execute", seen)
+    try:
+        resp = notifying.create(notifying.cloud.admin)
+        assert resp.status_code == 202, resp.text
+    finally:
+        event.remove(notifying.db.engine, "before_cursor_execute", seen)
+    assert len(statements) == 1
+    assert [m.body["event_type"] for m in _outbox(notifying.db)] == [
+        "instance.create.start",
+        "compute.instance.create.start",
+    ]
+
+    count = 2 * recorder.WRITE_CHUNK + 7
+    rows = [
+        envelope.row(
+            exchange="kumotest",
+            topic="t",
+            priority="info",
+            event_type=f"e{i}",
+            publisher_id="p",
+            payload={"i": i},
+            resource_id=str(i),
+            origin=envelope.Origin(),
+        )
+        for i in range(count)
+    ]
+    with notifying.db.session() as session:
+        recorder.write(session, rows)
+    written = _outbox(notifying.db, exchange="kumotest")
+    assert [m.body["event_type"] for m in written] == [f"e{i}" for i in range(count)]
 
 
 def test_a_server_deleted_before_it_was_placed_starts_and_ends_its_delete(

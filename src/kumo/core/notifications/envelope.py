@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from kumo.db.outbox_tables import OutboxMessage
 from kumo.db.types import utcnow
 
 VERSION = "2.0"  # oslo.messaging's _RPC_ENVELOPE_VERSION
@@ -45,8 +44,9 @@ def row(
     resource_id: str,
     origin: Origin,
     now: dt.datetime | None = None,
-) -> OutboxMessage:
-    """The outbox row of one notification."""
+) -> dict[str, Any]:
+    """The outbox row of one notification, as the column values of
+    kumo.db.outbox_tables.OutboxMessage (written by kumo.core.notifications.write)."""
     now = now or utcnow()
     unique = uuid.uuid4()
     message_id = str(unique)
@@ -69,12 +69,12 @@ def row(
         "_context_show_deleted": False,
     }
     envelope = {"oslo.version": VERSION, "oslo.message": json.dumps(inner)}
-    return OutboxMessage(
-        message_id=message_id,
-        exchange=exchange,
-        routing_key=f"{topic}.{priority.lower()}",
-        event_type=event_type,
-        resource_id=resource_id,
-        envelope=json.dumps(envelope),
-        created_at=now,
-    )
+    return {
+        "message_id": message_id,
+        "exchange": exchange,
+        "routing_key": f"{topic}.{priority.lower()}",
+        "event_type": event_type,
+        "resource_id": resource_id,
+        "envelope": json.dumps(envelope),
+        "created_at": now,
+    }
