@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from test_servers import SERVERS, Compute
 
 from kumo.config import NotificationsConfig
 from kumo.core import notifications, wakeup
+from kumo.core.notifications import envelope, recorder
 from kumo.db import models as m
 from kumo.db.engine import Database
 from kumo.db.outbox_tables import OutboxMessage
@@ -139,6 +140,74 @@ def test_create_and_delete_write_nova_notifications_in_order(notifying: Compute)
     legacy_end = messages[-1].body["payload"]
     assert (legacy_end["instance_id"], legacy_end["state"]) == (server_id, "deleted")
     assert legacy_end["memory_mb"] > 0 and legacy_end["instance_type"]
+
+
+def test_create_start_tells_no_addresses_and_create_end_tells_them(notifying: Compute) -> None:
+    """As Nova's create.start (its network comes later), though kumo has the port and its
+    address from the request's transaction on: the start does not look them up."""
+    admin, client = notifying.cloud.admin, notifying.client
+    resp = client.post(f"{V2}/networks", json={"network": {"name": "n1"}}, headers=admin)
+    assert resp.status_code == 201, resp.text
+    network_id = resp.json()["network"]["id"]
+    body = {"subnet": {"network_id": network_id, "cidr": "10.9.0.0/24", "ip_version": 4}}
+    assert client.post(f"{V2}/subnets", json=body, headers=admin).status_code == 201
+    resp = notifying.create(admin, networks=[{"uuid": network_id}])
+    assert resp.status_code == 202, resp.text
+    server_id = resp.json()["server"]["id"]
+    notifying.converge()
+    ports = client.get(f"{V2}/ports", params={"device_id": server_id}, headers=admin).json()
+    address = ports["ports"][0]["fixed_ips"][0]["ip_address"]
+    messages = {m.body["event_type"]: m.body["payload"] for m in _outbox(notifying.db)}
+    start = messages["instance.create.start"]["nova_object.data"]
+    assert (start["ip_addresses"], start["block_devices"]) == ([], [])
+    assert messages["compute.instance.create.start"]["fixed_ips"] == []
+    end = messages["instance.create.end"]["nova_object.data"]
+    assert [ip["nova_object.data"]["address"] for ip in end["ip_addresses"]] == [address]
+    assert [ip["address"] for ip in messages["compute.instance.create.end"]["fixed_ips"]] == [
+        address
+    ]
+
+
+def test_a_transactions_outbox_rows_are_one_insert(notifying: Compute) -> None:
+    """The create's start (versioned and legacy) is one statement in POST /servers' write
+    turn, not one per row; a flush telling of more rows than a statement takes writes
+    them all, in order."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO OUTBOX"):
+            statements.append(statement)
+
+    event.listen(notifying.db.engine, "before_cursor_execute", seen)
+    try:
+        resp = notifying.create(notifying.cloud.admin)
+        assert resp.status_code == 202, resp.text
+    finally:
+        event.remove(notifying.db.engine, "before_cursor_execute", seen)
+    assert len(statements) == 1
+    assert [m.body["event_type"] for m in _outbox(notifying.db)] == [
+        "instance.create.start",
+        "compute.instance.create.start",
+    ]
+
+    count = 2 * recorder.WRITE_CHUNK + 7
+    rows = [
+        envelope.row(
+            exchange="kumotest",
+            topic="t",
+            priority="info",
+            event_type=f"e{i}",
+            publisher_id="p",
+            payload={"i": i},
+            resource_id=str(i),
+            origin=envelope.Origin(),
+        )
+        for i in range(count)
+    ]
+    with notifying.db.session() as session:
+        recorder.write(session, rows)
+    written = _outbox(notifying.db, exchange="kumotest")
+    assert [m.body["event_type"] for m in written] == [f"e{i}" for i in range(count)]
 
 
 def test_a_server_deleted_before_it_was_placed_starts_and_ends_its_delete(

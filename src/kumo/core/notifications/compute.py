@@ -149,15 +149,23 @@ class Address:
     label: str
 
 
-def _new(instance: m.Instance) -> bool:
-    """Being created in this flush: nothing of it is in the database to look up yet (and
-    Nova's create.start has no addresses or block devices either)."""
-    return inspect(instance).pending
+def bare(instance: m.Instance, action: m.InstanceAction, phase: str) -> bool:
+    """Whether the payload tells of no addresses and no block devices without looking:
+    the server is deleted (Nova's delete.end has none: they went with it), being created
+    in this flush (nothing of it is in the database yet), or this is its create's start
+    (Nova's create.start has neither: its network and volumes come later). POST /servers
+    flushes the server before the runner records its action, so without the last case the
+    create's start ran two queries inside SQLite's write turn for lists Nova sends empty."""
+    return (
+        instance.deleted
+        or inspect(instance).pending
+        or (phase == "start" and action.action == "create")
+    )
 
 
 def addresses(session: Session, instance: m.Instance) -> list[Address]:
-    if instance.deleted or _new(instance):
-        return []  # Nova's delete.end has none: the ports went with the server
+    """The server's fixed IPs, in the order of its NICs (see :func:`bare` for when a
+    payload has none without asking)."""
     port_ids = [nic["port_id"] for nic in instance.nics or [] if nic.get("port_id")]
     if not port_ids:
         return []
@@ -217,8 +225,6 @@ def _fault(message: str | None) -> dict[str, Any] | None:
 
 
 def _block_devices(session: Session, instance: m.Instance) -> list[dict[str, Any]]:
-    if instance.deleted or _new(instance):
-        return []
     rows = session.scalars(
         select(m.VolumeAttachment)
         .where(
@@ -248,13 +254,15 @@ def versioned_payload(
     action: m.InstanceAction,
     kind: str,
     ips: list[Address],
+    looked_up: bool = True,
 ) -> dict[str, Any]:
-    """Nova's versioned payload of ``kind`` for the server as this flush leaves it."""
+    """Nova's versioned payload of ``kind`` for the server as this flush leaves it; with
+    ``looked_up`` False (:func:`bare`), without block devices."""
     host = host_name(session, instance)
     data: dict[str, Any] = {
         "architecture": None,
         "availability_zone": instance.availability_zone or None,
-        "block_devices": _block_devices(session, instance),
+        "block_devices": _block_devices(session, instance) if looked_up else [],
         "created_at": _time(instance.created_at),
         "deleted_at": _time(instance.deleted_at),
         "display_name": instance.name,

@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from kumo.db.outbox_tables import OutboxMessage
 from kumo.db.types import utcnow
 
 VERSION = "2.0"  # oslo.messaging's _RPC_ENVELOPE_VERSION
@@ -45,10 +44,12 @@ def row(
     resource_id: str,
     origin: Origin,
     now: dt.datetime | None = None,
-) -> OutboxMessage:
-    """The outbox row of one notification."""
+) -> dict[str, Any]:
+    """The outbox row of one notification, as the column values of
+    kumo.db.outbox_tables.OutboxMessage (written by kumo.core.notifications.write)."""
     now = now or utcnow()
-    message_id = str(uuid.uuid4())
+    unique = uuid.uuid4()
+    message_id = str(unique)
     inner: dict[str, Any] = {
         "message_id": message_id,
         "publisher_id": publisher_id,
@@ -56,7 +57,7 @@ def row(
         "priority": priority.upper(),
         "payload": payload,
         "timestamp": str(now),
-        "_unique_id": uuid.UUID(message_id).hex,
+        "_unique_id": unique.hex,
         "_context_request_id": origin.request_id,
         "_context_global_request_id": None,
         "_context_user_id": origin.user_id,
@@ -68,12 +69,12 @@ def row(
         "_context_show_deleted": False,
     }
     envelope = {"oslo.version": VERSION, "oslo.message": json.dumps(inner)}
-    return OutboxMessage(
-        message_id=message_id,
-        exchange=exchange,
-        routing_key=f"{topic}.{priority.lower()}",
-        event_type=event_type,
-        resource_id=resource_id,
-        envelope=json.dumps(envelope),
-        created_at=now,
-    )
+    return {
+        "message_id": message_id,
+        "exchange": exchange,
+        "routing_key": f"{topic}.{priority.lower()}",
+        "event_type": event_type,
+        "resource_id": resource_id,
+        "envelope": json.dumps(envelope),
+        "created_at": now,
+    }

@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from kumo.core.notifications import Settings, envelope
 from kumo.db import models as m
-from kumo.db.outbox_tables import OutboxMessage
 
 # Neutron resources: model -> (resource name in event types and payloads)
 NEUTRON = {
@@ -56,9 +55,10 @@ def columns(row: Any) -> dict[str, Any]:
     return values
 
 
-def record(session: Session, settings: Settings, publisher_host: str) -> list[OutboxMessage]:
-    """The other services' notifications for what this flush writes."""
-    rows: list[OutboxMessage] = []
+def record(session: Session, settings: Settings, publisher_host: str) -> list[dict[str, Any]]:
+    """The other services' notifications for what this flush writes (outbox rows, as
+    :func:`kumo.core.notifications.envelope.row` makes them)."""
+    rows: list[dict[str, Any]] = []
 
     def add(exchange: str, service: str, event_type: str, resource_id: str, payload: Any) -> None:
         rows.append(
