@@ -588,7 +588,7 @@ def test_0024_console_tables_are_added_next_to_servers(db_factory):
             [{"payload": "origin host:x", "created_at": dt.datetime(2024, 5, 1)}],
         )
     migrate.upgrade(db)
-    assert migrate.status(db).current == "0024"
+    assert migrate.status(db).current >= "0024"  # and what came after keeps these
     when = dt.datetime(2026, 12, 7, 8, 0)
     with db.session() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(m.WakeupNote)) == 1
@@ -634,3 +634,29 @@ def test_0024_console_tables_are_added_next_to_servers(db_factory):
         pass
     else:
         raise AssertionError("two console tokens with one hash")
+
+
+def test_0025_console_endpoints_gain_the_display(db_factory):
+    """0025 adds each guest's display next to its console endpoints (expand: old code never
+    reads it); endpoints reported before it say NULL (an agent older than displays)."""
+    db = db_factory.create()
+    migrate.upgrade(db, "0024")
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO console_endpoints (instance_id, host_id, address, vnc_port, "
+                "updated_at) VALUES ('server-1', 'h', '127.0.0.1', 5900, :when)"
+            ),
+            {"when": dt.datetime(2026, 12, 7, 8, 0)},
+        )
+    migrate.upgrade(db)
+    assert migrate.status(db).current >= "0025"
+    from kumo.db.console_tables import ConsoleEndpoint
+
+    with db.session() as s:
+        old = s.get(ConsoleEndpoint, "server-1")
+        assert old is not None and (old.vnc_port, old.display) == (5900, None)
+        s.add(ConsoleEndpoint(instance_id="server-2", host_id="h", address="::1", display="vga"))
+    with db.session() as s:
+        new = s.get(ConsoleEndpoint, "server-2")
+        assert new is not None and new.display == "vga"
