@@ -51,14 +51,25 @@ class ConsoleEndpoints:
     console listen address, loopback unless configured) with the VNC server's port and the
     serial console's TCP port. A port is None when the guest has no such console (a guest
     started before kumo gave guests consoles). Sent with each observation of a guest; the
-    console proxy of the API connects there."""
+    console proxy of the API connects there.
+
+    ``display``: the guest's display device as its QEMU has it (``vga``, ``none``: the VNC
+    console then shows no screen of the guest's); None from an agent older than displays,
+    whose guests have none. Kept by the control plane so that a live migration's
+    destination starts the guest with the very device the source runs it with."""
 
     address: str
     vnc_port: int | None = None
     serial_port: int | None = None
+    display: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"address": self.address, "vnc_port": self.vnc_port, "serial_port": self.serial_port}
+        return {
+            "address": self.address,
+            "vnc_port": self.vnc_port,
+            "serial_port": self.serial_port,
+            "display": self.display,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> ConsoleEndpoints:
@@ -76,7 +87,18 @@ class ConsoleEndpoints:
             ):
                 raise ValueError(f"consoles.{key} must be a TCP port (1-65535) or null")
             ports.append(port)
-        return cls(address, ports[0], ports[1])
+        display = data.get("display")
+        if display is not None and not (
+            isinstance(display, str) and display.isalnum() and len(display) <= DISPLAY_MAX
+        ):
+            raise ValueError(
+                f"consoles.display must be a display model (letters and digits, at most "
+                f"{DISPLAY_MAX}) or null"
+            )
+        return cls(address, ports[0], ports[1], display)
+
+
+DISPLAY_MAX = 16  # characters of a display model's name (``vga``, ``none``...)
 
 
 # What an agent may report of a port or a floating IP (Neutron's statuses for both).

@@ -403,3 +403,52 @@ def test_agent_restart_mid_copy_and_delete_mid_move(
     assert pair.allocations() == {}
     with pair.db.session() as session:
         assert run_checks(session) == []
+
+
+def test_destination_is_prepared_with_the_sources_display(pair: Pair) -> None:
+    """The source's agent reports the display its guest runs with (with its consoles); the
+    destination's work item carries it and the destination starts the guest with it. A
+    report from an agent older than displays (or none at all) means none."""
+    from kumo.core.compute import reports
+
+    server_id, source, dest = pair.server()
+
+    def observe(display: str | None) -> None:
+        with pair.db.session() as session:
+            generation = session.get(m.Instance, server_id).generation
+        consoles = {"address": "127.0.0.1", "vnc_port": 5901, "serial_port": None}
+        body = {
+            "power_state": "running",
+            "generation": generation,
+            "consoles": consoles if display == "old" else {**consoles, "display": display},
+        }
+        resp = pair.agent_client.post(
+            f"/agent/v1/hosts/{source}/instances/{server_id}/observation", json=body
+        )
+        assert resp.status_code == 204, resp.text
+
+    def seen_by_dest() -> Any:
+        with pair.db.session() as session:
+            items = reports.work_for_host(session, dest)
+        (item,) = [i for i in items if i["id"] == server_id]
+        assert item["on_host"] is False and item["migration"]["role"] == "dest"
+        return item["migration"]["source_display"]
+
+    assert pair.live(server_id, AUTO).status_code == 202
+    observe("vga")
+    assert seen_by_dest() == "vga"
+    observe("old")  # an agent from before displays says nothing of it
+    assert seen_by_dest() == "none"
+    bad = {"address": "127.0.0.1", "display": "v g a"}
+    resp = pair.agent_client.post(
+        f"/agent/v1/hosts/{source}/instances/{server_id}/observation",
+        json={"power_state": "running", "generation": 1, "consoles": bad},
+    )
+    assert resp.status_code == 400 and "consoles.display" in resp.text, resp.text
+    # The fake guest has no display (the fake agents build minimal specs): a destination
+    # prepared with the source's none takes it.
+    shown = pair.settle(server_id)
+    assert shown["OS-EXT-SRV-ATTR:host"] == pair.name(dest)
+    moved = pair.loops[dest].driver
+    assert isinstance(moved, FakeDriver)
+    assert moved._host.guests[server_id].spec.display == "none"

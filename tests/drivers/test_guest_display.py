@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hvharness import Harness
 
+from kumo.agent.compute import incoming_spec
 from kumo.agent.spec import display_model
 from kumo.drivers.hypervisor import HypervisorError, PowerState
 from kumo.drivers.hypervisor.base import (
@@ -24,6 +25,7 @@ from kumo.drivers.hypervisor.base import (
 from kumo.drivers.hypervisor.fake import FakeDriver
 from kumo.drivers.hypervisor.qemu import QemuDriver
 from kumo.drivers.hypervisor.qemu_process import DISPLAY_SLOT
+from kumo.protocol import ConsoleEndpoints
 
 UUID = "3f7c2a52-7a4b-4c55-9b0e-3f1f1c1e9a01"
 BASE = GuestSpec(uuid=UUID, name="vm", vcpus=1, memory_mb=128, root_disk="/root.qcow2")
@@ -96,24 +98,48 @@ def test_fake_live_migration_needs_the_sources_display(tmp_path: Path) -> None:
     assert dest.finish_incoming(UUID, run=True).power_state == PowerState.RUNNING
 
 
+def test_destination_takes_the_display_the_source_runs_the_guest_with() -> None:
+    """The agent's decision for a live migration's destination: the source's display as
+    the control plane relays it, whatever the image would give the guest now."""
+    built = dataclasses.replace(BASE, display="vga")  # what this host's builder made
+    assert incoming_spec(built, {"source_display": "none"}) == BASE  # a guest from before
+    assert incoming_spec(BASE, {"source_display": "vga"}) == built
+    assert incoming_spec(built, {}) == built  # a control plane that does not say
+    with pytest.raises(HypervisorError, match="unknown display"):
+        incoming_spec(built, {"source_display": "cirrus"})
+
+
+def test_console_endpoints_carry_the_display() -> None:
+    vga = ConsoleEndpoints("127.0.0.1", 5900, 4000, "vga")
+    assert ConsoleEndpoints.from_dict(vga.to_dict()) == vga
+    old = {"address": "127.0.0.1", "vnc_port": 5900, "serial_port": None}  # an older agent
+    assert ConsoleEndpoints.from_dict(old).display is None
+    for bad in ("", "v g a", 7, "x" * 17):
+        with pytest.raises(ValueError, match=r"consoles\.display"):
+            ConsoleEndpoints.from_dict({**old, "display": bad})
+
+
 @pytest.mark.parametrize("harness", ["qemu"], indirect=True)
 def test_qemu_guest_from_before_displays_stays_without_one(harness: Harness) -> None:
     """Restarted from its persisted spec after an upgrade, by a spawn that asks for VGA:
     the guest keeps the hardware it had (none); a new guest gets VGA, and QEMU has it."""
     driver = harness.driver
+    assert isinstance(driver, QemuDriver)
     # No root disk: the kernel boots from its initramfs, and two guests cannot both
     # write the shared image.
     old = dataclasses.replace(harness.spec(name="old-display"), root_disk=None)
     driver.spawn(old)
     assert driver.power_off(old.uuid, timeout=0).power_state == PowerState.SHUTDOWN
     upgraded = harness.new_driver()
-    upgraded.spawn(dataclasses.replace(old, display="vga"))
+    state = upgraded.spawn(dataclasses.replace(old, display="vga"))
+    assert state.consoles is not None and state.consoles.display == "none"  # as QEMU says
     argv = (harness.state_dir / "instances" / old.uuid / "qemu.argv").read_text()
     assert "VGA" not in argv
     devices = harness.qmp(old.uuid, "qom-list", {"path": "/machine/peripheral"})
     assert not [d for d in devices if d["type"] == "child<VGA>"], devices
 
     new = dataclasses.replace(harness.spec(name="new-display"), root_disk=None, display="vga")
-    upgraded.spawn(new)
+    state = upgraded.spawn(new)
+    assert state.consoles is not None and state.consoles.display == "vga"
     devices = harness.qmp(new.uuid, "qom-list", {"path": "/machine/peripheral"})
     assert ("video0", "child<VGA>") in {(d["name"], d["type"]) for d in devices}

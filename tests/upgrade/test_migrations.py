@@ -587,8 +587,8 @@ def test_0024_console_tables_are_added_next_to_servers(db_factory):
             Base.metadata.tables["wakeup_notes"].insert(),
             [{"payload": "origin host:x", "created_at": dt.datetime(2024, 5, 1)}],
         )
-    migrate.upgrade(db, "0024")
-    assert migrate.status(db).current == "0024"
+    migrate.upgrade(db)
+    assert migrate.status(db).current >= "0024"  # and what came after keeps these
     when = dt.datetime(2026, 12, 7, 8, 0)
     with db.session() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(m.WakeupNote)) == 1
@@ -694,3 +694,29 @@ def test_0025_instance_tags_copied_from_the_json_column_and_case_sensitive(db_fa
     with db.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM instances WHERE id = 'i1'"))
     assert tags() == {("i2", "Web"), ("i2", "web"), ("i2", "wéb")}
+
+
+def test_0026_console_endpoints_gain_the_display(db_factory):
+    """0026 adds each guest's display next to its console endpoints (expand: old code never
+    reads it); endpoints reported before it say NULL (an agent older than displays)."""
+    db = db_factory.create()
+    migrate.upgrade(db, "0025")
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO console_endpoints (instance_id, host_id, address, vnc_port, "
+                "updated_at) VALUES ('server-1', 'h', '127.0.0.1', 5900, :when)"
+            ),
+            {"when": dt.datetime(2026, 12, 7, 8, 0)},
+        )
+    migrate.upgrade(db)
+    assert migrate.status(db).current >= "0026"
+    from kumo.db.console_tables import ConsoleEndpoint
+
+    with db.session() as s:
+        old = s.get(ConsoleEndpoint, "server-1")
+        assert old is not None and (old.vnc_port, old.display) == (5900, None)
+        s.add(ConsoleEndpoint(instance_id="server-2", host_id="h", address="::1", display="vga"))
+    with db.session() as s:
+        new = s.get(ConsoleEndpoint, "server-2")
+        assert new is not None and new.display == "vga"

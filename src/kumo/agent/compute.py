@@ -9,6 +9,7 @@ that powered itself off is reported SHUTOFF, not restarted.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import tempfile
@@ -23,6 +24,7 @@ import httpx
 
 from kumo.agent.disks import GuestDisks, root_volume
 from kumo.drivers.hypervisor.base import (
+    DISPLAY_MODELS,
     GuestSpec,
     GuestState,
     HypervisorDriver,
@@ -67,6 +69,19 @@ def minimal_spec(item: dict[str, Any]) -> GuestSpec:
     return GuestSpec(
         uuid=item["id"], name=item["name"], vcpus=int(flavor["vcpus"]), memory_mb=int(flavor["ram"])
     )
+
+
+def incoming_spec(spec: GuestSpec, migration: Mapping[str, Any]) -> GuestSpec:
+    """The spec a live migration's destination starts the guest with: the one built for
+    this host, with the display the source runs it with (QEMU moves a guest only between
+    the same devices; a guest from before displays has none, whatever its image would get
+    now). A control plane that does not say (older than displays) leaves the spec's."""
+    if "source_display" not in migration:
+        return spec
+    display = migration["source_display"]
+    if display not in DISPLAY_MODELS:
+        raise HypervisorError(f"the source runs the guest with an unknown display {display!r}")
+    return dataclasses.replace(spec, display=display)
 
 
 class ComputeLoop:
@@ -570,7 +585,8 @@ class ComputeLoop:
         if status in ("queued", "preparing"):
             try:
                 endpoint = d.prepare_incoming(
-                    self.build_spec(item), bool(migration["block_migration"])
+                    incoming_spec(self.build_spec(item), migration),
+                    bool(migration["block_migration"]),
                 )
             except HypervisorError as exc:
                 d.destroy(uuid)

@@ -23,7 +23,9 @@ from kumo.db.types import UTCDateTime, utcnow
 class ConsoleEndpoint(Base):
     """A running guest's console listeners on its host: the address both listen on, the
     VNC port and the serial console's TCP port (None: the guest has no such console, as
-    guests started before consoles existed)."""
+    guests started before consoles existed), and its display device (``vga``, ``none``;
+    None: reported by an agent older than displays, whose guests have none): what a live
+    migration's destination must start the guest with."""
 
     __tablename__ = "console_endpoints"
     instance_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -31,6 +33,7 @@ class ConsoleEndpoint(Base):
     address: Mapped[str] = mapped_column(String(255))
     vnc_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
     serial_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    display: Mapped[str | None] = mapped_column(String(16), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

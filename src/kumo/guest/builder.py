@@ -24,7 +24,7 @@ from kumo.guest.cpio import CpioArchive
 from kumo.guest.ssh import SshPayload, ssh_payload
 
 BUILDER_VERSION = "3"
-MODULES = (
+MODULES: tuple[str, ...] = (
     "virtio_pci",
     "virtio_blk",
     "virtio_net",

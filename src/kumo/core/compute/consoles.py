@@ -261,7 +261,19 @@ def observe(
     row.address = consoles.address
     row.vnc_port = consoles.vnc_port
     row.serial_port = consoles.serial_port
+    row.display = consoles.display
     row.updated_at = utcnow()
+
+
+def display_on(session: Session, instance_id: str, host_id: str | None) -> str:
+    """The display device the guest runs with on ``host_id``, as its agent last reported
+    it: what a live migration's destination must start it with. ``none`` when not known
+    (no report from there, or one from an agent older than displays: such guests have
+    none)."""
+    row = session.get(ConsoleEndpoint, instance_id)
+    if row is None or row.host_id != host_id or not row.display:
+        return "none"
+    return row.display
 
 
 def forget(session: Session, instance_id: str) -> None:

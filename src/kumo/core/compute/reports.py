@@ -63,6 +63,8 @@ def work_for_host(
         if instance is None:
             continue
         view = migrations.agent_view(row, host_id)
+        if view["role"] == "dest":  # it starts the guest with the source's display
+            view["source_display"] = consoles.display_on(session, instance_id, row.source_host_id)
         items.append({**work_item(session, instance), "on_host": False, "migration": view})
     return items
 

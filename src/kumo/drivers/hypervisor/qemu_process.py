@@ -194,6 +194,13 @@ def display_args(model: str) -> list[str]:
     raise HypervisorError(f"unknown display model {model!r} (none or vga)")
 
 
+def display_of(peripherals: list[dict[str, Any]]) -> str:
+    """The display model of a running QEMU from its ``qom-list /machine/peripheral``
+    answer (the devices with an id): the inverse of `display_args`."""
+    types = {p.get("name"): p.get("type") for p in peripherals}
+    return "vga" if types.get("video0") == "child<VGA>" else "none"
+
+
 VNC_DISPLAYS = 4000  # displays :0 to :4000 (ports 5900-9900) are tried in turn
 _TCP_CHARDEV = re.compile(r"tcp:.*:(\d+),server")
 
@@ -455,21 +462,24 @@ class QemuProcesses:
             )
 
     def _console_endpoints(self, uuid: str, pid: int) -> ConsoleEndpoints | None:
-        """Where this QEMU's consoles listen, asked once per process over QMP. A guest
-        started before guests had consoles (adopted, untouched) has neither: None."""
+        """Where this QEMU's consoles listen, and the display they show, asked once per
+        process over QMP (what QEMU has, not what a spec says). A guest started before
+        guests had consoles (adopted, untouched) has neither: None."""
         known = self._consoles.get(uuid)
         if known is not None and known[0] == pid:
             return known[1]
         try:
             vnc = self._qmp(uuid, "query-vnc", timeout=3.0)
             chardevs = self._qmp(uuid, "query-chardev", timeout=3.0)
+            devices = self._qmp(uuid, "qom-list", {"path": "/machine/peripheral"}, 3.0)
         except Exception:  # busy or wedged: ask again at the next look
             return None
         vnc_port = int(vnc["service"]) if vnc.get("enabled") and vnc.get("service") else None
         serial_port = serial_port_of(chardevs)
         found = None
         if vnc_port is not None or serial_port is not None:
-            found = ConsoleEndpoints(self.console_address, vnc_port, serial_port)
+            display = display_of(devices)
+            found = ConsoleEndpoints(self.console_address, vnc_port, serial_port, display)
         self._consoles[uuid] = (pid, found)
         return found
 
