@@ -5,7 +5,6 @@ words, admin-only actions hidden from members and refused by Nova when posted.""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,8 @@ from markupsafe import escape
 
 from kumo.web.server_states import ALLOWED, offered
 
+from fakehost import Compute, active_server
 from visitor import SERVERS, Visitor
-
-# The compute API tests' fake host (scheduler + agent loop with the fake driver): one way
-# to run servers in process.
-sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
-from test_servers import Compute
 
 pytestmark = pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument")
 HTMX = {"HX-Request": "true"}
@@ -28,15 +23,6 @@ HTMX = {"HX-Request": "true"}
 @pytest.fixture
 def compute(cloud: Any, tmp_path: Path) -> Compute:
     return Compute(cloud, tmp_path)
-
-
-def _active(compute: Compute, headers: dict[str, str], name: str = "vm") -> str:
-    resp = compute.create(headers, name=name)
-    assert resp.status_code == 202, resp.text
-    server_id = str(resp.json()["server"]["id"])
-    compute.converge()
-    assert compute.show(server_id, headers)["status"] == "ACTIVE"
-    return server_id
 
 
 def _member(visitor: Visitor, cloud: Any) -> dict[str, str]:
@@ -64,7 +50,7 @@ def test_the_table_offers_by_status_task_and_role() -> None:
 def test_stop_and_start_follow_the_state(
     admin_visitor: Visitor, compute: Compute, cloud: Any
 ) -> None:
-    server_id = _active(compute, cloud.admin)
+    server_id = active_server(compute, cloud.admin)
     panel = admin_visitor.http.get(f"/project/instances/{server_id}/panel").text
     assert "stop" in _buttons(panel) and "start" not in _buttons(panel)
     assert "migrate" in _buttons(panel)  # an admin
@@ -94,7 +80,7 @@ def test_stop_and_start_follow_the_state(
 def test_an_action_without_the_csrf_token_is_refused(
     admin_visitor: Visitor, compute: Compute, cloud: Any
 ) -> None:
-    server_id = _active(compute, cloud.admin)
+    server_id = active_server(compute, cloud.admin)
     for data in ({}, {"csrf_token": "0" * 64}):
         resp = admin_visitor.http.post(f"/project/instances/{server_id}/action/stop", data=data)
         assert resp.status_code == 403, resp.text
@@ -109,7 +95,7 @@ def test_an_action_without_the_csrf_token_is_refused(
 def test_novas_conflict_is_shown_in_place_in_its_words(
     admin_visitor: Visitor, compute: Compute, cloud: Any
 ) -> None:
-    server_id = _active(compute, cloud.admin)
+    server_id = active_server(compute, cloud.admin)
     csrf = admin_visitor.page_csrf()
     url = f"/project/instances/{server_id}/action/start"  # not offered: the server runs
     nova = compute.action(server_id, cloud.admin, {"os-start": None})
@@ -125,7 +111,7 @@ def test_novas_conflict_is_shown_in_place_in_its_words(
 def test_resize_asks_for_a_flavor_and_is_confirmed(
     admin_visitor: Visitor, compute: Compute, cloud: Any
 ) -> None:
-    server_id = _active(compute, cloud.admin)
+    server_id = active_server(compute, cloud.admin)
     form = admin_visitor.http.get(f"/project/instances/{server_id}/action/resize")
     assert form.status_code == 200 and '<label for="resize-flavor">New flavor</label>' in form.text
     csrf = admin_visitor.page_csrf()
@@ -150,7 +136,7 @@ def test_resize_asks_for_a_flavor_and_is_confirmed(
 def test_a_bad_resize_is_novas_400_on_the_form(
     admin_visitor: Visitor, compute: Compute, cloud: Any
 ) -> None:
-    server_id = _active(compute, cloud.admin)
+    server_id = active_server(compute, cloud.admin)
     csrf = admin_visitor.page_csrf()
     resp = admin_visitor.http.post(
         f"/project/instances/{server_id}/action/resize",
@@ -164,7 +150,7 @@ def test_a_bad_resize_is_novas_400_on_the_form(
 def test_snapshot_and_delete_with_confirmation(
     admin_visitor: Visitor, compute: Compute, cloud: Any
 ) -> None:
-    server_id = _active(compute, cloud.admin, name="snapme")
+    server_id = active_server(compute, cloud.admin, name="snapme")
     csrf = admin_visitor.page_csrf()
     form = admin_visitor.http.get(f"/project/instances/{server_id}/action/snapshot").text
     assert 'value="snapme-snapshot"' in form
@@ -191,7 +177,7 @@ def test_snapshot_and_delete_with_confirmation(
 def test_next_never_leaves_the_instances_pages(
     admin_visitor: Visitor, compute: Compute, cloud: Any
 ) -> None:
-    server_id = _active(compute, cloud.admin)
+    server_id = active_server(compute, cloud.admin)
     csrf = admin_visitor.page_csrf()
     resp = admin_visitor.http.post(
         f"/project/instances/{server_id}/action/pause",
@@ -202,7 +188,7 @@ def test_next_never_leaves_the_instances_pages(
 
 
 def test_list_rows_carry_the_menu(admin_visitor: Visitor, compute: Compute, cloud: Any) -> None:
-    server_id = _active(compute, cloud.admin, name="menu-vm")
+    server_id = active_server(compute, cloud.admin, name="menu-vm")
     page = admin_visitor.http.get("/project/instances").text
     assert 'aria-label="Actions for menu-vm"' in page
     (row,) = re.findall(r'<tr id="server-.*?</tr>', page, re.S)
@@ -215,7 +201,7 @@ def test_members_see_no_admin_actions_and_get_novas_403(
     visitor: Visitor, compute: Compute, cloud: Any
 ) -> None:
     headers = _member(visitor, cloud)
-    server_id = _active(compute, headers)
+    server_id = active_server(compute, headers)
     panel = visitor.http.get(f"/project/instances/{server_id}/panel").text
     assert "stop" in _buttons(panel)
     assert "migrate" not in _buttons(panel) and "live-migrate" not in _buttons(panel)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kumo.config import Config
-from kumo.web.pages import auth, instances, server_actions
+from kumo.web.pages import auth, instances, launch, server_actions
 from kumo.web.routing import DashboardRoute, DashboardStatic, redirect
 from kumo.web.session import COOKIE, SIGN_IN
 from kumo.web.settings import WebSettings
@@ -31,6 +31,7 @@ def install(app: FastAPI, config: Config) -> None:
     """Serve the dashboard on ``app``: after the APIs, whose paths it does not share."""
     app.state.kumo_web = WebSettings.from_config(config)
     app.include_router(router)
-    for module in (auth, instances, server_actions):
+    # launch before instances: /project/instances/launch is not a server id.
+    for module in (auth, launch, instances, server_actions):
         app.include_router(module.router)
     app.mount("/static", DashboardStatic(directory=STATIC), name="static")
