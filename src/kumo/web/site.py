@@ -17,6 +17,10 @@ from kumo.web.settings import WebSettings
 STATIC = Path(__file__).parent / "static"
 HOME = instances.LIST
 
+# Every area's module (kumo.web.pages): a new page is one more here. launch comes before
+# instances: /project/instances/launch is not a server id.
+PAGES = (auth, launch, instances, server_actions)
+
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
 
@@ -29,9 +33,14 @@ async def home(request: Request) -> Response:
 
 def install(app: FastAPI, config: Config) -> None:
     """Serve the dashboard on ``app``: after the APIs, whose paths it does not share."""
-    app.state.kumo_web = WebSettings.from_config(config)
-    app.include_router(router)
-    # launch before instances: /project/instances/launch is not a server id.
-    for module in (auth, launch, instances, server_actions):
-        app.include_router(module.router)
+    routers = [router, *(module.router for module in PAGES)]
+    pages = frozenset(
+        str(getattr(route, "path", ""))
+        for r in routers
+        for route in r.routes
+        if "GET" in (getattr(route, "methods", None) or ())
+    )
+    app.state.kumo_web = WebSettings.from_config(config, pages)
+    for r in routers:
+        app.include_router(r)
     app.mount("/static", DashboardStatic(directory=STATIC), name="static")
