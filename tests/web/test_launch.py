@@ -202,3 +202,41 @@ def test_a_tampered_draft_is_a_page_not_a_500(admin_visitor: Visitor) -> None:
         )
         assert page.status_code == 400, page.text
         assert '<p class="alert" role="alert">Give the instance a name.' in page.text
+
+
+def test_boot_from_a_volume_is_a_block_device_mapping(
+    admin_visitor: Visitor, compute: Compute
+) -> None:
+    csrf = form_csrf(admin_visitor.http.get(LAUNCH).text)
+    screen1 = {
+        "csrf_token": csrf,
+        "draft": "",
+        "from": "1",
+        "source": "volume",
+        "volume": "11111111-2222-3333-4444-555555555555",
+        "flavor": "1",
+        "name": "from-volume",
+        "count": "1",
+    }
+    second = admin_visitor.http.post(LAUNCH + "/network", data=screen1)
+    assert second.status_code == 200, second.text
+    review = admin_visitor.http.post(
+        LAUNCH + "/review", data={"csrf_token": csrf, "draft": _draft(second.text), "from": "2"}
+    )
+    server = _request_shown(review.text)["server"]
+    assert "imageRef" not in server
+    assert server["block_device_mapping_v2"] == [
+        {
+            "boot_index": 0,
+            "uuid": "11111111-2222-3333-4444-555555555555",
+            "source_type": "volume",
+            "destination_type": "volume",
+            "delete_on_termination": False,
+        }
+    ]
+    # Nova decides whether the volume exists: its words on the review.
+    page = admin_visitor.http.post(
+        LAUNCH, data={"csrf_token": csrf, "draft": _draft(review.text), "from": "3"}
+    )
+    assert page.status_code in (400, 404), page.text
+    assert 'aria-current="step">3.' in page.text and 'role="alert"' in page.text
