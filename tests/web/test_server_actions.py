@@ -233,3 +233,20 @@ def test_members_see_no_admin_actions_and_get_novas_403(
 def test_an_unknown_action_is_a_404_page(admin_visitor: Visitor) -> None:
     resp = admin_visitor.http.get("/project/instances/x/action/explode")
     assert resp.status_code == 404 and "no server action" in resp.text
+
+
+def test_a_server_nova_could_not_place_shows_novas_fault(
+    admin_visitor: Visitor, compute: Compute, cloud: Any
+) -> None:
+    big = {"flavor": {"name": "huge", "ram": 40000, "vcpus": 1, "disk": 1}}  # > the host
+    made = cloud.client.post("/compute/v2.1/flavors", json=big, headers=cloud.admin)
+    assert made.status_code == 200, made.text
+    resp = compute.create(cloud.admin, name="huge", flavorRef=made.json()["flavor"]["id"])
+    server_id = resp.json()["server"]["id"]
+    compute.converge()
+    shown = compute.show(server_id, cloud.admin)
+    assert shown["status"] == "ERROR"
+    panel = admin_visitor.http.get(f"/project/instances/{server_id}/panel").text
+    words = str(escape(shown["fault"]["message"]))
+    assert f'<p class="alert" role="alert">{words}</p>' in panel
+    assert _buttons(panel) == ["stop", "reboot-hard", "rescue", "delete"]

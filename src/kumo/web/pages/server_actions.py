@@ -98,6 +98,8 @@ def _panel_context(server: dict[str, Any], is_admin: bool) -> dict[str, Any]:
         "status": status,
         "task_state": task,
         "actions": offered(status, task, is_admin),
+        # Why a server is in ERROR (e.g. "No valid host was found"), in Nova's words.
+        "fault": str((server.get("fault") or {}).get("message", "")),
         "next": server_url(server["id"]),
     }
 
