@@ -94,6 +94,7 @@ def test_launch_a_guest_see_it_active_stop_start_and_delete(
         # Stop from the row's menu; the row follows to SHUTOFF by itself.
         row.get_by_text("Actions").click()
         assert "Migrate" not in row.inner_text()  # a member: no admin actions
+        screenshot(page, "servers-row-menu")
         row.get_by_role("button", name="Stop web-guest").click()
         expect(page.get_by_text("Stop requested for web-guest.")).to_be_visible()
         expect(row).to_contain_text("SHUTOFF", timeout=BOOT)

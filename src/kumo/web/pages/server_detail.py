@@ -137,6 +137,8 @@ async def section(
     name: str,
     length: int = Query(50, ge=1, le=10000),
 ) -> Response:
+    """One section. ``length`` is the console's; declared here so that a value that is no
+    number is a 400 page (kumo.web.routing), the console section checks it is offered."""
     if name not in SECTIONS:
         raise ApiError(404, f"There is no server section '{name}'.")
     return await _section(request, server_id, name)
