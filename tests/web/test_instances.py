@@ -126,8 +126,10 @@ def test_server_page_shows_the_overview(admin_visitor: Visitor, cloud: Any, imag
     page = admin_visitor.http.get(f"/project/instances/{server_id}")
     assert page.status_code == 200, page.text
     assert "<h1>web-1</h1>" in page.text and server_id in page.text
-    assert "<td>role</td><td>db</td>" in page.text
     assert "web-test-image" in page.text
+    # Metadata is a section of its own (kumo.web.pages.server_detail), loaded by htmx.
+    section = admin_visitor.http.get(f"/project/instances/{server_id}/section/metadata")
+    assert "<td>role</td><td>db</td>" in section.text
 
 
 def test_another_projects_server_is_novas_404(visitor: Visitor, cloud: Any, image_id: str) -> None:

@@ -31,6 +31,15 @@ async def read_form(request: Request) -> dict[str, str]:
             body += chunk
             if len(body) > MAX_FORM_BYTES:
                 raise FormTooLarge
-        fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        fields = dict(pairs)
+        request.state.kumo_form_pairs = pairs
     request.state.kumo_form = fields
     return fields
+
+
+async def read_form_list(request: Request, name: str) -> list[str]:
+    """Every value of a repeated field (checkboxes, a multiple select), in the form's order."""
+    await read_form(request)
+    pairs: list[tuple[str, str]] = getattr(request.state, "kumo_form_pairs", [])
+    return [value for key, value in pairs if key == name]

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 import kumo
-from kumo.web import formatting
+from kumo.web import formatting, server_states
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -24,6 +24,7 @@ _env = jinja2.Environment(
 _env.filters["age"] = formatting.age
 _env.filters["addresses"] = formatting.addresses
 _env.globals["version"] = kumo.__version__
+_env.globals["server_actions"] = server_states.offered
 
 # Every template may test these; pages that have them pass their own.
 DEFAULTS: dict[str, Any] = {
