@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from kumo.config import Config
 from kumo.web.pages import auth, instances
+from kumo.web.pages import keypairs as storage_keypairs
 from kumo.web.routing import DashboardRoute, DashboardStatic, redirect
 from kumo.web.session import COOKIE, SIGN_IN
 from kumo.web.settings import WebSettings
@@ -33,4 +34,6 @@ def install(app: FastAPI, config: Config) -> None:
     app.include_router(router)
     for module in (auth, instances):
         app.include_router(module.router)
+    for storage_page in (storage_keypairs,):
+        app.include_router(storage_page.router)
     app.mount("/static", DashboardStatic(directory=STATIC), name="static")
