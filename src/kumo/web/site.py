@@ -10,6 +10,8 @@ from starlette.responses import Response
 
 from kumo.config import Config
 from kumo.web.pages import auth, instances
+from kumo.web.pages import image_upload as storage_image_upload
+from kumo.web.pages import images as storage_images
 from kumo.web.pages import keypairs as storage_keypairs
 from kumo.web.routing import DashboardRoute, DashboardStatic, redirect
 from kumo.web.session import COOKIE, SIGN_IN
@@ -34,6 +36,7 @@ def install(app: FastAPI, config: Config) -> None:
     app.include_router(router)
     for module in (auth, instances):
         app.include_router(module.router)
-    for storage_page in (storage_keypairs,):
+    # image_upload before images: its /project/images/new is not an image id
+    for storage_page in (storage_image_upload, storage_images, storage_keypairs):
         app.include_router(storage_page.router)
     app.mount("/static", DashboardStatic(directory=STATIC), name="static")
