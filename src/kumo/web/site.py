@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
@@ -20,6 +21,11 @@ from kumo.web.settings import WebSettings
 STATIC = Path(__file__).parent / "static"
 HOME = instances.LIST
 
+# Every area's module (kumo.web.pages): a new page is one more here.
+PAGES: tuple[ModuleType, ...] = (auth, instances)
+# Storage: image_upload before images (its /project/images/new is not an image id).
+PAGES += (storage_image_upload, storage_images, storage_keypairs)
+
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
 
@@ -32,11 +38,14 @@ async def home(request: Request) -> Response:
 
 def install(app: FastAPI, config: Config) -> None:
     """Serve the dashboard on ``app``: after the APIs, whose paths it does not share."""
-    app.state.kumo_web = WebSettings.from_config(config)
-    app.include_router(router)
-    for module in (auth, instances):
-        app.include_router(module.router)
-    # image_upload before images: its /project/images/new is not an image id
-    for storage_page in (storage_image_upload, storage_images, storage_keypairs):
-        app.include_router(storage_page.router)
+    routers = [router, *(module.router for module in PAGES)]
+    pages = frozenset(
+        str(getattr(route, "path", ""))
+        for r in routers
+        for route in r.routes
+        if "GET" in (getattr(route, "methods", None) or ())
+    )
+    app.state.kumo_web = WebSettings.from_config(config, pages)
+    for r in routers:
+        app.include_router(r)
     app.mount("/static", DashboardStatic(directory=STATIC), name="static")

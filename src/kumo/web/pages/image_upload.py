@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from kumo.web.apiclient import IMAGE, ApiClient, ApiError
+from kumo.web.apiclient import IMAGE, ApiClient, ApiError, segment
 from kumo.web.forms import read_form
 from kumo.web.layout import frame
 from kumo.web.pages.images import IMAGES, LIST, NEW, VISIBILITIES, detail_url
@@ -127,10 +127,9 @@ async def upload(request: Request, image_id: str) -> Response:
         headers["Content-Length"] = declared  # Glance refuses an over-limit size unread
     async with ApiClient(request, session_token(request)) as api:
         try:
-            await api.call(
-                "PUT", f"{IMAGES}/{image_id}/file", headers=headers, content=_passed_on(request)
-            )
-            image = await api.get(f"{IMAGES}/{image_id}")
+            data_url = f"{IMAGES}/{segment(image_id)}/file"
+            await api.call("PUT", data_url, headers=headers, content=_passed_on(request))
+            image = await api.get(f"{IMAGES}/{segment(image_id)}")
         except ApiError as exc:
             return JSONResponse({"message": exc.message}, exc.status)
     return JSONResponse(

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kumo.web import formatting
-from kumo.web.apiclient import IMAGE, ApiClient, ApiError
+from kumo.web.apiclient import IMAGE, ApiClient, ApiError, segment
 from kumo.web.forms import read_form
 from kumo.web.layout import frame
 from kumo.web.routing import DashboardRoute, redirect
@@ -141,7 +141,7 @@ async def _detail(
 ) -> Response:
     context = await _frame(request, api, "Image")
     try:
-        image = await api.get(f"{IMAGES}/{image_id}")
+        image = await api.get(f"{IMAGES}/{segment(image_id)}")
     except ApiError as exc:
         context.update(status=exc.status, message=exc.message, title="Image not shown")
         return render(request, "error.html", context, exc.status)
@@ -201,7 +201,7 @@ async def edit(request: Request, image_id: str) -> Response:
     ]
 
     async def call(api: ApiClient) -> None:
-        await api.call("PATCH", f"{IMAGES}/{image_id}", json=patch, headers=JSON_PATCH)
+        await api.call("PATCH", f"{IMAGES}/{segment(image_id)}", json=patch, headers=JSON_PATCH)
 
     return await _change(request, image_id, call)
 
@@ -211,7 +211,7 @@ async def add_tag(request: Request, image_id: str) -> Response:
     tag = (await read_form(request)).get("tag", "").strip()
 
     async def call(api: ApiClient) -> None:
-        await api.call("PUT", f"{IMAGES}/{image_id}/tags/{quote(tag, safe='')}")
+        await api.call("PUT", f"{IMAGES}/{segment(image_id)}/tags/{segment(tag)}")
 
     return await _change(request, image_id, call)
 
@@ -219,7 +219,7 @@ async def add_tag(request: Request, image_id: str) -> Response:
 @router.post(LIST + "/{image_id}/tags/{tag}/delete")
 async def delete_tag(request: Request, image_id: str, tag: str) -> Response:
     async def call(api: ApiClient) -> None:
-        await api.call("DELETE", f"{IMAGES}/{image_id}/tags/{quote(tag, safe='')}")
+        await api.call("DELETE", f"{IMAGES}/{segment(image_id)}/tags/{segment(tag)}")
 
     return await _change(request, image_id, call)
 
@@ -228,7 +228,7 @@ async def delete_tag(request: Request, image_id: str, tag: str) -> Response:
 async def delete(request: Request, image_id: str) -> Response:
     async with ApiClient(request, session_token(request)) as api:
         try:
-            await api.call("DELETE", f"{IMAGES}/{image_id}")
+            await api.call("DELETE", f"{IMAGES}/{segment(image_id)}")
         except ApiError as exc:
             return await _detail(request, api, image_id, status=exc.status, error=exc.message)
     return redirect(request, LIST)

@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kumo.web.apiclient import COMPUTE, ApiClient, ApiError
+from kumo.web.apiclient import COMPUTE, ApiClient, ApiError, segment
 from kumo.web.forms import read_form
 from kumo.web.layout import frame
 from kumo.web.routing import DashboardRoute, redirect
@@ -134,7 +134,7 @@ async def import_key(request: Request) -> Response:
 async def delete(request: Request, name: str) -> Response:
     async with ApiClient(request, session_token(request)) as api:
         try:
-            await api.call("DELETE", f"{KEYPAIRS}/{quote(name, safe='')}", headers=KEYPAIR_VERSION)
+            await api.call("DELETE", f"{KEYPAIRS}/{segment(name)}", headers=KEYPAIR_VERSION)
         except ApiError as exc:
             return await _page(request, api, status=exc.status, error=exc.message)
     return redirect(request, LIST)
