@@ -14,6 +14,7 @@ from kumo.web.pages import auth, instances
 from kumo.web.pages import image_upload as storage_image_upload
 from kumo.web.pages import images as storage_images
 from kumo.web.pages import keypairs as storage_keypairs
+from kumo.web.pages import volumes as storage_volumes
 from kumo.web.routing import DashboardRoute, DashboardStatic, redirect
 from kumo.web.session import COOKIE, SIGN_IN
 from kumo.web.settings import WebSettings
@@ -24,7 +25,7 @@ HOME = instances.LIST
 # Every area's module (kumo.web.pages): a new page is one more here.
 PAGES: tuple[ModuleType, ...] = (auth, instances)
 # Storage: image_upload before images (its /project/images/new is not an image id).
-PAGES += (storage_image_upload, storage_images, storage_keypairs)
+PAGES += (storage_image_upload, storage_images, storage_keypairs, storage_volumes)
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
