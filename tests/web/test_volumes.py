@@ -120,6 +120,7 @@ def test_extend_snapshot_and_delete(admin_visitor: Visitor, cloud: Any) -> None:
     assert 'aria-label="Confirm: delete snapshot snap-1"' in page
     listed = admin_visitor.http.get(PAGE).text
     assert f'<tr id="snapshot-{snap["id"]}">' in listed
+    assert f'<a href="/project/volumes/{volume_id}">grow</a>' in listed
     # A volume with a snapshot: Cinder refuses its delete, in place.
     resp = admin_visitor.http.post(url + "/delete", data={"csrf_token": csrf})
     assert resp.status_code == 400, resp.text
@@ -153,3 +154,26 @@ def test_another_projects_volume_is_cinders_404(visitor: Visitor, cloud: Any) ->
     page = visitor.http.get(f"{PAGE}/{volume_id}")
     assert page.status_code == 404 and "admins-vol" not in page.text
     assert "admins-vol" not in visitor.http.get(PAGE).text
+
+
+def test_storage_pages_have_no_inline_script_or_style(admin_visitor: Visitor, cloud: Any) -> None:
+    volume_id = _create(admin_visitor, cloud, name="plain")
+    image = cloud.client.post(
+        "/image/v2/images",
+        json={"name": "i", "disk_format": "raw", "container_format": "bare"},
+        headers=cloud.admin,
+    ).json()["id"]
+    for path in (
+        PAGE,
+        f"{PAGE}/{volume_id}",
+        "/project/images",
+        "/project/images/new",
+        f"/project/images/{image}",
+        "/project/key-pairs",
+    ):
+        resp = admin_visitor.http.get(path)
+        assert resp.status_code == 200, (path, resp.text)
+        scripts = re.findall(r"<script[^>]*>", resp.text)
+        assert all(' src="/static/' in s for s in scripts), (path, scripts)
+        assert " style=" not in resp.text and "<style" not in resp.text, path
+        assert re.search(r" on[a-z]+=", resp.text) is None, path  # no inline handlers

@@ -113,6 +113,15 @@ async def _snapshots(api: ApiClient, volume_id: str | None = None) -> list[dict[
     ]
 
 
+async def _tables(api: ApiClient) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The volumes and the snapshots, each snapshot with its volume's name."""
+    rows, snapshots = await asyncio.gather(_volumes(api), _snapshots(api))
+    names = {r["id"]: r["name"] for r in rows}
+    for s in snapshots:
+        s["volume_name"] = names.get(s["volume_id"], s["volume_id"])
+    return rows, snapshots
+
+
 def _busy(*groups: list[dict[str, Any]]) -> bool:
     return any(item["status"] in TRANSITIONAL for group in groups for item in group)
 
@@ -155,7 +164,7 @@ async def _list_page(
     snapshots: list[dict[str, Any]] = []
     list_error = ""
     try:
-        rows, snapshots = await asyncio.gather(_volumes(api), _snapshots(api))
+        rows, snapshots = await _tables(api)
     except ApiError as exc:
         list_error = exc.message
         status = exc.status if status == 200 else status
@@ -191,7 +200,7 @@ async def volume_rows(request: Request) -> Response:
         rows: list[dict[str, Any]] = []
         snapshots: list[dict[str, Any]] = []
         try:
-            rows, snapshots = await asyncio.gather(_volumes(api), _snapshots(api))
+            rows, snapshots = await _tables(api)
         except ApiError as exc:
             error = exc.message
     context = {
