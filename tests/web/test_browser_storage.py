@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from browser import Tab, screenshot, sign_in
+from browser import PHONE, Tab, screenshot, sign_in
 from computeapi import Api, Guests, require_qemu
 from kumoproc import Cloud, start_cloud
 
@@ -64,6 +64,62 @@ def test_upload_an_image_with_a_progress_bar(
     expect(row).to_contain_text("uploaded")
     screenshot(page, "images-list")
     assert tab.errors() == []  # nothing refused by the Content-Security-Policy
+
+
+def test_glances_refusal_of_an_upload_is_shown_in_place(
+    cloud: Cloud, new_tab: Callable[[Cloud], Tab], tmp_path: Path
+) -> None:
+    data = tmp_path / "not-qcow2.raw"
+    data.write_bytes(b"\0" * 65536)
+    tab = new_tab(cloud)
+    page = tab.page
+    sign_in(page, "admin", cloud.admin_password)
+    page.goto("/project/images/new")
+    page.get_by_label("Name").fill("web-bad")
+    page.get_by_label("Disk format").select_option("qcow2")
+    page.get_by_label("Image file").set_input_files(str(data))
+    page.get_by_role("button", name="Create image").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Image data is in raw format, which does not match disk_format 'qcow2'.",
+        timeout=60_000,
+    )
+    expect(page.get_by_role("button", name="Create image")).to_be_enabled()  # try again
+    screenshot(page, "images-upload-refused")
+
+
+def test_key_pair_private_key_is_downloaded_once(
+    cloud: Cloud, new_tab: Callable[[Cloud], Tab]
+) -> None:
+    tab = new_tab(cloud)
+    page = tab.page
+    sign_in(page, "admin", cloud.admin_password)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Key pairs").click()
+    create = page.get_by_role("form", name="Create a key pair")
+    create.get_by_label("Name").fill("web-key")
+    create.get_by_role("button", name="Create key pair").click()
+    link = page.get_by_role("link", name="Download the private key (web-key.pem)")
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == "web-key.pem"
+    key = Path(download.value.path()).read_text()
+    assert key.startswith("-----BEGIN") and "PRIVATE KEY" in key
+    screenshot(page, "keypairs-created")
+    row = page.get_by_role("row", name=re.compile("web-key"))
+    expect(row).to_be_visible()
+    page.goto("/project/key-pairs")  # the page served later offers it no more
+    expect(row).to_be_visible()
+    expect(link).to_have_count(0)
+    assert "PRIVATE KEY" not in page.content()
+    # Phone width: the forms and the table fit; the page does not scroll sideways.
+    page.set_viewport_size(PHONE)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width}px wide at phone width"
+    screenshot(page, "keypairs-phone")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.get_by_role("button", name="Delete key pair web-key").click()
+    page.get_by_role("button", name="Confirm: delete key pair web-key").click()
+    expect(page.get_by_text("No key pairs yet.")).to_be_visible()
+    assert tab.errors() == []
 
 
 def test_attach_a_volume_to_a_running_guest(cloud: Cloud, new_tab: Callable[[Cloud], Tab]) -> None:
