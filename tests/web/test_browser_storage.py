@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from kumo.web.session import EXPIRED_MESSAGE
+
 from browser import PHONE, Tab, screenshot, sign_in
 from computeapi import Api, Guests, require_qemu
 from kumoproc import Cloud, start_cloud
@@ -85,6 +87,18 @@ def test_glances_refusal_of_an_upload_is_shown_in_place(
     )
     expect(page.get_by_role("button", name="Create image")).to_be_enabled()  # try again
     screenshot(page, "images-upload-refused")
+    # The session revoked meanwhile: the script follows the dashboard to sign-in.
+    (session,) = [c["value"] for c in tab.context.cookies() if c["name"] == "kumo_session"]
+    api = Api(cloud.url, cloud.admin_password)
+    try:
+        revoked = api.client.delete(
+            "/identity/v3/auth/tokens", headers={"X-Subject-Token": session}
+        )
+        assert revoked.status_code == 204, revoked.text
+    finally:
+        api.close()
+    page.get_by_role("button", name="Create image").click()
+    expect(page.get_by_text(EXPIRED_MESSAGE)).to_be_visible()
 
 
 def test_key_pair_private_key_is_downloaded_once(

@@ -19,6 +19,20 @@
     }
   }
 
+  // An XMLHttpRequest follows redirects by itself: one that ended elsewhere than where it
+  // was sent was sent to sign-in (the session expired), so the page goes there too.
+  function leftForSignIn(xhr, sentTo) {
+    if (!xhr.responseURL) {
+      return false;
+    }
+    var ended = new URL(xhr.responseURL);
+    if (ended.pathname === new URL(sentTo, window.location.href).pathname) {
+      return false;
+    }
+    window.location.assign(ended.href);
+    return true;
+  }
+
   function setup(form) {
     var fileInput = form.querySelector('input[type="file"]');
     var box = form.querySelector("[data-upload-progress]");
@@ -58,6 +72,9 @@
         percent.textContent = "100% sent; the image service is checking the data";
       };
       xhr.onload = function () {
+        if (leftForSignIn(xhr, uploadUrl)) {
+          return;
+        }
         var answer = parse(xhr);
         if (xhr.status >= 200 && xhr.status < 300) {
           progress(100);
@@ -108,6 +125,9 @@
       xhr.setRequestHeader("Content-Type", "application/x-www-form-urlencoded");
       xhr.setRequestHeader("Accept", "application/json");
       xhr.onload = function () {
+        if (leftForSignIn(xhr, form.getAttribute("action"))) {
+          return;
+        }
         var answer = parse(xhr);
         if (xhr.status === 201) {
           send(answer.upload_url, file);
