@@ -56,7 +56,7 @@ def test_create_lists_the_volume_and_the_poll_stops_when_settled(
     page = admin_visitor.http.get(PAGE).text
     assert POLL in page and 'hx-get="/project/volumes/rows"' in page
     rows = admin_visitor.http.get(PAGE + "/rows", headers={"HX-Request": "true"}).text
-    assert POLL in rows and "<nav" not in rows and "creating" in rows
+    assert POLL in rows and 'aria-label="Main"' not in rows and "creating" in rows
     _set_status(cloud, volume_id, "available")
     rows = admin_visitor.http.get(PAGE + "/rows", headers={"HX-Request": "true"}).text
     assert POLL not in rows and "available" in rows  # the last poll: it stops here
@@ -177,3 +177,19 @@ def test_storage_pages_have_no_inline_script_or_style(admin_visitor: Visitor, cl
         assert all(' src="/static/' in s for s in scripts), (path, scripts)
         assert " style=" not in resp.text and "<style" not in resp.text, path
         assert re.search(r" on[a-z]+=", resp.text) is None, path  # no inline handlers
+
+
+def test_the_list_pages_with_cinders_limit_and_marker(admin_visitor: Visitor, cloud: Any) -> None:
+    ids = [_create(admin_visitor, cloud, name=f"v{i}") for i in range(3)]
+    page = admin_visitor.http.get(PAGE + "?limit=2")
+    assert page.status_code == 200, page.text
+    shown = re.findall(r'<tr id="volume-([0-9a-f-]+)">', page.text)
+    assert shown == list(reversed(ids))[:2]  # Cinder's default: newest first
+    assert 'hx-get="/project/volumes/rows?limit=2"' in page.text  # the poll keeps the page
+    nxt = re.search(r'href="([^"]+)" rel="next"', page.text)
+    assert nxt, page.text
+    page = admin_visitor.http.get(nxt.group(1).replace("&amp;", "&"))
+    assert re.findall(r'<tr id="volume-([0-9a-f-]+)">', page.text) == [ids[0]]
+    assert 'rel="next"' not in page.text and "First page" in page.text
+    for query in ("limit=0", "limit=x", "limit=5000"):
+        assert admin_visitor.http.get(f"{PAGE}?{query}").status_code == 400, query

@@ -11,9 +11,11 @@ create/delete`` and ``volume delete``; a refusal is shown in place in the API's 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict, dataclass, replace
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -29,7 +31,8 @@ LIST = "/project/volumes"
 ROWS = LIST + "/rows"
 VOLUME = "/volume/v3"
 POLL = "every 2s"
-LIMIT = 1000  # one page of Cinder's default max: the project's volumes at a glance
+LIMIT = 1000  # Cinder's default max page: lists the form offers are one page of it
+DEFAULT_LIMIT = 20
 # Cinder's statuses with work in flight: the page polls while one is shown.
 TRANSITIONAL = frozenset(
     {
@@ -87,11 +90,37 @@ async def _server_names(api: ApiClient, volumes: list[dict[str, Any]]) -> dict[s
     return dict(await asyncio.gather(*(name(i) for i in sorted(ids))))
 
 
-async def _volumes(api: ApiClient) -> list[dict[str, Any]]:
-    body = await api.get(f"{VOLUME}/volumes/detail", params={"limit": str(LIMIT)})
+@dataclass(frozen=True)
+class Paging:
+    """Which page of Cinder's volume list: its own limit and marker."""
+
+    limit: int = DEFAULT_LIMIT
+    marker: str = ""
+
+    def query(self, **changes: Any) -> str:
+        values = asdict(replace(self, **changes))
+        defaults = asdict(Paging())
+        return urlencode({k: v for k, v in values.items() if v != defaults[k]})
+
+
+def paging(
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=LIMIT),
+    marker: str = Query("", max_length=64),
+) -> Paging:
+    """The page of a request's query (a bad value is a 400 page, kumo.web.routing)."""
+    return Paging(limit, marker)
+
+
+async def _volumes(api: ApiClient, page: Paging) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of volumes, and the marker of the next page (None on the last)."""
+    params = {"limit": str(page.limit)}
+    if page.marker:
+        params["marker"] = page.marker
+    body = await api.get(f"{VOLUME}/volumes/detail", params=params)
     volumes: list[dict[str, Any]] = body.get("volumes", [])
     names = await _server_names(api, volumes)
-    return [volume_row(v, names) for v in volumes]
+    more = any(link.get("rel") == "next" for link in body.get("volumes_links") or [])
+    return [volume_row(v, names) for v in volumes], volumes[-1]["id"] if more and volumes else None
 
 
 async def _snapshots(api: ApiClient, volume_id: str | None = None) -> list[dict[str, Any]]:
@@ -113,13 +142,29 @@ async def _snapshots(api: ApiClient, volume_id: str | None = None) -> list[dict[
     ]
 
 
-async def _tables(api: ApiClient) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The volumes and the snapshots, each snapshot with its volume's name."""
-    rows, snapshots = await asyncio.gather(_volumes(api), _snapshots(api))
+async def _tables(api: ApiClient, page: Paging) -> dict[str, Any]:
+    """What volumes/tables.html shows: a page of volumes, the snapshots (each with its
+    volume's name where that is on the page), the pager and whether to poll; a refusal
+    in the API's words."""
+    rows: list[dict[str, Any]] = []
+    snapshots: list[dict[str, Any]] = []
+    next_marker, error = None, ""
+    try:
+        (rows, next_marker), snapshots = await asyncio.gather(_volumes(api, page), _snapshots(api))
+    except ApiError as exc:
+        error = exc.message
     names = {r["id"]: r["name"] for r in rows}
     for s in snapshots:
         s["volume_name"] = names.get(s["volume_id"], s["volume_id"])
-    return rows, snapshots
+    return {
+        "rows": rows,
+        "snapshots": snapshots,
+        "list_error": error,
+        "paging": page,
+        "next_marker": next_marker,
+        "rows_url": f"{ROWS}?{page.query()}" if page.query() else ROWS,
+        "poll": POLL if _busy(rows, snapshots) else "",
+    }
 
 
 def _busy(*groups: list[dict[str, Any]]) -> bool:
@@ -152,65 +197,41 @@ async def _choices(api: ApiClient) -> dict[str, Any]:
 async def _list_page(
     request: Request,
     api: ApiClient,
+    page: Paging,
     *,
     status: int = 200,
     error: str = "",
     fields: dict[str, str] | None = None,
 ) -> Response:
-    session, projects, choices = await asyncio.gather(
-        current(api), api.my_projects(), _choices(api)
+    session, projects, choices, tables = await asyncio.gather(
+        current(api), api.my_projects(), _choices(api), _tables(api, page)
     )
-    rows: list[dict[str, Any]] = []
-    snapshots: list[dict[str, Any]] = []
-    list_error = ""
-    try:
-        rows, snapshots = await _tables(api)
-    except ApiError as exc:
-        list_error = exc.message
-        status = exc.status if status == 200 else status
     context = {
         **frame(request, session, projects),
         **choices,
+        **tables,
         "title": "Volumes",
-        "rows": rows,
-        "snapshots": snapshots,
         "error": error,
-        "list_error": list_error,
         "fields": fields or {"size": "1", "source": "empty"},
         "sources": SOURCES,
-        "rows_url": ROWS,
-        "poll": POLL if _busy(rows, snapshots) else "",
         "list_url": LIST,
     }
     return render(request, "volumes/list.html", context, status)
 
 
 @router.get(LIST)
-async def volumes(request: Request) -> Response:
+async def volumes(request: Request, page: Paging = Depends(paging)) -> Response:
     async with ApiClient(request, session_token(request)) as api:
-        return await _list_page(request, api)
+        return await _list_page(request, api, page)
 
 
 @router.get(ROWS)
-async def volume_rows(request: Request) -> Response:
+async def volume_rows(request: Request, page: Paging = Depends(paging)) -> Response:
     """The volumes and snapshots tables alone, for the poll; it stops (no hx-trigger in
     the answer) once nothing is in flight."""
     async with ApiClient(request, session_token(request)) as api:
-        error = ""
-        rows: list[dict[str, Any]] = []
-        snapshots: list[dict[str, Any]] = []
-        try:
-            rows, snapshots = await _tables(api)
-        except ApiError as exc:
-            error = exc.message
-    context = {
-        "rows": rows,
-        "snapshots": snapshots,
-        "list_error": error,
-        "rows_url": ROWS,
-        "poll": POLL if _busy(rows, snapshots) else "",
-        "csrf_token": csrf.token_for(session_token(request)),
-    }
+        tables = await _tables(api, page)
+    context = {**tables, "list_url": LIST, "csrf_token": csrf.token_for(session_token(request))}
     return render(request, "volumes/tables.html", context)
 
 
@@ -238,7 +259,7 @@ async def create(request: Request) -> Response:
         except ApiError as exc:
             shown = {k: v for k, v in fields.items() if k != "csrf_token"}
             return await _list_page(
-                request, api, status=exc.status, error=exc.message, fields=shown
+                request, api, Paging(), status=exc.status, error=exc.message, fields=shown
             )
     return redirect(request, LIST)
 
