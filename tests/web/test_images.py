@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 
 from apihelpers import PUBLIC_URL
 from visitor import Visitor, form_csrf
@@ -168,6 +169,42 @@ def test_upload_streams_into_glance_without_holding_the_image(
         _payload_md5(total),
     )
     assert peak < 12 * MIB, f"peak traced memory {peak / MIB:.1f} MiB for a 48 MiB upload"
+
+
+class BrowserGone(Exception):
+    """The browser went away mid-upload."""
+
+
+def test_an_interrupted_upload_leaves_the_image_queued(admin_visitor: Visitor, cloud: Any) -> None:
+    """The browser goes away after 2 MiB of 8: Glance drops what it got, as for a client
+    of its own, and the image can be uploaded again."""
+    image_id = _image(cloud, "interrupted")
+    csrf = admin_visitor.page_csrf()
+    cookies = {"kumo_session": admin_visitor.session_token}
+
+    async def cut() -> AsyncIterator[bytes]:
+        sent = 0
+        async for chunk in _chunks(8 * MIB):
+            if sent >= 2 * MIB:
+                raise BrowserGone
+            sent += len(chunk)
+            yield chunk
+
+    async def upload() -> None:
+        transport = httpx.ASGITransport(app=cloud.client.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=PUBLIC_URL, cookies=cookies
+        ) as http:
+            await http.put(f"{PAGE}/{image_id}/file", content=cut(), headers={"X-CSRF-Token": csrf})
+
+    with pytest.raises(BrowserGone):
+        asyncio.run(upload())
+    shown = _glance(cloud, image_id)
+    assert (shown["status"], shown["size"]) == ("queued", None)
+    resp = admin_visitor.http.put(
+        f"{PAGE}/{image_id}/file", content=b"\0" * 4096, headers={"X-CSRF-Token": csrf}
+    )
+    assert resp.status_code == 200 and resp.json()["status"] == "active"
 
 
 def test_glances_checks_answer_the_upload_in_its_words(admin_visitor: Visitor, cloud: Any) -> None:
