@@ -118,7 +118,8 @@ def test_admins_see_hosts_and_the_admin_nav_members_do_not(
     assert '<th scope="col">Host</th>' in page and "Admin</h2>" in page
     # A page that is served is a link (the current one marked), one still to come is not.
     assert '<a href="/project/instances" aria-current="page">Instances</a>' in page
-    assert '<span class="soon" aria-disabled="true">Images</span>' in page
+    assert '<a href="/project/images">Images</a>' in page
+    assert '<span class="soon" aria-disabled="true">Usage</span>' in page
 
 
 def test_server_page_shows_the_overview(admin_visitor: Visitor, cloud: Any, image_id: str) -> None:

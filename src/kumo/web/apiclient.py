@@ -11,6 +11,7 @@ of its OpenStack error body) for the page to show in place; a 401 is
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -117,11 +118,15 @@ class ApiClient:
         params: Any = None,
         headers: dict[str, str] | None = None,
         session_401: bool = True,
+        content: AsyncIterator[bytes] | None = None,
     ) -> httpx.Response:
         """One API call; a 4xx or 5xx answer is raised. A 401 is SessionExpired, unless
         ``session_401`` is False: then it answers the request itself (a token request that
-        Keystone refused), not the session's token."""
-        response = await self._http.request(method, path, json=json, params=params, headers=headers)
+        Keystone refused), not the session's token. ``content`` is a body sent as it comes
+        (an upload passed through chunk by chunk, never held whole)."""
+        response = await self._http.request(
+            method, path, json=json, params=params, headers=headers, content=content
+        )
         if response.status_code < 400:
             return response
         if response.status_code == 401 and self.token and session_401:

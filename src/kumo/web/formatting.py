@@ -43,3 +43,15 @@ def addresses(value: Any) -> list[tuple[str, list[str]]]:
             shown.append(addr)
         result.append((str(network), shown))
     return result
+
+
+def size(value: Any) -> str:
+    """A byte count in binary units, as people read them: ``512 B``, ``13.0 MiB``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return ""
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if amount < 1024 or unit == "TiB":
+            return f"{value} B" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return ""  # unreachable: TiB ends the loop

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
@@ -10,6 +11,10 @@ from starlette.responses import Response
 
 from kumo.config import Config
 from kumo.web.pages import auth, instances, launch, server_actions, server_detail
+from kumo.web.pages import image_upload as storage_image_upload
+from kumo.web.pages import images as storage_images
+from kumo.web.pages import keypairs as storage_keypairs
+from kumo.web.pages import volumes as storage_volumes
 from kumo.web.routing import DashboardRoute, DashboardStatic, redirect
 from kumo.web.session import COOKIE, SIGN_IN
 from kumo.web.settings import WebSettings
@@ -19,7 +24,9 @@ HOME = instances.LIST
 
 # Every area's module (kumo.web.pages): a new page is one more here. launch comes before
 # instances: /project/instances/launch is not a server id.
-PAGES = (auth, launch, instances, server_actions, server_detail)
+PAGES: tuple[ModuleType, ...] = (auth, launch, instances, server_actions, server_detail)
+# Storage: image_upload before images (its /project/images/new is not an image id).
+PAGES += (storage_image_upload, storage_images, storage_keypairs, storage_volumes)
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
