@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kumo.config import Config
-from kumo.web.pages import auth, instances
+from kumo.web.pages import auth, floating_ips, instances, networks, routers, security_groups
 from kumo.web.routing import DashboardRoute, DashboardStatic, redirect
 from kumo.web.session import COOKIE, SIGN_IN
 from kumo.web.settings import WebSettings
@@ -32,5 +32,7 @@ def install(app: FastAPI, config: Config) -> None:
     app.state.kumo_web = WebSettings.from_config(config)
     app.include_router(router)
     for module in (auth, instances):
+        app.include_router(module.router)
+    for module in (networks, routers, floating_ips, security_groups):  # the network pages
         app.include_router(module.router)
     app.mount("/static", DashboardStatic(directory=STATIC), name="static")

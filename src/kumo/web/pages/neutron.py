@@ -1,0 +1,84 @@
+"""What the network pages share: Neutron v2.0 calls as the openstack CLI makes them, the
+page frame, and reading their forms.
+
+Every network page is a thin view of Neutron: a list or show call to draw, one create,
+update or delete call per form. A refused call is shown on the page the form came from, in
+Neutron's own words (its ``NeutronError`` message), with Neutron's status; a form that worked
+redirects (303) so reloading the page does not post it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+
+from kumo.web.apiclient import ApiClient
+from kumo.web.layout import frame
+from kumo.web.session import current
+
+NETWORK = "/network/v2.0"
+
+
+def _key(collection: str) -> str:
+    """The body key of a collection's path: ``security-groups`` is ``security_groups``."""
+    return collection.replace("-", "_")
+
+
+async def listed(api: ApiClient, collection: str, **params: str) -> list[dict[str, Any]]:
+    """``GET /v2.0/<collection>`` with Neutron's filters (e.g. ``network_id``)."""
+    body = await api.get(f"{NETWORK}/{collection}", params=params or None)
+    found: list[dict[str, Any]] = body[_key(collection)]
+    return found
+
+
+async def shown(api: ApiClient, collection: str, item_id: str) -> dict[str, Any]:
+    """One resource, by its collection (``networks``) and id; Neutron's 404 is raised."""
+    body = await api.get(f"{NETWORK}/{collection}/{item_id}")
+    found: dict[str, Any] = body[_key(collection)[:-1]]
+    return found
+
+
+async def created(api: ApiClient, collection: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    singular = _key(collection)[:-1]
+    response = await api.call("POST", f"{NETWORK}/{collection}", json={singular: attrs})
+    found: dict[str, Any] = response.json()[singular]
+    return found
+
+
+async def updated(
+    api: ApiClient, collection: str, item_id: str, attrs: dict[str, Any]
+) -> dict[str, Any]:
+    singular = _key(collection)[:-1]
+    response = await api.call("PUT", f"{NETWORK}/{collection}/{item_id}", json={singular: attrs})
+    found: dict[str, Any] = response.json()[singular]
+    return found
+
+
+async def deleted(api: ApiClient, collection: str, item_id: str) -> None:
+    await api.call("DELETE", f"{NETWORK}/{collection}/{item_id}")
+
+
+async def framed(request: Request, api: ApiClient, title: str) -> dict[str, Any]:
+    """The frame of a page (session, projects, navigation) and its title."""
+    session, projects = await asyncio.gather(current(api), api.my_projects())
+    return {**frame(request, session, projects), "title": title}
+
+
+def text(form: dict[str, str], name: str) -> str:
+    return form.get(name, "").strip()
+
+
+def number(value: str) -> int | str:
+    """A whole number as one, anything else as typed: Neutron says what is wrong with it."""
+    return int(value) if value.isdigit() else value
+
+
+def words(value: str) -> list[str]:
+    """A list typed as words separated by commas or spaces (DNS servers, labels)."""
+    return [w for w in value.replace(",", " ").split() if w]
+
+
+def names_by_id(items: list[dict[str, Any]]) -> dict[str, str]:
+    return {str(i["id"]): str(i.get("name") or i["id"]) for i in items}
