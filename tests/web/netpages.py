@@ -3,6 +3,7 @@ posting the dashboard's forms with the session's CSRF token, and Neutron set up 
 
 from __future__ import annotations
 
+import html as html_module
 import re
 from typing import Any
 
@@ -33,7 +34,7 @@ def alert(html: str) -> str:
     """The text of the page's error shown in place (role=alert)."""
     found = re.search(r'role="alert">([^<]*)<', html)
     assert found, html[:3000]
-    return found.group(1).replace("&#39;", "'").replace("&#34;", '"').replace("&amp;", "&")
+    return html_module.unescape(found.group(1))
 
 
 def neutron_error(resp: Any) -> str:
