@@ -40,13 +40,18 @@ MARIADB_SERVER = "mysql://root@127.0.0.1:3306"
 # ports) run one after another on one xdist worker: they share the kernel's namespaces and
 # the CPU that boots guests. The in-process API tests spread over the other workers.
 # (A scheduler, not xdist_group marks: pytest 9 ignores the node-id suffix those rely on.)
+# The dashboard's browser tests (tests/web/test_browser_*.py) drive a live `kumo up` and a
+# Chromium: machine tests too, while the rest of tests/web is in process.
 MACHINE_DIRS = ("e2e", "cli", "drivers")
+MACHINE_FILES = ("tests/web/test_browser_",)
 MACHINE_GROUP = "machine"
 
 
 def _machine_test(nodeid: str) -> bool:
-    parts = nodeid.split("::", 1)[0].split("/")
-    return len(parts) > 2 and parts[0] == "tests" and parts[1] in MACHINE_DIRS
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    in_dir = len(parts) > 2 and parts[0] == "tests" and parts[1] in MACHINE_DIRS
+    return in_dir or path.startswith(MACHINE_FILES)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

@@ -16,6 +16,7 @@ import pytest
 from kumo.db import models as m
 
 from apihelpers import ADMIN_PASSWORD
+from browser import chromium, new_tab  # noqa: F401  (the browser tests' fixtures)
 from visitor import Visitor
 
 

@@ -116,6 +116,9 @@ def test_admins_see_hosts_and_the_admin_nav_members_do_not(
     admin.sign_in("admin", ADMIN_PASSWORD)
     page = admin.http.get("/project/instances").text
     assert '<th scope="col">Host</th>' in page and "Admin</h2>" in page
+    # A page that is served is a link (the current one marked), one still to come is not.
+    assert '<a href="/project/instances" aria-current="page">Instances</a>' in page
+    assert '<span class="soon" aria-disabled="true">Images</span>' in page
 
 
 def test_server_page_shows_the_overview(admin_visitor: Visitor, cloud: Any, image_id: str) -> None:
@@ -139,3 +142,10 @@ def test_another_projects_server_is_novas_404(visitor: Visitor, cloud: Any, imag
     assert nova in page.text
     assert "admins-secret-vm" not in page.text
     assert "admins-secret-vm" not in visitor.http.get("/project/instances").text
+
+
+def test_a_server_id_cannot_reach_another_api_path(admin_visitor: Visitor) -> None:
+    for path in ("x%3Fall_tenants%3D1", "..", "%2E%2E%2Fdetail"):
+        page = admin_visitor.http.get(f"/project/instances/{path}")
+        assert page.status_code == 404, (path, page.text)
+        assert "could not be found" in page.text

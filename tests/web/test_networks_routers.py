@@ -161,3 +161,14 @@ def test_another_projects_network_and_router_are_neutrons_404(visitor: Visitor, 
     assert get(cloud, cloud.admin, f"networks/{net['id']}").status_code == 200
     listed = visitor.http.get("/project/networks").text + visitor.http.get("/project/routers").text
     assert "admins-secret" not in listed
+
+
+def test_an_id_in_the_page_path_cannot_reach_another_api_path(visitor: Visitor, cloud: Any) -> None:
+    member(cloud, visitor)
+    network(cloud, {"X-Auth-Token": visitor.session_token}, name="mine")
+    for area in ("networks", "routers", "security-groups"):
+        for odd in ("x%3Ffields%3Did", "%2E%2E"):
+            page = visitor.http.get(f"/project/{area}/{odd}")
+            assert page.status_code == 404, (area, odd, page.text)
+            assert "not shown</h1>" in page.text, page.text  # Neutron's 404, in place
+            assert "mine" not in page.text

@@ -157,3 +157,10 @@ def test_project_switch_rescopes_the_session(visitor: Visitor, cloud: Any) -> No
     assert resp.status_code == 401
     assert f"has no access to project {stranger['id']}." in resp.text
     assert visitor.http.get("/project/instances").status_code == 200  # still signed in
+
+
+def test_switching_to_no_project_is_keystones_refusal(admin_visitor: Visitor) -> None:
+    csrf = admin_visitor.page_csrf()
+    resp = admin_visitor.http.post("/auth/project", data={"project_id": "", "csrf_token": csrf})
+    assert 400 <= resp.status_code < 500, resp.text
+    assert admin_visitor.http.get("/project/instances").status_code == 200

@@ -199,6 +199,7 @@ def run_up(config: Config, listen: str | None, agent: bool = True) -> None:
     console.print(f"  state directory  {config.state_dir}")
     if backup_path:
         console.print(f"  database backup  {backup_path} (taken before the upgrade)")
+    console.print(f"  dashboard        {config.public_url}/   (sign in as the admin user below)")
     console.print(f"  identity         {config.public_url}/identity")
     console.print(
         f"  admin user       {config.identity.admin_user} / {password}"

@@ -14,6 +14,7 @@ import asyncio
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from starlette.requests import Request
@@ -52,6 +53,13 @@ def error_message(body: Any, fallback: str) -> str:
             if isinstance(value, dict) and isinstance(value.get("message"), str):
                 return str(value["message"])
     return fallback
+
+
+def segment(value: str) -> str:
+    """``value`` as one path segment: a page's path parameter cannot reach another API
+    path or add a query (``..``, ``/``, ``?`` are escaped)."""
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted.strip(".") == "" else quoted
 
 
 @dataclass(frozen=True)
@@ -200,7 +208,7 @@ class ApiClient:
         return Page(servers, servers[-1]["id"] if has_next and servers else None)
 
     async def server(self, server_id: str) -> dict[str, Any]:
-        body = await self.get(f"{COMPUTE}/servers/{server_id}", headers=COMPUTE_VERSION)
+        body = await self.get(f"{COMPUTE}/servers/{segment(server_id)}", headers=COMPUTE_VERSION)
         found: dict[str, Any] = body["server"]
         return found
 
@@ -215,7 +223,7 @@ class ApiClient:
     async def _names(self, prefix: str, key: str | None, ids: set[str]) -> dict[str, str]:
         async def name(item_id: str) -> tuple[str, str]:
             try:
-                body = await self.get(prefix + item_id)
+                body = await self.get(prefix + segment(item_id))
             except ApiError:
                 return item_id, item_id
             found = body[key] if key else body

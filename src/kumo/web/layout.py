@@ -1,7 +1,8 @@
 """The frame around every page: navigation, project switcher and user menu.
 
 The navigation lists every area the dashboard is meant to have; an area whose page is not
-served yet is shown as such instead of as a dead link, so adding a page is adding its route.
+served yet is shown as such instead of as a dead link, so adding a page is adding its
+router to kumo.web.site.
 The Admin section is offered to admins only (the APIs' policies still decide what works).
 """
 
@@ -11,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import Route
 
 from kumo.web import csrf
 from kumo.web.session import Session
+from kumo.web.settings import settings
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,7 @@ ADMIN_NAV = (
 )
 
 
-def _served(request: Request) -> set[str]:
-    return {
-        r.path
-        for r in request.app.router.routes
-        if isinstance(r, Route) and r.methods and "GET" in r.methods
-    }
-
-
-def _entries(items: tuple[NavItem, ...], served: set[str], here: str) -> list[dict[str, Any]]:
+def _entries(items: tuple[NavItem, ...], served: frozenset[str], here: str) -> list[dict[str, Any]]:
     return [
         {
             "label": i.label,
@@ -65,7 +58,7 @@ def _entries(items: tuple[NavItem, ...], served: set[str], here: str) -> list[di
 
 def frame(request: Request, session: Session, projects: list[dict[str, Any]]) -> dict[str, Any]:
     """What base.html needs to draw the frame for ``session``."""
-    served = _served(request)
+    served = settings(request).pages
     here = request.url.path
     return {
         "session": session,

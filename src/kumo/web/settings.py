@@ -15,12 +15,14 @@ class WebSettings:
 
     public_url: str  # base URL of the in-process API calls (the APIs build links from it)
     secure_cookies: bool  # an https public URL: cookies never travel over plain http
+    pages: frozenset[str]  # the paths of the pages served (the navigation links those)
 
     @classmethod
-    def from_config(cls, config: Config) -> WebSettings:
+    def from_config(cls, config: Config, pages: frozenset[str]) -> WebSettings:
         return cls(
             public_url=config.public_url,
             secure_cookies=config.public_url.startswith("https://"),
+            pages=pages,
         )
 
 

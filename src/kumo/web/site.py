@@ -17,6 +17,9 @@ from kumo.web.settings import WebSettings
 STATIC = Path(__file__).parent / "static"
 HOME = instances.LIST
 
+# Every area's module (kumo.web.pages): a new page is one more here.
+PAGES = (auth, instances, networks, routers, floating_ips, security_groups)
+
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
 
@@ -29,10 +32,14 @@ async def home(request: Request) -> Response:
 
 def install(app: FastAPI, config: Config) -> None:
     """Serve the dashboard on ``app``: after the APIs, whose paths it does not share."""
-    app.state.kumo_web = WebSettings.from_config(config)
-    app.include_router(router)
-    for module in (auth, instances):
-        app.include_router(module.router)
-    for module in (networks, routers, floating_ips, security_groups):  # the network pages
-        app.include_router(module.router)
+    served = [router, *(module.router for module in PAGES)]
+    pages = frozenset(
+        str(getattr(route, "path", ""))
+        for r in served
+        for route in r.routes
+        if "GET" in (getattr(route, "methods", None) or ())
+    )
+    app.state.kumo_web = WebSettings.from_config(config, pages)
+    for r in served:
+        app.include_router(r)
     app.mount("/static", DashboardStatic(directory=STATIC), name="static")

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from kumo.web.apiclient import ApiClient
+from kumo.web.apiclient import ApiClient, segment
 from kumo.web.layout import frame
 from kumo.web.session import current
 
@@ -35,7 +35,7 @@ async def listed(api: ApiClient, collection: str, **params: str) -> list[dict[st
 
 async def shown(api: ApiClient, collection: str, item_id: str) -> dict[str, Any]:
     """One resource, by its collection (``networks``) and id; Neutron's 404 is raised."""
-    body = await api.get(f"{NETWORK}/{collection}/{item_id}")
+    body = await api.get(item_path(collection, item_id))
     found: dict[str, Any] = body[_key(collection)[:-1]]
     return found
 
@@ -51,13 +51,13 @@ async def updated(
     api: ApiClient, collection: str, item_id: str, attrs: dict[str, Any]
 ) -> dict[str, Any]:
     singular = _key(collection)[:-1]
-    response = await api.call("PUT", f"{NETWORK}/{collection}/{item_id}", json={singular: attrs})
+    response = await api.call("PUT", item_path(collection, item_id), json={singular: attrs})
     found: dict[str, Any] = response.json()[singular]
     return found
 
 
 async def deleted(api: ApiClient, collection: str, item_id: str) -> None:
-    await api.call("DELETE", f"{NETWORK}/{collection}/{item_id}")
+    await api.call("DELETE", item_path(collection, item_id))
 
 
 async def framed(request: Request, api: ApiClient, title: str) -> dict[str, Any]:
@@ -78,6 +78,12 @@ def number(value: str) -> int | str:
 def words(value: str) -> list[str]:
     """A list typed as words separated by commas or spaces (DNS servers, labels)."""
     return [w for w in value.replace(",", " ").split() if w]
+
+
+def item_path(collection: str, item_id: str, action: str = "") -> str:
+    """The API path of one resource (or its ``action``): the page's id is one quoted path
+    segment, so a crafted id cannot reach another API path."""
+    return f"{NETWORK}/{collection}/{segment(item_id)}" + (f"/{action}" if action else "")
 
 
 def names_by_id(items: list[dict[str, Any]]) -> dict[str, str]:

@@ -20,10 +20,10 @@ from starlette.responses import Response
 from kumo.web.apiclient import ApiClient, ApiError
 from kumo.web.forms import read_form
 from kumo.web.pages.neutron import (
-    NETWORK,
     created,
     deleted,
     framed,
+    item_path,
     listed,
     names_by_id,
     shown,
@@ -173,7 +173,7 @@ async def clear_gateway(request: Request, router_id: str) -> Response:
 async def add_interface(request: Request, router_id: str) -> Response:
     async def call(api: ApiClient, form: dict[str, str]) -> None:
         body = {"subnet_id": text(form, "subnet_id")}
-        await api.call("PUT", f"{NETWORK}/routers/{router_id}/add_router_interface", json=body)
+        await api.call("PUT", item_path("routers", router_id, "add_router_interface"), json=body)
 
     return await _act(request, router_id, call, f"{LIST}/{router_id}")
 
@@ -182,7 +182,7 @@ async def add_interface(request: Request, router_id: str) -> Response:
 async def remove_interface(request: Request, router_id: str) -> Response:
     async def call(api: ApiClient, form: dict[str, str]) -> None:
         body = {"subnet_id": text(form, "subnet_id")}
-        await api.call("PUT", f"{NETWORK}/routers/{router_id}/remove_router_interface", json=body)
+        await api.call("PUT", item_path("routers", router_id, "remove_router_interface"), json=body)
 
     return await _act(request, router_id, call, f"{LIST}/{router_id}")
 
