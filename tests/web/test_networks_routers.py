@@ -79,6 +79,16 @@ def test_networks_filter_by_label_with_neutrons_tags(visitor: Visitor, cloud: An
     page = visitor.http.get("/project/networks?tag=web").text
     assert ">tagged</a>" in page and ">plain</a>" not in page
     assert '<span class="label">web</span>' in page
+    # Labels set on the network's page are Neutron's tags.
+    plain = next(n for n in get(cloud, h, "networks").json()["networks"] if n["name"] == "plain")
+    resp = post(visitor, f"/project/networks/{plain['id']}/labels", labels="web, env/prod")
+    assert resp.status_code == 303, resp.text
+    tags = get(cloud, h, f"networks/{plain['id']}").json()["network"]["tags"]
+    assert sorted(tags) == ["env/prod", "web"]
+    page = visitor.http.get("/project/networks?tag=web").text
+    assert ">tagged</a>" in page and ">plain</a>" in page
+    assert post(visitor, f"/project/networks/{plain['id']}/labels", labels="").status_code == 303
+    assert get(cloud, h, f"networks/{plain['id']}").json()["network"]["tags"] == []
 
 
 def test_router_gateway_interfaces_and_neutrons_words(visitor: Visitor, cloud: Any) -> None:

@@ -18,7 +18,16 @@ from starlette.responses import Response
 
 from kumo.web.apiclient import ApiClient, ApiError
 from kumo.web.forms import read_form
-from kumo.web.pages.neutron import created, deleted, framed, listed, shown, text, words
+from kumo.web.pages.neutron import (
+    created,
+    deleted,
+    framed,
+    item_path,
+    listed,
+    shown,
+    text,
+    words,
+)
 from kumo.web.routing import DashboardRoute, redirect
 from kumo.web.session import session_token
 from kumo.web.templating import render
@@ -173,6 +182,20 @@ async def delete_subnet(request: Request, network_id: str, subnet_id: str) -> Re
     async with ApiClient(request, session_token(request)) as api:
         try:
             await deleted(api, "subnets", subnet_id)
+        except ApiError as exc:
+            return await _detail_page(request, api, network_id, exc.message, exc.status)
+    return redirect(request, f"{LIST}/{network_id}")
+
+
+@router.post(LIST + "/{network_id}/labels")
+async def set_labels(request: Request, network_id: str) -> Response:
+    """Replace the network's labels (Neutron's tags, as ``openstack network set --tag``
+    after ``--no-tag``): one ``PUT /networks/{id}/tags`` with the whole list."""
+    form = await read_form(request)
+    body = {"tags": words(text(form, "labels"))}
+    async with ApiClient(request, session_token(request)) as api:
+        try:
+            await api.call("PUT", item_path("networks", network_id, "tags"), json=body)
         except ApiError as exc:
             return await _detail_page(request, api, network_id, exc.message, exc.status)
     return redirect(request, f"{LIST}/{network_id}")
