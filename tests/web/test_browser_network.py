@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser import Tab, screenshot, sign_in
+from browser import DESKTOP, PHONE, Tab, screenshot, sign_in
 from computeapi import Api, Guests, require_qemu
 from kumoproc import KUMO, Cloud, clean_env, cloud_namespaces, run, start_cloud, wait_for
 
@@ -146,3 +146,50 @@ def test_seeded_networks_and_router1(
     screenshot(page, "router1")
     # The page came with Neutron's 409 (Chromium logs that); nothing else was refused.
     assert [e for e in tab.errors() if "status of 409" not in e] == []
+
+
+def test_create_network_and_security_group_rule_at_phone_width(
+    lab: tuple[Cloud, Guests], new_tab: Callable[[Cloud], Tab]
+) -> None:
+    cloud, _ = lab
+    tab = new_tab(cloud)
+    page = tab.page
+    sign_in(page, "admin", cloud.admin_password)
+    _demo(page)
+    page.set_viewport_size(PHONE)
+    page.get_by_role("link", name="Networks").click()
+    create = page.get_by_role("form", name="Create a network")
+    create.get_by_label("Name", exact=True).fill("web-net")
+    create.get_by_label("CIDR").fill("10.77.0.0/24")
+    create.get_by_role("button", name="Create network").click()
+    expect(page.get_by_role("heading", name="web-net", level=1)).to_be_visible()
+    expect(page.get_by_role("table", name="Subnets")).to_contain_text("10.77.0.0/24")
+    # An overlapping subnet: Neutron's words in place, and what was typed is kept.
+    add = page.get_by_role("form", name="Add a subnet")
+    add.get_by_label("CIDR").fill("10.77.0.128/25")
+    add.get_by_role("button", name="Add subnet").click()
+    expect(page.get_by_role("alert")).to_contain_text("10.77.0.128/25")
+    expect(page.get_by_role("form", name="Add a subnet").get_by_label("CIDR")).to_have_value(
+        "10.77.0.128/25"
+    )
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width}px wide at phone width"
+    screenshot(page, "network-phone")
+    page.set_viewport_size(DESKTOP)
+
+    page.get_by_role("link", name="Security groups").click()
+    form = page.get_by_role("form", name="Create a security group")
+    form.get_by_label("Name").fill("web")
+    form.get_by_role("button", name="Create security group").click()
+    expect(page.get_by_role("heading", name="web", level=1)).to_be_visible()
+    rule = page.get_by_role("form", name="Add a rule")
+    rule.get_by_role("combobox", name=re.compile("^Protocol")).select_option("tcp")
+    rule.get_by_label("Port from").fill("22")
+    rule.get_by_label("Port to").fill("22")
+    rule.get_by_label("Remote CIDR").fill("192.0.2.0/24")
+    rule.get_by_role("button", name="Add rule").click()
+    rules = page.get_by_role("table", name="Rules")
+    ssh = rules.get_by_role("row", name=re.compile(r"ingress IPv4 tcp 22 192\.0\.2\.0"))
+    expect(ssh).to_contain_text("192.0.2.0/24")
+    screenshot(page, "security-group")
+    assert [e for e in tab.errors() if "status of 400" not in e] == []
