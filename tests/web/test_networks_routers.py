@@ -8,6 +8,7 @@ from typing import Any
 
 from netpages import alert, get, member, neutron_error, post, public_network
 
+from apihelpers import ADMIN_PASSWORD
 from netapi import V2, network, subnet
 from visitor import Visitor
 
@@ -182,3 +183,36 @@ def test_an_id_in_the_page_path_cannot_reach_another_api_path(visitor: Visitor, 
             assert page.status_code == 404, (area, odd, page.text)
             assert "not shown</h1>" in page.text, page.text  # Neutron's 404, in place
             assert "mine" not in page.text
+
+
+def test_an_admins_pages_show_its_project_not_every_project(visitor: Visitor, cloud: Any) -> None:
+    """Neutron lists every project's resources to an admin; the project's pages show the
+    project's own, plus the shared and external networks (as Horizon's project view)."""
+    public = public_network(cloud)
+    shared = network(cloud, cloud.admin, name="admins-shared", shared=True)
+    h = member(cloud, visitor)
+    network(cloud, h, name="demo-net")
+    cloud.client.post(f"{V2}/routers", json={"router": {"name": "demo-router"}}, headers=h)
+    cloud.client.post(
+        f"{V2}/security-groups", json={"security_group": {"name": "demo-group"}}, headers=h
+    )
+    fip = cloud.client.post(
+        f"{V2}/floatingips", json={"floatingip": {"floating_network_id": public["id"]}}, headers=h
+    ).json()["floatingip"]
+    admin = Visitor(cloud.client)
+    admin.sign_in("admin", ADMIN_PASSWORD)
+    with admin.http:
+        pages = {
+            area: admin.http.get(f"/project/{area}").text
+            for area in ("networks", "routers", "security-groups", "floating-ips")
+        }
+    assert ">public</a>" in pages["networks"] and ">admins-shared</a>" in pages["networks"]
+    assert "demo-net" not in pages["networks"]
+    assert "demo-router" not in pages["routers"]
+    assert "demo-group" not in pages["security-groups"]
+    assert fip["floating_ip_address"] not in pages["floating-ips"]
+    # The member sees its own, and the admin's shared and external networks.
+    page = visitor.http.get("/project/networks").text
+    assert all(f">{n}</a>" in page for n in ("demo-net", "public", "admins-shared"))
+    assert shared["id"] in page
+    assert fip["floating_ip_address"] in visitor.http.get("/project/floating-ips").text

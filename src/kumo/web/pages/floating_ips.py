@@ -27,6 +27,8 @@ from kumo.web.pages.neutron import (
     framed,
     listed,
     names_by_id,
+    owned,
+    project_id_of,
     shown,
     text,
     updated,
@@ -52,9 +54,11 @@ def server_of(fip: dict[str, Any]) -> str | None:
     return None
 
 
-async def _rows(api: ApiClient) -> dict[str, Any]:
-    """The table's rows: floating IPs, their networks' and servers' names."""
-    fips, externals = await asyncio.gather(listed(api, "floatingips"), external_networks(api))
+async def _rows(api: ApiClient, project_id: str | None) -> dict[str, Any]:
+    """The table's rows: the project's floating IPs, their networks' and servers' names."""
+    fips, externals = await asyncio.gather(
+        owned(api, "floatingips", project_id), external_networks(api)
+    )
     servers = {s for s in (server_of(f) for f in fips) if s}
     server_names = await api.server_names(servers)
     rows = [
@@ -73,7 +77,7 @@ async def _list_page(
 ) -> Response:
     context = await framed(request, api, "Floating IPs")
     try:
-        found = await _rows(api)
+        found = await _rows(api, context["session"].project_id)
     except ApiError as exc:
         found = {"rows": [], "network_names": {}, "externals": []}
         error, status = error or exc.message, status if error else exc.status
@@ -99,7 +103,7 @@ async def floating_ip_rows(request: Request) -> Response:
     token = session_token(request)
     async with ApiClient(request, token) as api:
         try:
-            found = await _rows(api)
+            found = await _rows(api, await project_id_of(api))
         except ApiError as exc:
             found = {"rows": [], "network_names": {}, "error": exc.message}
     # The rows' own forms post without htmx: they carry the session's CSRF token.

@@ -24,6 +24,7 @@ from kumo.web.pages.neutron import (
     framed,
     item_path,
     listed,
+    project_networks,
     shown,
     text,
     words,
@@ -69,7 +70,8 @@ async def _list_page(
     context = await framed(request, api, "Networks")
     try:
         networks, subnets = await asyncio.gather(
-            listed(api, "networks", **({"tags": tag} if tag else {})), listed(api, "subnets")
+            project_networks(api, context["session"].project_id, **({"tags": tag} if tag else {})),
+            listed(api, "subnets"),
         )
     except ApiError as exc:
         networks, subnets = [], []

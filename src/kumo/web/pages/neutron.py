@@ -33,6 +33,35 @@ async def listed(api: ApiClient, collection: str, **params: str) -> list[dict[st
     return found
 
 
+async def owned(
+    api: ApiClient, collection: str, project_id: str | None, **params: str
+) -> list[dict[str, Any]]:
+    """The project's own resources of a collection (``--project`` in the CLI): Neutron
+    lists every project's to an admin, and a project's page shows its project."""
+    return await listed(
+        api, collection, **params, **({"project_id": project_id} if project_id else {})
+    )
+
+
+async def project_networks(
+    api: ApiClient, project_id: str | None, **params: str
+) -> list[dict[str, Any]]:
+    """The networks a project can use, as Horizon's project view shows them: its own plus
+    the shared and the external ones (three Neutron calls, together, without duplicates)."""
+    found = await asyncio.gather(
+        owned(api, "networks", project_id, **params),
+        listed(api, "networks", shared="true", **params),
+        listed(api, "networks", **{"router:external": "true"}, **params),
+    )
+    unique = {str(n["id"]): n for group in found for n in group}
+    return list(unique.values())
+
+
+async def project_id_of(api: ApiClient) -> str | None:
+    """The project of the session's token (Keystone's validation)."""
+    return (await current(api)).project_id
+
+
 async def shown(api: ApiClient, collection: str, item_id: str) -> dict[str, Any]:
     """One resource, by its collection (``networks``) and id; Neutron's 404 is raised."""
     body = await api.get(item_path(collection, item_id))

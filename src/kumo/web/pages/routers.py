@@ -26,6 +26,7 @@ from kumo.web.pages.neutron import (
     item_path,
     listed,
     names_by_id,
+    owned,
     shown,
     text,
     updated,
@@ -56,7 +57,9 @@ async def _list_page(
 ) -> Response:
     context = await framed(request, api, "Routers")
     try:
-        routers, externals = await asyncio.gather(listed(api, "routers"), external_networks(api))
+        routers, externals = await asyncio.gather(
+            owned(api, "routers", context["session"].project_id), external_networks(api)
+        )
     except ApiError as exc:
         routers, externals = [], []
         error, status = error or exc.message, status if error else exc.status
@@ -101,7 +104,7 @@ async def _detail_page(
         found, ports, subnets, externals = await asyncio.gather(
             shown(api, "routers", router_id),
             listed(api, "ports", device_id=router_id),
-            listed(api, "subnets"),
+            owned(api, "subnets", context["session"].project_id),
             external_networks(api),
         )
     except ApiError as exc:  # another project's router is Neutron's 404, in its words

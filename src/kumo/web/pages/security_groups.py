@@ -21,9 +21,9 @@ from kumo.web.pages.neutron import (
     created,
     deleted,
     framed,
-    listed,
     names_by_id,
     number,
+    owned,
     shown,
     text,
 )
@@ -68,7 +68,7 @@ async def _list_page(
 ) -> Response:
     context = await framed(request, api, "Security groups")
     try:
-        groups = await listed(api, "security-groups")
+        groups = await owned(api, "security-groups", context["session"].project_id)
     except ApiError as exc:
         groups = []
         error, status = error or exc.message, status if error else exc.status
@@ -110,7 +110,8 @@ async def _detail_page(
     context = await framed(request, api, "Security group")
     try:
         group, groups = await asyncio.gather(
-            shown(api, "security-groups", group_id), listed(api, "security-groups")
+            shown(api, "security-groups", group_id),
+            owned(api, "security-groups", context["session"].project_id),
         )
     except ApiError as exc:  # another project's group is Neutron's 404, in its words
         context.update(status=exc.status, message=exc.message, title="Security group not shown")
