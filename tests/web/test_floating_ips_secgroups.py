@@ -180,3 +180,12 @@ def test_another_projects_security_group_is_neutrons_404(visitor: Visitor, cloud
     assert page.status_code == direct.status_code == 404
     assert neutron_error(direct) in page.text and "admins-secret-group" not in page.text
     assert "admins-secret-group" not in visitor.http.get("/project/security-groups").text
+
+
+def test_without_an_external_network_there_is_nothing_to_allocate_from(
+    visitor: Visitor, cloud: Any
+) -> None:
+    member(cloud, visitor)
+    page = visitor.http.get(FIPS).text
+    assert "No external network: floating IPs come from one" in page
+    assert "Allocate IP" not in page

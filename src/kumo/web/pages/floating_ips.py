@@ -24,6 +24,7 @@ from kumo.web.forms import read_form
 from kumo.web.pages.neutron import (
     created,
     deleted,
+    external_networks,
     framed,
     listed,
     names_by_id,
@@ -33,7 +34,6 @@ from kumo.web.pages.neutron import (
     text,
     updated,
 )
-from kumo.web.pages.routers import external_networks
 from kumo.web.routing import DashboardRoute, redirect
 from kumo.web.session import session_token
 from kumo.web.templating import render

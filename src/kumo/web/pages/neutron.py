@@ -57,6 +57,12 @@ async def project_networks(
     return list(unique.values())
 
 
+async def external_networks(api: ApiClient) -> list[dict[str, Any]]:
+    """The networks a router's gateway or a floating IP can be on: Neutron's external ones."""
+    found = await listed(api, "networks", **{"router:external": "true"})
+    return sorted(found, key=lambda n: str(n.get("name") or n["id"]))
+
+
 async def project_id_of(api: ApiClient) -> str | None:
     """The project of the session's token (Keystone's validation)."""
     return (await current(api)).project_id

@@ -22,6 +22,7 @@ from kumo.web.forms import read_form
 from kumo.web.pages.neutron import (
     created,
     deleted,
+    external_networks,
     framed,
     item_path,
     listed,
@@ -40,12 +41,6 @@ Call = Callable[[ApiClient, dict[str, str]], Awaitable[None]]
 INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed")
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
-
-
-async def external_networks(api: ApiClient) -> list[dict[str, Any]]:
-    """The networks a gateway (or a floating IP) can be on: Neutron's external ones."""
-    found = await listed(api, "networks", **{"router:external": "true"})
-    return sorted(found, key=lambda n: str(n.get("name") or n["id"]))
 
 
 async def _list_page(
