@@ -235,3 +235,7 @@ class ApiClient:
             return item_id, str(found.get("name") or item_id)
 
         return dict(await asyncio.gather(*(name(i) for i in sorted(ids))))
+
+    async def server_names(self, server_ids: set[str]) -> dict[str, str]:
+        """Names of these servers (one call each, together); an unreadable one keeps its id."""
+        return await self._names(f"{COMPUTE}/servers/", "server", server_ids)

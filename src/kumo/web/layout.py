@@ -31,6 +31,8 @@ PROJECT_NAV = (
     NavItem("Images", "/project/images"),
     NavItem("Volumes", "/project/volumes"),
     NavItem("Networks", "/project/networks"),
+    NavItem("Routers", "/project/routers"),
+    NavItem("Floating IPs", "/project/floating-ips"),
     NavItem("Security groups", "/project/security-groups"),
     NavItem("Key pairs", "/project/key-pairs"),
     NavItem("Usage", "/project/usage"),

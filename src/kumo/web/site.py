@@ -10,7 +10,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kumo.config import Config
-from kumo.web.pages import auth, instances, launch, server_actions, server_detail
+from kumo.web.pages import (
+    auth,
+    floating_ips,
+    instances,
+    launch,
+    networks,
+    routers,
+    security_groups,
+    server_actions,
+    server_detail,
+)
 from kumo.web.pages import image_upload as storage_image_upload
 from kumo.web.pages import images as storage_images
 from kumo.web.pages import keypairs as storage_keypairs
@@ -27,6 +37,7 @@ HOME = instances.LIST
 PAGES: tuple[ModuleType, ...] = (auth, launch, instances, server_actions, server_detail)
 # Storage: image_upload before images (its /project/images/new is not an image id).
 PAGES += (storage_image_upload, storage_images, storage_keypairs, storage_volumes)
+PAGES += (networks, routers, floating_ips, security_groups)
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
@@ -40,14 +51,14 @@ async def home(request: Request) -> Response:
 
 def install(app: FastAPI, config: Config) -> None:
     """Serve the dashboard on ``app``: after the APIs, whose paths it does not share."""
-    routers = [router, *(module.router for module in PAGES)]
+    served = [router, *(module.router for module in PAGES)]
     pages = frozenset(
         str(getattr(route, "path", ""))
-        for r in routers
+        for r in served
         for route in r.routes
         if "GET" in (getattr(route, "methods", None) or ())
     )
     app.state.kumo_web = WebSettings.from_config(config, pages)
-    for r in routers:
+    for r in served:
         app.include_router(r)
     app.mount("/static", DashboardStatic(directory=STATIC), name="static")
