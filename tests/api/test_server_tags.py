@@ -187,6 +187,21 @@ def test_other_projects_get_404_and_admins_see_all(compute: Compute) -> None:
     assert c.get(url, headers=owner).json() == {"tags": ["mine"]}
     assert c.put(f"{url}/admin", headers=_at(cloud.admin)).status_code == 201
     assert c.get(url, headers=owner).json() == {"tags": ["admin", "mine"]}
+    # A reader of the project sees the tags but may not change them (Nova's policies).
+    _, reader_token = cloud.member("tags-reader", a["id"], role="reader")
+    reader = _at(cloud.h(reader_token))
+    assert c.get(url, headers=reader).json() == {"tags": ["admin", "mine"]}
+    assert c.get(f"{url}/mine", headers=reader).status_code == 204
+    for method, path, body, rule in (
+        ("PUT", "", {"tags": ["x"]}, "update_all"),
+        ("DELETE", "", None, "delete_all"),
+        ("PUT", "/x", None, "update"),
+        ("DELETE", "/mine", None, "delete"),
+    ):
+        resp = c.request(method, url + path, json=body, headers=reader)
+        assert _message(resp, 403) == (
+            f"You are not authorized to perform the requested action: compute:server_tags:{rule}."
+        )
     unknown = c.get(f"{SERVERS}/{'0' * 8}-0000-4000-8000-{'0' * 12}/tags", headers=owner)
     assert unknown.status_code == 404
     # A deleted server's tags stay with its row, but its routes are gone.

@@ -198,6 +198,12 @@ RULES: dict[str, Rule] = {
     # os_compute_api:os-remote-consoles (member of the server's project) and
     # os_compute_api:os-console-auth-tokens (admin: it shows where a console listens).
     "compute:remote_consoles": _admin_or_project_member,
+    # os_compute_api:os-server-tags:* : readers of the project list and check tags (the
+    # server lookup scopes them), members change them.
+    "compute:server_tags:update": _admin_or_project_member,
+    "compute:server_tags:update_all": _admin_or_project_member,
+    "compute:server_tags:delete": _admin_or_project_member,
+    "compute:server_tags:delete_all": _admin_or_project_member,
     "compute:console_auth_tokens": _admin,  # os_compute_api:os-server-diagnostics
     "compute:limits:other_project": _admin,
     "compute:quota_sets:show": _admin_or_project_reader,

@@ -25,7 +25,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from kumo.core.compute import servers, states
 from kumo.core.errors import BadRequest, NotFound
-from kumo.core.policy import Context
+from kumo.core.policy import Context, enforce
 from kumo.db import models as m
 from kumo.db.server_tag_tables import MAX_TAG_LENGTH, InstanceTag
 
@@ -98,10 +98,21 @@ def check_tag(session: Session, ctx: Context, server_id: str, tag: str) -> None:
         raise NotFound(f"Server {server_id} has no tag '{tag}'")
 
 
+# Each change: its name in a 409 (Nova's words) and its policy.
+_CHANGES = {
+    "update tag": "compute:server_tags:update",
+    "update tags": "compute:server_tags:update_all",
+    "delete tag": "compute:server_tags:delete",
+    "delete tags": "compute:server_tags:delete_all",
+}
+
+
 def _changing(session: Session, ctx: Context, server_id: str, verb: str) -> m.Instance:
-    """The server, once its state allows ``verb`` and its row's version is bumped (its
-    updated_at is written back unchanged: Nova's tag changes do not touch the server)."""
+    """The server, once the caller may change its tags (403 for a reader), its state
+    allows ``verb`` (409) and its row's version is bumped (its updated_at is written back
+    unchanged: Nova's tag changes do not touch the server)."""
     instance = servers.get(session, ctx, server_id)
+    enforce(ctx, _CHANGES[verb], {"project_id": instance.project_id})
     states.check(verb, instance)
     flag_modified(instance, "updated_at")
     session.flush()
