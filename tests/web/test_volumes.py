@@ -218,3 +218,17 @@ def test_odd_input_is_the_apis_4xx_in_place_never_a_500(admin_visitor: Visitor, 
     for path in (f"{PAGE}/no-such-volume", f"{PAGE}/%2E%2E", f"{PAGE}/no-such-volume/live"):
         resp = admin_visitor.http.get(path)
         assert 400 <= resp.status_code < 500, (path, resp.status_code)
+
+
+def test_the_list_filters_with_cinders_name_and_status(admin_visitor: Visitor, cloud: Any) -> None:
+    ready = _create(admin_visitor, cloud, name="ready")
+    broken = _create(admin_visitor, cloud, name="broken")  # no backend here: error
+    _set_status(cloud, ready, "available")
+    page = admin_visitor.http.get(PAGE + "?name=ready").text
+    assert re.findall(r'<tr id="volume-([0-9a-f-]+)">', page) == [ready]
+    page = admin_visitor.http.get(PAGE + "?status=error").text
+    assert re.findall(r'<tr id="volume-([0-9a-f-]+)">', page) == [broken]
+    assert "<option selected>error</option>" in page
+    assert 'hx-get="/project/volumes/rows?status=error"' in page
+    page = admin_visitor.http.get(PAGE + "?name=none-such").text
+    assert "No volumes match the filter." in page
