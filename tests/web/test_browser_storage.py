@@ -149,9 +149,10 @@ def test_attach_a_volume_to_a_running_guest(cloud: Cloud, new_tab: Callable[[Clo
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Volumes").click()
         expect(page.get_by_role("heading", name="Volumes", level=1)).to_be_visible()
         page.get_by_text("Create a volume").click()
-        page.get_by_label("Name").fill("web-data")
-        page.get_by_label("Size (GiB)").fill("1")
-        page.get_by_role("button", name="Create volume").click()
+        create = page.get_by_role("form", name="Create a volume")
+        create.get_by_label("Name").fill("web-data")
+        create.get_by_label("Size (GiB)").fill("1")
+        create.get_by_role("button", name="Create volume").click()
         row = page.get_by_role("row", name=re.compile("web-data"))
         expect(row).to_contain_text("available", timeout=60_000)  # by the poll
         screenshot(page, "volumes-available")

@@ -288,3 +288,27 @@ def test_edit_tags_and_delete(admin_visitor: Visitor, cloud: Any) -> None:
     assert missing.status_code == 404
     page = admin_visitor.http.get(url)
     assert page.status_code == 404 and missing.json()["message"] in page.text
+
+
+def test_odd_input_is_the_apis_4xx_never_a_500(admin_visitor: Visitor, cloud: Any) -> None:
+    image_id = _image(cloud, "odd")
+    url = f"{PAGE}/{image_id}"
+    csrf = form_csrf(admin_visitor.http.get(url).text)
+    for path, data in (
+        (url + "/tags", {"tag": ""}),
+        (url + "/tags", {"tag": "x" * 300}),
+        (url + "/tags/no-such-tag/delete", {}),
+        (url + "/edit", {"name": "n" * 300, "visibility": "private"}),
+        (url + "/edit", {}),
+        (f"{PAGE}/no-such-image/delete", {}),
+        ("/project/key-pairs", {"name": ""}),
+        ("/project/key-pairs", {"name": "bad/name"}),
+        ("/project/key-pairs/import", {"name": "k", "type": "x509", "public_key": "nope"}),
+        ("/project/key-pairs/%2E%2E/delete", {}),
+    ):
+        resp = admin_visitor.http.post(path, data={**data, "csrf_token": csrf})
+        assert 400 <= resp.status_code < 500, (path, data, resp.status_code, resp.text[-500:])
+    for path in (f"{PAGE}/no-such-image", f"{PAGE}/%2E%2E", PAGE + "?marker=%2E%2E"):
+        resp = admin_visitor.http.get(path)
+        assert 400 <= resp.status_code < 500, (path, resp.status_code)
+    assert _glance(cloud, image_id)["name"] == "odd"

@@ -193,3 +193,42 @@ def test_the_list_pages_with_cinders_limit_and_marker(admin_visitor: Visitor, cl
     assert 'rel="next"' not in page.text and "First page" in page.text
     for query in ("limit=0", "limit=x", "limit=5000"):
         assert admin_visitor.http.get(f"{PAGE}?{query}").status_code == 400, query
+
+
+def test_odd_input_is_the_apis_4xx_in_place_never_a_500(admin_visitor: Visitor, cloud: Any) -> None:
+    volume_id = _create(admin_visitor, cloud, name="odd")
+    _set_status(cloud, volume_id, "available")
+    url = f"{PAGE}/{volume_id}"
+    csrf = form_csrf(admin_visitor.http.get(url).text)
+    for path, data in (
+        (url + "/extend", {"new_size": "abc"}),
+        (url + "/extend", {}),
+        (url + "/attach", {"server_id": ""}),
+        (url + "/attach", {"server_id": "../../os-keypairs"}),
+        (url + "/detach", {"server_id": "no-such-server"}),
+        (url + "/snapshots/no-such-snapshot/delete", {}),
+        (PAGE, {"size": "", "source": "image", "image_id": "no-such-image"}),
+        (PAGE, {"size": "1", "volume_type": "no-such-type"}),
+        (f"{PAGE}/no-such-volume/delete", {}),
+    ):
+        resp = admin_visitor.http.post(path, data={**data, "csrf_token": csrf})
+        assert 400 <= resp.status_code < 500, (path, data, resp.status_code, resp.text[-500:])
+        assert re.search(r'<p class="alert" role="alert">[^<]+</p>', resp.text), (path, data)
+    assert _cinder(cloud, volume_id)["status"] == "available"
+    for path in (f"{PAGE}/no-such-volume", f"{PAGE}/%2E%2E", f"{PAGE}/no-such-volume/live"):
+        resp = admin_visitor.http.get(path)
+        assert 400 <= resp.status_code < 500, (path, resp.status_code)
+
+
+def test_the_list_filters_with_cinders_name_and_status(admin_visitor: Visitor, cloud: Any) -> None:
+    ready = _create(admin_visitor, cloud, name="ready")
+    broken = _create(admin_visitor, cloud, name="broken")  # no backend here: error
+    _set_status(cloud, ready, "available")
+    page = admin_visitor.http.get(PAGE + "?name=ready").text
+    assert re.findall(r'<tr id="volume-([0-9a-f-]+)">', page) == [ready]
+    page = admin_visitor.http.get(PAGE + "?status=error").text
+    assert re.findall(r'<tr id="volume-([0-9a-f-]+)">', page) == [broken]
+    assert "<option selected>error</option>" in page
+    assert 'hx-get="/project/volumes/rows?status=error"' in page
+    page = admin_visitor.http.get(PAGE + "?name=none-such").text
+    assert "No volumes match the filter." in page

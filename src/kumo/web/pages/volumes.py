@@ -42,6 +42,11 @@ TRANSITIONAL = frozenset(
     }
 )  # fmt: skip
 SOURCES = ("empty", "image", "snapshot")
+# Cinder's volume statuses, for the status filter (Cinder matches them exactly).
+STATUSES = (
+    "available", "in-use", "creating", "attaching", "detaching", "extending", "deleting",
+    "error", "error_deleting", "error_extending", "reserved", "maintenance",
+)  # fmt: skip
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
@@ -92,10 +97,16 @@ async def _server_names(api: ApiClient, volumes: list[dict[str, Any]]) -> dict[s
 
 @dataclass(frozen=True)
 class Paging:
-    """Which page of Cinder's volume list: its own limit and marker."""
+    """Which page of Cinder's volume list: its own limit, marker and name/status filters."""
 
     limit: int = DEFAULT_LIMIT
     marker: str = ""
+    name: str = ""
+    status: str = ""
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.name or self.status)
 
     def query(self, **changes: Any) -> str:
         values = asdict(replace(self, **changes))
@@ -106,16 +117,19 @@ class Paging:
 def paging(
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=LIMIT),
     marker: str = Query("", max_length=64),
+    name: str = Query("", max_length=255),
+    status: str = Query("", max_length=32),
 ) -> Paging:
     """The page of a request's query (a bad value is a 400 page, kumo.web.routing)."""
-    return Paging(limit, marker)
+    return Paging(limit, marker, name.strip(), status.strip().lower())
 
 
 async def _volumes(api: ApiClient, page: Paging) -> tuple[list[dict[str, Any]], str | None]:
     """One page of volumes, and the marker of the next page (None on the last)."""
     params = {"limit": str(page.limit)}
-    if page.marker:
-        params["marker"] = page.marker
+    for key in ("marker", "name", "status"):
+        if getattr(page, key):
+            params[key] = getattr(page, key)
     body = await api.get(f"{VOLUME}/volumes/detail", params=params)
     volumes: list[dict[str, Any]] = body.get("volumes", [])
     names = await _server_names(api, volumes)
@@ -214,6 +228,7 @@ async def _list_page(
         "error": error,
         "fields": fields or {"size": "1", "source": "empty"},
         "sources": SOURCES,
+        "statuses": STATUSES,
         "list_url": LIST,
     }
     return render(request, "volumes/list.html", context, status)
