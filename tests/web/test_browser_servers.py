@@ -13,10 +13,10 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 from test_qemu_server import Guests, _require_qemu  # the e2e tests' QEMU guard and reaper
 
-from browser import Tab, screenshot, sign_in
+from browser import DESKTOP, PHONE, Tab, screenshot, sign_in
 from computeapi import Api
 from kumoproc import Cloud, start_cloud
 
@@ -57,6 +57,16 @@ def _member(cloud: Cloud) -> None:
         api.close()
 
 
+def _fits_a_phone(page: Page, name: str) -> None:
+    """At phone width the page does not scroll sideways (tables and the request scroll
+    in their own boxes); a screenshot, then back to the desktop size."""
+    page.set_viewport_size(PHONE)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{name}: the page is {width}px wide at phone width"
+    screenshot(page, name)
+    page.set_viewport_size(DESKTOP)
+
+
 def test_launch_a_guest_see_it_active_stop_start_and_delete(
     cloud: Cloud, new_tab: Callable[[Cloud], Tab]
 ) -> None:
@@ -82,6 +92,7 @@ def test_launch_a_guest_see_it_active_stop_start_and_delete(
         expect(page.get_by_role("table", name="Quota")).to_contain_text("Instances")
         expect(page.locator("pre.request")).to_contain_text('"max_count": 1')
         screenshot(page, "launch-3-review")
+        _fits_a_phone(page, "launch-3-review-phone")
         page.get_by_role("button", name="Launch").click()
 
         expect(page).to_have_url(re.compile(r"/project/instances$"))
@@ -108,6 +119,7 @@ def test_launch_a_guest_see_it_active_stop_start_and_delete(
         actions.get_by_role("button", name="Start web-guest").click()
         expect(page.locator("#server-panel")).to_contain_text("ACTIVE", timeout=BOOT)
         screenshot(page, "server-started")
+        _fits_a_phone(page, "server-phone")
 
         # Delete, with its confirmation page.
         actions.get_by_role("link", name="Delete web-guest").click()

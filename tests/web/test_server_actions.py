@@ -250,3 +250,48 @@ def test_a_server_nova_could_not_place_shows_novas_fault(
     words = str(escape(shown["fault"]["message"]))
     assert f'<p class="alert" role="alert">{words}</p>' in panel
     assert _buttons(panel) == ["stop", "reboot-hard", "rescue", "delete"]
+
+
+@pytest.mark.parametrize(
+    ("there", "back", "middle"),
+    [
+        ("pause", "unpause", "PAUSED"),
+        ("suspend", "resume", "SUSPENDED"),
+        ("rescue", "unrescue", "RESCUE"),
+        ("reboot", "reboot-hard", "ACTIVE"),
+    ],
+)
+def test_each_action_body_is_one_nova_accepts(
+    admin_visitor: Visitor, compute: Compute, cloud: Any, there: str, back: str, middle: str
+) -> None:
+    """Every button's request runs: there and back again, the panel offering each step."""
+    server_id = active_server(compute, cloud.admin)
+    csrf = admin_visitor.page_csrf()
+    for slug, status in ((there, middle), (back, "ACTIVE")):
+        panel = admin_visitor.http.get(f"/project/instances/{server_id}/panel").text
+        assert slug in _buttons(panel), (slug, panel)
+        resp = admin_visitor.http.post(
+            f"/project/instances/{server_id}/action/{slug}", data={"csrf_token": csrf}
+        )
+        assert resp.status_code == 303, resp.text
+        compute.converge()
+        assert compute.show(server_id, cloud.admin)["status"] == status, slug
+
+
+def test_shelve_and_unshelve(
+    admin_visitor: Visitor, compute: Compute, cloud: Any, tmp_path: Path
+) -> None:
+    compute.loop.scratch_dir = tmp_path / "snapshots"
+    server_id = active_server(compute, cloud.admin)
+    csrf = admin_visitor.page_csrf()
+    url = f"/project/instances/{server_id}/action"
+    assert admin_visitor.http.post(f"{url}/shelve", data={"csrf_token": csrf}).status_code == 303
+    for _ in range(3):
+        compute.converge()
+    assert compute.show(server_id, cloud.admin)["status"].startswith("SHELVED")
+    panel = admin_visitor.http.get(f"/project/instances/{server_id}/panel").text
+    assert _buttons(panel) == ["unshelve", "delete"]
+    assert admin_visitor.http.post(f"{url}/unshelve", data={"csrf_token": csrf}).status_code == 303
+    for _ in range(3):
+        compute.converge()
+    assert compute.show(server_id, cloud.admin)["status"] == "ACTIVE"
