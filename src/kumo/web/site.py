@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kumo.config import Config
-from kumo.web.pages import auth, instances
+from kumo.web.pages import auth, consoles, instances
 from kumo.web.routing import DashboardRoute, DashboardStatic, redirect
 from kumo.web.session import COOKIE, SIGN_IN
 from kumo.web.settings import WebSettings
@@ -18,7 +18,7 @@ STATIC = Path(__file__).parent / "static"
 HOME = instances.LIST
 
 # Every area's module (kumo.web.pages): a new page is one more here.
-PAGES = (auth, instances)
+PAGES = (auth, instances, consoles)
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
@@ -32,7 +32,7 @@ async def home(request: Request) -> Response:
 
 def install(app: FastAPI, config: Config) -> None:
     """Serve the dashboard on ``app``: after the APIs, whose paths it does not share."""
-    routers = [router, *(module.router for module in PAGES)]
+    routers = [router, *(module.router for module in PAGES), consoles.terminal]
     pages = frozenset(
         str(getattr(route, "path", ""))
         for r in routers
