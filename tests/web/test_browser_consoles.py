@@ -83,6 +83,11 @@ def test_serial_console_from_the_server_page(
     expect(page.get_by_role("status")).to_have_text(re.compile(re.escape(REFUSED)))
     screenshot(page, "console-serial-used")
 
+    # The server page's other button: a fresh token, the graphical console connected.
+    open_from_server_page(page, server_id, "Graphical console")
+    expect(page).to_have_url(re.compile(r"/console/vnc\?token=[\w-]+$"))
+    expect(page.get_by_role("status")).to_have_text("Connected")
+
 
 def test_graphical_console_from_the_apis_url_shows_the_screen_changing(
     guest: tuple[Cloud, str], new_tab: Callable[[Cloud], Tab]
@@ -125,3 +130,53 @@ def test_graphical_console_from_the_apis_url_shows_the_screen_changing(
     expect(page.get_by_role("status")).to_have_text(re.compile(re.escape(REFUSED)))
     expect(page.get_by_role("button", name="Send Ctrl-Alt-Del")).to_be_disabled()
     screenshot(page, "console-vnc-used")
+
+
+def _other_project_user(cloud: Cloud, name: str, password: str) -> None:
+    """A member of a new project of its own, made through Keystone's API."""
+    admin = Api(cloud.url, cloud.admin_password)
+    try:
+        keystone = admin.client
+        domain = keystone.get("/identity/v3/domains", params={"name": "Default"})
+        domain_id = domain.json()["domains"][0]["id"]
+        project = keystone.post(
+            "/identity/v3/projects", json={"project": {"name": name, "domain_id": domain_id}}
+        )
+        assert project.status_code == 201, project.text
+        project_id = project.json()["project"]["id"]
+        body = {"name": name, "password": password, "domain_id": domain_id}
+        user = keystone.post("/identity/v3/users", json={"user": body})
+        assert user.status_code == 201, user.text
+        role = keystone.get("/identity/v3/roles", params={"name": "member"}).json()["roles"][0]
+        grant = keystone.put(
+            f"/identity/v3/projects/{project_id}/users/{user.json()['user']['id']}"
+            f"/roles/{role['id']}"
+        )
+        assert grant.status_code == 204, grant.text
+    finally:
+        admin.close()
+
+
+def test_another_projects_user_gets_neither_the_server_page_nor_a_console(
+    guest: tuple[Cloud, str], new_tab: Callable[[Cloud], Tab]
+) -> None:
+    cloud, server_id = guest
+    _other_project_user(cloud, "eve", "eve-pw")
+    tab = new_tab(cloud)
+    page = tab.page
+    sign_in(page, "eve", "eve-pw")
+    not_found = f"Instance {server_id} could not be found."
+    response = page.goto(f"/project/instances/{server_id}")
+    assert response is not None and response.status == 404
+    expect(page.get_by_text(not_found)).to_be_visible()
+    screenshot(page, "console-other-project")
+    # The console request itself (as the server page's form would post it): Nova's 404.
+    page.goto("/project/instances")
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    refused = page.request.post(
+        f"/project/instances/{server_id}/console",
+        form={"protocol": "vnc", "csrf_token": str(csrf)},
+        max_redirects=0,
+    )
+    assert refused.status == 404, refused.text()
+    assert not_found in refused.text()
