@@ -61,6 +61,17 @@ def test_a_server_not_running_has_no_console_in_novas_words(
         assert resp.status_code == 409, resp.text
         assert f"Instance {server_id} is not ready" in resp.text
     assert _open(admin_visitor, server_id, "spice", csrf).status_code == 400
+    # From the server page's htmx form: the words in place, under the buttons.
+    assert 'hx-target="#console-error"' in page.text
+    resp = admin_visitor.http.post(
+        f"/project/instances/{server_id}/console",
+        data={"protocol": "serial"},
+        headers={"HX-Request": "true", "X-CSRF-Token": csrf},
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.text.strip() == (
+        f'<p class="alert" role="alert">Instance {server_id} is not ready</p>'
+    )
     # Without the CSRF token nothing is asked of Nova.
     resp = admin_visitor.http.post(
         f"/project/instances/{server_id}/console", data={"protocol": "vnc"}

@@ -20,9 +20,15 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kumo.web.apiclient import COMPUTE, ApiClient, segment
+from kumo.web.apiclient import COMPUTE, ApiClient, ApiError, segment
 from kumo.web.forms import read_form
-from kumo.web.routing import CONTENT_SECURITY_POLICY, DashboardRoute, error_page, redirect
+from kumo.web.routing import (
+    CONTENT_SECURITY_POLICY,
+    DashboardRoute,
+    error_page,
+    is_htmx,
+    redirect,
+)
 from kumo.web.session import session_token
 from kumo.web.templating import render
 
@@ -80,17 +86,23 @@ async def serial_page(request: Request, token: str = TOKEN) -> Response:
 async def open_console(request: Request, server_id: str) -> Response:
     """Ask Nova for a fresh console URL of the server (the form's ``protocol``: vnc or
     serial) and go there; Nova's refusal (404 another project's server, 409 not running)
-    is the error page in Nova's words."""
+    in Nova's words: in place on the server page (htmx), else as the error page."""
     protocol = (await read_form(request)).get("protocol", "")
     if protocol not in PROTOCOLS:
         return error_page(request, 400, "Bad request", "Unknown console protocol.")
     async with ApiClient(request, session_token(request)) as api:
-        response = await api.call(
-            "POST",
-            f"{COMPUTE}/servers/{segment(server_id)}/remote-consoles",
-            json={"remote_console": {"protocol": protocol, "type": PROTOCOLS[protocol]}},
-            headers=REMOTE_CONSOLES_VERSION,
-        )
+        try:
+            response = await api.call(
+                "POST",
+                f"{COMPUTE}/servers/{segment(server_id)}/remote-consoles",
+                json={"remote_console": {"protocol": protocol, "type": PROTOCOLS[protocol]}},
+                headers=REMOTE_CONSOLES_VERSION,
+            )
+        except ApiError as exc:
+            if not is_htmx(request):
+                raise  # the error page, in Nova's words
+            # On the server page, in place under the buttons (htmx swaps only 2xx answers).
+            return render(request, "consoles/refused.html", {"message": exc.message})
     url = urlsplit(str(response.json()["remote_console"]["url"]))
     # Nova's serial URL is the websocket itself: the dashboard opens its terminal on it.
     # Both stay on the origin the browser is using (a path, not the public URL).
