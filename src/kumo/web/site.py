@@ -12,6 +12,7 @@ from starlette.responses import Response
 from kumo.config import Config
 from kumo.web.pages import (
     auth,
+    consoles,
     floating_ips,
     instances,
     launch,
@@ -38,6 +39,7 @@ PAGES: tuple[ModuleType, ...] = (auth, launch, instances, server_actions, server
 # Storage: image_upload before images (its /project/images/new is not an image id).
 PAGES += (storage_image_upload, storage_images, storage_keypairs, storage_volumes)
 PAGES += (networks, routers, floating_ips, security_groups)
+PAGES += (consoles,)
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
@@ -51,7 +53,7 @@ async def home(request: Request) -> Response:
 
 def install(app: FastAPI, config: Config) -> None:
     """Serve the dashboard on ``app``: after the APIs, whose paths it does not share."""
-    served = [router, *(module.router for module in PAGES)]
+    served = [router, *(module.router for module in PAGES), consoles.terminal]
     pages = frozenset(
         str(getattr(route, "path", ""))
         for r in served
