@@ -20,6 +20,12 @@ say "start $(cut -d' ' -f1 /proc/uptime)"
 while read -r module; do
     insmod "/lib/modules/$module" 2>/dev/null
 done </etc/modules.order
+# The display's driver, for a guest with a display (a VGA-class PCI device) only.
+if grep -qs '^0x0300' /sys/bus/pci/devices/*/class; then
+    while read -r module; do
+        insmod "/lib/modules/$module" 2>/dev/null
+    done </etc/modules.display
+fi
 
 [ -e /sys/class/graphics/fb0 ] && [ -c /dev/tty1 ] && screen=/dev/tty1
 
