@@ -9,7 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kumo.config import Config
-from kumo.web.pages import admin_flavors, admin_hosts, auth, instances, labels, usage
+from kumo.web.pages import (
+    admin_flavors,
+    admin_hosts,
+    admin_identity,
+    auth,
+    instances,
+    labels,
+    usage,
+)
 from kumo.web.routing import DashboardRoute, DashboardStatic, redirect
 from kumo.web.session import COOKIE, SIGN_IN
 from kumo.web.settings import WebSettings
@@ -18,7 +26,7 @@ STATIC = Path(__file__).parent / "static"
 HOME = instances.LIST
 
 # Every area's module (kumo.web.pages): a new page is one more here.
-PAGES = (auth, instances, labels, admin_hosts, admin_flavors, usage)
+PAGES = (auth, instances, labels, admin_hosts, admin_flavors, admin_identity, usage)
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
