@@ -13,6 +13,7 @@ from kumo.web.pages import (
     admin_flavors,
     admin_hosts,
     admin_identity,
+    admin_quotas,
     auth,
     instances,
     labels,
@@ -26,7 +27,7 @@ STATIC = Path(__file__).parent / "static"
 HOME = instances.LIST
 
 # Every area's module (kumo.web.pages): a new page is one more here.
-PAGES = (auth, instances, labels, admin_hosts, admin_flavors, admin_identity, usage)
+PAGES = (auth, instances, labels, admin_hosts, admin_flavors, admin_identity, admin_quotas, usage)
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
