@@ -11,16 +11,22 @@ from starlette.responses import Response
 
 from kumo.config import Config
 from kumo.web.pages import (
+    admin_flavors,
+    admin_hosts,
+    admin_identity,
+    admin_quotas,
     auth,
     consoles,
     floating_ips,
     instances,
+    labels,
     launch,
     networks,
     routers,
     security_groups,
     server_actions,
     server_detail,
+    usage,
 )
 from kumo.web.pages import image_upload as storage_image_upload
 from kumo.web.pages import images as storage_images
@@ -40,6 +46,7 @@ PAGES: tuple[ModuleType, ...] = (auth, launch, instances, server_actions, server
 PAGES += (storage_image_upload, storage_images, storage_keypairs, storage_volumes)
 PAGES += (networks, routers, floating_ips, security_groups)
 PAGES += (consoles,)
+PAGES += (labels, admin_hosts, admin_flavors, admin_identity, admin_quotas, usage)
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 

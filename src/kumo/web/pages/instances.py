@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from kumo.web import labels
 from kumo.web.apiclient import ApiClient, ApiError, Page
 from kumo.web.layout import signed_in
 from kumo.web.routing import DashboardRoute
@@ -26,6 +27,7 @@ from kumo.web.templating import render
 
 LIST = "/project/instances"
 ROWS = LIST + "/rows"
+LABEL_TREE = "/project/labels/instances"  # kumo.web.pages.labels
 POLL_SECONDS = 2
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000  # Nova's default max_limit: more is cut there anyway
@@ -48,6 +50,7 @@ class Listing:
     name: str = ""
     status: str = ""
     tag: str = ""
+    any: str = ""  # labels, comma-separated: a branch of the label tree (Nova's tags-any)
     sort: str = "created"
     dir: str = "desc"
     limit: int = DEFAULT_LIMIT
@@ -64,6 +67,7 @@ class Listing:
             ("name", self.name),
             ("status", self.status),
             ("tags", self.tag),
+            ("tags-any", self.any),
             ("marker", self.marker),
         ):
             if value:
@@ -72,7 +76,7 @@ class Listing:
 
     @property
     def filtered(self) -> bool:
-        return bool(self.name or self.status or self.tag)
+        return bool(self.name or self.status or self.tag or self.any)
 
     def query(self, **changes: Any) -> str:
         """This listing's query string with ``changes``; defaults are left out."""
@@ -95,13 +99,23 @@ def listing(
     name: str = Query("", max_length=255),
     status: str = Query("", max_length=32),
     tag: str = Query("", max_length=255),
+    any: str = Query("", max_length=4000),
     sort: str = Query("created", pattern="^(" + "|".join(SORT_KEYS) + ")$"),
     dir: str = Query("desc", pattern="^(asc|desc)$"),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     marker: str = Query("", max_length=64),
 ) -> Listing:
     """The listing of a request's query (a bad value is a 400 page, kumo.web.routing)."""
-    return Listing(name.strip(), status.strip().upper(), tag.strip(), sort, dir, limit, marker)
+    return Listing(
+        name.strip(),
+        status.strip().upper(),
+        labels.normalize(tag),
+        any.strip(),
+        sort,
+        dir,
+        limit,
+        marker,
+    )
 
 
 async def _rows(api: ApiClient, servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -158,6 +172,7 @@ async def instances(request: Request, page: Listing = Depends(listing)) -> Respo
         "rows_url": f"{ROWS}?{page.query()}",
         "poll": f"every {POLL_SECONDS}s",
         "list_url": LIST,
+        "label_tree_url": f"{LABEL_TREE}?{urlencode({'any': page.any})}",
     }
     return render(request, "instances/list.html", context, status)
 
