@@ -195,7 +195,9 @@ def create(
         created.append(instance)
     if req.group_id is not None:
         server_groups.join(session, ctx, req.group_id, created)
-    session.flush()
+    # No flush here: the commit's writes them with the create action the runner records
+    # next, so the recorders (usage, events, notifications: kumo.core.recording) build their
+    # rows before this transaction's first write takes SQLite's one writer's turn.
     return Created(created, admin_pass, reservation)
 
 

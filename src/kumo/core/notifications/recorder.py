@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, inspect
+from sqlalchemy import event, insert, inspect
 from sqlalchemy.orm import Session
 
 from kumo.core.notifications import WRITTEN, Settings, compute, envelope, services, settings_of
@@ -45,19 +45,45 @@ def record(session: Session) -> None:
         rows += _action_event(session, settings, action, _ending(action))
     if settings.legacy:
         rows += services.record(session, settings, settings.publisher_host)
-    write(session, rows)
+    if rows:
+        session.info.setdefault(PENDING, []).extend(rows)
+
+
+# Rows recorded in before_flush, written by _write_pending once the flush's own statements
+# ran. Every row comes from an object the flush writes (new, changed or deleted), so a
+# flush that recorded rows always reaches after_flush; a commit writes what is left anyway.
+PENDING = "kumo.notifications.pending"
+
+
+@event.listens_for(Session, "after_flush")
+def _write_pending(session: Session, _flush_context: Any) -> None:
+    write(session, session.info.pop(PENDING, []))
+
+
+@event.listens_for(Session, "before_commit")
+def _write_left(session: Session) -> None:
+    write(session, session.info.pop(PENDING, []))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, _previous: Any) -> None:
+    """A flush that failed (or a savepoint rolled back) leaves no message behind for a
+    later flush to write: its rows were not written, or are rolled back with it."""
+    session.info.pop(PENDING, None)
 
 
 def write(session: Session, rows: list[Row]) -> None:
-    """Insert this flush's outbox rows with one statement, in this flush.
+    """Insert outbox rows with one statement, in the transaction of ``session``.
 
     Not as ORM objects: the ORM inserts them one statement each on SQLite (it needs each
     row's generated id back), and every statement inside SQLite's write turn
     (kumo.db.engine.WriteGate) costs the turn a round for the GIL, under load several ms
     (bench/notifications.py measured 2 outbox INSERTs adding 9 ms to POST /servers' turn).
-    Nothing reads the rows back in this transaction, so no ids are needed. Written here,
-    before the ORM's own statements of the flush, on the session's connection: the rows
-    commit or roll back with the change (a savepoint's too), and ids follow this order."""
+    Nothing reads the rows back in this transaction, so no ids are needed. The recorder's
+    rows are written after the flush's own statements (_write_pending), not before them:
+    the flush's first write takes the turn, and the ORM's work before it stays outside.
+    On the session's connection, the rows commit or roll back with the change (a
+    savepoint's too), and ids follow the order of ``rows``."""
     if not rows:
         return
     connection = session.connection()
