@@ -95,7 +95,9 @@ def test_server_tags_set_filter_show_and_unset(cloud: Cloud) -> None:
 
     assert names("--tag", "web") == ["tagged"]
     assert names("--tag", "web", "--tag", "dev") == []
-    assert names("--not-tag", "web") == ["plain"]
+    # Other tests of this module's cloud keep servers of their own: only ours are asserted.
+    untagged = names("--not-tag", "web")
+    assert "plain" in untagged and "tagged" not in untagged, untagged
     unset = [OPENSTACK, "--os-cloud", "kumo", *at_226, "server", "unset", "--tag", "web"]
     done = run([*unset, tagged["id"]], cloud.env())
     assert done.returncode == 0, done.stderr
