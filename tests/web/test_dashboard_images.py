@@ -4,7 +4,6 @@ words), edit, tags, delete, CSRF."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from apihelpers import PUBLIC_URL
-from visitor import Visitor, form_csrf
+from visitor import Visitor, form_csrf, run_async
 
 PAGE = "/project/images"
 IMAGES = "/image/v2/images"
@@ -157,7 +156,7 @@ def test_upload_streams_into_glance_without_holding_the_image(
                 tracemalloc.stop()
             return resp, peak
 
-    resp, peak = asyncio.run(upload())
+    resp, peak = run_async(upload())
     assert resp.status_code == 200, resp.text
     answer = resp.json()
     assert (answer["status"], answer["size"]) == ("active", total)
@@ -198,7 +197,7 @@ def test_an_interrupted_upload_leaves_the_image_queued(admin_visitor: Visitor, c
             await http.put(f"{PAGE}/{image_id}/file", content=cut(), headers={"X-CSRF-Token": csrf})
 
     with pytest.raises(BrowserGone):
-        asyncio.run(upload())
+        run_async(upload())
     shown = _glance(cloud, image_id)
     assert (shown["status"], shown["size"]) == ("queued", None)
     resp = admin_visitor.http.put(

@@ -3,11 +3,15 @@ shows each redirect instead of following it, and readers of the pages it gets.""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import Any
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 
+_T = TypeVar("_T")
 SERVERS = "/compute/v2.1/servers"
 _FORM_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _ROW_NAME = re.compile(r'<tr id="server-([0-9a-f-]+)">.*?<td><a [^>]*>([^<]*)</a>', re.S)
@@ -18,6 +22,13 @@ def form_csrf(html: str) -> str:
     found = _FORM_CSRF.search(html)
     assert found, html[:2000]
     return found.group(1)
+
+
+def run_async(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coroutine`` to its end on a thread of its own: the browser tests' Playwright
+    keeps an event loop running on the test thread, where ``asyncio.run`` refuses to start."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def row_names(html: str) -> list[str]:
