@@ -35,6 +35,9 @@ from test_qemu_server import (
 )
 from websockets.sync.client import connect
 
+from kumo.drivers.hypervisor import qmp
+from kumo.drivers.hypervisor.qemu_process import qmp_socket
+
 from kumoproc import KUMO, Cloud, alive, clean_env, kill_group, kumo, start_cloud, wait_for
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(900)]
@@ -140,6 +143,16 @@ def _move(cloud: Cloud, token: str, server_id: str, count: int) -> dict[str, Any
     return wait_for(ended, MOVE, "the live migration to complete", interval=0.5)
 
 
+def _guest_state(console_log: Path, moved_in: float) -> str:
+    """What a stalled counter needs explained: QEMU's run state and the console's tail."""
+    try:
+        status = qmp.execute(qmp_socket(console_log.parent), "query-status")
+    except Exception as exc:  # the failure message must not hide behind a second one
+        status = f"no answer from QMP: {exc}"
+    tail = console_log.read_text(errors="replace")[-600:]
+    return f"moved in {moved_in:.1f} s; QEMU status {status}; console tail: {tail!r}"
+
+
 def _move_and_check(
     cloud: Cloud, state_b: Path, dirs: dict[str, Guests], token: str, server_id: str, count: int
 ) -> None:
@@ -173,8 +186,9 @@ def _move_and_check(
     dest_log = dest_state / "agent" / "instances" / server_id / "console.log"
     text = wait_for(
         lambda: (t := dest_log.read_text(errors="replace")) and _counter(t) > seen + 1 and t,
-        120,
+        180,
         f"the alive counter past {seen + 1} there",
+        why=lambda: _guest_state(dest_log, moved_in),
     )
     first = int(re.findall(r"kumo-guest: alive (\d+)", text)[0])
     assert first > seen, (seen, text[:500])  # it went on from where it was
