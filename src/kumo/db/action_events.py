@@ -13,7 +13,8 @@ import datetime as dt
 from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from kumo.db.models import Base, InstanceAction
+from kumo.db.base import Base
+from kumo.db.models.compute import InstanceAction
 from kumo.db.types import UTCDateTime, utcnow
 
 SUCCESS = "Success"  # Nova's two results, spelled as its API shows them

@@ -15,7 +15,7 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kumo.db.models import ID, Base
+from kumo.db.base import ID, Base
 
 MAX_TAG_LENGTH = 60  # Nova's parameter_types.tag
 
