@@ -14,6 +14,7 @@ from kumo.api import (
     console_proxy,
     errors,
     metrics,
+    nul_guard,
     request_id,
 )
 from kumo.api.compute import (
@@ -104,6 +105,7 @@ def create_app(config: Config, db: Database) -> FastAPI:
     metrics.install(app, app.state.kumo)
     compute_microversion.install(app)
     volume_microversion.install(app)
+    nul_guard.install(app)  # inside request_id: its 400s carry a request id too
     request_id.install(app)
     network_changes.watch()  # network writes wake the agents' long-polls
     app.add_middleware(ProjectIdInURL)

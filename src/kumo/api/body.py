@@ -20,9 +20,27 @@ async def json_body(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        parsed = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"Malformed request body: {exc}") from exc
+    # JSON can carry a NUL only escaped; PostgreSQL cannot store one (kumo.api.nul_guard).
+    if b"\\u0000" in raw and _holds_nul(parsed):
+        raise BadRequest(
+            "A string in the request body contains a NUL character (\\u0000); kumo does "
+            "not accept it. Remove it and send the request again."
+        )
+    return parsed
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a NUL is in any string of ``value``, keys included."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def member(body: Any, key: str) -> dict[str, Any]:
