@@ -533,3 +533,27 @@ def test_a_task_that_ends_in_error_is_an_error_event(
     assert (event["event"], event["result"]) == ("compute_stop_instance", "Error")
     assert event["finish_time"] is not None
     assert "the power button is stuck" in event["traceback"]
+
+
+def test_a_server_deleted_before_its_build_ended_records_the_build_as_failed(
+    cloud: Any, tmp_path: Path
+) -> None:
+    """Nova's build ends with "Instance disappeared during build." when the server is
+    deleted first: the create's events are Errors, the delete's a Success."""
+    w = World(cloud, tmp_path)
+    w.boot()  # no agent pass: the build has not ended
+    assert w.client.delete(f"{SERVERS}/{w.server_id}", headers=w.member).status_code == 204
+    w.settle()
+    with w.db.session() as session:
+        actions = {
+            a.action: a for a in session.query(m.InstanceAction).filter_by(instance_id=w.server_id)
+        }
+        assert set(actions) == {"create", "delete"}
+        create, delete = actions["create"], actions["delete"]
+        assert create.finish_time is not None and create.message == "Error"
+        assert delete.finish_time is not None and delete.message is None
+        events = {e.action_id: e for e in session.query(InstanceActionEvent)}
+        built = events[create.id]
+        assert (built.event, built.result) == ("compute__do_build_and_run_instance", "Error")
+        assert "Instance disappeared during build." in (built.traceback or "")
+        assert events[delete.id].result == "Success"

@@ -113,6 +113,9 @@ _CONDUCTOR = frozenset(
     }
 )
 
+# Nova's words when a server is deleted while it is still being built.
+DISAPPEARED = "Instance disappeared during build."
+
 # The messages end_action writes for a failure ("Error: ...", "Cancelled: ...").
 _FAILED = ("Error", "Cancelled")
 
@@ -226,13 +229,16 @@ def _finish_task(
         return
     error = _fault(instance)
     now = utcnow()
-    rows = _open_events(session, [a.id for a in actions if a.id is not None])
+    stored = _open_events(session, [a.id for a in actions if a.id is not None])
     for action in actions:
-        rows += opened.get(id(action), [])
+        rows = [r for r in stored if r.action_id == action.id] + opened.get(id(action), [])
         action.finish_time = now
-        if error is not None and action.message is None:
+        why = error
+        if action.action == "create" and instance.deleted:
+            why = DISAPPEARED  # deleted before its build ended: the build did not succeed
+        if why is not None and action.message is None:
             action.message = ERROR  # as Nova marks an action one of whose events failed
-    _finish(rows, f"{ERROR}: {error}" if error is not None else None, instance, session)
+        _finish(rows, f"{ERROR}: {why}" if why is not None else None, instance, session)
 
 
 def _fault(instance: m.Instance) -> str | None:
