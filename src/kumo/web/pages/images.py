@@ -1,5 +1,5 @@
 """Images: Glance v2's list (its own paging, sorting and name/tag filters), one image's
-detail with edits (name, visibility: a JSON patch), tags and delete.
+detail with edits (name, visibility: a JSON patch), labels (Glance's tags) and delete.
 
 Creating an image and uploading its data from the browser is kumo.web.pages.image_upload.
 """
@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict, dataclass, replace
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kumo.web import formatting
+from kumo.web import formatting, labels
 from kumo.web.apiclient import IMAGE, ApiClient, ApiError, segment
 from kumo.web.forms import read_form
 from kumo.web.layout import frame
@@ -84,7 +84,8 @@ def listing(
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     marker: str = Query("", max_length=64),
 ) -> Listing:
-    return Listing(name.strip(), tag.strip(), sort, dir, limit, marker)
+    label = labels.normalize(tag) if tag.strip() else ""
+    return Listing(name.strip(), label, sort, dir, limit, marker)
 
 
 def detail_url(image_id: str) -> str:
@@ -154,7 +155,6 @@ async def _detail(
         visibilities=VISIBILITIES,
         list_url=LIST,
         upload_url=f"{detail_url(image_id)}/file",
-        tag_delete_url=lambda tag: f"{detail_url(image_id)}/tags/{quote(tag, safe='')}/delete",
         properties=sorted(
             (k, v) for k, v in image.items() if k not in _SHOWN and not isinstance(v, dict)
         ),
@@ -206,18 +206,23 @@ async def edit(request: Request, image_id: str) -> Response:
     return await _change(request, image_id, call)
 
 
-@router.post(LIST + "/{image_id}/tags")
-async def add_tag(request: Request, image_id: str) -> Response:
-    tag = (await read_form(request)).get("tag", "").strip()
+@router.post(LIST + "/{image_id}/labels")
+async def add_label(request: Request, image_id: str) -> Response:
+    """A label is a Glance tag (kumo.web.labels): ``openstack image set --tag``."""
+    tag = labels.normalize((await read_form(request)).get("label", ""))
 
     async def call(api: ApiClient) -> None:
+        if not tag:
+            raise ApiError(400, labels.EMPTY)
         await api.call("PUT", f"{IMAGES}/{segment(image_id)}/tags/{segment(tag)}")
 
     return await _change(request, image_id, call)
 
 
-@router.post(LIST + "/{image_id}/tags/{tag}/delete")
-async def delete_tag(request: Request, image_id: str, tag: str) -> Response:
+@router.post(LIST + "/{image_id}/labels/remove")
+async def remove_label(request: Request, image_id: str) -> Response:
+    tag = (await read_form(request)).get("label", "")
+
     async def call(api: ApiClient) -> None:
         await api.call("DELETE", f"{IMAGES}/{segment(image_id)}/tags/{segment(tag)}")
 
