@@ -19,7 +19,7 @@ from kumo.web import formatting, labels
 from kumo.web.apiclient import IMAGE, ApiClient, ApiError, segment
 from kumo.web.forms import read_form
 from kumo.web.layout import frame
-from kumo.web.routing import DashboardRoute, redirect
+from kumo.web.routing import DashboardRoute, call_then_redirect
 from kumo.web.session import current, session_token
 from kumo.web.templating import render
 
@@ -183,12 +183,12 @@ async def image(request: Request, image_id: str) -> Response:
 async def _change(request: Request, image_id: str, call: Any) -> Response:
     """Make one change through ``call(api)``; back to the image, or its page with Glance's
     refusal in place."""
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await call(api)
-        except ApiError as exc:
-            return await _detail(request, api, image_id, status=exc.status, error=exc.message)
-    return redirect(request, detail_url(image_id))
+    return await call_then_redirect(
+        request,
+        call,
+        detail_url(image_id),
+        lambda api, exc: _detail(request, api, image_id, status=exc.status, error=exc.message),
+    )
 
 
 @router.post(LIST + "/{image_id}/edit")
@@ -231,9 +231,10 @@ async def remove_label(request: Request, image_id: str) -> Response:
 
 @router.post(LIST + "/{image_id}/delete")
 async def delete(request: Request, image_id: str) -> Response:
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await api.call("DELETE", f"{IMAGES}/{segment(image_id)}")
-        except ApiError as exc:
-            return await _detail(request, api, image_id, status=exc.status, error=exc.message)
-    return redirect(request, LIST)
+    path = f"{IMAGES}/{segment(image_id)}"
+    return await call_then_redirect(
+        request,
+        lambda api: api.call("DELETE", path),
+        LIST,
+        lambda api, exc: _detail(request, api, image_id, status=exc.status, error=exc.message),
+    )

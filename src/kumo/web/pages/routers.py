@@ -33,7 +33,7 @@ from kumo.web.pages.neutron import (
     text,
     updated,
 )
-from kumo.web.routing import DashboardRoute, redirect
+from kumo.web.routing import DashboardRoute, call_then_redirect, redirect
 from kumo.web.session import session_token
 from kumo.web.templating import render
 
@@ -150,12 +150,13 @@ async def router_page(request: Request, router_id: str) -> Response:
 async def _act(request: Request, router_id: str, call: Call, done: str) -> Response:
     """Run one Neutron call for the router's page: on success go to ``done``, on refusal
     show the router's page with Neutron's words."""
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await call(api, await read_form(request))
-        except ApiError as exc:
-            return await _detail_page(request, api, router_id, exc.message, exc.status)
-    return redirect(request, done)
+    form = await read_form(request)
+    return await call_then_redirect(
+        request,
+        lambda api: call(api, form),
+        done,
+        lambda api, exc: _detail_page(request, api, router_id, exc.message, exc.status),
+    )
 
 
 @router.post(LIST + "/{router_id}/gateway")

@@ -24,7 +24,7 @@ from kumo.web import csrf, labels
 from kumo.web.apiclient import COMPUTE, IMAGE, ApiClient, ApiError, segment
 from kumo.web.forms import read_form
 from kumo.web.layout import frame
-from kumo.web.routing import DashboardRoute, redirect
+from kumo.web.routing import DashboardRoute, call_then_redirect, redirect
 from kumo.web.session import current, session_token
 from kumo.web.templating import render
 
@@ -358,12 +358,12 @@ async def volume_live(request: Request, volume_id: str) -> Response:
 
 async def _change(request: Request, volume_id: str, method: str, path: str, body: Any) -> Response:
     """One API call for a volume's page: back to it, or the page with the refusal."""
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await api.call(method, path, json=body)
-        except ApiError as exc:
-            return await _detail(request, api, volume_id, status=exc.status, error=exc.message)
-    return redirect(request, detail_url(volume_id))
+    return await call_then_redirect(
+        request,
+        lambda api: api.call(method, path, json=body),
+        detail_url(volume_id),
+        lambda api, exc: _detail(request, api, volume_id, status=exc.status, error=exc.message),
+    )
 
 
 def _int(value: str) -> int | str:
@@ -432,9 +432,10 @@ async def remove_label(request: Request, volume_id: str) -> Response:
 
 @router.post(LIST + "/{volume_id}/delete")
 async def delete(request: Request, volume_id: str) -> Response:
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await api.call("DELETE", f"{VOLUME}/volumes/{segment(volume_id)}")
-        except ApiError as exc:
-            return await _detail(request, api, volume_id, status=exc.status, error=exc.message)
-    return redirect(request, LIST)
+    path = f"{VOLUME}/volumes/{segment(volume_id)}"
+    return await call_then_redirect(
+        request,
+        lambda api: api.call("DELETE", path),
+        LIST,
+        lambda api, exc: _detail(request, api, volume_id, status=exc.status, error=exc.message),
+    )
