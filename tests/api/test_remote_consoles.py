@@ -17,6 +17,7 @@ from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 from test_servers import SERVERS, Compute
 
+from kumo.api.console_proxy import SESSION_COOKIE
 from kumo.core.compute import consoles
 from kumo.core.compute.consoles import token_hash
 from kumo.core.policy import SERVICE
@@ -329,3 +330,36 @@ def test_a_page_of_another_site_cannot_open_a_console(compute: Compute, echo: in
             pass
     with compute.client.websocket_connect(path, headers={"Origin": "http://kumo.test"}) as ws:
         assert ws.receive_bytes() == b"login: "
+
+
+def test_a_signed_in_user_of_another_project_cannot_use_a_consoles_token(
+    compute: Compute, echo: int
+) -> None:
+    """A console URL obtained by the server's project and opened by a browser signed in to
+    the dashboard as another project's user: refused, and the token stays unused, so its
+    owner (signed in, or with no session at all, as the CLI's URL) still gets the console."""
+    cloud = compute.cloud
+    admin = cloud.admin
+    _user, member = cloud.member("mia", cloud.boot.admin_project_id)
+    server_id = _active(compute, cloud.h(member))
+    _report_consoles(compute, server_id, echo)
+    token = _token(
+        _console(compute, server_id, cloud.h(member), SERIAL).json()["remote_console"]["url"]
+    )
+    path = f"/console/websocket/serial?token={token}"
+    _mallory, other = cloud.member("mallory", cloud.project("other")["id"])
+    session = {"Cookie": f"{SESSION_COOKIE}={other}"}
+    with pytest.raises(REFUSED), compute.client.websocket_connect(path, headers=session):
+        pass
+    # The owner, signed in: connected (the refusal above used nothing up).
+    owner = {"Cookie": f"{SESSION_COOKIE}={member}"}
+    with compute.client.websocket_connect(path, headers=owner) as ws:
+        assert ws.receive_bytes() == b"login: "
+    # An admin's session may open any server's console; a stale cookie is no session.
+    for cookie in (admin["X-Auth-Token"], "not-a-token"):
+        url = _console(compute, server_id, cloud.h(member), SERIAL).json()["remote_console"]["url"]
+        headers = {"Cookie": f"{SESSION_COOKIE}={cookie}"}
+        with compute.client.websocket_connect(
+            f"/console/websocket/serial?token={_token(url)}", headers=headers
+        ) as ws:
+            assert ws.receive_bytes() == b"login: "

@@ -7,8 +7,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from kumo.api.console_proxy import SESSION_COOKIE
 from kumo.web.pages.consoles import TERMINAL_CSP
 from kumo.web.routing import CONTENT_SECURITY_POLICY
+from kumo.web.session import COOKIE
 
 from visitor import Visitor, create_server, form_csrf
 
@@ -88,3 +90,9 @@ def test_another_projects_server_console_is_novas_404(
     resp = _open(visitor, server_id, "vnc", visitor.page_csrf())
     assert resp.status_code == 404, resp.text
     assert re.search(f"Instance {server_id} could not be found", resp.text)
+
+
+def test_the_console_proxy_knows_the_dashboards_session_cookie() -> None:
+    """The proxy refuses a signed-in user of another project by this cookie (the API does
+    not import the dashboard, so the name is written twice)."""
+    assert SESSION_COOKIE == COOKIE

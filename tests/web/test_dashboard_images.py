@@ -254,11 +254,16 @@ def test_edit_tags_and_delete(admin_visitor: Visitor, cloud: Any) -> None:
         "renamed",
         "private",
     )
-    resp = admin_visitor.http.post(url + "/tags", data={"tag": "gold", "csrf_token": csrf})
-    assert resp.status_code == 303 and _glance(cloud, image_id)["tags"] == ["gold"]
+    # Labels are Glance's tags; a typed '/' nests, stored as ':' (kumo.web.labels).
+    resp = admin_visitor.http.post(url + "/labels", data={"label": "gold/a", "csrf_token": csrf})
+    assert resp.status_code == 303 and _glance(cloud, image_id)["tags"] == ["gold:a"]
     page = admin_visitor.http.get(url).text
-    assert 'aria-label="Remove tag gold"' in page
-    resp = admin_visitor.http.post(url + "/tags/gold/delete", data={"csrf_token": csrf})
+    assert 'aria-label="Remove label gold:a"' in page and 'aria-label="Labels"' in page
+    listed = admin_visitor.http.get(PAGE, params={"tag": "gold/a"}).text
+    assert ">renamed</a>" in listed and '<span class="label">gold:a</span>' in listed
+    resp = admin_visitor.http.post(
+        url + "/labels/remove", data={"label": "gold:a", "csrf_token": csrf}
+    )
     assert resp.status_code == 303 and _glance(cloud, image_id)["tags"] == []
     # Glance's refusal in place: a visibility it does not know.
     resp = admin_visitor.http.post(
@@ -294,9 +299,9 @@ def test_odd_input_is_the_apis_4xx_never_a_500(admin_visitor: Visitor, cloud: An
     url = f"{PAGE}/{image_id}"
     csrf = form_csrf(admin_visitor.http.get(url).text)
     for path, data in (
-        (url + "/tags", {"tag": ""}),
-        (url + "/tags", {"tag": "x" * 300}),
-        (url + "/tags/no-such-tag/delete", {}),
+        (url + "/labels", {"label": ""}),
+        (url + "/labels", {"label": "x" * 300}),
+        (url + "/labels/remove", {"label": "no-such-tag"}),
         (url + "/edit", {"name": "n" * 300, "visibility": "private"}),
         (url + "/edit", {}),
         (f"{PAGE}/no-such-image/delete", {}),

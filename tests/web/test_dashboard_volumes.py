@@ -232,3 +232,40 @@ def test_the_list_filters_with_cinders_name_and_status(admin_visitor: Visitor, c
     assert 'hx-get="/project/volumes/rows?status=error"' in page
     page = admin_visitor.http.get(PAGE + "?name=none-such").text
     assert "No volumes match the filter." in page
+
+
+def test_labels_are_metadata_keys_and_the_list_filters_by_one(
+    admin_visitor: Visitor, cloud: Any
+) -> None:
+    """A volume's label is its metadata key ``kumo:label:<label>`` (Cinder has no tags),
+    so Cinder's own metadata filter finds the volumes with it, as the CLI's --property."""
+    labelled = _create(admin_visitor, cloud, name="labelled-vol")
+    _create(admin_visitor, cloud, name="other-vol")
+    page = admin_visitor.http.get(f"{PAGE}/{labelled}").text
+    assert 'aria-label="Labels"' in page and "New label" in page
+    resp = admin_visitor.http.post(
+        f"{PAGE}/{labelled}/labels", data={"label": "team / web", "csrf_token": form_csrf(page)}
+    )
+    assert (resp.status_code, resp.headers["location"]) == (303, f"{PAGE}/{labelled}")
+    assert _cinder(cloud, labelled)["metadata"] == {"kumo:label:team:web": "true"}
+    page = admin_visitor.http.get(f"{PAGE}/{labelled}").text
+    assert 'aria-label="Remove label team:web"' in page
+
+    listed = admin_visitor.http.get(PAGE, params={"label": "team/web"}).text
+    assert "labelled-vol" in listed and "other-vol" not in listed
+    assert '<span class="label">team:web</span>' in listed
+    assert "other-vol" in admin_visitor.http.get(PAGE).text
+    none = admin_visitor.http.get(PAGE, params={"label": "nobody"}).text
+    assert "No volumes match the filter." in none
+
+    empty = admin_visitor.http.post(
+        f"{PAGE}/{labelled}/labels", data={"label": " ", "csrf_token": form_csrf(page)}
+    )
+    assert empty.status_code == 400 and "A label cannot be empty." in empty.text
+    remove = {"label": "team:web", "csrf_token": form_csrf(page)}
+    resp = admin_visitor.http.post(f"{PAGE}/{labelled}/labels/remove", data=remove)
+    assert resp.status_code == 303, resp.text
+    assert _cinder(cloud, labelled)["metadata"] == {}
+    # Without the CSRF token nothing changes.
+    refused = admin_visitor.http.post(f"{PAGE}/{labelled}/labels", data={"label": "x"})
+    assert refused.status_code == 403

@@ -216,3 +216,27 @@ def test_an_admins_pages_show_its_project_not_every_project(visitor: Visitor, cl
     assert all(f">{n}</a>" in page for n in ("demo-net", "public", "admins-shared"))
     assert shared["id"] in page
     assert fip["floating_ip_address"] in visitor.http.get("/project/floating-ips").text
+
+
+def test_router_labels_are_neutrons_tags_and_filter_the_list(visitor: Visitor, cloud: Any) -> None:
+    h = member(cloud, visitor)
+    made = {
+        name: post(visitor, "/project/routers", name=name).headers["location"]
+        for name in ("labelled-r", "other-r")
+    }
+    path = made["labelled-r"]
+    router_id = path.rsplit("/", 1)[1]
+    page = visitor.http.get(path).text
+    assert 'aria-label="Labels"' in page and "New label" in page
+    assert post(visitor, f"{path}/labels", label="team / web").status_code == 303
+    assert get(cloud, h, f"routers/{router_id}").json()["router"]["tags"] == ["team:web"]
+    assert 'aria-label="Remove label team:web"' in visitor.http.get(path).text
+    listed = visitor.http.get("/project/routers", params={"tag": "team/web"}).text
+    assert ">labelled-r</a>" in listed and ">other-r</a>" not in listed
+    assert '<span class="label">team:web</span>' in listed
+    assert ">other-r</a>" in visitor.http.get("/project/routers").text
+    assert "No routers match the filter." in visitor.http.get("/project/routers?tag=x").text
+    empty = post(visitor, f"{path}/labels", label=" ")
+    assert empty.status_code == 400 and alert(empty.text) == "A label cannot be empty."
+    assert post(visitor, f"{path}/labels/remove", label="team:web").status_code == 303
+    assert get(cloud, h, f"routers/{router_id}").json()["router"]["tags"] == []

@@ -27,6 +27,9 @@ from starlette.concurrency import run_in_threadpool
 
 from kumo.api.state import AppState
 from kumo.core.compute import consoles
+from kumo.core.errors import NotFound
+from kumo.core.identity.auth import validate
+from kumo.core.policy import Context
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -34,6 +37,9 @@ router = APIRouter()
 CONNECT_TIMEOUT = 5.0  # seconds to reach the guest's console on its host
 CHUNK = 64 * 1024
 POLICY_VIOLATION = 1008  # websocket close code for a refused token
+# The dashboard's session cookie (kumo.web.session.COOKIE; the API does not import the
+# dashboard, a test checks the two agree).
+SESSION_COOKIE = "kumo_session"
 
 
 @router.websocket("/console/websocket/vnc")
@@ -46,9 +52,20 @@ async def serial_websocket(websocket: WebSocket) -> None:
     await _proxy(websocket, "serial")
 
 
-def _consume(state: AppState, token: str, console_type: str) -> consoles.Target:
+def _consume(state: AppState, token: str, console_type: str, session_token: str) -> consoles.Target:
     with state.db.session() as session:
-        return consoles.consume(session, token, console_type)
+        return consoles.consume(session, token, console_type, _holder(state, session_token))
+
+
+def _holder(state: AppState, session_token: str) -> Context | None:
+    """The dashboard's signed-in user presenting the console token, if any."""
+    if not session_token:
+        return None
+    try:
+        with state.db.session() as session:
+            return validate(session, state.codec, session_token, state.token_cache).context()
+    except NotFound:  # expired or revoked: no signed-in user
+        return None
 
 
 def same_origin(origin: str | None, host: str | None, public_url: str) -> bool:
@@ -72,7 +89,8 @@ async def _proxy(websocket: WebSocket, console_type: str) -> None:
         return
     token = websocket.query_params.get("token", "")
     try:
-        target = await run_in_threadpool(_consume, state, token, console_type)
+        session_token = websocket.cookies.get(SESSION_COOKIE, "")
+        target = await run_in_threadpool(_consume, state, token, console_type, session_token)
     except consoles.Refused as exc:
         log.info("console %s refused: %s", console_type, exc)
         await websocket.close(code=POLICY_VIOLATION, reason="invalid token")

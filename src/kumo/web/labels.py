@@ -1,9 +1,10 @@
 """Labels (Sunstone 5's grouping): the dashboard's name for the services' own tags.
 
-A label is a tag, stored verbatim: Nova server tags, Neutron tags, Glance image tags
-(Cinder has no tags: the pages that label volumes keep them in the volume metadata key
-``kumo:labels``, comma-separated). So ``openstack server show`` lists exactly the text
-the dashboard shows.
+A label is a tag, stored verbatim: Nova server tags, Neutron tags, Glance image tags.
+Cinder has no tags: a volume's label is a metadata key of its own, ``kumo:label:<label>``
+with the value ``true``, so Cinder's own metadata filter finds the volumes with one
+label, server-side and paged (``openstack volume list --property kumo:label:team:web=true``
+is the same query), and ``openstack volume show`` lists the labels among its properties.
 
 Nesting: Nova and Neutron refuse ``/`` in a tag, so a label's levels are separated by
 ``:`` (``team:web`` sits under ``team``). The dashboard takes ``/`` typed by a user as the
@@ -19,6 +20,9 @@ from dataclasses import dataclass, field
 
 SEPARATOR = ":"
 TYPED_SEPARATOR = "/"
+EMPTY = "A label cannot be empty."
+VOLUME_LABEL_PREFIX = "kumo:label:"
+VOLUME_LABEL_VALUE = "true"
 
 
 def normalize(text: str) -> str:
@@ -27,6 +31,20 @@ def normalize(text: str) -> str:
     API to accept or refuse in its own words."""
     levels = text.strip().replace(TYPED_SEPARATOR, SEPARATOR).split(SEPARATOR)
     return SEPARATOR.join(level.strip() for level in levels)
+
+
+def volume_label_key(label: str) -> str:
+    """The metadata key that holds ``label`` (as stored, see normalize) on a volume."""
+    return VOLUME_LABEL_PREFIX + label
+
+
+def volume_labels(metadata: dict[str, str] | None) -> list[str]:
+    """The labels of a volume, from its metadata, sorted."""
+    return sorted(
+        key.removeprefix(VOLUME_LABEL_PREFIX)
+        for key in metadata or {}
+        if key.startswith(VOLUME_LABEL_PREFIX) and len(key) > len(VOLUME_LABEL_PREFIX)
+    )
 
 
 @dataclass

@@ -10,7 +10,7 @@ turns failures into pages and sets the security headers, so no page can forget t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,9 +22,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from kumo.web import csrf
-from kumo.web.apiclient import ApiError, SessionExpired
+from kumo.web.apiclient import ApiClient, ApiError, SessionExpired
 from kumo.web.forms import FormTooLarge
-from kumo.web.session import SIGN_IN, SignInRequired, clear_session_cookie
+from kumo.web.session import SIGN_IN, SignInRequired, clear_session_cookie, session_token
 from kumo.web.templating import render
 
 # connect-src 'self' also allows websockets to this origin (ws: and wss: match 'self'
@@ -57,6 +57,23 @@ def redirect(request: Request, url: str) -> Response:
     if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
+
+
+async def call_then_redirect(
+    request: Request,
+    call: Callable[[ApiClient], Awaitable[object]],
+    done: str,
+    refused: Callable[[ApiClient, ApiError], Awaitable[Response]],
+) -> Response:
+    """A form's one change: ``call`` the APIs with the session's client; when an API
+    refuses, ``refused`` renders the page again with the API's words and status (in
+    place, with what was typed); else go to ``done`` (post/redirect/get)."""
+    async with ApiClient(request, session_token(request)) as api:
+        try:
+            await call(api)
+        except ApiError as exc:
+            return await refused(api, exc)
+    return redirect(request, done)
 
 
 def to_sign_in(request: Request, reason: str | None = None) -> Response:

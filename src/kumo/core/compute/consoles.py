@@ -6,6 +6,10 @@ console type and the endpoint (host, address, port) it opens; it lives ``ttl`` s
 opens one connection: the proxy consumes it with a conditional UPDATE (two proxies racing
 for one token: one wins). It dies with its server: the proxy refuses it once the server
 is deleted, has moved to another host, or its console listens elsewhere (a restart).
+A token is the authorization of whoever holds it (Nova's rule: the CLI's URL opened in
+any browser), except that a holder the proxy knows (a browser signed in to the
+dashboard) must also be one who may open the server's console: a user of another
+project who got hold of a URL is refused, and the token stays unused for its owner.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from kumo.core.compute import servers
 from kumo.core.errors import BadRequest, Conflict, NotFound, Unauthorized
-from kumo.core.policy import Context, enforce
+from kumo.core.policy import Context, allowed, enforce
 from kumo.db import models as m
 from kumo.db.console_tables import ConsoleAuthToken, ConsoleEndpoint
 from kumo.db.types import utcnow
@@ -186,10 +190,14 @@ class Refused(Exception):
     """A token that opens nothing (unknown, used, expired, or its server gone or moved)."""
 
 
-def consume(session: Session, token: str, console_type: str) -> Target:
+def consume(
+    session: Session, token: str, console_type: str, holder: Context | None = None
+) -> Target:
     """Use a token once, for a console of ``console_type``; raises Refused. The UPDATE that
     marks it used is conditional on it being unused and alive, so of two connections with
-    one token exactly one gets through."""
+    one token exactly one gets through. ``holder``: who presents the token, when known
+    (the dashboard's signed-in user); refused, without using the token, unless they may
+    open this server's console (compute:remote_consoles on its project)."""
     if not token:
         raise Refused("no token")
     digest, now = token_hash(token), utcnow()
@@ -208,6 +216,10 @@ def consume(session: Session, token: str, console_type: str) -> Target:
         or _port(endpoint, console_type) != row.port
     ):
         raise Refused("the server was deleted or moved, or its console restarted")
+    if holder is not None and not allowed(
+        holder, "compute:remote_consoles", {"project_id": instance.project_id}
+    ):
+        raise Refused(f"user {holder.user_id} may not open this server's console")
     taken = session.execute(
         update(ConsoleAuthToken)
         .where(

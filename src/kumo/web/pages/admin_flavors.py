@@ -14,10 +14,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kumo.web.apiclient import COMPUTE, COMPUTE_VERSION, ApiClient, ApiError, segment
+from kumo.web.apiclient import COMPUTE, COMPUTE_VERSION, ApiClient, segment
 from kumo.web.forms import read_form
 from kumo.web.layout import signed_in
-from kumo.web.routing import DashboardRoute, redirect
+from kumo.web.routing import DashboardRoute, call_then_redirect
 from kumo.web.session import session_token
 from kumo.web.templating import render
 
@@ -70,19 +70,19 @@ async def create_flavor(request: Request) -> Response:
         "disk": _number(form, "disk"),
         "os-flavor-access:is_public": form.get("public") == "on",
     }
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await api.call("POST", f"{COMPUTE}/flavors", json={"flavor": flavor})
-        except ApiError as exc:
-            return await _page(request, api, exc.message, exc.status, form)
-    return redirect(request, FLAVORS)
+    return await call_then_redirect(
+        request,
+        lambda api: api.call("POST", f"{COMPUTE}/flavors", json={"flavor": flavor}),
+        FLAVORS,
+        lambda api, exc: _page(request, api, exc.message, exc.status, form),
+    )
 
 
 @router.post(FLAVORS + "/{flavor_id}/delete")
 async def delete_flavor(request: Request, flavor_id: str) -> Response:
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await api.call("DELETE", f"{COMPUTE}/flavors/{segment(flavor_id)}")
-        except ApiError as exc:
-            return await _page(request, api, exc.message, exc.status)
-    return redirect(request, FLAVORS)
+    return await call_then_redirect(
+        request,
+        lambda api: api.call("DELETE", f"{COMPUTE}/flavors/{segment(flavor_id)}"),
+        FLAVORS,
+        lambda api, exc: _page(request, api, exc.message, exc.status),
+    )

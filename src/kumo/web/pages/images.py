@@ -1,5 +1,5 @@
 """Images: Glance v2's list (its own paging, sorting and name/tag filters), one image's
-detail with edits (name, visibility: a JSON patch), tags and delete.
+detail with edits (name, visibility: a JSON patch), labels (Glance's tags) and delete.
 
 Creating an image and uploading its data from the browser is kumo.web.pages.image_upload.
 """
@@ -9,17 +9,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict, dataclass, replace
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kumo.web import formatting
+from kumo.web import formatting, labels
 from kumo.web.apiclient import IMAGE, ApiClient, ApiError, segment
 from kumo.web.forms import read_form
 from kumo.web.layout import frame
-from kumo.web.routing import DashboardRoute, redirect
+from kumo.web.routing import DashboardRoute, call_then_redirect
 from kumo.web.session import current, session_token
 from kumo.web.templating import render
 
@@ -84,7 +84,8 @@ def listing(
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     marker: str = Query("", max_length=64),
 ) -> Listing:
-    return Listing(name.strip(), tag.strip(), sort, dir, limit, marker)
+    label = labels.normalize(tag) if tag.strip() else ""
+    return Listing(name.strip(), label, sort, dir, limit, marker)
 
 
 def detail_url(image_id: str) -> str:
@@ -154,7 +155,6 @@ async def _detail(
         visibilities=VISIBILITIES,
         list_url=LIST,
         upload_url=f"{detail_url(image_id)}/file",
-        tag_delete_url=lambda tag: f"{detail_url(image_id)}/tags/{quote(tag, safe='')}/delete",
         properties=sorted(
             (k, v) for k, v in image.items() if k not in _SHOWN and not isinstance(v, dict)
         ),
@@ -183,12 +183,12 @@ async def image(request: Request, image_id: str) -> Response:
 async def _change(request: Request, image_id: str, call: Any) -> Response:
     """Make one change through ``call(api)``; back to the image, or its page with Glance's
     refusal in place."""
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await call(api)
-        except ApiError as exc:
-            return await _detail(request, api, image_id, status=exc.status, error=exc.message)
-    return redirect(request, detail_url(image_id))
+    return await call_then_redirect(
+        request,
+        call,
+        detail_url(image_id),
+        lambda api, exc: _detail(request, api, image_id, status=exc.status, error=exc.message),
+    )
 
 
 @router.post(LIST + "/{image_id}/edit")
@@ -206,18 +206,23 @@ async def edit(request: Request, image_id: str) -> Response:
     return await _change(request, image_id, call)
 
 
-@router.post(LIST + "/{image_id}/tags")
-async def add_tag(request: Request, image_id: str) -> Response:
-    tag = (await read_form(request)).get("tag", "").strip()
+@router.post(LIST + "/{image_id}/labels")
+async def add_label(request: Request, image_id: str) -> Response:
+    """A label is a Glance tag (kumo.web.labels): ``openstack image set --tag``."""
+    tag = labels.normalize((await read_form(request)).get("label", ""))
 
     async def call(api: ApiClient) -> None:
+        if not tag:
+            raise ApiError(400, labels.EMPTY)
         await api.call("PUT", f"{IMAGES}/{segment(image_id)}/tags/{segment(tag)}")
 
     return await _change(request, image_id, call)
 
 
-@router.post(LIST + "/{image_id}/tags/{tag}/delete")
-async def delete_tag(request: Request, image_id: str, tag: str) -> Response:
+@router.post(LIST + "/{image_id}/labels/remove")
+async def remove_label(request: Request, image_id: str) -> Response:
+    tag = (await read_form(request)).get("label", "")
+
     async def call(api: ApiClient) -> None:
         await api.call("DELETE", f"{IMAGES}/{segment(image_id)}/tags/{segment(tag)}")
 
@@ -226,9 +231,10 @@ async def delete_tag(request: Request, image_id: str, tag: str) -> Response:
 
 @router.post(LIST + "/{image_id}/delete")
 async def delete(request: Request, image_id: str) -> Response:
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await api.call("DELETE", f"{IMAGES}/{segment(image_id)}")
-        except ApiError as exc:
-            return await _detail(request, api, image_id, status=exc.status, error=exc.message)
-    return redirect(request, LIST)
+    path = f"{IMAGES}/{segment(image_id)}"
+    return await call_then_redirect(
+        request,
+        lambda api: api.call("DELETE", path),
+        LIST,
+        lambda api, exc: _detail(request, api, image_id, status=exc.status, error=exc.message),
+    )

@@ -29,7 +29,7 @@ from kumo.web.pages.neutron import (
     text,
     words,
 )
-from kumo.web.routing import DashboardRoute, redirect
+from kumo.web.routing import DashboardRoute, call_then_redirect, redirect
 from kumo.web.session import session_token
 from kumo.web.templating import render
 
@@ -160,33 +160,34 @@ async def network(request: Request, network_id: str) -> Response:
 
 @router.post(LIST + "/{network_id}/delete")
 async def delete_network(request: Request, network_id: str) -> Response:
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await deleted(api, "networks", network_id)
-        except ApiError as exc:  # e.g. ports in use: shown on the network's page
-            return await _detail_page(request, api, network_id, exc.message, exc.status)
-    return redirect(request, LIST)
+    # e.g. ports in use: shown on the network's page
+    return await call_then_redirect(
+        request,
+        lambda api: deleted(api, "networks", network_id),
+        LIST,
+        lambda api, exc: _detail_page(request, api, network_id, exc.message, exc.status),
+    )
 
 
 @router.post(LIST + "/{network_id}/subnets")
 async def add_subnet(request: Request, network_id: str) -> Response:
     form = await read_form(request)
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await created(api, "subnets", subnet_attrs(network_id, form))
-        except ApiError as exc:
-            return await _detail_page(request, api, network_id, exc.message, exc.status, form)
-    return redirect(request, f"{LIST}/{network_id}")
+    return await call_then_redirect(
+        request,
+        lambda api: created(api, "subnets", subnet_attrs(network_id, form)),
+        f"{LIST}/{network_id}",
+        lambda api, exc: _detail_page(request, api, network_id, exc.message, exc.status, form),
+    )
 
 
 @router.post(LIST + "/{network_id}/subnets/{subnet_id}/delete")
 async def delete_subnet(request: Request, network_id: str, subnet_id: str) -> Response:
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await deleted(api, "subnets", subnet_id)
-        except ApiError as exc:
-            return await _detail_page(request, api, network_id, exc.message, exc.status)
-    return redirect(request, f"{LIST}/{network_id}")
+    return await call_then_redirect(
+        request,
+        lambda api: deleted(api, "subnets", subnet_id),
+        f"{LIST}/{network_id}",
+        lambda api, exc: _detail_page(request, api, network_id, exc.message, exc.status),
+    )
 
 
 @router.post(LIST + "/{network_id}/labels")
@@ -195,9 +196,9 @@ async def set_labels(request: Request, network_id: str) -> Response:
     after ``--no-tag``): one ``PUT /networks/{id}/tags`` with the whole list."""
     form = await read_form(request)
     body = {"tags": words(text(form, "labels"))}
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await api.call("PUT", item_path("networks", network_id, "tags"), json=body)
-        except ApiError as exc:
-            return await _detail_page(request, api, network_id, exc.message, exc.status)
-    return redirect(request, f"{LIST}/{network_id}")
+    return await call_then_redirect(
+        request,
+        lambda api: api.call("PUT", item_path("networks", network_id, "tags"), json=body),
+        f"{LIST}/{network_id}",
+        lambda api, exc: _detail_page(request, api, network_id, exc.message, exc.status),
+    )

@@ -13,11 +13,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kumo.web.apiclient import ApiClient, ApiError
+from kumo.web import labels
+from kumo.web.apiclient import ApiClient, ApiError, segment
 from kumo.web.forms import read_form
 from kumo.web.pages.neutron import (
     created,
@@ -32,7 +33,7 @@ from kumo.web.pages.neutron import (
     text,
     updated,
 )
-from kumo.web.routing import DashboardRoute, redirect
+from kumo.web.routing import DashboardRoute, call_then_redirect, redirect
 from kumo.web.session import session_token
 from kumo.web.templating import render
 
@@ -49,11 +50,14 @@ async def _list_page(
     error: str = "",
     status: int = 200,
     form: dict[str, str] | None = None,
+    tag: str = "",
 ) -> Response:
     context = await framed(request, api, "Routers")
+    filters = {"tags": tag} if tag else {}
     try:
         routers, externals = await asyncio.gather(
-            owned(api, "routers", context["session"].project_id), external_networks(api)
+            owned(api, "routers", context["session"].project_id, **filters),
+            external_networks(api),
         )
     except ApiError as exc:
         routers, externals = [], []
@@ -65,14 +69,18 @@ async def _list_page(
         error=error,
         form=form or {},
         list_url=LIST,
+        tag=tag,
     )
     return render(request, "routers/list.html", context, status)
 
 
 @router.get(LIST)
-async def routers(request: Request) -> Response:
+async def routers(request: Request, tag: str = Query("", max_length=255)) -> Response:
+    """The project's routers, filtered by a label with Neutron's ``tags`` (as
+    ``openstack router list --tags``)."""
+    label = labels.normalize(tag) if tag.strip() else ""
     async with ApiClient(request, session_token(request)) as api:
-        return await _list_page(request, api)
+        return await _list_page(request, api, tag=label)
 
 
 @router.post(LIST)
@@ -142,12 +150,13 @@ async def router_page(request: Request, router_id: str) -> Response:
 async def _act(request: Request, router_id: str, call: Call, done: str) -> Response:
     """Run one Neutron call for the router's page: on success go to ``done``, on refusal
     show the router's page with Neutron's words."""
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await call(api, await read_form(request))
-        except ApiError as exc:
-            return await _detail_page(request, api, router_id, exc.message, exc.status)
-    return redirect(request, done)
+    form = await read_form(request)
+    return await call_then_redirect(
+        request,
+        lambda api: call(api, form),
+        done,
+        lambda api, exc: _detail_page(request, api, router_id, exc.message, exc.status),
+    )
 
 
 @router.post(LIST + "/{router_id}/gateway")
@@ -181,6 +190,28 @@ async def remove_interface(request: Request, router_id: str) -> Response:
     async def call(api: ApiClient, form: dict[str, str]) -> None:
         body = {"subnet_id": text(form, "subnet_id")}
         await api.call("PUT", item_path("routers", router_id, "remove_router_interface"), json=body)
+
+    return await _act(request, router_id, call, f"{LIST}/{router_id}")
+
+
+@router.post(LIST + "/{router_id}/labels")
+async def add_label(request: Request, router_id: str) -> Response:
+    """Neutron's ``PUT /routers/{id}/tags/{tag}`` (``openstack router set --tag``)."""
+
+    async def call(api: ApiClient, form: dict[str, str]) -> None:
+        tag = labels.normalize(form.get("label", ""))
+        if not tag:
+            raise ApiError(400, labels.EMPTY)
+        await api.call("PUT", f"{item_path('routers', router_id, 'tags')}/{segment(tag)}")
+
+    return await _act(request, router_id, call, f"{LIST}/{router_id}")
+
+
+@router.post(LIST + "/{router_id}/labels/remove")
+async def remove_label(request: Request, router_id: str) -> Response:
+    async def call(api: ApiClient, form: dict[str, str]) -> None:
+        tag = form.get("label", "")
+        await api.call("DELETE", f"{item_path('routers', router_id, 'tags')}/{segment(tag)}")
 
     return await _act(request, router_id, call, f"{LIST}/{router_id}")
 

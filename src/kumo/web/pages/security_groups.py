@@ -27,7 +27,7 @@ from kumo.web.pages.neutron import (
     shown,
     text,
 )
-from kumo.web.routing import DashboardRoute, redirect
+from kumo.web.routing import DashboardRoute, call_then_redirect, redirect
 from kumo.web.session import session_token
 from kumo.web.templating import render
 
@@ -148,29 +148,30 @@ async def group_page(request: Request, group_id: str) -> Response:
 @router.post(LIST + "/{group_id}/rules")
 async def add_rule(request: Request, group_id: str) -> Response:
     form = await read_form(request)
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await created(api, "security-group-rules", rule_attrs(group_id, form))
-        except ApiError as exc:
-            return await _detail_page(request, api, group_id, exc.message, exc.status, form)
-    return redirect(request, f"{LIST}/{group_id}")
+    return await call_then_redirect(
+        request,
+        lambda api: created(api, "security-group-rules", rule_attrs(group_id, form)),
+        f"{LIST}/{group_id}",
+        lambda api, exc: _detail_page(request, api, group_id, exc.message, exc.status, form),
+    )
 
 
 @router.post(LIST + "/{group_id}/rules/{rule_id}/delete")
 async def delete_rule(request: Request, group_id: str, rule_id: str) -> Response:
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await deleted(api, "security-group-rules", rule_id)
-        except ApiError as exc:
-            return await _detail_page(request, api, group_id, exc.message, exc.status)
-    return redirect(request, f"{LIST}/{group_id}")
+    return await call_then_redirect(
+        request,
+        lambda api: deleted(api, "security-group-rules", rule_id),
+        f"{LIST}/{group_id}",
+        lambda api, exc: _detail_page(request, api, group_id, exc.message, exc.status),
+    )
 
 
 @router.post(LIST + "/{group_id}/delete")
 async def delete_group(request: Request, group_id: str) -> Response:
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await deleted(api, "security-groups", group_id)
-        except ApiError as exc:  # e.g. the default group, or one in use
-            return await _detail_page(request, api, group_id, exc.message, exc.status)
-    return redirect(request, LIST)
+    # e.g. the default group, or one in use: Neutron's words on the group's page
+    return await call_then_redirect(
+        request,
+        lambda api: deleted(api, "security-groups", group_id),
+        LIST,
+        lambda api, exc: _detail_page(request, api, group_id, exc.message, exc.status),
+    )

@@ -11,6 +11,7 @@ create/delete`` and ``volume delete``; a refusal is shown in place in the API's 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -19,11 +20,11 @@ from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kumo.web import csrf
+from kumo.web import csrf, labels
 from kumo.web.apiclient import COMPUTE, IMAGE, ApiClient, ApiError, segment
 from kumo.web.forms import read_form
 from kumo.web.layout import frame
-from kumo.web.routing import DashboardRoute, redirect
+from kumo.web.routing import DashboardRoute, call_then_redirect, redirect
 from kumo.web.session import current, session_token
 from kumo.web.templating import render
 
@@ -74,6 +75,7 @@ def volume_row(volume: dict[str, Any], servers: dict[str, str]) -> dict[str, Any
         "attachments": attachments,
         "created": volume.get("created_at", ""),
         "url": detail_url(volume["id"]),
+        "labels": labels.volume_labels(volume.get("metadata")),
     }
 
 
@@ -97,16 +99,18 @@ async def _server_names(api: ApiClient, volumes: list[dict[str, Any]]) -> dict[s
 
 @dataclass(frozen=True)
 class Paging:
-    """Which page of Cinder's volume list: its own limit, marker and name/status filters."""
+    """Which page of Cinder's volume list: its own limit, marker and name/status filters,
+    and a label (Cinder's metadata filter on the label's key, kumo.web.labels)."""
 
     limit: int = DEFAULT_LIMIT
     marker: str = ""
     name: str = ""
     status: str = ""
+    label: str = ""
 
     @property
     def filtered(self) -> bool:
-        return bool(self.name or self.status)
+        return bool(self.name or self.status or self.label)
 
     def query(self, **changes: Any) -> str:
         values = asdict(replace(self, **changes))
@@ -119,9 +123,11 @@ def paging(
     marker: str = Query("", max_length=64),
     name: str = Query("", max_length=255),
     status: str = Query("", max_length=32),
+    label: str = Query("", max_length=200),
 ) -> Paging:
     """The page of a request's query (a bad value is a 400 page, kumo.web.routing)."""
-    return Paging(limit, marker, name.strip(), status.strip().lower())
+    typed = labels.normalize(label) if label.strip() else ""
+    return Paging(limit, marker, name.strip(), status.strip().lower(), typed)
 
 
 async def _volumes(api: ApiClient, page: Paging) -> tuple[list[dict[str, Any]], str | None]:
@@ -130,6 +136,9 @@ async def _volumes(api: ApiClient, page: Paging) -> tuple[list[dict[str, Any]], 
     for key in ("marker", "name", "status"):
         if getattr(page, key):
             params[key] = getattr(page, key)
+    if page.label:
+        key = labels.volume_label_key(page.label)
+        params["metadata"] = json.dumps({key: labels.VOLUME_LABEL_VALUE})
     body = await api.get(f"{VOLUME}/volumes/detail", params=params)
     volumes: list[dict[str, Any]] = body.get("volumes", [])
     names = await _server_names(api, volumes)
@@ -349,12 +358,12 @@ async def volume_live(request: Request, volume_id: str) -> Response:
 
 async def _change(request: Request, volume_id: str, method: str, path: str, body: Any) -> Response:
     """One API call for a volume's page: back to it, or the page with the refusal."""
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await api.call(method, path, json=body)
-        except ApiError as exc:
-            return await _detail(request, api, volume_id, status=exc.status, error=exc.message)
-    return redirect(request, detail_url(volume_id))
+    return await call_then_redirect(
+        request,
+        lambda api: api.call(method, path, json=body),
+        detail_url(volume_id),
+        lambda api, exc: _detail(request, api, volume_id, status=exc.status, error=exc.message),
+    )
 
 
 def _int(value: str) -> int | str:
@@ -402,11 +411,31 @@ async def delete_snapshot(request: Request, volume_id: str, snapshot_id: str) ->
     return await _change(request, volume_id, "DELETE", path, None)
 
 
+@router.post(LIST + "/{volume_id}/labels")
+async def add_label(request: Request, volume_id: str) -> Response:
+    """A label is a metadata key of its own (kumo.web.labels): Cinder's metadata merge."""
+    label = labels.normalize((await read_form(request)).get("label", ""))
+    if not label:
+        async with ApiClient(request, session_token(request)) as api:
+            return await _detail(request, api, volume_id, status=400, error=labels.EMPTY)
+    body = {"metadata": {labels.volume_label_key(label): labels.VOLUME_LABEL_VALUE}}
+    path = f"{VOLUME}/volumes/{segment(volume_id)}/metadata"
+    return await _change(request, volume_id, "POST", path, body)
+
+
+@router.post(LIST + "/{volume_id}/labels/remove")
+async def remove_label(request: Request, volume_id: str) -> Response:
+    key = labels.volume_label_key((await read_form(request)).get("label", ""))
+    path = f"{VOLUME}/volumes/{segment(volume_id)}/metadata/{segment(key)}"
+    return await _change(request, volume_id, "DELETE", path, None)
+
+
 @router.post(LIST + "/{volume_id}/delete")
 async def delete(request: Request, volume_id: str) -> Response:
-    async with ApiClient(request, session_token(request)) as api:
-        try:
-            await api.call("DELETE", f"{VOLUME}/volumes/{segment(volume_id)}")
-        except ApiError as exc:
-            return await _detail(request, api, volume_id, status=exc.status, error=exc.message)
-    return redirect(request, LIST)
+    path = f"{VOLUME}/volumes/{segment(volume_id)}"
+    return await call_then_redirect(
+        request,
+        lambda api: api.call("DELETE", path),
+        LIST,
+        lambda api, exc: _detail(request, api, volume_id, status=exc.status, error=exc.message),
+    )
