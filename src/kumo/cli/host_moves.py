@@ -59,8 +59,7 @@ def drain(
     ctx, config = operator(), runtime.config
     env = operations.Env(config.scheduler, config.hosts.heartbeat_timeout)
     try:
-        with runtime.db.session() as session:
-            host = begin_drain(session, ctx, host_ref, reason, config.hosts.heartbeat_timeout)
+        host = begin_drain(runtime.db, ctx, host_ref, reason, config.hosts.heartbeat_timeout)
         batch = HostMoves(runtime.db, ctx, env, host, parallel=parallel, cold=cold)
     except KumoError as exc:
         print_error(exc.message)
@@ -85,8 +84,7 @@ def evacuate(
     env = operations.Env(config.scheduler, config.hosts.heartbeat_timeout)
     request = moves.EvacuateRequest(target, None, False)
     try:
-        with runtime.db.session() as session:
-            host = host_to_evacuate(session, ctx, host_ref)
+        host = host_to_evacuate(runtime.db, ctx, host_ref)
         batch = HostMoves(runtime.db, ctx, env, host, evacuation=request)
     except KumoError as exc:
         print_error(exc.message)

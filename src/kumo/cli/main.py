@@ -482,14 +482,19 @@ def host_list(ctx: typer.Context, fmt: str = FORMAT) -> None:
 def _set_host(ctx: typer.Context, host: str, enabled: bool, reason: str | None) -> None:
     from kumo.core import hosts
     from kumo.core.errors import KumoError
+    from kumo.db.lost_updates import retry_lost_updates
 
     runtime = open_runtime(ctx)
-    try:
+
+    def attempt() -> str:  # again when it loses to the host's heartbeat (the row's version)
         with runtime.db.session() as session:
-            row = hosts.set_enabled(session, host, enabled, reason)
-            print(f"host {row.name} {'enabled' if enabled else 'disabled'}")
+            return hosts.set_enabled(session, host, enabled, reason).name
+
+    try:
+        name = retry_lost_updates(attempt)
     except KumoError as exc:
         fail(exc.message)
+    print(f"host {name} {'enabled' if enabled else 'disabled'}")
 
 
 @host_app.command("enable")

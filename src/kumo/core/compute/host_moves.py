@@ -37,6 +37,7 @@ from kumo.core.errors import Conflict, KumoError
 from kumo.core.policy import Context
 from kumo.db import models as m
 from kumo.db.engine import Database
+from kumo.db.lost_updates import retry_lost_updates
 
 # How a server moves.
 LIVE, COLD, EVACUATE = "live", "cold", "evacuate"
@@ -103,24 +104,31 @@ def servers_on(session: Session, host_id: str) -> list[tuple[str, str]]:
 
 
 def begin_drain(
-    session: Session, ctx: Context, host_ref: str, reason: str | None, heartbeat_timeout: float
+    db: Database, ctx: Context, host_ref: str, reason: str | None, heartbeat_timeout: float
 ) -> m.Host:
     """Disable the host (new servers and moves go elsewhere) before its servers are
     listed, so none lands there behind the drain's back. A host that is down cannot hand
-    its guests over (409): evacuation is what rebuilds them elsewhere."""
+    its guests over (409): evacuation is what rebuilds them elsewhere. Its own transaction,
+    repeated when it loses to the host's heartbeat (the row's version, DESIGN.md 3.5)."""
     policy.enforce(ctx, "compute:migrate_live")
-    host = hosts.find_host(session, host_ref)
-    if not hosts.status_of(host, heartbeat_timeout).up:
-        raise Conflict(
-            f"Host {host.name} is down: its servers cannot move live or cold; "
-            f"`kumo host evacuate {host.name}` rebuilds them on other hosts."
-        )
-    return hosts.set_enabled(session, host.id, False, reason or DRAIN_REASON)
+
+    def attempt() -> m.Host:
+        with db.session() as session:
+            host = hosts.find_host(session, host_ref)
+            if not hosts.status_of(host, heartbeat_timeout).up:
+                raise Conflict(
+                    f"Host {host.name} is down: its servers cannot move live or cold; "
+                    f"`kumo host evacuate {host.name}` rebuilds them on other hosts."
+                )
+            return hosts.set_enabled(session, host.id, False, reason or DRAIN_REASON)
+
+    return retry_lost_updates(attempt)
 
 
-def host_to_evacuate(session: Session, ctx: Context, host_ref: str) -> m.Host:
+def host_to_evacuate(db: Database, ctx: Context, host_ref: str) -> m.Host:
     policy.enforce(ctx, "compute:evacuate")
-    return hosts.find_host(session, host_ref)
+    with db.session() as session:
+        return hosts.find_host(session, host_ref)
 
 
 class HostMoves:
