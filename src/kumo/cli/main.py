@@ -46,7 +46,6 @@ app.add_typer(network_app, name="network")
 app.add_typer(usage_app, name="usage")
 
 FORMAT = typer.Option("table", "--format", "-f", help="table or json")
-RELAY_READY = 10.0  # seconds a command waits for its wake-up relay to see the cloud
 
 
 def _version(value: bool) -> None:
@@ -483,14 +482,19 @@ def host_list(ctx: typer.Context, fmt: str = FORMAT) -> None:
 def _set_host(ctx: typer.Context, host: str, enabled: bool, reason: str | None) -> None:
     from kumo.core import hosts
     from kumo.core.errors import KumoError
+    from kumo.db.lost_updates import retry_lost_updates
 
     runtime = open_runtime(ctx)
-    try:
+
+    def attempt() -> str:  # again when it loses to the host's heartbeat (the row's version)
         with runtime.db.session() as session:
-            row = hosts.set_enabled(session, host, enabled, reason)
-            print(f"host {row.name} {'enabled' if enabled else 'disabled'}")
+            return hosts.set_enabled(session, host, enabled, reason).name
+
+    try:
+        name = retry_lost_updates(attempt)
     except KumoError as exc:
         fail(exc.message)
+    print(f"host {name} {'enabled' if enabled else 'disabled'}")
 
 
 @host_app.command("enable")
@@ -503,6 +507,36 @@ def host_enable(ctx: typer.Context, host: str) -> None:
 def host_disable(ctx: typer.Context, host: str, reason: str = typer.Option("", "--reason")) -> None:
     """Stop placing new work on a host (running guests stay)."""
     _set_host(ctx, host, False, reason or None)
+
+
+@host_app.command("drain")
+def host_drain(
+    ctx: typer.Context,
+    host: str,
+    parallel: int = typer.Option(
+        2, "--parallel", "-p", help="servers moving at the same time, at most"
+    ),
+    cold: bool = typer.Option(
+        False,
+        "--cold",
+        help="cold-migrate the servers that cannot move live (SHUTOFF ones, all of them "
+        "when the host's hypervisor cannot live-migrate, and any whose live migration "
+        "failed): they are shut off while their disk moves, and come back in their state; "
+        "the others still move live",
+    ),
+    reason: str = typer.Option("", "--reason", help="the disabled reason `kumo host list` shows"),
+    timeout: float = typer.Option(3600.0, "--timeout", help="seconds to wait at most"),
+    fmt: str = FORMAT,
+) -> None:
+    """Empty a host for maintenance: disable it (with a reason), then live-migrate every
+    server off it, --parallel at a time, each to the host placement chooses. A server
+    that cannot move is reported with the reason and the others still move. Progress on
+    stderr, a summary per server at the end; exit code 1 when a server did not move.
+    `kumo host enable HOST` takes it back into service."""
+    from kumo.cli.host_moves import drain
+
+    code = drain(open_runtime(ctx), host, parallel, cold, reason or None, timeout, fmt)
+    raise typer.Exit(code)
 
 
 @host_app.command("evacuate")
@@ -518,90 +552,15 @@ def host_evacuate(
 ) -> None:
     """Rebuild every server of a down (or forced-down) host on other hosts, one evacuate
     request per server as the compute API makes it; the host's agent, if it comes back,
-    destroys its leftover guests. Exit code 1 when a server could not be evacuated.
+    destroys its leftover guests. Progress as `kumo host drain` shows it; exit code 1
+    when a server could not be evacuated.
 
     Each evacuation runs through the operations' lifecycle, as the API's: recorded as an
     instance action, and the destination's agent woken (in the cloud's other processes
     too, through the database, on PostgreSQL and MariaDB)."""
-    import time
+    from kumo.cli.host_moves import evacuate
 
-    from rich.progress import Progress
-
-    from kumo.cli.output import err_console
-    from kumo.core import operations
-    from kumo.core.compute import moves
-    from kumo.core.compute import server_operations as ops
-    from kumo.core.errors import KumoError
-    from kumo.core.policy import Context
-    from kumo.db import models as m
-
-    runtime = open_runtime(ctx)
-    operator = Context(
-        user_id="kumo-cli", user_domain_id="default", roles=frozenset({"admin"}), system=True
-    )
-    request = moves.EvacuateRequest(target, None, False)
-    env = operations.Env(runtime.config.scheduler, runtime.config.hosts.heartbeat_timeout)
-    try:
-        with runtime.db.session() as session:
-            row, server_ids = moves.servers_of_host(session, operator, host)
-            host_name = row.name
-    except KumoError as exc:
-        fail(exc.message)
-    results: dict[str, dict[str, Any]] = {}
-    with wakeups_across_processes(runtime.db) as relay:
-        # A relay sends only once it has seen the serving processes listening.
-        if relay is not None:
-            relay.wait_listening(RELAY_READY)
-        for server_id in server_ids:
-            try:
-                done = operations.run(
-                    runtime.db, operator, ops.EVACUATE, ops.Evacuate(server_id, request), env
-                )
-                results[server_id] = {
-                    "server": server_id,
-                    "name": done.instance.name if done.instance is not None else "",
-                    "destination": done.value.destination,
-                    "result": "accepted",
-                    "detail": "",
-                }
-            except KumoError as exc:
-                results[server_id] = {
-                    "server": server_id,
-                    "name": "",
-                    "destination": "",
-                    "result": "refused",
-                    "detail": exc.message,
-                }
-    accepted = [sid for sid, r in results.items() if r["result"] == "accepted"]
-    if wait and accepted:
-        deadline = time.monotonic() + timeout
-        pending = set(accepted)
-        with Progress(console=err_console, transient=True) as progress:
-            bar = progress.add_task(f"evacuating {host_name}", total=len(accepted))
-            while pending and time.monotonic() < deadline:
-                with runtime.db.session() as session:
-                    for server_id in list(pending):
-                        row_now = session.get(m.Instance, server_id)
-                        if row_now is None or row_now.task_state != "rebuilding":
-                            pending.discard(server_id)
-                            status = "deleted" if row_now is None else row_now.vm_state
-                            results[server_id]["result"] = (
-                                "rebuilt" if status in ("active", "stopped") else status
-                            )
-                            progress.advance(bar)
-                if pending:
-                    time.sleep(0.5)
-        for server_id in pending:
-            results[server_id]["result"] = "still rebuilding"
-            results[server_id]["detail"] = f"not done after {timeout:.0f}s"
-    emit(
-        list(results.values()),
-        ["server", "name", "destination", "result", "detail"],
-        fmt,
-        title=f"evacuate {host_name}",
-    )
-    if any(r["result"] in ("refused", "error", "still rebuilding") for r in results.values()):
-        raise typer.Exit(1)
+    raise typer.Exit(evacuate(open_runtime(ctx), host, target, wait, timeout, fmt))
 
 
 def main() -> None:
