@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from kumo.agent.disks import GuestDisks, root_volume
+from kumo.agent.guest_watch import GuestWatch
 from kumo.drivers.hypervisor.base import (
     DISPLAY_MODELS,
     GuestSpec,
@@ -127,6 +128,9 @@ class ComputeLoop:
             target=self.run_consoles, args=(stop,), name="consoles", daemon=True
         )
         consoles.start()
+        watch = GuestWatch(self.driver, self.running_guests, self.recheck)
+        watcher = threading.Thread(target=watch.run, args=(stop,), name="guest-watch", daemon=True)
+        watcher.start()
         mark = -1
         while not stop.is_set():
             try:
@@ -151,6 +155,7 @@ class ComputeLoop:
                 self.submit(item)
         self._pool.shutdown(wait=True, cancel_futures=True)
         consoles.join(10)
+        watcher.join(10)
 
     def run_consoles(self, stop: threading.Event) -> None:
         while not stop.wait(self.console_interval):
@@ -212,17 +217,49 @@ class ComputeLoop:
         self._pool.submit(self._work, item)
 
     def _work(self, item: dict[str, Any]) -> None:
+        self._guarded(item["id"], self.reconcile, item)
+
+    def _guarded(self, uuid: str, work: Callable[..., None], *args: Any) -> None:
+        """Run one piece of work on a server (it holds the server's ``_inflight`` slot),
+        then the newer item that arrived meanwhile, if any."""
         try:
-            self.reconcile(item)
+            work(*args)
         except httpx.HTTPError as exc:
             # The API is restarting or gone: the next poll (a full list) retries.
-            log.warning("server %s: could not report to the agent API: %s", item["id"], exc)
+            log.warning("server %s: could not report to the agent API: %s", uuid, exc)
         except Exception:
-            log.exception("server %s: reconcile failed", item["id"])
+            log.exception("server %s: reconcile failed", uuid)
         with self._lock:
-            newer = self._inflight.pop(item["id"], None)
+            newer = self._inflight.pop(uuid, None)
         if newer is not None:
             self.submit(newer)
+
+    # --- the guest watch (kumo.agent.guest_watch) -------------------------------------
+    def running_guests(self) -> list[str]:
+        """The guests this agent last reported running: the ones the watch looks at."""
+        return [uuid for uuid, (_, power) in list(self._reported.items()) if power == "running"]
+
+    def recheck(self, uuid: str) -> None:
+        """The watch saw the guest's process go: look at it and report what it is now,
+        unless the server is being worked on (that work reports it)."""
+        with self._lock:
+            if uuid in self._inflight:
+                return
+            self._inflight[uuid] = None
+        self._pool.submit(self._guarded, uuid, self.observe, uuid)
+
+    def observe(self, uuid: str) -> None:
+        """Report the guest's state under the generation last reported, if it changed:
+        only an observation, never an action (whether a guest that exited is started
+        again is the control plane's call: kumo.core.compute.guest_restart)."""
+        known = self._reported.get(uuid)
+        if known is None:
+            return
+        state = self.driver.get_state(uuid)
+        if str(state.power_state) != known[1]:
+            self.report(
+                uuid, known[0], state.power_state, consoles=state.consoles, detail=state.detail
+            )
 
     # --- one server -------------------------------------------------------------------
     def reconcile(self, item: dict[str, Any]) -> None:
@@ -273,7 +310,9 @@ class ComputeLoop:
             or self._reported.get(uuid) != (generation, state.power_state)
             or self._consoles_reported.get(uuid, _UNSEEN) != state.consoles
         ):
-            self.report(uuid, generation, state.power_state, consoles=state.consoles)
+            self.report(
+                uuid, generation, state.power_state, consoles=state.consoles, detail=state.detail
+            )
 
     def _waits_for_volumes(self, item: dict[str, Any], generation: int) -> bool:
         """A guest whose boot volume is still being made starts once it exists (the volume
@@ -352,8 +391,8 @@ class ComputeLoop:
         state = d.get_state(uuid)
         if state.power_state == PowerState.SUSPENDED:
             state = d.resume(uuid)
-        if state.power_state in (PowerState.RUNNING, PowerState.PAUSED):
-            state = d.power_off(uuid)
+        if state.power_state in (PowerState.RUNNING, PowerState.PAUSED, PowerState.CRASHED):
+            state = d.power_off(uuid)  # a crashed one is then just off (SHUTDOWN)
         return state
 
     def crash_dump(self, item: dict[str, Any]) -> None:
@@ -681,16 +720,19 @@ class ComputeLoop:
         gone: bool = False,
         task_error: str | None = None,
         consoles: object = _UNSEEN,
+        detail: str = "",
     ) -> None:
         """Post an observation. ``consoles``: where the guest's consoles listen now (None:
         it has none); left out when this look did not ask the driver (the API keeps what
-        it knew)."""
+        it knew). ``detail``: the driver's word on a CRASHED guest (why it is)."""
         body: dict[str, Any] = {
             "power_state": str(power),
             "generation": generation,
             "fault": fault,
             "gone": gone,
         }
+        if detail and power == PowerState.CRASHED:
+            body["detail"] = detail
         if task_error:
             body["task_error"] = task_error
         if isinstance(consoles, ConsoleEndpoints) or consoles is None:

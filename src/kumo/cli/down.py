@@ -113,12 +113,17 @@ def _stop_guests(agent_dir: Path, timeout: float) -> tuple[list[str], list[str]]
     deadline) and end any disk export. (stopped, could not be stopped with why)."""
     if not (agent_dir / "instances").is_dir():
         return [], []
+    from kumo.drivers.hypervisor.base import PowerState
     from kumo.drivers.hypervisor.qemu import QemuDriver
 
     driver = QemuDriver(agent_dir)
     guests = driver.list_guests()
     for guest in guests:
         driver.end_export(guest.uuid)
+        if guest.power_state == PowerState.CRASHED:
+            # Its pidfile goes: the next `kumo up` finds it off (SHUTOFF), not killed
+            # (which the agent's guest restart would start again).
+            driver.power_off(guest.uuid, timeout)
     running = [g for g in guests if g.pid is not None]
     stopped: list[str] = []
     failed: list[str] = []

@@ -13,6 +13,7 @@ from kumo.config import Config
 from kumo.controller import metrics
 from kumo.controller.lease import release, try_acquire
 from kumo.controller.outbox import Publisher
+from kumo.controller.restarts import restart_crashed
 from kumo.controller.scheduler import schedule_pending
 from kumo.controller.stuck import resolve_stuck
 from kumo.core import wakeup
@@ -72,6 +73,7 @@ class Controller:
                     self.db, self.config.scheduler, self.config.hosts.heartbeat_timeout
                 )
             )
+            restart_crashed(self.db)
 
     def run(self, stop: threading.Event) -> None:
         listen = self.config.controller.metrics_listen

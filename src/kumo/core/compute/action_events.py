@@ -91,6 +91,9 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "rescue": ("compute_rescue_instance",),
     "unrescue": ("compute_unrescue_instance",),
     "trigger_crash_dump": ("compute_trigger_crash_dump",),
+    # kumo's own: a guest that exited unexpectedly, started again by the cloud
+    # (kumo.core.compute.guest_restart); named as Nova would name its compute method.
+    "restart": ("compute_restart_instance",),
     "attach_volume": ("compute_attach_volume",),
     "detach_volume": ("compute_detach_volume",),
     "attach_interface": ("compute_attach_interface",),

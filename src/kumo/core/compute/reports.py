@@ -15,7 +15,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.core.compute import consoles, instance_actions, moves, nics, servers, shelve, states
+from kumo.core.compute import (
+    consoles,
+    guest_restart,
+    instance_actions,
+    moves,
+    nics,
+    servers,
+    shelve,
+    states,
+)
 from kumo.core.errors import BadRequest, Conflict, NotFound
 from kumo.core.images import data
 from kumo.db import models as m
@@ -143,6 +152,8 @@ class Observation:
     # leaves what was known.
     consoles: ConsoleEndpoints | None = None
     consoles_seen: bool = False
+    # The driver's word on the power state (why a CRASHED guest is: killed, crashed...).
+    detail: str | None = None
 
     @classmethod
     def parse(cls, body: Any) -> Observation:
@@ -171,6 +182,7 @@ class Observation:
             str(task_error)[:4000] if task_error else None,
             endpoints,
             "consoles" in body,
+            str(body["detail"])[:1000] if body.get("detail") else None,
         )
 
 
@@ -218,12 +230,27 @@ def _record(session: Session, host_id: str, instance: m.Instance, obs: Observati
                 row.message = f"Error: {error}"[:4000]
         instance.observed_generation = obs.generation
     if (
+        instance.task_state == "powering-on"
+        and instance.vm_state == "active"
+        and instance.power_state == states.CRASHED
+        and guest_restart.exited_again(session, instance, obs.detail)
+    ):
+        instance.task_state = None  # that restart failed: this exit counts as one more
+        instance.task_deadline = None
+        # Flushed now: the task's end finishes the actions it carried, not the restart
+        # action recorded for this exit below.
+        session.flush()
+    if (
         instance.task_state is None
         and instance.vm_state == "active"
         and instance.power_state in (states.SHUTDOWN, states.CRASHED, states.NOSTATE)
     ):
-        # The guest powered itself off (or vanished, as after a host reboot): show it as
-        # Nova does, SHUTOFF, and do not restart it.
+        if instance.power_state == states.CRASHED and guest_restart.exited(
+            session, instance, obs.detail
+        ):
+            return  # killed or crashed: ACTIVE until the controller restarts it
+        # The guest powered itself off (or vanished, as after a host reboot), or its
+        # server opted out of restarts: show it as Nova does, SHUTOFF, not restarted.
         instance.vm_state = "stopped"
         instance.desired_state = "stopped"
         return

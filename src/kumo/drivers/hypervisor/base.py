@@ -222,7 +222,19 @@ class HypervisorDriver(Protocol):
         """Restore a suspended guest from its saved state; it continues where it stopped."""
         ...
 
-    def get_state(self, uuid: str) -> GuestState: ...
+    def get_state(self, uuid: str) -> GuestState:
+        """What the guest is doing now. A guest whose process ended without being asked
+        to (killed, crashed, out of memory) is CRASHED, with the driver's word on it in
+        ``detail``; one that powered itself off (the guest's own ``poweroff``), was shut
+        down cleanly or whose host restarted since it started is SHUTDOWN: the agent's
+        guest restart (kumo.agent.guest_watch, kumo.core.compute.guest_restart) tells
+        them apart by this alone."""
+        ...
+
+    def has_process(self, uuid: str) -> bool:
+        """Whether a process runs the guest now: cheap (no QMP), for the agent's watch on
+        the guests it saw running (kumo.agent.guest_watch), which asks once a second."""
+        ...
 
     def inject_nmi(self, uuid: str) -> None:
         """Send a non-maskable interrupt to the guest's vCPUs (Nova's trigger_crash_dump):

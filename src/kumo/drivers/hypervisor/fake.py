@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kumo.drivers import disks
 from kumo.drivers.hypervisor.base import (
@@ -162,7 +162,8 @@ class FakeDriver:
             raise GuestNotFound(f"no guest {uuid} on this host") from None
 
     def _state(self, guest: _Guest) -> GuestState:
-        return GuestState(guest.spec.uuid, guest.power, guest.pid, guest.spec.name)
+        detail = "its process was killed (simulated)" if guest.power == PowerState.CRASHED else ""
+        return GuestState(guest.spec.uuid, guest.power, guest.pid, guest.spec.name, detail)
 
     def _boot(self, guest: _Guest) -> None:
         guest.power, guest.pid = PowerState.RUNNING, next(_pids)
@@ -349,6 +350,24 @@ class FakeDriver:
         with self._host.lock:
             guest = self._host.guests.get(uuid)
             return self._state(guest) if guest else GuestState(uuid, PowerState.NOSTATE)
+
+    def has_process(self, uuid: str) -> bool:
+        with self._host.lock:
+            guest = self._host.guests.get(uuid)
+            return guest is not None and guest.pid is not None
+
+    def simulate_exit(self, uuid: str, how: Literal["killed", "poweroff"]) -> None:
+        """Tests: the guest's process ends by itself, as the qemu driver would see it: a
+        ``kill -9`` (or a crash, or the OOM killer) leaves it CRASHED, the guest's own
+        ``poweroff`` SHUTDOWN."""
+        with self._host.lock:
+            guest = self._get(uuid)
+            if how == "poweroff":
+                guest.console.append("kumo-guest: power button")
+                guest.power = PowerState.SHUTDOWN
+            else:
+                guest.power = PowerState.CRASHED
+            guest.pid = None
 
     def console_log(self, uuid: str, tail_bytes: int = 65536) -> bytes:
         with self._host.lock:

@@ -87,6 +87,33 @@ def process_alive(pid: int) -> bool:
         return False
 
 
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def this_boot() -> str:
+    """The kernel's id of this boot of the host ("" when it cannot be read)."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
+def started_this_boot(directory: Path) -> bool:
+    """Whether the guest's last QEMU was started since the host last booted: by the boot
+    id written next to it at start (``boot_id``), else (a guest started before kumo wrote
+    one) by its pidfile's age against the host's uptime. A pidfile left by a QEMU of an
+    earlier boot says the host went down under it, not that it was killed."""
+    try:
+        return (directory / "boot_id").read_text().strip() == this_boot()
+    except OSError:
+        pass
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return (directory / "qemu.pid").stat().st_mtime >= time.time() - uptime - 5.0
+    except (OSError, ValueError, IndexError):
+        return True
+
+
 def disk_ids(serial: str) -> tuple[str, str]:
     """(device id, block node name) of an extra disk with a PCI slot, derived from its
     serial: the same in every QEMU that ever runs the disk (hot-plugged or on the command
@@ -381,6 +408,7 @@ class QemuProcesses:
         for stale in (directory / "qemu.pid", socket):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
+        (directory / "boot_id").write_text(this_boot() + "\n")
         tap_fds = _open_taps(spec)
         try:
             argv = self._argv(spec, incoming, tap_fds)
@@ -442,13 +470,7 @@ class QemuProcesses:
                 if (directory / "suspended.state").exists():
                     return GuestState(uuid, PowerState.SUSPENDED, None, spec.name)
                 if (directory / "qemu.pid").exists():
-                    return GuestState(
-                        uuid,
-                        PowerState.CRASHED,
-                        None,
-                        spec.name,
-                        "qemu exited without cleaning up (killed?)",
-                    )
+                    return self._left_behind(uuid, spec.name)
                 return GuestState(uuid, PowerState.SHUTDOWN, None, spec.name)
             try:
                 status = self._qmp(uuid, "query-status", timeout=3.0)["status"]
@@ -460,6 +482,32 @@ class QemuProcesses:
             return GuestState(
                 uuid, power, pid, spec.name, status, consoles=self._console_endpoints(uuid, pid)
             )
+
+    def has_process(self, uuid: str) -> bool:
+        return self._pid(uuid) is not None
+
+    def _left_behind(self, uuid: str, name: str) -> GuestState:
+        """A guest whose pidfile outlived its QEMU. QEMU removes its pidfile whenever it
+        exits by itself: the guest powered off, a QMP ``quit``, SIGTERM. One left behind
+        means QEMU was killed (SIGKILL, the OOM killer) or crashed: CRASHED, unless the
+        host restarted since it started (SHUTDOWN, as Nova sees guests after a reboot)."""
+        directory = self._dir(uuid)
+        if not started_this_boot(directory):
+            return GuestState(
+                uuid, PowerState.SHUTDOWN, None, name, "the host restarted since QEMU started"
+            )
+        try:
+            pid = (directory / "qemu.pid").read_text().strip()
+        except OSError:
+            pid = "?"
+        return GuestState(
+            uuid,
+            PowerState.CRASHED,
+            None,
+            name,
+            f"QEMU (pid {pid}) exited without cleaning up: killed (kill -9, the OOM "
+            "killer) or crashed",
+        )
 
     def _console_endpoints(self, uuid: str, pid: int) -> ConsoleEndpoints | None:
         """Where this QEMU's consoles listen, and the display they show, asked once per
