@@ -31,6 +31,8 @@ LIFECYCLE = {
     ("core/compute/scheduling.py", "_place"): "the placement operation (the scheduler)",
     ("core/compute/scheduling.py", "_no_valid_host"): "the placement operation: no host",
     ("core/compute/shelve.py", "no_host"): "the placement operation: no host to unshelve on",
+    ("core/ha.py", "_leave_down"): "the hostFailure operation: a server of a dead host "
+    "left down (the controller's host failure pass)",
 }
 OBSERVED = {
     ("core/compute/reports.py", "_record"): "an agent's report of the guest's state",

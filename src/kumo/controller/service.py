@@ -11,6 +11,7 @@ import time
 
 from kumo.config import Config
 from kumo.controller import metrics
+from kumo.controller.host_failure import HostFailures
 from kumo.controller.lease import release, try_acquire
 from kumo.controller.outbox import Publisher
 from kumo.controller.scheduler import schedule_pending
@@ -40,6 +41,7 @@ class Controller:
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.active = False
         self._next_lease = 0.0
+        self.host_failures = HostFailures(db, config)
         metrics.register()
 
     def renew(self) -> None:
@@ -50,6 +52,7 @@ class Controller:
         metrics.ACTIVE.set(active)
         if active:
             resolve_stuck(self.db)
+            self.host_failures.step()
             timeout = self.config.hosts.heartbeat_timeout
             with self.db.session() as session:
                 if routers.place_unhosted(session, timeout):
