@@ -21,13 +21,16 @@ import contextlib
 import datetime as dt
 import json
 import os
+import random
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tcpproxy import TcpProxy
 
 from computeapi import Api, db_check, kill_leftovers, start_agent
@@ -104,12 +107,14 @@ class HaCloud:
         assert resp.status_code == 202, resp.text
         return str(resp.json()["server"]["id"])
 
-    def evacuations(self) -> dict[str, dict[str, Any]]:
+    def evacuations(self, every: bool = False) -> dict[Any, dict[str, Any]]:
+        """The latest evacuation of each server, or (every) each one by its id."""
         resp = self.api.client.get(
             "/compute/v2.1/os-migrations", params={"migration_type": "evacuation"}, headers=V
         )
         assert resp.status_code == 200, resp.text
-        return {m["instance_uuid"]: m for m in resp.json()["migrations"]}
+        rows = sorted(resp.json()["migrations"], key=lambda m: m["id"])
+        return {(m["id"] if every else m["instance_uuid"]): m for m in rows}
 
     def logs(self) -> str:
         return (
@@ -246,3 +251,112 @@ def test_cut_off_host_fences_itself_before_its_servers_move(tmp_path: Path) -> N
         assert after["OS-EXT-SRV-ATTR:host"] == "fake-1"
         assert hc.api.server(ha_id)["OS-EXT-SRV-ATTR:host"] != "fake-1"
         db_check(hc.cloud.state_dir)
+
+
+ROUNDS = int(os.environ.get("KUMO_HA_ROUNDS", "20"))
+
+
+@pytest.mark.slow
+def test_twenty_random_freezes_no_double_run_no_lost_server(tmp_path: Path) -> None:
+    """Freeze fake-1 or fake-2 at random moments for random times, 20 times in one run:
+    a short freeze is survived (nothing moves), a long one is fenced then failed over; the
+    host reboots and an operator clears its forced-down flag. Every evacuation starts after
+    its source was fenced (0 double runs); every HA server ends ACTIVE (0 lost)."""
+    seed = int(os.environ.get("KUMO_HA_SEED", str(int(time.time()))))
+    rng = random.Random(seed)
+    script = tmp_path / "fence.sh"
+    script.write_text(FENCE_SCRIPT.format(pids=tmp_path / "pids"))
+    script.chmod(0o755)
+    fast = {"KUMO_HOSTS_HEARTBEAT_TIMEOUT": "6", "KUMO_HA_DEAD_AFTER": "8"}
+    with ha_cloud(tmp_path, KUMO_HA_FENCE_COMMAND=f"{script} {{host}}", **fast) as hc:
+        hosts = ("fake-1", "fake-2")
+        for name in hosts:
+            hc.start_agent(name)
+        hc.wait_up({"local-fake", *hosts})
+        ha_ids = [hc.create(f"ha-{i}", hosts[i % 2], ha=True) for i in range(4)]
+        plain = [hc.create(f"plain-{name}", name, ha=False) for name in hosts]
+        hc.api.wait_settled([*ha_ids, *plain], 60, frozenset({"ACTIVE"}))
+        failovers = sum(
+            _freeze_round(hc, rng, ha_ids, f"round {n} (seed {seed})") for n in range(ROUNDS)
+        )
+        shown = {s["id"]: s for s in hc.api.servers()}
+        assert {shown[i]["status"] for i in ha_ids} == {"ACTIVE"}, seed
+        assert len(shown) == len(ha_ids) + len(plain), seed
+        for server_id in plain:
+            assert shown[server_id]["status"] in ("ACTIVE", "ERROR", "SHUTOFF"), seed
+        print(f"seed {seed}: {failovers} failovers in {ROUNDS} freezes")
+        db_check(hc.cloud.state_dir)
+
+
+def _freeze_round(hc: HaCloud, rng: random.Random, ha_ids: list[str], where: str) -> bool:
+    """One freeze of a random host; True when it was fenced and failed over."""
+    victim = rng.choice(("fake-1", "fake-2"))
+    agent = hc.agents[victim]
+    time.sleep(rng.uniform(0, 3))  # a random moment: not a synchronisation
+    before = {row["id"] for row in hc.evacuations(every=True).values()}
+    os.killpg(agent.pid, signal.SIGSTOP)
+    if rng.random() < 0.5:
+        time.sleep(rng.uniform(0.2, 4.0))  # shorter than the heartbeat timeout
+        thawed = time.time()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(agent.pid, signal.SIGCONT)
+        # Survived (a heartbeat after the thaw), or fenced all the same (a slow machine).
+        wait_for(
+            lambda: agent.poll() is not None or _heartbeat(hc, victim) > thawed,
+            FAILOVER_DEADLINE,
+            f"{victim} heartbeating again or fenced, {where}",
+            why=hc.logs,
+        )
+        if agent.poll() is None:
+            after = {row["id"] for row in hc.evacuations(every=True).values()}
+            assert after == before, where  # nothing moved
+            return False
+    wait_for(lambda: agent.poll() is not None, FAILOVER_DEADLINE, f"{victim} fenced, {where}")
+    fenced_at = float((hc.root / "pids" / f"{victim}.fenced").read_text().split()[-1])
+    _wait_all_active(hc, ha_ids, victim, where)
+    for row in hc.evacuations(every=True).values():
+        if row["id"] not in before:  # evacuated in this round: only once fenced
+            assert row["source_compute"] == victim, (where, row)
+            assert _utc(row["created_at"]) >= fenced_at - 1.0, (where, fenced_at, row)
+    hc.start_agent(victim)  # rebooted
+    wait_for(
+        lambda: all(r["status"] == "completed" for r in hc.evacuations(every=True).values()),
+        60,
+        f"{victim}'s cleanup, {where}",
+        why=hc.logs,
+    )
+    resp = hc.api.client.put(
+        "/compute/v2.1/os-services/force-down",
+        json={"host": victim, "binary": "nova-compute", "forced_down": False},
+        headers={"X-OpenStack-Nova-API-Version": "2.11"},
+    )
+    assert resp.status_code == 200, resp.text
+    wait_for(lambda: _up(hc, victim), 60, f"{victim} up again, {where}")
+    return True
+
+
+def _heartbeat(hc: HaCloud, name: str) -> float:
+    """The host's last heartbeat (os-services updated_at), as a UNIX time; 0: none."""
+    resp = hc.api.client.get("/compute/v2.1/os-services", params={"host": name})
+    assert resp.status_code == 200, resp.text
+    stamps = [s["updated_at"] for s in resp.json()["services"] if s["updated_at"]]
+    return _utc(stamps[0].removesuffix("Z")) if stamps else 0.0
+
+
+def _up(hc: HaCloud, name: str) -> bool:
+    return any(
+        h["hypervisor_hostname"] == name and h["state"] == "up" for h in hc.api.hypervisors()
+    )
+
+
+def _wait_all_active(hc: HaCloud, ha_ids: list[str], dead: str, where: str) -> None:
+    def done() -> bool:
+        shown = {s["id"]: s for s in hc.api.servers()}
+        return all(
+            shown[i]["status"] == "ACTIVE"
+            and shown[i]["OS-EXT-SRV-ATTR:host"] != dead
+            and shown[i].get("OS-EXT-STS:task_state") is None
+            for i in ha_ids
+        )
+
+    wait_for(done, FAILOVER_DEADLINE, f"HA servers off {dead}, {where}", 0.5, why=hc.logs)
