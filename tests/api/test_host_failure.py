@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,8 @@ class Failover(Evac):
             self.fenced_hosts.append(name)
             return (True, "powered off") if fence_ok else (False, "BMC unreachable")
 
-        for _ in range(count):
-            HostFailures(self.db, config, fence).step()  # a new one each time: no memory
+        for _ in range(count):  # a new one each time: no memory but the database's
+            HostFailures(self.db, config, fence, background=False).step()
 
     def failure(self, host_id: str) -> HostFailure:
         with self.db.session() as session:
@@ -252,3 +253,34 @@ def test_disabled_by_default_does_nothing(fo: Failover) -> None:
     HostFailures(fo.db, Config()).step()
     with fo.db.session() as session:
         assert session.query(HostFailure).count() == 0
+
+
+def test_stopped_plain_server_stays_shutoff_and_fencing_runs_aside(fo: Failover) -> None:
+    ha_id, plain, dead, _ = fo.two_servers()
+    assert fo.action(plain, fo.cloud.admin, {"os-stop": None}).status_code == 202
+    fo.converge()
+    assert fo.show(plain, fo.cloud.admin)["status"] == "SHUTOFF"
+    fo.silence(dead, 100)
+    answered = threading.Event()
+
+    def fence(cfg: HaConfig, name: str, host_id: str) -> tuple[bool, str]:
+        answered.wait(30)  # a slow BMC: the controller's pass does not wait for it
+        return True, "powered off"
+
+    controller = HostFailures(fo.db, config(fence_command="fence-it"), fence)
+    controller.step()
+    controller.step()  # starts the fence command on its thread and returns
+    assert fo.failure(dead).state == ha.FENCING
+    controller.step()  # one command at a time per failure
+    assert len(controller._fencing) == 1
+    answered.set()
+    for thread in list(controller._fencing.values()):
+        thread.join(30)
+    assert fo.failure(dead).state == ha.EVACUATING
+    controller.step()
+    row = fo.failure(dead)
+    assert row.state == ha.DONE and row.servers[plain].startswith(ha.LEFT)
+    shown = fo.show(plain, fo.cloud.admin)
+    assert (shown["status"], shown.get("fault")) == ("SHUTOFF", None)
+    assert fo.actions(plain)[0]["action"] == ha.ACTION
+    assert fo.show(ha_id, fo.cloud.admin)["OS-EXT-SRV-ATTR:host"] == "fake-2"

@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import shlex
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,10 +83,21 @@ def run_fence_command(cfg: HaConfig, host_name: str, host_id: str) -> tuple[bool
 class HostFailures:
     """The host failure pass of the active controller."""
 
-    def __init__(self, db: Database, config: Config, fence: FenceRunner = run_fence_command):
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        fence: FenceRunner = run_fence_command,
+        background: bool = True,
+    ) -> None:
         self.db = db
         self.config = config
         self.fence = fence
+        # A fence command may take up to fence_timeout: on a thread of its own, so the
+        # controller's loop (and its lease, which is shorter) never waits for it.
+        # background=False runs it inline (tests that step the machine pass by pass).
+        self.background = background
+        self._fencing: dict[str, threading.Thread] = {}
 
     @property
     def ha(self) -> HaConfig:
@@ -136,7 +148,7 @@ class HostFailures:
                     return
                 fence_target = (host.name, host.id)
         if fence_target is not None:
-            self._fence(failure_id, *fence_target)
+            self._start_fence(failure_id, *fence_target)
         elif state == ha.EVACUATING:
             self._evacuate(failure_id)
 
@@ -163,7 +175,29 @@ class HostFailures:
         ha.declare_dead(session, failure, host, why, bool(self.ha.fence_command), deadline)
         log.warning("host %s declared dead: %s", host.name, why)
 
+    def _start_fence(self, failure_id: str, host_name: str, host_id: str) -> None:
+        if not self.background:
+            self._fence(failure_id, host_name, host_id)
+            return
+        self._fencing = {k: t for k, t in self._fencing.items() if t.is_alive()}
+        if failure_id in self._fencing:
+            return  # its answer is recorded when it comes
+        thread = threading.Thread(
+            target=self._fence,
+            args=(failure_id, host_name, host_id),
+            name=f"fence-{host_name}",
+            daemon=True,
+        )
+        self._fencing[failure_id] = thread
+        thread.start()
+
     def _fence(self, failure_id: str, host_name: str, host_id: str) -> None:
+        try:
+            self._fence_once(failure_id, host_name, host_id)
+        except Exception:  # on its own thread: nobody else would see it
+            log.exception("host %s: fencing step failed; retried next pass", host_name)
+
+    def _fence_once(self, failure_id: str, host_name: str, host_id: str) -> None:
         ok, said = self.fence(self.ha, host_name, host_id)  # outside any transaction
         with self.db.session() as session:
             failure = session.get(HostFailure, failure_id, with_for_update=True)

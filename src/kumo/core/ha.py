@@ -278,11 +278,15 @@ class LeaveDown:
 
 def _leave_down(session: Session, ctx: Context, req: LeaveDown, env: Env) -> Result[bool]:
     """ERROR with a fault that says why; its desired state becomes stopped, so the guest
-    stays off if the host comes back (the server then reads SHUTOFF: start it by hand)."""
+    stays off if the host comes back (the server then reads SHUTOFF: start it by hand).
+    A server that was SHUTOFF already stays so, with the action recorded."""
     instance = session.get(m.Instance, req.server_id)
     if instance is None or instance.deleted:
         return Result(False)
     now = utcnow()
+    if instance.vm_state == "stopped" and instance.desired_state == "stopped":
+        # Off already: it stays SHUTOFF where it is; the action says what happened.
+        return Result(True, instance, message=f"Error: {req.reason}"[:4000], finished=True)
     instance.desired_state = "stopped"
     instance.vm_state = "error"
     instance.task_state = None
