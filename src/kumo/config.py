@@ -263,6 +263,39 @@ class NotificationsConfig(_Section):
         return value
 
 
+class HaConfig(_Section):
+    """Host failure: what the active controller does when a host stops answering (README,
+    "High availability"). Off by default: nothing is fenced or evacuated by itself."""
+
+    enabled: bool = False
+    # Seconds without a heartbeat (and, with lease_dir, without a storage lease renewal)
+    # before a suspected host is declared dead and forced down; at least the heartbeat
+    # timeout is waited whatever this says.
+    dead_after: float = Field(60.0, gt=0)
+    # Run to power the dead host off (IPMI, Redfish...): an argument list split like a
+    # shell's, {host} and {host_id} replaced by the host's name and UUID. Exit 0 means
+    # fenced; anything else (or no answer within fence_timeout) is retried every
+    # fence_retry_interval seconds and nothing is evacuated meanwhile.
+    fence_command: str = ""
+    fence_timeout: float = Field(60.0, gt=0)
+    fence_retry_interval: float = Field(30.0, gt=0)
+    # Self-fencing (agents and controller read the same value): an agent that could not
+    # renew its heartbeat for this many seconds stops its own guests; with no
+    # fence_command, the controller evacuates only once self_fence_after +
+    # self_fence_margin seconds have passed since the host's last heartbeat. 0: agents do
+    # not self-fence, and without a fence command nothing is evacuated by itself (the
+    # host is forced down; its servers wait for an operator who knows it is off).
+    self_fence_after: float = Field(0.0, ge=0)
+    self_fence_margin: float = Field(10.0, ge=0)
+    # A directory every host and the controller share (the instances' shared storage):
+    # each agent renews its lease file there every second, the second signal of a host's
+    # death (a host partitioned from the API but alive on its storage is not dead).
+    lease_dir: str = ""
+    # Masakari's default: only servers with metadata HA_Enabled=True are evacuated; true
+    # evacuates every server of a dead host.
+    evacuate_all: bool = False
+
+
 class Config(_Section):
     state_dir: Path = (
         Path("/var/lib/kumo") if os.geteuid() == 0 else (Path.home() / ".local/share/kumo")
@@ -271,6 +304,7 @@ class Config(_Section):
     database: DatabaseConfig = DatabaseConfig()
     identity: IdentityConfig = IdentityConfig()
     hosts: HostsConfig = HostsConfig()
+    ha: HaConfig = HaConfig()
     controller: ControllerConfig = ControllerConfig()
     agent: AgentConfig = AgentConfig()
     scheduler: SchedulerConfig = SchedulerConfig()

@@ -33,6 +33,8 @@ LIFECYCLE = {
     ("core/compute/shelve.py", "no_host"): "the placement operation: no host to unshelve on",
     ("core/compute/guest_restart.py", "_restart"): "the guest restart operation (controller): "
     "ERROR past the budget, SHUTOFF when opted out",
+    ("core/ha.py", "_leave_down"): "the hostFailure operation: a server of a dead host "
+    "left down (the controller's host failure pass)",
 }
 OBSERVED = {
     ("core/compute/reports.py", "_record"): "an agent's report of the guest's state",

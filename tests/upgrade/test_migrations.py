@@ -720,3 +720,31 @@ def test_0026_console_endpoints_gain_the_display(db_factory):
     with db.session() as s:
         new = s.get(ConsoleEndpoint, "server-2")
         assert new is not None and new.display == "vga"
+
+
+def test_0028_host_failure_tables_are_added_next_to_hosts(db_factory):
+    """0028 adds the host failure state machine's tables (expand: old code never reads
+    them); a host registered before it keeps its row, and its failures go with it."""
+    db = db_factory.create()
+    migrate.upgrade(db, "0026")
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO hosts (id, name, enabled, forced_down, agent_version, "
+                "agent_api_versions, capabilities, inventory, registered_at, version) VALUES "
+                "('h1', 'old-host', :t, :f, '', '[]', '{}', '{}', :when, 1)"
+            ),
+            {"t": True, "f": False, "when": dt.datetime(2026, 12, 7, 8, 0)},
+        )
+    migrate.upgrade(db)
+    assert migrate.status(db).current >= "0028"
+    from kumo.db.ha_tables import HostFailure, HostFailureEvent
+
+    with db.session() as s:
+        assert s.get(m.Host, "h1").name == "old-host"
+        s.add(HostFailure(id="f1", host_id="h1", state="suspected", servers={"a": "b"}))
+        s.flush()
+        s.add(HostFailureEvent(failure_id="f1", host_id="h1", step="suspected", message="x"))
+    with db.session() as s:
+        assert s.get(HostFailure, "f1").servers == {"a": "b"}
+        assert s.query(HostFailureEvent).count() == 1

@@ -20,6 +20,7 @@ from kumo.agent.disks import start_disks
 from kumo.agent.images import ImageCache
 from kumo.agent.inventory import capabilities, host_load, inventory
 from kumo.agent.network import HostNetworkConfig, NetworkLoop
+from kumo.agent.self_fence import SelfFence
 from kumo.agent.spec import QemuSpecBuilder
 from kumo.agent.volumes import VolumeLoop
 from kumo.drivers.hypervisor.base import GuestSpec, HypervisorDriver
@@ -56,6 +57,8 @@ class Agent:
         network_driver: NetworkDriver | None = None,
         network_local: HostNetworkConfig | None = None,
         volume_backends: dict[str, VolumeBackend] | None = None,
+        self_fence_after: float = 0.0,
+        lease_dir: str = "",
     ) -> None:
         self.api = api_url.rstrip("/") + "/agent/v1"
         self.credential = credential
@@ -76,6 +79,16 @@ class Agent:
         self._network: NetworkLoop | None = None
         self._network_thread: threading.Thread | None = None
         self._volume_thread: threading.Thread | None = None
+        # Self-fencing and the storage lease (kumo.agent.self_fence); off when neither is set.
+        self.self_fence: SelfFence | None = None
+        if self_fence_after > 0 or lease_dir:
+            self.self_fence = SelfFence(
+                driver,
+                self_fence_after,
+                state_dir / "agent" / "self-fenced",
+                Path(lease_dir) / self.id if lease_dir else None,
+            )
+        self._fence_thread: threading.Thread | None = None
         self.images = ImageCache(self._client, self.api, state_dir / "agent" / "images")
         self._builder: SpecBuilder = minimal_spec
         self._rescue_builder: SpecBuilder = minimal_spec
@@ -156,7 +169,12 @@ class Agent:
         response = self._client.post(f"{self.api}/hosts", json=self.registration())
         response.raise_for_status()
         self.registered = True
+        self._renewed()
         log.info("registered host %s (%s)", self.name, self.id)
+
+    def _renewed(self) -> None:
+        if self.self_fence is not None:
+            self.self_fence.renewed()
 
     def heartbeat(self) -> None:
         response = self._client.post(
@@ -167,6 +185,7 @@ class Agent:
             self.register()
             return
         response.raise_for_status()
+        self._renewed()
 
     def step(self) -> None:
         """One iteration: register if needed, else heartbeat. Errors are logged, not fatal:
@@ -253,9 +272,19 @@ class Agent:
             spec = dataclasses.replace(spec, extra_disks=spec.extra_disks + volumes)
         return spec
 
+    def _start_self_fence(self, stop: threading.Event) -> None:
+        """Once registered (the clock starts at the first answer), watch the heartbeat."""
+        if self.self_fence is None or self._fence_thread is not None or not self.registered:
+            return
+        self._fence_thread = threading.Thread(
+            target=self.self_fence.run, args=(stop,), name="self-fence", daemon=True
+        )
+        self._fence_thread.start()
+
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.step()
+            self._start_self_fence(stop)
             self._start_network(stop)
             self._start_compute(stop)
             self._start_volumes(stop)

@@ -31,4 +31,6 @@ def build_agent(
         network_driver=network_driver,
         network_local=network_local,
         volume_backends=make_volume_backends(config),
+        self_fence_after=config.ha.self_fence_after,
+        lease_dir=config.ha.lease_dir,
     )

@@ -11,6 +11,7 @@ import time
 
 from kumo.config import Config
 from kumo.controller import metrics
+from kumo.controller.host_failure import HostFailures
 from kumo.controller.lease import release, try_acquire
 from kumo.controller.outbox import Publisher
 from kumo.controller.restarts import restart_crashed
@@ -41,6 +42,7 @@ class Controller:
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.active = False
         self._next_lease = 0.0
+        self.host_failures = HostFailures(db, config)
         metrics.register()
 
     def renew(self) -> None:
@@ -51,6 +53,7 @@ class Controller:
         metrics.ACTIVE.set(active)
         if active:
             resolve_stuck(self.db)
+            self.host_failures.step()
             timeout = self.config.hosts.heartbeat_timeout
             with self.db.session() as session:
                 if routers.place_unhosted(session, timeout):

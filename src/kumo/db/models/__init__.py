@@ -83,6 +83,7 @@ from kumo.db.models.volume import (
 # Base.metadata for everything that reads it (alembic's env, create_all, the tests' wipe).
 from kumo.db import action_events as _action_events  # noqa: F401
 from kumo.db import console_tables as _console_tables  # noqa: F401
+from kumo.db import ha_tables as _ha_tables  # noqa: F401
 from kumo.db import outbox_tables as _outbox_tables  # noqa: F401
 from kumo.db import server_tag_tables as _server_tag_tables  # noqa: F401
 from kumo.db import usage_tables as _usage_tables  # noqa: F401
