@@ -1,3 +1,3 @@
 """kumo: an IaaS private cloud."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -11,6 +11,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+# The agent API versions this release speaks, newest last: the agent offers them when it
+# registers and the control plane serves them (DESIGN.md section 4). `kumo --version`
+# prints them. A new version is appended here, and the previous one stays for a release so
+# that agents can be upgraded host by host.
+AGENT_API_VERSIONS: tuple[str, ...] = ("v1",)
+
 
 @dataclass(frozen=True)
 class HostLoad:

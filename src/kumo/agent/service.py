@@ -26,9 +26,9 @@ from kumo.agent.volumes import VolumeLoop
 from kumo.drivers.hypervisor.base import GuestSpec, HypervisorDriver
 from kumo.drivers.network.base import NetworkDriver
 from kumo.drivers.storage.volumes.base import VolumeBackend, VolumeBackendError
+from kumo.protocol import AGENT_API_VERSIONS
 
 log = logging.getLogger(__name__)
-AGENT_API_VERSIONS = ["v1"]
 
 
 def host_id(state_dir: Path) -> str:
@@ -114,7 +114,7 @@ class Agent:
                 "id": self.id,
                 "name": self.name,
                 "agent_version": kumo.__version__,
-                "agent_api_versions": AGENT_API_VERSIONS,
+                "agent_api_versions": list(AGENT_API_VERSIONS),
                 "capabilities": {
                     **capabilities(),
                     **self._network_capabilities(),

@@ -50,7 +50,9 @@ FORMAT = typer.Option("table", "--format", "-f", help="table or json")
 
 def _version(value: bool) -> None:
     if value:
-        print(f"kumo {kumo.__version__}")
+        from kumo.protocol import AGENT_API_VERSIONS  # dataclasses only: --version stays fast
+
+        print(f"kumo {kumo.__version__} (agent API {', '.join(AGENT_API_VERSIONS)})")
         raise typer.Exit()
 
 

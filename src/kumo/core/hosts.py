@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from kumo.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from kumo.db import models as m
 from kumo.db.types import utcnow
-from kumo.protocol import HostLoad
+from kumo.protocol import AGENT_API_VERSIONS, HostLoad
 
 HOST_CREDENTIAL_SETTING = "host_credential"
 # Agent API versions this control plane serves (current and previous, DESIGN.md section 4).
-SERVED_AGENT_API_VERSIONS = ("v1",)
+SERVED_AGENT_API_VERSIONS = AGENT_API_VERSIONS
 
 
 def ensure_host_credential(session: Session) -> str:
