@@ -247,6 +247,37 @@ def test_a_failed_live_migration_is_reported_and_cold_takes_over_with_cold(
     drain.check_clean()
 
 
+def test_a_host_that_cannot_live_migrate_is_drained_cold(drain: Drain) -> None:
+    """fake-1's hypervisor says it cannot live-migrate (an agent from before live
+    migration, say): without --cold every server is reported with that reason; with it,
+    every one moves cold, running ones come back ACTIVE."""
+    ids = drain.place_on_first(2)
+    capabilities = {
+        k: v for k, v in drain.loop.driver.capabilities().items() if k != "live_migration"
+    }
+    body = drain.registration_body(drain.host_id, "fake-1", 8, 8704)
+    body["host"]["capabilities"] = {"hypervisor": capabilities}
+    assert drain.agent_client.post("/agent/v1/hosts", json=body).status_code == 200
+    with drain.agents_working():
+        result = drain.cli("host", "drain", "fake-1", "--timeout", "120")
+    assert result.exit_code == 1, result.output
+    for row in _rows(result).values():
+        assert row["result"] == "refused"
+        assert row["detail"] == (
+            "the hypervisor of fake-1 cannot live-migrate; --cold moves it shut off"
+        )
+    with drain.agents_working():
+        result = drain.cli("host", "drain", "fake-1", "--cold", "--timeout", "120")
+    assert result.exit_code == 0, result.output
+    for row in _rows(result).values():
+        assert (row["result"], row["method"], row["destination"]) == ("moved", "cold", "fake-2")
+    for sid in ids:
+        shown = drain.show(sid, drain.cloud.admin)
+        assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", "fake-2")
+    assert drain.on_host(drain.host_id) == []
+    drain.check_clean()
+
+
 def test_drain_refuses_a_host_that_is_down_or_unknown(drain: Drain) -> None:
     drain.place_on_first(1)
     resp = drain.client.put(
