@@ -14,18 +14,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from test_evacuate_migrate import Evac
 from test_live_migration import v
 from typer.testing import CliRunner
 
+from kumo.agent.compute import ComputeLoop
 from kumo.cli.main import app
 from kumo.core import hosts
 from kumo.core.checks import run_checks
 from kumo.core.compute.host_moves import DRAIN_REASON
 from kumo.core.compute.migrations import IN_PROGRESS
 from kumo.db import models as m
+from kumo.drivers.hypervisor.base import HypervisorError
+
+
+def passes(loop: ComputeLoop) -> None:
+    """One agent pass that, as the agent's own loop, goes on after a report the API
+    refused (a 409 when it raced the drain's write to the same server: the next pass
+    reports again)."""
+    try:
+        loop.sync_once()
+    except httpx.HTTPStatusError as exc:
+        assert exc.response.status_code == 409, exc.response.text
 
 
 class Drain(Evac):
@@ -71,7 +84,7 @@ class Drain(Evac):
         def work() -> None:
             while not stop.wait(0.05):
                 for loop in self.loops.values():
-                    loop.sync_once()
+                    passes(loop)
                 with self.db.session() as session:
                     now = session.scalar(
                         select(func.count())
@@ -109,7 +122,7 @@ def test_drain_moves_ten_servers_live_and_leaves_the_host_disabled_and_empty(
 ) -> None:
     ids = drain.place_on_first(10)
     with drain.agents_working() as seen:
-        result = drain.cli("host", "drain", "fake-1", "--parallel", "3", "--timeout", "300")
+        result = drain.cli("host", "drain", "fake-1", "--parallel", "3", "--timeout", "120")
     assert result.exit_code == 0, result.output
     rows = _rows(result)
     assert set(rows) == set(ids)
@@ -155,7 +168,7 @@ def test_a_server_that_cannot_move_is_reported_and_the_rest_still_move(drain: Dr
     assert drain.agent_client.post("/agent/v1/hosts", json=body).status_code == 200
 
     with drain.agents_working():
-        result = drain.cli("host", "drain", "fake-1", "--reason", "new RAM", "--timeout", "300")
+        result = drain.cli("host", "drain", "fake-1", "--reason", "new RAM", "--timeout", "120")
     assert result.exit_code == 1, result.output
     rows = _rows(result)
     for sid in movers:
@@ -179,7 +192,7 @@ def test_a_server_that_cannot_move_is_reported_and_the_rest_still_move(drain: Dr
     # Again with --cold: the shut-off one moves cold (and is confirmed: its copy on
     # fake-1 goes); the ERROR one is refused by the cold migration's own state check.
     with drain.agents_working():
-        result = drain.cli("host", "drain", "fake-1", "--cold", "--timeout", "300")
+        result = drain.cli("host", "drain", "fake-1", "--cold", "--timeout", "120")
     assert result.exit_code == 1, result.output
     rows = _rows(result)
     assert set(rows) == {stopped, broken, big}
@@ -191,6 +204,77 @@ def test_a_server_that_cannot_move_is_reported_and_the_rest_still_move(drain: Dr
     assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("SHUTOFF", "fake-2")
     assert drain.loops[drain.host_id].driver.get_state(stopped).power_state == "nostate"
     assert drain.migration(stopped).status == "confirmed"
+    drain.check_clean()
+
+
+def test_a_failed_live_migration_is_reported_and_cold_takes_over_with_cold(
+    drain: Drain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The destination cannot take one guest live (its prepare fails, as a QEMU that
+    cannot listen would): without --cold that server is reported with the migration's
+    message and stays, the other moves; with --cold it moves cold instead."""
+    unlucky, other = drain.place_on_first(2)
+    dest_driver = drain.loop2.driver
+    prepare = dest_driver.prepare_incoming
+
+    def refuse_one(spec: Any, block: bool) -> dict[str, Any]:
+        if spec.uuid == unlucky:
+            raise HypervisorError("no port to listen on")
+        return prepare(spec, block)
+
+    monkeypatch.setattr(dest_driver, "prepare_incoming", refuse_one)
+    with drain.agents_working():
+        result = drain.cli("host", "drain", "fake-1", "--timeout", "120")
+    assert result.exit_code == 1, result.output
+    rows = _rows(result)
+    assert (rows[other]["result"], rows[other]["method"]) == ("moved", "live")
+    assert (rows[unlucky]["result"], rows[unlucky]["method"]) == ("failed", "live")
+    assert rows[unlucky]["detail"] == (
+        "live migration failed: the destination could not prepare: no port to listen on"
+    )
+    assert drain.on_host(drain.host_id) == [unlucky]
+    assert drain.show(unlucky, drain.cloud.admin)["status"] == "ACTIVE"
+
+    with drain.agents_working():
+        result = drain.cli("host", "drain", "fake-1", "--cold", "--timeout", "120")
+    assert result.exit_code == 0, result.output
+    (row,) = _rows(result).values()
+    assert (row["result"], row["method"], row["destination"]) == ("moved", "cold", "fake-2")
+    assert row["detail"].startswith("live migration failed: the destination could not")
+    shown = drain.show(unlucky, drain.cloud.admin)
+    assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", "fake-2")
+    assert drain.on_host(drain.host_id) == []
+    drain.check_clean()
+
+
+def test_a_host_that_cannot_live_migrate_is_drained_cold(drain: Drain) -> None:
+    """fake-1's hypervisor says it cannot live-migrate (an agent from before live
+    migration, say): without --cold every server is reported with that reason; with it,
+    every one moves cold, running ones come back ACTIVE."""
+    ids = drain.place_on_first(2)
+    capabilities = {
+        k: v for k, v in drain.loop.driver.capabilities().items() if k != "live_migration"
+    }
+    body = drain.registration_body(drain.host_id, "fake-1", 8, 8704)
+    body["host"]["capabilities"] = {"hypervisor": capabilities}
+    assert drain.agent_client.post("/agent/v1/hosts", json=body).status_code == 200
+    with drain.agents_working():
+        result = drain.cli("host", "drain", "fake-1", "--timeout", "120")
+    assert result.exit_code == 1, result.output
+    for row in _rows(result).values():
+        assert row["result"] == "refused"
+        assert row["detail"] == (
+            "the hypervisor of fake-1 cannot live-migrate; --cold moves it shut off"
+        )
+    with drain.agents_working():
+        result = drain.cli("host", "drain", "fake-1", "--cold", "--timeout", "120")
+    assert result.exit_code == 0, result.output
+    for row in _rows(result).values():
+        assert (row["result"], row["method"], row["destination"]) == ("moved", "cold", "fake-2")
+    for sid in ids:
+        shown = drain.show(sid, drain.cloud.admin)
+        assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", "fake-2")
+    assert drain.on_host(drain.host_id) == []
     drain.check_clean()
 
 
@@ -226,7 +310,7 @@ def test_evacuate_shows_progress_as_drain_does(drain: Drain) -> None:
 
     def dest_agent() -> None:  # the source is dead: only the destination works
         while not stop.wait(0.05):
-            drain.loop2.sync_once()
+            passes(drain.loop2)
 
     worker = threading.Thread(target=dest_agent)
     worker.start()

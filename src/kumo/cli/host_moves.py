@@ -102,11 +102,10 @@ def evacuate(
 
 
 def follow(batch: HostMoves, title: str, timeout: float) -> None:
-    """Step the moves until every one ended or ``timeout`` passed, with the progress bar
-    and a line per server as it ends, on stderr."""
+    """Step the moves until every one ended or ``timeout`` passed (or ^C), with the
+    progress bar and a line per server as it ends, on stderr."""
     from rich.progress import (
         BarColumn,
-        MofNCompleteColumn,
         Progress,
         SpinnerColumn,
         TextColumn,
@@ -120,38 +119,60 @@ def follow(batch: HostMoves, title: str, timeout: float) -> None:
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[count]}"),  # servers done of all, or a move's percentage
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err_console, transient=True) as progress:
-        overall = progress.add_task(title, total=max(1, len(batch.moves)))
-        rows: dict[str, Any] = {}  # server -> its progress row while in flight
-        done = 0
-        while True:
-            ended = batch.step()
-            if not batch.finished and time.monotonic() > deadline:
-                ended += batch.give_up(f"not done after {timeout:.0f} s")
-            for move in ended:
-                done += 1
-                progress.console.print(_line(move, done, len(batch.moves)), highlight=False)
-            for sid in [sid for sid in rows if batch.moves[sid].ended]:
-                progress.remove_task(rows.pop(sid))
-            for move in batch.in_flight:
-                label = f"  {move.name or move.server_id} -> {move.destination} ({move.method})"
-                if move.server_id not in rows:
-                    rows[move.server_id] = progress.add_task(label, total=100)
-                percent = 0.0 if move.progress is None else move.progress * 100
-                progress.update(rows[move.server_id], description=label, completed=percent)
-            counts = ", ".join(f"{n} {r}" for r, n in sorted(batch.counts().items()))
+        shown = _Shown(progress, batch, title)
+        try:
+            while True:
+                shown.ended(batch.step())
+                if not batch.finished and time.monotonic() > deadline:
+                    shown.ended(batch.give_up(f"not done after {timeout:.0f} s"))
+                shown.refresh()
+                if batch.finished:
+                    return
+                time.sleep(POLL)
+        except KeyboardInterrupt:  # the summary still says what moved
+            shown.ended(batch.give_up("interrupted (a move in flight goes on)"))
+
+
+class _Shown:
+    """The progress display of one batch: the overall bar, a row per move in flight."""
+
+    def __init__(self, progress: Any, batch: HostMoves, title: str) -> None:
+        self.progress, self.batch, self.title = progress, batch, title
+        self.overall = progress.add_task(title, total=max(1, len(batch.moves)), count="")
+        self.rows: dict[str, Any] = {}  # server -> its row while in flight
+        self.done = 0
+
+    def ended(self, moves: list[Move]) -> None:
+        for move in moves:
+            self.done += 1
+            line = _line(move, self.done, len(self.batch.moves))
+            self.progress.console.print(line, highlight=False)
+
+    def refresh(self) -> None:
+        progress, batch = self.progress, self.batch
+        for sid in [sid for sid in self.rows if batch.moves[sid].ended]:
+            progress.remove_task(self.rows.pop(sid))
+        for move in batch.in_flight:
+            label = f"  {move.name or move.server_id} -> {move.destination} ({move.method})"
+            if move.server_id not in self.rows:
+                self.rows[move.server_id] = progress.add_task(label, total=100, count="")
+            percent = 0.0 if move.progress is None else move.progress * 100
+            count = "" if move.progress is None else f"{percent:.0f}%"
             progress.update(
-                overall,
-                description=f"{title}: {counts}" if counts else title,
-                total=max(1, len(batch.moves)),
-                completed=done,
+                self.rows[move.server_id], description=label, completed=percent, count=count
             )
-            if batch.finished:
-                return
-            time.sleep(POLL)
+        counts = ", ".join(f"{n} {r}" for r, n in sorted(batch.counts().items()))
+        progress.update(
+            self.overall,
+            description=f"{self.title}: {counts}" if counts else self.title,
+            total=max(1, len(batch.moves)),
+            completed=self.done,
+            count=f"{self.done}/{len(batch.moves)}",
+        )
 
 
 def _line(move: Move, done: int, total: int) -> Any:

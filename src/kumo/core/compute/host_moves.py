@@ -17,8 +17,9 @@ migration (confirming it once the server runs on the destination, so the source'
 goes and the host ends empty). A server that cannot move is reported with the reason (the
 operation's refusal, or the migration's message) and the others still move.
 
-Nothing here is persistent: the moves themselves are rows that survive a crash of the
-caller, and a drain run again skips nothing but finds only the servers still on the host.
+Nothing here is kept: the moves are ``migrations`` rows, which outlive the caller (the
+agents and the controller finish or end them), and a drain run again simply finds the
+servers still on the host.
 """
 
 from __future__ import annotations
