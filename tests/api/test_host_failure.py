@@ -133,6 +133,23 @@ def test_fenced_host_ha_servers_evacuated_others_error(fo: Failover) -> None:
     assert action["action"] == ha.ACTION and action["user_id"] == "kumo-ha"
     fo.check_clean()
 
+    resp = fo.client.get("/kumo/v1/host-failures?host=fake-1", headers=fo.cloud.admin)
+    assert resp.status_code == 200, resp.text
+    (listed,) = resp.json()["host_failures"]
+    assert (listed["host"], listed["state"], listed["ended_at"] is not None) == (
+        "fake-1",
+        "done",
+        True,
+    )
+    assert [e["step"] for e in listed["events"]] == ["suspected", "forced_down", "fenced", "done"]
+    assert listed["servers"][ha_id] == ha.EVACUATED
+    assert fo.client.get("/kumo/v1/host-failures", headers=fo.cloud.admin).status_code == 200
+    missing = fo.client.get("/kumo/v1/host-failures?host=nope", headers=fo.cloud.admin)
+    assert missing.status_code == 404, missing.text
+    _, token = fo.cloud.member("ha-reader", fo.cloud.boot.demo_project_id)
+    denied = fo.client.get("/kumo/v1/host-failures", headers=fo.cloud.h(token))
+    assert denied.status_code == 403, denied.text
+
     # More passes change nothing: the failure is over, the host stays forced down.
     fo.passes(cfg, 2)
     assert fo.failure(dead).id == row.id

@@ -159,6 +159,7 @@ def test_agent_api(agent_client):
         "name": "agent-node",
         "enabled": True,
         "disabled_reason": None,
+        "forced_down": False,  # a self-fenced agent stays fenced while it is true
     }
     resp = client.post(f"/agent/v1/hosts/{body['id']}/heartbeat", headers=headers)
     assert resp.status_code == 200 and resp.json()["host"]["id"] == body["id"]

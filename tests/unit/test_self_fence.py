@@ -10,8 +10,10 @@ import time
 import uuid
 from pathlib import Path
 
-from kumo.agent.self_fence import SelfFence
-from kumo.drivers.hypervisor.base import GuestSpec, PowerState
+import pytest
+
+from kumo.agent.self_fence import SelfFence, guard
+from kumo.drivers.hypervisor.base import GuestSpec, HypervisorError, PowerState
 from kumo.drivers.hypervisor.fake import FakeDriver
 
 A, B, C = (str(uuid.uuid4()) for _ in range(3))
@@ -74,3 +76,31 @@ def test_lease_only_never_fences(tmp_path: Path) -> None:
     assert not fence.check()
     assert lease.exists()
     assert driver.get_state(A).power_state == PowerState.RUNNING
+
+
+def test_fenced_driver_starts_nothing_until_not_forced_down(tmp_path: Path) -> None:
+    driver = FakeDriver(tmp_path / "fake")
+    driver.spawn(GuestSpec(uuid=A, name="a", vcpus=1, memory_mb=128))
+    clock = Clock()
+    fence = SelfFence(driver, 5.0, tmp_path / "marker", None, clock)
+    guarded = guard(driver, fence)
+    assert guarded.name == "fake"
+    guarded.power_off(A)
+    guarded.power_on(A)  # not fenced: as the driver
+    clock.now += 6
+    assert fence.check()
+    assert driver.get_state(A).power_state == PowerState.SHUTDOWN
+    with pytest.raises(HypervisorError, match="fenced itself"):
+        guarded.power_on(A)
+    with pytest.raises(HypervisorError, match="fenced itself"):
+        guarded.spawn(GuestSpec(uuid=B, name="b", vcpus=1, memory_mb=128))
+    assert guarded.get_state(A).power_state == PowerState.SHUTDOWN  # reading is allowed
+    fence.renewed(forced_down=True)  # the API answers, but holds the host down
+    assert fence.fenced
+    with pytest.raises(HypervisorError):
+        guarded.power_on(A)
+    guarded.destroy(A)  # cleaning up what moved is allowed
+    fence.renewed(forced_down=False)
+    assert not fence.fenced
+    guarded.spawn(GuestSpec(uuid=B, name="b", vcpus=1, memory_mb=128))
+    assert driver.get_state(B).power_state == PowerState.RUNNING

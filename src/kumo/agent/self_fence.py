@@ -9,10 +9,14 @@ fenced it also renews the host's storage lease (a file named by the host's UUID 
 shared ``[ha] lease_dir``), the controller's second signal that the host lives; once
 fenced it stops renewing it, so the controller sees the host dead on both paths.
 
-When the heartbeat is renewed again the agent is no longer fenced: its compute loop then
-converges the servers the API still gives it (those not evacuated start again; the
-evacuated ones are destroyed, kumo.agent.compute). The time of each self-fence is kept in
-``STATE_DIR/agent/self-fenced`` for the operator (and the tests) to read.
+While fenced, the driver the compute loop uses (``guard``) refuses to start any guest
+(spawn, power on, resume, reboot...), whatever asks: an evacuated server must not run
+here again, and the API may already have given it to another host. Stopping, destroying
+and reading are allowed, so a reconnected agent still cleans up what moved. The fence
+ends when the heartbeat is renewed *and* the API says the host is not forced down: a
+host the controller declared dead stays fenced until an operator clears the flag (or the
+controller itself, when the host answered before anything moved). The time of each
+self-fence is kept in ``STATE_DIR/agent/self-fenced`` for the operator (and the tests).
 
 What it cannot do: act while the whole host is frozen (its thread is frozen too). Such a
 host needs a fence command (IPMI, Redfish), or a hardware watchdog (README, "High
@@ -28,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 from kumo.drivers.hypervisor.base import HypervisorDriver, HypervisorError, PowerState
 
@@ -57,11 +62,12 @@ class SelfFence:
         self._last = clock()
         self._lock = threading.Lock()
 
-    def renewed(self) -> None:
-        """The control plane answered a heartbeat (or a registration)."""
+    def renewed(self, forced_down: bool = False) -> None:
+        """The control plane answered a heartbeat (or a registration), saying whether it
+        holds this host forced down."""
         with self._lock:
             self._last = self.clock()
-            if self.fenced:
+            if self.fenced and not forced_down:
                 log.warning("self-fence: the API answers again; the compute loop takes over")
                 self.fenced = False
 
@@ -126,3 +132,47 @@ class SelfFence:
             except Exception:  # the watchdog must outlive any one failure
                 log.exception("self-fence check failed")
             stop.wait(CHECK_INTERVAL)
+
+
+# What a fenced host's driver refuses: everything that could make a guest run.
+STARTS = frozenset(
+    {
+        "spawn",
+        "power_on",
+        "reboot",
+        "unpause",
+        "resume",
+        "rescue",
+        "unrescue",
+        "finish_incoming",
+        "prepare_incoming",
+    }
+)
+
+
+class _Guarded:
+    """The driver, refusing to start guests while the host is fenced."""
+
+    def __init__(self, driver: HypervisorDriver, fence: SelfFence) -> None:
+        self._driver = driver
+        self._fence = fence
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._driver, name)
+        if name not in STARTS:
+            return attr
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if self._fence.fenced:
+                raise HypervisorError(
+                    "this host fenced itself (no heartbeat renewed in time, or it is forced "
+                    "down): no guest starts here until an operator clears it"
+                )
+            return attr(*args, **kwargs)
+
+        return guarded
+
+
+def guard(driver: HypervisorDriver, fence: SelfFence) -> HypervisorDriver:
+    """``driver`` for the compute loop: the same, but no guest starts while fenced."""
+    return cast(HypervisorDriver, _Guarded(driver, fence))

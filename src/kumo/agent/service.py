@@ -20,7 +20,7 @@ from kumo.agent.disks import start_disks
 from kumo.agent.images import ImageCache
 from kumo.agent.inventory import capabilities, host_load, inventory
 from kumo.agent.network import HostNetworkConfig, NetworkLoop
-from kumo.agent.self_fence import SelfFence
+from kumo.agent.self_fence import SelfFence, guard
 from kumo.agent.spec import QemuSpecBuilder
 from kumo.agent.volumes import VolumeLoop
 from kumo.drivers.hypervisor.base import GuestSpec, HypervisorDriver
@@ -88,6 +88,8 @@ class Agent:
                 state_dir / "agent" / "self-fenced",
                 Path(lease_dir) / self.id if lease_dir else None,
             )
+            if driver is not None:
+                self.driver = guard(driver, self.self_fence)
         self._fence_thread: threading.Thread | None = None
         self.images = ImageCache(self._client, self.api, state_dir / "agent" / "images")
         self._builder: SpecBuilder = minimal_spec
@@ -169,12 +171,16 @@ class Agent:
         response = self._client.post(f"{self.api}/hosts", json=self.registration())
         response.raise_for_status()
         self.registered = True
-        self._renewed()
+        self._renewed(response)
         log.info("registered host %s (%s)", self.name, self.id)
 
-    def _renewed(self) -> None:
+    def _renewed(self, response: httpx.Response) -> None:
         if self.self_fence is not None:
-            self.self_fence.renewed()
+            try:
+                forced_down = bool(response.json()["host"].get("forced_down", False))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                forced_down = False  # an API older than the flag: it never forces
+            self.self_fence.renewed(forced_down)
 
     def heartbeat(self) -> None:
         response = self._client.post(
@@ -185,7 +191,7 @@ class Agent:
             self.register()
             return
         response.raise_for_status()
-        self._renewed()
+        self._renewed(response)
 
     def step(self) -> None:
         """One iteration: register if needed, else heartbeat. Errors are logged, not fatal:

@@ -32,6 +32,8 @@ def _host_view(host: Any) -> dict[str, Any]:
         "name": host.name,
         "enabled": host.enabled,
         "disabled_reason": host.disabled_reason,
+        # A self-fenced agent stays fenced while its host is forced down (kumo.core.ha).
+        "forced_down": host.forced_down,
     }
 
 

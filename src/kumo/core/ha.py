@@ -262,6 +262,25 @@ def events(session: Session, host_id: str | None = None) -> list[HostFailureEven
     return list(session.scalars(query))
 
 
+def history(
+    session: Session, host_id: str | None = None, limit: int = 100
+) -> list[tuple[HostFailure, list[HostFailureEvent]]]:
+    """The latest failures (of one host, or all), newest first, each with its events."""
+    query = select(HostFailure).order_by(HostFailure.created_at.desc(), HostFailure.id)
+    if host_id is not None:
+        query = query.where(HostFailure.host_id == host_id)
+    failures = list(session.scalars(query.limit(limit)))
+    found: dict[str, list[HostFailureEvent]] = {f.id: [] for f in failures}
+    if found:
+        for event in session.scalars(
+            select(HostFailureEvent)
+            .where(HostFailureEvent.failure_id.in_(list(found)))
+            .order_by(HostFailureEvent.id)
+        ):
+            found[event.failure_id].append(event)
+    return [(f, found[f.id]) for f in failures]
+
+
 def open_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).where(HostFailure.ended_at.is_(None))) or 0)
 
