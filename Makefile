@@ -15,7 +15,7 @@ SYSTEM_PACKAGES := python3 python3-venv qemu-system-x86 qemu-utils dnsmasq-base 
 	mariadb-client chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test lint compat bench system-deps python-deps clean web-assets
+.PHONY: up test lint compat bench system-deps python-deps clean web-assets ha-proof
 
 # System packages: installed only when one is missing (dpkg knows).
 system-deps:
@@ -47,6 +47,11 @@ test: system-deps python-deps
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# Issue 16's proof of host failure handling: 20 freezes of a random host at random moments
+# in one run (about 10 min; `make test` runs 5). KUMO_HA_SEED=N replays a run.
+ha-proof: system-deps python-deps
+	KUMO_HA_ROUNDS=20 $(VENV)/bin/pytest -p no:cacheprovider -s tests/e2e/test_ha_host_failure.py -k random_freezes
 
 lint: python-deps
 	$(VENV)/bin/ruff check src tests bench

@@ -253,12 +253,13 @@ def test_cut_off_host_fences_itself_before_its_servers_move(tmp_path: Path) -> N
         db_check(hc.cloud.state_dir)
 
 
-ROUNDS = int(os.environ.get("KUMO_HA_ROUNDS", "20"))
+# `make test` runs 5 freezes (CI's time budget); `make ha-proof` runs the issue's 20.
+ROUNDS = int(os.environ.get("KUMO_HA_ROUNDS", "5"))
 
 
 @pytest.mark.slow
-def test_twenty_random_freezes_no_double_run_no_lost_server(tmp_path: Path) -> None:
-    """Freeze fake-1 or fake-2 at random moments for random times, 20 times in one run:
+def test_random_freezes_no_double_run_no_lost_server(tmp_path: Path) -> None:
+    """Freeze fake-1 or fake-2 at random moments for random times, ROUNDS times in one run:
     a short freeze is survived (nothing moves), a long one is fenced then failed over; the
     host reboots and an operator clears its forced-down flag. Every evacuation starts after
     its source was fenced (0 double runs); every HA server ends ACTIVE (0 lost)."""

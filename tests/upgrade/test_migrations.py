@@ -722,8 +722,8 @@ def test_0026_console_endpoints_gain_the_display(db_factory):
         assert new is not None and new.display == "vga"
 
 
-def test_0028_host_failure_tables_are_added_next_to_hosts(db_factory):
-    """0028 adds the host failure state machine's tables (expand: old code never reads
+def test_0027_host_failure_tables_are_added_next_to_hosts(db_factory):
+    """0027 adds the host failure state machine's tables (expand: old code never reads
     them); a host registered before it keeps its row, and its failures go with it."""
     db = db_factory.create()
     migrate.upgrade(db, "0026")
@@ -737,7 +737,7 @@ def test_0028_host_failure_tables_are_added_next_to_hosts(db_factory):
             {"t": True, "f": False, "when": dt.datetime(2026, 12, 7, 8, 0)},
         )
     migrate.upgrade(db)
-    assert migrate.status(db).current >= "0028"
+    assert migrate.status(db).current >= "0027"
     from kumo.db.ha_tables import HostFailure, HostFailureEvent
 
     with db.session() as s:

@@ -3,7 +3,7 @@ machine the controller advances, kept in the database so it resumes after a rest
 
 New tables old code never reads: an expand step.
 
-Revision ID: 0028
+Revision ID: 0027
 Revises: 0026
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 from kumo.db.types import UTCDateTime
 
-revision = "0028"
+revision = "0027"
 down_revision = "0026"
 branch_labels = None
 depends_on = None
