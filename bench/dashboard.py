@@ -8,7 +8,7 @@ waits until they are ACTIVE. Then, with Debian's Chromium driven by Playwright:
   (the first page of results, 20 rows), ``--loads`` times after one warm-up;
 * ``page (server side)``: the same page fetched with httpx and the session cookie: what
   the API process spends rendering it (three API calls in process + the template);
-* ``rows poll (server side)``: the 2 s poll's request alone;
+* ``rows poll (server side)``: the 1 s poll's request alone;
 * ``state change to page``: a server on the open page is stopped (or started) through
   Nova's API; the time from the API's 202 until the open page's row shows the new status
   (the agent's work plus the wait for the next poll), ``--changes`` times.

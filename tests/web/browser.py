@@ -55,7 +55,8 @@ class Tab:
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type in ("error", "warning"):
-            self.console.append(f"{message.type}: {message.text}")
+            where = message.location.get("url", "")
+            self.console.append(f"{message.type}: {message.text} ({where} on {self.page.url})")
 
     def errors(self) -> list[str]:
         """Console errors and warnings so far (CSP refusals are reported there)."""
@@ -88,6 +89,13 @@ def sign_in(page: Page, user: str, password: str, domain: str = "Default") -> No
     page.get_by_label("Domain").fill(domain)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Instances", level=1)).to_be_visible()
+
+
+def switch_project(page: Page, name: str) -> None:
+    """Switch the signed-in user to project ``name`` with the header's project switch."""
+    page.get_by_label("Project").select_option(label=name)
+    page.get_by_role("button", name="Switch").click()
+    expect(page.get_by_label("Project").locator("option:checked")).to_have_text(name)
 
 
 def screenshot(page: Page, name: str) -> Path:

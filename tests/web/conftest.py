@@ -17,6 +17,7 @@ from kumo.db import models as m
 
 from apihelpers import ADMIN_PASSWORD
 from browser import chromium, new_tab  # noqa: F401  (the browser tests' fixtures)
+from livecloud import live_cloud, shared_guest  # noqa: F401
 from visitor import Visitor
 
 

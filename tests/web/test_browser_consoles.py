@@ -4,7 +4,8 @@ carries keys to it, the graphical console (noVNC) shows the guest's screen chang
 console URL works opened straight from the API (no dashboard session: the token is the
 authorization) and only once.
 
-One guest serves the whole module (TCG guests are slow to boot). kumo-tiny has no shell
+The guest is the browser tests' shared one (tests/web/livecloud.py: TCG guests are slow
+to boot); the consoles only read it. kumo-tiny has no shell
 on ttyS0: what it prints there is "kumo-guest: alive N" every two seconds, and the keys
 typed come back through the guest's tty echo, which is what the serial test reads.
 """
@@ -12,58 +13,47 @@ typed come back through the guest's tty echo, which is what the serial test read
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Page, expect
-from test_qemu_server import Guests, _require_qemu
 
 from browser import Tab, screenshot, sign_in
 from computeapi import Api
-from kumoproc import Cloud, clean_env, start_cloud, wait_for
+from kumoproc import Cloud
+from livecloud import GUEST_NAME, SharedGuest
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
-BOOT = 240  # seconds for a TCG guest to print on its serial console
 REFUSED = "Not connected: the token expired or was already used."
 
 
-@pytest.fixture(scope="module")
-def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cloud, str]]:
-    """A live cloud and one running kumo-tiny guest that prints on its consoles."""
-    _require_qemu()
-    state = tmp_path_factory.mktemp("webconsole") / "state"
-    cloud = start_cloud(state, env=clean_env())
-    guests = Guests(state)
-    api = Api(cloud.url, cloud.admin_password)
+def _console_url(cloud: Cloud, server_id: str, protocol: str) -> str:
+    """A console URL from Nova's remote console API (``openstack console url show``), as
+    the server's project (demo) asks for it."""
+    api = Api(cloud.url, cloud.admin_password, project="demo")
     try:
-        created = api.create_server("console-vm", api.image_id())
-        assert created.status_code == 202, created.text
-        server_id = str(created.json()["server"]["id"])
-        guests.pid(server_id)
-        log = state / "agent" / "instances" / server_id / "console.log"
-        wait_for(
-            lambda: log.exists() and "kumo-guest: alive" in log.read_text(errors="replace"),
-            BOOT,
-            "the guest's first 'alive' on its serial console",
-            interval=1.0,
+        kind = "novnc" if protocol == "vnc" else "serial"
+        resp = api.client.post(
+            f"/compute/v2.1/servers/{server_id}/remote-consoles",
+            json={"remote_console": {"protocol": protocol, "type": kind}},
+            headers={"OpenStack-API-Version": "compute 2.6"},
         )
-        yield cloud, server_id
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["remote_console"]["url"])
     finally:
         api.close()
-        cloud.stop()
-        guests.cleanup()
 
 
 def open_from_server_page(page: Page, server_id: str, button: str) -> None:
     page.goto(f"/project/instances/{server_id}")
-    expect(page.get_by_role("heading", name="console-vm", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name=GUEST_NAME, level=1)).to_be_visible()
     page.get_by_role("button", name=button).click()
 
 
 def test_serial_console_from_the_server_page(
-    guest: tuple[Cloud, str], new_tab: Callable[[Cloud], Tab]
+    shared_guest: SharedGuest, new_tab: Callable[[Cloud], Tab]
 ) -> None:
-    cloud, server_id = guest
+    cloud, server_id = shared_guest.cloud, shared_guest.id
     tab = new_tab(cloud)
     page = tab.page
     sign_in(page, "admin", cloud.admin_password)
@@ -90,20 +80,10 @@ def test_serial_console_from_the_server_page(
 
 
 def test_graphical_console_from_the_apis_url_shows_the_screen_changing(
-    guest: tuple[Cloud, str], new_tab: Callable[[Cloud], Tab]
+    shared_guest: SharedGuest, new_tab: Callable[[Cloud], Tab]
 ) -> None:
-    cloud, server_id = guest
-    api = Api(cloud.url, cloud.admin_password)
-    try:
-        resp = api.client.post(
-            f"/compute/v2.1/servers/{server_id}/remote-consoles",
-            json={"remote_console": {"protocol": "vnc", "type": "novnc"}},
-            headers={"OpenStack-API-Version": "compute 2.6"},
-        )
-        assert resp.status_code == 200, resp.text
-        url = resp.json()["remote_console"]["url"]
-    finally:
-        api.close()
+    cloud, server_id = shared_guest.cloud, shared_guest.id
+    url = _console_url(cloud, server_id, "vnc")
     assert url.startswith(f"{cloud.url}/console/vnc?token="), url
     tab = new_tab(cloud)  # never signed in: the token is the authorization
     page = tab.page
@@ -158,9 +138,9 @@ def _other_project_user(cloud: Cloud, name: str, password: str) -> None:
 
 
 def test_another_projects_user_gets_neither_the_server_page_nor_a_console(
-    guest: tuple[Cloud, str], new_tab: Callable[[Cloud], Tab]
+    shared_guest: SharedGuest, new_tab: Callable[[Cloud], Tab]
 ) -> None:
-    cloud, server_id = guest
+    cloud, server_id = shared_guest.cloud, shared_guest.id
     _other_project_user(cloud, "eve", "eve-pw")
     tab = new_tab(cloud)
     page = tab.page
@@ -180,3 +160,12 @@ def test_another_projects_user_gets_neither_the_server_page_nor_a_console(
     )
     assert refused.status == 404, refused.text()
     assert not_found in refused.text()
+    # A console URL the server's own project obtained, opened in eve's signed-in browser:
+    # the proxy refuses her handshake, and the token stays unused for its owner.
+    url = _console_url(cloud, server_id, "vnc")
+    page.goto(url)
+    expect(page.get_by_role("status")).to_have_text(re.compile(re.escape(REFUSED)))
+    screenshot(page, "console-other-project-websocket")
+    owner = new_tab(cloud)  # no session: the token is the authorization
+    owner.page.goto(url)
+    expect(owner.page.get_by_role("status")).to_have_text("Connected")

@@ -4,6 +4,8 @@ from BUILD to ACTIVE without reloading, at desktop and phone widths, and sign ou
 The cloud starts without its agent, so a new server waits in BUILD (no host yet) for as
 long as the test needs to see it; then an agent (fake hypervisor) registers and the
 scheduler places it. That makes BUILD -> ACTIVE a sequence the page must show, not a race.
+So this module has a cloud of its own (no guest, no QEMU: it starts in seconds) rather
+than the browser tests' shared one (tests/web/livecloud.py), where a host is already up.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def test_sign_in_watch_a_server_become_active_and_sign_out(
     created = api.create_server("web-vm", api.image_id())
     assert created.status_code == 202, created.text
     row = page.get_by_role("row", name=re.compile(r"web-vm"))
-    expect(row).to_contain_text("BUILD", timeout=10_000)  # the 2 s poll brought it
+    expect(row).to_contain_text("BUILD", timeout=10_000)  # the 1 s poll brought it
     screenshot(page, "instances-build")
 
     agent = start_agent(

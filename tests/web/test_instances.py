@@ -64,7 +64,7 @@ def test_the_rows_poll_renders_only_the_rows_of_the_same_query(
 ) -> None:
     _servers(cloud, image_id)
     page = admin_visitor.http.get("/project/instances?sort=name&dir=asc&limit=3").text
-    poll = re.search(r'hx-get="([^"]+)" hx-trigger="every 2s" hx-swap="innerHTML"', page)
+    poll = re.search(r'hx-get="([^"]+)" hx-trigger="every 1s" hx-swap="innerHTML"', page)
     assert poll, page
     rows = admin_visitor.http.get(poll.group(1).replace("&amp;", "&"))
     assert rows.status_code == 200
