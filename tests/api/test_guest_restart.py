@@ -264,6 +264,9 @@ def test_a_guest_the_user_stopped_during_the_back_off_is_not_restarted(
     compute.loop.sync_once()
     assert _driver(compute).get_state(server_id).power_state == "shutdown"
     assert _boots(compute, server_id) == 2
+    waited = _actions(compute, server_id, "restart")[-1]
+    assert waited.finish_time is not None
+    assert (waited.message or "").endswith("; not restarted: the server was stopped first")
 
 
 def test_a_restarted_agent_leaves_running_guests_alone(compute: Compute, tmp_path: Path) -> None:

@@ -237,7 +237,13 @@ def _finish_task(
         rows = [r for r in stored if r.action_id == action.id] + opened.get(id(action), [])
         action.finish_time = now
         why = error
-        if action.action == "create" and instance.deleted:
+        if action.action == "restart" and (instance.deleted or instance.desired_state != "active"):
+            # A guest restart (kumo.core.compute.guest_restart) waiting out its back-off when
+            # the owner stopped or deleted the server: it did not happen, and says why.
+            undone = "deleted" if instance.deleted else "stopped"
+            note = f"; not restarted: the server was {undone} first"
+            action.message = ((action.message or "The guest exited") + note)[-4000:]
+        elif action.action == "create" and instance.deleted:
             why = DISAPPEARED  # deleted before its build ended: the build did not succeed
         if why is not None and action.message is None:
             action.message = ERROR  # as Nova marks an action one of whose events failed
