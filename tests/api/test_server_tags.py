@@ -149,17 +149,16 @@ def test_limits_and_bad_input_are_400_in_novas_words(compute: Compute) -> None:
     assert c.put(f"{url}/t", json=None, headers=admin).status_code == 201
     with_body = c.put(f"{url}/u", json={"tag": "u"}, headers=admin)
     assert "is not of type 'null'" in _message(with_body, 400)
-    # PostgreSQL text cannot hold NUL: refused, and looked up or filtered by as no tag.
+    # PostgreSQL text cannot hold NUL: refused in the body, the path and the query alike
+    # (kumo.api.nul_guard; every service answers a NUL with a 400).
     nul = c.put(url, json={"tags": ["a\u0000b"]}, headers=admin)
     assert "contains a NUL character" in _message(nul, 400)
-    assert "contains a NUL character" in _message(c.put(f"{url}/a%00b", headers=admin), 400)
-    assert c.get(f"{url}/a%00b", headers=admin).status_code == 404
-    assert c.delete(f"{url}/a%00b", headers=admin).status_code == 404
+    for method in ("PUT", "GET", "DELETE"):
+        resp = c.request(method, f"{url}/a%00b", headers=admin)
+        assert "NUL character" in _message(resp, 400), method
     for query in ("tags=%00", "tags-any=%00", "not-tags=%00,t", "not-tags-any=%00"):
         listed = c.get(f"{SERVERS}?{query}", headers=admin)
-        assert listed.status_code == 200, (query, listed.text)
-        expected = [] if query.startswith("tags") else [server_id]
-        assert [s["id"] for s in listed.json()["servers"]] == expected, query
+        assert "NUL character" in _message(listed, 400), query
     malformed = c.put(url, content=b"{", headers={**admin, "Content-Type": "application/json"})
     assert _message(malformed, 400).startswith("Malformed request body")
     assert c.get(url, headers=admin).json() == {"tags": ["t", longest]}
