@@ -34,12 +34,6 @@ _PATTERN = "^[^,/]*$"
 _TAG = re.compile(_PATTERN)
 
 
-def _storable(tag: str) -> bool:
-    """PostgreSQL text cannot hold NUL: such a tag is refused (400), never on a server, and
-    never sent to the database in a lookup (its driver would fail: a 500)."""
-    return "\x00" not in tag
-
-
 def _schema_error(tag: str) -> str | None:
     """What Nova's JSON schema for one tag says of ``tag`` (None: it is valid)."""
     if not tag:
@@ -48,8 +42,6 @@ def _schema_error(tag: str) -> str | None:
         return f"{tag!r} is too long"
     if not _TAG.match(tag):
         return f"{tag!r} does not match {_PATTERN!r}"
-    if not _storable(tag):
-        return f"{tag!r} contains a NUL character"
     return None
 
 
@@ -94,7 +86,7 @@ def list_tags(session: Session, ctx: Context, server_id: str) -> list[str]:
 def check_tag(session: Session, ctx: Context, server_id: str, tag: str) -> None:
     """GET /tags/{tag}: nothing when the server has it, 404 when not."""
     servers.get(session, ctx, server_id)
-    if not _storable(tag) or session.get(InstanceTag, (server_id, tag)) is None:
+    if session.get(InstanceTag, (server_id, tag)) is None:
         raise NotFound(f"Server {server_id} has no tag '{tag}'")
 
 
@@ -158,7 +150,7 @@ def replace_tags(session: Session, ctx: Context, server_id: str, tags: list[str]
 
 def delete_tag(session: Session, ctx: Context, server_id: str, tag: str) -> None:
     instance = _changing(session, ctx, server_id, "delete tag")
-    row = session.get(InstanceTag, (instance.id, tag)) if _storable(tag) else None
+    row = session.get(InstanceTag, (instance.id, tag))
     if row is None:
         raise NotFound(f"Instance {server_id} has no tag '{tag}'")
     session.delete(row)
@@ -195,9 +187,7 @@ class TagFilters:
 
 
 def _having_any(tags: frozenset[str]) -> Select[Any]:
-    return select(InstanceTag.instance_id).where(
-        InstanceTag.tag.in_([t for t in tags if _storable(t)])
-    )
+    return select(InstanceTag.instance_id).where(InstanceTag.tag.in_(tags))
 
 
 def _having_all(tags: frozenset[str]) -> Select[Any]:
