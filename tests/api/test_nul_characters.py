@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.websockets import WebSocketDisconnect
 from test_servers import SERVERS, Compute
 
 NUL = "a\u0000b"
@@ -95,3 +96,14 @@ def test_a_nul_escaped_as_text_is_not_a_nul(compute: Compute) -> None:
     """A backslash followed by ``u0000`` is six ordinary characters."""
     resp = compute.create(compute.cloud.admin, name="\\u0000")
     assert resp.status_code == 202, resp.text
+
+
+def test_a_console_websocket_with_a_nul_in_its_token_is_refused(cloud: Any) -> None:
+    """The handshake is refused before the console proxy looks the token up."""
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        cloud.client.websocket_connect("/console/websocket/serial?token=a%00b"),
+    ):
+        pass
+    assert refused.value.code == 1008
+    assert "NUL character" in refused.value.reason  # the guard's words, not the proxy's
